@@ -1,0 +1,122 @@
+//! Agents do the work of a phase: one request in, one reply out. The engine
+//! holds them as `Arc<dyn Agent>` and knows nothing of how they work.
+
+pub mod command;
+pub mod sim;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::engine::cost::Usage;
+use crate::engine::event::ErrorClass;
+use crate::spec::model::{AgentKind, AgentSpec};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What an agent is asked, as written to a command agent's stdin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentRequest {
+    pub task: TaskRef,
+    pub phase: String,
+    pub attempt: u32,
+    /// Earlier phases' outputs, by phase id.
+    pub outputs: Map<String, Value>,
+    /// A reviewer's feedback when the phase was sent back.
+    pub feedback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub id: String,
+    pub input: Value,
+}
+
+/// A well-formed answer from an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Output {
+        output: Value,
+    },
+    /// The agent failed and says whether trying again may help.
+    Error {
+        message: String,
+        retryable: bool,
+    },
+    Blocked {
+        reason: String,
+    },
+    /// Output that a person must look at before the task goes on.
+    Review {
+        reason: String,
+        output: Value,
+    },
+}
+
+/// The agent could not give a well-formed reply (timeout, crash, bad output).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Failure {
+        Failure {
+            class,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything one call produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallResult {
+    pub reply: Result<Reply, Failure>,
+    pub usage: Option<Usage>,
+    /// Lines the agent wrote for people (a command's stderr), capped.
+    pub trace: Vec<String>,
+}
+
+impl CallResult {
+    pub fn failed(class: ErrorClass, message: impl Into<String>) -> CallResult {
+        CallResult {
+            reply: Err(Failure::new(class, message)),
+            usage: None,
+            trace: Vec::new(),
+        }
+    }
+}
+
+/// What the engine gives a call besides the request.
+#[derive(Clone)]
+pub struct CallContext {
+    /// The agent must give up (and clean up) by then; the engine also drops
+    /// the call's future when it passes, and a dropped call must leave nothing
+    /// running.
+    pub timeout: Duration,
+    /// Live trace lines for whoever watches; may be dropped when nobody does.
+    pub trace: Option<mpsc::UnboundedSender<String>>,
+}
+
+pub trait Agent: Send + Sync {
+    /// The model this agent reports when the reply names none.
+    fn model(&self) -> Option<&str>;
+
+    /// One attempt. The future must be cancel-safe: dropping it stops the work.
+    fn call(&self, request: Arc<AgentRequest>, ctx: CallContext) -> BoxFuture<CallResult>;
+}
+
+/// Builds the agent a spec describes.
+pub fn build(spec: &AgentSpec) -> Arc<dyn Agent> {
+    match &spec.kind {
+        AgentKind::Command(c) => Arc::new(command::CommandAgent::new(c.clone())),
+        AgentKind::Sim(s) => Arc::new(sim::SimAgent::new(s.clone())),
+    }
+}

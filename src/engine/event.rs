@@ -1,0 +1,316 @@
+//! The one stream: everything the engine does is an `Event`; everything an
+//! operator can do is a `Command`.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::cost::Usage;
+use super::state::TaskState;
+
+pub type TaskId = String;
+
+/// One thing that happened, in journal order. `seq` is unique and increasing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    /// Wall clock, UTC.
+    pub at: Timestamp,
+    /// The task it concerns; `None` for run-level events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    TaskSubmitted {
+        input: Value,
+    },
+    PhaseStarted {
+        phase: String,
+        attempt: u32,
+        agent: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        feedback: Option<String>,
+    },
+    AttemptFinished {
+        phase: String,
+        attempt: u32,
+        duration_ms: u64,
+        outcome: AttemptOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        /// Dollars; `None` when the price is not known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        trace: Vec<String>,
+    },
+    RetryScheduled {
+        phase: String,
+        /// The attempt that will run.
+        attempt: u32,
+        delay_ms: u64,
+        /// When it will run (wall clock).
+        due: Timestamp,
+    },
+    PhaseFailed {
+        phase: String,
+        error: String,
+    },
+    PhaseSkipped {
+        phase: String,
+        reason: String,
+    },
+    ReviewRequested {
+        phase: String,
+        reason: ReviewReason,
+    },
+    TaskBlocked {
+        phase: String,
+        reason: String,
+    },
+    DecisionRecorded {
+        decision: Decision,
+    },
+    TaskFinished {
+        state: TaskState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    RunPaused {
+        by: Actor,
+    },
+    RunResumed {
+        by: Actor,
+    },
+}
+
+impl EventKind {
+    /// The phase an event is about, if it is about one.
+    pub fn phase(&self) -> Option<&str> {
+        match self {
+            EventKind::PhaseStarted { phase, .. }
+            | EventKind::AttemptFinished { phase, .. }
+            | EventKind::RetryScheduled { phase, .. }
+            | EventKind::PhaseFailed { phase, .. }
+            | EventKind::PhaseSkipped { phase, .. }
+            | EventKind::ReviewRequested { phase, .. }
+            | EventKind::TaskBlocked { phase, .. } => Some(phase),
+            _ => None,
+        }
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    Failed {
+        class: ErrorClass,
+        message: String,
+    },
+    Blocked {
+        reason: String,
+    },
+    /// The agent produced output but asks for a person to look.
+    ReviewRequested {
+        reason: String,
+    },
+    /// Lost to a restart of the engine; the attempt runs again.
+    Interrupted,
+    /// Cut short because the task was cancelled.
+    Cancelled,
+}
+
+/// What kind of failure an attempt had; decides whether it is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The agent said it may work next time.
+    Retryable,
+    /// The agent said it will not work next time.
+    Fatal,
+    /// The attempt ran past its timeout and was killed.
+    Timeout,
+    /// The agent process died from a signal.
+    Crashed,
+    /// The output lacked what the phase requires.
+    Contract,
+    /// The agent's reply broke the protocol: not JSON, not UTF-8, too large.
+    Protocol,
+    /// The agent could not be started at all.
+    Spawn,
+}
+
+impl ErrorClass {
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Retryable
+                | ErrorClass::Timeout
+                | ErrorClass::Crashed
+                | ErrorClass::Contract
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Retryable => "retryable",
+            ErrorClass::Fatal => "fatal",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Crashed => "crashed",
+            ErrorClass::Contract => "contract",
+            ErrorClass::Protocol => "protocol",
+            ErrorClass::Spawn => "spawn",
+        }
+    }
+}
+
+/// Why a task waits for a review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReviewReason {
+    /// `on_failure = "review"` and the phase failed after its retries.
+    PhaseFailed { error: String },
+    /// `review = "always"`: the phase's output needs approval.
+    Always,
+    /// The agent asked for a person to look.
+    AgentAsked { reason: String },
+}
+
+impl ReviewReason {
+    pub fn describe(&self) -> String {
+        match self {
+            ReviewReason::PhaseFailed { error } => format!("phase failed: {error}"),
+            ReviewReason::Always => "output needs approval".to_string(),
+            ReviewReason::AgentAsked { reason } => format!("agent asks: {reason}"),
+        }
+    }
+}
+
+/// Who did something: the OS user and, over SSH, the client's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_client: Option<String>,
+}
+
+impl Actor {
+    /// The person running this process.
+    pub fn current() -> Actor {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }));
+        // SSH_CLIENT is "address port localport"; SSH_CONNECTION starts the same way.
+        let ssh_client = std::env::var("SSH_CLIENT")
+            .or_else(|_| std::env::var("SSH_CONNECTION"))
+            .ok()
+            .and_then(|v| v.split_whitespace().next().map(str::to_string));
+        Actor { user, ssh_client }
+    }
+
+    /// The engine itself, for decisions made by policy.
+    pub fn engine() -> Actor {
+        Actor {
+            user: "baton".to_string(),
+            ssh_client: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.ssh_client {
+            Some(addr) => write!(f, "{} (ssh from {addr})", self.user),
+            None => f.write_str(&self.user),
+        }
+    }
+}
+
+/// A person's decision, as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub action: Action,
+    /// The phase it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    pub by: Actor,
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What an operator can do to one task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Accept the held phase (its output, or its failure) and go on.
+    Approve,
+    /// Fail the task.
+    Reject,
+    /// Run the held phase again with this feedback in the request.
+    SendBack {
+        feedback: String,
+    },
+    /// Settle a blocker by running the blocked phase again.
+    ResolveRetry,
+    /// Settle a blocker by skipping the blocked phase.
+    ResolveSkip,
+    /// Settle a blocker by failing the task.
+    ResolveFail,
+    /// Run a phase again now: skip a retry's wait, or re-open a failed task.
+    Retry,
+    Cancel,
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Approve => "approve",
+            Action::Reject => "reject",
+            Action::SendBack { .. } => "send back",
+            Action::ResolveRetry => "resolve: retry",
+            Action::ResolveSkip => "resolve: skip",
+            Action::ResolveFail => "resolve: fail",
+            Action::Retry => "retry",
+            Action::Cancel => "cancel",
+        }
+    }
+}
+
+/// Everything an operator can ask of the engine. Keys, CLI calls and socket
+/// messages all become one of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    Act {
+        task: TaskId,
+        action: Action,
+        /// The phase to act on; the task's oldest hold (or failed phase) when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        by: Actor,
+    },
+    Pause {
+        by: Actor,
+    },
+    Resume {
+        by: Actor,
+    },
+    /// Stop starting attempts, let nothing new begin, and shut down.
+    Shutdown,
+}

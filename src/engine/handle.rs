@@ -1,0 +1,69 @@
+//! How the outside talks to a running engine: commands in, events out, and a
+//! snapshot of everything for a reader that starts late or falls behind.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::event::{Command, Event};
+use super::task::Task;
+
+/// The whole run at one point of the event stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSnapshot {
+    pub pipeline: String,
+    /// Phase ids in pipeline order.
+    pub phases: Vec<String>,
+    pub state_dir: String,
+    pub started_at: Timestamp,
+    pub paused: bool,
+    /// Every task as of `seq`; events after `seq` apply on top.
+    pub tasks: Vec<Task>,
+    pub seq: u64,
+}
+
+/// Why the engine refused a command; the text is for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+pub(crate) enum Request {
+    Command(Command, oneshot::Sender<Result<(), Refusal>>),
+    Snapshot(oneshot::Sender<RunSnapshot>),
+}
+
+/// A cheap, cloneable handle on a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    pub(crate) requests: mpsc::Sender<Request>,
+    pub(crate) events: broadcast::Sender<Arc<Event>>,
+}
+
+impl EngineHandle {
+    /// Events as they become durable. A receiver that falls behind gets
+    /// `RecvError::Lagged` and should take a fresh `snapshot`.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    /// Everything now. Subscribe first, then snapshot, and skip events whose
+    /// `seq` the snapshot already covers.
+    pub async fn snapshot(&self) -> Option<RunSnapshot> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Snapshot(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Sends a command and waits until its events are durable, or the refusal.
+    pub async fn send(&self, command: Command) -> Result<(), Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Command(command, tx))
+            .await
+            .map_err(|_| Refusal("the engine has stopped".into()))?;
+        rx.await
+            .map_err(|_| Refusal("the engine has stopped".into()))?
+    }
+}

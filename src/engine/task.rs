@@ -1,0 +1,723 @@
+//! A task as the fold of its events. `Task::apply` is the only way a task
+//! changes, in the engine, in recovery and in every view alike.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::cost::{CostTotal, Usage};
+use super::event::{Action, AttemptOutcome, Decision, Event, EventKind, ReviewReason, TaskId};
+use super::state::{
+    HoldKind, InvalidPhaseTransition, InvalidTransition, PhaseSignal, PhaseState, TaskSignal,
+    TaskState, phase_transition, task_transition,
+};
+
+/// Trace lines kept per attempt; later ones are counted, not kept.
+pub const MAX_TRACE_LINES: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub input: Value,
+    pub state: TaskState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    pub phases: Vec<PhaseRecord>,
+    /// Open reviews and blockers, oldest first; the first decides the state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<Decision>,
+    /// The journal sequence number of the last event applied.
+    pub seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseRecord {
+    pub id: String,
+    pub state: PhaseState,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// The last failure's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Reviewer feedback for the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_reason: Option<String>,
+    /// A person approved this phase: its output, or its failure.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub approved: bool,
+    /// Attempts counted against the retry limit since the last reset.
+    #[serde(default)]
+    pub tries: u32,
+    /// When the next attempt is due, while the phase waits to retry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_due: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub number: u32,
+    pub agent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    pub started_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<String>,
+    /// `None` while the attempt runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<AttemptOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// The wait before the attempt after this one, when a retry was scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<String>,
+}
+
+impl AttemptRecord {
+    pub fn is_open(&self) -> bool {
+        self.outcome.is_none()
+    }
+}
+
+/// An open review or blocker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hold {
+    pub kind: HoldKind,
+    pub phase: String,
+    pub since: Timestamp,
+    /// Why, in words.
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Task(#[from] InvalidTransition),
+    #[error("phase {phase}: {source}")]
+    Phase {
+        phase: String,
+        source: InvalidPhaseTransition,
+    },
+    #[error("task {task} has no phase {phase}")]
+    UnknownPhase { task: TaskId, phase: String },
+    #[error("task {task}: {message}")]
+    Refused { task: TaskId, message: String },
+    #[error("event {seq} is for task {got:?}, not {want}")]
+    WrongTask {
+        seq: u64,
+        got: Option<TaskId>,
+        want: TaskId,
+    },
+}
+
+impl Task {
+    /// A new task in `pending`, with every phase `pending`.
+    pub fn new(id: TaskId, input: Value, phases: &[String], at: Timestamp, seq: u64) -> Task {
+        Task {
+            id,
+            input,
+            state: TaskState::Pending,
+            created_at: at,
+            updated_at: at,
+            finished_at: None,
+            finish_reason: None,
+            phases: phases.iter().map(|p| PhaseRecord::new(p.clone())).collect(),
+            holds: Vec::new(),
+            decisions: Vec::new(),
+            seq,
+        }
+    }
+
+    /// A task from its `TaskSubmitted` event.
+    pub fn from_submitted(ev: &Event, phases: &[String]) -> Option<Task> {
+        match (&ev.kind, &ev.task) {
+            (EventKind::TaskSubmitted { input }, Some(id)) => {
+                Some(Task::new(id.clone(), input.clone(), phases, ev.at, ev.seq))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn phase_index(&self, id: &str) -> Option<usize> {
+        self.phases.iter().position(|p| p.id == id)
+    }
+
+    pub fn phase(&self, id: &str) -> Option<&PhaseRecord> {
+        self.phases.iter().find(|p| p.id == id)
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.phases.iter().map(PhaseRecord::tokens).sum()
+    }
+
+    pub fn cost(&self) -> CostTotal {
+        let mut total = CostTotal::default();
+        for p in &self.phases {
+            total.merge(p.cost());
+        }
+        total
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.phases.iter().map(|p| p.attempts.len()).sum()
+    }
+
+    /// The phase to show as current: running first, then held, then the last touched.
+    pub fn current_phase(&self) -> Option<&str> {
+        if let Some(p) = self.phases.iter().find(|p| p.state == PhaseState::Running) {
+            return Some(&p.id);
+        }
+        if let Some(h) = self.holds.first() {
+            return Some(&h.phase);
+        }
+        self.phases
+            .iter()
+            .filter(|p| p.started_at.is_some())
+            .max_by_key(|p| p.started_at)
+            .map(|p| p.id.as_str())
+    }
+
+    /// Phases that are done one way or another.
+    pub fn phases_settled(&self) -> usize {
+        self.phases
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.state,
+                    PhaseState::Completed | PhaseState::Failed | PhaseState::Skipped
+                )
+            })
+            .count()
+    }
+
+    fn refused(&self, message: impl Into<String>) -> ApplyError {
+        ApplyError::Refused {
+            task: self.id.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn index(&self, phase: &str) -> Result<usize, ApplyError> {
+        self.phase_index(phase)
+            .ok_or_else(|| ApplyError::UnknownPhase {
+                task: self.id.clone(),
+                phase: phase.to_string(),
+            })
+    }
+
+    fn phase_step(&mut self, idx: usize, signal: PhaseSignal) -> Result<(), ApplyError> {
+        let p = &mut self.phases[idx];
+        p.state = phase_transition(p.state, signal).map_err(|source| ApplyError::Phase {
+            phase: p.id.clone(),
+            source,
+        })?;
+        Ok(())
+    }
+
+    /// Checks an event against both lifecycles and applies it, or changes
+    /// nothing and says why not.
+    pub fn apply(&mut self, ev: &Event) -> Result<(), ApplyError> {
+        if ev.task.as_deref() != Some(self.id.as_str()) {
+            return Err(ApplyError::WrongTask {
+                seq: ev.seq,
+                got: ev.task.clone(),
+                want: self.id.clone(),
+            });
+        }
+        // Work on a copy so that a refused event leaves the task untouched.
+        let mut next = self.clone();
+        next.apply_in_place(ev)?;
+        next.seq = ev.seq;
+        next.updated_at = ev.at;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_in_place(&mut self, ev: &Event) -> Result<(), ApplyError> {
+        let at = ev.at;
+        let signal = match &ev.kind {
+            EventKind::TaskSubmitted { .. } => return Err(self.refused("was already submitted")),
+            EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => {
+                return Err(self.refused("run events do not apply to a task"));
+            }
+            EventKind::PhaseStarted {
+                phase,
+                attempt,
+                agent,
+                model,
+                feedback,
+            } => {
+                let idx = self.index(phase)?;
+                let p = &self.phases[idx];
+                if p.attempts.last().is_some_and(AttemptRecord::is_open) {
+                    return Err(
+                        self.refused(format!("phase {phase} already has an attempt running"))
+                    );
+                }
+                if *attempt as usize != p.attempts.len() + 1 {
+                    return Err(self.refused(format!(
+                        "phase {phase} attempt {attempt} out of order (had {})",
+                        p.attempts.len()
+                    )));
+                }
+                self.phase_step(idx, PhaseSignal::Start)?;
+                let p = &mut self.phases[idx];
+                p.tries += 1;
+                p.retry_due = None;
+                p.started_at.get_or_insert(at);
+                p.finished_at = None;
+                p.attempts.push(AttemptRecord {
+                    number: *attempt,
+                    agent: agent.clone(),
+                    model: model.clone(),
+                    started_at: at,
+                    feedback: feedback.clone(),
+                    outcome: None,
+                    finished_at: None,
+                    duration_ms: None,
+                    usage: None,
+                    cost_usd: None,
+                    retry_delay_ms: None,
+                    trace: Vec::new(),
+                });
+                TaskSignal::PhaseStarted
+            }
+            EventKind::AttemptFinished {
+                phase,
+                attempt,
+                duration_ms,
+                outcome,
+                usage,
+                cost_usd,
+                output,
+                trace,
+            } => {
+                let idx = self.index(phase)?;
+                let open = self.phases[idx]
+                    .attempts
+                    .last()
+                    .filter(|a| a.is_open())
+                    .map(|a| a.number);
+                if open != Some(*attempt) {
+                    return Err(
+                        self.refused(format!("phase {phase} has no running attempt {attempt}"))
+                    );
+                }
+                let (phase_signal, task_signal) = match outcome {
+                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
+                        (PhaseSignal::Succeed, TaskSignal::AttemptFinished)
+                    }
+                    AttemptOutcome::Failed { .. } => {
+                        (PhaseSignal::AttemptFailed, TaskSignal::AttemptFinished)
+                    }
+                    AttemptOutcome::Blocked { .. } => {
+                        (PhaseSignal::Block, TaskSignal::AttemptFinished)
+                    }
+                    AttemptOutcome::Interrupted => {
+                        (PhaseSignal::Interrupt, TaskSignal::Interrupted)
+                    }
+                    AttemptOutcome::Cancelled => {
+                        return Err(self.refused("cancelled attempts end with the task"));
+                    }
+                };
+                self.phase_step(idx, phase_signal)?;
+                let p = &mut self.phases[idx];
+                match outcome {
+                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
+                        p.output = output.clone();
+                        p.error = None;
+                        p.feedback = None;
+                        p.finished_at = Some(at);
+                    }
+                    AttemptOutcome::Failed { message, .. } => {
+                        p.error = Some(message.clone());
+                        if output.is_some() {
+                            p.output = output.clone();
+                        }
+                    }
+                    AttemptOutcome::Interrupted => p.tries = p.tries.saturating_sub(1),
+                    _ => {}
+                }
+                let a = p.attempts.last_mut().expect("open attempt checked above");
+                a.outcome = Some(outcome.clone());
+                a.finished_at = Some(at);
+                a.duration_ms = Some(*duration_ms);
+                a.usage = usage.clone();
+                a.cost_usd = *cost_usd;
+                a.trace = trace.clone();
+                task_signal
+            }
+            EventKind::RetryScheduled {
+                phase,
+                attempt,
+                delay_ms,
+                due,
+            } => {
+                let idx = self.index(phase)?;
+                let p = &mut self.phases[idx];
+                if p.state != PhaseState::Running
+                    || p.attempts.last().is_none_or(AttemptRecord::is_open)
+                {
+                    return Err(
+                        self.refused(format!("phase {phase} has no failed attempt to retry"))
+                    );
+                }
+                if *attempt as usize != p.attempts.len() + 1 {
+                    return Err(self.refused(format!(
+                        "phase {phase} retry numbered {attempt} out of order"
+                    )));
+                }
+                p.retry_due = Some(*due);
+                if let Some(a) = p.attempts.last_mut() {
+                    a.retry_delay_ms = Some(*delay_ms);
+                }
+                TaskSignal::RetryScheduled
+            }
+            EventKind::PhaseFailed { phase, error } => {
+                let idx = self.index(phase)?;
+                if self.phases[idx]
+                    .attempts
+                    .last()
+                    .is_some_and(AttemptRecord::is_open)
+                {
+                    return Err(self.refused(format!("phase {phase} still has an attempt running")));
+                }
+                self.phase_step(idx, PhaseSignal::Fail)?;
+                let p = &mut self.phases[idx];
+                p.error = Some(error.clone());
+                p.retry_due = None;
+                p.finished_at = Some(at);
+                TaskSignal::PhaseFailed
+            }
+            EventKind::PhaseSkipped { phase, reason } => {
+                let idx = self.index(phase)?;
+                self.phase_step(idx, PhaseSignal::Skip)?;
+                let p = &mut self.phases[idx];
+                p.skip_reason = Some(reason.clone());
+                p.finished_at = Some(at);
+                TaskSignal::PhaseSkipped
+            }
+            EventKind::ReviewRequested { phase, reason } => self.open_hold(
+                HoldKind::Review,
+                phase,
+                reason.describe(),
+                Some(reason.clone()),
+                at,
+            )?,
+            EventKind::TaskBlocked { phase, reason } => {
+                self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?
+            }
+            EventKind::DecisionRecorded { decision } => {
+                let signal = self.decide(decision, at)?;
+                self.decisions.push(decision.clone());
+                signal
+            }
+            EventKind::TaskFinished { state, reason } => {
+                let signal = match state {
+                    TaskState::Completed => TaskSignal::Completed,
+                    TaskState::Failed => TaskSignal::Failed,
+                    other => return Err(self.refused(format!("a task cannot finish as {other}"))),
+                };
+                if *state == TaskState::Completed {
+                    if let Some(p) = self
+                        .phases
+                        .iter()
+                        .find(|p| matches!(p.state, PhaseState::Pending | PhaseState::Running))
+                    {
+                        return Err(self.refused(format!(
+                            "cannot complete with phase {} still {}",
+                            p.id, p.state
+                        )));
+                    }
+                }
+                self.finish_reason = reason.clone();
+                self.finished_at = Some(at);
+                signal
+            }
+        };
+        self.state = task_transition(self.state, signal)?;
+        Ok(())
+    }
+
+    fn open_hold(
+        &mut self,
+        kind: HoldKind,
+        phase: &str,
+        reason: String,
+        review: Option<ReviewReason>,
+        at: Timestamp,
+    ) -> Result<TaskSignal, ApplyError> {
+        let idx = self.index(phase)?;
+        if self.holds.iter().any(|h| h.phase == phase) {
+            return Err(self.refused(format!("phase {phase} is already held")));
+        }
+        let p = &self.phases[idx];
+        let fits = match kind {
+            HoldKind::Review => matches!(p.state, PhaseState::Completed | PhaseState::Failed),
+            HoldKind::Blocked => p.state == PhaseState::Pending && !p.attempts.is_empty(),
+        };
+        if !fits {
+            return Err(self.refused(format!(
+                "phase {phase} in state {} cannot be held for {kind:?}",
+                p.state
+            )));
+        }
+        self.holds.push(Hold {
+            kind,
+            phase: phase.to_string(),
+            since: at,
+            reason,
+            review,
+        });
+        Ok(TaskSignal::Hold(kind))
+    }
+
+    /// Takes the hold a decision settles: the named phase's, else the oldest of the kind.
+    fn take_hold(
+        &mut self,
+        kind: HoldKind,
+        phase: Option<&str>,
+        action: &Action,
+    ) -> Result<Hold, ApplyError> {
+        let pos = self
+            .holds
+            .iter()
+            .position(|h| h.kind == kind && phase.is_none_or(|p| p == h.phase));
+        match pos {
+            Some(pos) => Ok(self.holds.remove(pos)),
+            None => {
+                let what = match kind {
+                    HoldKind::Review => "awaiting review",
+                    HoldKind::Blocked => "blocked",
+                };
+                let on = phase.map(|p| format!(" on phase {p}")).unwrap_or_default();
+                Err(self.refused(format!(
+                    "cannot {}: nothing is {what}{on} (task is {})",
+                    action.name(),
+                    self.state
+                )))
+            }
+        }
+    }
+
+    fn settled(&self) -> TaskSignal {
+        TaskSignal::HoldSettled {
+            next: self.holds.first().map(|h| h.kind),
+        }
+    }
+
+    fn decide(&mut self, d: &Decision, at: Timestamp) -> Result<TaskSignal, ApplyError> {
+        let phase = d.phase.as_deref();
+        let signal = match &d.action {
+            Action::Approve | Action::Reject | Action::SendBack { .. } => {
+                let hold = self.take_hold(HoldKind::Review, phase, &d.action)?;
+                let idx = self.index(&hold.phase)?;
+                match &d.action {
+                    Action::Approve => {
+                        self.phases[idx].approved = true;
+                        self.settled()
+                    }
+                    Action::Reject => {
+                        self.holds.clear();
+                        self.finished_at = Some(at);
+                        self.finish_reason = Some(match &d.note {
+                            Some(n) => format!("rejected at {}: {n}", hold.phase),
+                            None => format!("rejected at {}", hold.phase),
+                        });
+                        TaskSignal::HoldFailed
+                    }
+                    Action::SendBack { feedback } => {
+                        self.phase_step(idx, PhaseSignal::Reset)?;
+                        self.phases[idx].reset(Some(feedback.clone()));
+                        self.settled()
+                    }
+                    _ => unreachable!("matched above"),
+                }
+            }
+            Action::ResolveRetry | Action::ResolveSkip | Action::ResolveFail => {
+                let hold = self.take_hold(HoldKind::Blocked, phase, &d.action)?;
+                let idx = self.index(&hold.phase)?;
+                match d.action {
+                    Action::ResolveRetry => {
+                        self.phase_step(idx, PhaseSignal::Reset)?;
+                        self.phases[idx].reset(None);
+                        self.settled()
+                    }
+                    Action::ResolveSkip => {
+                        self.phase_step(idx, PhaseSignal::Skip)?;
+                        let p = &mut self.phases[idx];
+                        p.skip_reason = Some(format!("skipped by {}", d.by.user));
+                        p.finished_at = Some(at);
+                        self.settled()
+                    }
+                    _ => {
+                        self.phase_step(idx, PhaseSignal::Fail)?;
+                        let p = &mut self.phases[idx];
+                        p.error = Some(format!("blocked: {}", hold.reason));
+                        p.finished_at = Some(at);
+                        self.holds.clear();
+                        self.finished_at = Some(at);
+                        self.finish_reason =
+                            Some(format!("blocker at {} resolved as failed", hold.phase));
+                        TaskSignal::HoldFailed
+                    }
+                }
+            }
+            Action::Retry => {
+                let idx = self.retry_target(phase)?;
+                let p = &mut self.phases[idx];
+                if p.state == PhaseState::Running {
+                    // Waiting for a retry: clearing the due time makes it start now.
+                    p.retry_due = None;
+                } else {
+                    self.phase_step(idx, PhaseSignal::Reset)?;
+                    self.phases[idx].reset(None);
+                    self.finished_at = None;
+                    self.finish_reason = None;
+                }
+                TaskSignal::RetryRequested
+            }
+            Action::Cancel => {
+                for p in &mut self.phases {
+                    if let Some(a) = p.attempts.last_mut().filter(|a| a.is_open()) {
+                        a.outcome = Some(AttemptOutcome::Cancelled);
+                        a.finished_at = Some(at);
+                    }
+                    if p.state == PhaseState::Running {
+                        p.state = phase_transition(p.state, PhaseSignal::Interrupt).map_err(
+                            |source| ApplyError::Phase {
+                                phase: p.id.clone(),
+                                source,
+                            },
+                        )?;
+                        p.retry_due = None;
+                    }
+                }
+                self.holds.clear();
+                self.finished_at = Some(at);
+                self.finish_reason = Some(match &d.note {
+                    Some(n) => format!("cancelled by {}: {n}", d.by.user),
+                    None => format!("cancelled by {}", d.by.user),
+                });
+                TaskSignal::Cancelled
+            }
+        };
+        Ok(signal)
+    }
+
+    /// The phase a retry acts on: the one named, else the one waiting to
+    /// retry, else the first failed one.
+    fn retry_target(&self, phase: Option<&str>) -> Result<usize, ApplyError> {
+        if let Some(name) = phase {
+            let idx = self.index(name)?;
+            let p = &self.phases[idx];
+            let ok = p.state == PhaseState::Failed
+                || p.state == PhaseState::Completed && self.state == TaskState::Failed
+                || (p.state == PhaseState::Running && p.retry_due.is_some());
+            if !ok {
+                return Err(self.refused(format!(
+                    "phase {name} is {} and has nothing to retry",
+                    p.state
+                )));
+            }
+            return Ok(idx);
+        }
+        self.phases
+            .iter()
+            .position(|p| p.state == PhaseState::Running && p.retry_due.is_some())
+            .or_else(|| {
+                self.phases
+                    .iter()
+                    .position(|p| p.state == PhaseState::Failed)
+            })
+            .ok_or_else(|| self.refused(format!("nothing to retry (task is {})", self.state)))
+    }
+}
+
+impl PhaseRecord {
+    pub fn new(id: String) -> PhaseRecord {
+        PhaseRecord {
+            id,
+            state: PhaseState::Pending,
+            attempts: Vec::new(),
+            output: None,
+            error: None,
+            feedback: None,
+            skip_reason: None,
+            approved: false,
+            tries: 0,
+            retry_due: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// Back to a fresh series of attempts, keeping the history.
+    fn reset(&mut self, feedback: Option<String>) {
+        self.feedback = feedback;
+        self.approved = false;
+        self.tries = 0;
+        self.retry_due = None;
+        self.finished_at = None;
+        self.error = None;
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.attempts
+            .iter()
+            .filter_map(|a| a.usage.as_ref())
+            .map(Usage::tokens)
+            .sum()
+    }
+
+    pub fn cost(&self) -> CostTotal {
+        let mut total = CostTotal::default();
+        for a in self
+            .attempts
+            .iter()
+            .filter(|a| a.usage.is_some() || a.cost_usd.is_some())
+        {
+            total.add(a.cost_usd);
+        }
+        total
+    }
+
+    pub fn running_attempt(&self) -> Option<&AttemptRecord> {
+        self.attempts.last().filter(|a| a.is_open())
+    }
+
+    /// The last attempt asked for a person to look at its output.
+    pub fn agent_asked_review(&self) -> bool {
+        matches!(
+            self.attempts.last().and_then(|a| a.outcome.as_ref()),
+            Some(AttemptOutcome::ReviewRequested { .. })
+        )
+    }
+}

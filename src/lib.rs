@@ -1,0 +1,13 @@
+//! baton: runs multi-agent pipelines and lets an operator steer them.
+//!
+//! The crate is split by job: `spec` reads pipeline files, `engine` runs tasks
+//! through them and emits one stream of events, `agents` talks to the programs
+//! and models that do the work, `store` makes the event stream durable, and
+//! `report` turns state into text for people and scripts. The engine knows
+//! nothing of terminals.
+
+pub mod agents;
+pub mod engine;
+pub mod report;
+pub mod spec;
+pub mod store;

@@ -1,0 +1,170 @@
+//! The validated pipeline: what the engine runs. Built by `spec::load` from a
+//! TOML file; every reference in it has been checked.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A pipeline after loading and validation.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub name: String,
+    /// The file it was read from.
+    pub source: PathBuf,
+    /// The folder relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    pub defaults: Defaults,
+    pub agents: BTreeMap<String, AgentSpec>,
+    /// Phases in file order. `after` of each holds indices into this vector.
+    pub phases: Vec<PhaseSpec>,
+    /// An explicit `pricing = "file.toml"`, resolved against `base_dir`.
+    pub pricing: Option<PathBuf>,
+}
+
+impl Pipeline {
+    pub fn phase_index(&self, id: &str) -> Option<usize> {
+        self.phases.iter().position(|p| p.id == id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    /// Per attempt, unless the phase sets its own.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Tasks in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+            concurrency: 8,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    Exponential,
+    Fixed,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included; 1 means no retry.
+    pub max_attempts: u32,
+    pub backoff: Backoff,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    /// Fraction of the delay drawn at random and added or taken away (0.0..=1.0).
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::Exponential,
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            jitter: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentSpec {
+    pub name: String,
+    /// Attempts of this agent in flight at once, across all tasks.
+    pub max_parallel: Option<usize>,
+    pub kind: AgentKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum AgentKind {
+    Command(CommandSpec),
+    Sim(SimSpec),
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// Program and arguments; a relative program path containing a `/` is
+    /// resolved against the pipeline's folder, a bare name through PATH.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Working directory of the child; defaults to the pipeline's folder.
+    pub cwd: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// Bytes of stdout accepted before the reply counts as too large.
+    pub max_output_bytes: usize,
+    /// The model to report when the reply's usage names none.
+    pub model: Option<String>,
+}
+
+/// An inclusive range; `lo == hi` for a single value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range<T> {
+    pub lo: T,
+    pub hi: T,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimSpec {
+    pub latency: Range<Duration>,
+    /// Output tokens per call; input tokens are a quarter of these.
+    pub tokens: Range<u64>,
+    /// Share of calls that fail with a retryable error.
+    pub fail_rate: f64,
+    /// Share of calls that fail with an error that is not retryable.
+    pub fatal_rate: f64,
+    /// Share of calls that reply `blocked`.
+    pub block_rate: f64,
+    /// Share of calls that reply `review`.
+    pub review_rate: f64,
+    pub model: String,
+    pub seed: u64,
+    /// Keys the output object carries, so that phases with a
+    /// `required_output` contract can run on the simulator.
+    pub output_fields: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Fatal: the task fails and later phases do not run.
+    Stop,
+    /// Non-fatal: the phase is failed and the task goes on.
+    Continue,
+    /// A human decides.
+    Review,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewMode {
+    Never,
+    /// A human approves the phase's output before the task goes on.
+    Always,
+}
+
+#[derive(Debug, Clone)]
+pub struct PhaseSpec {
+    pub id: String,
+    pub agent: String,
+    /// Indices of the phases that must be done before this one starts.
+    pub after: Vec<usize>,
+    /// Input fields that must be present and non-null, else the phase is skipped.
+    pub when: Vec<String>,
+    pub on_failure: OnFailure,
+    pub review: ReviewMode,
+    /// Top-level keys the output object must have.
+    pub required_output: Vec<String>,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+}
