@@ -6,3 +6,14 @@ pub mod event;
 pub mod handle;
 pub mod state;
 pub mod task;
+pub mod advance;
+pub mod attempt;
+pub mod backoff;
+pub mod recovery;
+pub mod runtime;
+
+pub use event::{Action, Actor, Command, Event, EventKind};
+pub use handle::{EngineHandle, Refusal, RunSnapshot};
+pub use runtime::{Engine, EngineError, EngineOptions, RunSummary};
+pub use state::{PhaseState, TaskState};
+pub use task::Task;

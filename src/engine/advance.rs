@@ -1,0 +1,175 @@
+//! What a task needs next, decided from its state alone. Because these are
+//! pure functions of the task, a restart that lands between two related
+//! events (a phase failed, but the review was not yet requested) simply asks
+//! again and gets the missing step.
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::event::{AttemptOutcome, EventKind, ReviewReason};
+use super::state::{PhaseState, TaskState};
+use super::task::{PhaseRecord, Task};
+use crate::spec::model::{OnFailure, Pipeline, ReviewMode};
+
+/// A phase no longer holds up the phases after it.
+pub fn is_settled(p: &PhaseRecord, on_failure: OnFailure, needs_approval: bool) -> bool {
+    match p.state {
+        PhaseState::Completed => !needs_approval || p.approved,
+        PhaseState::Skipped => true,
+        PhaseState::Failed => on_failure == OnFailure::Continue || p.approved,
+        PhaseState::Pending | PhaseState::Running => false,
+    }
+}
+
+fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
+    review == ReviewMode::Always || p.agent_asked_review()
+}
+
+fn settled_at(task: &Task, pipeline: &Pipeline, idx: usize) -> bool {
+    let spec = &pipeline.phases[idx];
+    let p = &task.phases[idx];
+    is_settled(p, spec.on_failure, needs_approval(p, spec.review))
+}
+
+fn held(task: &Task, phase: &str) -> bool {
+    task.holds.iter().any(|h| h.phase == phase)
+}
+
+fn missing_fields<'a>(input: &Value, fields: &'a [String]) -> Vec<&'a str> {
+    fields
+        .iter()
+        .filter(|f| input.get(f.as_str()).is_none_or(Value::is_null))
+        .map(String::as_str)
+        .collect()
+}
+
+/// The next event the task's own state calls for, if any. Call again after
+/// applying it until it returns `None`.
+pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
+    if task.state.is_final() {
+        return None;
+    }
+    for (idx, spec) in pipeline.phases.iter().enumerate() {
+        let p = &task.phases[idx];
+        let id = &p.id;
+        match p.state {
+            PhaseState::Failed if !p.approved && !held(task, id) => match spec.on_failure {
+                OnFailure::Stop => {
+                    let error = p.error.clone().unwrap_or_else(|| "failed".into());
+                    return Some(EventKind::TaskFinished {
+                        state: TaskState::Failed,
+                        reason: Some(format!("phase {id} failed: {error}")),
+                    });
+                }
+                OnFailure::Review => {
+                    let error = p.error.clone().unwrap_or_else(|| "failed".into());
+                    return Some(EventKind::ReviewRequested {
+                        phase: id.clone(),
+                        reason: ReviewReason::PhaseFailed { error },
+                    });
+                }
+                OnFailure::Continue => {}
+            },
+            PhaseState::Completed if !p.approved && !held(task, id) => {
+                if let Some(AttemptOutcome::ReviewRequested { reason }) =
+                    p.attempts.last().and_then(|a| a.outcome.as_ref())
+                {
+                    return Some(EventKind::ReviewRequested {
+                        phase: id.clone(),
+                        reason: ReviewReason::AgentAsked { reason: reason.clone() },
+                    });
+                }
+                if spec.review == ReviewMode::Always {
+                    return Some(EventKind::ReviewRequested { phase: id.clone(), reason: ReviewReason::Always });
+                }
+            }
+            PhaseState::Pending if !held(task, id) => {
+                if let Some(AttemptOutcome::Blocked { reason }) = p.attempts.last().and_then(|a| a.outcome.as_ref()) {
+                    if p.tries > 0 {
+                        return Some(EventKind::TaskBlocked { phase: id.clone(), reason: reason.clone() });
+                    }
+                }
+            }
+            PhaseState::Running if p.running_attempt().is_none() && p.retry_due.is_none() => {
+                // Between attempts with no retry scheduled: either an operator
+                // asked to retry now (the start happens in `ready_phases`), or
+                // the engine stopped before deciding. Decide now.
+                if let Some(AttemptOutcome::Failed { class, message }) = p.attempts.last().and_then(|a| a.outcome.as_ref()) {
+                    if !class.is_retryable() || p.tries >= spec.retry.max_attempts {
+                        return Some(EventKind::PhaseFailed {
+                            phase: id.clone(),
+                            error: format!("{}: {message}", class.as_str()),
+                        });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if !task.holds.is_empty() {
+        return None;
+    }
+    // Phases whose turn has come but whose condition fails are skipped.
+    for (idx, spec) in pipeline.phases.iter().enumerate() {
+        let p = &task.phases[idx];
+        if p.state == PhaseState::Pending && p.attempts.is_empty() && deps_settled(task, pipeline, idx) {
+            let missing = missing_fields(&task.input, &spec.when);
+            if !missing.is_empty() {
+                return Some(EventKind::PhaseSkipped {
+                    phase: p.id.clone(),
+                    reason: format!("input lacks {}", missing.join(", ")),
+                });
+            }
+        }
+    }
+    let all_settled = (0..pipeline.phases.len()).all(|i| settled_at(task, pipeline, i));
+    if all_settled && task.holds.is_empty() && matches!(task.state, TaskState::Pending | TaskState::Running) {
+        return Some(EventKind::TaskFinished { state: TaskState::Completed, reason: None });
+    }
+    None
+}
+
+fn deps_settled(task: &Task, pipeline: &Pipeline, idx: usize) -> bool {
+    pipeline.phases[idx].after.iter().all(|&d| settled_at(task, pipeline, d))
+}
+
+/// Phases that can start an attempt now. Empty while the task is held or final.
+pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usize> {
+    if task.state.is_final() || !task.holds.is_empty() {
+        return Vec::new();
+    }
+    let mut ready = Vec::new();
+    for (idx, spec) in pipeline.phases.iter().enumerate() {
+        let p = &task.phases[idx];
+        let startable = match p.state {
+            PhaseState::Pending => {
+                deps_settled(task, pipeline, idx)
+                    && (!p.attempts.is_empty() || missing_fields(&task.input, &spec.when).is_empty())
+            }
+            // Between attempts, its wait over (or cut short), and a retry is still allowed.
+            PhaseState::Running => {
+                p.running_attempt().is_none()
+                    && p.retry_due.is_none_or(|due| due <= now)
+                    && matches!(
+                        p.attempts.last().and_then(|a| a.outcome.as_ref()),
+                        Some(AttemptOutcome::Failed { class, .. }) if class.is_retryable()
+                    )
+                    && p.tries < spec.retry.max_attempts
+            }
+            _ => false,
+        };
+        if startable {
+            ready.push(idx);
+        }
+    }
+    ready
+}
+
+/// Fields the phase requires that the output lacks (absent or null).
+pub fn missing_output(output: &Value, required: &[String]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|f| output.get(f.as_str()).is_none_or(Value::is_null))
+        .cloned()
+        .collect()
+}

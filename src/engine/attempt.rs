@@ -1,0 +1,117 @@
+//! One attempt of one phase: the request an agent gets, the task that runs
+//! it under a timeout, and the event its result becomes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::advance::missing_output;
+use super::cost::{PriceTable, Usage};
+use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
+use super::runtime::completed_outputs;
+use super::task::Task;
+use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Reply, TaskRef};
+use crate::spec::model::PhaseSpec;
+
+/// A finished call, on its way back to the engine.
+pub struct AttemptDone {
+    pub task: TaskId,
+    pub phase: usize,
+    pub attempt: u32,
+    pub result: CallResult,
+    pub duration: Duration,
+}
+
+/// The request for the next attempt of phase `idx`.
+pub fn request(task: &Task, idx: usize) -> AgentRequest {
+    let p = &task.phases[idx];
+    AgentRequest {
+        task: TaskRef { id: task.id.clone(), input: task.input.clone() },
+        phase: p.id.clone(),
+        attempt: p.attempts.len() as u32 + 1,
+        outputs: completed_outputs(task),
+        feedback: p.feedback.clone(),
+    }
+}
+
+/// Runs the call on the runtime. Aborting the returned handle drops the
+/// call, which stops the agent's work.
+pub fn spawn(
+    agent: Arc<dyn Agent>,
+    request: Arc<AgentRequest>,
+    task: TaskId,
+    phase: usize,
+    timeout: Duration,
+    results: mpsc::UnboundedSender<AttemptDone>,
+) -> AbortHandle {
+    let attempt = request.attempt;
+    let handle = tokio::spawn(async move {
+        let started = Instant::now();
+        let ctx = CallContext { timeout, trace: None };
+        let call = agent.call(request, ctx);
+        let result = match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => CallResult::failed(ErrorClass::Timeout, format!("no reply within {}", human(timeout))),
+        };
+        let _ = results.send(AttemptDone { task, phase, attempt, result, duration: started.elapsed() });
+    });
+    handle.abort_handle()
+}
+
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+}
+
+/// The `AttemptFinished` event for a call's result, with the phase's output
+/// contract checked and the cost priced.
+pub fn finished(done: AttemptDone, spec: &PhaseSpec, agent_model: Option<&str>, prices: &PriceTable) -> EventKind {
+    let CallResult { reply, usage, trace } = done.result;
+    let usage = usage.map(|mut u: Usage| {
+        if u.model.is_none() {
+            u.model = agent_model.map(str::to_string);
+        }
+        u
+    });
+    let cost_usd = usage.as_ref().and_then(|u| prices.cost(u));
+    let contract = |output: &serde_json::Value| -> Option<AttemptOutcome> {
+        if spec.required_output.is_empty() {
+            return None;
+        }
+        if !output.is_object() {
+            return Some(AttemptOutcome::Failed {
+                class: ErrorClass::Contract,
+                message: format!("output is not an object with {}", spec.required_output.join(", ")),
+            });
+        }
+        let missing = missing_output(output, &spec.required_output);
+        (!missing.is_empty()).then(|| AttemptOutcome::Failed {
+            class: ErrorClass::Contract,
+            message: format!("output lacks required field(s): {}", missing.join(", ")),
+        })
+    };
+    let (outcome, output) = match reply {
+        Ok(Reply::Output { output }) => (contract(&output).unwrap_or(AttemptOutcome::Succeeded), Some(output)),
+        Ok(Reply::Review { reason, output }) => {
+            (contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason }), Some(output))
+        }
+        Ok(Reply::Error { message, retryable }) => {
+            let class = if retryable { ErrorClass::Retryable } else { ErrorClass::Fatal };
+            (AttemptOutcome::Failed { class, message }, None)
+        }
+        Ok(Reply::Blocked { reason }) => (AttemptOutcome::Blocked { reason }, None),
+        Err(failure) => (AttemptOutcome::Failed { class: failure.class, message: failure.message }, None),
+    };
+    EventKind::AttemptFinished {
+        phase: spec.id.clone(),
+        attempt: done.attempt,
+        duration_ms: done.duration.as_millis() as u64,
+        outcome,
+        usage,
+        cost_usd,
+        output,
+        trace,
+    }
+}

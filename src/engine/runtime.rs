@@ -1,0 +1,680 @@
+//! The engine task: owns every task, decides what runs, starts attempts,
+//! takes their results and operator commands, and hands each event to the
+//! store. One `select!` loop; no locks.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::advance::{follow_up, ready_phases};
+use super::attempt::{self, AttemptDone};
+use super::backoff::{Jitter, delay};
+use super::cost::{PriceTable, PricingError};
+use super::event::{Action, Command, Decision, Event, EventKind, TaskId};
+use super::handle::{EngineHandle, Refusal, Request, RunSnapshot};
+use super::recovery;
+use super::state::{PhaseState, TaskState};
+use super::task::{ApplyError, Task};
+use crate::agents::{self, Agent};
+use crate::spec::Pipeline;
+use crate::spec::input::InputTask;
+use crate::store::{Store, StoreError};
+
+/// How an engine behaves; the defaults suit `baton run`.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Start attempts. Off for CLI commands that only record a decision.
+    pub dispatch: bool,
+    /// Return from `run` once nothing more can happen without a person.
+    pub exit_when_idle: bool,
+    /// How often tasks that changed are snapshotted.
+    pub checkpoint_every: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { dispatch: true, exit_when_idle: true, checkpoint_every: Duration::from_secs(1) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    #[error(
+        "the state folder {dir} holds tasks of another pipeline: task {task} has phases [{found}], \
+         but {pipeline} has [{expected}]\n  help: use another --state-dir for this pipeline, or `baton clean-state` to start over"
+    )]
+    PipelineMismatch { dir: PathBuf, task: String, found: String, pipeline: String, expected: String },
+    #[error("task {id} ({origin}) {problem}")]
+    BadTask { id: String, origin: String, problem: String },
+}
+
+struct AgentSlot {
+    name: String,
+    agent: Arc<dyn Agent>,
+    limit: Option<usize>,
+    inflight: usize,
+    /// Phases ready to start but waiting for this agent's capacity.
+    waiting: VecDeque<(TaskId, usize)>,
+}
+
+/// What a run ended with.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub counts: BTreeMap<TaskState, usize>,
+}
+
+impl RunSummary {
+    pub fn count(&self, state: TaskState) -> usize {
+        self.counts.get(&state).copied().unwrap_or(0)
+    }
+
+    /// 3 when a task waits for a person, else 1 when a task failed, else 0.
+    pub fn exit_code(&self) -> i32 {
+        if self.count(TaskState::AwaitingReview) + self.count(TaskState::Blocked) > 0 {
+            3
+        } else if self.count(TaskState::Failed) > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// The result of adding inputs to a run.
+#[derive(Debug, Default)]
+pub struct Submitted {
+    pub added: Vec<TaskId>,
+    /// Ids already in the state folder; their tasks were left as they are.
+    pub already_present: Vec<TaskId>,
+}
+
+pub struct Engine {
+    pipeline: Arc<Pipeline>,
+    phase_ids: Vec<String>,
+    agents: Vec<AgentSlot>,
+    /// For each phase, the index of its agent in `agents`.
+    phase_agent: Vec<usize>,
+    prices: PriceTable,
+    store: Store,
+    opts: EngineOptions,
+    tasks: HashMap<TaskId, Task>,
+    /// Submission order.
+    order: Vec<TaskId>,
+    /// Pending tasks waiting for a concurrency slot.
+    queue: VecDeque<TaskId>,
+    /// Tasks holding a concurrency slot.
+    slots: HashSet<TaskId>,
+    timers: BTreeMap<(Instant, u64), TaskId>,
+    timer_seq: u64,
+    running: HashMap<(TaskId, usize), AbortHandle>,
+    results_tx: mpsc::UnboundedSender<AttemptDone>,
+    results_rx: mpsc::UnboundedReceiver<AttemptDone>,
+    requests_tx: mpsc::Sender<Request>,
+    requests_rx: mpsc::Receiver<Request>,
+    seq: u64,
+    outbox: Vec<Event>,
+    dirty: HashSet<TaskId>,
+    paused: bool,
+    stopping: bool,
+    jitter: Jitter,
+    started_at: Timestamp,
+    warnings: Vec<String>,
+}
+
+impl Engine {
+    /// Takes the state folder, recovers what is in it, and gets ready to run.
+    pub fn open(pipeline: Pipeline, state_dir: &Path, opts: EngineOptions) -> Result<Engine, EngineError> {
+        let prices = load_prices(&pipeline)?;
+        let (store, recovered) = Store::open(state_dir)?;
+        let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
+        let folded = recovery::fold(recovered, &phase_ids);
+        for task in folded.tasks.values() {
+            let found: Vec<&str> = task.phases.iter().map(|p| p.id.as_str()).collect();
+            if found != phase_ids.iter().map(String::as_str).collect::<Vec<_>>() {
+                return Err(EngineError::PipelineMismatch {
+                    dir: state_dir.to_path_buf(),
+                    task: task.id.clone(),
+                    found: found.join(", "),
+                    pipeline: pipeline.name.clone(),
+                    expected: phase_ids.join(", "),
+                });
+            }
+        }
+        let mut agents = Vec::new();
+        let mut by_name = HashMap::new();
+        for (name, spec) in &pipeline.agents {
+            by_name.insert(name.clone(), agents.len());
+            agents.push(AgentSlot {
+                name: name.clone(),
+                agent: agents::build(spec),
+                limit: spec.max_parallel,
+                inflight: 0,
+                waiting: VecDeque::new(),
+            });
+        }
+        let phase_agent = pipeline.phases.iter().map(|p| by_name[&p.agent]).collect();
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let (requests_tx, requests_rx) = mpsc::channel(256);
+        let mut engine = Engine {
+            pipeline: Arc::new(pipeline),
+            phase_ids,
+            agents,
+            phase_agent,
+            prices,
+            store,
+            opts,
+            tasks: folded.tasks,
+            order: folded.order,
+            queue: VecDeque::new(),
+            slots: HashSet::new(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            running: HashMap::new(),
+            results_tx,
+            results_rx,
+            requests_tx,
+            requests_rx,
+            seq: folded.last_seq,
+            outbox: Vec::new(),
+            dirty: HashSet::new(),
+            paused: false,
+            stopping: false,
+            jitter: Jitter::from_clock(),
+            started_at: Timestamp::now(),
+            warnings: folded.warnings,
+        };
+        engine.resume_recovered();
+        Ok(engine)
+    }
+
+    /// Puts another agent in place of the one the pipeline names; for
+    /// embedding baton and for tests that script replies.
+    pub fn replace_agent(&mut self, name: &str, agent: Arc<dyn Agent>) -> bool {
+        match self.agents.iter_mut().find(|a| a.name == name) {
+            Some(slot) => {
+                slot.agent = agent;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Warnings from recovery (quarantined files, events that did not apply).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn tasks(&self) -> impl Iterator<Item = &Task> {
+        self.order.iter().filter_map(|id| self.tasks.get(id))
+    }
+
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.get(id)
+    }
+
+    pub fn store_stats(&self) -> crate::store::StoreStats {
+        self.store.stats()
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        EngineHandle { requests: self.requests_tx.clone(), events: self.store.broadcaster() }
+    }
+
+    /// Puts recovered work back in motion: attempts that were running when
+    /// the last engine stopped are marked interrupted and will run again;
+    /// retries keep their due times.
+    fn resume_recovered(&mut self) {
+        let now = Timestamp::now();
+        for id in self.order.clone() {
+            let Some(task) = self.tasks.get(&id) else { continue };
+            let open: Vec<(String, u32)> = task
+                .phases
+                .iter()
+                .filter_map(|p| p.running_attempt().map(|a| (p.id.clone(), a.number)))
+                .collect();
+            for (phase, attempt) in open {
+                self.emit_logged(&id, recovery::interrupted(phase, attempt));
+            }
+            let dues: Vec<Timestamp> = self.tasks[&id].phases.iter().filter_map(|p| p.retry_due).collect();
+            for due in dues {
+                let wait = if due > now { due.duration_since(now).unsigned_abs() } else { Duration::ZERO };
+                self.add_timer(id.clone(), wait);
+            }
+            match self.tasks[&id].state {
+                TaskState::Pending => self.queue.push_back(id.clone()),
+                s if s.is_active() => {
+                    self.slots.insert(id.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Adds tasks; ids already present are left alone and reported.
+    pub fn submit(&mut self, inputs: Vec<InputTask>) -> Result<Submitted, EngineError> {
+        let mut result = Submitted::default();
+        let mut next_number = self.tasks.len() + 1;
+        for InputTask { id, input, origin } in inputs {
+            if !input.is_object() {
+                return Err(EngineError::BadTask {
+                    id: id.unwrap_or_default(),
+                    origin,
+                    problem: "is not a JSON object".into(),
+                });
+            }
+            let id = match id {
+                Some(id) => id,
+                None => loop {
+                    let candidate = format!("task-{next_number:05}");
+                    next_number += 1;
+                    if !self.tasks.contains_key(&candidate) {
+                        break candidate;
+                    }
+                },
+            };
+            if self.tasks.contains_key(&id) {
+                result.already_present.push(id);
+                continue;
+            }
+            self.seq += 1;
+            let ev = Event {
+                seq: self.seq,
+                at: Timestamp::now(),
+                task: Some(id.clone()),
+                kind: EventKind::TaskSubmitted { input },
+            };
+            let task = Task::from_submitted(&ev, &self.phase_ids).expect("a submitted event makes a task");
+            self.tasks.insert(id.clone(), task);
+            self.order.push(id.clone());
+            self.queue.push_back(id.clone());
+            self.dirty.insert(id.clone());
+            self.outbox.push(ev);
+            result.added.push(id);
+        }
+        Ok(result)
+    }
+
+    /// Runs until idle (with `exit_when_idle`) or a `Shutdown` command.
+    pub async fn run(mut self) -> Result<RunSummary, EngineError> {
+        let mut checkpoint = tokio::time::interval(self.opts.checkpoint_every);
+        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.opts.dispatch {
+            self.pump();
+            let slotted: Vec<TaskId> = self.slots.iter().cloned().collect();
+            for id in slotted {
+                self.advance(&id);
+            }
+        }
+        loop {
+            self.send_outbox().await?;
+            if self.stopping || (self.opts.exit_when_idle && self.idle()) {
+                break;
+            }
+            let next_timer = self.timers.first_key_value().map(|((at, _), _)| *at);
+            tokio::select! {
+                Some(done) = self.results_rx.recv() => {
+                    self.on_result(done);
+                    while let Ok(done) = self.results_rx.try_recv() {
+                        self.on_result(done);
+                    }
+                }
+                Some(request) = self.requests_rx.recv() => self.on_request(request).await?,
+                _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
+                    self.fire_timers();
+                }
+                _ = checkpoint.tick() => {
+                    self.send_outbox().await?;
+                    self.checkpoint();
+                }
+            }
+            self.pump();
+        }
+        self.shut_down().await
+    }
+
+    fn idle(&self) -> bool {
+        !self.opts.dispatch
+            || (self.running.is_empty()
+                && self.timers.is_empty()
+                && self.queue.is_empty()
+                && self.agents.iter().all(|a| a.waiting.is_empty()))
+    }
+
+    async fn shut_down(mut self) -> Result<RunSummary, EngineError> {
+        // Attempts cut short here were never finished: record that, so the
+        // next run starts them again.
+        let running: Vec<(TaskId, usize)> = self.running.keys().cloned().collect();
+        for (id, idx) in running {
+            if let Some(handle) = self.running.remove(&(id.clone(), idx)) {
+                handle.abort();
+            }
+            let open = self.tasks[&id].phases[idx].running_attempt().map(|a| a.number);
+            if let Some(attempt) = open {
+                self.emit_logged(&id, recovery::interrupted(self.phase_ids[idx].clone(), attempt));
+            }
+        }
+        self.send_outbox().await?;
+        self.checkpoint();
+        let mut summary = RunSummary::default();
+        for task in self.tasks.values() {
+            *summary.counts.entry(task.state).or_default() += 1;
+        }
+        self.store.close().await?;
+        Ok(summary)
+    }
+
+    async fn send_outbox(&mut self) -> Result<(), StoreError> {
+        if !self.outbox.is_empty() {
+            let batch = std::mem::take(&mut self.outbox);
+            self.store.append(batch).await?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let tasks: Vec<Task> = self.dirty.drain().filter_map(|id| self.tasks.get(&id).cloned()).collect();
+        self.store.checkpoint(tasks, self.seq);
+    }
+
+    /// Applies an event to its task and queues it for the journal, or
+    /// changes nothing and says why.
+    fn emit(&mut self, id: &TaskId, kind: EventKind) -> Result<(), ApplyError> {
+        let ev = Event { seq: self.seq + 1, at: Timestamp::now(), task: Some(id.clone()), kind };
+        let task = self.tasks.get_mut(id).ok_or_else(|| ApplyError::Refused {
+            task: id.clone(),
+            message: "no such task".into(),
+        })?;
+        task.apply(&ev)?;
+        self.seq = ev.seq;
+        self.dirty.insert(id.clone());
+        self.outbox.push(ev);
+        Ok(())
+    }
+
+    /// For events the engine itself derived: a refusal is a bug, so it is
+    /// logged loudly rather than handed to an operator.
+    fn emit_logged(&mut self, id: &TaskId, kind: EventKind) -> bool {
+        match self.emit(id, kind) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(task = %id, "engine refused its own event: {e}");
+                false
+            }
+        }
+    }
+
+    fn emit_run_event(&mut self, kind: EventKind) {
+        self.seq += 1;
+        self.outbox.push(Event { seq: self.seq, at: Timestamp::now(), task: None, kind });
+    }
+
+    /// Fills free concurrency slots from the queue.
+    fn pump(&mut self) {
+        if !self.opts.dispatch {
+            return;
+        }
+        while self.slots.len() < self.pipeline.defaults.concurrency {
+            let Some(id) = self.queue.pop_front() else { break };
+            if self.tasks.get(&id).is_some_and(|t| t.state == TaskState::Pending) {
+                self.slots.insert(id.clone());
+                self.advance(&id);
+            }
+        }
+    }
+
+    /// Emits whatever the task's state calls for, then starts what is ready.
+    fn advance(&mut self, id: &TaskId) {
+        for _ in 0..(4 * self.phase_ids.len() + 8) {
+            let Some(task) = self.tasks.get(id) else { return };
+            match follow_up(task, &self.pipeline) {
+                Some(kind) => {
+                    if !self.emit_logged(id, kind) {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        let Some(task) = self.tasks.get(id) else { return };
+        let state = task.state;
+        if state.is_final() || state.needs_human() {
+            self.slots.remove(id);
+            return;
+        }
+        if state.is_active() {
+            self.slots.insert(id.clone());
+        }
+        if !self.slots.contains(id) {
+            return;
+        }
+        let now = Timestamp::now();
+        for idx in ready_phases(task, &self.pipeline, now) {
+            self.start_phase(id, idx);
+        }
+    }
+
+    fn start_phase(&mut self, id: &TaskId, idx: usize) {
+        if !self.opts.dispatch || self.paused || self.stopping || self.running.contains_key(&(id.clone(), idx)) {
+            return;
+        }
+        let a = self.phase_agent[idx];
+        let slot = &mut self.agents[a];
+        if slot.limit.is_some_and(|limit| slot.inflight >= limit) {
+            if !slot.waiting.iter().any(|(t, i)| t == id && *i == idx) {
+                slot.waiting.push_back((id.clone(), idx));
+            }
+            return;
+        }
+        let task = &self.tasks[id];
+        let pipeline = self.pipeline.clone();
+        let spec = &pipeline.phases[idx];
+        let request = attempt::request(task, idx);
+        let agent = slot.agent.clone();
+        let kind = EventKind::PhaseStarted {
+            phase: spec.id.clone(),
+            attempt: request.attempt,
+            agent: slot.name.clone(),
+            model: agent.model().map(str::to_string),
+            feedback: request.feedback.clone(),
+        };
+        if !self.emit_logged(id, kind) {
+            return;
+        }
+        self.agents[a].inflight += 1;
+        let handle = attempt::spawn(agent, Arc::new(request), id.clone(), idx, spec.timeout, self.results_tx.clone());
+        self.running.insert((id.clone(), idx), handle);
+    }
+
+    fn on_result(&mut self, done: AttemptDone) {
+        let key = (done.task.clone(), done.phase);
+        if self.running.remove(&key).is_none() {
+            return; // cancelled while it finished
+        }
+        let a = self.phase_agent[done.phase];
+        self.agents[a].inflight -= 1;
+        let id = done.task.clone();
+        let idx = done.phase;
+        let spec = &self.pipeline.phases[idx];
+        let kind = attempt::finished(done, spec, self.agents[a].agent.model(), &self.prices);
+        let retry = match &kind {
+            EventKind::AttemptFinished { outcome: super::event::AttemptOutcome::Failed { class, .. }, attempt, .. }
+                if class.is_retryable() =>
+            {
+                Some(*attempt)
+            }
+            _ => None,
+        };
+        if self.emit_logged(&id, kind) {
+            let tries = self.tasks[&id].phases[idx].tries;
+            let policy = self.pipeline.phases[idx].retry.clone();
+            if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
+                let wait = delay(&policy, tries, self.jitter.unit());
+                let due = Timestamp::now() + wait;
+                let kind = EventKind::RetryScheduled {
+                    phase: self.phase_ids[idx].clone(),
+                    attempt: attempt + 1,
+                    delay_ms: wait.as_millis() as u64,
+                    due,
+                };
+                if self.emit_logged(&id, kind) {
+                    self.add_timer(id.clone(), wait);
+                }
+            }
+            self.advance(&id);
+        }
+        self.start_waiting(a);
+    }
+
+    /// Starts phases that waited for this agent, as far as capacity allows.
+    fn start_waiting(&mut self, a: usize) {
+        while self.agents[a].limit.is_none_or(|limit| self.agents[a].inflight < limit) {
+            let Some((id, idx)) = self.agents[a].waiting.pop_front() else { break };
+            let still_ready = self
+                .tasks
+                .get(&id)
+                .is_some_and(|t| ready_phases(t, &self.pipeline, Timestamp::now()).contains(&idx));
+            if still_ready && self.slots.contains(&id) {
+                self.start_phase(&id, idx);
+            }
+        }
+    }
+
+    fn add_timer(&mut self, id: TaskId, wait: Duration) {
+        self.timer_seq += 1;
+        self.timers.insert((Instant::now() + wait, self.timer_seq), id);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let id = entry.remove();
+            self.advance(&id);
+        }
+    }
+
+    async fn on_request(&mut self, request: Request) -> Result<(), StoreError> {
+        match request {
+            Request::Snapshot(reply) => {
+                self.send_outbox().await?;
+                self.store.flush().await?;
+                let _ = reply.send(self.snapshot());
+            }
+            Request::Command(command, reply) => {
+                let result = self.on_command(command);
+                self.send_outbox().await?;
+                self.store.flush().await?;
+                let _ = reply.send(result);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> RunSnapshot {
+        RunSnapshot {
+            pipeline: self.pipeline.name.clone(),
+            phases: self.phase_ids.clone(),
+            state_dir: self.store.dir().display().to_string(),
+            started_at: self.started_at,
+            paused: self.paused,
+            tasks: self.tasks().cloned().collect(),
+            seq: self.seq,
+        }
+    }
+
+    fn on_command(&mut self, command: Command) -> Result<(), Refusal> {
+        match command {
+            Command::Act { task, action, phase, note, by } => {
+                if !self.tasks.contains_key(&task) {
+                    return Err(Refusal(format!("no task {task} in this run")));
+                }
+                let cancel = action == Action::Cancel;
+                let decision = Decision { action, phase, by, at: Timestamp::now(), note };
+                self.emit(&task, EventKind::DecisionRecorded { decision })
+                    .map_err(|e| Refusal(e.to_string()))?;
+                if cancel {
+                    self.abort_task(&task);
+                }
+                self.advance(&task);
+                Ok(())
+            }
+            Command::Pause { by } => {
+                if !self.paused {
+                    self.paused = true;
+                    self.emit_run_event(EventKind::RunPaused { by });
+                }
+                Ok(())
+            }
+            Command::Resume { by } => {
+                if self.paused {
+                    self.paused = false;
+                    self.emit_run_event(EventKind::RunResumed { by });
+                    let slotted: Vec<TaskId> = self.slots.iter().cloned().collect();
+                    for id in slotted {
+                        self.advance(&id);
+                    }
+                }
+                Ok(())
+            }
+            Command::Shutdown => {
+                self.stopping = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops a cancelled task's attempts; dropping their futures kills any
+    /// child processes.
+    fn abort_task(&mut self, id: &TaskId) {
+        for idx in 0..self.phase_ids.len() {
+            if let Some(handle) = self.running.remove(&(id.clone(), idx)) {
+                handle.abort();
+                self.agents[self.phase_agent[idx]].inflight -= 1;
+            }
+        }
+        for a in 0..self.agents.len() {
+            self.agents[a].waiting.retain(|(t, _)| t != id);
+            self.start_waiting(a);
+        }
+    }
+}
+
+fn load_prices(pipeline: &Pipeline) -> Result<PriceTable, PricingError> {
+    let path = pipeline.pricing.clone().or_else(|| {
+        let beside = pipeline.base_dir.join("pricing.toml");
+        beside.is_file().then_some(beside)
+    });
+    match path {
+        Some(path) => PriceTable::with_file(&path),
+        None => Ok(PriceTable::built_in()),
+    }
+}
+
+/// The outputs of completed phases, by phase id, as agents receive them.
+pub(crate) fn completed_outputs(task: &Task) -> serde_json::Map<String, Value> {
+    task.phases
+        .iter()
+        .filter(|p| p.state == PhaseState::Completed)
+        .filter_map(|p| p.output.clone().map(|o| (p.id.clone(), o)))
+        .collect()
+}
