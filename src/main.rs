@@ -1,1 +1,8 @@
-fn main() {}
+//! The `baton` command.
+
+mod cli;
+
+fn main() {
+    let code = cli::main();
+    std::process::exit(code);
+}

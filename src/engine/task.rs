@@ -435,8 +435,10 @@ impl Task {
                 self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?
             }
             EventKind::DecisionRecorded { decision } => {
-                let signal = self.decide(decision, at)?;
-                self.decisions.push(decision.clone());
+                let (signal, phase) = self.decide(decision, at)?;
+                let mut decision = decision.clone();
+                decision.phase = decision.phase.or(phase);
+                self.decisions.push(decision);
                 signal
             }
             EventKind::TaskFinished { state, reason } => {
@@ -533,12 +535,15 @@ impl Task {
         }
     }
 
-    fn decide(&mut self, d: &Decision, at: Timestamp) -> Result<TaskSignal, ApplyError> {
+    /// Applies a decision; returns the signal and the phase it settled.
+    fn decide(&mut self, d: &Decision, at: Timestamp) -> Result<(TaskSignal, Option<String>), ApplyError> {
         let phase = d.phase.as_deref();
+        let mut target = None;
         let signal = match &d.action {
             Action::Approve | Action::Reject | Action::SendBack { .. } => {
                 let hold = self.take_hold(HoldKind::Review, phase, &d.action)?;
                 let idx = self.index(&hold.phase)?;
+                target = Some(hold.phase.clone());
                 match &d.action {
                     Action::Approve => {
                         self.phases[idx].approved = true;
@@ -564,6 +569,7 @@ impl Task {
             Action::ResolveRetry | Action::ResolveSkip | Action::ResolveFail => {
                 let hold = self.take_hold(HoldKind::Blocked, phase, &d.action)?;
                 let idx = self.index(&hold.phase)?;
+                target = Some(hold.phase.clone());
                 match d.action {
                     Action::ResolveRetry => {
                         self.phase_step(idx, PhaseSignal::Reset)?;
@@ -592,6 +598,7 @@ impl Task {
             }
             Action::Retry => {
                 let idx = self.retry_target(phase)?;
+                target = Some(self.phases[idx].id.clone());
                 let p = &mut self.phases[idx];
                 if p.state == PhaseState::Running {
                     // Waiting for a retry: clearing the due time makes it start now.
@@ -629,7 +636,7 @@ impl Task {
                 TaskSignal::Cancelled
             }
         };
-        Ok(signal)
+        Ok((signal, target))
     }
 
     /// The phase a retry acts on: the one named, else the one waiting to

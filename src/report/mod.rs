@@ -1,1 +1,6 @@
 //! Text for people and JSON for scripts, from state; never changes it.
+
+pub mod format;
+pub mod list;
+pub mod progress;
+pub mod show;

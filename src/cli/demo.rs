@@ -1,0 +1,66 @@
+//! `baton demo`: the bundled demo pipeline on simulated agents, in a fresh
+//! state folder, with nothing to configure.
+
+use std::path::PathBuf;
+
+use baton::spec::{self, input::InputTask};
+use serde_json::Value;
+
+const PIPELINE: &str = include_str!("../../pipelines/demo.toml");
+const TICKETS: &str = include_str!("../../examples/demo/tickets.jsonl");
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// How many tasks to run.
+    #[arg(long, default_value_t = 24)]
+    tasks: usize,
+    /// Print progress lines instead of opening the dashboard.
+    #[arg(long)]
+    headless: bool,
+    /// Where to keep the demo's files and state (default: a new folder under the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// The demo's tasks: the bundled tickets, repeated with new ids when more are asked for.
+pub fn demo_tasks(count: usize) -> Vec<InputTask> {
+    let tickets: Vec<Value> = TICKETS.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (0..count)
+        .map(|i| {
+            let mut t = tickets[i % tickets.len()].clone();
+            let round = i / tickets.len();
+            let base = t["id"].as_str().unwrap_or("DEV").to_string();
+            let id = if round == 0 { base } else { format!("{base}-{round}") };
+            t["id"] = Value::String(id.clone());
+            InputTask { id: Some(id), input: t, origin: format!("demo ticket {}", i + 1) }
+        })
+        .collect()
+}
+
+pub async fn run(args: DemoArgs) -> i32 {
+    let dir = args.dir.unwrap_or_else(|| {
+        let stamp = jiff::Timestamp::now().as_second();
+        std::env::temp_dir().join(format!("baton-demo-{stamp}-{}", std::process::id()))
+    });
+    let pipeline_file = dir.join("demo.toml");
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&pipeline_file, PIPELINE)) {
+        eprintln!("error: cannot prepare the demo in {}: {e}", dir.display());
+        return 2;
+    }
+    let pipeline = match spec::load(&pipeline_file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let state_dir = dir.join("state");
+    eprintln!("demo files and state in {}", dir.display());
+    let _ = args.headless;
+    let code = super::run::run_headless(&pipeline_file, pipeline, demo_tasks(args.tasks), &state_dir).await;
+    eprintln!(
+        "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}",
+        state_dir.display()
+    );
+    code
+}

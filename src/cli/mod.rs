@@ -1,0 +1,107 @@
+//! Command-line parsing and the commands themselves. Exit statuses are
+//! stable: 0 success, 1 a task failed or a decision was refused, 2 bad usage
+//! or files, 3 tasks wait for a person (`run`), 130/143 stopped by a signal.
+
+mod decide;
+mod demo;
+mod inspect;
+mod run;
+mod state_meta;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "Runs multi-agent pipelines and lets an operator steer them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct StateDir {
+    /// The state folder.
+    #[arg(long, global = true, default_value = "state", value_name = "DIR")]
+    state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a pipeline over tasks: new ones from --input, and any already in the state folder.
+    Run(run::RunArgs),
+    /// Run the bundled demo pipeline on simulated agents (no keys needed).
+    Demo(demo::DemoArgs),
+    /// Check a pipeline file and show its phases in waves.
+    Validate {
+        /// The pipeline file.
+        file: PathBuf,
+    },
+    /// List tasks in the state folder.
+    List {
+        /// Only tasks in this state (pending, running, retrying, awaiting_review, blocked, completed, failed, cancelled).
+        #[arg(long = "state", value_name = "STATE")]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
+    /// Show one task: phases, attempts, errors, tokens, cost, durations and outputs.
+    Show {
+        task: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
+    /// Approve the task's open review and let it go on.
+    Approve(decide::ApproveArgs),
+    /// Reject the task's open review: the task fails, or with --feedback the phase runs again.
+    Reject(decide::RejectArgs),
+    /// Settle a blocked task: run the phase again, skip it, or fail the task.
+    Resolve(decide::ResolveArgs),
+    /// Run a phase again: a failed task's failed phase, or a retry now instead of after its wait.
+    Retry(decide::RetryArgs),
+    /// Cancel a task.
+    Cancel(decide::CancelArgs),
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Run(args) => run::run(args).await,
+            Cmd::Demo(args) => demo::run(args).await,
+            Cmd::Validate { file } => validate::run(&file),
+            Cmd::List { state, json, dir } => inspect::list(&dir.state_dir, state.as_deref(), json),
+            Cmd::Show { task, json, dir } => inspect::show(&dir.state_dir, &task, json),
+            Cmd::Approve(args) => decide::approve(args).await,
+            Cmd::Reject(args) => decide::reject(args).await,
+            Cmd::Resolve(args) => decide::resolve(args).await,
+            Cmd::Retry(args) => decide::retry(args).await,
+            Cmd::Cancel(args) => decide::cancel(args).await,
+        }
+    })
+}
+
+/// Logs go to stderr, quiet unless BATON_LOG says otherwise.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

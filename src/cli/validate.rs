@@ -1,0 +1,44 @@
+//! `baton validate FILE`.
+
+use std::path::Path;
+
+use baton::spec::{self, Pipeline};
+
+pub fn run(file: &Path) -> i32 {
+    match spec::load(file) {
+        Ok(p) => {
+            println!(
+                "ok: {} — pipeline \"{}\", {} phase(s), {} agent(s)",
+                file.display(),
+                p.name,
+                p.phases.len(),
+                p.agents.len()
+            );
+            for (i, wave) in waves(&p).iter().enumerate() {
+                println!("  wave {}: {}", i + 1, wave.join(", "));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            2
+        }
+    }
+}
+
+/// Phases grouped by how deep their dependencies go: each wave can run
+/// once the waves before it are done.
+pub fn waves(p: &Pipeline) -> Vec<Vec<String>> {
+    let mut depth = vec![0usize; p.phases.len()];
+    // Validation rules out cycles, so n rounds of relaxation settle every depth.
+    for _ in 0..p.phases.len() {
+        for (i, phase) in p.phases.iter().enumerate() {
+            depth[i] = phase.after.iter().map(|&d| depth[d] + 1).max().unwrap_or(0);
+        }
+    }
+    let mut waves = vec![Vec::new(); depth.iter().max().map_or(0, |d| d + 1)];
+    for (i, phase) in p.phases.iter().enumerate() {
+        waves[depth[i]].push(phase.id.clone());
+    }
+    waves
+}
