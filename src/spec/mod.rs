@@ -1,8 +1,26 @@
 //! Pipeline files: TOML in, a validated `Pipeline` out, or errors that name
 //! file:line:col and say how to fix them.
 
+mod agents;
+mod defaults;
+mod duration;
+mod error;
+mod graph;
+pub mod input;
+mod load;
 pub mod model;
+mod paths;
+mod phases;
+mod range;
+mod raw;
+mod suggest;
 
+#[cfg(test)]
+mod fixture_tests;
+
+pub use duration::parse_duration;
+pub use error::{Problem, SpecError};
+pub use load::{load, parse};
 pub use model::Pipeline;
 
 /// 1-based line and column (in characters) of a byte offset in `text`.

@@ -1,0 +1,473 @@
+//! `[agents.NAME]` tables. Each is read as one table with a `kind` and
+//! checked against the keys of that kind, so that a key of another kind
+//! (`latency` on a command agent) is reported where it is written.
+//!
+//! Defaults: command agents get the pipeline folder as `cwd` and a 16 MiB
+//! output limit; sim agents answer at once (`latency = "0ms"`), report no
+//! tokens, never fail, and call their model "sim".
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::error::Diag;
+use super::model::{AgentKind, AgentSpec, CommandSpec, Range, SimSpec};
+use super::paths::resolve;
+use super::range::{RangeError, parse_duration_range, parse_u64_range};
+use super::raw::{Table, integer_value};
+use super::suggest::did_you_mean;
+
+const KINDS: &[&str] = &["command", "sim"];
+const COMMAND_KEYS: &[&str] = &[
+    "kind",
+    "command",
+    "cwd",
+    "env",
+    "max_output_bytes",
+    "model",
+    "max_parallel",
+];
+const SIM_KEYS: &[&str] = &[
+    "kind",
+    "latency",
+    "tokens",
+    "fail_rate",
+    "fatal_rate",
+    "block_rate",
+    "review_rate",
+    "model",
+    "seed",
+    "fields",
+    "max_parallel",
+];
+const RATES: [&str; 4] = ["fail_rate", "fatal_rate", "block_rate", "review_rate"];
+const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Every agent by name; `None` for an agent with problems (already
+/// recorded), so that phases naming it are not reported as well.
+pub(crate) fn read_agents(
+    d: &mut Diag<'_>,
+    root: &Table<'_, '_>,
+    base_dir: &Path,
+) -> BTreeMap<String, Option<AgentSpec>> {
+    let mut out = BTreeMap::new();
+    let Some(agents) = root.table(d, "agents", "at the top level".into()) else {
+        return out;
+    };
+    for (key, value) in agents.inner.iter() {
+        let name: &str = key.get_ref();
+        let spec = match value.get_ref() {
+            DeValue::Table(t) => {
+                let t = Table::new(t, value.span(), format!("in agent \"{name}\""));
+                read_agent(d, name, &t, base_dir)
+            }
+            _ => {
+                d.error(
+                    value.span(),
+                    format!("agent \"{name}\" must be a table"),
+                    format!("write it as a table: [agents.{name}] with kind = \"command\" or \"sim\""),
+                );
+                None
+            }
+        };
+        out.insert(name.to_string(), spec);
+    }
+    out
+}
+
+fn read_agent(d: &mut Diag<'_>, name: &str, t: &Table<'_, '_>, base_dir: &Path) -> Option<AgentSpec> {
+    let kind = t.required_string(
+        d,
+        "kind",
+        "add kind = \"command\" (runs a program) or kind = \"sim\" (a simulated agent)",
+    );
+    let max_parallel = t
+        .at_least(d, "max_parallel", 1)
+        .map(|n| usize::try_from(n.into_inner()).unwrap_or(usize::MAX));
+    let kind = match kind.as_ref().map(|k| *k.get_ref()) {
+        Some("command") => {
+            t.check_keys(d, COMMAND_KEYS, |k| {
+                SIM_KEYS
+                    .contains(&k)
+                    .then(|| format!("`{k}` is a key of sim agents"))
+            });
+            read_command(d, t, base_dir).map(AgentKind::Command)
+        }
+        Some("sim") => {
+            t.check_keys(d, SIM_KEYS, |k| {
+                COMMAND_KEYS
+                    .contains(&k)
+                    .then(|| format!("`{k}` is a key of command agents"))
+            });
+            read_sim(d, t).map(AgentKind::Sim)
+        }
+        other => {
+            if let (Some(k), Some(written)) = (kind.as_ref(), other) {
+                d.error(
+                    k.span(),
+                    format!("unknown kind \"{written}\" {}", t.place),
+                    format!(
+                        "kind is one of: {}{}",
+                        KINDS.join(", "),
+                        did_you_mean(written, KINDS.iter().copied())
+                    ),
+                );
+            }
+            // Without a kind, only keys that no kind knows are surely wrong.
+            let all: Vec<&str> = COMMAND_KEYS.iter().chain(SIM_KEYS).copied().collect();
+            t.check_keys(d, &all, |_| None);
+            None
+        }
+    }?;
+    Some(AgentSpec {
+        name: name.to_string(),
+        max_parallel,
+        kind,
+    })
+}
+
+fn read_command(d: &mut Diag<'_>, t: &Table<'_, '_>, base_dir: &Path) -> Option<CommandSpec> {
+    if t.get("command").is_none() {
+        t.missing(
+            d,
+            "command",
+            "give the program and its arguments, e.g. command = [\"python3\", \"agents/documenter.py\"]",
+        );
+    }
+    let command = t.strings(d, "command");
+    let program = match command.as_deref() {
+        Some([first, ..]) if !first.get_ref().is_empty() => Some(*first.get_ref()),
+        Some([first, ..]) => {
+            d.error(
+                first.span(),
+                format!("the program in `command` {} is empty", t.place),
+                "name a program, e.g. command = [\"python3\", \"agents/documenter.py\"]",
+            );
+            None
+        }
+        Some([]) => {
+            let at = t.get("command").map_or(t.span.clone(), |v| v.span());
+            d.error(
+                at,
+                format!("`command` {} is empty", t.place),
+                "give the program and its arguments, e.g. command = [\"python3\", \"agents/documenter.py\"]",
+            );
+            None
+        }
+        None => None,
+    };
+    let cwd = t
+        .string(d, "cwd")
+        .map_or_else(|| base_dir.to_path_buf(), |c| resolve(base_dir, c.get_ref()));
+    let env = read_env(d, t);
+    let max_output_bytes = t
+        .at_least(d, "max_output_bytes", 1)
+        .map_or(DEFAULT_MAX_OUTPUT_BYTES, |n| {
+            usize::try_from(n.into_inner()).unwrap_or(usize::MAX)
+        });
+    let model = t.string(d, "model").map(|m| m.get_ref().to_string());
+    let command = command?;
+    let program = program?;
+    Some(CommandSpec {
+        // A program with a '/' is a path in the pipeline's folder; a bare
+        // name is looked up in PATH when the agent starts.
+        program: if program.contains('/') {
+            resolve(base_dir, program)
+        } else {
+            PathBuf::from(program)
+        },
+        args: command[1..].iter().map(|a| a.get_ref().to_string()).collect(),
+        cwd,
+        env: env?,
+        max_output_bytes,
+        model,
+    })
+}
+
+/// `env = { KEY = "value" }`; values must be strings.
+fn read_env(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<BTreeMap<String, String>> {
+    let Some(env) = t.table(d, "env", format!("in the env {}", t.place)) else {
+        // Absent is fine; a wrong type has been reported.
+        return t.get("env").is_none().then(BTreeMap::new);
+    };
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, value) in env.inner.iter() {
+        match value.get_ref() {
+            DeValue::String(s) => {
+                out.insert(key.get_ref().to_string(), s.to_string());
+            }
+            _ => {
+                ok = false;
+                d.error(
+                    value.span(),
+                    format!("env value of `{}` {} must be a string", key.get_ref(), t.place),
+                    format!("put it in quotes, e.g. {} = \"1\"", key.get_ref()),
+                );
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
+    let latency = read_latency(d, t);
+    let tokens = read_tokens(d, t);
+    let mut rates = [0.0f64; 4];
+    let mut rates_ok = true;
+    for (rate, key) in rates.iter_mut().zip(RATES) {
+        match (t.get(key), t.fraction(d, key)) {
+            (_, Some(r)) => *rate = r.into_inner(),
+            (Some(_), None) => rates_ok = false,
+            (None, None) => {}
+        }
+    }
+    let sum: f64 = rates.iter().sum();
+    // A little slack so that 0.1 + 0.2 + 0.3 + 0.4 is not "over 1".
+    if rates_ok && sum > 1.0 + 1e-9 {
+        d.error(
+            t.span.clone(),
+            format!(
+                "the rates {} add up to {}, more than 1",
+                t.place,
+                (sum * 1e6).round() / 1e6
+            ),
+            "fail_rate, fatal_rate, block_rate and review_rate are shares of the same calls; lower them so they add up to at most 1",
+        );
+        rates_ok = false;
+    }
+    let model = t.string(d, "model").map_or("sim", |m| *m.get_ref());
+    let seed = t.at_least(d, "seed", 0).map_or(0, |s| s.into_inner());
+    let fields = match t.get("fields") {
+        None => Some(Vec::new()),
+        Some(_) => t
+            .strings(d, "fields")
+            .map(|f| f.iter().map(|s| s.get_ref().to_string()).collect()),
+    };
+    if !rates_ok {
+        return None;
+    }
+    let [fail_rate, fatal_rate, block_rate, review_rate] = rates;
+    Some(SimSpec {
+        latency: latency?,
+        tokens: tokens?,
+        fail_rate,
+        fatal_rate,
+        block_rate,
+        review_rate,
+        model: model.to_string(),
+        seed,
+        output_fields: fields?,
+    })
+}
+
+const LATENCY_HELP: &str =
+    "write a duration or a range of them, e.g. latency = \"50ms..400ms\" or latency = \"0ms\"";
+const TOKENS_HELP: &str = "write a whole number or a range, e.g. tokens = \"200..2000\" or tokens = 500";
+
+fn read_latency(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<Duration>> {
+    let Some(v) = t.get("latency") else {
+        return Some(Range {
+            lo: Duration::ZERO,
+            hi: Duration::ZERO,
+        });
+    };
+    let DeValue::String(s) = v.get_ref() else {
+        d.error(
+            v.span(),
+            format!("`latency` {} must be a string", t.place),
+            LATENCY_HELP,
+        );
+        return None;
+    };
+    range_or_report(d, t, "latency", v.span(), parse_duration_range(s), LATENCY_HELP)
+}
+
+fn read_tokens(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<u64>> {
+    let Some(v) = t.get("tokens") else {
+        return Some(Range { lo: 0, hi: 0 });
+    };
+    let parsed = match v.get_ref() {
+        DeValue::String(s) => parse_u64_range(s),
+        DeValue::Integer(_) => match integer_value(v.get_ref()).map(u64::try_from) {
+            Some(Ok(n)) => Ok(Range { lo: n, hi: n }),
+            _ => Err(RangeError::Bound(
+                "a token count must be a whole number, 0 or more".into(),
+            )),
+        },
+        _ => Err(RangeError::Bound(
+            "it must be a whole number or a range in quotes".into(),
+        )),
+    };
+    range_or_report(d, t, "tokens", v.span(), parsed, TOKENS_HELP)
+}
+
+fn range_or_report<T>(
+    d: &mut Diag<'_>,
+    t: &Table<'_, '_>,
+    key: &str,
+    span: std::ops::Range<usize>,
+    parsed: Result<Range<T>, RangeError>,
+    help: &str,
+) -> Option<Range<T>> {
+    match parsed {
+        Ok(r) => Some(r),
+        Err(RangeError::Bound(why)) => {
+            d.error(span, format!("bad `{key}` {}: {why}", t.place), help);
+            None
+        }
+        Err(RangeError::Backwards { written, fixed }) => {
+            d.error(
+                span,
+                format!("`{key}` range \"{written}\" {} runs backwards", t.place),
+                format!("put the smaller value first: \"{fixed}\""),
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use toml::de::DeTable;
+
+    use super::*;
+
+    fn agents(text: &str) -> Result<BTreeMap<String, AgentSpec>, String> {
+        let root = DeTable::parse(text).unwrap();
+        let mut d = Diag::new(text);
+        let t = Table::new(root.get_ref(), 0..0, "at the top level".into());
+        let out = read_agents(&mut d, &t, Path::new("/pipes"));
+        match d.into_error(Path::new("p.toml")) {
+            Some(e) => Err(e.to_string()),
+            None => Ok(out
+                .into_iter()
+                .map(|(k, v)| (k, v.expect("no problems, so every agent is read")))
+                .collect()),
+        }
+    }
+
+    fn command(spec: &AgentSpec) -> &CommandSpec {
+        match &spec.kind {
+            AgentKind::Command(c) => c,
+            AgentKind::Sim(_) => panic!("not a command agent"),
+        }
+    }
+
+    fn sim(spec: &AgentSpec) -> &SimSpec {
+        match &spec.kind {
+            AgentKind::Sim(s) => s,
+            AgentKind::Command(_) => panic!("not a sim agent"),
+        }
+    }
+
+    #[test]
+    fn command_agent_paths_and_defaults() {
+        let a = agents(
+            "[agents.doc]\nkind = \"command\"\ncommand = [\"agents/doc.py\", \"--x\", \"./y\"]\n[agents.py]\nkind = \"command\"\ncommand = [\"python3\", \"a.py\"]\ncwd = \"work\"\nenv = { K = \"v\" }\nmax_output_bytes = 10\nmodel = \"gpt-4o\"\nmax_parallel = 2\n",
+        )
+        .unwrap();
+        let doc = command(&a["doc"]);
+        assert_eq!(doc.program, PathBuf::from("/pipes/agents/doc.py"));
+        assert_eq!(doc.args, ["--x", "./y"]);
+        assert_eq!(doc.cwd, PathBuf::from("/pipes"));
+        assert!(doc.env.is_empty());
+        assert_eq!(doc.max_output_bytes, 16 * 1024 * 1024);
+        assert_eq!(doc.model, None);
+        assert_eq!(a["doc"].max_parallel, None);
+        let py = command(&a["py"]);
+        assert_eq!(py.program, PathBuf::from("python3"));
+        assert_eq!(py.cwd, PathBuf::from("/pipes/work"));
+        assert_eq!(py.env["K"], "v");
+        assert_eq!(py.max_output_bytes, 10);
+        assert_eq!(py.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(a["py"].max_parallel, Some(2));
+        assert_eq!(a["py"].name, "py");
+    }
+
+    #[test]
+    fn sim_agent_values_and_defaults() {
+        let a = agents(
+            "[agents.fast]\nkind = \"sim\"\nlatency = \"50ms..400ms\"\ntokens = \"200..2000\"\nfail_rate = 0.05\nreview_rate = 0.1\nmodel = \"claude-sonnet-4-5\"\nseed = 42\nfields = [\"plan\"]\n[agents.plain]\nkind = \"sim\"\ntokens = 7\n",
+        )
+        .unwrap();
+        let fast = sim(&a["fast"]);
+        assert_eq!(fast.latency.lo, Duration::from_millis(50));
+        assert_eq!(fast.latency.hi, Duration::from_millis(400));
+        assert_eq!(fast.tokens, Range { lo: 200, hi: 2000 });
+        assert_eq!(fast.fail_rate, 0.05);
+        assert_eq!(fast.review_rate, 0.1);
+        assert_eq!(fast.fatal_rate, 0.0);
+        assert_eq!(fast.model, "claude-sonnet-4-5");
+        assert_eq!(fast.seed, 42);
+        assert_eq!(fast.output_fields, ["plan"]);
+        let plain = sim(&a["plain"]);
+        assert_eq!(plain.latency.hi, Duration::ZERO);
+        assert_eq!(plain.tokens, Range { lo: 7, hi: 7 });
+        assert_eq!(plain.model, "sim");
+        assert_eq!(plain.seed, 0);
+        assert!(plain.output_fields.is_empty());
+    }
+
+    #[test]
+    fn keys_of_the_other_kind_are_named_as_such() {
+        let err = agents("[agents.a]\nkind = \"command\"\ncommand = [\"x\"]\nlatency = \"1s\"\n")
+            .unwrap_err();
+        assert!(
+            err.contains("p.toml:4:1: error: unknown key `latency` in agent \"a\"\n  help: `latency` is a key of sim agents; allowed keys here are: kind, command"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_kind() {
+        let err = agents("[agents.a]\ncommand = [\"x\"]\n[agents.b]\nkind = \"shell\"\n").unwrap_err();
+        assert!(err.contains("p.toml:1:1: error: missing key `kind` in agent \"a\""), "{err}");
+        assert!(err.contains("p.toml:4:8: error: unknown kind \"shell\" in agent \"b\""), "{err}");
+        assert!(err.contains("kind is one of: command, sim"), "{err}");
+    }
+
+    #[test]
+    fn command_problems() {
+        let err = agents(
+            "[agents.a]\nkind = \"command\"\ncommand = []\n[agents.b]\nkind = \"command\"\n[agents.c]\nkind = \"command\"\ncommand = [\"\"]\nenv = { A = 1 }\nmax_output_bytes = 0\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:3:11: error: `command` in agent \"a\" is empty",
+            "p.toml:4:1: error: missing key `command` in agent \"b\"",
+            "p.toml:8:12: error: the program in `command` in agent \"c\" is empty",
+            "p.toml:9:13: error: env value of `A` in agent \"c\" must be a string",
+            "p.toml:10:20: error: `max_output_bytes` in agent \"c\" must be at least 1",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
+    #[test]
+    fn sim_problems() {
+        let err = agents(
+            "[agents.a]\nkind = \"sim\"\nlatency = \"400ms..50ms\"\ntokens = \"x..9\"\nfail_rate = -0.1\nmax_parallel = 0\n[agents.b]\nkind = \"sim\"\nfail_rate = 0.6\nblock_rate = 0.5\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:3:11: error: `latency` range \"400ms..50ms\" in agent \"a\" runs backwards\n  help: put the smaller value first: \"50ms..400ms\"",
+            "p.toml:4:10: error: bad `tokens`",
+            "p.toml:5:13: error: `fail_rate` in agent \"a\" must be from 0 to 1",
+            "p.toml:6:16: error: `max_parallel` in agent \"a\" must be at least 1, not 0",
+            "p.toml:7:1: error: the rates in agent \"b\" add up to 1.1, more than 1",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
+    #[test]
+    fn rates_that_add_to_exactly_one_are_fine() {
+        assert!(
+            agents("[agents.a]\nkind = \"sim\"\nfail_rate = 0.1\nfatal_rate = 0.2\nblock_rate = 0.3\nreview_rate = 0.4\n")
+                .is_ok()
+        );
+    }
+}

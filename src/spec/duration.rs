@@ -1,0 +1,97 @@
+//! Durations as pipeline files write them: `"250ms"`, `"30s"`, `"5m"`, `"1h"`.
+
+use std::time::Duration;
+
+/// The accepted forms, for help lines.
+pub(crate) const DURATION_FORMS: &str =
+    "write a whole number followed by ms, s, m or h, e.g. \"250ms\", \"30s\", \"5m\", \"1h\"";
+
+/// Parses a whole number followed by a unit: `ms`, `s`, `m` or `h`.
+///
+/// The error names what is wrong and the forms that are accepted.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse(s).map_err(|why| format!("{why}; {DURATION_FORMS}"))
+}
+
+/// Like [`parse_duration`], but the error only says what is wrong, for
+/// messages that give the accepted forms on a help line of their own.
+pub(crate) fn parse(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = s.split_at(digits);
+    if number.is_empty() {
+        return Err(match s {
+            "" => "empty duration".to_string(),
+            _ => format!("\"{s}\" does not start with a whole number"),
+        });
+    }
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("\"{s}\" is too large"))?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "" => return Err(format!("\"{s}\" has no unit")),
+        _ => return Err(format!("\"{unit}\" in \"{s}\" is not a unit")),
+    };
+    n.checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("\"{s}\" is too large"))
+}
+
+/// A duration the way a file would write it, for messages: the largest unit
+/// that divides it.
+pub(crate) fn show(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_string(),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1_000 == 0 => format!("{}s", ms / 1_000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_each_unit() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn rejects_other_forms_and_says_which_are_accepted() {
+        for bad in [
+            "", "s", "10", "1.5s", "-1s", "5 min", "5min", "1d", "ms10", "1s2",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("ms, s, m or h"), "{bad}: {err}");
+        }
+        assert!(parse_duration("10").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5min").unwrap_err().contains("not a unit"));
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_panic() {
+        assert!(parse_duration("99999999999999999999s").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
+    }
+
+    #[test]
+    fn shows_in_the_largest_whole_unit() {
+        assert_eq!(show(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show(Duration::from_secs(90)), "90s");
+        assert_eq!(show(Duration::from_secs(120)), "2m");
+        assert_eq!(show(Duration::from_secs(7200)), "2h");
+        assert_eq!(show(Duration::ZERO), "0s");
+    }
+}

@@ -1,0 +1,117 @@
+//! From a file to a validated `Pipeline`: read, parse the TOML, check every
+//! part, and either build the pipeline or report all problems found.
+
+use std::path::Path;
+
+use toml::de::DeTable;
+
+use super::agents::read_agents;
+use super::defaults::read_defaults;
+use super::error::{Diag, SpecError};
+use super::model::Pipeline;
+use super::paths::{base_dir_of, resolve};
+use super::phases::read_phases;
+use super::raw::Table;
+
+const TOP_KEYS: &[&str] = &["name", "pricing", "defaults", "agents", "phases"];
+
+/// Reads and validates the pipeline file at `path`. Relative paths in it are
+/// resolved against the file's folder.
+pub fn load(path: &Path) -> Result<Pipeline, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        SpecError::whole_file(
+            path,
+            format!("cannot read the pipeline file: {e}"),
+            "check the path, and that the file is readable UTF-8 text",
+        )
+    })?;
+    parse(&text, path)
+}
+
+/// Validates pipeline `text`; `path` names the file in messages and gives
+/// the folder relative paths are resolved against. The file is not read.
+pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    // What follows a syntax error may be misread, so stop at syntax.
+    if !syntax_errors.is_empty() {
+        let mut d = Diag::new(text);
+        for e in &syntax_errors {
+            d.error(
+                e.span().unwrap_or(0..0),
+                format!("invalid TOML: {}", e.message().trim_end()),
+                syntax_help(e.message()),
+            );
+        }
+        return Err(into_error(d, path));
+    }
+    let base_dir = base_dir_of(path).map_err(|e| {
+        SpecError::whole_file(
+            path,
+            format!("cannot tell the folder of the pipeline file: {e}"),
+            "run from an existing directory, or give the file's absolute path",
+        )
+    })?;
+
+    let mut d = Diag::new(text);
+    let root = Table::new(root.get_ref(), 0..0, "at the top level".into());
+    root.check_keys(&mut d, TOP_KEYS, |k| {
+        matches!(k, "timeout" | "retry" | "concurrency").then(|| format!("`{k}` belongs in [defaults]"))
+    });
+    let name = root.required_string(&mut d, "name", "add name = \"...\" at the top of the file");
+    if let Some(n) = name.as_ref().filter(|n| n.get_ref().trim().is_empty()) {
+        d.error(
+            n.span(),
+            "the pipeline name is empty",
+            "give the pipeline a name, e.g. name = \"clinical-coding\"",
+        );
+    }
+    let pricing = root.string(&mut d, "pricing").map(|p| resolve(&base_dir, p.get_ref()));
+    let defaults = read_defaults(&mut d, &root);
+    let agents = read_agents(&mut d, &root, &base_dir);
+    let phases = read_phases(&mut d, &root, &defaults, &agents);
+
+    if !d.is_empty() {
+        return Err(into_error(d, path));
+    }
+    // With no problems recorded, every part has been read.
+    let agents = agents
+        .into_iter()
+        .map(|(k, v)| v.map(|v| (k, v)))
+        .collect::<Option<_>>();
+    let (Some(name), Some(agents)) = (name, agents) else {
+        return Err(SpecError::whole_file(
+            path,
+            "the pipeline could not be read".into(),
+            "check the file against the pipeline format",
+        ));
+    };
+    Ok(Pipeline {
+        name: name.get_ref().to_string(),
+        source: base_dir.join(path.file_name().unwrap_or(path.as_os_str())),
+        base_dir,
+        defaults,
+        agents,
+        phases,
+        pricing,
+    })
+}
+
+fn into_error(d: Diag<'_>, path: &Path) -> SpecError {
+    d.into_error(path).unwrap_or_else(|| SpecError {
+        file: path.to_path_buf(),
+        problems: Vec::new(),
+    })
+}
+
+/// How to fix a TOML syntax error, from the parser's message.
+fn syntax_help(message: &str) -> &'static str {
+    if message.contains("duplicate key") {
+        "each key may appear only once in a table; remove or rename one of them"
+    } else if message.contains("quoted") {
+        "put string values in quotes, e.g. kind = \"sim\""
+    } else if message.contains("unclosed") {
+        "close the array, table or string that was opened"
+    } else {
+        "fix the TOML syntax here; see https://toml.io for the format"
+    }
+}

@@ -1,0 +1,353 @@
+//! `[[phases]]`: each phase's own keys, then the links between phases:
+//! unique ids, known agents, `after` names resolved to indices, no cycles.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+use toml::de::DeValue;
+
+use super::defaults::read_retry;
+use super::error::Diag;
+use super::graph;
+use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode};
+use super::raw::Table;
+use super::suggest::did_you_mean;
+
+const PHASE_KEYS: &[&str] = &[
+    "id",
+    "agent",
+    "after",
+    "when",
+    "on_failure",
+    "review",
+    "required_output",
+    "timeout",
+    "retry",
+];
+
+/// A phase as read, before `after` is resolved.
+struct Draft<'a> {
+    /// The `[[phases]]` header: where problems about the whole phase point.
+    span: Range<usize>,
+    /// As written, even if malformed, so that `after` lists naming it do
+    /// not add problems of their own.
+    id: Option<Spanned<&'a str>>,
+    /// `None` when absent: the phase then runs after the one before it.
+    after: Option<Vec<Spanned<&'a str>>>,
+    spec: PhaseSpec,
+}
+
+/// The phases in file order, `after` holding indices.
+///
+/// Parts that could not be read are left at placeholder values; a problem
+/// has been recorded for each, so the result is only used when `d` is empty.
+pub(crate) fn read_phases(
+    d: &mut Diag<'_>,
+    root: &Table<'_, '_>,
+    defaults: &Defaults,
+    agents: &BTreeMap<String, Option<AgentSpec>>,
+) -> Vec<PhaseSpec> {
+    const ADD_A_PHASE: &str = "add a [[phases]] table with an id and an agent";
+    let Some(value) = root.get("phases") else {
+        root.missing(d, "phases", ADD_A_PHASE);
+        return Vec::new();
+    };
+    let DeValue::Array(items) = value.get_ref() else {
+        d.error(
+            value.span(),
+            "`phases` must be an array of tables",
+            "write each phase as a [[phases]] table with an id and an agent",
+        );
+        return Vec::new();
+    };
+    if items.is_empty() {
+        d.error(value.span(), "the pipeline has no phases", ADD_A_PHASE);
+        return Vec::new();
+    }
+    let drafts: Vec<Draft<'_>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| read_phase(d, i, item, defaults, agents))
+        .collect();
+    let first_by_id = check_unique_ids(d, &drafts);
+    let edges = resolve_after(d, &drafts, &first_by_id);
+    check_cycles(d, &drafts, &edges);
+    drafts
+        .into_iter()
+        .zip(edges)
+        .map(|(draft, edges)| {
+            let mut spec = draft.spec;
+            spec.after = edges.into_iter().map(|(to, _)| to).collect();
+            spec
+        })
+        .collect()
+}
+
+fn read_phase<'a>(
+    d: &mut Diag<'_>,
+    i: usize,
+    item: &'a Spanned<DeValue<'_>>,
+    defaults: &Defaults,
+    agents: &BTreeMap<String, Option<AgentSpec>>,
+) -> Draft<'a> {
+    let mut spec = PhaseSpec {
+        id: String::new(),
+        agent: String::new(),
+        after: Vec::new(),
+        when: Vec::new(),
+        on_failure: OnFailure::Stop,
+        review: ReviewMode::Never,
+        required_output: Vec::new(),
+        timeout: defaults.timeout,
+        retry: defaults.retry.clone(),
+    };
+    let DeValue::Table(inner) = item.get_ref() else {
+        d.error(
+            item.span(),
+            format!("phase #{} must be a table", i + 1),
+            "write each phase as a [[phases]] table with an id and an agent",
+        );
+        return Draft {
+            span: item.span(),
+            id: None,
+            after: None,
+            spec,
+        };
+    };
+    let numbered = Table::new(inner, item.span(), format!("in phase #{}", i + 1));
+    let id = numbered.required_string(
+        d,
+        "id",
+        "add id = \"...\" to name the phase (letters, digits, _ and -)",
+    );
+    let place = match &id {
+        Some(id) if check_phase_id(d, id) => format!("in phase \"{}\"", id.get_ref()),
+        _ => numbered.place.clone(),
+    };
+    let t = Table::new(inner, item.span(), place);
+    t.check_keys(d, PHASE_KEYS, |_| None);
+    if let Some(id) = &id {
+        spec.id = id.get_ref().to_string();
+    }
+    let agent = t.required_string(d, "agent", "add agent = \"...\" naming one of the [agents] tables");
+    if let Some(agent) = agent {
+        check_agent_known(d, &agent, agents);
+        spec.agent = agent.get_ref().to_string();
+    }
+    let after = t.get("after").map(|_| t.strings(d, "after").unwrap_or_default());
+    let list = |d: &mut Diag<'_>, key| {
+        t.strings(d, key)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.get_ref().to_string())
+            .collect::<Vec<_>>()
+    };
+    spec.when = list(d, "when");
+    spec.required_output = list(d, "required_output");
+    if let Some(f) = t.choice(d, "on_failure", &["stop", "continue", "review"]) {
+        spec.on_failure = match *f.get_ref() {
+            "continue" => OnFailure::Continue,
+            "review" => OnFailure::Review,
+            _ => OnFailure::Stop,
+        };
+    }
+    if let Some(r) = t.choice(d, "review", &["never", "always"]) {
+        spec.review = match *r.get_ref() {
+            "always" => ReviewMode::Always,
+            _ => ReviewMode::Never,
+        };
+    }
+    if let Some(timeout) = t.timeout(d, "timeout") {
+        spec.timeout = timeout.into_inner();
+    }
+    if let Some(retry) = t.table(d, "retry", format!("in the retry {}", t.place)) {
+        spec.retry = read_retry(d, &retry, &defaults.retry);
+    }
+    Draft {
+        span: item.span(),
+        id,
+        after,
+        spec,
+    }
+}
+
+/// Ids are `[A-Za-z0-9_-]+`: they appear in file names, logs and commands.
+/// Reports a bad one and says whether it is good.
+fn check_phase_id(d: &mut Diag<'_>, id: &Spanned<&str>) -> bool {
+    let text = *id.get_ref();
+    let ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !text.is_empty() && text.chars().all(ok) {
+        return true;
+    }
+    let fixed: String = text.chars().map(|c| if ok(c) { c } else { '_' }).collect();
+    let (message, help) = match text {
+        "" => (
+            "phase id is empty".to_string(),
+            "name the phase with letters, digits, _ and -".to_string(),
+        ),
+        _ => (
+            format!("phase id \"{text}\" has characters other than letters, digits, _ and -"),
+            format!("use only letters, digits, _ and -, e.g. id = \"{fixed}\""),
+        ),
+    };
+    d.error(id.span(), message, help);
+    false
+}
+
+fn check_agent_known(
+    d: &mut Diag<'_>,
+    agent: &Spanned<&str>,
+    agents: &BTreeMap<String, Option<AgentSpec>>,
+) {
+    let name = *agent.get_ref();
+    if agents.contains_key(name) {
+        return;
+    }
+    let help = match agents.is_empty() {
+        true => format!("no agents are defined; add an [agents.{name}] table with a kind"),
+        false => format!(
+            "agents defined here are: {}{}",
+            agents.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+            did_you_mean(name, agents.keys().map(String::as_str))
+        ),
+    };
+    d.error(agent.span(), format!("unknown agent \"{name}\""), help);
+}
+
+/// Reports each id used before, pointing at the later one; gives each id's
+/// first index.
+fn check_unique_ids<'a>(d: &mut Diag<'_>, drafts: &[Draft<'a>]) -> HashMap<&'a str, usize> {
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, draft) in drafts.iter().enumerate() {
+        let Some(id) = &draft.id else { continue };
+        match first.get(id.get_ref()) {
+            None => {
+                first.insert(id.get_ref(), i);
+            }
+            Some(&earlier) => {
+                let line = drafts[earlier]
+                    .id
+                    .as_ref()
+                    .map_or(0, |e| d.line_of(e.span().start));
+                d.error(
+                    id.span(),
+                    format!("duplicate phase id \"{}\"", id.get_ref()),
+                    format!(
+                        "the first phase \"{}\" is on line {line}; give each phase its own id",
+                        id.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    first
+}
+
+/// For each phase, the phases it waits for, with the span of the `after`
+/// entry that says so (`None` for the implicit "the phase before").
+type Edges = Vec<Vec<(usize, Option<Range<usize>>)>>;
+
+fn resolve_after(d: &mut Diag<'_>, drafts: &[Draft<'_>], first_by_id: &HashMap<&str, usize>) -> Edges {
+    // Each id once, in file order, for help lines.
+    let ids: Vec<&str> = drafts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.id.as_ref().map(|id| (i, *id.get_ref())))
+        .filter(|(i, id)| first_by_id.get(id) == Some(i))
+        .map(|(_, id)| id)
+        .collect();
+    let mut edges = Vec::with_capacity(drafts.len());
+    for (i, draft) in drafts.iter().enumerate() {
+        let Some(after) = &draft.after else {
+            edges.push(match i {
+                0 => Vec::new(),
+                _ => vec![(i - 1, None)],
+            });
+            continue;
+        };
+        let own = draft.id.as_ref().map(|id| *id.get_ref());
+        let mut mine: Vec<(usize, Option<Range<usize>>)> = Vec::new();
+        for name in after {
+            let wanted = *name.get_ref();
+            if Some(wanted) == own {
+                d.error(
+                    name.span(),
+                    format!("phase \"{wanted}\" depends on itself"),
+                    format!("remove \"{wanted}\" from its own after list"),
+                );
+                continue;
+            }
+            match first_by_id.get(wanted) {
+                Some(&to) if !mine.iter().any(|(t, _)| *t == to) => mine.push((to, Some(name.span()))),
+                Some(_) => {}
+                None => d.error(
+                    name.span(),
+                    format!("unknown phase \"{wanted}\" in `after`"),
+                    format!(
+                        "phases defined here are: {}{}",
+                        ids.join(", "),
+                        did_you_mean(wanted, ids.iter().copied())
+                    ),
+                ),
+            }
+        }
+        edges.push(mine);
+    }
+    edges
+}
+
+fn check_cycles(d: &mut Diag<'_>, drafts: &[Draft<'_>], edges: &Edges) {
+    let plain: Vec<Vec<usize>> = edges
+        .iter()
+        .map(|e| e.iter().map(|(to, _)| *to).collect())
+        .collect();
+    let name = |i: usize| {
+        drafts[i]
+            .id
+            .as_ref()
+            .map_or_else(|| format!("#{}", i + 1), |id| id.get_ref().to_string())
+    };
+    // The `after` entry for the step from `from` to `to`, if written.
+    let written = |from: usize, to: usize| {
+        edges[from]
+            .iter()
+            .find(|(t, _)| *t == to)
+            .and_then(|(_, span)| span.clone())
+    };
+    for mut cycle in graph::cycles(&plain) {
+        let n = cycle.len();
+        let step = |k: usize, cycle: &[usize]| (cycle[k], cycle[(k + 1) % n]);
+        // Start the path at a step that is written down, to point at it.
+        let start = (0..n)
+            .find(|&k| {
+                let (from, to) = step(k, &cycle);
+                written(from, to).is_some()
+            })
+            .unwrap_or(0);
+        cycle.rotate_left(start);
+        let (from, to) = step(0, &cycle);
+        let at = written(from, to).unwrap_or_else(|| drafts[from].span.clone());
+        let implicit = (0..n).any(|k| {
+            let (from, to) = step(k, &cycle);
+            written(from, to).is_none()
+        });
+        let path: Vec<String> = cycle.iter().chain(cycle.first()).map(|&i| name(i)).collect();
+        d.error(
+            at,
+            format!("phases wait on each other in a cycle: {}", path.join(" -> ")),
+            format!(
+                "\"{} -> {}\" means {} runs after {}{}; remove one of these dependencies",
+                name(from),
+                name(to),
+                name(from),
+                name(to),
+                match implicit {
+                    true => " (a phase without `after` runs after the phase before it)",
+                    false => "",
+                }
+            ),
+        );
+    }
+}
