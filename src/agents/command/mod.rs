@@ -71,7 +71,10 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
     let mut input = match serde_json::to_vec(&*request) {
         Ok(bytes) => bytes,
         Err(e) => {
-            return CallResult::failed(ErrorClass::Fatal, format!("cannot encode the request: {e}"));
+            return CallResult::failed(
+                ErrorClass::Fatal,
+                format!("cannot encode the request: {e}"),
+            );
         }
     };
     input.push(b'\n');
@@ -143,6 +146,10 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
         }
     }
 
+    // A child that exited in time but whose pipes stayed open (a daemon it
+    // started holds them) is judged by what it wrote; only a child still
+    // running at the deadline timed out.
+    let exited = matches!(finish.status, Some(Ok(_)));
     if finish.status.is_none() {
         // Timed out, or gave up waiting after an oversized reply.
         group.kill();
@@ -165,7 +172,7 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
                 &log,
             ),
         ))
-    } else if finish.timed_out && !matches!(finish.status, Some(Ok(_))) {
+    } else if finish.timed_out && !exited {
         Err(Failure::new(
             ErrorClass::Timeout,
             with_stderr(
