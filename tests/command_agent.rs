@@ -217,6 +217,15 @@ async fn exit_status_without_a_reply() {
 }
 
 #[tokio::test]
+async fn an_endless_timeout_is_no_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = CommandAgent::new(sh(r#"echo '{"output": 1}'"#, dir.path()))
+        .call(request(json!({})), ctx(Duration::MAX))
+        .await;
+    assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));
+}
+
+#[tokio::test]
 async fn a_well_formed_reply_wins_over_the_exit_status() {
     let dir = tempfile::tempdir().unwrap();
     let r = call(sh(r#"echo '{"output": "fine"}'; exit 3"#, dir.path())).await;
@@ -374,7 +383,8 @@ async fn timeout_kills_the_whole_group() {
     assert_gone(grandchild, "grandchild").await;
 }
 
-#[tokio::test]
+// The engine runs on the multi-threaded runtime; so does this.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_call_kills_the_group() {
     let dir = tempfile::tempdir().unwrap();
     let pids = dir.path().join("pids");

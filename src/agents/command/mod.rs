@@ -67,7 +67,12 @@ struct Finish {
 }
 
 async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContext) -> CallResult {
-    let deadline = Instant::now() + ctx.timeout;
+    // A timeout too large to add (say `Duration::MAX`) means no deadline
+    // worth having; a year stands in for it rather than overflowing.
+    let now = Instant::now();
+    let deadline = now
+        .checked_add(ctx.timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
     let mut input = match serde_json::to_vec(&*request) {
         Ok(bytes) => bytes,
         Err(e) => {
