@@ -84,7 +84,7 @@ fn every_note_runs_through_all_five_agents() {
     let mut authorised = 0;
     for task in &notes {
         let id = task["id"].as_str().unwrap();
-        let input = &task["input"];
+        let input = task;
         let mut outputs = Map::new();
         let phases = ["documentation", "coding", "compliance", "prior_auth", "qa"];
         let scripts = [
@@ -226,7 +226,7 @@ async fn the_pipeline_points_at_the_scripts() {
     let req = AgentRequest {
         task: TaskRef {
             id: task["id"].as_str().unwrap().into(),
-            input: task["input"].clone(),
+            input: task.clone(),
         },
         phase: "documentation".into(),
         attempt: 1,

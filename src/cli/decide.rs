@@ -106,7 +106,13 @@ pub async fn cancel(a: CancelArgs) -> i32 {
     act(&a.dir, a.task, Action::Cancel, None, a.note).await
 }
 
-async fn act(dir: &StateDir, task: String, action: Action, phase: Option<String>, note: Option<String>) -> i32 {
+async fn act(
+    dir: &StateDir,
+    task: String,
+    action: Action,
+    phase: Option<String>,
+    note: Option<String>,
+) -> i32 {
     let state_dir = &dir.state_dir;
     let pipeline = match state_meta::load(state_dir) {
         Ok(p) => p,
@@ -115,7 +121,11 @@ async fn act(dir: &StateDir, task: String, action: Action, phase: Option<String>
             return 2;
         }
     };
-    let opts = EngineOptions { dispatch: false, exit_when_idle: false, ..EngineOptions::default() };
+    let opts = EngineOptions {
+        dispatch: false,
+        exit_when_idle: false,
+        ..EngineOptions::default()
+    };
     let engine = match Engine::open(pipeline, state_dir, opts) {
         Ok(e) => e,
         Err(e) => {
@@ -127,7 +137,13 @@ async fn act(dir: &StateDir, task: String, action: Action, phase: Option<String>
     let join = tokio::spawn(engine.run());
     let name = action.name();
     let result = handle
-        .send(Command::Act { task: task.clone(), action, phase, note, by: Actor::current() })
+        .send(Command::Act {
+            task: task.clone(),
+            action,
+            phase,
+            note,
+            by: Actor::current(),
+        })
         .await;
     let _ = handle.send(Command::Shutdown).await;
     match join.await {
@@ -143,7 +159,9 @@ async fn act(dir: &StateDir, task: String, action: Action, phase: Option<String>
     }
     match result {
         Ok(()) => {
-            println!("{name}: recorded for task {task}; `baton run` on this state folder carries on from here");
+            println!(
+                "{name}: recorded for task {task}; `baton run` on this state folder carries on from here"
+            );
             0
         }
         Err(refusal) => {

@@ -24,15 +24,26 @@ pub struct DemoArgs {
 
 /// The demo's tasks: the bundled tickets, repeated with new ids when more are asked for.
 pub fn demo_tasks(count: usize) -> Vec<InputTask> {
-    let tickets: Vec<Value> = TICKETS.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let tickets: Vec<Value> = TICKETS
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     (0..count)
         .map(|i| {
             let mut t = tickets[i % tickets.len()].clone();
             let round = i / tickets.len();
             let base = t["id"].as_str().unwrap_or("DEV").to_string();
-            let id = if round == 0 { base } else { format!("{base}-{round}") };
+            let id = if round == 0 {
+                base
+            } else {
+                format!("{base}-{round}")
+            };
             t["id"] = Value::String(id.clone());
-            InputTask { id: Some(id), input: t, origin: format!("demo ticket {}", i + 1) }
+            InputTask {
+                id: Some(id),
+                input: t,
+                origin: format!("demo ticket {}", i + 1),
+            }
         })
         .collect()
 }
@@ -43,7 +54,9 @@ pub async fn run(args: DemoArgs) -> i32 {
         std::env::temp_dir().join(format!("baton-demo-{stamp}-{}", std::process::id()))
     });
     let pipeline_file = dir.join("demo.toml");
-    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&pipeline_file, PIPELINE)) {
+    if let Err(e) =
+        std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&pipeline_file, PIPELINE))
+    {
         eprintln!("error: cannot prepare the demo in {}: {e}", dir.display());
         return 2;
     }
@@ -57,7 +70,9 @@ pub async fn run(args: DemoArgs) -> i32 {
     let state_dir = dir.join("state");
     eprintln!("demo files and state in {}", dir.display());
     let _ = args.headless;
-    let code = super::run::run_headless(&pipeline_file, pipeline, demo_tasks(args.tasks), &state_dir).await;
+    let code =
+        super::run::run_headless(&pipeline_file, pipeline, demo_tasks(args.tasks), &state_dir)
+            .await;
     eprintln!(
         "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}",
         state_dir.display()

@@ -30,7 +30,10 @@ pub fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
         Some((_, Some(st))) => Some(st),
         Some((s, None)) => {
             let all: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
-            eprintln!("error: unknown state \"{s}\"\n  help: use one of {}", all.join(", "));
+            eprintln!(
+                "error: unknown state \"{s}\"\n  help: use one of {}",
+                all.join(", ")
+            );
             return 2;
         }
         None => None,
@@ -45,7 +48,10 @@ pub fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
     let tasks = ordered(&folded).filter(|t| filter.is_none_or(|s| t.state == s));
     if json {
         let rows: Vec<_> = tasks.map(list_report::row).collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        );
     } else {
         print!("{}", list_report::text(tasks));
     }
@@ -62,7 +68,11 @@ pub fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
     };
     let Some(task) = folded.tasks.get(id) else {
         let known: Vec<&str> = folded.order.iter().take(10).map(String::as_str).collect();
-        eprintln!("error: no task \"{id}\" in {}\n  help: tasks there include: {}", state_dir.display(), known.join(", "));
+        eprintln!(
+            "error: no task \"{id}\" in {}\n  help: tasks there include: {}",
+            state_dir.display(),
+            known.join(", ")
+        );
         return 1;
     };
     if json {

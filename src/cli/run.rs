@@ -103,7 +103,8 @@ pub async fn run_headless(
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     let mut stopped_by: Option<i32> = None;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let summary = loop {
         tokio::select! {
             ev = events.recv() => match ev {
@@ -153,7 +154,8 @@ pub async fn run_headless(
         }
     };
     progress.print_line(&mut std::io::stderr());
-    let waiting = progress.count(baton::engine::TaskState::AwaitingReview) + progress.count(baton::engine::TaskState::Blocked);
+    let waiting = progress.count(baton::engine::TaskState::AwaitingReview)
+        + progress.count(baton::engine::TaskState::Blocked);
     if waiting > 0 && stopped_by.is_none() {
         eprintln!(
             "{waiting} task(s) wait for a person: see `baton list --state awaiting_review --state-dir {0}`, then `baton approve|reject|resolve TASK --state-dir {0}` and run again",

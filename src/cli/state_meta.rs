@@ -12,7 +12,8 @@ const SOURCE: &str = "pipeline.source";
 pub fn save(state_dir: &Path, pipeline_file: &Path) -> Result<(), String> {
     let source = std::fs::canonicalize(pipeline_file)
         .map_err(|e| format!("cannot resolve {}: {e}", pipeline_file.display()))?;
-    let text = std::fs::read_to_string(&source).map_err(|e| format!("cannot read {}: {e}", source.display()))?;
+    let text = std::fs::read_to_string(&source)
+        .map_err(|e| format!("cannot read {}: {e}", source.display()))?;
     write_atomic(&state_dir.join(COPY), text.as_bytes())?;
     write_atomic(&state_dir.join(SOURCE), source.to_string_lossy().as_bytes())
 }
@@ -45,5 +46,10 @@ pub fn load(state_dir: &Path) -> Result<Pipeline, String> {
     let source = std::fs::read_to_string(state_dir.join(SOURCE))
         .map(PathBuf::from)
         .unwrap_or_else(|_| copy.clone());
-    spec::parse(&text, &source).map_err(|e| format!("the pipeline kept in {} no longer loads:\n{e}", copy.display()))
+    spec::parse(&text, &source).map_err(|e| {
+        format!(
+            "the pipeline kept in {} no longer loads:\n{e}",
+            copy.display()
+        )
+    })
 }

@@ -76,17 +76,27 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 {
                     return Some(EventKind::ReviewRequested {
                         phase: id.clone(),
-                        reason: ReviewReason::AgentAsked { reason: reason.clone() },
+                        reason: ReviewReason::AgentAsked {
+                            reason: reason.clone(),
+                        },
                     });
                 }
                 if spec.review == ReviewMode::Always {
-                    return Some(EventKind::ReviewRequested { phase: id.clone(), reason: ReviewReason::Always });
+                    return Some(EventKind::ReviewRequested {
+                        phase: id.clone(),
+                        reason: ReviewReason::Always,
+                    });
                 }
             }
             PhaseState::Pending if !held(task, id) => {
-                if let Some(AttemptOutcome::Blocked { reason }) = p.attempts.last().and_then(|a| a.outcome.as_ref()) {
+                if let Some(AttemptOutcome::Blocked { reason }) =
+                    p.attempts.last().and_then(|a| a.outcome.as_ref())
+                {
                     if p.tries > 0 {
-                        return Some(EventKind::TaskBlocked { phase: id.clone(), reason: reason.clone() });
+                        return Some(EventKind::TaskBlocked {
+                            phase: id.clone(),
+                            reason: reason.clone(),
+                        });
                     }
                 }
             }
@@ -94,7 +104,9 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 // Between attempts with no retry scheduled: either an operator
                 // asked to retry now (the start happens in `ready_phases`), or
                 // the engine stopped before deciding. Decide now.
-                if let Some(AttemptOutcome::Failed { class, message }) = p.attempts.last().and_then(|a| a.outcome.as_ref()) {
+                if let Some(AttemptOutcome::Failed { class, message }) =
+                    p.attempts.last().and_then(|a| a.outcome.as_ref())
+                {
                     if !class.is_retryable() || p.tries >= spec.retry.max_attempts {
                         return Some(EventKind::PhaseFailed {
                             phase: id.clone(),
@@ -112,7 +124,10 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
     // Phases whose turn has come but whose condition fails are skipped.
     for (idx, spec) in pipeline.phases.iter().enumerate() {
         let p = &task.phases[idx];
-        if p.state == PhaseState::Pending && p.attempts.is_empty() && deps_settled(task, pipeline, idx) {
+        if p.state == PhaseState::Pending
+            && p.attempts.is_empty()
+            && deps_settled(task, pipeline, idx)
+        {
             let missing = missing_fields(&task.input, &spec.when);
             if !missing.is_empty() {
                 return Some(EventKind::PhaseSkipped {
@@ -123,14 +138,23 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
         }
     }
     let all_settled = (0..pipeline.phases.len()).all(|i| settled_at(task, pipeline, i));
-    if all_settled && task.holds.is_empty() && matches!(task.state, TaskState::Pending | TaskState::Running) {
-        return Some(EventKind::TaskFinished { state: TaskState::Completed, reason: None });
+    if all_settled
+        && task.holds.is_empty()
+        && matches!(task.state, TaskState::Pending | TaskState::Running)
+    {
+        return Some(EventKind::TaskFinished {
+            state: TaskState::Completed,
+            reason: None,
+        });
     }
     None
 }
 
 fn deps_settled(task: &Task, pipeline: &Pipeline, idx: usize) -> bool {
-    pipeline.phases[idx].after.iter().all(|&d| settled_at(task, pipeline, d))
+    pipeline.phases[idx]
+        .after
+        .iter()
+        .all(|&d| settled_at(task, pipeline, d))
 }
 
 /// Phases that can start an attempt now. Empty while the task is held or final.
@@ -144,7 +168,8 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
         let startable = match p.state {
             PhaseState::Pending => {
                 deps_settled(task, pipeline, idx)
-                    && (!p.attempts.is_empty() || missing_fields(&task.input, &spec.when).is_empty())
+                    && (!p.attempts.is_empty()
+                        || missing_fields(&task.input, &spec.when).is_empty())
             }
             // Between attempts, its wait over (or cut short), and a retry is still allowed.
             PhaseState::Running => {

@@ -29,7 +29,10 @@ pub struct AttemptDone {
 pub fn request(task: &Task, idx: usize) -> AgentRequest {
     let p = &task.phases[idx];
     AgentRequest {
-        task: TaskRef { id: task.id.clone(), input: task.input.clone() },
+        task: TaskRef {
+            id: task.id.clone(),
+            input: task.input.clone(),
+        },
         phase: p.id.clone(),
         attempt: p.attempts.len() as u32 + 1,
         outputs: completed_outputs(task),
@@ -50,25 +53,50 @@ pub fn spawn(
     let attempt = request.attempt;
     let handle = tokio::spawn(async move {
         let started = Instant::now();
-        let ctx = CallContext { timeout, trace: None };
+        let ctx = CallContext {
+            timeout,
+            trace: None,
+        };
         let call = agent.call(request, ctx);
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
-            Err(_) => CallResult::failed(ErrorClass::Timeout, format!("no reply within {}", human(timeout))),
+            Err(_) => CallResult::failed(
+                ErrorClass::Timeout,
+                format!("no reply within {}", human(timeout)),
+            ),
         };
-        let _ = results.send(AttemptDone { task, phase, attempt, result, duration: started.elapsed() });
+        let _ = results.send(AttemptDone {
+            task,
+            phase,
+            attempt,
+            result,
+            duration: started.elapsed(),
+        });
     });
     handle.abort_handle()
 }
 
 fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// The `AttemptFinished` event for a call's result, with the phase's output
 /// contract checked and the cost priced.
-pub fn finished(done: AttemptDone, spec: &PhaseSpec, agent_model: Option<&str>, prices: &PriceTable) -> EventKind {
-    let CallResult { reply, usage, trace } = done.result;
+pub fn finished(
+    done: AttemptDone,
+    spec: &PhaseSpec,
+    agent_model: Option<&str>,
+    prices: &PriceTable,
+) -> EventKind {
+    let CallResult {
+        reply,
+        usage,
+        trace,
+    } = done.result;
     let usage = usage.map(|mut u: Usage| {
         if u.model.is_none() {
             u.model = agent_model.map(str::to_string);
@@ -83,7 +111,10 @@ pub fn finished(done: AttemptDone, spec: &PhaseSpec, agent_model: Option<&str>, 
         if !output.is_object() {
             return Some(AttemptOutcome::Failed {
                 class: ErrorClass::Contract,
-                message: format!("output is not an object with {}", spec.required_output.join(", ")),
+                message: format!(
+                    "output is not an object with {}",
+                    spec.required_output.join(", ")
+                ),
             });
         }
         let missing = missing_output(output, &spec.required_output);
@@ -93,16 +124,30 @@ pub fn finished(done: AttemptDone, spec: &PhaseSpec, agent_model: Option<&str>, 
         })
     };
     let (outcome, output) = match reply {
-        Ok(Reply::Output { output }) => (contract(&output).unwrap_or(AttemptOutcome::Succeeded), Some(output)),
-        Ok(Reply::Review { reason, output }) => {
-            (contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason }), Some(output))
-        }
+        Ok(Reply::Output { output }) => (
+            contract(&output).unwrap_or(AttemptOutcome::Succeeded),
+            Some(output),
+        ),
+        Ok(Reply::Review { reason, output }) => (
+            contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason }),
+            Some(output),
+        ),
         Ok(Reply::Error { message, retryable }) => {
-            let class = if retryable { ErrorClass::Retryable } else { ErrorClass::Fatal };
+            let class = if retryable {
+                ErrorClass::Retryable
+            } else {
+                ErrorClass::Fatal
+            };
             (AttemptOutcome::Failed { class, message }, None)
         }
         Ok(Reply::Blocked { reason }) => (AttemptOutcome::Blocked { reason }, None),
-        Err(failure) => (AttemptOutcome::Failed { class: failure.class, message: failure.message }, None),
+        Err(failure) => (
+            AttemptOutcome::Failed {
+                class: failure.class,
+                message: failure.message,
+            },
+            None,
+        ),
     };
     EventKind::AttemptFinished {
         phase: spec.id.clone(),

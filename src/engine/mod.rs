@@ -1,16 +1,16 @@
 //! The engine: tasks, their lifecycles, scheduling, attempts, reviews and
 //! costs. It emits events and takes commands; it never touches a terminal.
 
-pub mod cost;
-pub mod event;
-pub mod handle;
-pub mod state;
-pub mod task;
 pub mod advance;
 pub mod attempt;
 pub mod backoff;
+pub mod cost;
+pub mod event;
+pub mod handle;
 pub mod recovery;
 pub mod runtime;
+pub mod state;
+pub mod task;
 
 pub use event::{Action, Actor, Command, Event, EventKind};
 pub use handle::{EngineHandle, Refusal, RunSnapshot};

@@ -18,7 +18,12 @@ pub struct Folded {
 /// Replays the journal over the snapshots. Events a snapshot already covers
 /// are skipped; events that do not apply are reported and skipped.
 pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
-    let Recovered { snapshots, events, last_seq, mut warnings } = recovered;
+    let Recovered {
+        snapshots,
+        events,
+        last_seq,
+        mut warnings,
+    } = recovered;
     let mut tasks: HashMap<TaskId, Task> = HashMap::new();
     for snap in snapshots {
         tasks.insert(snap.id.clone(), snap);
@@ -29,7 +34,10 @@ pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
             Some(task) if ev.seq <= task.seq => {}
             Some(task) => {
                 if let Err(e) = task.apply(ev) {
-                    warnings.push(format!("journal event {} for task {id} does not apply and was skipped: {e}", ev.seq));
+                    warnings.push(format!(
+                        "journal event {} for task {id} does not apply and was skipped: {e}",
+                        ev.seq
+                    ));
                 }
             }
             None => match Task::from_submitted(ev, phases) {
@@ -48,8 +56,18 @@ pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
         let (ta, tb) = (&tasks[a], &tasks[b]);
         ta.created_at.cmp(&tb.created_at).then_with(|| a.cmp(b))
     });
-    let last_seq = tasks.values().map(|t| t.seq).max().unwrap_or(0).max(last_seq);
-    Folded { tasks, order, last_seq, warnings }
+    let last_seq = tasks
+        .values()
+        .map(|t| t.seq)
+        .max()
+        .unwrap_or(0)
+        .max(last_seq);
+    Folded {
+        tasks,
+        order,
+        last_seq,
+        warnings,
+    }
 }
 
 /// The event that closes an attempt lost to a stop of the engine.

@@ -40,7 +40,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { dispatch: true, exit_when_idle: true, checkpoint_every: Duration::from_secs(1) }
+        EngineOptions {
+            dispatch: true,
+            exit_when_idle: true,
+            checkpoint_every: Duration::from_secs(1),
+        }
     }
 }
 
@@ -54,9 +58,19 @@ pub enum EngineError {
         "the state folder {dir} holds tasks of another pipeline: task {task} has phases [{found}], \
          but {pipeline} has [{expected}]\n  help: use another --state-dir for this pipeline, or `baton clean-state` to start over"
     )]
-    PipelineMismatch { dir: PathBuf, task: String, found: String, pipeline: String, expected: String },
+    PipelineMismatch {
+        dir: PathBuf,
+        task: String,
+        found: String,
+        pipeline: String,
+        expected: String,
+    },
     #[error("task {id} ({origin}) {problem}")]
-    BadTask { id: String, origin: String, problem: String },
+    BadTask {
+        id: String,
+        origin: String,
+        problem: String,
+    },
 }
 
 struct AgentSlot {
@@ -134,7 +148,11 @@ pub struct Engine {
 
 impl Engine {
     /// Takes the state folder, recovers what is in it, and gets ready to run.
-    pub fn open(pipeline: Pipeline, state_dir: &Path, opts: EngineOptions) -> Result<Engine, EngineError> {
+    pub fn open(
+        pipeline: Pipeline,
+        state_dir: &Path,
+        opts: EngineOptions,
+    ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
         let (store, recovered) = Store::open(state_dir)?;
         let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
@@ -232,7 +250,10 @@ impl Engine {
     }
 
     pub fn handle(&self) -> EngineHandle {
-        EngineHandle { requests: self.requests_tx.clone(), events: self.store.broadcaster() }
+        EngineHandle {
+            requests: self.requests_tx.clone(),
+            events: self.store.broadcaster(),
+        }
     }
 
     /// Puts recovered work back in motion: attempts that were running when
@@ -241,7 +262,9 @@ impl Engine {
     fn resume_recovered(&mut self) {
         let now = Timestamp::now();
         for id in self.order.clone() {
-            let Some(task) = self.tasks.get(&id) else { continue };
+            let Some(task) = self.tasks.get(&id) else {
+                continue;
+            };
             let open: Vec<(String, u32)> = task
                 .phases
                 .iter()
@@ -250,9 +273,17 @@ impl Engine {
             for (phase, attempt) in open {
                 self.emit_logged(&id, recovery::interrupted(phase, attempt));
             }
-            let dues: Vec<Timestamp> = self.tasks[&id].phases.iter().filter_map(|p| p.retry_due).collect();
+            let dues: Vec<Timestamp> = self.tasks[&id]
+                .phases
+                .iter()
+                .filter_map(|p| p.retry_due)
+                .collect();
             for due in dues {
-                let wait = if due > now { due.duration_since(now).unsigned_abs() } else { Duration::ZERO };
+                let wait = if due > now {
+                    due.duration_since(now).unsigned_abs()
+                } else {
+                    Duration::ZERO
+                };
                 self.add_timer(id.clone(), wait);
             }
             match self.tasks[&id].state {
@@ -298,7 +329,8 @@ impl Engine {
                 task: Some(id.clone()),
                 kind: EventKind::TaskSubmitted { input },
             };
-            let task = Task::from_submitted(&ev, &self.phase_ids).expect("a submitted event makes a task");
+            let task =
+                Task::from_submitted(&ev, &self.phase_ids).expect("a submitted event makes a task");
             self.tasks.insert(id.clone(), task);
             self.order.push(id.clone());
             self.queue.push_back(id.clone());
@@ -363,9 +395,14 @@ impl Engine {
             if let Some(handle) = self.running.remove(&(id.clone(), idx)) {
                 handle.abort();
             }
-            let open = self.tasks[&id].phases[idx].running_attempt().map(|a| a.number);
+            let open = self.tasks[&id].phases[idx]
+                .running_attempt()
+                .map(|a| a.number);
             if let Some(attempt) = open {
-                self.emit_logged(&id, recovery::interrupted(self.phase_ids[idx].clone(), attempt));
+                self.emit_logged(
+                    &id,
+                    recovery::interrupted(self.phase_ids[idx].clone(), attempt),
+                );
             }
         }
         self.send_outbox().await?;
@@ -390,14 +427,23 @@ impl Engine {
         if self.dirty.is_empty() {
             return;
         }
-        let tasks: Vec<Task> = self.dirty.drain().filter_map(|id| self.tasks.get(&id).cloned()).collect();
+        let tasks: Vec<Task> = self
+            .dirty
+            .drain()
+            .filter_map(|id| self.tasks.get(&id).cloned())
+            .collect();
         self.store.checkpoint(tasks, self.seq);
     }
 
     /// Applies an event to its task and queues it for the journal, or
     /// changes nothing and says why.
     fn emit(&mut self, id: &TaskId, kind: EventKind) -> Result<(), ApplyError> {
-        let ev = Event { seq: self.seq + 1, at: Timestamp::now(), task: Some(id.clone()), kind };
+        let ev = Event {
+            seq: self.seq + 1,
+            at: Timestamp::now(),
+            task: Some(id.clone()),
+            kind,
+        };
         let task = self.tasks.get_mut(id).ok_or_else(|| ApplyError::Refused {
             task: id.clone(),
             message: "no such task".into(),
@@ -423,7 +469,12 @@ impl Engine {
 
     fn emit_run_event(&mut self, kind: EventKind) {
         self.seq += 1;
-        self.outbox.push(Event { seq: self.seq, at: Timestamp::now(), task: None, kind });
+        self.outbox.push(Event {
+            seq: self.seq,
+            at: Timestamp::now(),
+            task: None,
+            kind,
+        });
     }
 
     /// Fills free concurrency slots from the queue.
@@ -432,8 +483,14 @@ impl Engine {
             return;
         }
         while self.slots.len() < self.pipeline.defaults.concurrency {
-            let Some(id) = self.queue.pop_front() else { break };
-            if self.tasks.get(&id).is_some_and(|t| t.state == TaskState::Pending) {
+            let Some(id) = self.queue.pop_front() else {
+                break;
+            };
+            if self
+                .tasks
+                .get(&id)
+                .is_some_and(|t| t.state == TaskState::Pending)
+            {
                 self.slots.insert(id.clone());
                 self.advance(&id);
             }
@@ -443,7 +500,9 @@ impl Engine {
     /// Emits whatever the task's state calls for, then starts what is ready.
     fn advance(&mut self, id: &TaskId) {
         for _ in 0..(4 * self.phase_ids.len() + 8) {
-            let Some(task) = self.tasks.get(id) else { return };
+            let Some(task) = self.tasks.get(id) else {
+                return;
+            };
             match follow_up(task, &self.pipeline) {
                 Some(kind) => {
                     if !self.emit_logged(id, kind) {
@@ -453,7 +512,9 @@ impl Engine {
                 None => break,
             }
         }
-        let Some(task) = self.tasks.get(id) else { return };
+        let Some(task) = self.tasks.get(id) else {
+            return;
+        };
         let state = task.state;
         if state.is_final() || state.needs_human() {
             self.slots.remove(id);
@@ -472,7 +533,11 @@ impl Engine {
     }
 
     fn start_phase(&mut self, id: &TaskId, idx: usize) {
-        if !self.opts.dispatch || self.paused || self.stopping || self.running.contains_key(&(id.clone(), idx)) {
+        if !self.opts.dispatch
+            || self.paused
+            || self.stopping
+            || self.running.contains_key(&(id.clone(), idx))
+        {
             return;
         }
         let a = self.phase_agent[idx];
@@ -499,7 +564,14 @@ impl Engine {
             return;
         }
         self.agents[a].inflight += 1;
-        let handle = attempt::spawn(agent, Arc::new(request), id.clone(), idx, spec.timeout, self.results_tx.clone());
+        let handle = attempt::spawn(
+            agent,
+            Arc::new(request),
+            id.clone(),
+            idx,
+            spec.timeout,
+            self.results_tx.clone(),
+        );
         self.running.insert((id.clone(), idx), handle);
     }
 
@@ -515,11 +587,11 @@ impl Engine {
         let spec = &self.pipeline.phases[idx];
         let kind = attempt::finished(done, spec, self.agents[a].agent.model(), &self.prices);
         let retry = match &kind {
-            EventKind::AttemptFinished { outcome: super::event::AttemptOutcome::Failed { class, .. }, attempt, .. }
-                if class.is_retryable() =>
-            {
-                Some(*attempt)
-            }
+            EventKind::AttemptFinished {
+                outcome: super::event::AttemptOutcome::Failed { class, .. },
+                attempt,
+                ..
+            } if class.is_retryable() => Some(*attempt),
             _ => None,
         };
         if self.emit_logged(&id, kind) {
@@ -545,8 +617,13 @@ impl Engine {
 
     /// Starts phases that waited for this agent, as far as capacity allows.
     fn start_waiting(&mut self, a: usize) {
-        while self.agents[a].limit.is_none_or(|limit| self.agents[a].inflight < limit) {
-            let Some((id, idx)) = self.agents[a].waiting.pop_front() else { break };
+        while self.agents[a]
+            .limit
+            .is_none_or(|limit| self.agents[a].inflight < limit)
+        {
+            let Some((id, idx)) = self.agents[a].waiting.pop_front() else {
+                break;
+            };
             let still_ready = self
                 .tasks
                 .get(&id)
@@ -559,7 +636,8 @@ impl Engine {
 
     fn add_timer(&mut self, id: TaskId, wait: Duration) {
         self.timer_seq += 1;
-        self.timers.insert((Instant::now() + wait, self.timer_seq), id);
+        self.timers
+            .insert((Instant::now() + wait, self.timer_seq), id);
     }
 
     fn fire_timers(&mut self) {
@@ -604,12 +682,24 @@ impl Engine {
 
     fn on_command(&mut self, command: Command) -> Result<(), Refusal> {
         match command {
-            Command::Act { task, action, phase, note, by } => {
+            Command::Act {
+                task,
+                action,
+                phase,
+                note,
+                by,
+            } => {
                 if !self.tasks.contains_key(&task) {
                     return Err(Refusal(format!("no task {task} in this run")));
                 }
                 let cancel = action == Action::Cancel;
-                let decision = Decision { action, phase, by, at: Timestamp::now(), note };
+                let decision = Decision {
+                    action,
+                    phase,
+                    by,
+                    at: Timestamp::now(),
+                    note,
+                };
                 self.emit(&task, EventKind::DecisionRecorded { decision })
                     .map_err(|e| Refusal(e.to_string()))?;
                 if cancel {

@@ -536,7 +536,11 @@ impl Task {
     }
 
     /// Applies a decision; returns the signal and the phase it settled.
-    fn decide(&mut self, d: &Decision, at: Timestamp) -> Result<(TaskSignal, Option<String>), ApplyError> {
+    fn decide(
+        &mut self,
+        d: &Decision,
+        at: Timestamp,
+    ) -> Result<(TaskSignal, Option<String>), ApplyError> {
         let phase = d.phase.as_deref();
         let mut target = None;
         let signal = match &d.action {

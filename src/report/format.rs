@@ -35,7 +35,11 @@ pub fn duration(d: Duration) -> String {
 
 /// Time between two instants of the wall clock, never negative.
 pub fn between(from: Timestamp, to: Timestamp) -> Duration {
-    if to <= from { Duration::ZERO } else { to.duration_since(from).unsigned_abs() }
+    if to <= from {
+        Duration::ZERO
+    } else {
+        to.duration_since(from).unsigned_abs()
+    }
 }
 
 /// A symbol for each state, so that state reads without colour too.

@@ -75,7 +75,13 @@ pub fn text<'a>(tasks: impl Iterator<Item = &'a Task>) -> String {
             short_cost(cost),
         );
     }
-    let _ = writeln!(out, "{} task(s), {} tokens, {}", tasks.len(), thousands(tokens), total);
+    let _ = writeln!(
+        out,
+        "{} task(s), {} tokens, {}",
+        tasks.len(),
+        thousands(tokens),
+        total
+    );
     out
 }
 

@@ -76,7 +76,9 @@ impl Progress {
             cost.merge(t.cost());
             tokens += t.tokens();
         }
-        let done = self.count(TaskState::Completed) + self.count(TaskState::Failed) + self.count(TaskState::Cancelled);
+        let done = self.count(TaskState::Completed)
+            + self.count(TaskState::Failed)
+            + self.count(TaskState::Cancelled);
         let mut parts = vec![format!("{done}/{} done", self.tasks.len())];
         for state in [
             TaskState::Running,
@@ -93,7 +95,11 @@ impl Progress {
         }
         parts.push(format!("{} tok", thousands(tokens)));
         parts.push(cost.to_string());
-        format!("[{}] {}", duration(between(self.started, now)), parts.join(" · "))
+        format!(
+            "[{}] {}",
+            duration(between(self.started, now)),
+            parts.join(" · ")
+        )
     }
 
     pub fn print_line(&self, out: &mut impl Write) {
@@ -116,7 +122,16 @@ pub fn rest_line(task: &Task) -> String {
         duration(between(task.created_at, end)),
     );
     let why = match (task.holds.first(), &task.finish_reason) {
-        (Some(h), _) => format!("  {} at {}: {}", if task.state == TaskState::Blocked { "blocked" } else { "review" }, h.phase, h.reason),
+        (Some(h), _) => format!(
+            "  {} at {}: {}",
+            if task.state == TaskState::Blocked {
+                "blocked"
+            } else {
+                "review"
+            },
+            h.phase,
+            h.reason
+        ),
         (None, Some(r)) if task.state != TaskState::Completed => format!("  {r}"),
         _ => String::new(),
     };

@@ -8,10 +8,20 @@ use crate::engine::event::AttemptOutcome;
 
 pub fn text(task: &Task) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "task {}  {} {}", task.id, symbol(task.state), task.state);
+    let _ = writeln!(
+        out,
+        "task {}  {} {}",
+        task.id,
+        symbol(task.state),
+        task.state
+    );
     let end = task.finished_at.unwrap_or(task.updated_at);
     let _ = writeln!(out, "  created   {}", task.created_at);
-    let _ = writeln!(out, "  elapsed   {}", duration(between(task.created_at, end)));
+    let _ = writeln!(
+        out,
+        "  elapsed   {}",
+        duration(between(task.created_at, end))
+    );
     let _ = writeln!(out, "  tokens    {}", thousands(task.tokens()));
     let _ = writeln!(out, "  cost      {}", task.cost());
     if let Some(reason) = &task.finish_reason {
@@ -19,14 +29,23 @@ pub fn text(task: &Task) -> String {
     }
     let _ = writeln!(out, "  input     {}", compact(&task.input, 200));
     for h in &task.holds {
-        let _ = writeln!(out, "  waiting   {:?} at {} since {}: {}", h.kind, h.phase, h.since, h.reason);
+        let _ = writeln!(
+            out,
+            "  waiting   {:?} at {} since {}: {}",
+            h.kind, h.phase, h.since, h.reason
+        );
     }
     for p in &task.phases {
         let _ = writeln!(out, "\nphase {}  {}", p.id, p.state);
         if let (Some(s), Some(f)) = (p.started_at, p.finished_at) {
             let _ = writeln!(out, "  duration  {}", duration(between(s, f)));
         }
-        let _ = writeln!(out, "  tokens    {}   cost {}", thousands(p.tokens()), p.cost());
+        let _ = writeln!(
+            out,
+            "  tokens    {}   cost {}",
+            thousands(p.tokens()),
+            p.cost()
+        );
         if let Some(r) = &p.skip_reason {
             let _ = writeln!(out, "  skipped   {r}");
         }
@@ -43,30 +62,49 @@ pub fn text(task: &Task) -> String {
             let _ = writeln!(out, "  next try  {due}");
         }
         for a in &p.attempts {
-            let model = a.model.as_deref().or(a.usage.as_ref().and_then(|u| u.model.as_deref())).unwrap_or("-");
+            let model = a
+                .model
+                .as_deref()
+                .or(a.usage.as_ref().and_then(|u| u.model.as_deref()))
+                .unwrap_or("-");
             let outcome = match &a.outcome {
                 None => "running".to_string(),
                 Some(AttemptOutcome::Succeeded) => "succeeded".to_string(),
-                Some(AttemptOutcome::Failed { class, message }) => format!("failed [{}] {message}", class.as_str()),
+                Some(AttemptOutcome::Failed { class, message }) => {
+                    format!("failed [{}] {message}", class.as_str())
+                }
                 Some(AttemptOutcome::Blocked { reason }) => format!("blocked: {reason}"),
-                Some(AttemptOutcome::ReviewRequested { reason }) => format!("asked for review: {reason}"),
+                Some(AttemptOutcome::ReviewRequested { reason }) => {
+                    format!("asked for review: {reason}")
+                }
                 Some(AttemptOutcome::Interrupted) => "interrupted (ran again)".to_string(),
                 Some(AttemptOutcome::Cancelled) => "cancelled".to_string(),
             };
-            let tokens = a.usage.as_ref().map(|u| thousands(u.tokens())).unwrap_or_else(|| "-".into());
+            let tokens = a
+                .usage
+                .as_ref()
+                .map(|u| thousands(u.tokens()))
+                .unwrap_or_else(|| "-".into());
             let cost = match (&a.usage, a.cost_usd) {
                 (_, Some(c)) => format!("${c:.4}"),
                 (Some(_), None) => "unknown".into(),
                 (None, None) => "-".into(),
             };
-            let took = a.duration_ms.map(|ms| duration(std::time::Duration::from_millis(ms))).unwrap_or_else(|| "-".into());
+            let took = a
+                .duration_ms
+                .map(|ms| duration(std::time::Duration::from_millis(ms)))
+                .unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 out,
                 "  #{} {} ({}) {}  {} tok  {}  {}",
                 a.number, a.agent, model, outcome, tokens, cost, took
             );
             if let Some(d) = a.retry_delay_ms {
-                let _ = writeln!(out, "     retry after {}", duration(std::time::Duration::from_millis(d)));
+                let _ = writeln!(
+                    out,
+                    "     retry after {}",
+                    duration(std::time::Duration::from_millis(d))
+                );
             }
             for line in &a.trace {
                 let _ = writeln!(out, "     | {line}");
@@ -83,9 +121,25 @@ pub fn text(task: &Task) -> String {
     if !task.decisions.is_empty() {
         let _ = writeln!(out, "\ndecisions");
         for d in &task.decisions {
-            let phase = d.phase.as_deref().map(|p| format!(" on {p}")).unwrap_or_default();
-            let note = d.note.as_deref().map(|n| format!(": {n}")).unwrap_or_default();
-            let _ = writeln!(out, "  {} {}{} by {}{}", d.at, d.action.name(), phase, d.by, note);
+            let phase = d
+                .phase
+                .as_deref()
+                .map(|p| format!(" on {p}"))
+                .unwrap_or_default();
+            let note = d
+                .note
+                .as_deref()
+                .map(|n| format!(": {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {}{} by {}{}",
+                d.at,
+                d.action.name(),
+                phase,
+                d.by,
+                note
+            );
         }
     }
     out

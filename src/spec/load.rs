@@ -55,7 +55,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
     let mut d = Diag::new(text);
     let root = Table::new(root.get_ref(), 0..0, "at the top level".into());
     root.check_keys(&mut d, TOP_KEYS, |k| {
-        matches!(k, "timeout" | "retry" | "concurrency").then(|| format!("`{k}` belongs in [defaults]"))
+        matches!(k, "timeout" | "retry" | "concurrency")
+            .then(|| format!("`{k}` belongs in [defaults]"))
     });
     let name = root.required_string(&mut d, "name", "add name = \"...\" at the top of the file");
     if let Some(n) = name.as_ref().filter(|n| n.get_ref().trim().is_empty()) {
@@ -65,7 +66,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
             "give the pipeline a name, e.g. name = \"clinical-coding\"",
         );
     }
-    let pricing = root.string(&mut d, "pricing").map(|p| resolve(&base_dir, p.get_ref()));
+    let pricing = root
+        .string(&mut d, "pricing")
+        .map(|p| resolve(&base_dir, p.get_ref()));
     let defaults = read_defaults(&mut d, &root);
     let agents = read_agents(&mut d, &root, &base_dir);
     let phases = read_phases(&mut d, &root, &defaults, &agents);

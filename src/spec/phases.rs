@@ -131,12 +131,18 @@ fn read_phase<'a>(
     if let Some(id) = &id {
         spec.id = id.get_ref().to_string();
     }
-    let agent = t.required_string(d, "agent", "add agent = \"...\" naming one of the [agents] tables");
+    let agent = t.required_string(
+        d,
+        "agent",
+        "add agent = \"...\" naming one of the [agents] tables",
+    );
     if let Some(agent) = agent {
         check_agent_known(d, &agent, agents);
         spec.agent = agent.get_ref().to_string();
     }
-    let after = t.get("after").map(|_| t.strings(d, "after").unwrap_or_default());
+    let after = t
+        .get("after")
+        .map(|_| t.strings(d, "after").unwrap_or_default());
     let list = |d: &mut Diag<'_>, key| {
         t.strings(d, key)
             .unwrap_or_default()
@@ -209,7 +215,11 @@ fn check_agent_known(
         true => format!("no agents are defined; add an [agents.{name}] table with a kind"),
         false => format!(
             "agents defined here are: {}{}",
-            agents.keys().map(String::as_str).collect::<Vec<_>>().join(", "),
+            agents
+                .keys()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
             did_you_mean(name, agents.keys().map(String::as_str))
         ),
     };
@@ -249,7 +259,11 @@ fn check_unique_ids<'a>(d: &mut Diag<'_>, drafts: &[Draft<'a>]) -> HashMap<&'a s
 /// entry that says so (`None` for the implicit "the phase before").
 type Edges = Vec<Vec<(usize, Option<Range<usize>>)>>;
 
-fn resolve_after(d: &mut Diag<'_>, drafts: &[Draft<'_>], first_by_id: &HashMap<&str, usize>) -> Edges {
+fn resolve_after(
+    d: &mut Diag<'_>,
+    drafts: &[Draft<'_>],
+    first_by_id: &HashMap<&str, usize>,
+) -> Edges {
     // Each id once, in file order, for help lines.
     let ids: Vec<&str> = drafts
         .iter()
@@ -280,7 +294,9 @@ fn resolve_after(d: &mut Diag<'_>, drafts: &[Draft<'_>], first_by_id: &HashMap<&
                 continue;
             }
             match first_by_id.get(wanted) {
-                Some(&to) if !mine.iter().any(|(t, _)| *t == to) => mine.push((to, Some(name.span()))),
+                Some(&to) if !mine.iter().any(|(t, _)| *t == to) => {
+                    mine.push((to, Some(name.span())))
+                }
                 Some(_) => {}
                 None => d.error(
                     name.span(),
@@ -333,10 +349,17 @@ fn check_cycles(d: &mut Diag<'_>, drafts: &[Draft<'_>], edges: &Edges) {
             let (from, to) = step(k, &cycle);
             written(from, to).is_none()
         });
-        let path: Vec<String> = cycle.iter().chain(cycle.first()).map(|&i| name(i)).collect();
+        let path: Vec<String> = cycle
+            .iter()
+            .chain(cycle.first())
+            .map(|&i| name(i))
+            .collect();
         d.error(
             at,
-            format!("phases wait on each other in a cycle: {}", path.join(" -> ")),
+            format!(
+                "phases wait on each other in a cycle: {}",
+                path.join(" -> ")
+            ),
             format!(
                 "\"{} -> {}\" means {} runs after {}{}; remove one of these dependencies",
                 name(from),

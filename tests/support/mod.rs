@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use baton::agents::{Agent, AgentRequest, BoxFuture, CallContext, CallResult, Reply};
 use baton::engine::cost::Usage;
-use baton::engine::{Action, Actor, Command, Engine, EngineHandle, EngineOptions, RunSnapshot, RunSummary, Task};
+use baton::engine::{
+    Action, Actor, Command, Engine, EngineHandle, EngineOptions, RunSnapshot, RunSummary, Task,
+};
 use baton::spec::Pipeline;
 use baton::spec::input::InputTask;
 use baton::spec::model::*;
@@ -41,7 +43,10 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
     let ids: Vec<String> = phases.iter().map(|p| p.id.clone()).collect();
     for (i, p) in phases.iter_mut().enumerate() {
         if let Some((_, deps)) = explicit_after.iter().find(|(id, _)| *id == p.id) {
-            p.after = deps.iter().map(|d| ids.iter().position(|x| x == d).expect("known phase")).collect();
+            p.after = deps
+                .iter()
+                .map(|d| ids.iter().position(|x| x == d).expect("known phase"))
+                .collect();
         } else if i > 0 {
             p.after = vec![i - 1];
         }
@@ -53,7 +58,10 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
             name: "scripted".into(),
             max_parallel: None,
             kind: AgentKind::Sim(SimSpec {
-                latency: Range { lo: Duration::ZERO, hi: Duration::ZERO },
+                latency: Range {
+                    lo: Duration::ZERO,
+                    hi: Duration::ZERO,
+                },
                 tokens: Range { lo: 10, hi: 10 },
                 fail_rate: 0.0,
                 fatal_rate: 0.0,
@@ -107,7 +115,13 @@ impl Scripted {
     }
 
     pub fn requests_for(&self, phase: &str) -> Vec<AgentRequest> {
-        self.requests.lock().unwrap().iter().filter(|r| r.phase == phase).cloned().collect()
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.phase == phase)
+            .cloned()
+            .collect()
     }
 }
 
@@ -140,17 +154,30 @@ impl Agent for Scripted {
 pub fn ok(output: Value) -> CallResult {
     CallResult {
         reply: Ok(Reply::Output { output }),
-        usage: Some(Usage { model: None, input_tokens: 100, output_tokens: 50, cost_usd: None }),
+        usage: Some(Usage {
+            model: None,
+            input_tokens: 100,
+            output_tokens: 50,
+            cost_usd: None,
+        }),
         trace: vec!["working".into()],
     }
 }
 
 pub fn reply(reply: Reply) -> CallResult {
-    CallResult { reply: Ok(reply), usage: None, trace: Vec::new() }
+    CallResult {
+        reply: Ok(reply),
+        usage: None,
+        trace: Vec::new(),
+    }
 }
 
 pub fn input(id: &str, v: Value) -> InputTask {
-    InputTask { id: Some(id.into()), input: v, origin: "test".into() }
+    InputTask {
+        id: Some(id.into()),
+        input: v,
+        origin: "test".into(),
+    }
 }
 
 pub fn tasks(ids: &[&str]) -> Vec<InputTask> {
@@ -158,11 +185,20 @@ pub fn tasks(ids: &[&str]) -> Vec<InputTask> {
 }
 
 pub fn opts(exit_when_idle: bool) -> EngineOptions {
-    EngineOptions { dispatch: true, exit_when_idle, checkpoint_every: Duration::from_millis(50) }
+    EngineOptions {
+        dispatch: true,
+        exit_when_idle,
+        checkpoint_every: Duration::from_millis(50),
+    }
 }
 
 /// Runs to idle and returns the summary and every task as the state folder holds it.
-pub async fn run_to_idle(p: Pipeline, dir: &Path, agent: Arc<dyn Agent>, inputs: Vec<InputTask>) -> (RunSummary, Vec<Task>) {
+pub async fn run_to_idle(
+    p: Pipeline,
+    dir: &Path,
+    agent: Arc<dyn Agent>,
+    inputs: Vec<InputTask>,
+) -> (RunSummary, Vec<Task>) {
     let mut engine = Engine::open(p.clone(), dir, opts(true)).expect("open");
     engine.replace_agent("scripted", agent);
     engine.submit(inputs).expect("submit");
@@ -172,7 +208,16 @@ pub async fn run_to_idle(p: Pipeline, dir: &Path, agent: Arc<dyn Agent>, inputs:
 
 /// The tasks in a state folder, read through a fresh engine that starts nothing.
 pub async fn load(p: Pipeline, dir: &Path) -> Vec<Task> {
-    let engine = Engine::open(p, dir, EngineOptions { dispatch: false, exit_when_idle: true, ..opts(true) }).expect("reopen");
+    let engine = Engine::open(
+        p,
+        dir,
+        EngineOptions {
+            dispatch: false,
+            exit_when_idle: true,
+            ..opts(true)
+        },
+    )
+    .expect("reopen");
     let tasks = engine.tasks().cloned().collect();
     engine.run().await.expect("close");
     tasks
@@ -213,7 +258,10 @@ impl Live {
                 action,
                 phase: None,
                 note: note.map(str::to_string),
-                by: Actor { user: "tester".into(), ssh_client: Some("10.0.0.9".into()) },
+                by: Actor {
+                    user: "tester".into(),
+                    ssh_client: Some("10.0.0.9".into()),
+                },
             })
             .await
             .map_err(|r| r.0)
@@ -226,5 +274,8 @@ impl Live {
 }
 
 pub fn task<'a>(snap: &'a RunSnapshot, id: &str) -> &'a Task {
-    snap.tasks.iter().find(|t| t.id == id).expect("task present")
+    snap.tasks
+        .iter()
+        .find(|t| t.id == id)
+        .expect("task present")
 }
