@@ -67,7 +67,9 @@ pub(crate) fn read_agents(
                 d.error(
                     value.span(),
                     format!("agent \"{name}\" must be a table"),
-                    format!("write it as a table: [agents.{name}] with kind = \"command\" or \"sim\""),
+                    format!(
+                        "write it as a table: [agents.{name}] with kind = \"command\" or \"sim\""
+                    ),
                 );
                 None
             }
@@ -77,7 +79,12 @@ pub(crate) fn read_agents(
     out
 }
 
-fn read_agent(d: &mut Diag<'_>, name: &str, t: &Table<'_, '_>, base_dir: &Path) -> Option<AgentSpec> {
+fn read_agent(
+    d: &mut Diag<'_>,
+    name: &str,
+    t: &Table<'_, '_>,
+    base_dir: &Path,
+) -> Option<AgentSpec> {
     let kind = t.required_string(
         d,
         "kind",
@@ -158,9 +165,10 @@ fn read_command(d: &mut Diag<'_>, t: &Table<'_, '_>, base_dir: &Path) -> Option<
         }
         None => None,
     };
-    let cwd = t
-        .string(d, "cwd")
-        .map_or_else(|| base_dir.to_path_buf(), |c| resolve(base_dir, c.get_ref()));
+    let cwd = t.string(d, "cwd").map_or_else(
+        || base_dir.to_path_buf(),
+        |c| resolve(base_dir, c.get_ref()),
+    );
     let env = read_env(d, t);
     let max_output_bytes = t
         .at_least(d, "max_output_bytes", 1)
@@ -178,7 +186,10 @@ fn read_command(d: &mut Diag<'_>, t: &Table<'_, '_>, base_dir: &Path) -> Option<
         } else {
             PathBuf::from(program)
         },
-        args: command[1..].iter().map(|a| a.get_ref().to_string()).collect(),
+        args: command[1..]
+            .iter()
+            .map(|a| a.get_ref().to_string())
+            .collect(),
         cwd,
         env: env?,
         max_output_bytes,
@@ -203,7 +214,11 @@ fn read_env(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<BTreeMap<String, Stri
                 ok = false;
                 d.error(
                     value.span(),
-                    format!("env value of `{}` {} must be a string", key.get_ref(), t.place),
+                    format!(
+                        "env value of `{}` {} must be a string",
+                        key.get_ref(),
+                        t.place
+                    ),
                     format!("put it in quotes, e.g. {} = \"1\"", key.get_ref()),
                 );
             }
@@ -265,7 +280,8 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
 
 const LATENCY_HELP: &str =
     "write a duration or a range of them, e.g. latency = \"50ms..400ms\" or latency = \"0ms\"";
-const TOKENS_HELP: &str = "write a whole number or a range, e.g. tokens = \"200..2000\" or tokens = 500";
+const TOKENS_HELP: &str =
+    "write a whole number or a range, e.g. tokens = \"200..2000\" or tokens = 500";
 
 fn read_latency(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<Duration>> {
     let Some(v) = t.get("latency") else {
@@ -282,7 +298,14 @@ fn read_latency(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<Duration>> 
         );
         return None;
     };
-    range_or_report(d, t, "latency", v.span(), parse_duration_range(s), LATENCY_HELP)
+    range_or_report(
+        d,
+        t,
+        "latency",
+        v.span(),
+        parse_duration_range(s),
+        LATENCY_HELP,
+    )
 }
 
 fn read_tokens(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<u64>> {
@@ -423,9 +446,16 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_kind() {
-        let err = agents("[agents.a]\ncommand = [\"x\"]\n[agents.b]\nkind = \"shell\"\n").unwrap_err();
-        assert!(err.contains("p.toml:1:1: error: missing key `kind` in agent \"a\""), "{err}");
-        assert!(err.contains("p.toml:4:8: error: unknown kind \"shell\" in agent \"b\""), "{err}");
+        let err =
+            agents("[agents.a]\ncommand = [\"x\"]\n[agents.b]\nkind = \"shell\"\n").unwrap_err();
+        assert!(
+            err.contains("p.toml:1:1: error: missing key `kind` in agent \"a\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("p.toml:4:8: error: unknown kind \"shell\" in agent \"b\""),
+            "{err}"
+        );
         assert!(err.contains("kind is one of: command, sim"), "{err}");
     }
 

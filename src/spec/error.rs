@@ -163,7 +163,10 @@ mod tests {
     #[test]
     fn whole_file_problems_have_no_position() {
         let err = SpecError::whole_file(Path::new("p.toml"), "cannot read it".into(), "check");
-        assert_eq!(err.to_string(), "p.toml: error: cannot read it\n  help: check");
+        assert_eq!(
+            err.to_string(),
+            "p.toml: error: cannot read it\n  help: check"
+        );
     }
 
     #[test]

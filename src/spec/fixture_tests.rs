@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 fn fixtures(folder: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(folder);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(folder);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -40,7 +42,10 @@ fn invalid_pipelines_fail_with_the_expected_error() {
                     failures.push(format!("{}: expected {want:?} in\n{shown}", path.display()));
                 }
                 if e.problems.iter().any(|p| p.help.is_none()) {
-                    failures.push(format!("{}: a problem has no help:\n{shown}", path.display()));
+                    failures.push(format!(
+                        "{}: a problem has no help:\n{shown}",
+                        path.display()
+                    ));
                 }
             }
         }

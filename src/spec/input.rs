@@ -66,7 +66,10 @@ pub fn check_task_id(id: &str) -> Result<(), String> {
         return Err("a task id cannot be empty".into());
     }
     if id.len() > 128 {
-        return Err(format!("task id is {} characters long, more than 128", id.len()));
+        return Err(format!(
+            "task id is {} characters long, more than 128",
+            id.len()
+        ));
     }
     if id.starts_with('.') {
         return Err(format!("task id \"{id}\" starts with '.'"));
@@ -200,7 +203,10 @@ fn load_one(file: &Path) -> Result<InputTask, InputError> {
     let id = match id_field(&value).map_err(|m| InputError::at(file, line, col, m, ID_RULE))? {
         Some(id) => id,
         None => {
-            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             check_task_id(&stem).map_err(|why| {
                 InputError::at(
                     file,
@@ -242,14 +248,19 @@ fn id_field(object: &Value) -> Result<Option<String>, String> {
 fn check_unique(tasks: &[InputTask], path: &Path) -> Result<(), InputError> {
     let mut first: HashMap<&str, &InputTask> = HashMap::new();
     for task in tasks {
-        let Some(id) = task.id.as_deref() else { continue };
+        let Some(id) = task.id.as_deref() else {
+            continue;
+        };
         if let Some(earlier) = first.insert(id, task) {
             let (file, line) = split_origin(&task.origin, path);
             return Err(InputError::at(
                 &file,
                 line,
                 usize::from(line > 0),
-                format!("duplicate task id \"{id}\", first used at {}", earlier.origin),
+                format!(
+                    "duplicate task id \"{id}\", first used at {}",
+                    earlier.origin
+                ),
                 "give each task its own id, or leave \"id\" out to have one made up",
             ));
         }
@@ -350,7 +361,10 @@ mod tests {
         let err = load_inputs(&path).unwrap_err();
         assert_eq!((err.line, err.col), (2, 8));
         let shown = err.to_string();
-        assert!(shown.starts_with(&format!("{}:2:8: error: not valid JSON: ", path.display())), "{shown}");
+        assert!(
+            shown.starts_with(&format!("{}:2:8: error: not valid JSON: ", path.display())),
+            "{shown}"
+        );
         assert!(!shown.contains("at line"), "{shown}");
         assert!(shown.contains("\n  help: "), "{shown}");
     }
@@ -373,20 +387,39 @@ mod tests {
         assert!(err.help.contains("letters, digits"), "{err}");
 
         let path = write(dir.path(), "f.jsonl", "{\"id\": 1.5}\n");
-        assert!(load_inputs(&path).unwrap_err().message.contains("string or a whole number"));
+        assert!(
+            load_inputs(&path)
+                .unwrap_err()
+                .message
+                .contains("string or a whole number")
+        );
 
-        let path = write(dir.path(), "dup.jsonl", "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"a\"}\n");
+        let path = write(
+            dir.path(),
+            "dup.jsonl",
+            "{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"a\"}\n",
+        );
         let err = load_inputs(&path).unwrap_err();
         assert_eq!((err.line, err.col), (3, 1));
         let shown = err.to_string();
-        assert!(shown.contains(&format!("dup.jsonl:3:1: error: duplicate task id \"a\", first used at {}:1", path.display())), "{shown}");
+        assert!(
+            shown.contains(&format!(
+                "dup.jsonl:3:1: error: duplicate task id \"a\", first used at {}:1",
+                path.display()
+            )),
+            "{shown}"
+        );
     }
 
     #[test]
     fn folder_of_json_files() {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "b.json", "{\"text\": \"second\"}");
-        write(dir.path(), "a.json", "{\n  \"id\": \"first\",\n  \"text\": \"one\"\n}\n");
+        write(
+            dir.path(),
+            "a.json",
+            "{\n  \"id\": \"first\",\n  \"text\": \"one\"\n}\n",
+        );
         write(dir.path(), "notes.txt", "not a task");
         write(dir.path(), ".c.json", "garbage");
         std::fs::create_dir(dir.path().join("sub.json")).unwrap();
@@ -394,7 +427,10 @@ mod tests {
         let ids: Vec<Option<&str>> = tasks.iter().map(|t| t.id.as_deref()).collect();
         assert_eq!(ids, [Some("first"), Some("b")]);
         assert_eq!(tasks[1].input, serde_json::json!({"text": "second"}));
-        assert_eq!(tasks[0].origin, dir.path().join("a.json").display().to_string());
+        assert_eq!(
+            tasks[0].origin,
+            dir.path().join("a.json").display().to_string()
+        );
     }
 
     #[test]
@@ -413,20 +449,33 @@ mod tests {
 
         write(dir.path(), "a b.json", "{}");
         let err = load_inputs(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("a b.json: error: the file name does not make a task id"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("a b.json: error: the file name does not make a task id"),
+            "{err}"
+        );
         std::fs::remove_file(dir.path().join("a b.json")).unwrap();
 
         write(dir.path(), "one.json", "{}");
         let second = write(dir.path(), "two.json", "{\"id\": \"one\"}");
         let err = load_inputs(dir.path()).unwrap_err();
         assert_eq!(err.file, second);
-        assert!(err.message.contains(&format!("first used at {}", dir.path().join("one.json").display())), "{err}");
+        assert!(
+            err.message.contains(&format!(
+                "first used at {}",
+                dir.path().join("one.json").display()
+            )),
+            "{err}"
+        );
     }
 
     #[test]
     fn missing_input_is_an_error() {
         let err = load_inputs(Path::new("/no/such/inputs.jsonl")).unwrap_err();
         assert_eq!(err.line, 0);
-        assert!(err.to_string().starts_with("/no/such/inputs.jsonl: error: cannot read the inputs"));
+        assert!(
+            err.to_string()
+                .starts_with("/no/such/inputs.jsonl: error: cannot read the inputs")
+        );
     }
 }

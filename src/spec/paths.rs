@@ -34,14 +34,20 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(base_dir_of(Path::new("p.toml")).unwrap(), cwd);
         assert_eq!(base_dir_of(Path::new("./x/p.toml")).unwrap(), cwd.join("x"));
-        assert_eq!(base_dir_of(Path::new("/a/b/p.toml")).unwrap(), PathBuf::from("/a/b"));
+        assert_eq!(
+            base_dir_of(Path::new("/a/b/p.toml")).unwrap(),
+            PathBuf::from("/a/b")
+        );
     }
 
     #[test]
     fn resolving_relative_and_absolute_paths() {
         let base = Path::new("/pipes");
         assert_eq!(resolve(base, "."), PathBuf::from("/pipes"));
-        assert_eq!(resolve(base, "./agents/x.py"), PathBuf::from("/pipes/agents/x.py"));
+        assert_eq!(
+            resolve(base, "./agents/x.py"),
+            PathBuf::from("/pipes/agents/x.py")
+        );
         assert_eq!(resolve(base, "../bin/x"), PathBuf::from("/pipes/../bin/x"));
         assert_eq!(resolve(base, "/usr/bin/env"), PathBuf::from("/usr/bin/env"));
     }

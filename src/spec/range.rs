@@ -91,15 +91,24 @@ mod tests {
             parse_duration_range("50ms..fast"),
             Err(RangeError::Bound(_))
         ));
-        assert!(matches!(parse_duration_range(".."), Err(RangeError::Bound(_))));
+        assert!(matches!(
+            parse_duration_range(".."),
+            Err(RangeError::Bound(_))
+        ));
         assert!(matches!(parse_u64_range("1..x"), Err(RangeError::Bound(_))));
         assert!(matches!(parse_u64_range("-5"), Err(RangeError::Bound(_))));
-        assert!(matches!(parse_u64_range("1...3"), Err(RangeError::Bound(_))));
+        assert!(matches!(
+            parse_u64_range("1...3"),
+            Err(RangeError::Bound(_))
+        ));
     }
 
     #[test]
     fn token_ranges() {
-        assert_eq!(parse_u64_range("200..2000"), Ok(Range { lo: 200, hi: 2000 }));
+        assert_eq!(
+            parse_u64_range("200..2000"),
+            Ok(Range { lo: 200, hi: 2000 })
+        );
         assert_eq!(parse_u64_range("500"), Ok(Range { lo: 500, hi: 500 }));
     }
 }

@@ -70,7 +70,9 @@ impl<'a, 'i> Table<'a, 'i> {
             if allowed.contains(&name) {
                 continue;
             }
-            let why = elsewhere(name).map(|w| format!("{w}; ")).unwrap_or_default();
+            let why = elsewhere(name)
+                .map(|w| format!("{w}; "))
+                .unwrap_or_default();
             d.error(
                 key.span(),
                 format!("unknown key `{name}` {}", self.place),
@@ -245,7 +247,12 @@ impl<'a, 'i> Table<'a, 'i> {
     }
 
     /// A sub-table; `place` names it in messages.
-    pub(crate) fn table(&self, d: &mut Diag<'_>, key: &str, place: String) -> Option<Table<'a, 'i>> {
+    pub(crate) fn table(
+        &self,
+        d: &mut Diag<'_>,
+        key: &str,
+        place: String,
+    ) -> Option<Table<'a, 'i>> {
         let v = self.get(key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(Table::new(t, v.span(), place)),
@@ -311,7 +318,10 @@ mod tests {
             t.check_keys(d, &["name", "phases"], |_| None)
         });
         assert_eq!(found.len(), 1);
-        assert!(found[0].starts_with("2:1: error: unknown key `nmae`"), "{found:?}");
+        assert!(
+            found[0].starts_with("2:1: error: unknown key `nmae`"),
+            "{found:?}"
+        );
         assert!(found[0].contains("allowed keys here are: name, phases"));
         assert!(found[0].contains("did you mean \"name\"?"));
     }
@@ -319,7 +329,11 @@ mod tests {
     #[test]
     fn wrong_types_point_at_the_value() {
         let found = with_table("name = 5\n", |d, t| assert!(t.string(d, "name").is_none()));
-        assert!(found[0].starts_with("1:8: error: `name` at the top level must be a string, not an integer"));
+        assert!(
+            found[0].starts_with(
+                "1:8: error: `name` at the top level must be a string, not an integer"
+            )
+        );
     }
 
     #[test]
@@ -351,7 +365,10 @@ mod tests {
         let found = with_table("a = \"5 min\"\nb = \"0s\"\nc = \"0s\"\n", |d, t| {
             assert!(t.duration(d, "a").is_none());
             assert!(t.timeout(d, "b").is_none());
-            assert_eq!(t.duration(d, "c").map(|s| *s.get_ref()), Some(Duration::ZERO));
+            assert_eq!(
+                t.duration(d, "c").map(|s| *s.get_ref()),
+                Some(Duration::ZERO)
+            );
         });
         assert_eq!(found.len(), 2);
         assert!(found[0].starts_with("1:5: error: bad duration for `a`"));
@@ -362,8 +379,15 @@ mod tests {
     #[test]
     fn choices_suggest_the_nearest() {
         let found = with_table("on_failure = \"contine\"\n", |d, t| {
-            assert!(t.choice(d, "on_failure", &["stop", "continue", "review"]).is_none())
+            assert!(
+                t.choice(d, "on_failure", &["stop", "continue", "review"])
+                    .is_none()
+            )
         });
-        assert!(found[0].contains("on_failure is one of: stop, continue, review; did you mean \"continue\"?"));
+        assert!(
+            found[0].contains(
+                "on_failure is one of: stop, continue, review; did you mean \"continue\"?"
+            )
+        );
     }
 }

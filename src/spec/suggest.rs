@@ -18,7 +18,10 @@ pub(crate) fn closest<'a>(
 }
 
 /// `"; did you mean \"x\"?"` or nothing, to end a help line.
-pub(crate) fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     closest(wanted, candidates)
         .map(|c| format!("; did you mean \"{c}\"?"))
         .unwrap_or_default()
@@ -72,7 +75,10 @@ mod tests {
         assert_eq!(closest("documentor", names), Some("documenter"));
         assert_eq!(closest("zzzzzz", names), None);
         assert_eq!(closest("fast", names), None);
-        assert_eq!(did_you_mean("timout", ["timeout", "retry"]), "; did you mean \"timeout\"?");
+        assert_eq!(
+            did_you_mean("timout", ["timeout", "retry"]),
+            "; did you mean \"timeout\"?"
+        );
         assert_eq!(did_you_mean("xyz", ["timeout"]), "");
     }
 }
