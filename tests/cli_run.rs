@@ -286,8 +286,7 @@ fn running_again_without_input_picks_up_unfinished_tasks() {
     ]);
     let live = sandbox.spawn_run(true);
     wait_for("quick to finish and the hanging attempt to start", || {
-        let quick_done = cli::rest_lines(live.stdout_lines().iter().map(String::as_str))
-            .contains(&("quick".to_string(), "completed".to_string()));
+        let quick_done = live.printed("quick", "completed");
         (quick_done && pidfile.exists()).then_some(())
     });
     live.signal(libc::SIGTERM);

@@ -227,6 +227,14 @@ impl Live {
         complete.lines().map(str::to_string).collect()
     }
 
+    /// Whether a line saying task `id` came to rest in `state` was printed.
+    pub fn printed(&self, id: &str, state: &str) -> bool {
+        let lines = self.stdout_lines();
+        rest_lines(lines.iter().map(String::as_str))
+            .iter()
+            .any(|(i, s)| i == id && s == state)
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
