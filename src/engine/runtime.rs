@@ -56,7 +56,7 @@ pub enum EngineError {
     Pricing(#[from] PricingError),
     #[error(
         "the state folder {dir} holds tasks of another pipeline: task {task} has phases [{found}], \
-         but {pipeline} has [{expected}]\n  help: use another --state-dir for this pipeline, or `baton clean-state` to start over"
+         but {pipeline} has [{expected}]\n  help: use another --state-dir for this pipeline, or delete that folder to start over"
     )]
     PipelineMismatch {
         dir: PathBuf,
