@@ -174,6 +174,7 @@ fn a_task_awaiting_review_exits_3() {
         "{out}"
     );
     assert!(out.stderr.contains("1 task(s) wait for a person"), "{out}");
+    cli::check_suggested_commands(&out.stderr);
     assert!(
         out.stdout
             .contains("review at one: agent asks: please check"),
@@ -340,6 +341,7 @@ fn a_state_folder_of_another_pipeline_is_refused() {
     );
     assert!(out.stderr.contains("has [other]"), "{out}");
     assert!(out.stderr.contains("help: "), "{out}");
+    cli::check_suggested_commands(&out.stderr);
     assert!(out.stdout.is_empty(), "{out}");
     // The folder still belongs to the first pipeline.
     assert_eq!(sandbox.show("t1"), before);
@@ -392,6 +394,7 @@ fn list_and_show_explain_a_missing_state_folder_or_task() {
     let out = sandbox.cli(&["list"]);
     out.expect(2);
     assert!(out.stderr.contains("no state folder at"), "{out}");
+    cli::check_suggested_commands(&out.stderr);
 
     sandbox.pipeline(TWO_PHASES);
     sandbox.inputs(&[json!({"id": "t1"})]);

@@ -482,6 +482,31 @@ impl Sandbox {
     }
 }
 
+/// Fails the test unless every command that `text` suggests in backticks
+/// (`` `baton list ...` ``, `` `baton approve|reject TASK` ``) exists.
+#[track_caller]
+pub fn check_suggested_commands(text: &str) {
+    let mut named = Vec::new();
+    for (_, rest) in text
+        .match_indices("`baton ")
+        .map(|(i, _)| text.split_at(i + 7))
+    {
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '|')
+            .collect();
+        named.extend(word.split('|').map(str::to_string));
+    }
+    for cmd in named {
+        let out = output(baton().arg(&cmd).arg("--help"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "the message suggests `baton {cmd}`, which does not exist:\n{text}"
+        );
+    }
+}
+
 /// A string field of a JSON object; fails the test when it is missing.
 #[track_caller]
 pub fn str_at(v: &Value, key: &str) -> String {
