@@ -108,8 +108,10 @@ pub fn main() -> i32 {
 
 /// Logs go to stderr, quiet unless BATON_LOG says otherwise.
 pub fn init_logging() {
+    // Recovery hands its warnings to the command, which prints them; logging
+    // them as well would say each one twice.
     let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
