@@ -86,6 +86,8 @@ struct AgentSlot {
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
     pub counts: BTreeMap<TaskState, usize>,
+    /// What the store did over the run, once everything was written.
+    pub store: crate::store::StoreStats,
 }
 
 impl RunSummary {
@@ -411,7 +413,7 @@ impl Engine {
         for task in self.tasks.values() {
             *summary.counts.entry(task.state).or_default() += 1;
         }
-        self.store.close().await?;
+        summary.store = self.store.close().await?;
         Ok(summary)
     }
 

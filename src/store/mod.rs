@@ -219,7 +219,9 @@ impl Store {
 
     /// Makes everything appended durable, finishes pending checkpoints,
     /// stops the threads and releases the lock.
-    pub async fn close(mut self) -> Result<(), StoreError> {
+    /// Flushes, finishes checkpoints, stops the threads and releases the
+    /// lock; returns what the store did since it opened.
+    pub async fn close(mut self) -> Result<StoreStats, StoreError> {
         let threads = self.take_threads();
         let lock = self.lock.take();
         let shared = self.shared.clone();
@@ -229,7 +231,8 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::Closed)?;
-        shared.check()
+        shared.check()?;
+        Ok(shared.stats())
     }
 
     pub fn stats(&self) -> StoreStats {
