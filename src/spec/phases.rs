@@ -168,7 +168,7 @@ fn read_phase<'a>(
     if let Some(timeout) = t.timeout(d, "timeout") {
         spec.timeout = timeout.into_inner();
     }
-    if let Some(retry) = t.table(d, "retry", format!("in the retry {}", t.place)) {
+    if let Some(retry) = t.table(d, "retry", t.part("retry")) {
         spec.retry = read_retry(d, &retry, &defaults.retry);
     }
     Draft {
