@@ -66,9 +66,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
             "give the pipeline a name, e.g. name = \"clinical-coding\"",
         );
     }
-    let pricing = root
-        .string(&mut d, "pricing")
-        .map(|p| resolve(&base_dir, p.get_ref()));
+    let pricing = root.string(&mut d, "pricing");
+    if let Some(p) = pricing.as_ref().filter(|p| p.get_ref().is_empty()) {
+        d.error(
+            p.span(),
+            "`pricing` is empty",
+            "name a price file relative to this one, e.g. pricing = \"pricing.toml\", or leave the key out",
+        );
+    }
+    let pricing = pricing.map(|p| resolve(&base_dir, p.get_ref()));
     let defaults = read_defaults(&mut d, &root);
     let agents = read_agents(&mut d, &root, &base_dir);
     let phases = read_phases(&mut d, &root, &defaults, &agents);
@@ -116,5 +122,97 @@ fn syntax_help(message: &str) -> &'static str {
         "close the array, table or string that was opened"
     } else {
         "fix the TOML syntax here; see https://toml.io for the format"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::spec::model::AgentKind;
+
+    const SMALL: &str =
+        "name = \"p\"\n[agents.a]\nkind = \"sim\"\n[[phases]]\nid = \"one\"\nagent = \"a\"\n";
+
+    #[test]
+    fn a_small_pipeline() {
+        let p = parse(SMALL, Path::new("/pipes/p.toml")).unwrap();
+        assert_eq!(p.name, "p");
+        assert_eq!(p.source, PathBuf::from("/pipes/p.toml"));
+        assert_eq!(p.base_dir, PathBuf::from("/pipes"));
+        assert_eq!(p.pricing, None);
+        assert_eq!(p.defaults.concurrency, 8);
+        assert!(matches!(p.agents["a"].kind, AgentKind::Sim(_)));
+        assert_eq!(p.phases.len(), 1);
+    }
+
+    #[test]
+    fn relative_file_gets_an_absolute_base_dir() {
+        let p = parse(SMALL, Path::new("sub/p.toml")).unwrap();
+        assert!(p.base_dir.is_absolute());
+        assert!(p.base_dir.ends_with("sub"));
+        assert!(p.source.is_absolute());
+    }
+
+    #[test]
+    fn pricing_is_relative_to_the_file() {
+        let text = format!("pricing = \"pricing.toml\"\n{SMALL}");
+        let p = parse(&text, Path::new("/pipes/p.toml")).unwrap();
+        assert_eq!(p.pricing, Some(PathBuf::from("/pipes/pricing.toml")));
+    }
+
+    #[test]
+    fn load_reads_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, SMALL).unwrap();
+        let p = load(&path).unwrap();
+        assert_eq!(p.base_dir, dir.path());
+        let err = load(&dir.path().join("none.toml")).unwrap_err();
+        assert_eq!(err.problems[0].line, 0);
+        assert!(
+            err.to_string()
+                .contains("none.toml: error: cannot read the pipeline file")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_stop_early_with_positions() {
+        let err = parse("name = \"p\"\nkind = sim\n", Path::new("p.toml")).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("p.toml:2:8: error: invalid TOML: "),
+            "{err}"
+        );
+        let err = parse("name = \"p\"\nname = \"q\"\n", Path::new("p.toml")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("p.toml:2:1: error: invalid TOML: duplicate key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_file_order() {
+        let text = "nmae = \"p\"\ntimeout = \"1s\"\n[defaults]\nconcurrency = 0\n[agents.a]\nkind = \"sim\"\nlatency = \"1s..0s\"\n[[phases]]\nid = \"one\"\nagent = \"b\"\n";
+        let err = parse(text, Path::new("p.toml")).unwrap_err();
+        let at: Vec<(usize, usize)> = err.problems.iter().map(|p| (p.line, p.col)).collect();
+        assert_eq!(
+            at,
+            [(1, 1), (1, 1), (2, 1), (4, 15), (7, 11), (10, 9)],
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert!(shown.contains("`timeout` belongs in [defaults]"), "{shown}");
+        assert!(shown.contains("missing key `name`"), "{shown}");
+        assert!(err.problems.iter().all(|p| p.help.is_some()));
+    }
+
+    #[test]
+    fn unused_agents_are_fine() {
+        let text = format!("{SMALL}[agents.spare]\nkind = \"command\"\ncommand = [\"true\"]\n");
+        assert!(parse(&text, Path::new("p.toml")).is_ok());
     }
 }

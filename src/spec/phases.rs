@@ -168,7 +168,7 @@ fn read_phase<'a>(
     if let Some(timeout) = t.timeout(d, "timeout") {
         spec.timeout = timeout.into_inner();
     }
-    if let Some(retry) = t.table(d, "retry", format!("in the retry {}", t.place)) {
+    if let Some(retry) = t.table(d, "retry", t.part("retry")) {
         spec.retry = read_retry(d, &retry, &defaults.retry);
     }
     Draft {
@@ -211,17 +211,15 @@ fn check_agent_known(
     if agents.contains_key(name) {
         return;
     }
-    let help = match agents.is_empty() {
-        true => format!("no agents are defined; add an [agents.{name}] table with a kind"),
-        false => format!(
+    let help = if agents.is_empty() {
+        format!("no agents are defined; add an [agents.{name}] table with a kind")
+    } else {
+        let names: Vec<&str> = agents.keys().map(String::as_str).collect();
+        format!(
             "agents defined here are: {}{}",
-            agents
-                .keys()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            did_you_mean(name, agents.keys().map(String::as_str))
-        ),
+            names.join(", "),
+            did_you_mean(name, names.iter().copied())
+        )
     };
     d.error(agent.span(), format!("unknown agent \"{name}\""), help);
 }
@@ -354,6 +352,12 @@ fn check_cycles(d: &mut Diag<'_>, drafts: &[Draft<'_>], edges: &Edges) {
             .chain(cycle.first())
             .map(|&i| name(i))
             .collect();
+        let note = if implicit {
+            " (a phase without `after` runs after the phase before it)"
+        } else {
+            ""
+        };
+        let (from, to) = (name(from), name(to));
         d.error(
             at,
             format!(
@@ -361,16 +365,195 @@ fn check_cycles(d: &mut Diag<'_>, drafts: &[Draft<'_>], edges: &Edges) {
                 path.join(" -> ")
             ),
             format!(
-                "\"{} -> {}\" means {} runs after {}{}; remove one of these dependencies",
-                name(from),
-                name(to),
-                name(from),
-                name(to),
-                match implicit {
-                    true => " (a phase without `after` runs after the phase before it)",
-                    false => "",
-                }
+                "\"{from} -> {to}\" means {from} runs after {to}{note}; remove one of these dependencies"
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::spec::model::{Pipeline, RetryPolicy};
+    use crate::spec::parse;
+
+    const AGENTS: &str =
+        "name = \"p\"\n[agents.fast]\nkind = \"sim\"\n[agents.documenter]\nkind = \"sim\"\n";
+
+    /// Parses `phases` (lines after AGENTS, which are 5 lines long).
+    fn with_phases(phases: &str) -> Result<Pipeline, String> {
+        parse(&format!("{AGENTS}{phases}"), Path::new("p.toml")).map_err(|e| e.to_string())
+    }
+
+    fn afters(p: &Pipeline) -> Vec<Vec<usize>> {
+        p.phases.iter().map(|ph| ph.after.clone()).collect()
+    }
+
+    #[test]
+    fn after_defaults_to_the_phase_before() {
+        let p = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\n[[phases]]\nid = \"b\"\nagent = \"fast\"\n[[phases]]\nid = \"c\"\nagent = \"fast\"\n",
+        )
+        .unwrap();
+        assert_eq!(afters(&p), [vec![], vec![0], vec![1]]);
+    }
+
+    #[test]
+    fn explicit_after_gives_indices_and_empty_means_none() {
+        let p = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\n[[phases]]\nid = \"b\"\nagent = \"fast\"\nafter = []\n[[phases]]\nid = \"c\"\nagent = \"fast\"\nafter = [\"b\", \"a\", \"b\"]\n[[phases]]\nid = \"d\"\nagent = \"fast\"\n",
+        )
+        .unwrap();
+        assert_eq!(afters(&p), [vec![], vec![], vec![1, 0], vec![2]]);
+        assert_eq!(p.phase_index("c"), Some(2));
+    }
+
+    #[test]
+    fn a_later_phase_may_come_first() {
+        let p = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\nafter = [\"b\"]\n[[phases]]\nid = \"b\"\nagent = \"fast\"\nafter = []\n",
+        )
+        .unwrap();
+        assert_eq!(afters(&p), [vec![1], vec![]]);
+    }
+
+    #[test]
+    fn phase_settings_and_their_defaults() {
+        let p = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\n[[phases]]\nid = \"b\"\nagent = \"documenter\"\nwhen = [\"payer\"]\non_failure = \"review\"\nreview = \"always\"\nrequired_output = [\"plan\"]\ntimeout = \"30s\"\nretry = { max_attempts = 5 }\n",
+        )
+        .unwrap();
+        let a = &p.phases[0];
+        assert_eq!(a.on_failure, crate::spec::model::OnFailure::Stop);
+        assert_eq!(a.review, crate::spec::model::ReviewMode::Never);
+        assert_eq!(a.timeout, Duration::from_secs(120));
+        assert_eq!(a.retry, RetryPolicy::default());
+        assert!(a.when.is_empty() && a.required_output.is_empty());
+        let b = &p.phases[1];
+        assert_eq!(b.agent, "documenter");
+        assert_eq!(b.when, ["payer"]);
+        assert_eq!(b.on_failure, crate::spec::model::OnFailure::Review);
+        assert_eq!(b.review, crate::spec::model::ReviewMode::Always);
+        assert_eq!(b.required_output, ["plan"]);
+        assert_eq!(b.timeout, Duration::from_secs(30));
+        assert_eq!(
+            b.retry,
+            RetryPolicy {
+                max_attempts: 5,
+                ..RetryPolicy::default()
+            }
+        );
+    }
+
+    #[test]
+    fn phase_retry_overrides_the_pipeline_defaults_field_by_field() {
+        let text = "name = \"p\"\n[defaults]\ntimeout = \"10s\"\nretry = { max_attempts = 2, backoff = \"fixed\" }\n[agents.fast]\nkind = \"sim\"\n[[phases]]\nid = \"a\"\nagent = \"fast\"\nretry = { initial_delay = \"5s\" }\n";
+        let p = parse(text, Path::new("p.toml")).unwrap();
+        let r = &p.phases[0].retry;
+        assert_eq!(r.max_attempts, 2);
+        assert_eq!(r.backoff, crate::spec::model::Backoff::Fixed);
+        assert_eq!(r.initial_delay, Duration::from_secs(5));
+        assert_eq!(p.phases[0].timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn unknown_agent_points_at_the_value_and_suggests() {
+        let err = with_phases("[[phases]]\nid = \"a\"\nagent = \"fsat\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "p.toml:8:9: error: unknown agent \"fsat\"\n  help: agents defined here are: documenter, fast; did you mean \"fast\"?"
+        );
+    }
+
+    #[test]
+    fn unknown_and_self_dependencies() {
+        let err = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\n[[phases]]\nid = \"b\"\nagent = \"fast\"\nafter = [\"b\", \"x\", \"aa\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("p.toml:12:10: error: phase \"b\" depends on itself"),
+            "{err}"
+        );
+        assert!(err.contains("p.toml:12:15: error: unknown phase \"x\" in `after`\n  help: phases defined here are: a, b"), "{err}");
+        assert!(err.contains("p.toml:12:20: error: unknown phase \"aa\" in `after`\n  help: phases defined here are: a, b; did you mean \"a\"?"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_ids_point_at_the_second_and_name_the_first_line() {
+        let err = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\n[[phases]]\nid = \"a\"\nagent = \"fast\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "p.toml:10:6: error: duplicate phase id \"a\"\n  help: the first phase \"a\" is on line 7; give each phase its own id"
+        );
+    }
+
+    #[test]
+    fn cycles_name_their_path() {
+        let err = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\nafter = [\"c\"]\n[[phases]]\nid = \"b\"\nagent = \"fast\"\nafter = [\"a\"]\n[[phases]]\nid = \"c\"\nagent = \"fast\"\nafter = [\"b\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with("p.toml:9:10: error: phases wait on each other in a cycle: a -> c -> b -> a\n  help: \"a -> c\" means a runs after c; remove one of these dependencies"),
+            "{err}"
+        );
+        assert_eq!(err.matches("error:").count(), 1, "{err}");
+    }
+
+    #[test]
+    fn cycles_through_an_implicit_after_point_at_the_written_one() {
+        let err = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\nafter = [\"b\"]\n[[phases]]\nid = \"b\"\nagent = \"fast\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with(
+                "p.toml:9:10: error: phases wait on each other in a cycle: a -> b -> a"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("a phase without `after` runs after the phase before it"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_ids_and_missing_keys() {
+        let err = with_phases(
+            "[[phases]]\nid = \"doc umentation\"\nagent = \"fast\"\n[[phases]]\nagent = \"fast\"\n[[phases]]\nid = \"c\"\nagnet = \"fast\"\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:7:6: error: phase id \"doc umentation\" has characters other than letters, digits, _ and -\n  help: use only letters, digits, _ and -, e.g. id = \"doc_umentation\"",
+            "p.toml:9:1: error: missing key `id` in phase #2",
+            "p.toml:11:1: error: missing key `agent` in phase \"c\"",
+            "p.toml:13:1: error: unknown key `agnet` in phase \"c\"",
+            "did you mean \"agent\"?",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
+    #[test]
+    fn no_phases() {
+        let err = parse("name = \"p\"\nphases = []\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.toml:2:10: error: the pipeline has no phases"),
+            "{err}"
+        );
+        let err = with_phases("").unwrap_err();
+        assert!(
+            err.starts_with("p.toml:1:1: error: missing key `phases` at the top level"),
+            "{err}"
         );
     }
 }
