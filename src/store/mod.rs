@@ -56,7 +56,10 @@ pub struct Recovered {
     /// Journal events in seq order, all segments. Some may be older than a
     /// task's snapshot (its `seq`); those are already in the snapshot.
     pub events: Vec<Event>,
-    /// The highest seq used so far; the next event should be numbered above it.
+    /// The highest seq used so far; the next event should be numbered above
+    /// it. The max over snapshots and events, and also over what the journal's
+    /// segment names record, so that seqs of events a checkpoint pruned (such
+    /// as run-level events no snapshot holds) are never handed out again.
     pub last_seq: u64,
     /// Damage found and what was done about it, for the operator. Also logged.
     pub warnings: Vec<String>,
@@ -84,7 +87,15 @@ impl Store {
     /// Takes the folder's lock, recovers what is on disk (repairing damage,
     /// with the originals kept in `quarantine/`) and starts the writer.
     pub fn open(dir: &Path) -> Result<(Store, Recovered), StoreError> {
+        let existed = dir.is_dir();
         fs::create_dir_all(dir).at(dir)?;
+        if !existed {
+            // Best effort: the parent may not be readable, and the folder is
+            // recreated on the next start if a crash loses it while empty.
+            if let Err(e) = fsync::sync_dir(fsync::parent(dir)) {
+                tracing::debug!("{e}");
+            }
+        }
         let layout = Layout::new(dir);
         let lock = StateLock::acquire(&layout)?;
         for sub in [layout.journal(), layout.tasks(), layout.quarantine()] {

@@ -77,7 +77,7 @@ impl Snapshotter {
     fn run(&mut self, rx: std_mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             // Checkpoints that queued up while the last one was written are
-            // merged: each task's newest copy, the highest `upto`. Writing
+            // merged: each task's newest copy (by seq), the highest `upto`. Writing
             // them in one go leaves the disk exactly as writing them one
             // after another would, with less work.
             let mut upto = first.upto;
@@ -85,7 +85,10 @@ impl Snapshotter {
             let mut add = |job: Job, upto: &mut u64| {
                 *upto = (*upto).max(job.upto);
                 for t in job.tasks {
-                    tasks.insert(t.id.clone(), t);
+                    // Ties go to the later checkpoint; a lower seq never wins.
+                    if tasks.get(&t.id).is_none_or(|have| have.seq <= t.seq) {
+                        tasks.insert(t.id.clone(), t);
+                    }
                 }
             };
             add(first, &mut upto);
