@@ -45,7 +45,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let tasks: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -55,7 +58,10 @@ fn main() {
     let pipeline = spec::load(&file).expect("pipeline");
     let phases = pipeline.phases.len();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async move {
         let state = dir.path().join("state");
         let mut engine = Engine::open(pipeline, &state, EngineOptions::default()).expect("engine");

@@ -447,17 +447,16 @@ impl Task {
                     TaskState::Failed => TaskSignal::Failed,
                     other => return Err(self.refused(format!("a task cannot finish as {other}"))),
                 };
-                if *state == TaskState::Completed {
-                    if let Some(p) = self
+                if *state == TaskState::Completed
+                    && let Some(p) = self
                         .phases
                         .iter()
                         .find(|p| matches!(p.state, PhaseState::Pending | PhaseState::Running))
-                    {
-                        return Err(self.refused(format!(
-                            "cannot complete with phase {} still {}",
-                            p.id, p.state
-                        )));
-                    }
+                {
+                    return Err(self.refused(format!(
+                        "cannot complete with phase {} still {}",
+                        p.id, p.state
+                    )));
                 }
                 self.finish_reason = reason.clone();
                 self.finished_at = Some(at);
