@@ -251,18 +251,18 @@ impl Task {
                 want: self.id.clone(),
             });
         }
-        // Work on a copy so that a refused event leaves the task untouched.
-        let mut next = self.clone();
-        next.apply_in_place(ev)?;
-        next.seq = ev.seq;
-        next.updated_at = ev.at;
-        *self = next;
+        // Every branch checks before it changes anything, so a refused event
+        // leaves the task as it was.
+        self.state = self.apply_in_place(ev)?;
+        self.seq = ev.seq;
+        self.updated_at = ev.at;
         Ok(())
     }
 
-    fn apply_in_place(&mut self, ev: &Event) -> Result<(), ApplyError> {
+    /// Applies the event and returns the task's next state.
+    fn apply_in_place(&mut self, ev: &Event) -> Result<TaskState, ApplyError> {
         let at = ev.at;
-        let signal = match &ev.kind {
+        let to = match &ev.kind {
             EventKind::TaskSubmitted { .. } => return Err(self.refused("was already submitted")),
             EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => {
                 return Err(self.refused("run events do not apply to a task"));
@@ -287,6 +287,7 @@ impl Task {
                         p.attempts.len()
                     )));
                 }
+                let to = task_transition(self.state, TaskSignal::PhaseStarted)?;
                 self.phase_step(idx, PhaseSignal::Start)?;
                 let p = &mut self.phases[idx];
                 p.tries += 1;
@@ -307,7 +308,7 @@ impl Task {
                     retry_delay_ms: None,
                     trace: Vec::new(),
                 });
-                TaskSignal::PhaseStarted
+                to
             }
             EventKind::AttemptFinished {
                 phase,
@@ -347,6 +348,7 @@ impl Task {
                         return Err(self.refused("cancelled attempts end with the task"));
                     }
                 };
+                let to = task_transition(self.state, task_signal)?;
                 self.phase_step(idx, phase_signal)?;
                 let p = &mut self.phases[idx];
                 match outcome {
@@ -372,7 +374,7 @@ impl Task {
                 a.usage = usage.clone();
                 a.cost_usd = *cost_usd;
                 a.trace = trace.clone();
-                task_signal
+                to
             }
             EventKind::RetryScheduled {
                 phase,
@@ -381,6 +383,7 @@ impl Task {
                 due,
             } => {
                 let idx = self.index(phase)?;
+                let to = task_transition(self.state, TaskSignal::RetryScheduled)?;
                 let p = &mut self.phases[idx];
                 if p.state != PhaseState::Running
                     || p.attempts.last().is_none_or(AttemptRecord::is_open)
@@ -398,10 +401,11 @@ impl Task {
                 if let Some(a) = p.attempts.last_mut() {
                     a.retry_delay_ms = Some(*delay_ms);
                 }
-                TaskSignal::RetryScheduled
+                to
             }
             EventKind::PhaseFailed { phase, error } => {
                 let idx = self.index(phase)?;
+                let to = task_transition(self.state, TaskSignal::PhaseFailed)?;
                 if self.phases[idx]
                     .attempts
                     .last()
@@ -414,15 +418,16 @@ impl Task {
                 p.error = Some(error.clone());
                 p.retry_due = None;
                 p.finished_at = Some(at);
-                TaskSignal::PhaseFailed
+                to
             }
             EventKind::PhaseSkipped { phase, reason } => {
                 let idx = self.index(phase)?;
+                let to = task_transition(self.state, TaskSignal::PhaseSkipped)?;
                 self.phase_step(idx, PhaseSignal::Skip)?;
                 let p = &mut self.phases[idx];
                 p.skip_reason = Some(reason.clone());
                 p.finished_at = Some(at);
-                TaskSignal::PhaseSkipped
+                to
             }
             EventKind::ReviewRequested { phase, reason } => self.open_hold(
                 HoldKind::Review,
@@ -435,11 +440,16 @@ impl Task {
                 self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?
             }
             EventKind::DecisionRecorded { decision } => {
-                let (signal, phase) = self.decide(decision, at)?;
+                // Decisions touch several parts of a task; they are rare, so
+                // they work on a copy and replace the task only on success.
+                let mut next = self.clone();
+                let (signal, phase) = next.decide(decision, at)?;
+                let to = task_transition(next.state, signal)?;
                 let mut decision = decision.clone();
                 decision.phase = decision.phase.or(phase);
-                self.decisions.push(decision);
-                signal
+                next.decisions.push(decision);
+                *self = next;
+                to
             }
             EventKind::TaskFinished { state, reason } => {
                 let signal = match state {
@@ -447,6 +457,7 @@ impl Task {
                     TaskState::Failed => TaskSignal::Failed,
                     other => return Err(self.refused(format!("a task cannot finish as {other}"))),
                 };
+                let to = task_transition(self.state, signal)?;
                 if *state == TaskState::Completed
                     && let Some(p) = self
                         .phases
@@ -460,11 +471,10 @@ impl Task {
                 }
                 self.finish_reason = reason.clone();
                 self.finished_at = Some(at);
-                signal
+                to
             }
         };
-        self.state = task_transition(self.state, signal)?;
-        Ok(())
+        Ok(to)
     }
 
     fn open_hold(
@@ -474,7 +484,7 @@ impl Task {
         reason: String,
         review: Option<ReviewReason>,
         at: Timestamp,
-    ) -> Result<TaskSignal, ApplyError> {
+    ) -> Result<TaskState, ApplyError> {
         let idx = self.index(phase)?;
         if self.holds.iter().any(|h| h.phase == phase) {
             return Err(self.refused(format!("phase {phase} is already held")));
@@ -490,6 +500,7 @@ impl Task {
                 p.state
             )));
         }
+        let to = task_transition(self.state, TaskSignal::Hold(kind))?;
         self.holds.push(Hold {
             kind,
             phase: phase.to_string(),
@@ -497,7 +508,7 @@ impl Task {
             reason,
             review,
         });
-        Ok(TaskSignal::Hold(kind))
+        Ok(to)
     }
 
     /// Takes the hold a decision settles: the named phase's, else the oldest of the kind.

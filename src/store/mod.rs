@@ -46,7 +46,7 @@ use writer::{Msg, QUEUE_BATCHES, Writer};
 
 /// Room in the broadcast channel; a subscriber further behind than this
 /// gets `RecvError::Lagged`.
-pub const BROADCAST_CAPACITY: usize = 65_536;
+pub const BROADCAST_CAPACITY: usize = 16_384;
 
 /// What was on disk at start.
 #[derive(Debug, Clone, Default)]
@@ -207,7 +207,7 @@ impl Store {
     /// segments holding only such events. Returns at once; the work happens
     /// on the snapshot and writer threads. A failed checkpoint is logged and
     /// leaves the journal as it was.
-    pub fn checkpoint(&self, tasks: Vec<Task>, upto_seq: u64) {
+    pub fn checkpoint(&self, tasks: Vec<Arc<Task>>, upto_seq: u64) {
         // The writer ends its segment before the first event past
         // `upto_seq`, wherever that event sits in the queue: the same as a
         // rotate message queued behind the events <= `upto_seq`, without
@@ -303,7 +303,7 @@ pub trait StateStore: Send + Sync {
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
     fn broadcaster(&self) -> broadcast::Sender<Arc<Event>>;
     fn durable_seq(&self) -> u64;
-    fn checkpoint(&self, tasks: Vec<Task>, upto_seq: u64);
+    fn checkpoint(&self, tasks: Vec<Arc<Task>>, upto_seq: u64);
     fn stats(&self) -> StoreStats;
     fn dir(&self) -> &Path;
 }
@@ -324,7 +324,7 @@ impl StateStore for Store {
     fn durable_seq(&self) -> u64 {
         Store::durable_seq(self)
     }
-    fn checkpoint(&self, tasks: Vec<Task>, upto_seq: u64) {
+    fn checkpoint(&self, tasks: Vec<Arc<Task>>, upto_seq: u64) {
         Store::checkpoint(self, tasks, upto_seq)
     }
     fn stats(&self) -> StoreStats {

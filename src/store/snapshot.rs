@@ -35,7 +35,7 @@ const FSYNC_EACH_UP_TO: usize = 8;
 
 /// One `checkpoint` call.
 pub(crate) struct Job {
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<Arc<Task>>,
     pub upto: u64,
 }
 
@@ -81,7 +81,7 @@ impl Snapshotter {
             // them in one go leaves the disk exactly as writing them one
             // after another would, with less work.
             let mut upto = first.upto;
-            let mut tasks: HashMap<String, Task> = HashMap::new();
+            let mut tasks: HashMap<String, Arc<Task>> = HashMap::new();
             let mut add = |job: Job, upto: &mut u64| {
                 *upto = (*upto).max(job.upto);
                 for t in job.tasks {
@@ -95,7 +95,7 @@ impl Snapshotter {
             while let Ok(job) = rx.try_recv() {
                 add(job, &mut upto);
             }
-            let mut tasks: Vec<Task> = tasks.into_values().collect();
+            let mut tasks: Vec<Arc<Task>> = tasks.into_values().collect();
             tasks.sort_by(|a, b| a.id.cmp(&b.id));
             match self.write_all(tasks) {
                 // Only with every snapshot durable may the journal shrink.
@@ -111,7 +111,7 @@ impl Snapshotter {
         }
     }
 
-    fn write_all(&mut self, tasks: Vec<Task>) -> Result<(), StoreError> {
+    fn write_all(&mut self, tasks: Vec<Arc<Task>>) -> Result<(), StoreError> {
         let mut fresh = Vec::with_capacity(tasks.len());
         for t in tasks {
             if !valid_task_id(&t.id) {
@@ -151,7 +151,7 @@ impl Snapshotter {
         sync_dir(&dir)?;
         Shared::add(&self.shared.snapshots_written, fresh.len() as u64);
         for t in fresh {
-            self.written.insert(t.id, t.seq);
+            self.written.insert(t.id.clone(), t.seq);
         }
         Ok(())
     }

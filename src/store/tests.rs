@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -363,7 +364,7 @@ async fn a_checkpoint_replaces_covered_segments_with_snapshots() {
     store.append(events(1..=10)).await.unwrap();
     // ev(n) belongs to task t(n % 3): last events 9, 10 and 8.
     let tasks = vec![task("t0", 9), task("t1", 10), task("t2", 8)];
-    store.checkpoint(tasks.clone(), 10);
+    store.checkpoint(tasks.iter().cloned().map(Arc::new).collect(), 10);
     store.append(events(11..=15)).await.unwrap();
     store.close().await.unwrap();
 
@@ -399,7 +400,7 @@ async fn a_checkpoint_at_rest_prunes_everything_yet_seqs_are_not_reused() {
     };
     store.append(vec![ev(1), ev(2), paused]).await.unwrap();
     store.flush().await.unwrap();
-    store.checkpoint(vec![task("t1", 1), task("t2", 2)], 3);
+    store.checkpoint(vec![Arc::new(task("t1", 1)), Arc::new(task("t2", 2))], 3);
     store.close().await.unwrap();
 
     let (_store, rec) = Store::open(tmp.path()).unwrap();
@@ -415,9 +416,9 @@ async fn snapshots_never_go_back() {
     let tmp = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(tmp.path()).unwrap();
     store.append(events(1..=4)).await.unwrap();
-    store.checkpoint(vec![task("a", 1), task("b", 2)], 2);
-    store.checkpoint(vec![task("a", 4)], 4);
-    store.checkpoint(vec![task("a", 3)], 3);
+    store.checkpoint(vec![Arc::new(task("a", 1)), Arc::new(task("b", 2))], 2);
+    store.checkpoint(vec![Arc::new(task("a", 4))], 4);
+    store.checkpoint(vec![Arc::new(task("a", 3))], 3);
     store.close().await.unwrap();
     let (_store, rec) = Store::open(tmp.path()).unwrap();
     assert_eq!(rec.snapshots, vec![task("a", 4), task("b", 2)]);
