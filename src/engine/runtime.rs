@@ -466,10 +466,8 @@ impl Engine {
             let take = all
                 || *since <= stale
                 || task.is_none_or(|t| t.state.is_final() || t.state.needs_human());
-            if take {
-                if let Some(t) = task {
-                    due.push(t.clone());
-                }
+            if take && let Some(t) = task {
+                due.push(t.clone());
             }
             !take
         });
