@@ -43,11 +43,9 @@ pub fn request(task: &Task, idx: usize) -> AgentRequest {
 /// Runs the call on the runtime, and turns its result into an event there,
 /// off the engine's thread. Aborting the returned handle drops the call,
 /// which stops the agent's work.
-#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     agent: Arc<dyn Agent>,
     request: Arc<AgentRequest>,
-    task: TaskId,
     pipeline: Arc<Pipeline>,
     phase: usize,
     prices: Arc<PriceTable>,
@@ -56,6 +54,7 @@ pub fn spawn(
     let attempt = request.attempt;
     let handle = tokio::spawn(async move {
         let spec = &pipeline.phases[phase];
+        let task = request.task.id.clone();
         let timeout = spec.timeout;
         let started = Instant::now();
         let ctx = CallContext {

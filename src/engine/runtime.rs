@@ -140,7 +140,11 @@ pub struct Engine {
     timers: BTreeMap<(Instant, u64), TaskId>,
     timer_seq: u64,
     /// Attempts in flight, by task: phase index and the handle that stops it.
+    /// Kept per task while it holds a slot, so that starting an attempt
+    /// does not allocate.
     running: HashMap<TaskId, Vec<(usize, AbortHandle)>>,
+    /// Attempts in flight over all tasks.
+    in_flight: usize,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
     results_rx: mpsc::UnboundedReceiver<AttemptDone>,
     requests_tx: mpsc::Sender<Request>,
@@ -214,6 +218,7 @@ impl Engine {
             timers: BTreeMap::new(),
             timer_seq: 0,
             running: HashMap::new(),
+            in_flight: 0,
             results_tx,
             results_rx,
             requests_tx,
@@ -398,7 +403,7 @@ impl Engine {
 
     fn idle(&self) -> bool {
         !self.opts.dispatch
-            || (self.running.is_empty()
+            || (self.in_flight == 0
                 && self.timers.is_empty()
                 && self.queue.is_empty()
                 && self.agents.iter().all(|a| a.waiting.is_empty()))
@@ -568,6 +573,9 @@ impl Engine {
         let state = task.state;
         if state.is_final() || state.needs_human() {
             self.slots.remove(id);
+            if self.running.get(id).is_some_and(Vec::is_empty) {
+                self.running.remove(id);
+            }
             return;
         }
         if state.is_active() {
@@ -620,16 +628,18 @@ impl Engine {
         let handle = attempt::spawn(
             agent,
             Arc::new(request),
-            id.clone(),
             pipeline.clone(),
             idx,
             self.prices.clone(),
             self.results_tx.clone(),
         );
-        self.running
-            .entry(id.clone())
-            .or_default()
-            .push((idx, handle));
+        match self.running.get_mut(id) {
+            Some(list) => list.push((idx, handle)),
+            None => {
+                self.running.insert(id.clone(), vec![(idx, handle)]);
+            }
+        }
+        self.in_flight += 1;
     }
 
     fn on_result(&mut self, done: AttemptDone) {
@@ -695,9 +705,7 @@ impl Engine {
         let list = self.running.get_mut(id)?;
         let pos = list.iter().position(|(i, _)| *i == idx)?;
         let (_, handle) = list.swap_remove(pos);
-        if list.is_empty() {
-            self.running.remove(id);
-        }
+        self.in_flight -= 1;
         Some(handle)
     }
 
