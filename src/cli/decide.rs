@@ -133,6 +133,9 @@ async fn act(
             return 2;
         }
     };
+    for w in engine.warnings() {
+        eprintln!("warning: {w}");
+    }
     let handle = engine.handle();
     let join = tokio::spawn(engine.run());
     let name = action.name();

@@ -225,7 +225,18 @@ impl Engine {
             requests_rx,
             seq: folded.last_seq,
             outbox: Vec::new(),
-            dirty: HashMap::new(),
+            // Snapshot recovered journal-only state at the first checkpoint,
+            // and keep its events in the journal until then.
+            dirty: {
+                let due = Instant::now()
+                    .checked_sub(SNAPSHOT_ACTIVE_AFTER)
+                    .unwrap_or_else(Instant::now);
+                folded
+                    .unsnapshotted
+                    .iter()
+                    .map(|(id, first)| (id.clone(), (*first, due)))
+                    .collect()
+            },
             paused: false,
             stopping: false,
             jitter: Jitter::from_clock(),
@@ -410,6 +421,10 @@ impl Engine {
     }
 
     async fn shut_down(mut self) -> Result<RunSummary, EngineError> {
+        // Results that already arrived are finished work: keep them.
+        while let Ok(done) = self.results_rx.try_recv() {
+            self.on_result(done);
+        }
         // Attempts cut short here were never finished: record that, so the
         // next run starts them again.
         let running: Vec<(TaskId, usize)> = self

@@ -1,0 +1,613 @@
+//! Durability through the binary: one engine per state folder, kill -9 at
+//! many points, damaged files, timeouts that must not leave processes
+//! behind, and SIGTERM.
+
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cli::{Out, Sandbox, is_alive, str_at, wait_for};
+use serde_json::{Value, json};
+
+const ONE_PHASE: &str = r#"
+[defaults]
+retry = { max_attempts = 2, initial_delay = "10ms", max_delay = "20ms" }
+
+[[phases]]
+id = "one"
+agent = "a"
+"#;
+
+const TWO_PHASES: &str = r#"
+[defaults]
+concurrency = 2
+retry = { max_attempts = 2, initial_delay = "10ms", max_delay = "20ms" }
+
+[[phases]]
+id = "one"
+agent = "a"
+
+[[phases]]
+id = "two"
+agent = "a"
+after = ["one"]
+"#;
+
+fn read_pid(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn wait_until_gone(pid: u32, what: &str) {
+    wait_for(&format!("{what} (pid {pid}) to be gone"), || {
+        (!is_alive(pid)).then_some(())
+    });
+}
+
+/// Journal segments, oldest first.
+fn segments(state: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(state.join("journal"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "log"));
+    files.sort();
+    files
+}
+
+fn complete_lines(path: &Path) -> usize {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+        .unwrap_or(0)
+}
+
+/// Names of the files in `state/quarantine`.
+fn quarantined(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("quarantine"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_second_engine_on_the_same_folder_is_refused_naming_the_first() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(ONE_PHASE);
+    let pidfile = sandbox.path("agent.pid");
+    sandbox.inputs(&[json!({"id": "t", "do": {"one": "hang"}, "pidfile": pidfile})]);
+    let live = sandbox.spawn_run(true);
+    // The lock is taken before any agent starts.
+    wait_for("the agent to start", || pidfile.exists().then_some(()));
+    let holder = format!("pid {}", live.pid());
+
+    for out in [
+        sandbox.resume(),
+        sandbox.run(),
+        sandbox.cli(&["approve", "t"]),
+        sandbox.cli(&["cancel", "t"]),
+    ] {
+        out.expect(2);
+        assert!(out.stderr.contains("is in use by baton"), "{out}");
+        assert!(out.stderr.contains(&holder), "want {holder}\n{out}");
+    }
+    // Reading works while the run holds the folder.
+    assert_eq!(sandbox.states()["t"], "running");
+    assert!(sandbox.show("t").get("decisions").is_none());
+
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+    wait_until_gone(read_pid(&pidfile), "the hanging agent");
+}
+
+/// Phases of the kill test: a fan-out and a join.
+const FAN: &str = r#"
+[defaults]
+concurrency = 3
+retry = { max_attempts = 3, initial_delay = "10ms", max_delay = "20ms" }
+
+[[phases]]
+id = "fetch"
+agent = "a"
+
+[[phases]]
+id = "draft"
+agent = "a"
+after = ["fetch"]
+
+[[phases]]
+id = "check"
+agent = "a"
+after = ["fetch"]
+
+[[phases]]
+id = "final"
+agent = "a"
+after = ["draft", "check"]
+"#;
+const FAN_PHASES: [&str; 4] = ["fetch", "draft", "check", "final"];
+/// Asks for a review at `fetch`, approved between kills.
+const REVIEWED: &str = "k2";
+
+fn fan_tasks() -> Vec<Value> {
+    (0..6)
+        .map(|i| {
+            let sleeps: serde_json::Map<String, Value> = FAN_PHASES
+                .iter()
+                .enumerate()
+                .map(|(j, p)| (p.to_string(), json!((i * 37 + j * 23) % 90 + 5)))
+                .collect();
+            let mut t = json!({"id": format!("k{i}"), "sleep_ms": sleeps});
+            if t["id"] == REVIEWED {
+                t["do"] = json!({"fetch": "review"});
+            }
+            t
+        })
+        .collect()
+}
+
+/// What the kill test learns as it goes, and checks at every stop.
+#[derive(Default)]
+struct Ledger {
+    kills: usize,
+    /// (task, phase) seen completed: side-log runs then, and the output.
+    settled: BTreeMap<(String, String), (usize, Value)>,
+    /// Tasks a run printed as completed before it stopped.
+    reported: BTreeSet<String>,
+    approved: bool,
+}
+
+impl Ledger {
+    fn runs(sandbox: &Sandbox) -> BTreeMap<(String, String), usize> {
+        let mut n = BTreeMap::new();
+        for l in sandbox.side_log_lines() {
+            *n.entry((l[0].clone(), l[1].clone())).or_default() += 1;
+        }
+        n
+    }
+
+    /// After a run stopped (killed or not): what it printed is durable, no
+    /// settled phase ran again or changed, and a waiting review is approved.
+    fn check_stop(&mut self, sandbox: &Sandbox, out: &Out) {
+        sandbox.wait_for_no_stray_agents();
+        for (id, state) in out.rest_lines() {
+            if state == "completed" {
+                self.reported.insert(id);
+            }
+        }
+        let runs = Ledger::runs(sandbox);
+        // A kill before the run recorded its pipeline leaves nothing to read.
+        let states = if sandbox.state().join("pipeline.toml").exists() {
+            sandbox.states()
+        } else {
+            BTreeMap::new()
+        };
+        for id in &self.reported {
+            assert_eq!(
+                states.get(id).map(String::as_str),
+                Some("completed"),
+                "{id} was printed as completed before kill {}\n{out}",
+                self.kills
+            );
+        }
+        for id in states.keys() {
+            let task = sandbox.show(id);
+            for phase in task["phases"].as_array().unwrap() {
+                if phase["state"] != "completed" {
+                    continue;
+                }
+                let key = (id.clone(), str_at(phase, "id"));
+                let now = runs.get(&key).copied().unwrap_or(0);
+                match self.settled.get(&key) {
+                    None => {
+                        self.settled.insert(key, (now, phase["output"].clone()));
+                    }
+                    Some((then, output)) => {
+                        assert_eq!(now, *then, "{key:?} ran again after it completed");
+                        assert_eq!(&phase["output"], output, "{key:?} output changed");
+                    }
+                }
+            }
+            if self.approved && id == REVIEWED {
+                assert_eq!(
+                    task["decisions"][0]["action"]["action"], "approve",
+                    "the approval of {REVIEWED} was lost\n{task}"
+                );
+            }
+        }
+        if states.get(REVIEWED).map(String::as_str) == Some("awaiting_review") {
+            sandbox.cli(&["approve", REVIEWED]).expect(0);
+            self.approved = true;
+        }
+    }
+}
+
+#[test]
+fn kill_9_at_many_points_loses_nothing_and_repeats_only_interrupted_work() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(FAN);
+    sandbox.inputs(&fan_tasks());
+    let side_runs = || sandbox.side_log_lines().len();
+
+    // Kill once the side log has this many lines, after this many ms more:
+    // from before the state folder is open to the last phases.
+    let schedule: [(usize, u64); 14] = [
+        (0, 0),
+        (0, 15),
+        (0, 60),
+        (1, 0),
+        (2, 5),
+        (4, 0),
+        (6, 20),
+        (8, 0),
+        (10, 40),
+        (12, 2),
+        (14, 0),
+        (16, 25),
+        (19, 5),
+        (22, 0),
+    ];
+    let mut ledger = Ledger::default();
+    let mut done = false;
+    'schedule: for (lines, extra_ms) in schedule {
+        loop {
+            // Every run is given the inputs: only the first adds them.
+            let mut live = sandbox.spawn_run(true);
+            let reached = wait_for("the kill point or the end of the run", || {
+                if side_runs() >= lines {
+                    Some(true)
+                } else if live.has_exited() {
+                    Some(false)
+                } else {
+                    None
+                }
+            });
+            if reached && extra_ms > 0 {
+                std::thread::sleep(Duration::from_millis(extra_ms));
+            }
+            let out = live.kill9();
+            let killed = out.status.signal() == Some(libc::SIGKILL);
+            if killed {
+                ledger.kills += 1;
+            }
+            ledger.check_stop(&sandbox, &out);
+            match out.status.code() {
+                None if killed => continue 'schedule,
+                Some(0) => {
+                    done = true;
+                    break 'schedule;
+                }
+                // Stopped for the review, approved above; same kill point again.
+                Some(3) => continue,
+                _ => panic!("unexpected end of a run\n{out}"),
+            }
+        }
+    }
+    eprintln!("{} kills, {} runs of agents", ledger.kills, side_runs());
+    assert!(
+        ledger.kills >= 10,
+        "only {} kills landed: the runs finished too early",
+        ledger.kills
+    );
+
+    if !done {
+        for _ in 0..3 {
+            let out = sandbox.run();
+            ledger.check_stop(&sandbox, &out);
+            match out.code() {
+                0 => break,
+                3 => continue,
+                _ => panic!("the final run failed\n{out}"),
+            }
+        }
+    }
+
+    let states = sandbox.states();
+    assert_eq!(states.len(), 6, "{states:?}");
+    assert!(
+        states.values().all(|s| s == "completed"),
+        "not all completed: {states:?}"
+    );
+    assert!(ledger.approved, "{REVIEWED} never waited for its review");
+
+    let log = sandbox.side_log_lines();
+    let runs = Ledger::runs(&sandbox);
+    for id in states.keys() {
+        let task = sandbox.show(id);
+        for phase in task["phases"].as_array().unwrap() {
+            let pid = str_at(phase, "id");
+            assert_eq!(phase["state"], "completed", "{id}/{pid}");
+            let output = &phase["output"];
+            assert_eq!(output["task"], id.as_str());
+            assert_eq!(output["phase"], pid.as_str());
+            // The output kept is one the agent really produced, by the
+            // attempt the state says succeeded.
+            let nonce = str_at(output, "nonce");
+            let attempt = output["attempt"].as_u64().unwrap().to_string();
+            assert!(
+                log.iter()
+                    .any(|l| l[0] == *id && l[1] == pid && l[2] == attempt && l[3] == nonce),
+                "{id}/{pid}: output not from any logged run"
+            );
+            let last = phase["attempts"].as_array().unwrap().last().unwrap();
+            let result = last["outcome"]["result"].as_str().unwrap();
+            let asked = *id == REVIEWED && pid == "fetch";
+            let want = if asked {
+                "review_requested"
+            } else {
+                "succeeded"
+            };
+            assert_eq!(result, want, "{id}/{pid}");
+            assert_eq!(last["number"].as_u64().unwrap().to_string(), attempt);
+
+            let key = (id.clone(), pid.clone());
+            let n = runs.get(&key).copied().unwrap_or(0);
+            assert!(
+                n <= 1 + ledger.kills,
+                "{id}/{pid} ran {n} times with {} kills",
+                ledger.kills
+            );
+        }
+        let last = &task["phases"][3]["output"];
+        assert_eq!(last["seen"], json!(["check", "draft", "fetch"]), "{id}");
+    }
+}
+
+#[test]
+fn a_corrupt_snapshot_is_quarantined_with_a_warning_and_the_rest_loads() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(ONE_PHASE);
+    sandbox.inputs(&[
+        json!({"id": "t1"}),
+        json!({"id": "t2"}),
+        json!({"id": "t3", "do": {"one": "review"}}),
+        json!({"id": "t4", "do": {"one": "review"}}),
+    ]);
+    sandbox.run().expect(3);
+    let state = sandbox.state();
+    let t1 = state.join("tasks/t1.json");
+    std::fs::write(&t1, b"{\"id\": \"t1\", garbage").unwrap();
+
+    // Reading does not touch the folder, but says what it skipped.
+    let out = sandbox.cli(&["list", "--json"]);
+    out.expect(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: task snapshot {} is unreadable",
+            t1.display()
+        )),
+        "{out}"
+    );
+    let rows: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let ids: BTreeSet<String> = rows.iter().map(|r| str_at(r, "id")).collect();
+    assert!(
+        ids.is_superset(&["t2", "t3", "t4"].map(String::from).into()),
+        "{ids:?}"
+    );
+    assert!(t1.exists());
+
+    // A decision repairs the folder and says so.
+    let out = sandbox.cli(&["approve", "t3"]);
+    out.expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("task snapshot {} is unreadable", t1.display())),
+        "{out}"
+    );
+    assert!(out.stderr.contains("moved to"), "{out}");
+    assert!(!t1.exists());
+    let moved: Vec<String> = quarantined(&state)
+        .into_iter()
+        .filter(|n| n.starts_with("t1.json."))
+        .collect();
+    assert_eq!(moved.len(), 1, "{:?}", quarantined(&state));
+    assert_eq!(
+        std::fs::read(state.join("quarantine").join(&moved[0])).unwrap(),
+        b"{\"id\": \"t1\", garbage"
+    );
+
+    // So does a run, which then carries on with the tasks that loaded.
+    let t2 = state.join("tasks/t2.json");
+    std::fs::write(&t2, b"\x00\x01 not json").unwrap();
+    let out = sandbox.resume();
+    assert!(
+        out.stderr
+            .contains(&format!("task snapshot {} is unreadable", t2.display())),
+        "{out}"
+    );
+    assert!(out.stderr.contains("moved to"), "{out}");
+    out.expect(3);
+    let states = sandbox.states();
+    assert_eq!(states["t3"], "completed", "{states:?}");
+    assert_eq!(states["t4"], "awaiting_review", "{states:?}");
+    assert!(
+        quarantined(&state)
+            .iter()
+            .any(|n| n.starts_with("t2.json."))
+    );
+}
+
+/// Runs until the newest journal segment holds at least `lines` complete
+/// lines, then kills the run: a state folder whose journal matters.
+fn killed_with_journal(sandbox: &Sandbox, lines: usize) -> PathBuf {
+    for _ in 0..5 {
+        let mut live = sandbox.spawn_run(true);
+        let found = wait_for("journal lines or the end of the run", || {
+            let newest = segments(&sandbox.state()).pop();
+            match newest {
+                Some(seg) if complete_lines(&seg) >= lines => Some(true),
+                _ if live.has_exited() => Some(false),
+                _ => None,
+            }
+        });
+        live.kill9();
+        sandbox.wait_for_no_stray_agents();
+        if found
+            && let Some(seg) = segments(&sandbox.state())
+                .into_iter()
+                .rev()
+                .find(|s| complete_lines(s) >= lines)
+        {
+            return seg;
+        }
+    }
+    panic!("never caught a journal segment with {lines} lines");
+}
+
+#[test]
+fn a_corrupt_journal_line_is_quarantined_with_a_warning_and_the_run_resumes() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(TWO_PHASES);
+    let tasks: Vec<Value> = (0..12)
+        .map(|i| json!({"id": format!("j{i:02}"), "sleep_ms": 30}))
+        .collect();
+    sandbox.inputs(&tasks);
+    let segment = killed_with_journal(&sandbox, 4);
+
+    // Break the second line's JSON so that its checksum no longer matches.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let second = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    assert_eq!(
+        &bytes[second..second + 3],
+        b"{\"s",
+        "lines start with the seq"
+    );
+    bytes[second + 2] = b'z';
+    std::fs::write(&segment, &bytes).unwrap();
+    let name = segment.file_name().unwrap().to_string_lossy().into_owned();
+
+    let out = sandbox.cli(&["list"]);
+    out.expect(0);
+    assert!(
+        out.stderr.contains(&format!(
+            "journal segment {}: line 2 (checksum mismatch)",
+            segment.display()
+        )),
+        "{out}"
+    );
+
+    // With the inputs again: the damaged line may have been a submission.
+    let out = sandbox.run();
+    assert!(
+        out.stderr.contains(&format!(
+            "journal segment {}: line 2 (checksum mismatch)",
+            segment.display()
+        )),
+        "{out}"
+    );
+    assert!(out.stderr.contains("saved as"), "{out}");
+    assert!(
+        quarantined(&sandbox.state())
+            .iter()
+            .any(|n| n.starts_with(&format!("{name}."))),
+        "{:?}",
+        quarantined(&sandbox.state())
+    );
+    out.expect(0);
+    let states = sandbox.states();
+    assert_eq!(states.len(), 12, "{states:?}");
+    assert!(states.values().all(|s| s == "completed"), "{states:?}");
+}
+
+#[test]
+fn a_timeout_kills_the_agents_whole_process_group() {
+    let sandbox = Sandbox::new();
+    let pidfile = sandbox.path("grandchild.pid");
+    let script = format!(
+        "sleep 600 & echo $! > {0}.tmp && mv {0}.tmp {0}; wait",
+        pidfile.display()
+    );
+    sandbox.write(
+        "pipeline.toml",
+        &format!(
+            r#"
+name = "timeouts"
+
+[agents.spawner]
+kind = "command"
+command = ["sh", "-c", {script:?}]
+
+[[phases]]
+id = "one"
+agent = "spawner"
+timeout = "1s"
+retry = {{ max_attempts = 1 }}
+"#
+        ),
+    );
+    sandbox.inputs(&[json!({"id": "t"})]);
+    let out = sandbox.run();
+    out.expect(1);
+    let t = sandbox.show("t");
+    let attempt = &t["phases"][0]["attempts"][0];
+    assert_eq!(attempt["outcome"]["class"], "timeout", "{t}");
+    assert!(pidfile.exists(), "the agent never started its grandchild");
+    wait_until_gone(read_pid(&pidfile), "the grandchild `sleep`");
+}
+
+#[test]
+fn sigterm_stops_a_run_cleanly_and_the_next_run_completes() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(TWO_PHASES);
+    let pidfile = sandbox.path("hang.pid");
+    sandbox.inputs(&[
+        json!({"id": "a"}),
+        json!({"id": "b", "do": {"two": ["hang", "ok"]}, "pidfile": pidfile}),
+    ]);
+    let live = sandbox.spawn_run(true);
+    wait_for("the hanging attempt to start", || {
+        pidfile.exists().then_some(())
+    });
+    live.signal(libc::SIGTERM);
+    let out = live.wait();
+    out.expect(143);
+    assert!(
+        out.stderr.contains("terminated: finishing the journal"),
+        "{out}"
+    );
+    wait_until_gone(read_pid(&pidfile), "the running agent");
+
+    // The stop was recorded by the run itself, not left for recovery.
+    let b = sandbox.show("b");
+    let attempts = b["phases"][1]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{b}");
+    assert_eq!(attempts[0]["outcome"]["result"], "interrupted", "{b}");
+
+    let out = sandbox.resume();
+    out.expect(0);
+    let states = sandbox.states();
+    assert!(states.values().all(|s| s == "completed"), "{states:?}");
+    // At least once per attempt: only an attempt the stop interrupted may
+    // have run twice.
+    let runs = sandbox.side_log_lines();
+    for (task, phase, idx) in [
+        ("a", "one", 0),
+        ("a", "two", 1),
+        ("b", "one", 0),
+        ("b", "two", 1),
+    ] {
+        let n = runs
+            .iter()
+            .filter(|l| l[0] == task && l[1] == phase)
+            .count();
+        let shown = sandbox.show(task);
+        let interrupted = shown["phases"][idx]["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["outcome"]["result"] == "interrupted")
+            .count();
+        assert!(
+            n >= 1 && n <= 1 + interrupted,
+            "{task}/{phase} ran {n} times with {interrupted} interrupted attempt(s)"
+        );
+    }
+}
