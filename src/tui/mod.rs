@@ -1,5 +1,9 @@
 //! The terminal dashboard: watch a run and steer it.
 
+pub mod action;
+pub mod config_file;
+pub mod key;
+pub mod keymap;
 pub mod view_model;
 
 #[cfg(test)]
