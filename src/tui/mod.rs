@@ -4,11 +4,21 @@ pub mod action;
 pub mod color;
 pub mod config_file;
 pub mod format;
+pub mod header;
+pub mod help;
+pub mod json_view;
 pub mod key;
 pub mod keymap;
+pub mod layout;
 pub mod line_edit;
+pub mod log_pane;
 pub mod prompt;
+pub mod review_queue;
 pub mod rows;
+pub mod screen;
+pub mod status_bar;
+pub mod task_detail;
+pub mod task_table;
 pub mod theme;
 pub mod theme_file;
 pub mod view_model;
@@ -17,3 +27,6 @@ pub mod widgets;
 
 #[cfg(test)]
 pub(crate) mod test_support;
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -259,7 +259,7 @@ impl PromptView<'_> {
                     lines.push(Line::from(vec![
                         Span::styled(mark, style),
                         key(&k.to_string()),
-                        Span::styled(format!(" {name:<6}{what}"), style),
+                        Span::styled(format!(" {name:<7}{what}"), style),
                     ]));
                 }
                 lines.push(Line::raw(""));

@@ -25,6 +25,7 @@ pub struct Ctx<'a> {
     /// The clock, passed in so that tests can fix it.
     pub now: Timestamp,
     pub tz: &'a TimeZone,
+    pub log: &'a tui_logger::TuiWidgetState,
 }
 
 /// A bordered pane; the focused one is drawn so it stands out even without colour.
