@@ -2,6 +2,7 @@
 
 pub mod action;
 pub mod color;
+pub mod commands;
 pub mod config_file;
 pub mod format;
 pub mod header;
@@ -21,6 +22,7 @@ pub mod task_detail;
 pub mod task_table;
 pub mod theme;
 pub mod theme_file;
+pub mod ui;
 pub mod view_model;
 pub mod view_state;
 pub mod widgets;
