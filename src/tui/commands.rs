@@ -30,10 +30,10 @@ impl Ui {
             Action::Bottom => self.scroll(focus, isize::MAX / 2),
             Action::NextPane => self.state.focus = focus.next(),
             Action::PrevPane => self.state.focus = focus.prev(),
-            Action::Open => {
-                if matches!(focus, Pane::Tasks | Pane::Review) && self.state.selected.is_some() {
-                    self.state.focus = Pane::Detail;
-                }
+            Action::Open
+                if matches!(focus, Pane::Tasks | Pane::Review) && self.state.selected.is_some() =>
+            {
+                self.state.focus = Pane::Detail;
             }
             Action::Back => {
                 if !self.state.filter.is_empty() {
