@@ -5,7 +5,6 @@
 //! commands and snapshots are fetched by spawned tasks that report back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use crossterm::event::EventStream;
@@ -21,6 +20,7 @@ use crate::engine::handle::{EngineHandle, Refusal, RunSnapshot};
 
 use super::color::ColorSupport;
 use super::keymap::Keymap;
+use super::pacer::Pacer;
 use super::terminal::TerminalGuard;
 use super::ui::{Effect, Ui};
 use super::view_model::{Applied, RunView};
@@ -161,30 +161,26 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
         resync: None,
     };
     let tz = TimeZone::system();
-    let frame = Duration::from_secs(1) / opts.max_fps.max(1);
+    let mut pacer = Pacer::new(opts.max_fps);
     let mut input = EventStream::new();
     let mut engine_open = true;
-    let mut dirty = true;
-    let mut last_draw = Instant::now() - Duration::from_secs(1);
 
     loop {
         if guard.reclaim_after_panic()? {
             ui.state
                 .error("a panic elsewhere in baton; its message is on the terminal after you quit");
-            dirty = true;
+            pacer.mark();
         }
-        if dirty && last_draw.elapsed() >= frame {
+        if pacer.should_draw(Instant::now()) {
             let now = Timestamp::now();
             guard.terminal.draw(|f| ui.draw(f, now, &tz))?;
-            dirty = false;
-            last_draw = Instant::now();
+            pacer.drew(Instant::now());
         }
-        // Soon when there is something to draw, else at the next clock second.
-        let wake = last_draw + if dirty { frame } else { Duration::from_secs(1) };
+        let wake = pacer.wake_at(Instant::now());
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(ev)) => {
-                    dirty = true;
+                    pacer.mark();
                     match ui.on_terminal(&ev) {
                         Effect::None => {}
                         Effect::Quit => return Ok(Exit::Quit),
@@ -196,7 +192,11 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                 None => return Ok(Exit::Quit),
             },
             msg = events.recv(), if engine_open => match msg {
-                Ok(ev) => dirty |= engine.on_event(&mut ui, ev),
+                Ok(ev) => {
+                    if engine.on_event(&mut ui, ev) {
+                        pacer.mark();
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!("dashboard missed {missed} events; resyncing");
                     engine.request_snapshot();
@@ -204,11 +204,11 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                 Err(RecvError::Closed) => {
                     engine_open = false;
                     ui.state.error("the engine has stopped; q quits");
-                    dirty = true;
+                    pacer.mark();
                 }
             },
             Some(reply) = replies_rx.recv() => {
-                dirty = true;
+                pacer.mark();
                 match reply {
                     Reply::Sent { label, result: Ok(()) } => ui.state.info(format!("{label}: done")),
                     Reply::Sent { label, result: Err(refusal) } => {
@@ -221,10 +221,7 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                     }
                 }
             },
-            _ = sleep_until(wake) => {
-                // Nothing changed for a second: redraw for the clock.
-                dirty = true;
-            }
+            _ = sleep_until(wake) => pacer.woke(Instant::now()),
         }
     }
 }

@@ -4,6 +4,7 @@ use super::*;
 use crate::engine::handle::Request;
 use crate::engine::state::TaskState;
 use crate::tui::test_support::{empty_snapshot, sample_events, sample_run};
+use crate::tui::{Exit, TuiOptions};
 
 /// An engine that answers snapshots with `snapshot` and refuses every command.
 fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
@@ -143,4 +144,21 @@ async fn a_refusal_comes_back_as_its_text() {
         }
         _ => panic!("expected the refusal"),
     }
+}
+
+/// The real loop in a real terminal, driven by hand or by a script:
+/// `cargo test --lib tui::app::tests::live -- --ignored` in a terminal,
+/// then press q and y.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a terminal to draw on"]
+async fn live_dashboard() {
+    let handle = fake_engine(snapshot_after(sample_events().len()));
+    let exit = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        run(handle, TuiOptions::default()),
+    )
+    .await
+    .expect("quit within 30 s")
+    .unwrap_or_else(|e| panic!("runs without error: {e:#}"));
+    assert_eq!(exit, Exit::Quit);
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
 use crossterm::execute;
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -30,15 +30,14 @@ impl TerminalGuard {
     pub fn new() -> io::Result<TerminalGuard> {
         install_panic_hook();
         enter()?;
-        let mut terminal = match Terminal::new(CrosstermBackend::new(stdout())) {
-            Ok(t) => t,
+        // No guard exists yet to restore on failure, so restore by hand.
+        match Terminal::new(CrosstermBackend::new(stdout())) {
+            Ok(terminal) => Ok(TerminalGuard { terminal }),
             Err(e) => {
                 restore();
-                return Err(e);
+                Err(e)
             }
-        };
-        terminal.clear()?;
-        Ok(TerminalGuard { terminal })
+        }
     }
 
     /// If a panic elsewhere gave the terminal back, takes it again and
@@ -48,7 +47,10 @@ impl TerminalGuard {
             return Ok(false);
         }
         enter()?;
-        self.terminal.clear()?;
+        // Blank both frame buffers so the next draw repaints every cell.
+        // (`Terminal::clear` would do it too, but asks the terminal for the
+        // cursor position, which can time out over a slow SSH link.)
+        self.terminal.swap_buffers();
         Ok(true)
     }
 }
@@ -63,7 +65,12 @@ fn enter() -> io::Result<()> {
     enable_raw_mode()?;
     // Mouse capture lets a click pick a row; shift-drag still selects text
     // in most terminals and in tmux.
-    if let Err(e) = execute!(stdout(), EnterAlternateScreen, EnableMouseCapture) {
+    if let Err(e) = execute!(
+        stdout(),
+        EnterAlternateScreen,
+        Clear(ClearType::All),
+        EnableMouseCapture
+    ) {
         restore();
         return Err(e);
     }

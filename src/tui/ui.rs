@@ -81,6 +81,8 @@ impl Ui {
     /// Replaces the run with a fresh snapshot; selection and filter stay.
     pub fn resync(&mut self, snapshot: RunSnapshot) {
         self.view = RunView::from_snapshot(snapshot);
+        // The new view counts versions afresh; the old rows must not pass for current.
+        self.rows = Rows::default();
     }
 
     fn areas(&self) -> Areas {
@@ -224,8 +226,9 @@ impl Ui {
             return Effect::None;
         }
         if self.areas().mode == Mode::TooSmall {
+            // No room to ask for confirmation; the screen says q quits.
             return match action {
-                Some(Action::Quit) => self.on_action(Action::Quit),
+                Some(Action::Quit) => Effect::Quit,
                 _ => Effect::None,
             };
         }

@@ -289,6 +289,7 @@ fn a_small_terminal_only_quits() {
     ui.area = Rect::new(0, 0, 40, 10);
     assert_eq!(press(&mut ui, KeyCode::Char('j')), Effect::None);
     assert_eq!(ui.state.selected.as_deref(), Some("t-001"));
+    assert_eq!(press(&mut ui, KeyCode::Char('q')), Effect::Quit);
 }
 
 #[test]
@@ -313,4 +314,32 @@ fn detail_scrolls_but_not_past_its_end() {
     assert!(at_end > 1 && at_end < 100, "{at_end}");
     press(&mut ui, KeyCode::Home);
     assert_eq!(ui.state.detail_scroll, 0);
+}
+
+#[test]
+fn a_resync_keeps_the_selection_and_rebuilds_rows() {
+    let mut ui = ui();
+    select(&mut ui, "t-004");
+    press(&mut ui, KeyCode::Char('s'));
+    let mut snapshot = crate::tui::test_support::empty_snapshot();
+    snapshot.tasks = ui.view.entries()[..5]
+        .iter()
+        .map(|e| e.task.clone())
+        .collect();
+    ui.resync(snapshot);
+    ui.prepare(now());
+    assert_eq!(ui.rows.len(), 5);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
+    assert_eq!(ui.rows.id_at(&ui.view, 0), Some("t-005"));
+}
+
+#[test]
+fn paused_runs_say_so_in_the_header() {
+    let mut ui = ui();
+    ui.view.paused = true;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
+    term.draw(|f| ui.draw(f, now(), &TimeZone::UTC)).unwrap();
+    let screen = term.backend().to_string();
+    assert!(screen.contains("⏸ PAUSED"), "{screen}");
+    assert!(screen.contains("p resume"), "{screen}");
 }
