@@ -23,6 +23,7 @@ pub mod keymap;
 pub mod layout;
 pub mod line_edit;
 pub mod log_pane;
+pub mod mouse;
 pub mod pacer;
 pub mod prompt;
 pub mod review_queue;

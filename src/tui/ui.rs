@@ -2,13 +2,11 @@
 //! what keys and clicks do to it. No terminal and no engine here, so all of
 //! it can be tested with plain key events; `app` does the I/O.
 
-use crossterm::event::{
-    Event as TermEvent, KeyEvent, KeyEventKind, MouseButton, MouseEvent, MouseEventKind,
-};
+use crossterm::event::{Event as TermEvent, KeyEvent, KeyEventKind};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use ratatui::Frame;
-use ratatui::layout::{Position, Rect};
+use ratatui::layout::Rect;
 use tui_logger::TuiWidgetState;
 
 use crate::engine::event::{Actor, Command};
@@ -85,7 +83,7 @@ impl Ui {
         self.rows = Rows::default();
     }
 
-    fn areas(&self) -> Areas {
+    pub(super) fn areas(&self) -> Areas {
         Areas::compute(self.area, self.state.focus)
     }
 
@@ -137,8 +135,7 @@ impl Ui {
     }
 
     fn review_position(&self) -> Option<usize> {
-        let idx = self.view.position(self.state.selected.as_deref()?)?;
-        self.view.review_queue().position(|e| e.index == idx)
+        self.view.review_position(self.state.selected.as_deref()?)
     }
 
     fn ctx<'a>(&'a self, now: Timestamp, tz: &'a TimeZone) -> Ctx<'a> {
@@ -247,46 +244,6 @@ impl Ui {
                 self.on_action(a)
             }
             None => Effect::None,
-        }
-    }
-
-    fn on_mouse(&mut self, m: &MouseEvent) {
-        let at = Position::new(m.column, m.row);
-        let areas = self.areas();
-        let Some((pane, rect)) = areas.panes.iter().find(|(_, r)| r.contains(at)).copied() else {
-            return;
-        };
-        match m.kind {
-            MouseEventKind::Down(MouseButton::Left) => {
-                self.state.focus = pane;
-                let inner = body(rect);
-                if !inner.contains(at) {
-                    return;
-                }
-                let line = (at.y - inner.y) as usize;
-                match pane {
-                    Pane::Tasks => {
-                        let id = self
-                            .rows
-                            .id_at(&self.view, self.state.table_offset + line)
-                            .map(str::to_string);
-                        if id.is_some() {
-                            self.state.select(id.as_deref());
-                        }
-                    }
-                    Pane::Review => {
-                        let n = self.state.review_offset + line;
-                        let id = self.view.review_queue().nth(n).map(|e| e.task.id.clone());
-                        if id.is_some() {
-                            self.state.select(id.as_deref());
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            MouseEventKind::ScrollUp => self.scroll(pane, -3),
-            MouseEventKind::ScrollDown => self.scroll(pane, 3),
-            _ => {}
         }
     }
 

@@ -1,4 +1,4 @@
-use crossterm::event::{KeyCode, KeyModifiers, MouseEvent};
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 
 use super::*;
 use crate::engine::event::Action as Decide;
