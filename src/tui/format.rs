@@ -35,10 +35,12 @@ pub fn tokens(n: u64) -> String {
 /// A cost for a narrow column: "$0.0123", "unknown", or "≥$0.0123" when
 /// some of it is unknown (the known part is then a lower bound).
 pub fn cost_short(c: CostTotal) -> String {
-    match (c.unknown, c.usd) {
-        (0, usd) => format!("${usd:.4}"),
-        (_, 0.0) => "unknown".to_string(),
-        (_, usd) => format!("≥${usd:.4}"),
+    if c.unknown == 0 {
+        format!("${:.4}", c.usd)
+    } else if c.usd == 0.0 {
+        "unknown".to_string()
+    } else {
+        format!("≥${:.4}", c.usd)
     }
 }
 

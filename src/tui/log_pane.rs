@@ -56,6 +56,16 @@ pub fn action(action: Action) -> Option<TuiWidgetEvent> {
     })
 }
 
+/// The `tracing` layer that feeds the log pane. Add it to the subscriber
+/// before `tui::run`, in place of one writing to the terminal: while the
+/// dashboard owns the screen, anything written to stderr garbles it.
+pub fn tracing_layer() -> tui_logger::TuiTracingSubscriberLayer {
+    // Fails only if called twice; the first set-up stands.
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    tui_logger::set_default_level(tui_logger::LevelFilter::Info);
+    tui_logger::TuiTracingSubscriberLayer
+}
+
 /// Fresh log pane state: everything at info and above shown.
 pub fn new_state() -> TuiWidgetState {
     TuiWidgetState::new().set_default_display_level(tui_logger::LevelFilter::Info)

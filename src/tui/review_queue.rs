@@ -18,12 +18,6 @@ pub struct ReviewQueue<'a> {
     pub focused: bool,
 }
 
-/// Position of the selected task in the queue, if it is there.
-pub fn selected_position(ctx: &Ctx<'_>) -> Option<usize> {
-    let idx = ctx.view.position(ctx.state.selected.as_deref()?)?;
-    ctx.view.review_queue().position(|e| e.index == idx)
-}
-
 impl Widget for ReviewQueue<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let ctx = self.ctx;
@@ -31,7 +25,11 @@ impl Widget for ReviewQueue<'_> {
         let inner = body(area);
         let height = inner.height as usize;
         let len = ctx.view.review_len();
-        let selected = selected_position(ctx);
+        let selected = ctx
+            .state
+            .selected
+            .as_deref()
+            .and_then(|id| ctx.view.review_position(id));
         let offset = scroll_to(ctx.state.review_offset, selected, height, len);
         let visible: Vec<_> = ctx
             .view

@@ -48,8 +48,11 @@ pub fn matches(task: &Task, needle: &str) -> bool {
         || task.current_phase().is_some_and(|p| contains(p, needle))
 }
 
+/// `hay` contains the lower-case `needle`, ignoring ASCII case, without
+/// allocating (this runs for every task whenever the filter or run changes).
 fn contains(hay: &str, needle: &str) -> bool {
-    hay.to_lowercase().contains(needle)
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 fn compare(

@@ -116,6 +116,17 @@ fn screen_in_sixteen_colours() {
         });
         insta::assert_snapshot!(format!("screen_{w}x{h}_ansi16"), format!("{buf:?}"));
     }
+    // The default theme's RGB colours brought down to the nearest sixteen.
+    let theme = built_in_default().for_terminal(ColorSupport::Ansi16);
+    let buf = draw(
+        &view,
+        &selected("t-003"),
+        &theme,
+        80,
+        24,
+        |ctx, area, buf| Screen { ctx }.render(area, buf),
+    );
+    insta::assert_snapshot!("screen_80x24_default_in_16", format!("{buf:?}"));
 }
 
 #[test]

@@ -300,6 +300,14 @@ impl RunView {
         self.queue.len()
     }
 
+    /// Where a task stands in the review queue; `None` at once for a task
+    /// that is not in it.
+    pub fn review_position(&self, id: &str) -> Option<usize> {
+        let idx = self.position(id)?;
+        let since = self.tasks[idx].held_since?;
+        Some(self.queue.range(..(since, idx)).count())
+    }
+
     /// Tasks waiting for a person, the longest waiting first.
     pub fn review_queue(&self) -> impl Iterator<Item = ReviewEntry<'_>> + '_ {
         self.queue.iter().filter_map(|&(since, index)| {

@@ -76,6 +76,9 @@ fn review_queue_lists_oldest_hold_first_with_phase_and_reason() {
     assert_eq!(queue[0].reason, "needs access to the paywalled source");
     assert_eq!(queue[1].phase, "draft");
     assert_eq!(queue[1].since, t0() + SignedDuration::from_secs(201));
+    assert_eq!(view.review_position("t-005"), Some(0));
+    assert_eq!(view.review_position("t-004"), Some(1));
+    assert_eq!(view.review_position("t-001"), None);
 }
 
 #[test]
