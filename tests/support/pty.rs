@@ -17,8 +17,6 @@ pub struct Term {
     writer: Box<dyn Write + Send>,
     child: Box<dyn Child + Send + Sync>,
     screen: Arc<Mutex<vt100::Parser>>,
-    /// Every byte the program wrote to the terminal.
-    pub bytes: Arc<Mutex<usize>>,
 }
 
 impl Term {
@@ -47,9 +45,8 @@ impl Term {
             .expect("spawn baton in the pty");
         drop(pair.slave);
         let screen = Arc::new(Mutex::new(vt100::Parser::new(nz(rows), nz(cols), 0)));
-        let bytes = Arc::new(Mutex::new(0usize));
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let (s, b) = (screen.clone(), bytes.clone());
+        let s = screen.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
@@ -57,7 +54,6 @@ impl Term {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         s.lock().unwrap().process(&buf[..n]);
-                        *b.lock().unwrap() += n;
                     }
                 }
             }
