@@ -64,7 +64,6 @@ impl Term {
             writer,
             child,
             screen,
-            bytes,
         }
     }
 
