@@ -11,3 +11,4 @@ pub mod engine;
 pub mod report;
 pub mod spec;
 pub mod store;
+pub mod tui;

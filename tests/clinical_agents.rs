@@ -27,6 +27,12 @@ fn request(
     outputs: &Map<String, Value>,
     feedback: Option<&str>,
 ) -> Value {
+    // A task in a request carries its id beside the whole input object.
+    let task = if task.get("input").is_some() {
+        task.clone()
+    } else {
+        json!({"id": task["id"], "input": task})
+    };
     json!({"task": task, "phase": phase, "attempt": 1, "outputs": outputs, "feedback": feedback})
 }
 

@@ -416,10 +416,10 @@ async fn dropping_the_call_kills_the_group() {
 
 async fn read_pid(path: &Path) -> i32 {
     for _ in 0..500 {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Ok(pid) = text.trim().parse() {
-                return pid;
-            }
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

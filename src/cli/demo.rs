@@ -20,6 +20,8 @@ pub struct DemoArgs {
     /// Where to keep the demo's files and state (default: a new folder under the system temp dir).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    #[command(flatten)]
+    view: super::run::ViewArgs,
 }
 
 /// The demo's tasks: the bundled tickets, repeated with new ids when more are asked for.
@@ -49,6 +51,8 @@ pub fn demo_tasks(count: usize) -> Vec<InputTask> {
 }
 
 pub async fn run(args: DemoArgs) -> i32 {
+    let mode = super::run::Mode::choose(args.headless, &args.view);
+    super::run::init_logging_for(&mode);
     let dir = args.dir.unwrap_or_else(|| {
         let stamp = jiff::Timestamp::now().as_second();
         std::env::temp_dir().join(format!("baton-demo-{stamp}-{}", std::process::id()))
@@ -69,10 +73,14 @@ pub async fn run(args: DemoArgs) -> i32 {
     };
     let state_dir = dir.join("state");
     eprintln!("demo files and state in {}", dir.display());
-    let _ = args.headless;
-    let code =
-        super::run::run_headless(&pipeline_file, pipeline, demo_tasks(args.tasks), &state_dir)
-            .await;
+    let code = super::run::run_engine(
+        &pipeline_file,
+        pipeline,
+        demo_tasks(args.tasks),
+        &state_dir,
+        mode,
+    )
+    .await;
     eprintln!(
         "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}",
         state_dir.display()

@@ -23,11 +23,59 @@ pub struct RunArgs {
     #[arg(long)]
     headless: bool,
     #[command(flatten)]
+    view: ViewArgs,
+    #[command(flatten)]
     dir: super::StateDir,
 }
 
+/// How the dashboard looks and answers keys.
+#[derive(clap::Args, Clone)]
+pub struct ViewArgs {
+    /// Dashboard theme: default, light, high-contrast, ansi16, or a path to a theme file.
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
+    /// Key bindings file (default: keys.toml in the config folder).
+    #[arg(long, value_name = "FILE")]
+    keys: Option<PathBuf>,
+    /// Most frames the dashboard draws per second.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    fps: u32,
+}
+
+impl ViewArgs {
+    fn options(&self) -> baton::tui::TuiOptions {
+        baton::tui::TuiOptions {
+            theme: self.theme.clone(),
+            keys_file: self.keys.clone(),
+            max_fps: self.fps.max(1),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        }
+    }
+}
+
+/// Where a run shows itself.
+pub enum Mode {
+    Headless,
+    Dashboard(baton::tui::TuiOptions),
+}
+
+impl Mode {
+    /// The dashboard when asked for and stdout is a terminal; headless otherwise.
+    pub fn choose(headless: bool, view: &ViewArgs) -> Mode {
+        if headless {
+            return Mode::Headless;
+        }
+        if !std::io::stdout().is_terminal() {
+            eprintln!("stdout is not a terminal: running headless");
+            return Mode::Headless;
+        }
+        Mode::Dashboard(view.options())
+    }
+}
+
 pub async fn run(args: RunArgs) -> i32 {
-    super::init_logging();
+    let mode = Mode::choose(args.headless, &args.view);
+    init_logging_for(&mode);
     let pipeline = match spec::load(&args.pipeline) {
         Ok(p) => p,
         Err(e) => {
@@ -45,20 +93,41 @@ pub async fn run(args: RunArgs) -> i32 {
         },
         None => Vec::new(),
     };
-    if !args.headless && !std::io::stdout().is_terminal() {
-        eprintln!("stdout is not a terminal: running headless");
-    }
-    run_headless(&args.pipeline, pipeline, inputs, &args.dir.state_dir).await
+    run_engine(&args.pipeline, pipeline, inputs, &args.dir.state_dir, mode).await
 }
 
-/// Opens the engine on a state folder, adds the inputs, and runs headless.
-pub async fn run_headless(
+/// Logs go to the dashboard's log pane while it owns the screen, else to stderr.
+pub fn init_logging_for(mode: &Mode) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    match mode {
+        Mode::Headless => super::init_logging(),
+        Mode::Dashboard(_) => {
+            let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(baton::tui::tracing_layer())
+                .try_init();
+        }
+    }
+}
+
+/// Opens the engine on a state folder, adds the inputs, and runs it with
+/// the dashboard or headless.
+pub async fn run_engine(
     pipeline_file: &Path,
     pipeline: spec::Pipeline,
     inputs: Vec<InputTask>,
     state_dir: &Path,
+    mode: Mode,
 ) -> i32 {
-    let mut engine = match Engine::open(pipeline, state_dir, EngineOptions::default()) {
+    // The dashboard stays up after the work is done, until the operator quits.
+    let opts = EngineOptions {
+        exit_when_idle: matches!(mode, Mode::Headless),
+        ..EngineOptions::default()
+    };
+    let mut engine = match Engine::open(pipeline, state_dir, opts) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -95,6 +164,9 @@ pub async fn run_headless(
             eprintln!("error: {e}");
             return 2;
         }
+    }
+    if let Mode::Dashboard(opts) = mode {
+        return run_dashboard(engine, opts, state_dir).await;
     }
     let handle = engine.handle();
     let mut events = handle.subscribe();
@@ -163,4 +235,39 @@ pub async fn run_headless(
         );
     }
     stopped_by.unwrap_or_else(|| summary.exit_code())
+}
+
+async fn run_dashboard(engine: Engine, opts: baton::tui::TuiOptions, state_dir: &Path) -> i32 {
+    let handle = engine.handle();
+    let engine_task = tokio::spawn(engine.run());
+    let shown = baton::tui::run(handle.clone(), opts).await;
+    // Quitting (or a failed terminal) stops the engine cleanly: the journal
+    // is finished and running attempts run again next time.
+    let _ = handle.send(Command::Shutdown).await;
+    let summary = match engine_task.await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: the engine stopped unexpectedly: {e}");
+            return 2;
+        }
+    };
+    if let Err(e) = shown {
+        eprintln!("error: the dashboard failed: {e:#}");
+        return 2;
+    }
+    let counts: Vec<String> = summary
+        .counts
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    eprintln!(
+        "stopped: {}; `baton run` on {} carries on from here",
+        counts.join(", "),
+        state_dir.display()
+    );
+    summary.exit_code()
 }

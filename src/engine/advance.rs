@@ -91,13 +91,12 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
             PhaseState::Pending if !held(task, id) => {
                 if let Some(AttemptOutcome::Blocked { reason }) =
                     p.attempts.last().and_then(|a| a.outcome.as_ref())
+                    && p.tries > 0
                 {
-                    if p.tries > 0 {
-                        return Some(EventKind::TaskBlocked {
-                            phase: id.clone(),
-                            reason: reason.clone(),
-                        });
-                    }
+                    return Some(EventKind::TaskBlocked {
+                        phase: id.clone(),
+                        reason: reason.clone(),
+                    });
                 }
             }
             PhaseState::Running if p.running_attempt().is_none() && p.retry_due.is_none() => {
@@ -106,13 +105,12 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 // the engine stopped before deciding. Decide now.
                 if let Some(AttemptOutcome::Failed { class, message }) =
                     p.attempts.last().and_then(|a| a.outcome.as_ref())
+                    && (!class.is_retryable() || p.tries >= spec.retry.max_attempts)
                 {
-                    if !class.is_retryable() || p.tries >= spec.retry.max_attempts {
-                        return Some(EventKind::PhaseFailed {
-                            phase: id.clone(),
-                            error: format!("{}: {message}", class.as_str()),
-                        });
-                    }
+                    return Some(EventKind::PhaseFailed {
+                        phase: id.clone(),
+                        error: format!("{}: {message}", class.as_str()),
+                    });
                 }
             }
             _ => {}

@@ -14,15 +14,15 @@ use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
 use super::runtime::completed_outputs;
 use super::task::Task;
 use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Reply, TaskRef};
+use crate::spec::Pipeline;
 use crate::spec::model::PhaseSpec;
 
-/// A finished call, on its way back to the engine.
+/// A finished call, on its way back to the engine as the event it becomes.
 pub struct AttemptDone {
     pub task: TaskId,
     pub phase: usize,
-    pub attempt: u32,
-    pub result: CallResult,
-    pub duration: Duration,
+    /// An `AttemptFinished` event, priced and checked against the contract.
+    pub event: EventKind,
 }
 
 /// The request for the next attempt of phase `idx`.
@@ -40,18 +40,22 @@ pub fn request(task: &Task, idx: usize) -> AgentRequest {
     }
 }
 
-/// Runs the call on the runtime. Aborting the returned handle drops the
-/// call, which stops the agent's work.
+/// Runs the call on the runtime, and turns its result into an event there,
+/// off the engine's thread. Aborting the returned handle drops the call,
+/// which stops the agent's work.
 pub fn spawn(
     agent: Arc<dyn Agent>,
     request: Arc<AgentRequest>,
-    task: TaskId,
+    pipeline: Arc<Pipeline>,
     phase: usize,
-    timeout: Duration,
+    prices: Arc<PriceTable>,
     results: mpsc::UnboundedSender<AttemptDone>,
 ) -> AbortHandle {
     let attempt = request.attempt;
     let handle = tokio::spawn(async move {
+        let spec = &pipeline.phases[phase];
+        let task = request.task.id.clone();
+        let timeout = spec.timeout;
         let started = Instant::now();
         let ctx = CallContext {
             timeout,
@@ -65,13 +69,15 @@ pub fn spawn(
                 format!("no reply within {}", human(timeout)),
             ),
         };
-        let _ = results.send(AttemptDone {
-            task,
-            phase,
-            attempt,
+        let event = finished(
             result,
-            duration: started.elapsed(),
-        });
+            attempt,
+            started.elapsed(),
+            spec,
+            agent.model(),
+            &prices,
+        );
+        let _ = results.send(AttemptDone { task, phase, event });
     });
     handle.abort_handle()
 }
@@ -87,7 +93,9 @@ fn human(d: Duration) -> String {
 /// The `AttemptFinished` event for a call's result, with the phase's output
 /// contract checked and the cost priced.
 pub fn finished(
-    done: AttemptDone,
+    result: CallResult,
+    attempt: u32,
+    duration: Duration,
     spec: &PhaseSpec,
     agent_model: Option<&str>,
     prices: &PriceTable,
@@ -96,7 +104,7 @@ pub fn finished(
         reply,
         usage,
         trace,
-    } = done.result;
+    } = result;
     let usage = usage.map(|mut u: Usage| {
         if u.model.is_none() {
             u.model = agent_model.map(str::to_string);
@@ -151,8 +159,8 @@ pub fn finished(
     };
     EventKind::AttemptFinished {
         phase: spec.id.clone(),
-        attempt: done.attempt,
-        duration_ms: done.duration.as_millis() as u64,
+        attempt,
+        duration_ms: duration.as_millis() as u64,
         outcome,
         usage,
         cost_usd,

@@ -190,7 +190,7 @@ impl std::fmt::Display for CostTotal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.unknown, self.usd) {
             (0, usd) => write!(f, "${usd:.4}"),
-            (n, usd) if usd == 0.0 => write!(f, "unknown ({n} unpriced)"),
+            (n, 0.0) => write!(f, "unknown ({n} unpriced)"),
             (n, usd) => write!(f, "${usd:.4} + unknown ({n} unpriced)"),
         }
     }

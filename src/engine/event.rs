@@ -212,6 +212,7 @@ impl Actor {
             .or_else(|_| std::env::var("LOGNAME"))
             .ok()
             .filter(|u| !u.is_empty())
+            .or_else(login_name)
             .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }));
         // SSH_CLIENT is "address port localport"; SSH_CONNECTION starts the same way.
         let ssh_client = std::env::var("SSH_CLIENT")
@@ -237,6 +238,29 @@ impl std::fmt::Display for Actor {
             None => f.write_str(&self.user),
         }
     }
+}
+
+/// The account name of this process's user, from the password database.
+fn login_name() -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer handed over is valid for the call, and `buf` outlives the use of `pwd`.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            libc::getuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r filled `pw_name` with a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// A person's decision, as recorded.

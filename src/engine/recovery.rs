@@ -13,6 +13,10 @@ pub struct Folded {
     pub order: Vec<TaskId>,
     pub last_seq: u64,
     pub warnings: Vec<String>,
+    /// Tasks whose state comes partly from the journal, with the first
+    /// journal seq applied: no snapshot holds them yet, so the journal must
+    /// keep those events until one does.
+    pub unsnapshotted: HashMap<TaskId, u64>,
 }
 
 /// Replays the journal over the snapshots. Events a snapshot already covers
@@ -25,6 +29,7 @@ pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
         mut warnings,
     } = recovered;
     let mut tasks: HashMap<TaskId, Task> = HashMap::new();
+    let mut unsnapshotted: HashMap<TaskId, u64> = HashMap::new();
     for snap in snapshots {
         tasks.insert(snap.id.clone(), snap);
     }
@@ -33,6 +38,7 @@ pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
         match tasks.get_mut(id) {
             Some(task) if ev.seq <= task.seq => {}
             Some(task) => {
+                unsnapshotted.entry(id.clone()).or_insert(ev.seq);
                 if let Err(e) = task.apply(ev) {
                     warnings.push(format!(
                         "journal event {} for task {id} does not apply and was skipped: {e}",
@@ -42,6 +48,7 @@ pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
             }
             None => match Task::from_submitted(ev, phases) {
                 Some(task) => {
+                    unsnapshotted.entry(id.clone()).or_insert(ev.seq);
                     tasks.insert(id.clone(), task);
                 }
                 None => warnings.push(format!(
@@ -67,6 +74,7 @@ pub fn fold(recovered: Recovered, phases: &[String]) -> Folded {
         order,
         last_seq,
         warnings,
+        unsnapshotted,
     }
 }
 

@@ -27,6 +27,10 @@ use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Store, StoreError};
 
+/// A task still at work is snapshotted once it has gone this long with
+/// changes only in the journal.
+const SNAPSHOT_ACTIVE_AFTER: Duration = Duration::from_secs(10);
+
 /// How an engine behaves; the defaults suit `baton run`.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -86,6 +90,8 @@ struct AgentSlot {
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
     pub counts: BTreeMap<TaskState, usize>,
+    /// What the store did over the run, once everything was written.
+    pub store: crate::store::StoreStats,
 }
 
 impl RunSummary {
@@ -119,10 +125,12 @@ pub struct Engine {
     agents: Vec<AgentSlot>,
     /// For each phase, the index of its agent in `agents`.
     phase_agent: Vec<usize>,
-    prices: PriceTable,
+    prices: Arc<PriceTable>,
     store: Store,
     opts: EngineOptions,
-    tasks: HashMap<TaskId, Task>,
+    /// Shared with snapshots in flight; a change copies a task only while a
+    /// snapshot of it is still being written.
+    tasks: HashMap<TaskId, Arc<Task>>,
     /// Submission order.
     order: Vec<TaskId>,
     /// Pending tasks waiting for a concurrency slot.
@@ -131,14 +139,21 @@ pub struct Engine {
     slots: HashSet<TaskId>,
     timers: BTreeMap<(Instant, u64), TaskId>,
     timer_seq: u64,
-    running: HashMap<(TaskId, usize), AbortHandle>,
+    /// Attempts in flight, by task: phase index and the handle that stops it.
+    /// Kept per task while it holds a slot, so that starting an attempt
+    /// does not allocate.
+    running: HashMap<TaskId, Vec<(usize, AbortHandle)>>,
+    /// Attempts in flight over all tasks.
+    in_flight: usize,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
     results_rx: mpsc::UnboundedReceiver<AttemptDone>,
     requests_tx: mpsc::Sender<Request>,
     requests_rx: mpsc::Receiver<Request>,
     seq: u64,
     outbox: Vec<Event>,
-    dirty: HashSet<TaskId>,
+    /// Tasks changed since their last snapshot: the seq of the first change
+    /// not yet in a snapshot, and when it happened.
+    dirty: HashMap<TaskId, (u64, Instant)>,
     paused: bool,
     stopping: bool,
     jitter: Jitter,
@@ -189,23 +204,39 @@ impl Engine {
             phase_ids,
             agents,
             phase_agent,
-            prices,
+            prices: Arc::new(prices),
             store,
             opts,
-            tasks: folded.tasks,
+            tasks: folded
+                .tasks
+                .into_iter()
+                .map(|(id, t)| (id, Arc::new(t)))
+                .collect(),
             order: folded.order,
             queue: VecDeque::new(),
             slots: HashSet::new(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             running: HashMap::new(),
+            in_flight: 0,
             results_tx,
             results_rx,
             requests_tx,
             requests_rx,
             seq: folded.last_seq,
             outbox: Vec::new(),
-            dirty: HashSet::new(),
+            // Snapshot recovered journal-only state at the first checkpoint,
+            // and keep its events in the journal until then.
+            dirty: {
+                let due = Instant::now()
+                    .checked_sub(SNAPSHOT_ACTIVE_AFTER)
+                    .unwrap_or_else(Instant::now);
+                folded
+                    .unsnapshotted
+                    .iter()
+                    .map(|(id, first)| (id.clone(), (*first, due)))
+                    .collect()
+            },
             paused: false,
             stopping: false,
             jitter: Jitter::from_clock(),
@@ -238,11 +269,13 @@ impl Engine {
     }
 
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
-        self.order.iter().filter_map(|id| self.tasks.get(id))
+        self.order
+            .iter()
+            .filter_map(|id| self.tasks.get(id).map(|t| &**t))
     }
 
     pub fn task(&self, id: &str) -> Option<&Task> {
-        self.tasks.get(id)
+        self.tasks.get(id).map(|t| &**t)
     }
 
     pub fn store_stats(&self) -> crate::store::StoreStats {
@@ -331,10 +364,10 @@ impl Engine {
             };
             let task =
                 Task::from_submitted(&ev, &self.phase_ids).expect("a submitted event makes a task");
-            self.tasks.insert(id.clone(), task);
+            self.tasks.insert(id.clone(), Arc::new(task));
             self.order.push(id.clone());
             self.queue.push_back(id.clone());
-            self.dirty.insert(id.clone());
+            self.mark_dirty(&id);
             self.outbox.push(ev);
             result.added.push(id);
         }
@@ -381,18 +414,26 @@ impl Engine {
 
     fn idle(&self) -> bool {
         !self.opts.dispatch
-            || (self.running.is_empty()
+            || (self.in_flight == 0
                 && self.timers.is_empty()
                 && self.queue.is_empty()
                 && self.agents.iter().all(|a| a.waiting.is_empty()))
     }
 
     async fn shut_down(mut self) -> Result<RunSummary, EngineError> {
+        // Results that already arrived are finished work: keep them.
+        while let Ok(done) = self.results_rx.try_recv() {
+            self.on_result(done);
+        }
         // Attempts cut short here were never finished: record that, so the
         // next run starts them again.
-        let running: Vec<(TaskId, usize)> = self.running.keys().cloned().collect();
+        let running: Vec<(TaskId, usize)> = self
+            .running
+            .iter()
+            .flat_map(|(id, list)| list.iter().map(move |(idx, _)| (id.clone(), *idx)))
+            .collect();
         for (id, idx) in running {
-            if let Some(handle) = self.running.remove(&(id.clone(), idx)) {
+            if let Some(handle) = self.take_running(&id, idx) {
                 handle.abort();
             }
             let open = self.tasks[&id].phases[idx]
@@ -406,12 +447,12 @@ impl Engine {
             }
         }
         self.send_outbox().await?;
-        self.checkpoint();
+        self.checkpoint_some(true);
         let mut summary = RunSummary::default();
         for task in self.tasks.values() {
             *summary.counts.entry(task.state).or_default() += 1;
         }
-        self.store.close().await?;
+        summary.store = self.store.close().await?;
         Ok(summary)
     }
 
@@ -423,16 +464,45 @@ impl Engine {
         Ok(())
     }
 
-    fn checkpoint(&mut self) {
+    fn mark_dirty(&mut self, id: &TaskId) {
+        if !self.dirty.contains_key(id) {
+            self.dirty.insert(id.clone(), (self.seq, Instant::now()));
+        }
+    }
+
+    /// Snapshots tasks that came to rest (finished, or waiting for a
+    /// person), tasks that have been changing for a while, or, with `all`,
+    /// every changed task. The journal stays the record for the rest, so
+    /// only what every task's snapshot covers is compacted away.
+    fn checkpoint_some(&mut self, all: bool) {
         if self.dirty.is_empty() {
             return;
         }
-        let tasks: Vec<Task> = self
+        let stale = Instant::now() - SNAPSHOT_ACTIVE_AFTER;
+        let tasks = &self.tasks;
+        let mut due = Vec::new();
+        self.dirty.retain(|id, (_, since)| {
+            let task = tasks.get(id);
+            let take = all
+                || *since <= stale
+                || task.is_none_or(|t| t.state.is_final() || t.state.needs_human());
+            if take && let Some(t) = task {
+                due.push(t.clone());
+            }
+            !take
+        });
+        // Events up to just before the oldest change not in a snapshot are covered.
+        let upto = self
             .dirty
-            .drain()
-            .filter_map(|id| self.tasks.get(&id).cloned())
-            .collect();
-        self.store.checkpoint(tasks, self.seq);
+            .values()
+            .map(|(first, _)| first - 1)
+            .min()
+            .unwrap_or(self.seq);
+        self.store.checkpoint(due, upto);
+    }
+
+    fn checkpoint(&mut self) {
+        self.checkpoint_some(false);
     }
 
     /// Applies an event to its task and queues it for the journal, or
@@ -448,9 +518,9 @@ impl Engine {
             task: id.clone(),
             message: "no such task".into(),
         })?;
-        task.apply(&ev)?;
+        Arc::make_mut(task).apply(&ev)?;
         self.seq = ev.seq;
-        self.dirty.insert(id.clone());
+        self.mark_dirty(id);
         self.outbox.push(ev);
         Ok(())
     }
@@ -518,6 +588,9 @@ impl Engine {
         let state = task.state;
         if state.is_final() || state.needs_human() {
             self.slots.remove(id);
+            if self.running.get(id).is_some_and(Vec::is_empty) {
+                self.running.remove(id);
+            }
             return;
         }
         if state.is_active() {
@@ -536,7 +609,10 @@ impl Engine {
         if !self.opts.dispatch
             || self.paused
             || self.stopping
-            || self.running.contains_key(&(id.clone(), idx))
+            || self
+                .running
+                .get(id)
+                .is_some_and(|l| l.iter().any(|(i, _)| *i == idx))
         {
             return;
         }
@@ -567,25 +643,31 @@ impl Engine {
         let handle = attempt::spawn(
             agent,
             Arc::new(request),
-            id.clone(),
+            pipeline.clone(),
             idx,
-            spec.timeout,
+            self.prices.clone(),
             self.results_tx.clone(),
         );
-        self.running.insert((id.clone(), idx), handle);
+        match self.running.get_mut(id) {
+            Some(list) => list.push((idx, handle)),
+            None => {
+                self.running.insert(id.clone(), vec![(idx, handle)]);
+            }
+        }
+        self.in_flight += 1;
     }
 
     fn on_result(&mut self, done: AttemptDone) {
-        let key = (done.task.clone(), done.phase);
-        if self.running.remove(&key).is_none() {
+        if self.take_running(&done.task, done.phase).is_none() {
             return; // cancelled while it finished
         }
         let a = self.phase_agent[done.phase];
         self.agents[a].inflight -= 1;
-        let id = done.task.clone();
-        let idx = done.phase;
-        let spec = &self.pipeline.phases[idx];
-        let kind = attempt::finished(done, spec, self.agents[a].agent.model(), &self.prices);
+        let AttemptDone {
+            task: id,
+            phase: idx,
+            event: kind,
+        } = done;
         let retry = match &kind {
             EventKind::AttemptFinished {
                 outcome: super::event::AttemptOutcome::Failed { class, .. },
@@ -632,6 +714,14 @@ impl Engine {
                 self.start_phase(&id, idx);
             }
         }
+    }
+
+    fn take_running(&mut self, id: &str, idx: usize) -> Option<AbortHandle> {
+        let list = self.running.get_mut(id)?;
+        let pos = list.iter().position(|(i, _)| *i == idx)?;
+        let (_, handle) = list.swap_remove(pos);
+        self.in_flight -= 1;
+        Some(handle)
     }
 
     fn add_timer(&mut self, id: TaskId, wait: Duration) {
@@ -737,7 +827,7 @@ impl Engine {
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
         for idx in 0..self.phase_ids.len() {
-            if let Some(handle) = self.running.remove(&(id.clone(), idx)) {
+            if let Some(handle) = self.take_running(id, idx) {
                 handle.abort();
                 self.agents[self.phase_agent[idx]].inflight -= 1;
             }

@@ -251,18 +251,18 @@ impl Task {
                 want: self.id.clone(),
             });
         }
-        // Work on a copy so that a refused event leaves the task untouched.
-        let mut next = self.clone();
-        next.apply_in_place(ev)?;
-        next.seq = ev.seq;
-        next.updated_at = ev.at;
-        *self = next;
+        // Every branch checks before it changes anything, so a refused event
+        // leaves the task as it was.
+        self.state = self.apply_in_place(ev)?;
+        self.seq = ev.seq;
+        self.updated_at = ev.at;
         Ok(())
     }
 
-    fn apply_in_place(&mut self, ev: &Event) -> Result<(), ApplyError> {
+    /// Applies the event and returns the task's next state.
+    fn apply_in_place(&mut self, ev: &Event) -> Result<TaskState, ApplyError> {
         let at = ev.at;
-        let signal = match &ev.kind {
+        let to = match &ev.kind {
             EventKind::TaskSubmitted { .. } => return Err(self.refused("was already submitted")),
             EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => {
                 return Err(self.refused("run events do not apply to a task"));
@@ -287,6 +287,7 @@ impl Task {
                         p.attempts.len()
                     )));
                 }
+                let to = task_transition(self.state, TaskSignal::PhaseStarted)?;
                 self.phase_step(idx, PhaseSignal::Start)?;
                 let p = &mut self.phases[idx];
                 p.tries += 1;
@@ -307,7 +308,7 @@ impl Task {
                     retry_delay_ms: None,
                     trace: Vec::new(),
                 });
-                TaskSignal::PhaseStarted
+                to
             }
             EventKind::AttemptFinished {
                 phase,
@@ -347,6 +348,7 @@ impl Task {
                         return Err(self.refused("cancelled attempts end with the task"));
                     }
                 };
+                let to = task_transition(self.state, task_signal)?;
                 self.phase_step(idx, phase_signal)?;
                 let p = &mut self.phases[idx];
                 match outcome {
@@ -372,7 +374,7 @@ impl Task {
                 a.usage = usage.clone();
                 a.cost_usd = *cost_usd;
                 a.trace = trace.clone();
-                task_signal
+                to
             }
             EventKind::RetryScheduled {
                 phase,
@@ -381,6 +383,7 @@ impl Task {
                 due,
             } => {
                 let idx = self.index(phase)?;
+                let to = task_transition(self.state, TaskSignal::RetryScheduled)?;
                 let p = &mut self.phases[idx];
                 if p.state != PhaseState::Running
                     || p.attempts.last().is_none_or(AttemptRecord::is_open)
@@ -398,10 +401,11 @@ impl Task {
                 if let Some(a) = p.attempts.last_mut() {
                     a.retry_delay_ms = Some(*delay_ms);
                 }
-                TaskSignal::RetryScheduled
+                to
             }
             EventKind::PhaseFailed { phase, error } => {
                 let idx = self.index(phase)?;
+                let to = task_transition(self.state, TaskSignal::PhaseFailed)?;
                 if self.phases[idx]
                     .attempts
                     .last()
@@ -414,15 +418,16 @@ impl Task {
                 p.error = Some(error.clone());
                 p.retry_due = None;
                 p.finished_at = Some(at);
-                TaskSignal::PhaseFailed
+                to
             }
             EventKind::PhaseSkipped { phase, reason } => {
                 let idx = self.index(phase)?;
+                let to = task_transition(self.state, TaskSignal::PhaseSkipped)?;
                 self.phase_step(idx, PhaseSignal::Skip)?;
                 let p = &mut self.phases[idx];
                 p.skip_reason = Some(reason.clone());
                 p.finished_at = Some(at);
-                TaskSignal::PhaseSkipped
+                to
             }
             EventKind::ReviewRequested { phase, reason } => self.open_hold(
                 HoldKind::Review,
@@ -435,11 +440,16 @@ impl Task {
                 self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?
             }
             EventKind::DecisionRecorded { decision } => {
-                let (signal, phase) = self.decide(decision, at)?;
+                // Decisions touch several parts of a task; they are rare, so
+                // they work on a copy and replace the task only on success.
+                let mut next = self.clone();
+                let (signal, phase) = next.decide(decision, at)?;
+                let to = task_transition(next.state, signal)?;
                 let mut decision = decision.clone();
                 decision.phase = decision.phase.or(phase);
-                self.decisions.push(decision);
-                signal
+                next.decisions.push(decision);
+                *self = next;
+                to
             }
             EventKind::TaskFinished { state, reason } => {
                 let signal = match state {
@@ -447,25 +457,24 @@ impl Task {
                     TaskState::Failed => TaskSignal::Failed,
                     other => return Err(self.refused(format!("a task cannot finish as {other}"))),
                 };
-                if *state == TaskState::Completed {
-                    if let Some(p) = self
+                let to = task_transition(self.state, signal)?;
+                if *state == TaskState::Completed
+                    && let Some(p) = self
                         .phases
                         .iter()
                         .find(|p| matches!(p.state, PhaseState::Pending | PhaseState::Running))
-                    {
-                        return Err(self.refused(format!(
-                            "cannot complete with phase {} still {}",
-                            p.id, p.state
-                        )));
-                    }
+                {
+                    return Err(self.refused(format!(
+                        "cannot complete with phase {} still {}",
+                        p.id, p.state
+                    )));
                 }
                 self.finish_reason = reason.clone();
                 self.finished_at = Some(at);
-                signal
+                to
             }
         };
-        self.state = task_transition(self.state, signal)?;
-        Ok(())
+        Ok(to)
     }
 
     fn open_hold(
@@ -475,7 +484,7 @@ impl Task {
         reason: String,
         review: Option<ReviewReason>,
         at: Timestamp,
-    ) -> Result<TaskSignal, ApplyError> {
+    ) -> Result<TaskState, ApplyError> {
         let idx = self.index(phase)?;
         if self.holds.iter().any(|h| h.phase == phase) {
             return Err(self.refused(format!("phase {phase} is already held")));
@@ -491,6 +500,7 @@ impl Task {
                 p.state
             )));
         }
+        let to = task_transition(self.state, TaskSignal::Hold(kind))?;
         self.holds.push(Hold {
             kind,
             phase: phase.to_string(),
@@ -498,7 +508,7 @@ impl Task {
             reason,
             review,
         });
-        Ok(TaskSignal::Hold(kind))
+        Ok(to)
     }
 
     /// Takes the hold a decision settles: the named phase's, else the oldest of the kind.
@@ -730,5 +740,282 @@ impl PhaseRecord {
             self.attempts.last().and_then(|a| a.outcome.as_ref()),
             Some(AttemptOutcome::ReviewRequested { .. })
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{Actor, ErrorClass};
+    use serde_json::json;
+
+    fn ev(seq: u64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            at: Timestamp::from_second(1_700_000_000 + seq as i64).unwrap(),
+            task: Some("t".into()),
+            kind,
+        }
+    }
+
+    fn started(phase: &str, attempt: u32) -> EventKind {
+        EventKind::PhaseStarted {
+            phase: phase.into(),
+            attempt,
+            agent: "a".into(),
+            model: None,
+            feedback: None,
+        }
+    }
+
+    fn finished(phase: &str, attempt: u32, outcome: AttemptOutcome) -> EventKind {
+        EventKind::AttemptFinished {
+            phase: phase.into(),
+            attempt,
+            duration_ms: 5,
+            outcome,
+            usage: None,
+            cost_usd: None,
+            output: Some(json!({"ok": true})),
+            trace: vec![],
+        }
+    }
+
+    fn decision(action: Action) -> EventKind {
+        EventKind::DecisionRecorded {
+            decision: Decision {
+                action,
+                phase: None,
+                by: Actor {
+                    user: "ann".into(),
+                    ssh_client: None,
+                },
+                at: Timestamp::from_second(1_800_000_000).unwrap(),
+                note: None,
+            },
+        }
+    }
+
+    fn task() -> Task {
+        Task::new(
+            "t".into(),
+            json!({}),
+            &["a".to_string(), "b".to_string()],
+            Timestamp::UNIX_EPOCH,
+            1,
+        )
+    }
+
+    /// Applies events in order, failing the test on the first refusal.
+    fn run(task: &mut Task, kinds: Vec<EventKind>) {
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let e = ev(task.seq + 1 + i as u64, kind);
+            task.apply(&e)
+                .unwrap_or_else(|err| panic!("event {i} refused: {err}"));
+        }
+    }
+
+    fn refused_untouched(task: &Task, kind: EventKind) {
+        let mut copy = task.clone();
+        let result = copy.apply(&ev(task.seq + 1, kind.clone()));
+        assert!(
+            result.is_err(),
+            "{kind:?} should be refused in {}",
+            task.state
+        );
+        assert_eq!(&copy, task, "a refused event changed the task");
+    }
+
+    #[test]
+    fn a_refused_event_changes_nothing() {
+        let mut t = task();
+        refused_untouched(&t, finished("a", 1, AttemptOutcome::Succeeded));
+        refused_untouched(&t, started("a", 2));
+        refused_untouched(&t, started("nope", 1));
+        refused_untouched(&t, decision(Action::Approve));
+        refused_untouched(&t, EventKind::TaskSubmitted { input: json!({}) });
+        run(&mut t, vec![started("a", 1)]);
+        refused_untouched(&t, started("a", 2));
+        refused_untouched(
+            &t,
+            EventKind::TaskFinished {
+                state: TaskState::Completed,
+                reason: None,
+            },
+        );
+        refused_untouched(
+            &t,
+            EventKind::TaskFinished {
+                state: TaskState::Cancelled,
+                reason: None,
+            },
+        );
+        refused_untouched(&t, decision(Action::ResolveSkip));
+        run(
+            &mut t,
+            vec![
+                finished("a", 1, AttemptOutcome::Succeeded),
+                started("b", 1),
+                finished("b", 1, AttemptOutcome::Succeeded),
+            ],
+        );
+        run(
+            &mut t,
+            vec![EventKind::TaskFinished {
+                state: TaskState::Completed,
+                reason: None,
+            }],
+        );
+        for kind in [
+            started("a", 2),
+            decision(Action::Cancel),
+            decision(Action::Retry),
+            decision(Action::Approve),
+            EventKind::ReviewRequested {
+                phase: "a".into(),
+                reason: ReviewReason::Always,
+            },
+            EventKind::TaskFinished {
+                state: TaskState::Failed,
+                reason: None,
+            },
+        ] {
+            refused_untouched(&t, kind);
+        }
+    }
+
+    #[test]
+    fn events_for_another_task_are_refused() {
+        let t = task();
+        let mut e = ev(2, started("a", 1));
+        e.task = Some("other".into());
+        assert!(matches!(
+            t.clone().apply(&e),
+            Err(ApplyError::WrongTask { .. })
+        ));
+    }
+
+    #[test]
+    fn a_retry_keeps_each_attempt_and_its_delay() {
+        let mut t = task();
+        let failed = AttemptOutcome::Failed {
+            class: ErrorClass::Timeout,
+            message: "slow".into(),
+        };
+        run(
+            &mut t,
+            vec![
+                started("a", 1),
+                finished("a", 1, failed),
+                EventKind::RetryScheduled {
+                    phase: "a".into(),
+                    attempt: 2,
+                    delay_ms: 1000,
+                    due: Timestamp::from_second(1_700_000_100).unwrap(),
+                },
+            ],
+        );
+        assert_eq!(t.state, TaskState::Retrying);
+        assert_eq!(t.phases[0].state, PhaseState::Running);
+        assert_eq!(t.phases[0].attempts[0].retry_delay_ms, Some(1000));
+        assert_eq!(t.phases[0].error.as_deref(), Some("slow"));
+        run(
+            &mut t,
+            vec![started("a", 2), finished("a", 2, AttemptOutcome::Succeeded)],
+        );
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(t.phases[0].state, PhaseState::Completed);
+        assert_eq!(t.phases[0].attempts.len(), 2);
+        assert_eq!(t.phases[0].error, None);
+    }
+
+    #[test]
+    fn two_holds_queue_and_each_decision_settles_its_own() {
+        let mut t = task();
+        run(
+            &mut t,
+            vec![
+                started("a", 1),
+                started("b", 1),
+                finished(
+                    "a",
+                    1,
+                    AttemptOutcome::ReviewRequested {
+                        reason: "unsure".into(),
+                    },
+                ),
+                EventKind::ReviewRequested {
+                    phase: "a".into(),
+                    reason: ReviewReason::AgentAsked {
+                        reason: "unsure".into(),
+                    },
+                },
+                finished(
+                    "b",
+                    1,
+                    AttemptOutcome::Blocked {
+                        reason: "no key".into(),
+                    },
+                ),
+                EventKind::TaskBlocked {
+                    phase: "b".into(),
+                    reason: "no key".into(),
+                },
+            ],
+        );
+        assert_eq!(t.state, TaskState::AwaitingReview);
+        assert_eq!(t.holds.len(), 2);
+        run(&mut t, vec![decision(Action::Approve)]);
+        assert_eq!(t.state, TaskState::Blocked, "the blocker is next");
+        assert_eq!(
+            t.decisions[0].phase.as_deref(),
+            Some("a"),
+            "the decision names the phase it settled"
+        );
+        run(&mut t, vec![decision(Action::ResolveRetry)]);
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(t.phases[1].state, PhaseState::Pending);
+        assert_eq!(t.phases[1].tries, 0);
+    }
+
+    #[test]
+    fn an_interrupted_attempt_does_not_count_against_retries() {
+        let mut t = task();
+        run(
+            &mut t,
+            vec![
+                started("a", 1),
+                finished("a", 1, AttemptOutcome::Interrupted),
+            ],
+        );
+        assert_eq!(t.phases[0].state, PhaseState::Pending);
+        assert_eq!(t.phases[0].tries, 0);
+        run(&mut t, vec![started("a", 2)]);
+        assert_eq!(t.phases[0].tries, 1);
+    }
+
+    #[test]
+    fn cancel_closes_the_running_attempt() {
+        let mut t = task();
+        run(&mut t, vec![started("a", 1), decision(Action::Cancel)]);
+        assert_eq!(t.state, TaskState::Cancelled);
+        assert_eq!(
+            t.phases[0].attempts[0].outcome,
+            Some(AttemptOutcome::Cancelled)
+        );
+        assert_eq!(t.phases[0].state, PhaseState::Pending);
+        assert!(t.finish_reason.as_deref().unwrap().contains("ann"));
+    }
+
+    #[test]
+    fn snapshots_round_trip_through_json() {
+        let mut t = task();
+        run(
+            &mut t,
+            vec![started("a", 1), finished("a", 1, AttemptOutcome::Succeeded)],
+        );
+        let json = serde_json::to_string(&t).unwrap();
+        let back: Task = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, t);
     }
 }

@@ -89,7 +89,7 @@ pub fn text<'a>(tasks: impl Iterator<Item = &'a Task>) -> String {
 pub fn short_cost(cost: CostTotal) -> String {
     match (cost.unknown, cost.usd) {
         (0, usd) => format!("${usd:.4}"),
-        (_, usd) if usd == 0.0 => "?".to_string(),
+        (_, 0.0) => "?".to_string(),
         (_, usd) => format!("${usd:.4}+?"),
     }
 }

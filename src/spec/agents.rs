@@ -123,7 +123,8 @@ fn read_agent(
                 );
             }
             // Without a kind, only keys that no kind knows are surely wrong.
-            let all: Vec<&str> = COMMAND_KEYS.iter().chain(SIM_KEYS).copied().collect();
+            let mut all: Vec<&str> = COMMAND_KEYS.to_vec();
+            all.extend(SIM_KEYS.iter().filter(|k| !COMMAND_KEYS.contains(k)));
             t.check_keys(d, &all, |_| None);
             None
         }
@@ -199,7 +200,7 @@ fn read_command(d: &mut Diag<'_>, t: &Table<'_, '_>, base_dir: &Path) -> Option<
 
 /// `env = { KEY = "value" }`; values must be strings.
 fn read_env(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<BTreeMap<String, String>> {
-    let Some(env) = t.table(d, "env", format!("in the env {}", t.place)) else {
+    let Some(env) = t.table(d, "env", t.part("env")) else {
         // Absent is fine; a wrong type has been reported.
         return t.get("env").is_none().then(BTreeMap::new);
     };
@@ -457,6 +458,15 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("kind is one of: command, sim"), "{err}");
+        let err = agents("[agents.a]\nkind = \"shel\"\nbogus = 1\n").unwrap_err();
+        assert!(
+            err.contains("p.toml:2:8: error: unknown kind \"shel\""),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields"),
+            "{err}"
+        );
     }
 
     #[test]

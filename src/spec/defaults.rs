@@ -24,7 +24,7 @@ pub(crate) fn read_defaults(d: &mut Diag<'_>, root: &Table<'_, '_>) -> Defaults 
     if let Some(timeout) = t.timeout(d, "timeout") {
         out.timeout = timeout.into_inner();
     }
-    if let Some(retry) = t.table(d, "retry", "in the retry of [defaults]".into()) {
+    if let Some(retry) = t.table(d, "retry", t.part("retry")) {
         out.retry = read_retry(d, &retry, &out.retry);
     }
     if let Some(n) = t.at_least(d, "concurrency", 1) {

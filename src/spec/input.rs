@@ -2,7 +2,6 @@
 //! `*.json` files (one object per file).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -65,11 +64,9 @@ pub fn check_task_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("a task id cannot be empty".into());
     }
-    if id.len() > 128 {
-        return Err(format!(
-            "task id is {} characters long, more than 128",
-            id.len()
-        ));
+    let len = id.chars().count();
+    if len > 128 {
+        return Err(format!("task id is {len} characters long, more than 128"));
     }
     if id.starts_with('.') {
         return Err(format!("task id \"{id}\" starts with '.'"));
@@ -92,8 +89,16 @@ pub fn load_inputs(path: &Path) -> Result<Vec<InputTask>, InputError> {
         let text = read(path)?;
         parse_lines(&text, path)?
     };
-    check_unique(&tasks, path)?;
-    Ok(tasks)
+    check_unique(&tasks)?;
+    Ok(tasks.into_iter().map(|t| t.task).collect())
+}
+
+/// A task and where it was read, for problems that involve two tasks.
+struct Located {
+    task: InputTask,
+    file: PathBuf,
+    /// 0 for a task that is a whole file.
+    line: usize,
 }
 
 fn read(path: &Path) -> Result<String, InputError> {
@@ -109,7 +114,7 @@ fn read(path: &Path) -> Result<String, InputError> {
 }
 
 /// The tasks of JSON Lines `text`; blank lines are skipped.
-fn parse_lines(text: &str, file: &Path) -> Result<Vec<InputTask>, InputError> {
+fn parse_lines(text: &str, file: &Path) -> Result<Vec<Located>, InputError> {
     let mut tasks = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line_no = n + 1;
@@ -134,16 +139,20 @@ fn parse_lines(text: &str, file: &Path) -> Result<Vec<InputTask>, InputError> {
             ));
         }
         let id = id_field(&value).map_err(|m| here(m, ID_RULE))?;
-        tasks.push(InputTask {
-            id,
-            input: value,
-            origin,
+        tasks.push(Located {
+            task: InputTask {
+                id,
+                input: value,
+                origin,
+            },
+            file: file.to_path_buf(),
+            line: line_no,
         });
     }
     Ok(tasks)
 }
 
-fn load_dir(dir: &Path) -> Result<Vec<InputTask>, InputError> {
+fn load_dir(dir: &Path) -> Result<Vec<Located>, InputError> {
     let entries = std::fs::read_dir(dir).map_err(|e| {
         InputError::at(
             dir,
@@ -177,7 +186,7 @@ fn load_dir(dir: &Path) -> Result<Vec<InputTask>, InputError> {
 }
 
 /// One task from one `.json` file; the id defaults to the file's stem.
-fn load_one(file: &Path) -> Result<InputTask, InputError> {
+fn load_one(file: &Path) -> Result<Located, InputError> {
     let text = read(file)?;
     let value: Value = serde_json::from_str(&text).map_err(|e| {
         InputError::at(
@@ -219,10 +228,14 @@ fn load_one(file: &Path) -> Result<InputTask, InputError> {
             stem
         }
     };
-    Ok(InputTask {
-        id: Some(id),
-        input: value,
-        origin: file.display().to_string(),
+    Ok(Located {
+        task: InputTask {
+            id: Some(id),
+            input: value,
+            origin: file.display().to_string(),
+        },
+        file: file.to_path_buf(),
+        line: 0,
     })
 }
 
@@ -245,40 +258,26 @@ fn id_field(object: &Value) -> Result<Option<String>, String> {
 }
 
 /// No two tasks of one input may share an id; names both places.
-fn check_unique(tasks: &[InputTask], path: &Path) -> Result<(), InputError> {
-    let mut first: HashMap<&str, &InputTask> = HashMap::new();
-    for task in tasks {
-        let Some(id) = task.id.as_deref() else {
+fn check_unique(tasks: &[Located]) -> Result<(), InputError> {
+    let mut first: HashMap<&str, &Located> = HashMap::new();
+    for here in tasks {
+        let Some(id) = here.task.id.as_deref() else {
             continue;
         };
-        if let Some(earlier) = first.insert(id, task) {
-            let (file, line) = split_origin(&task.origin, path);
+        if let Some(earlier) = first.insert(id, here) {
             return Err(InputError::at(
-                &file,
-                line,
-                usize::from(line > 0),
+                &here.file,
+                here.line,
+                usize::from(here.line > 0),
                 format!(
                     "duplicate task id \"{id}\", first used at {}",
-                    earlier.origin
+                    earlier.task.origin
                 ),
                 "give each task its own id, or leave \"id\" out to have one made up",
             ));
         }
     }
     Ok(())
-}
-
-/// The file and line of an origin: `file:line` for JSON Lines (whose file
-/// is `path`), a file path otherwise.
-fn split_origin(origin: &str, path: &Path) -> (PathBuf, usize) {
-    let line = origin
-        .strip_prefix(&path.display().to_string())
-        .and_then(|rest| rest.strip_prefix(':'))
-        .and_then(|n| n.parse().ok());
-    match line {
-        Some(line) => (path.to_path_buf(), line),
-        None => (PathBuf::from(origin), 0),
-    }
 }
 
 /// serde_json's message without its "at line L column C" tail, which the
@@ -299,15 +298,6 @@ fn kind(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-impl fmt::Display for InputTask {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.id {
-            Some(id) => write!(f, "{id} ({})", self.origin),
-            None => write!(f, "{}", self.origin),
-        }
     }
 }
 

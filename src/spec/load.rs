@@ -66,9 +66,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
             "give the pipeline a name, e.g. name = \"clinical-coding\"",
         );
     }
-    let pricing = root
-        .string(&mut d, "pricing")
-        .map(|p| resolve(&base_dir, p.get_ref()));
+    let pricing = root.string(&mut d, "pricing");
+    if let Some(p) = pricing.as_ref().filter(|p| p.get_ref().is_empty()) {
+        d.error(
+            p.span(),
+            "`pricing` is empty",
+            "name a price file relative to this one, e.g. pricing = \"pricing.toml\", or leave the key out",
+        );
+    }
+    let pricing = pricing.map(|p| resolve(&base_dir, p.get_ref()));
     let defaults = read_defaults(&mut d, &root);
     let agents = read_agents(&mut d, &root, &base_dir);
     let phases = read_phases(&mut d, &root, &defaults, &agents);

@@ -25,7 +25,11 @@ pub use model::Pipeline;
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    // An offset inside a character counts as that character.
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -43,5 +47,6 @@ mod tests {
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 9), (2, 3));
         assert_eq!(line_col(text, 999), (3, 1));
+        assert_eq!(line_col(text, 8), (2, 2));
     }
 }

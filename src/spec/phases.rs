@@ -168,7 +168,7 @@ fn read_phase<'a>(
     if let Some(timeout) = t.timeout(d, "timeout") {
         spec.timeout = timeout.into_inner();
     }
-    if let Some(retry) = t.table(d, "retry", format!("in the retry {}", t.place)) {
+    if let Some(retry) = t.table(d, "retry", t.part("retry")) {
         spec.retry = read_retry(d, &retry, &defaults.retry);
     }
     Draft {
@@ -211,17 +211,15 @@ fn check_agent_known(
     if agents.contains_key(name) {
         return;
     }
-    let help = match agents.is_empty() {
-        true => format!("no agents are defined; add an [agents.{name}] table with a kind"),
-        false => format!(
+    let help = if agents.is_empty() {
+        format!("no agents are defined; add an [agents.{name}] table with a kind")
+    } else {
+        let names: Vec<&str> = agents.keys().map(String::as_str).collect();
+        format!(
             "agents defined here are: {}{}",
-            agents
-                .keys()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", "),
-            did_you_mean(name, agents.keys().map(String::as_str))
-        ),
+            names.join(", "),
+            did_you_mean(name, names.iter().copied())
+        )
     };
     d.error(agent.span(), format!("unknown agent \"{name}\""), help);
 }
@@ -354,6 +352,12 @@ fn check_cycles(d: &mut Diag<'_>, drafts: &[Draft<'_>], edges: &Edges) {
             .chain(cycle.first())
             .map(|&i| name(i))
             .collect();
+        let note = if implicit {
+            " (a phase without `after` runs after the phase before it)"
+        } else {
+            ""
+        };
+        let (from, to) = (name(from), name(to));
         d.error(
             at,
             format!(
@@ -361,15 +365,7 @@ fn check_cycles(d: &mut Diag<'_>, drafts: &[Draft<'_>], edges: &Edges) {
                 path.join(" -> ")
             ),
             format!(
-                "\"{} -> {}\" means {} runs after {}{}; remove one of these dependencies",
-                name(from),
-                name(to),
-                name(from),
-                name(to),
-                match implicit {
-                    true => " (a phase without `after` runs after the phase before it)",
-                    false => "",
-                }
+                "\"{from} -> {to}\" means {from} runs after {to}{note}; remove one of these dependencies"
             ),
         );
     }

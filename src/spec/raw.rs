@@ -53,6 +53,13 @@ impl<'a, 'i> Table<'a, 'i> {
         Table { inner, span, place }
     }
 
+    /// How messages name a part of this table, e.g. `in the retry of
+    /// [defaults]`.
+    pub(crate) fn part(&self, what: &str) -> String {
+        let whose = self.place.strip_prefix("in ").unwrap_or(&self.place);
+        format!("in the {what} of {whose}")
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&'a Value<'i>> {
         self.inner.get(key)
     }
@@ -206,9 +213,8 @@ impl<'a, 'i> Table<'a, 'i> {
         match x {
             Some(x) if (0.0..=1.0).contains(&x) => Some(Spanned::new(v.span(), x)),
             _ => {
-                let written = v.span();
                 d.error(
-                    written,
+                    v.span(),
                     format!("`{key}` {} must be from 0 to 1", self.place),
                     format!("it is a share: write e.g. {key} = 0.05 for 5%"),
                 );
@@ -348,6 +354,17 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("1:5: error: `a` at the top level must be at least 1, not 0"));
         assert!(found[1].starts_with("3:5: error: `c` at the top level must be from 0 to 1"));
+    }
+
+    #[test]
+    fn numbers_with_underscores_and_special_floats() {
+        let found = with_table("a = 0.000_5\nb = 1_000\nc = nan\nd = inf\n", |d, t| {
+            assert_eq!(t.fraction(d, "a").map(|s| *s.get_ref()), Some(0.0005));
+            assert_eq!(t.integer(d, "b").map(|s| *s.get_ref()), Some(1000));
+            assert!(t.fraction(d, "c").is_none());
+            assert!(t.fraction(d, "d").is_none());
+        });
+        assert_eq!(found.len(), 2, "{found:?}");
     }
 
     #[test]

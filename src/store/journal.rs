@@ -18,7 +18,7 @@ pub(crate) fn encode_line(event: &Event, buf: &mut Vec<u8>) -> Result<(), serde_
     }
     let crc = crc32fast::hash(&buf[start..]);
     // Writing to a Vec cannot fail.
-    let _ = write!(buf, "\t{crc:08x}\n");
+    let _ = writeln!(buf, "\t{crc:08x}");
     Ok(())
 }
 

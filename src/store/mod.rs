@@ -46,7 +46,7 @@ use writer::{Msg, QUEUE_BATCHES, Writer};
 
 /// Room in the broadcast channel; a subscriber further behind than this
 /// gets `RecvError::Lagged`.
-pub const BROADCAST_CAPACITY: usize = 65_536;
+pub const BROADCAST_CAPACITY: usize = 16_384;
 
 /// What was on disk at start.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +56,10 @@ pub struct Recovered {
     /// Journal events in seq order, all segments. Some may be older than a
     /// task's snapshot (its `seq`); those are already in the snapshot.
     pub events: Vec<Event>,
-    /// The highest seq used so far; the next event should be numbered above it.
+    /// The highest seq used so far; the next event should be numbered above
+    /// it. The max over snapshots and events, and also over what the journal's
+    /// segment names record, so that seqs of events a checkpoint pruned (such
+    /// as run-level events no snapshot holds) are never handed out again.
     pub last_seq: u64,
     /// Damage found and what was done about it, for the operator. Also logged.
     pub warnings: Vec<String>,
@@ -84,7 +87,15 @@ impl Store {
     /// Takes the folder's lock, recovers what is on disk (repairing damage,
     /// with the originals kept in `quarantine/`) and starts the writer.
     pub fn open(dir: &Path) -> Result<(Store, Recovered), StoreError> {
+        let existed = dir.is_dir();
         fs::create_dir_all(dir).at(dir)?;
+        if !existed {
+            // Best effort: the parent may not be readable, and the folder is
+            // recreated on the next start if a crash loses it while empty.
+            if let Err(e) = fsync::sync_dir(fsync::parent(dir)) {
+                tracing::debug!("{e}");
+            }
+        }
         let layout = Layout::new(dir);
         let lock = StateLock::acquire(&layout)?;
         for sub in [layout.journal(), layout.tasks(), layout.quarantine()] {
@@ -196,7 +207,7 @@ impl Store {
     /// segments holding only such events. Returns at once; the work happens
     /// on the snapshot and writer threads. A failed checkpoint is logged and
     /// leaves the journal as it was.
-    pub fn checkpoint(&self, tasks: Vec<Task>, upto_seq: u64) {
+    pub fn checkpoint(&self, tasks: Vec<Arc<Task>>, upto_seq: u64) {
         // The writer ends its segment before the first event past
         // `upto_seq`, wherever that event sits in the queue: the same as a
         // rotate message queued behind the events <= `upto_seq`, without
@@ -219,7 +230,9 @@ impl Store {
 
     /// Makes everything appended durable, finishes pending checkpoints,
     /// stops the threads and releases the lock.
-    pub async fn close(mut self) -> Result<(), StoreError> {
+    /// Flushes, finishes checkpoints, stops the threads and releases the
+    /// lock; returns what the store did since it opened.
+    pub async fn close(mut self) -> Result<StoreStats, StoreError> {
         let threads = self.take_threads();
         let lock = self.lock.take();
         let shared = self.shared.clone();
@@ -229,7 +242,8 @@ impl Store {
         })
         .await
         .map_err(|_| StoreError::Closed)?;
-        shared.check()
+        shared.check()?;
+        Ok(shared.stats())
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -289,7 +303,7 @@ pub trait StateStore: Send + Sync {
     fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
     fn broadcaster(&self) -> broadcast::Sender<Arc<Event>>;
     fn durable_seq(&self) -> u64;
-    fn checkpoint(&self, tasks: Vec<Task>, upto_seq: u64);
+    fn checkpoint(&self, tasks: Vec<Arc<Task>>, upto_seq: u64);
     fn stats(&self) -> StoreStats;
     fn dir(&self) -> &Path;
 }
@@ -310,7 +324,7 @@ impl StateStore for Store {
     fn durable_seq(&self) -> u64 {
         Store::durable_seq(self)
     }
-    fn checkpoint(&self, tasks: Vec<Task>, upto_seq: u64) {
+    fn checkpoint(&self, tasks: Vec<Arc<Task>>, upto_seq: u64) {
         Store::checkpoint(self, tasks, upto_seq)
     }
     fn stats(&self) -> StoreStats {

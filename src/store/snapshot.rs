@@ -35,7 +35,7 @@ const FSYNC_EACH_UP_TO: usize = 8;
 
 /// One `checkpoint` call.
 pub(crate) struct Job {
-    pub tasks: Vec<Task>,
+    pub tasks: Vec<Arc<Task>>,
     pub upto: u64,
 }
 
@@ -77,22 +77,25 @@ impl Snapshotter {
     fn run(&mut self, rx: std_mpsc::Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             // Checkpoints that queued up while the last one was written are
-            // merged: each task's newest copy, the highest `upto`. Writing
+            // merged: each task's newest copy (by seq), the highest `upto`. Writing
             // them in one go leaves the disk exactly as writing them one
             // after another would, with less work.
             let mut upto = first.upto;
-            let mut tasks: HashMap<String, Task> = HashMap::new();
+            let mut tasks: HashMap<String, Arc<Task>> = HashMap::new();
             let mut add = |job: Job, upto: &mut u64| {
                 *upto = (*upto).max(job.upto);
                 for t in job.tasks {
-                    tasks.insert(t.id.clone(), t);
+                    // Ties go to the later checkpoint; a lower seq never wins.
+                    if tasks.get(&t.id).is_none_or(|have| have.seq <= t.seq) {
+                        tasks.insert(t.id.clone(), t);
+                    }
                 }
             };
             add(first, &mut upto);
             while let Ok(job) = rx.try_recv() {
                 add(job, &mut upto);
             }
-            let mut tasks: Vec<Task> = tasks.into_values().collect();
+            let mut tasks: Vec<Arc<Task>> = tasks.into_values().collect();
             tasks.sort_by(|a, b| a.id.cmp(&b.id));
             match self.write_all(tasks) {
                 // Only with every snapshot durable may the journal shrink.
@@ -108,7 +111,7 @@ impl Snapshotter {
         }
     }
 
-    fn write_all(&mut self, tasks: Vec<Task>) -> Result<(), StoreError> {
+    fn write_all(&mut self, tasks: Vec<Arc<Task>>) -> Result<(), StoreError> {
         let mut fresh = Vec::with_capacity(tasks.len());
         for t in tasks {
             if !valid_task_id(&t.id) {
@@ -148,7 +151,7 @@ impl Snapshotter {
         sync_dir(&dir)?;
         Shared::add(&self.shared.snapshots_written, fresh.len() as u64);
         for t in fresh {
-            self.written.insert(t.id, t.seq);
+            self.written.insert(t.id.clone(), t.seq);
         }
         Ok(())
     }

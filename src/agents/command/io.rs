@@ -98,10 +98,10 @@ impl TraceLog {
         }
         if cut {
             // Do not leave half a character where the line was cut.
-            if let Err(e) = std::str::from_utf8(&bytes) {
-                if e.error_len().is_none() {
-                    bytes.truncate(e.valid_up_to());
-                }
+            if let Err(e) = std::str::from_utf8(&bytes)
+                && e.error_len().is_none()
+            {
+                bytes.truncate(e.valid_up_to());
             }
         }
         let mut line = String::from_utf8_lossy(&bytes).into_owned();

@@ -1,0 +1,164 @@
+//! What each `Action` does: moving about, opening prompts, and turning the
+//! operator's decisions into engine `Command`s. The engine has the last word;
+//! the checks here only pick the phase and save a round trip for the obvious.
+
+use crate::engine::event::{Action as Decide, Command, TaskId};
+use crate::engine::state::HoldKind;
+use crate::engine::task::Task;
+
+use super::action::Action;
+use super::line_edit::LineEdit;
+use super::prompt::{ConfirmKind, Prompt, TextKind};
+use super::ui::{Effect, Ui};
+use super::view_state::{Pane, Popup};
+
+/// Shown for `d` until detaching exists.
+pub const DETACH_UNAVAILABLE: &str = "detach needs a control socket (not available in this build)";
+
+impl Ui {
+    pub fn on_action(&mut self, action: Action) -> Effect {
+        if action.needs_task() {
+            return self.task_action(action);
+        }
+        let focus = self.state.focus;
+        match action {
+            Action::Up => self.scroll(focus, -1),
+            Action::Down => self.scroll(focus, 1),
+            Action::PageUp => self.scroll(focus, -self.page_size()),
+            Action::PageDown => self.scroll(focus, self.page_size()),
+            Action::Top => self.scroll(focus, isize::MIN / 2),
+            Action::Bottom => self.scroll(focus, isize::MAX / 2),
+            Action::NextPane => self.state.focus = focus.next(),
+            Action::PrevPane => self.state.focus = focus.prev(),
+            Action::Open
+                if matches!(focus, Pane::Tasks | Pane::Review) && self.state.selected.is_some() =>
+            {
+                self.state.focus = Pane::Detail;
+            }
+            Action::Back => {
+                if !self.state.filter.is_empty() {
+                    self.state.filter.clear();
+                } else if focus != Pane::Tasks {
+                    self.state.focus = Pane::Tasks;
+                }
+            }
+            Action::Filter => {
+                let current = self.state.filter.clone();
+                self.state.filter_edit = Some((LineEdit::new(&current), current));
+            }
+            Action::Sort => self.state.sort = self.state.sort.next_column(),
+            Action::SortReverse => self.state.sort = self.state.sort.reversed(),
+            Action::CycleTheme => {
+                self.state.theme = (self.state.theme + 1) % self.themes.len();
+                let name = self.theme().name.clone();
+                self.state.info(format!("theme: {name}"));
+            }
+            Action::Help => self.state.popup = Some(Popup::Help { scroll: 0 }),
+            Action::Detach => self.state.error(DETACH_UNAVAILABLE),
+            Action::PauseResume => {
+                let by = self.actor.clone();
+                let (command, label) = if self.view.paused {
+                    (Command::Resume { by }, "resume")
+                } else {
+                    (Command::Pause { by }, "pause")
+                };
+                return Effect::Send {
+                    command,
+                    label: label.into(),
+                };
+            }
+            Action::Quit => {
+                let unfinished = self.view.unfinished();
+                if unfinished == 0 {
+                    return Effect::Quit;
+                }
+                self.state.popup = Some(Popup::Prompt(Prompt::Confirm(ConfirmKind::Quit {
+                    unfinished,
+                })));
+            }
+            _ => {}
+        }
+        Effect::None
+    }
+
+    fn task_action(&mut self, action: Action) -> Effect {
+        let Some(task) = self
+            .state
+            .selected
+            .as_deref()
+            .and_then(|id| self.view.task(id))
+        else {
+            self.state.error("select a task first");
+            return Effect::None;
+        };
+        let id = task.id.clone();
+        let hold = |kind: HoldKind| oldest_hold(task, kind);
+        let prompt = match action {
+            Action::Approve | Action::Reject | Action::Feedback => {
+                let Some(phase) = hold(HoldKind::Review) else {
+                    self.state.error(format!(
+                        "{id} has nothing awaiting review (it is {})",
+                        task.state
+                    ));
+                    return Effect::None;
+                };
+                match action {
+                    Action::Approve => return self.act(id, Decide::Approve, Some(phase), None),
+                    Action::Reject => Prompt::text(TextKind::Reject, id, Some(phase)),
+                    _ => Prompt::text(TextKind::Feedback, id, Some(phase)),
+                }
+            }
+            Action::Resolve => {
+                let Some(h) = task.holds.iter().find(|h| h.kind == HoldKind::Blocked) else {
+                    self.state
+                        .error(format!("{id} is not blocked (it is {})", task.state));
+                    return Effect::None;
+                };
+                Prompt::Resolve {
+                    task: id,
+                    phase: Some(h.phase.clone()),
+                    reason: h.reason.clone(),
+                    choice: 0,
+                }
+            }
+            Action::RetryPhase => return self.act(id, Decide::Retry, None, None),
+            Action::Cancel => {
+                if task.state.is_final() {
+                    self.state.error(format!("{id} is already {}", task.state));
+                    return Effect::None;
+                }
+                Prompt::Confirm(ConfirmKind::Cancel { task: id })
+            }
+            _ => return Effect::None,
+        };
+        self.state.popup = Some(Popup::Prompt(prompt));
+        Effect::None
+    }
+
+    /// A decision on a task, as a command for the engine.
+    pub fn act(
+        &mut self,
+        task: TaskId,
+        action: Decide,
+        phase: Option<String>,
+        note: Option<String>,
+    ) -> Effect {
+        let label = format!("{} {task}", action.name());
+        let command = Command::Act {
+            task,
+            action,
+            phase,
+            note,
+            by: self.actor.clone(),
+        };
+        self.state.info(format!("{label}…"));
+        Effect::Send { command, label }
+    }
+}
+
+fn oldest_hold(task: &Task, kind: HoldKind) -> Option<String> {
+    task.holds
+        .iter()
+        .find(|h| h.kind == kind)
+        .map(|h| h.phase.clone())
+}

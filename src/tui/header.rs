@@ -1,0 +1,149 @@
+//! The top three lines: which run, how long, how many tasks in each state,
+//! what it has used, and whether anyone is needed.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use crate::engine::state::TaskState;
+
+use super::format::{clock, fit, tokens};
+use super::theme::state_symbol;
+use super::widgets::Ctx;
+
+pub struct Header<'a> {
+    pub ctx: &'a Ctx<'a>,
+}
+
+/// Short names for narrow terminals; every state keeps a word, not just a colour.
+fn short(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Pending => "pend",
+        TaskState::Running => "run",
+        TaskState::Retrying => "retry",
+        TaskState::AwaitingReview => "review",
+        TaskState::Blocked => "block",
+        TaskState::Completed => "done",
+        TaskState::Failed => "fail",
+        TaskState::Cancelled => "canc",
+    }
+}
+
+/// Active states first, as the eye wants them.
+const ORDER: [TaskState; 8] = [
+    TaskState::Running,
+    TaskState::Retrying,
+    TaskState::AwaitingReview,
+    TaskState::Blocked,
+    TaskState::Completed,
+    TaskState::Failed,
+    TaskState::Pending,
+    TaskState::Cancelled,
+];
+
+impl Header<'_> {
+    fn title(&self) -> Line<'static> {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let run_time = clock(ctx.now.duration_since(ctx.view.started_at));
+        let mut spans = vec![
+            Span::styled(" baton ▸ ", t.style("ui.text.dim")),
+            Span::styled(ctx.view.pipeline.clone(), t.style("ui.header.name")),
+            Span::styled(format!("   run {run_time}"), t.text("ui.text")),
+        ];
+        if ctx.view.paused {
+            spans.push(Span::raw("   "));
+            spans.push(Span::styled(" ⏸ PAUSED ", t.style("ui.paused")));
+        }
+        let queue = ctx.view.review_len();
+        if queue > 0 {
+            spans.push(Span::raw("   "));
+            spans.push(Span::styled(
+                format!(" {queue} need you "),
+                t.style("ui.badge"),
+            ));
+        }
+        Line::from(spans)
+    }
+
+    fn counts(&self, width: usize) -> Line<'static> {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let full: Vec<String> = ORDER
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {}",
+                    state_symbol(s.as_str()),
+                    ctx.view.count(*s),
+                    s.as_str()
+                )
+            })
+            .collect();
+        let long = full.iter().map(|s| s.chars().count() + 2).sum::<usize>() < width;
+        let mut spans = vec![Span::raw(" ")];
+        for (i, s) in ORDER.iter().enumerate() {
+            let text = if long {
+                full[i].clone()
+            } else {
+                format!(
+                    "{}{} {}",
+                    state_symbol(s.as_str()),
+                    ctx.view.count(*s),
+                    short(*s)
+                )
+            };
+            let style = if ctx.view.count(*s) == 0 {
+                t.text("ui.text.dim")
+            } else {
+                t.task_state(*s)
+            };
+            spans.push(Span::styled(text, style));
+            spans.push(Span::raw(if long { "  " } else { " " }));
+        }
+        Line::from(spans)
+    }
+
+    fn usage(&self, width: usize) -> Line<'static> {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let cost = ctx.view.cost();
+        let cost_style = if cost.is_known() {
+            t.text("ui.text")
+        } else {
+            t.text("cost.unknown")
+        };
+        let cost = cost.to_string();
+        let rate = ctx.view.throughput(ctx.now);
+        let toks = tokens(ctx.view.tokens());
+        // Labels in full when they fit, else the short forms.
+        let full = [
+            format!(" tokens {toks}   cost "),
+            format!("   {rate:.1} tasks/min   state "),
+        ];
+        let short = [format!(" {toks} tok  "), format!("  {rate:.1}/min  ")];
+        let len = |p: &[String; 2]| p[0].len() + p[1].len() + cost.chars().count();
+        let parts = if len(&full) + 12 <= width {
+            full
+        } else {
+            short
+        };
+        let room = width.saturating_sub(len(&parts));
+        let dim = t.text("ui.text.dim");
+        let [used, rate] = parts;
+        Line::from(vec![
+            Span::styled(used, dim),
+            Span::styled(cost, cost_style),
+            Span::styled(rate, dim),
+            Span::styled(fit(&ctx.view.state_dir, room), t.text("ui.text")),
+        ])
+    }
+}
+
+impl Widget for Header<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let width = area.width as usize;
+        let lines = vec![self.title(), self.counts(width), self.usage(width)];
+        Paragraph::new(lines)
+            .style(self.ctx.theme.style("ui.header"))
+            .render(area, buf);
+    }
+}

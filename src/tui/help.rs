@@ -1,0 +1,88 @@
+//! The key table, drawn from the keymap in use, so it lists what the keys
+//! really do (including a user's own bindings).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget};
+
+use super::keymap::Keymap;
+use super::log_pane::LOG_KEYS;
+use super::theme::Theme;
+use super::widgets::centered;
+
+pub struct Help<'a> {
+    pub keymap: &'a Keymap,
+    pub theme: &'a Theme,
+    pub scroll: u16,
+}
+
+/// Width of the key column.
+const KEY_COL: usize = 16;
+
+impl Help<'_> {
+    pub fn lines(&self) -> Vec<Line<'static>> {
+        let t = self.theme;
+        let row = |keys: String, what: &str| {
+            Line::from(vec![
+                Span::styled(format!("  {keys:<KEY_COL$}"), t.style("ui.key")),
+                Span::raw(what.to_string()),
+            ])
+        };
+        let section = |title: &str| Line::styled(title.to_string(), t.text("ui.table.header"));
+        let mut lines = vec![section("Keys")];
+        for (action, keys) in self.keymap.bindings() {
+            let names: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let names = if names.is_empty() {
+                "(unbound)".to_string()
+            } else {
+                names.join(", ")
+            };
+            lines.push(row(names, action.describe()));
+        }
+        lines.push(Line::raw(""));
+        lines.push(section("In the log pane"));
+        for (keys, what) in LOG_KEYS {
+            lines.push(row(keys.to_string(), what));
+        }
+        lines.push(Line::raw(""));
+        lines.push(section("In text fields"));
+        lines.push(row("enter / esc".into(), "done / cancel"));
+        lines.push(row(
+            "ctrl-u, ctrl-w".into(),
+            "clear the line, delete a word",
+        ));
+        lines.push(Line::raw(""));
+        lines.push(section("Mouse"));
+        lines.push(row(
+            "click".into(),
+            "select a task (shift-drag still selects text)",
+        ));
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "  Bindings can be changed in keys.toml, e.g. approve = \"y\".",
+            t.text("ui.text.dim"),
+        ));
+        lines
+    }
+}
+
+impl Widget for Help<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let lines = self.lines();
+        let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+        let rect = centered(area, 76.min(area.width.saturating_sub(2)), height);
+        Clear.render(rect, buf);
+        let block = Block::bordered()
+            .border_style(self.theme.style("ui.popup.border"))
+            .title(Span::styled(
+                " Help · esc closes · ↑↓ scroll ",
+                self.theme.style("ui.title.focus"),
+            ))
+            .style(self.theme.style("ui.popup"));
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((self.scroll, 0))
+            .render(rect, buf);
+    }
+}

@@ -1,0 +1,85 @@
+//! The terminal dashboard: watch a run and steer it.
+//!
+//! `run` takes an `EngineHandle` and draws the run from its snapshot and
+//! event stream; keys become `Action`s, and decisions become engine
+//! `Command`s. The engine knows nothing of this module.
+//!
+//! Views are one file each and draw from a `widgets::Ctx` without changing
+//! anything; `ui` holds the state between frames and `app` the loop.
+
+use std::path::PathBuf;
+
+pub mod action;
+pub mod app;
+pub mod color;
+pub mod commands;
+pub mod config_file;
+pub mod format;
+pub mod header;
+pub mod help;
+pub mod json_view;
+pub mod key;
+pub mod keymap;
+pub mod layout;
+pub mod line_edit;
+pub mod log_pane;
+pub mod mouse;
+pub mod pacer;
+pub mod prompt;
+pub mod review_queue;
+pub mod rows;
+pub mod screen;
+pub mod status_bar;
+pub mod task_detail;
+pub mod task_table;
+pub mod terminal;
+pub mod theme;
+pub mod theme_file;
+pub mod ui;
+pub mod view_model;
+pub mod view_state;
+pub mod widgets;
+
+pub use app::run;
+pub use log_pane::tracing_layer;
+
+/// How the dashboard starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TuiOptions {
+    /// A theme name (looked up in the config folder, `./themes`, then
+    /// built in) or a path to a theme file.
+    pub theme: Option<String>,
+    /// Key bindings; when absent, `keys.toml` in the config folder if any.
+    pub keys_file: Option<PathBuf>,
+    /// Most frames drawn per second, however busy the run.
+    pub max_fps: u32,
+    /// No colour at all, as if `NO_COLOR` were set.
+    pub no_color: bool,
+}
+
+impl Default for TuiOptions {
+    fn default() -> TuiOptions {
+        TuiOptions {
+            theme: None,
+            keys_file: None,
+            max_fps: 10,
+            no_color: false,
+        }
+    }
+}
+
+/// How the dashboard ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The operator quit; the caller shuts the engine down.
+    Quit,
+    /// The operator detached, leaving the run going. Reserved: needs a
+    /// control socket to reattach through, which this build lacks.
+    Detach,
+}
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+#[cfg(test)]
+mod snapshot_tests;

@@ -1,0 +1,323 @@
+//! Popups that ask before acting: a line of text (a reason to reject,
+//! feedback to send back), the three ways to settle a blocker, and yes/no.
+//! Keys go straight to an open prompt; the keymap does not see them.
+
+use crossterm::event::{KeyCode, KeyEvent};
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+
+use crate::engine::event::{Action as Decide, TaskId};
+
+use super::format::fit;
+use super::line_edit::{Edit, LineEdit};
+use super::theme::Theme;
+use super::widgets::centered;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    Reject,
+    Feedback,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmKind {
+    Cancel {
+        task: TaskId,
+    },
+    /// Quitting with this many tasks unfinished.
+    Quit {
+        unfinished: usize,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    Text {
+        kind: TextKind,
+        task: TaskId,
+        phase: Option<String>,
+        edit: LineEdit,
+        /// Why the last Enter was not taken.
+        complaint: Option<&'static str>,
+    },
+    Resolve {
+        task: TaskId,
+        phase: Option<String>,
+        reason: String,
+        choice: usize,
+    },
+    Confirm(ConfirmKind),
+}
+
+/// What a key did to the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Stay,
+    Close,
+    Act {
+        task: TaskId,
+        action: Decide,
+        phase: Option<String>,
+        note: Option<String>,
+    },
+    Quit,
+}
+
+/// The blocker choices, with the key that picks each.
+const RESOLVE: [(char, &str, &str); 3] = [
+    ('r', "retry", "run the blocked phase again"),
+    ('s', "skip", "skip the phase and go on"),
+    ('f', "fail", "fail the task"),
+];
+
+impl Prompt {
+    pub fn text(kind: TextKind, task: TaskId, phase: Option<String>) -> Prompt {
+        Prompt::Text {
+            kind,
+            task,
+            phase,
+            edit: LineEdit::default(),
+            complaint: None,
+        }
+    }
+
+    pub fn handle(&mut self, key: &KeyEvent) -> Outcome {
+        match self {
+            Prompt::Text {
+                kind,
+                task,
+                phase,
+                edit,
+                complaint,
+            } => match edit.handle(key) {
+                Edit::Cancel => Outcome::Close,
+                Edit::Submit => {
+                    let text = edit.text().trim().to_string();
+                    match kind {
+                        TextKind::Reject => Outcome::Act {
+                            task: task.clone(),
+                            action: Decide::Reject,
+                            phase: phase.clone(),
+                            note: (!text.is_empty()).then_some(text),
+                        },
+                        TextKind::Feedback if text.is_empty() => {
+                            *complaint = Some("feedback is what the phase re-runs with; type some");
+                            Outcome::Stay
+                        }
+                        TextKind::Feedback => Outcome::Act {
+                            task: task.clone(),
+                            action: Decide::SendBack { feedback: text },
+                            phase: phase.clone(),
+                            note: None,
+                        },
+                    }
+                }
+                Edit::Changed | Edit::Same => {
+                    *complaint = None;
+                    Outcome::Stay
+                }
+            },
+            Prompt::Resolve {
+                task,
+                phase,
+                choice,
+                ..
+            } => {
+                let pick = match key.code {
+                    KeyCode::Esc => return Outcome::Close,
+                    KeyCode::Up | KeyCode::Char('k') => {
+                        *choice = choice.saturating_sub(1);
+                        return Outcome::Stay;
+                    }
+                    KeyCode::Down | KeyCode::Char('j') => {
+                        *choice = (*choice + 1).min(RESOLVE.len() - 1);
+                        return Outcome::Stay;
+                    }
+                    KeyCode::Enter => *choice,
+                    KeyCode::Char(c) => match RESOLVE.iter().position(|(k, _, _)| *k == c) {
+                        Some(i) => i,
+                        None => return Outcome::Stay,
+                    },
+                    _ => return Outcome::Stay,
+                };
+                let action = [
+                    Decide::ResolveRetry,
+                    Decide::ResolveSkip,
+                    Decide::ResolveFail,
+                ][pick]
+                    .clone();
+                Outcome::Act {
+                    task: task.clone(),
+                    action,
+                    phase: phase.clone(),
+                    note: None,
+                }
+            }
+            Prompt::Confirm(kind) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => match kind {
+                    ConfirmKind::Cancel { task } => Outcome::Act {
+                        task: task.clone(),
+                        action: Decide::Cancel,
+                        phase: None,
+                        note: None,
+                    },
+                    ConfirmKind::Quit { .. } => Outcome::Quit,
+                },
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Outcome::Close,
+                _ => Outcome::Stay,
+            },
+        }
+    }
+}
+
+/// Draws a prompt over the middle of the screen.
+pub struct PromptView<'a> {
+    pub prompt: &'a Prompt,
+    pub theme: &'a Theme,
+}
+
+impl PromptView<'_> {
+    fn title(&self) -> String {
+        let on = |task: &str, phase: &Option<String>| match phase {
+            Some(p) => format!("{task} ({p})"),
+            None => task.to_string(),
+        };
+        match self.prompt {
+            Prompt::Text {
+                kind: TextKind::Reject,
+                task,
+                phase,
+                ..
+            } => format!(" Reject {} ", on(task, phase)),
+            Prompt::Text {
+                kind: TextKind::Feedback,
+                task,
+                phase,
+                ..
+            } => format!(" Send back {} ", on(task, phase)),
+            Prompt::Resolve { task, phase, .. } => {
+                format!(" Resolve blocker: {} ", on(task, phase))
+            }
+            Prompt::Confirm(ConfirmKind::Cancel { .. }) => " Cancel task ".into(),
+            Prompt::Confirm(ConfirmKind::Quit { .. }) => " Quit ".into(),
+        }
+    }
+
+    fn lines(&self, inner_width: usize) -> Vec<Line<'static>> {
+        let t = self.theme;
+        let key = |k: &str| Span::styled(k.to_string(), t.style("ui.key"));
+        let dim = t.style("ui.text.dim");
+        match self.prompt {
+            Prompt::Text {
+                kind,
+                edit,
+                complaint,
+                ..
+            } => {
+                let label = match kind {
+                    TextKind::Reject => "Reason for rejecting (optional); the task fails:",
+                    TextKind::Feedback => "Feedback; the phase runs again with it:",
+                };
+                let (shown, cursor) = edit.visible(inner_width.saturating_sub(3));
+                let mut field = vec![Span::raw("> ")];
+                let before: String = shown.chars().take(cursor).collect();
+                let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
+                let after: String = shown.chars().skip(cursor + 1).collect();
+                let input = t.style("ui.input");
+                field.push(Span::styled(before, input));
+                field.push(Span::styled(at, input.add_modifier(Modifier::REVERSED)));
+                field.push(Span::styled(after, input));
+                let mut lines = vec![Line::raw(label), Line::from(field)];
+                if let Some(c) = complaint {
+                    lines.push(Line::styled(*c, t.style("ui.status.error")));
+                }
+                let verb = if *kind == TextKind::Reject {
+                    ": reject   "
+                } else {
+                    ": send back   "
+                };
+                lines.push(Line::from(vec![
+                    key("enter"),
+                    Span::styled(verb, dim),
+                    key("esc"),
+                    Span::styled(": cancel", dim),
+                ]));
+                lines
+            }
+            Prompt::Resolve { reason, choice, .. } => {
+                let mut lines = vec![Line::raw(fit(reason, inner_width)), Line::raw("")];
+                for (i, (k, name, what)) in RESOLVE.iter().enumerate() {
+                    let mark = if i == *choice { "▶ " } else { "  " };
+                    let style = if i == *choice {
+                        t.style("ui.selection")
+                    } else {
+                        t.style("ui.text")
+                    };
+                    lines.push(Line::from(vec![
+                        Span::styled(mark, style),
+                        key(&k.to_string()),
+                        Span::styled(format!(" {name:<7}{what}"), style),
+                    ]));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::from(vec![
+                    key("↑↓"),
+                    Span::styled(" choose   ", dim),
+                    key("enter"),
+                    Span::styled(" do it   ", dim),
+                    key("esc"),
+                    Span::styled(" cancel", dim),
+                ]));
+                lines
+            }
+            Prompt::Confirm(kind) => {
+                let question = match kind {
+                    ConfirmKind::Cancel { task } => {
+                        format!("Cancel {task}? Its running attempt is stopped.")
+                    }
+                    ConfirmKind::Quit { unfinished } => format!(
+                        "{unfinished} task{} unfinished. Quit the dashboard?",
+                        if *unfinished == 1 { " is" } else { "s are" }
+                    ),
+                };
+                vec![
+                    Line::raw(question),
+                    Line::raw(""),
+                    Line::from(vec![
+                        key("y"),
+                        Span::styled(" yes   ", dim),
+                        key("n"),
+                        Span::styled(" no", dim),
+                    ]),
+                ]
+            }
+        }
+    }
+}
+
+impl Widget for PromptView<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let width = area.width.saturating_sub(4).min(64);
+        let lines = self.lines(width.saturating_sub(2) as usize);
+        let rect = centered(area, width, lines.len() as u16 + 2);
+        Clear.render(rect, buf);
+        let block = Block::bordered()
+            .border_style(self.theme.style("ui.popup.border"))
+            .title(Span::styled(
+                self.title(),
+                self.theme.style("ui.title.focus"),
+            ))
+            .style(self.theme.style("ui.popup"));
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block)
+            .render(rect, buf);
+    }
+}
+
+#[cfg(test)]
+#[path = "prompt_tests.rs"]
+mod tests;

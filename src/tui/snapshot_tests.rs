@@ -1,0 +1,295 @@
+//! Every view drawn into a `TestBackend` at 80x24 and 160x48, in the default
+//! theme and with no colour, against committed snapshots (text and styles).
+//! The clock and time zone are fixed so the screens do not drift.
+
+use jiff::tz::TimeZone;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
+
+use super::color::ColorSupport;
+use super::header::Header;
+use super::help::Help;
+use super::keymap::Keymap;
+use super::line_edit::LineEdit;
+use super::log_pane::{self, LogPane};
+use super::prompt::{ConfirmKind, Prompt, TextKind};
+use super::review_queue::ReviewQueue;
+use super::rows::Rows;
+use super::screen::Screen;
+use super::task_detail::TaskDetail;
+use super::task_table::TaskTable;
+use super::test_support::{big_run, now, sample_run};
+use super::theme::Theme;
+use super::theme_file::{built_in_default, load};
+use super::view_model::RunView;
+use super::view_state::{Pane, Popup, ViewState};
+use super::widgets::Ctx;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn themes() -> [(&'static str, Theme); 2] {
+    let theme = built_in_default();
+    [
+        ("color", theme.for_terminal(ColorSupport::TrueColor)),
+        ("nocolor", theme.for_terminal(ColorSupport::None)),
+    ]
+}
+
+/// Draws with `draw` into a `width` x `height` buffer.
+fn draw(
+    view: &RunView,
+    state: &ViewState,
+    theme: &Theme,
+    width: u16,
+    height: u16,
+    draw: impl Fn(&Ctx<'_>, Rect, &mut Buffer),
+) -> Buffer {
+    let mut rows = Rows::default();
+    rows.refresh(view, state.sort, &state.filter, now());
+    let keymap = Keymap::default();
+    let log = log_pane::new_state();
+    let tz = TimeZone::UTC;
+    let ctx = Ctx {
+        view,
+        state,
+        rows: &rows,
+        theme,
+        keymap: &keymap,
+        now: now(),
+        tz: &tz,
+        log: &log,
+    };
+    let mut term = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    term.draw(|f| draw(&ctx, f.area(), f.buffer_mut()))
+        .expect("draw");
+    term.backend().buffer().clone()
+}
+
+fn selected(id: &str) -> ViewState {
+    ViewState {
+        selected: Some(id.into()),
+        ..ViewState::default()
+    }
+}
+
+/// Snapshots a view at both sizes in both colour modes.
+fn snapshot_all(name: &str, state: ViewState, render: impl Fn(&Ctx<'_>, Rect, &mut Buffer) + Copy) {
+    let view = sample_run();
+    for (w, h) in SIZES {
+        for (mode, theme) in themes() {
+            let buf = draw(&view, &state, &theme, w, h, render);
+            insta::assert_snapshot!(format!("{name}_{w}x{h}_{mode}"), format!("{buf:?}"));
+        }
+    }
+}
+
+#[test]
+fn screen() {
+    snapshot_all("screen", selected("t-003"), |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
+fn screen_on_the_review_tab() {
+    let state = ViewState {
+        focus: Pane::Review,
+        ..selected("t-004")
+    };
+    snapshot_all("screen_review_tab", state, |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
+fn screen_in_sixteen_colours() {
+    let view = sample_run();
+    let theme = load("ansi16")
+        .expect("ansi16 theme")
+        .for_terminal(ColorSupport::Ansi16);
+    for (w, h) in SIZES {
+        let buf = draw(&view, &selected("t-003"), &theme, w, h, |ctx, area, buf| {
+            Screen { ctx }.render(area, buf)
+        });
+        insta::assert_snapshot!(format!("screen_{w}x{h}_ansi16"), format!("{buf:?}"));
+    }
+    // The default theme's RGB colours brought down to the nearest sixteen.
+    let theme = built_in_default().for_terminal(ColorSupport::Ansi16);
+    let buf = draw(
+        &view,
+        &selected("t-003"),
+        &theme,
+        80,
+        24,
+        |ctx, area, buf| Screen { ctx }.render(area, buf),
+    );
+    insta::assert_snapshot!("screen_80x24_default_in_16", format!("{buf:?}"));
+}
+
+#[test]
+fn header() {
+    let mut state = selected("t-003");
+    state.status = None;
+    snapshot_all("header", state, |ctx, area, buf| {
+        let rect = Rect { height: 3, ..area };
+        Header { ctx }.render(rect, buf)
+    });
+}
+
+#[test]
+fn task_table() {
+    snapshot_all("task_table", selected("t-004"), |ctx, area, buf| {
+        TaskTable { ctx, focused: true }.render(area, buf)
+    });
+}
+
+#[test]
+fn task_detail_of_a_retrying_task() {
+    snapshot_all(
+        "task_detail_retrying",
+        selected("t-003"),
+        |ctx, area, buf| TaskDetail { ctx, focused: true }.render(area, buf),
+    );
+}
+
+#[test]
+fn task_detail_of_a_task_awaiting_review() {
+    snapshot_all("task_detail_review", selected("t-004"), |ctx, area, buf| {
+        TaskDetail { ctx, focused: true }.render(area, buf)
+    });
+}
+
+#[test]
+fn review_queue() {
+    snapshot_all("review_queue", selected("t-004"), |ctx, area, buf| {
+        ReviewQueue { ctx, focused: true }.render(area, buf)
+    });
+}
+
+#[test]
+fn log_pane() {
+    snapshot_all("log_pane", ViewState::default(), |ctx, area, buf| {
+        LogPane {
+            ctx,
+            focused: false,
+        }
+        .render(area, buf)
+    });
+}
+
+#[test]
+fn help() {
+    snapshot_all("help", ViewState::default(), |ctx, area, buf| {
+        Help {
+            keymap: ctx.keymap,
+            theme: ctx.theme,
+            scroll: 0,
+        }
+        .render(area, buf)
+    });
+}
+
+fn with_prompt(prompt: Prompt) -> ViewState {
+    ViewState {
+        popup: Some(Popup::Prompt(prompt)),
+        ..selected("t-004")
+    }
+}
+
+#[test]
+fn reject_prompt() {
+    let Prompt::Text {
+        kind,
+        task,
+        phase,
+        complaint,
+        ..
+    } = Prompt::text(TextKind::Reject, "t-004".into(), Some("draft".into()))
+    else {
+        unreachable!("a text prompt");
+    };
+    let prompt = Prompt::Text {
+        kind,
+        task,
+        phase,
+        complaint,
+        edit: LineEdit::new("off topic"),
+    };
+    snapshot_all("prompt_reject", with_prompt(prompt), |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
+fn resolve_prompt() {
+    let prompt = Prompt::Resolve {
+        task: "t-005".into(),
+        phase: Some("research".into()),
+        reason: "needs access to the paywalled source".into(),
+        choice: 1,
+    };
+    snapshot_all("prompt_resolve", with_prompt(prompt), |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
+fn confirm_prompt() {
+    let prompt = Prompt::Confirm(ConfirmKind::Quit { unfinished: 5 });
+    snapshot_all(
+        "prompt_confirm_quit",
+        with_prompt(prompt),
+        |ctx, area, buf| Screen { ctx }.render(area, buf),
+    );
+}
+
+#[test]
+fn filter_being_typed() {
+    let state = ViewState {
+        filter: "dra".into(),
+        filter_edit: Some((LineEdit::new("dra"), String::new())),
+        ..selected("t-002")
+    };
+    let view = sample_run();
+    let buf = draw(&view, &state, &themes()[1].1, 80, 24, |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+    insta::assert_snapshot!("filter_80x24_nocolor", format!("{buf:?}"));
+}
+
+#[test]
+fn too_small() {
+    let view = sample_run();
+    let buf = draw(
+        &view,
+        &ViewState::default(),
+        &themes()[0].1,
+        50,
+        12,
+        |ctx, area, buf| Screen { ctx }.render(area, buf),
+    );
+    insta::assert_snapshot!("too_small_50x12", format!("{buf:?}"));
+}
+
+#[test]
+fn ten_thousand_tasks_render() {
+    let view = big_run(10_000);
+    assert_eq!(view.len(), 10_000);
+    let state = ViewState {
+        selected: Some("t-09999".into()),
+        table_offset: 0,
+        ..ViewState::default()
+    };
+    let buf = draw(&view, &state, &themes()[0].1, 160, 48, |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+    let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+    assert!(
+        text.contains("t-09999"),
+        "the selected last row is scrolled into view"
+    );
+    assert!(text.contains("10000"), "the title counts every task");
+}

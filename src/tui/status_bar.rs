@@ -1,0 +1,102 @@
+//! The bottom line: the filter being typed, the answer to the last command,
+//! or hints for the keys that matter in the focused pane.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::action::Action;
+use super::view_state::Pane;
+use super::widgets::{Ctx, hint};
+
+pub struct StatusBar<'a> {
+    pub ctx: &'a Ctx<'a>,
+}
+
+impl StatusBar<'_> {
+    fn hints(&self, width: usize) -> Vec<Span<'static>> {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let acts: &[(Action, &'static str)] = match ctx.state.focus {
+            Pane::Log => &[
+                (Action::NextPane, "next pane"),
+                (Action::Help, "help"),
+                (Action::Quit, "quit"),
+            ],
+            _ => &[
+                (Action::Approve, "approve"),
+                (Action::Reject, "reject"),
+                (Action::Feedback, "feedback"),
+                (Action::Resolve, "resolve"),
+                (Action::RetryPhase, "retry"),
+                (Action::Cancel, "cancel"),
+                (
+                    Action::PauseResume,
+                    if ctx.view.paused { "resume" } else { "pause" },
+                ),
+                (Action::Filter, "filter"),
+                (Action::Sort, "sort"),
+                (Action::Help, "help"),
+                (Action::Quit, "quit"),
+            ],
+        };
+        // Help and quit always show; the others while they fit, in order.
+        let essential: usize = [Action::Help, Action::Quit]
+            .iter()
+            .map(|a| ctx.keymap.hint(*a).chars().count() + 7)
+            .sum();
+        let mut room = width.saturating_sub(1 + essential);
+        let mut spans = vec![Span::raw(" ")];
+        for (action, what) in acts {
+            let key = ctx.keymap.hint(*action);
+            let cells = key.chars().count() + what.chars().count() + 3;
+            let always = matches!(action, Action::Help | Action::Quit);
+            if key.is_empty() || (!always && cells > room) {
+                continue;
+            }
+            if !always {
+                room -= cells;
+            }
+            spans.extend(hint(key, what, t));
+            spans.push(Span::raw("  "));
+        }
+        spans
+    }
+}
+
+impl Widget for StatusBar<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let line = if let Some((edit, _)) = &ctx.state.filter_edit {
+            let width = (area.width as usize).saturating_sub(30);
+            let (shown, cursor) = edit.visible(width);
+            let before: String = shown.chars().take(cursor).collect();
+            let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
+            let after: String = shown.chars().skip(cursor + 1).collect();
+            let input = t.style("ui.input");
+            Line::from(vec![
+                Span::styled(" filter / ", t.style("ui.key")),
+                Span::styled(before, input),
+                Span::styled(at, input.add_modifier(Modifier::REVERSED)),
+                Span::styled(after, input),
+                Span::raw("   enter keeps · esc clears"),
+            ])
+        } else if let Some(status) = &ctx.state.status {
+            let style = if status.error {
+                t.style("ui.status.error")
+            } else {
+                t.style("ui.status.info")
+            };
+            Line::from(vec![
+                Span::raw(" "),
+                Span::styled(status.text.clone(), style),
+            ])
+        } else {
+            Line::from(self.hints(area.width as usize))
+        };
+        Paragraph::new(line)
+            .style(t.style("ui.status"))
+            .render(area, buf);
+    }
+}

@@ -1,0 +1,266 @@
+//! One task in full: its holds, then each phase with its attempts (errors,
+//! retry times, trace lines) and its output as JSON. Scrolls.
+
+use jiff::SignedDuration;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use crate::engine::event::AttemptOutcome;
+use crate::engine::state::{HoldKind, PhaseState};
+use crate::engine::task::{AttemptRecord, PhaseRecord, Task};
+
+use super::format::{cost_short, duration, time_of_day, tokens};
+use super::json_view::json_lines;
+use super::rows::elapsed;
+use super::theme::state_symbol;
+use super::widgets::{Ctx, pane_block, state_label};
+
+fn attempts(n: usize) -> String {
+    if n == 1 {
+        "1 attempt".into()
+    } else {
+        format!("{n} attempts")
+    }
+}
+
+pub struct TaskDetail<'a> {
+    pub ctx: &'a Ctx<'a>,
+    pub focused: bool,
+}
+
+impl TaskDetail<'_> {
+    fn dim(&self) -> Style {
+        self.ctx.theme.text("ui.text.dim")
+    }
+
+    fn summary(&self, task: &Task, out: &mut Vec<Line<'static>>) {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        out.push(Line::from(vec![
+            Span::styled(task.id.clone(), t.text("ui.header.name")),
+            Span::raw("  "),
+            Span::styled(state_label(task.state.as_str()), t.task_state(task.state)),
+            Span::styled(
+                format!(
+                    "  submitted {} · {} · {} · {} tokens · ",
+                    time_of_day(task.created_at, ctx.tz),
+                    duration(elapsed(task, ctx.now)),
+                    attempts(task.attempts()),
+                    tokens(task.tokens()),
+                ),
+                self.dim(),
+            ),
+            self.cost(task.cost()),
+        ]));
+        out.push(Line::from(vec![
+            Span::styled("input ", self.dim()),
+            Span::raw(serde_json::to_string(&task.input).unwrap_or_default()),
+        ]));
+        for h in &task.holds {
+            let (sym, what) = match h.kind {
+                HoldKind::Review => (state_symbol("awaiting_review"), "review"),
+                HoldKind::Blocked => (state_symbol("blocked"), "blocked"),
+            };
+            let waited = duration(ctx.now.duration_since(h.since));
+            out.push(Line::styled(
+                format!("{sym} {what} at {} for {waited}: {}", h.phase, h.reason),
+                t.task_state(h.kind.state()),
+            ));
+        }
+        if let Some(reason) = &task.finish_reason {
+            out.push(Line::styled(
+                format!("finished: {reason}"),
+                t.task_state(task.state),
+            ));
+        }
+    }
+
+    fn cost(&self, c: crate::engine::cost::CostTotal) -> Span<'static> {
+        let t = self.ctx.theme;
+        let style = if c.is_known() {
+            t.text("ui.text")
+        } else {
+            t.text("cost.unknown")
+        };
+        Span::styled(cost_short(c), style)
+    }
+
+    fn phase(&self, p: &PhaseRecord, out: &mut Vec<Line<'static>>) {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let last = p.attempts.last();
+        let mut state = state_label(p.state.as_str());
+        if p.retry_due.is_some() {
+            state = format!("{} waiting to retry", state_symbol("retrying"));
+        }
+        let spent: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
+        let running = p.running_attempt().map_or(SignedDuration::ZERO, |a| {
+            ctx.now.duration_since(a.started_at)
+        });
+        let mut line = vec![
+            Span::styled(format!("▾ {}  ", p.id), t.text("ui.table.header")),
+            Span::styled(state, t.phase_state(p.state)),
+        ];
+        if let Some(a) = last {
+            let model = a.model.as_deref().unwrap_or("model unknown");
+            line.push(Span::styled(
+                format!(
+                    "  {} · {model} · {} · {} · {} tok · ",
+                    a.agent,
+                    attempts(p.attempts.len()),
+                    duration(SignedDuration::from_millis(spent as i64) + running),
+                    tokens(p.tokens()),
+                ),
+                self.dim(),
+            ));
+            line.push(self.cost(p.cost()));
+        }
+        out.push(Line::from(line));
+        if p.approved {
+            out.push(Line::styled("   approved", self.dim()));
+        }
+        if let Some(reason) = &p.skip_reason {
+            out.push(Line::styled(format!("   skipped: {reason}"), self.dim()));
+        }
+        if let Some(f) = &p.feedback {
+            out.push(Line::styled(
+                format!("   feedback for next attempt: {f}"),
+                self.dim(),
+            ));
+        }
+        for a in &p.attempts {
+            self.attempt(p, a, out);
+        }
+        if let Some(output) = &p.output {
+            out.push(Line::styled("   output", self.dim()));
+            out.extend(json_lines(output, "     ", t));
+        } else if p.state == PhaseState::Failed
+            && let Some(e) = &p.error
+        {
+            out.push(Line::styled(format!("   error: {e}"), t.text("error")));
+        }
+    }
+
+    fn attempt(&self, p: &PhaseRecord, a: &AttemptRecord, out: &mut Vec<Line<'static>>) {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let (sym, text, style) = match &a.outcome {
+            None => (
+                "▶",
+                format!(
+                    "running for {}",
+                    duration(ctx.now.duration_since(a.started_at))
+                ),
+                t.text("state.running"),
+            ),
+            Some(AttemptOutcome::Succeeded) => ("✓", "succeeded".into(), t.text("state.completed")),
+            Some(AttemptOutcome::Failed { class, message }) => (
+                "✗",
+                format!("failed [{}] {message}", class.as_str()),
+                t.text("error"),
+            ),
+            Some(AttemptOutcome::Blocked { reason }) => {
+                ("■", format!("blocked: {reason}"), t.text("state.blocked"))
+            }
+            Some(AttemptOutcome::ReviewRequested { reason }) => (
+                "⏸",
+                format!("asked for review: {reason}"),
+                t.text("state.awaiting_review"),
+            ),
+            Some(AttemptOutcome::Interrupted) => (
+                "↯",
+                "interrupted by a restart".into(),
+                t.text("state.retrying"),
+            ),
+            Some(AttemptOutcome::Cancelled) => ("⊘", "cancelled".into(), t.text("state.cancelled")),
+        };
+        let mut line = vec![Span::styled(
+            format!("   #{} {sym} {text}", a.number),
+            style,
+        )];
+        if a.outcome.is_some() {
+            let took = a
+                .duration_ms
+                .map(|ms| duration(SignedDuration::from_millis(ms as i64)));
+            let used = a.usage.as_ref().map_or(0, |u| u.tokens());
+            let mut cost = crate::engine::cost::CostTotal::default();
+            if a.usage.is_some() || a.cost_usd.is_some() {
+                cost.add(a.cost_usd);
+            }
+            line.push(Span::styled(
+                format!(
+                    "  {} · {} tok · ",
+                    took.unwrap_or_else(|| "-".into()),
+                    tokens(used)
+                ),
+                self.dim(),
+            ));
+            line.push(self.cost(cost));
+        }
+        out.push(Line::from(line));
+        if let Some(f) = &a.feedback {
+            out.push(Line::styled(
+                format!("      with feedback: {f}"),
+                self.dim(),
+            ));
+        }
+        let is_last = p.attempts.last().is_some_and(|l| l.number == a.number);
+        match (is_last, p.retry_due, a.retry_delay_ms) {
+            (true, Some(due), _) => out.push(Line::styled(
+                format!(
+                    "      next retry {} (in {})",
+                    time_of_day(due, ctx.tz),
+                    duration(due.duration_since(ctx.now))
+                ),
+                t.text("state.retrying"),
+            )),
+            (_, _, Some(ms)) => out.push(Line::styled(
+                format!(
+                    "      retried after {}",
+                    duration(SignedDuration::from_millis(ms as i64))
+                ),
+                self.dim(),
+            )),
+            _ => {}
+        }
+        for l in &a.trace {
+            out.push(Line::styled(format!("      │ {l}"), self.dim()));
+        }
+    }
+
+    /// Every line of the detail, before scrolling.
+    pub fn lines(&self) -> Vec<Line<'static>> {
+        let ctx = self.ctx;
+        let Some(task) = ctx
+            .state
+            .selected
+            .as_deref()
+            .and_then(|id| ctx.view.task(id))
+        else {
+            return vec![Line::styled("select a task to see it here", self.dim())];
+        };
+        let mut out = Vec::new();
+        self.summary(task, &mut out);
+        for p in &task.phases {
+            out.push(Line::raw(""));
+            self.phase(p, &mut out);
+        }
+        out
+    }
+}
+
+impl Widget for TaskDetail<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let t = self.ctx.theme;
+        let title = match &self.ctx.state.selected {
+            Some(id) => format!(" Detail · {id} "),
+            None => " Detail ".to_string(),
+        };
+        Paragraph::new(self.lines())
+            .block(pane_block(title, self.focused, t))
+            .style(t.text("ui.text"))
+            .wrap(Wrap { trim: false })
+            .scroll((self.ctx.state.detail_scroll, 0))
+            .render(area, buf);
+    }
+}

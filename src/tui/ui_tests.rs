@@ -1,0 +1,345 @@
+use crossterm::event::{KeyCode, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+
+use super::*;
+use crate::engine::event::Action as Decide;
+use crate::tui::commands::DETACH_UNAVAILABLE;
+use crate::tui::prompt::Prompt;
+use crate::tui::test_support::{now, sample_run};
+use crate::tui::theme_file::built_in_default;
+use crate::tui::view_state::SortColumn;
+
+fn ui() -> Ui {
+    let mut ui = Ui::new(
+        sample_run(),
+        Keymap::default(),
+        vec![built_in_default()],
+        Actor::engine(),
+    );
+    ui.area = Rect::new(0, 0, 160, 48);
+    ui.prepare(now());
+    ui
+}
+
+fn press(ui: &mut Ui, code: KeyCode) -> Effect {
+    let effect = ui.on_key(&KeyEvent::new(code, KeyModifiers::NONE));
+    ui.prepare(now());
+    effect
+}
+
+fn chars(ui: &mut Ui, text: &str) {
+    for c in text.chars() {
+        press(ui, KeyCode::Char(c));
+    }
+}
+
+fn select(ui: &mut Ui, id: &str) {
+    ui.state.select(Some(id));
+}
+
+fn sent(effect: Effect) -> Command {
+    match effect {
+        Effect::Send { command, .. } => command,
+        other => panic!("expected a command, got {other:?}"),
+    }
+}
+
+#[test]
+fn first_task_is_selected_and_arrows_move() {
+    let mut ui = ui();
+    assert_eq!(ui.state.selected.as_deref(), Some("t-001"));
+    press(&mut ui, KeyCode::Char('j'));
+    press(&mut ui, KeyCode::Down);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-003"));
+    press(&mut ui, KeyCode::Char('k'));
+    assert_eq!(ui.state.selected.as_deref(), Some("t-002"));
+    press(&mut ui, KeyCode::End);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-009"));
+    press(&mut ui, KeyCode::Home);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-001"));
+}
+
+#[test]
+fn approve_sends_the_held_phase() {
+    let mut ui = ui();
+    select(&mut ui, "t-004");
+    let Command::Act {
+        task,
+        action,
+        phase,
+        ..
+    } = sent(press(&mut ui, KeyCode::Char('a')))
+    else {
+        panic!("expected an act");
+    };
+    assert_eq!(
+        (task.as_str(), action, phase.as_deref()),
+        ("t-004", Decide::Approve, Some("draft"))
+    );
+}
+
+#[test]
+fn approve_on_a_task_not_in_review_says_why_and_sends_nothing() {
+    let mut ui = ui();
+    select(&mut ui, "t-003");
+    assert_eq!(press(&mut ui, KeyCode::Char('a')), Effect::None);
+    let status = ui.state.status.clone().unwrap();
+    assert!(status.error);
+    assert!(
+        status.text.contains("nothing awaiting review"),
+        "{}",
+        status.text
+    );
+}
+
+#[test]
+fn reject_asks_for_a_reason_then_sends_it() {
+    let mut ui = ui();
+    select(&mut ui, "t-004");
+    assert_eq!(press(&mut ui, KeyCode::Char('r')), Effect::None);
+    assert!(matches!(
+        ui.state.popup,
+        Some(Popup::Prompt(Prompt::Text { .. }))
+    ));
+    // Keys go to the prompt, not the keymap: 'q' is text here.
+    chars(&mut ui, "q bad");
+    let Command::Act { action, note, .. } = sent(press(&mut ui, KeyCode::Enter)) else {
+        panic!("expected an act");
+    };
+    assert_eq!((action, note.as_deref()), (Decide::Reject, Some("q bad")));
+    assert!(ui.state.popup.is_none());
+}
+
+#[test]
+fn feedback_sends_the_phase_back() {
+    let mut ui = ui();
+    select(&mut ui, "t-004");
+    press(&mut ui, KeyCode::Char('f'));
+    chars(&mut ui, "more sources");
+    let Command::Act { action, .. } = sent(press(&mut ui, KeyCode::Enter)) else {
+        panic!("expected an act");
+    };
+    assert_eq!(
+        action,
+        Decide::SendBack {
+            feedback: "more sources".into()
+        }
+    );
+}
+
+#[test]
+fn resolve_offers_the_three_choices_for_a_blocked_task() {
+    let mut ui = ui();
+    select(&mut ui, "t-005");
+    press(&mut ui, KeyCode::Char('b'));
+    let Command::Act { action, phase, .. } = sent(press(&mut ui, KeyCode::Char('s'))) else {
+        panic!("expected an act");
+    };
+    assert_eq!(
+        (action, phase.as_deref()),
+        (Decide::ResolveSkip, Some("research"))
+    );
+}
+
+#[test]
+fn cancel_asks_first_and_escape_keeps_the_task() {
+    let mut ui = ui();
+    select(&mut ui, "t-002");
+    press(&mut ui, KeyCode::Char('c'));
+    assert_eq!(press(&mut ui, KeyCode::Esc), Effect::None);
+    assert!(ui.state.popup.is_none());
+    press(&mut ui, KeyCode::Char('c'));
+    let Command::Act { action, .. } = sent(press(&mut ui, KeyCode::Char('y'))) else {
+        panic!("expected an act");
+    };
+    assert_eq!(action, Decide::Cancel);
+}
+
+#[test]
+fn retry_and_pause_are_sent_straight_away() {
+    let mut ui = ui();
+    select(&mut ui, "t-003");
+    assert!(matches!(
+        sent(press(&mut ui, KeyCode::Char('R'))),
+        Command::Act {
+            action: Decide::Retry,
+            ..
+        }
+    ));
+    assert!(matches!(
+        sent(press(&mut ui, KeyCode::Char('p'))),
+        Command::Pause { .. }
+    ));
+    ui.view.paused = true;
+    assert!(matches!(
+        sent(press(&mut ui, KeyCode::Char('p'))),
+        Command::Resume { .. }
+    ));
+}
+
+#[test]
+fn quit_confirms_while_work_is_unfinished() {
+    let mut ui = ui();
+    assert_eq!(press(&mut ui, KeyCode::Char('q')), Effect::None);
+    assert!(matches!(
+        ui.state.popup,
+        Some(Popup::Prompt(Prompt::Confirm(_)))
+    ));
+    assert_eq!(press(&mut ui, KeyCode::Char('y')), Effect::Quit);
+}
+
+#[test]
+fn quit_with_nothing_unfinished_is_immediate() {
+    let mut ui = Ui::new(
+        RunView::from_snapshot(crate::tui::test_support::empty_snapshot()),
+        Keymap::default(),
+        vec![],
+        Actor::engine(),
+    );
+    assert_eq!(
+        ui.on_key(&KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)),
+        Effect::Quit
+    );
+}
+
+#[test]
+fn detach_is_reserved_for_now() {
+    let mut ui = ui();
+    assert_eq!(press(&mut ui, KeyCode::Char('d')), Effect::None);
+    assert_eq!(
+        ui.state.status.as_ref().map(|s| s.text.as_str()),
+        Some(DETACH_UNAVAILABLE)
+    );
+}
+
+#[test]
+fn filter_is_typed_live_and_escape_restores_it() {
+    let mut ui = ui();
+    press(&mut ui, KeyCode::Char('/'));
+    chars(&mut ui, "draft");
+    assert_eq!(ui.state.filter, "draft");
+    assert_eq!(ui.rows.len(), 2);
+    press(&mut ui, KeyCode::Enter);
+    assert!(ui.state.filter_edit.is_none());
+    press(&mut ui, KeyCode::Char('/'));
+    chars(&mut ui, "xyz");
+    press(&mut ui, KeyCode::Esc);
+    assert_eq!(ui.state.filter, "draft");
+    // Esc outside the field clears the filter.
+    press(&mut ui, KeyCode::Esc);
+    assert_eq!(ui.state.filter, "");
+    assert_eq!(ui.rows.len(), 9);
+}
+
+#[test]
+fn sort_keys_cycle_and_reverse() {
+    let mut ui = ui();
+    press(&mut ui, KeyCode::Char('s'));
+    assert_eq!(ui.state.sort.column, SortColumn::State);
+    assert_eq!(ui.rows.id_at(&ui.view, 0), Some("t-005"));
+    press(&mut ui, KeyCode::Char('S'));
+    assert!(ui.state.sort.descending);
+}
+
+#[test]
+fn panes_theme_and_help() {
+    let mut ui = ui();
+    press(&mut ui, KeyCode::Tab);
+    assert_eq!(ui.state.focus, Pane::Detail);
+    press(&mut ui, KeyCode::BackTab);
+    assert_eq!(ui.state.focus, Pane::Tasks);
+    press(&mut ui, KeyCode::Enter);
+    assert_eq!(ui.state.focus, Pane::Detail);
+    press(&mut ui, KeyCode::Char('?'));
+    assert!(matches!(ui.state.popup, Some(Popup::Help { .. })));
+    press(&mut ui, KeyCode::Esc);
+    assert!(ui.state.popup.is_none());
+    ui.themes.push(built_in_default());
+    press(&mut ui, KeyCode::Char('t'));
+    assert_eq!(ui.state.theme, 1);
+}
+
+#[test]
+fn review_pane_moves_through_the_queue() {
+    let mut ui = ui();
+    ui.state.focus = Pane::Review;
+    press(&mut ui, KeyCode::Down);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-005"));
+    press(&mut ui, KeyCode::Down);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
+}
+
+#[test]
+fn clicking_a_row_selects_it() {
+    let mut ui = ui();
+    let table = ui.areas().pane(Pane::Tasks).unwrap();
+    let click = MouseEvent {
+        kind: MouseEventKind::Down(MouseButton::Left),
+        column: table.x + 3,
+        // Frame, column titles, then rows: the fourth row is t-004.
+        row: table.y + 2 + 3,
+        modifiers: KeyModifiers::NONE,
+    };
+    ui.on_terminal(&TermEvent::Mouse(click));
+    assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
+}
+
+#[test]
+fn a_small_terminal_only_quits() {
+    let mut ui = ui();
+    ui.area = Rect::new(0, 0, 40, 10);
+    assert_eq!(press(&mut ui, KeyCode::Char('j')), Effect::None);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-001"));
+    assert_eq!(press(&mut ui, KeyCode::Char('q')), Effect::Quit);
+}
+
+#[test]
+fn key_releases_are_ignored() {
+    let mut ui = ui();
+    let mut key = KeyEvent::new(KeyCode::Char('j'), KeyModifiers::NONE);
+    key.kind = KeyEventKind::Release;
+    ui.on_terminal(&TermEvent::Key(key));
+    assert_eq!(ui.state.selected.as_deref(), Some("t-001"));
+}
+
+#[test]
+fn detail_scrolls_but_not_past_its_end() {
+    let mut ui = ui();
+    ui.area = Rect::new(0, 0, 80, 24);
+    select(&mut ui, "t-004");
+    ui.state.focus = Pane::Detail;
+    press(&mut ui, KeyCode::Down);
+    assert_eq!(ui.state.detail_scroll, 1);
+    press(&mut ui, KeyCode::End);
+    let at_end = ui.state.detail_scroll;
+    assert!(at_end > 1 && at_end < 100, "{at_end}");
+    press(&mut ui, KeyCode::Home);
+    assert_eq!(ui.state.detail_scroll, 0);
+}
+
+#[test]
+fn a_resync_keeps_the_selection_and_rebuilds_rows() {
+    let mut ui = ui();
+    select(&mut ui, "t-004");
+    press(&mut ui, KeyCode::Char('s'));
+    let mut snapshot = crate::tui::test_support::empty_snapshot();
+    snapshot.tasks = ui.view.entries()[..5]
+        .iter()
+        .map(|e| e.task.clone())
+        .collect();
+    ui.resync(snapshot);
+    ui.prepare(now());
+    assert_eq!(ui.rows.len(), 5);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
+    assert_eq!(ui.rows.id_at(&ui.view, 0), Some("t-005"));
+}
+
+#[test]
+fn paused_runs_say_so_in_the_header() {
+    let mut ui = ui();
+    ui.view.paused = true;
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
+    term.draw(|f| ui.draw(f, now(), &TimeZone::UTC)).unwrap();
+    let screen = term.backend().to_string();
+    assert!(screen.contains("⏸ PAUSED"), "{screen}");
+    assert!(screen.contains("p resume"), "{screen}");
+}

@@ -1,0 +1,330 @@
+//! The run as the dashboard sees it: a snapshot with engine events folded on
+//! top, using the same `Task::apply` the engine uses. Only engine events
+//! change it; selection, sort and the like live in `ViewState`.
+//!
+//! Every total is kept up to date as events arrive, so one event costs the
+//! size of one task, never the size of the run.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::engine::cost::CostTotal;
+use crate::engine::event::{Event, EventKind, TaskId};
+use crate::engine::handle::RunSnapshot;
+use crate::engine::state::{HoldKind, TaskState};
+use crate::engine::task::Task;
+
+/// How far back throughput looks.
+const THROUGHPUT_WINDOW: SignedDuration = SignedDuration::from_secs(300);
+
+/// A task with the figures the dashboard shows for it, computed once per change.
+#[derive(Debug, Clone)]
+pub struct TaskEntry {
+    pub task: Task,
+    pub tokens: u64,
+    pub cost: CostTotal,
+    /// When the hold that puts it in the review queue opened.
+    held_since: Option<Timestamp>,
+}
+
+impl TaskEntry {
+    fn new(task: Task) -> TaskEntry {
+        let held_since = queue_key(&task);
+        TaskEntry {
+            tokens: task.tokens(),
+            cost: task.cost(),
+            held_since,
+            task,
+        }
+    }
+}
+
+fn queue_key(task: &Task) -> Option<Timestamp> {
+    if task.state.needs_human() {
+        task.holds.first().map(|h| h.since)
+    } else {
+        None
+    }
+}
+
+/// One line of the review queue: a task waiting for a person.
+#[derive(Debug, Clone, Copy)]
+pub struct ReviewEntry<'a> {
+    /// Position of the task in submission order.
+    pub index: usize,
+    pub task: &'a Task,
+    pub kind: HoldKind,
+    pub phase: &'a str,
+    pub reason: &'a str,
+    pub since: Timestamp,
+}
+
+/// What folding one event did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    /// Already covered by the snapshot or an earlier event.
+    Stale,
+    Changed,
+    /// The event does not fit what the view holds; take a fresh snapshot.
+    OutOfSync(String),
+}
+
+/// The run, folded from a snapshot and the events after it.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub pipeline: String,
+    /// Phase ids in pipeline order.
+    pub phases: Vec<String>,
+    pub state_dir: String,
+    pub started_at: Timestamp,
+    pub paused: bool,
+    seq: u64,
+    /// Bumped on every change, so derived caches know when to rebuild.
+    version: u64,
+    tasks: Vec<TaskEntry>,
+    index: HashMap<TaskId, usize>,
+    counts: [usize; TaskState::ALL.len()],
+    tokens: u64,
+    /// Known dollars in nanodollars, so that taking a task's old cost out and
+    /// putting its new one in is exact.
+    nanos: i64,
+    unknown: u32,
+    /// Review queue ordered by (hold opened, submission order).
+    queue: BTreeSet<(Timestamp, usize)>,
+    /// Recent finish times, oldest first, for throughput.
+    finished: VecDeque<Timestamp>,
+}
+
+fn nanos(usd: f64) -> i64 {
+    (usd * 1e9).round() as i64
+}
+
+fn state_slot(state: TaskState) -> usize {
+    state as usize
+}
+
+impl RunView {
+    pub fn from_snapshot(snapshot: RunSnapshot) -> RunView {
+        let mut view = RunView {
+            pipeline: snapshot.pipeline,
+            phases: snapshot.phases,
+            state_dir: snapshot.state_dir,
+            started_at: snapshot.started_at,
+            paused: snapshot.paused,
+            seq: snapshot.seq,
+            version: 0,
+            tasks: Vec::with_capacity(snapshot.tasks.len()),
+            index: HashMap::with_capacity(snapshot.tasks.len()),
+            counts: [0; TaskState::ALL.len()],
+            tokens: 0,
+            nanos: 0,
+            unknown: 0,
+            queue: BTreeSet::new(),
+            finished: VecDeque::new(),
+        };
+        let mut finished: Vec<Timestamp> = Vec::new();
+        for task in snapshot.tasks {
+            if task.state.is_final() {
+                finished.extend(task.finished_at);
+            }
+            view.insert(task);
+        }
+        finished.sort();
+        for at in finished {
+            view.note_finished(at);
+        }
+        view
+    }
+
+    fn insert(&mut self, task: Task) {
+        let idx = self.tasks.len();
+        self.index.insert(task.id.clone(), idx);
+        self.tasks.push(TaskEntry::new(task));
+        self.account(idx, 1);
+    }
+
+    /// Adds (`sign = 1`) or removes (`sign = -1`) a task's share of the totals.
+    fn account(&mut self, idx: usize, sign: i64) {
+        let e = &self.tasks[idx];
+        let slot = state_slot(e.task.state);
+        if sign > 0 {
+            self.counts[slot] += 1;
+            self.tokens += e.tokens;
+            self.nanos += nanos(e.cost.usd);
+            self.unknown += e.cost.unknown;
+            if let Some(since) = e.held_since {
+                self.queue.insert((since, idx));
+            }
+        } else {
+            self.counts[slot] -= 1;
+            self.tokens -= e.tokens;
+            self.nanos -= nanos(e.cost.usd);
+            self.unknown -= e.cost.unknown;
+            if let Some(since) = e.held_since {
+                self.queue.remove(&(since, idx));
+            }
+        }
+    }
+
+    fn note_finished(&mut self, at: Timestamp) {
+        while self
+            .finished
+            .front()
+            .is_some_and(|&old| at.duration_since(old) > THROUGHPUT_WINDOW)
+        {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(at);
+    }
+
+    /// Folds one event in. Events the view already covers are ignored.
+    pub fn apply(&mut self, ev: &Event) -> Applied {
+        if ev.seq <= self.seq {
+            return Applied::Stale;
+        }
+        self.seq = ev.seq;
+        self.version += 1;
+        match (&ev.kind, &ev.task) {
+            (EventKind::RunPaused { .. }, _) => self.paused = true,
+            (EventKind::RunResumed { .. }, _) => self.paused = false,
+            (EventKind::TaskSubmitted { .. }, Some(id)) => {
+                if self.index.contains_key(id) {
+                    return Applied::OutOfSync(format!("task {id} submitted twice"));
+                }
+                match Task::from_submitted(ev, &self.phases) {
+                    Some(task) => self.insert(task),
+                    None => return Applied::OutOfSync(format!("bad submission {}", ev.seq)),
+                }
+            }
+            (_, Some(id)) => {
+                let Some(&idx) = self.index.get(id) else {
+                    return Applied::OutOfSync(format!("event {} for unknown task {id}", ev.seq));
+                };
+                let mut task = self.tasks[idx].task.clone();
+                if let Err(e) = task.apply(ev) {
+                    return Applied::OutOfSync(e.to_string());
+                }
+                let was_final = self.tasks[idx].task.state.is_final();
+                self.account(idx, -1);
+                self.tasks[idx] = TaskEntry::new(task);
+                self.account(idx, 1);
+                let entry = &self.tasks[idx].task;
+                if !was_final && entry.state.is_final() {
+                    self.note_finished(entry.finished_at.unwrap_or(ev.at));
+                }
+            }
+            (_, None) => return Applied::OutOfSync(format!("event {} has no task", ev.seq)),
+        }
+        Applied::Changed
+    }
+
+    /// The journal position the view reflects.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Tasks in submission order.
+    pub fn entries(&self) -> &[TaskEntry] {
+        &self.tasks
+    }
+
+    pub fn entry(&self, index: usize) -> Option<&TaskEntry> {
+        self.tasks.get(index)
+    }
+
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.index.get(id).copied()
+    }
+
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.position(id).map(|i| &self.tasks[i].task)
+    }
+
+    pub fn count(&self, state: TaskState) -> usize {
+        self.counts[state_slot(state)]
+    }
+
+    /// Tasks not yet completed, failed or cancelled.
+    pub fn unfinished(&self) -> usize {
+        TaskState::ALL
+            .iter()
+            .filter(|s| !s.is_final())
+            .map(|s| self.count(*s))
+            .sum()
+    }
+
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+
+    pub fn cost(&self) -> CostTotal {
+        CostTotal {
+            usd: self.nanos as f64 / 1e9,
+            unknown: self.unknown,
+        }
+    }
+
+    /// Tasks finished per minute over the last few minutes (or the whole run
+    /// when it is younger than that).
+    pub fn throughput(&self, now: Timestamp) -> f64 {
+        let from = now - THROUGHPUT_WINDOW;
+        let span = now
+            .duration_since(self.started_at)
+            .clamp(SignedDuration::ZERO, THROUGHPUT_WINDOW);
+        if span.as_secs_f64() < 1.0 {
+            return 0.0;
+        }
+        let recent = self
+            .finished
+            .iter()
+            .rev()
+            .skip_while(|&&t| t > now)
+            .take_while(|&&t| t >= from);
+        recent.count() as f64 * 60.0 / span.as_secs_f64()
+    }
+
+    pub fn review_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Where a task stands in the review queue; `None` at once for a task
+    /// that is not in it.
+    pub fn review_position(&self, id: &str) -> Option<usize> {
+        let idx = self.position(id)?;
+        let since = self.tasks[idx].held_since?;
+        Some(self.queue.range(..(since, idx)).count())
+    }
+
+    /// Tasks waiting for a person, the longest waiting first.
+    pub fn review_queue(&self) -> impl Iterator<Item = ReviewEntry<'_>> + '_ {
+        self.queue.iter().filter_map(|&(since, index)| {
+            let task = &self.tasks[index].task;
+            let hold = task.holds.first()?;
+            Some(ReviewEntry {
+                index,
+                task,
+                kind: hold.kind,
+                phase: &hold.phase,
+                reason: &hold.reason,
+                since,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "view_model_tests.rs"]
+mod tests;
