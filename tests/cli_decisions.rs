@@ -4,22 +4,8 @@
 #[path = "support/cli.rs"]
 mod cli;
 
-use cli::{Sandbox, str_at};
+use cli::{Sandbox, TWO_PHASES, str_at};
 use serde_json::{Value, json};
-
-const TWO_PHASES: &str = r#"
-[defaults]
-retry = { max_attempts = 2, initial_delay = "10ms", max_delay = "20ms" }
-
-[[phases]]
-id = "one"
-agent = "a"
-
-[[phases]]
-id = "two"
-agent = "a"
-after = ["one"]
-"#;
 
 /// A sandbox whose run stopped with `tasks` as given; `expect` is the
 /// first run's exit status.
@@ -29,14 +15,6 @@ fn stopped(tasks: &[Value], expect: i32) -> Sandbox {
     sandbox.inputs(tasks);
     sandbox.run().expect(expect);
     sandbox
-}
-
-fn runs_of(sandbox: &Sandbox, task: &str, phase: &str) -> usize {
-    sandbox
-        .side_log_lines()
-        .iter()
-        .filter(|l| l[0] == task && l[1] == phase)
-        .count()
 }
 
 fn state_of(sandbox: &Sandbox, task: &str) -> String {
@@ -63,11 +41,11 @@ fn approve_lets_the_task_go_on_when_run_again() {
     assert_eq!(t["phases"][0]["approved"], true);
     assert_eq!(t["phases"][1]["output"]["seen"], json!(["one"]));
     assert_eq!(
-        runs_of(&sandbox, "t", "one"),
+        sandbox.runs_of("t", "one"),
         1,
         "the approved phase did not run again"
     );
-    assert_eq!(runs_of(&sandbox, "t", "two"), 1);
+    assert_eq!(sandbox.runs_of("t", "two"), 1);
     let d = &t["decisions"][0];
     assert_eq!(d["action"], json!({"action": "approve"}));
     assert_eq!(d["phase"], "one");
@@ -88,7 +66,7 @@ fn reject_with_a_reason_fails_the_task() {
     let out = sandbox.resume();
     out.expect(1);
     assert_eq!(state_of(&sandbox, "t"), "failed");
-    assert_eq!(runs_of(&sandbox, "t", "two"), 0);
+    assert_eq!(sandbox.runs_of("t", "two"), 0);
 }
 
 #[test]
@@ -113,7 +91,7 @@ fn reject_with_feedback_runs_the_phase_again_with_the_feedback() {
     assert_eq!(attempts[1]["feedback"], "cite the guideline");
     assert_eq!(one["output"]["feedback"], "cite the guideline");
     assert_eq!(one["output"]["attempt"], 2);
-    assert_eq!(runs_of(&sandbox, "t", "one"), 2);
+    assert_eq!(sandbox.runs_of("t", "one"), 2);
     assert_eq!(
         t["decisions"][0]["action"],
         json!({"action": "send_back", "feedback": "cite the guideline"})
@@ -152,7 +130,7 @@ fn resolve_settles_blocked_tasks_by_retry_skip_or_fail() {
     assert_eq!(s["state"], "completed");
     assert_eq!(s["phases"][1]["state"], "skipped");
     assert_eq!(s["phases"][1]["skip_reason"], "skipped by tester");
-    assert_eq!(runs_of(&sandbox, "s", "two"), 0);
+    assert_eq!(sandbox.runs_of("s", "two"), 0);
 
     let f = sandbox.show("f");
     assert_eq!(f["state"], "failed");
@@ -219,7 +197,7 @@ fn cancel_ends_a_task_for_good() {
     let out = sandbox.resume();
     out.expect(0);
     assert_eq!(state_of(&sandbox, "c"), "cancelled");
-    assert_eq!(runs_of(&sandbox, "c", "two"), 0);
+    assert_eq!(sandbox.runs_of("c", "two"), 0);
 }
 
 #[test]

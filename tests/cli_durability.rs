@@ -583,17 +583,13 @@ fn sigterm_stops_a_run_cleanly_and_the_next_run_completes() {
     assert!(states.values().all(|s| s == "completed"), "{states:?}");
     // At least once per attempt: only an attempt the stop interrupted may
     // have run twice.
-    let runs = sandbox.side_log_lines();
     for (task, phase, idx) in [
         ("a", "one", 0),
         ("a", "two", 1),
         ("b", "one", 0),
         ("b", "two", 1),
     ] {
-        let n = runs
-            .iter()
-            .filter(|l| l[0] == task && l[1] == phase)
-            .count();
+        let n = sandbox.runs_of(task, phase);
         let shown = sandbox.show(task);
         let interrupted = shown["phases"][idx]["attempts"]
             .as_array()

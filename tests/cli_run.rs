@@ -7,37 +7,14 @@ mod cli;
 
 use std::collections::BTreeMap;
 
-use cli::{Sandbox, str_at, wait_for};
+use cli::{Sandbox, TWO_PHASES, str_at, wait_for};
 use serde_json::{Value, json};
-
-/// Two phases in a row on the agent script.
-const TWO_PHASES: &str = r#"
-[defaults]
-retry = { max_attempts = 2, initial_delay = "10ms", max_delay = "20ms" }
-
-[[phases]]
-id = "one"
-agent = "a"
-
-[[phases]]
-id = "two"
-agent = "a"
-after = ["one"]
-"#;
 
 fn states(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-fn side_log_count(sandbox: &Sandbox, task: &str, phase: &str) -> usize {
-    sandbox
-        .side_log_lines()
-        .iter()
-        .filter(|l| l[0] == task && l[1] == phase)
-        .count()
 }
 
 #[test]
@@ -149,7 +126,7 @@ fn a_failed_task_exits_1_and_its_later_phases_do_not_run() {
         "{bad}"
     );
     assert_eq!(bad["phases"][1]["state"], "pending");
-    assert_eq!(side_log_count(&sandbox, "bad", "two"), 0);
+    assert_eq!(sandbox.runs_of("bad", "two"), 0);
 }
 
 #[test]
@@ -311,9 +288,9 @@ fn running_again_without_input_picks_up_unfinished_tasks() {
         sandbox.states(),
         states(&[("quick", "completed"), ("slow", "completed")])
     );
-    assert_eq!(side_log_count(&sandbox, "quick", "one"), 1);
-    assert_eq!(side_log_count(&sandbox, "slow", "one"), 1);
-    assert_eq!(side_log_count(&sandbox, "slow", "two"), 1);
+    assert_eq!(sandbox.runs_of("quick", "one"), 1);
+    assert_eq!(sandbox.runs_of("slow", "one"), 1);
+    assert_eq!(sandbox.runs_of("slow", "two"), 1);
     let slow = sandbox.show("slow");
     let attempts = slow["phases"][1]["attempts"].as_array().unwrap();
     assert_eq!(attempts[0]["outcome"]["result"], "interrupted", "{slow}");

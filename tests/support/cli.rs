@@ -98,6 +98,21 @@ if "output" in reply and len(sys.argv) > 1:
 sys.stdout.write(json.dumps(reply))
 "#;
 
+/// Two phases in a row on the agent script, with fast retries.
+pub const TWO_PHASES: &str = r#"
+[defaults]
+retry = { max_attempts = 2, initial_delay = "10ms", max_delay = "20ms" }
+
+[[phases]]
+id = "one"
+agent = "a"
+
+[[phases]]
+id = "two"
+agent = "a"
+after = ["one"]
+"#;
+
 /// How a finished command ended and what it printed.
 #[derive(Debug, Clone)]
 pub struct Out {
@@ -465,6 +480,14 @@ impl Sandbox {
             .lines()
             .map(|l| l.split_whitespace().map(str::to_string).collect())
             .collect()
+    }
+
+    /// How many times the agent replied with output for `task`'s `phase`.
+    pub fn runs_of(&self, task: &str, phase: &str) -> usize {
+        self.side_log_lines()
+            .iter()
+            .filter(|l| l[0] == task && l[1] == phase)
+            .count()
     }
 
     /// Processes other than baton itself whose command line names this
