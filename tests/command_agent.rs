@@ -469,17 +469,12 @@ async fn a_daemon_holding_the_pipes_does_not_hold_the_call() {
         dir.path(),
     );
     s.env.insert("PIDS".into(), pids.display().to_string());
-    let started = std::time::Instant::now();
     let r = CommandAgent::new(s)
         .call(request(json!({})), ctx(Duration::from_secs(40)))
         .await;
     let daemon = read_pid(&pids).await;
     // SAFETY: plain kill of the daemon this test started.
     unsafe { libc::kill(daemon, libc::SIGKILL) };
+    // A reply, not a timeout: the daemon did not hold the call open.
     assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "{:?}",
-        started.elapsed()
-    );
 }

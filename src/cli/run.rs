@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use baton::engine::{Command, Engine, EngineOptions};
+use baton::engine::{Command, Engine, EngineError, EngineOptions, RunSummary};
 use baton::report::progress::Progress;
 use baton::spec::{self, input::InputTask};
 use tokio::sync::broadcast::error::RecvError;
@@ -214,16 +214,9 @@ pub async fn run_engine(
             }
         }
     };
-    let summary = match summary {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-        Err(e) => {
-            eprintln!("error: the engine stopped unexpectedly: {e}");
-            return 2;
-        }
+    let summary = match settled(summary) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     progress.print_line(&mut std::io::stderr());
     let waiting = progress.count(baton::engine::TaskState::AwaitingReview)
@@ -244,16 +237,9 @@ async fn run_dashboard(engine: Engine, opts: baton::tui::TuiOptions, state_dir: 
     // Quitting (or a failed terminal) stops the engine cleanly: the journal
     // is finished and running attempts run again next time.
     let _ = handle.send(Command::Shutdown).await;
-    let summary = match engine_task.await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-        Err(e) => {
-            eprintln!("error: the engine stopped unexpectedly: {e}");
-            return 2;
-        }
+    let summary = match settled(engine_task.await) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     if let Err(e) = shown {
         eprintln!("error: the dashboard failed: {e:#}");
@@ -270,4 +256,21 @@ async fn run_dashboard(engine: Engine, opts: baton::tui::TuiOptions, state_dir: 
         state_dir.display()
     );
     summary.exit_code()
+}
+
+/// The engine task's end: its summary, or exit status 2 with the reason said.
+fn settled(
+    joined: Result<Result<RunSummary, EngineError>, tokio::task::JoinError>,
+) -> Result<RunSummary, i32> {
+    match joined {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            Err(2)
+        }
+        Err(e) => {
+            eprintln!("error: the engine stopped unexpectedly: {e}");
+            Err(2)
+        }
+    }
 }

@@ -41,7 +41,7 @@ struct Draft<'a> {
 
 /// The phases in file order, `after` holding indices.
 ///
-/// Parts that could not be read are left at placeholder values; a problem
+/// Parts that could not be read are left at stand-in values; a problem
 /// has been recorded for each, so the result is only used when `d` is empty.
 pub(crate) fn read_phases(
     d: &mut Diag<'_>,
