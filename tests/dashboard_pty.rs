@@ -80,10 +80,7 @@ fn pause_shows_and_quit_asks_while_work_waits() {
     term.wait_for("PAUSED", 10);
     term.send("p");
     term.wait_until("PAUSED gone", 10, |s| !s.contains("PAUSED"));
-    term.send("q");
-    term.wait_for("Quit the dashboard?", 10);
-    term.send("y");
-    assert_eq!(term.wait_exit(30), 3, "a task still waits for a person");
+    assert_eq!(term.quit_confirmed(), 3, "a task still waits for a person");
     // The state folder is consistent: the next run picks the task up.
     assert_eq!(show(dir.path(), "t1")["state"], "awaiting_review");
 }
@@ -99,10 +96,7 @@ fn no_color_draws_without_colour() {
         "NO_COLOR set, yet the screen has colour:\n{}",
         term.contents()
     );
-    term.send("q");
-    term.wait_for("Quit the dashboard?", 10);
-    term.send("y");
-    term.wait_exit(30);
+    term.quit_confirmed();
 }
 
 #[test]
@@ -116,10 +110,7 @@ fn colour_is_used_when_allowed() {
         "no colour on screen:\n{}",
         term.contents()
     );
-    term.send("q");
-    term.wait_for("Quit the dashboard?", 10);
-    term.send("y");
-    term.wait_exit(30);
+    term.quit_confirmed();
 }
 
 #[test]
@@ -130,8 +121,5 @@ fn below_the_minimum_size_it_says_so_and_recovers_on_resize() {
     term.wait_for("terminal too small", 30);
     term.resize(100, 30);
     term.wait_for("review-me", 10);
-    term.send("q");
-    term.wait_for("Quit the dashboard?", 10);
-    term.send("y");
-    term.wait_exit(30);
+    term.quit_confirmed();
 }

@@ -35,10 +35,12 @@ fn held(task: &Task, phase: &str) -> bool {
     task.holds.iter().any(|h| h.phase == phase)
 }
 
-fn missing_fields<'a>(input: &Value, fields: &'a [String]) -> Vec<&'a str> {
+/// Fields of `fields` that `value` lacks (absent or null): a phase's `when`
+/// against the task input, or its `required_output` against an output.
+pub fn missing_fields<'a>(value: &Value, fields: &'a [String]) -> Vec<&'a str> {
     fields
         .iter()
-        .filter(|f| input.get(f.as_str()).is_none_or(Value::is_null))
+        .filter(|f| value.get(f.as_str()).is_none_or(Value::is_null))
         .map(String::as_str)
         .collect()
 }
@@ -186,13 +188,4 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
         }
     }
     ready
-}
-
-/// Fields the phase requires that the output lacks (absent or null).
-pub fn missing_output(output: &Value, required: &[String]) -> Vec<String> {
-    required
-        .iter()
-        .filter(|f| output.get(f.as_str()).is_none_or(Value::is_null))
-        .cloned()
-        .collect()
 }

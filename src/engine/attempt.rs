@@ -8,10 +8,10 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::advance::missing_output;
+use super::advance::missing_fields;
 use super::cost::{PriceTable, Usage};
 use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
-use super::runtime::completed_outputs;
+use super::state::PhaseState;
 use super::task::Task;
 use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Reply, TaskRef};
 use crate::spec::Pipeline;
@@ -38,6 +38,15 @@ pub fn request(task: &Task, idx: usize) -> AgentRequest {
         outputs: completed_outputs(task),
         feedback: p.feedback.clone(),
     }
+}
+
+/// The outputs of completed phases, by phase id, as agents receive them.
+fn completed_outputs(task: &Task) -> serde_json::Map<String, serde_json::Value> {
+    task.phases
+        .iter()
+        .filter(|p| p.state == PhaseState::Completed)
+        .filter_map(|p| p.output.clone().map(|o| (p.id.clone(), o)))
+        .collect()
 }
 
 /// Runs the call on the runtime, and turns its result into an event there,
@@ -125,7 +134,7 @@ pub fn finished(
                 ),
             });
         }
-        let missing = missing_output(output, &spec.required_output);
+        let missing = missing_fields(output, &spec.required_output);
         (!missing.is_empty()).then(|| AttemptOutcome::Failed {
             class: ErrorClass::Contract,
             message: format!("output lacks required field(s): {}", missing.join(", ")),

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
@@ -20,7 +19,7 @@ use super::cost::{PriceTable, PricingError};
 use super::event::{Action, Command, Decision, Event, EventKind, TaskId};
 use super::handle::{EngineHandle, Refusal, Request, RunSnapshot};
 use super::recovery;
-use super::state::{PhaseState, TaskState};
+use super::state::TaskState;
 use super::task::{ApplyError, Task};
 use crate::agents::{self, Agent};
 use crate::spec::Pipeline;
@@ -380,10 +379,7 @@ impl Engine {
         checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if self.opts.dispatch {
             self.pump();
-            let slotted: Vec<TaskId> = self.slots.iter().cloned().collect();
-            for id in slotted {
-                self.advance(&id);
-            }
+            self.advance_slotted();
         }
         loop {
             self.send_outbox().await?;
@@ -404,7 +400,7 @@ impl Engine {
                 }
                 _ = checkpoint.tick() => {
                     self.send_outbox().await?;
-                    self.checkpoint();
+                    self.checkpoint(false);
                 }
             }
             self.pump();
@@ -447,7 +443,7 @@ impl Engine {
             }
         }
         self.send_outbox().await?;
-        self.checkpoint_some(true);
+        self.checkpoint(true);
         let mut summary = RunSummary::default();
         for task in self.tasks.values() {
             *summary.counts.entry(task.state).or_default() += 1;
@@ -474,7 +470,7 @@ impl Engine {
     /// person), tasks that have been changing for a while, or, with `all`,
     /// every changed task. The journal stays the record for the rest, so
     /// only what every task's snapshot covers is compacted away.
-    fn checkpoint_some(&mut self, all: bool) {
+    fn checkpoint(&mut self, all: bool) {
         if self.dirty.is_empty() {
             return;
         }
@@ -499,10 +495,6 @@ impl Engine {
             .min()
             .unwrap_or(self.seq);
         self.store.checkpoint(due, upto);
-    }
-
-    fn checkpoint(&mut self) {
-        self.checkpoint_some(false);
     }
 
     /// Applies an event to its task and queues it for the journal, or
@@ -602,6 +594,14 @@ impl Engine {
         let now = Timestamp::now();
         for idx in ready_phases(task, &self.pipeline, now) {
             self.start_phase(id, idx);
+        }
+    }
+
+    /// Advances every task that holds a slot: at start, and on resume.
+    fn advance_slotted(&mut self) {
+        let slotted: Vec<TaskId> = self.slots.iter().cloned().collect();
+        for id in slotted {
+            self.advance(&id);
         }
     }
 
@@ -809,10 +809,7 @@ impl Engine {
                 if self.paused {
                     self.paused = false;
                     self.emit_run_event(EventKind::RunResumed { by });
-                    let slotted: Vec<TaskId> = self.slots.iter().cloned().collect();
-                    for id in slotted {
-                        self.advance(&id);
-                    }
+                    self.advance_slotted();
                 }
                 Ok(())
             }
@@ -848,13 +845,4 @@ fn load_prices(pipeline: &Pipeline) -> Result<PriceTable, PricingError> {
         Some(path) => PriceTable::with_file(&path),
         None => Ok(PriceTable::built_in()),
     }
-}
-
-/// The outputs of completed phases, by phase id, as agents receive them.
-pub(crate) fn completed_outputs(task: &Task) -> serde_json::Map<String, Value> {
-    task.phases
-        .iter()
-        .filter(|p| p.state == PhaseState::Completed)
-        .filter_map(|p| p.output.clone().map(|o| (p.id.clone(), o)))
-        .collect()
 }

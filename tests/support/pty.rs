@@ -128,6 +128,14 @@ impl Term {
         })
     }
 
+    /// Quits while work waits: `q`, the confirmation, `y`; returns the exit status.
+    pub fn quit_confirmed(&mut self) -> u32 {
+        self.send("q");
+        self.wait_for("Quit the dashboard?", 10);
+        self.send("y");
+        self.wait_exit(30)
+    }
+
     /// Waits for the program to exit and returns its status code.
     pub fn wait_exit(&mut self, secs: u64) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
