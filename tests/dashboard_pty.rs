@@ -123,3 +123,336 @@ fn below_the_minimum_size_it_says_so_and_recovers_on_resize() {
     term.wait_for("review-me", 10);
     term.quit_confirmed();
 }
+
+/// Writes `pipeline` and one input line per task id into `dir`.
+fn setup_with(dir: &Path, pipeline: &str, tasks: &[&str]) {
+    std::fs::write(dir.join("p.toml"), pipeline).unwrap();
+    let lines: String = tasks
+        .iter()
+        .map(|t| format!("{{\"id\": \"{t}\"}}\n"))
+        .collect();
+    std::fs::write(dir.join("in.jsonl"), lines).unwrap();
+}
+
+/// Selects `task` in the table by filtering on its id.
+fn pick(term: &mut Term, task: &str) {
+    // `/` edits the filter in place, so clear an earlier one first.
+    if term.contents().contains("matching") {
+        term.send("\x1b");
+        term.wait_until("no filter", 10, |s| !s.contains("matching"));
+    }
+    term.send(&format!("/{task}\r"));
+    term.wait_for(&format!("matching \"{task}\""), 10);
+}
+
+/// The colours of every row but the status line, which changes with each key.
+fn above_status_of(colours: &[(vt100::Color, vt100::Color)]) -> &[(vt100::Color, vt100::Color)] {
+    &colours[..colours.len() - 120]
+}
+
+fn above_status(term: &Term) -> Vec<(vt100::Color, vt100::Color)> {
+    above_status_of(&term.colours()).to_vec()
+}
+
+fn attempts(task: &Value, phase: usize) -> usize {
+    task["phases"][phase]["attempts"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+#[test]
+fn reject_asks_for_a_reason_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[("USER", "operator")]);
+    term.wait_for("Review queue · 1 waiting", 30);
+    term.send("r");
+    term.wait_for("Reject", 10);
+    term.send("dosage looks wrong\r");
+    term.wait_for("1 failed", 10);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 1, "a failed task makes the run exit 1");
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "failed");
+    let decision = &t1["decisions"][0];
+    assert_eq!(decision["action"]["action"], "reject");
+    assert_eq!(decision["note"], "dosage looks wrong");
+    assert_eq!(decision["by"]["user"], "operator");
+}
+
+/// A command agent that puts the reviewer's feedback into its output, and a
+/// phase whose output always needs approval.
+const FEEDBACK_PIPELINE: &str = r#"
+name = "feedback"
+[agents.echo]
+kind = "command"
+command = ["python3", "-c", "import json,sys; r=json.load(sys.stdin); print(json.dumps({'output': {'heard': r.get('feedback')}}))"]
+
+[[phases]]
+id = "draft"
+agent = "echo"
+review = "always"
+"#;
+
+#[test]
+fn feedback_reruns_the_phase_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), FEEDBACK_PIPELINE, &["t1"]);
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[]);
+    term.wait_for("Review queue · 1 waiting", 30);
+    term.send("f");
+    term.wait_for("feedback", 10);
+    term.send("cite the guideline\r");
+    // The phase runs again and asks for approval again.
+    term.wait_until("the second attempt to await review", 30, |s| {
+        s.contains("#2 ✓ succeeded") && s.contains("⏸ 1 awaiting_review")
+    });
+    term.send("a");
+    term.wait_for("1 completed", 10);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "completed");
+    assert_eq!(t1["phases"][0]["output"]["heard"], "cite the guideline");
+    assert_eq!(t1["decisions"][0]["action"]["action"], "send_back");
+    assert_eq!(t1["decisions"][1]["action"]["action"], "approve");
+}
+
+/// Every attempt of the one phase ends blocked.
+const BLOCK_PIPELINE: &str = r#"
+name = "blockers"
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+block_rate = 1.0
+
+[[phases]]
+id = "triage"
+agent = "sim"
+"#;
+
+#[test]
+fn a_blocker_is_resolved_each_way() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), BLOCK_PIPELINE, &["t1", "t2", "t3"]);
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[]);
+    term.wait_for("3 need you", 30);
+
+    pick(&mut term, "t1");
+    term.send("b");
+    term.wait_for("retry", 10);
+    term.send("r");
+    term.wait_until("t1 blocked again", 30, |_| {
+        attempts(&show(dir.path(), "t1"), 0) == 2
+    });
+
+    pick(&mut term, "t2");
+    term.send("b");
+    term.wait_for("skip", 10);
+    term.send("s");
+    term.wait_for("1 completed", 30);
+
+    pick(&mut term, "t3");
+    term.send("b");
+    term.wait_for("fail", 10);
+    term.send("f");
+    term.wait_for("1 failed", 30);
+
+    assert_eq!(term.quit_confirmed(), 3, "t1 is blocked again");
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "blocked");
+    assert_eq!(t1["decisions"][0]["action"]["action"], "resolve_retry");
+    let t2 = show(dir.path(), "t2");
+    assert_eq!(t2["state"], "completed");
+    assert_eq!(t2["phases"][0]["state"], "skipped");
+    assert_eq!(t2["decisions"][0]["action"]["action"], "resolve_skip");
+    let t3 = show(dir.path(), "t3");
+    assert_eq!(t3["state"], "failed");
+    assert_eq!(t3["decisions"][0]["action"]["action"], "resolve_fail");
+}
+
+/// One slow phase, so that the task is running when the operator acts.
+const SLOW_PIPELINE: &str = r#"
+name = "slow"
+[agents.sim]
+kind = "sim"
+latency = "60s"
+
+[[phases]]
+id = "think"
+agent = "sim"
+"#;
+
+#[test]
+fn cancel_asks_first_and_stops_the_running_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), SLOW_PIPELINE, &["t1"]);
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[]);
+    term.wait_for("▶ 1 running", 30);
+    term.send("c");
+    term.wait_for("Cancel t1?", 10);
+    term.send("n");
+    term.wait_until("the question gone", 10, |s| !s.contains("Cancel t1?"));
+    assert_eq!(
+        show(dir.path(), "t1")["state"],
+        "running",
+        "n keeps the task"
+    );
+    term.send("c");
+    term.wait_for("Cancel t1?", 10);
+    term.send("y");
+    term.wait_for("1 cancelled", 10);
+    term.send("q");
+    assert_eq!(
+        term.wait_exit(30),
+        0,
+        "a cancelled task was settled by a person"
+    );
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "cancelled");
+    assert_eq!(t1["decisions"][0]["action"]["action"], "cancel");
+}
+
+/// A quick phase, then one whose output needs approval.
+const TWO_PHASE_PIPELINE: &str = r#"
+name = "two-phase"
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "10..20"
+
+[[phases]]
+id = "draft"
+agent = "sim"
+
+[[phases]]
+id = "sign"
+agent = "sim"
+review = "always"
+"#;
+
+#[test]
+fn quitting_keeps_the_state_and_the_next_run_resumes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), TWO_PHASE_PIPELINE, &["t1", "t2"]);
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[]);
+    term.wait_for("Review queue · 2 waiting", 30);
+    assert_eq!(
+        term.quit_confirmed(),
+        3,
+        "two tasks still wait for a person"
+    );
+    drop(term);
+
+    // The same command again: the queue is back, nothing ran twice.
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[]);
+    term.wait_for("Review queue · 2 waiting", 30);
+    term.send("a");
+    term.wait_for("1 completed", 10);
+    term.send("ja");
+    term.wait_for("2 completed", 10);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    for id in ["t1", "t2"] {
+        let t = show(dir.path(), id);
+        assert_eq!(t["state"], "completed", "{id}");
+        assert_eq!(attempts(&t, 0), 1, "{id}: draft ran once across both runs");
+        assert_eq!(attempts(&t, 1), 1, "{id}: sign ran once across both runs");
+    }
+}
+
+#[test]
+fn t_cycles_through_every_shipped_theme_and_back() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[("COLORTERM", "truecolor")]);
+    term.wait_for("1 need you", 30);
+    let first = term.colours();
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        term.send("t");
+        let screen = term.wait_until("a theme name in the status line", 10, |s| {
+            s.lines().any(|l| {
+                l.trim_start()
+                    .strip_prefix("theme: ")
+                    .is_some_and(|name| seen.last().is_none_or(|last: &String| last != name.trim()))
+            })
+        });
+        let name = screen
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("theme: "))
+            .unwrap()
+            .trim()
+            .to_string();
+        if name == "default" {
+            break;
+        }
+        assert!(
+            above_status(&term) != above_status_of(&first),
+            "{name} draws like the default"
+        );
+        seen.push(name);
+    }
+    for shipped in ["light", "high-contrast", "ansi16"] {
+        assert!(
+            seen.iter().any(|n| n == shipped),
+            "{shipped} not in {seen:?}"
+        );
+    }
+    assert!(
+        above_status(&term) == above_status_of(&first),
+        "back at the default, yet drawn unlike at first"
+    );
+    term.quit_confirmed();
+}
+
+/// Five short phases, 500 at a time: some 20,000 events a second for
+/// several seconds.
+const BUSY_PIPELINE: &str = r#"
+name = "busy"
+[defaults]
+concurrency = 500
+[agents.sim]
+kind = "sim"
+latency = "20ms..80ms"
+
+[[phases]]
+id = "a"
+agent = "sim"
+[[phases]]
+id = "b"
+agent = "sim"
+[[phases]]
+id = "c"
+agent = "sim"
+[[phases]]
+id = "d"
+agent = "sim"
+[[phases]]
+id = "e"
+agent = "sim"
+"#;
+
+#[test]
+fn keys_are_answered_while_the_engine_is_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<String> = (0..20_000).map(|i| format!("t{i:05}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    setup_with(dir.path(), BUSY_PIPELINE, &ids);
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[]);
+    term.wait_until("tasks under way", 60, |s| {
+        s.contains("busy") && !s.contains("· 20000 pending") && !s.contains("·20000 pend")
+    });
+    term.send("p");
+    // Pausing lets running attempts finish; the screen says so at once.
+    let screen = term.wait_for("PAUSED", 20);
+    assert!(
+        !screen.contains("20000 completed") && !screen.contains("20000 done"),
+        "the run ended before the key was read:\n{screen}"
+    );
+    term.send("?");
+    term.wait_for("Keys", 10);
+    term.send("\x1b");
+    term.wait_until("help closed", 10, |s| !s.contains("Keys"));
+    assert_eq!(term.quit_confirmed(), 4, "quit with work left");
+}

@@ -1,6 +1,7 @@
 //! Command-line parsing and the commands themselves. Exit statuses are
 //! stable: 0 success, 1 a task failed or a decision was refused, 2 bad usage
-//! or files, 3 tasks wait for a person (`run`), 130/143 stopped by a signal.
+//! or files, 3 tasks wait for a person (`run`), 4 tasks left unfinished (the
+//! dashboard was quit mid-run), 130/143 stopped by a signal.
 
 mod decide;
 mod demo;

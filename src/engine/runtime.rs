@@ -98,10 +98,18 @@ impl RunSummary {
         self.counts.get(&state).copied().unwrap_or(0)
     }
 
-    /// 3 when a task waits for a person, else 1 when a task failed, else 0.
+    /// 3 when a task waits for a person, else 4 when tasks were left
+    /// unfinished (the operator quit, or the run was paused), else 1 when a
+    /// task failed, else 0. Cancelled tasks were settled by a person: done.
     pub fn exit_code(&self) -> i32 {
+        let unfinished = [TaskState::Pending, TaskState::Running, TaskState::Retrying]
+            .into_iter()
+            .map(|s| self.count(s))
+            .sum::<usize>();
         if self.count(TaskState::AwaitingReview) + self.count(TaskState::Blocked) > 0 {
             3
+        } else if unfinished > 0 {
+            4
         } else if self.count(TaskState::Failed) > 0 {
             1
         } else {

@@ -98,11 +98,14 @@ impl Ui {
     pub fn prepare(&mut self, now: Timestamp) {
         self.rows
             .refresh(&self.view, self.state.sort, &self.state.filter, now);
-        if self.state.selected.is_none() {
+        let mut row = self.rows.row_of(&self.view, self.state.selected.as_deref());
+        // What the table shows selected is what the keys act on: when the
+        // filter hides the selected task, the first row shown takes its place.
+        if row.is_none() && (self.state.selected.is_none() || self.state.focus == Pane::Tasks) {
             let first = self.rows.id_at(&self.view, 0).map(str::to_string);
             self.state.select(first.as_deref());
+            row = self.rows.row_of(&self.view, self.state.selected.as_deref());
         }
-        let row = self.rows.row_of(&self.view, self.state.selected.as_deref());
         self.state.table_offset = scroll_to(
             self.state.table_offset,
             row,

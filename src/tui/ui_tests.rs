@@ -343,3 +343,19 @@ fn paused_runs_say_so_in_the_header() {
     assert!(screen.contains("⏸ PAUSED"), "{screen}");
     assert!(screen.contains("p resume"), "{screen}");
 }
+
+#[test]
+fn a_filter_that_hides_the_selected_task_selects_the_first_row_shown() {
+    let mut ui = ui();
+    select(&mut ui, "t-001");
+    press(&mut ui, KeyCode::Char('/'));
+    chars(&mut ui, "t-004");
+    press(&mut ui, KeyCode::Enter);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
+    // Nothing matches: nothing is selected, so no key acts on a hidden task.
+    press(&mut ui, KeyCode::Char('/'));
+    chars(&mut ui, "zzz");
+    press(&mut ui, KeyCode::Enter);
+    assert_eq!(ui.state.selected, None);
+    assert_eq!(press(&mut ui, KeyCode::Char('a')), Effect::None);
+}

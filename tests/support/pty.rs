@@ -128,6 +128,17 @@ impl Term {
         })
     }
 
+    /// Every cell's colours, row by row: equal for two screens drawn alike.
+    pub fn colours(&self) -> Vec<(vt100::Color, vt100::Color)> {
+        let parser = self.screen.lock().unwrap();
+        let screen = parser.screen();
+        let (rows, cols) = screen.size();
+        (0..rows.get())
+            .flat_map(|r| (0..cols.get()).map(move |c| (r, c)))
+            .filter_map(|(r, c)| screen.cell(r, c).map(|x| (x.fgcolor(), x.bgcolor())))
+            .collect()
+    }
+
     /// Quits while work waits: `q`, the confirmation, `y`; returns the exit status.
     pub fn quit_confirmed(&mut self) -> u32 {
         self.send("q");
