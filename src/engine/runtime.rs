@@ -285,6 +285,7 @@ impl Engine {
         EngineHandle {
             requests: self.requests_tx.clone(),
             events: self.store.broadcaster(),
+            link: None,
         }
     }
 
