@@ -8,77 +8,10 @@ mod remote;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Stdio;
 
-use cli::{Live, Sandbox, baton, wait_for};
-use remote::{Proto, act, socket_of, wait_for_socket};
+use cli::wait_for;
+use remote::{Proto, act, engine, sandbox, socket_of, wait_all, wait_all_but, wait_for_socket};
 use serde_json::{Value, json};
-
-/// Every task waits for a review of `draft`, then is blocked at `fix`.
-pub const REVIEW_THEN_BLOCK: &str = r#"
-name = "remote-test"
-
-[agents.sim]
-kind = "sim"
-latency = "0ms"
-tokens = "100..200"
-model = "claude-haiku-4-5"
-
-[agents.blocker]
-kind = "sim"
-latency = "0ms"
-tokens = "100..200"
-block_rate = 1.0
-model = "claude-haiku-4-5"
-
-[[phases]]
-id = "draft"
-agent = "sim"
-review = "always"
-
-[[phases]]
-id = "fix"
-agent = "blocker"
-"#;
-
-/// A sandbox with the pipeline above and tasks `t1`..`tN`.
-fn sandbox(tasks: usize) -> Sandbox {
-    let sandbox = Sandbox::new();
-    sandbox.write("pipeline.toml", REVIEW_THEN_BLOCK);
-    let inputs: Vec<Value> = (1..=tasks).map(|i| json!({"id": format!("t{i}")})).collect();
-    sandbox.inputs(&inputs);
-    sandbox
-}
-
-/// `baton run --headless --wait` in the background.
-fn engine(sandbox: &Sandbox, input: bool) -> Live {
-    let mut cmd = baton();
-    cmd.arg("run")
-        .arg(sandbox.path("pipeline.toml"))
-        .args(["--headless", "--wait", "--state-dir"])
-        .arg(sandbox.state());
-    if input {
-        cmd.arg("--input").arg(sandbox.path("tasks.jsonl"));
-    }
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start baton");
-    Live::from_child(child)
-}
-
-/// Waits until every task is in `state`, as the engine reports it.
-fn wait_all(socket: &Path, state: &str) {
-    wait_for(&format!("every task {state}"), || {
-        let (_, snap) = Proto::connect(socket, true);
-        remote::states(&snap)
-            .values()
-            .all(|s| s == state)
-            .then_some(())
-    });
-}
 
 fn is_decision(msg: &Value, task: &str, user: &str) -> bool {
     msg["type"] == "event"
@@ -141,18 +74,6 @@ fn a_decision_from_one_client_reaches_the_other_and_the_second_of_two_is_refused
     assert!(!socket.exists(), "the socket is removed when the engine stops");
     let states = sandbox.states();
     assert!(states.values().all(|s| s == "completed"), "{states:?}");
-}
-
-/// Waits until every task but `except` is in `state`.
-fn wait_all_but(socket: &Path, except: &str, state: &str) {
-    wait_for(&format!("tasks other than {except} {state}"), || {
-        let (_, snap) = Proto::connect(socket, true);
-        remote::states(&snap)
-            .iter()
-            .filter(|(id, _)| id.as_str() != except)
-            .all(|(_, s)| s == state)
-            .then_some(())
-    });
 }
 
 #[test]

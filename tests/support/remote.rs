@@ -1,7 +1,8 @@
 //! A control-socket client for tests: plain blocking I/O on the socket,
 //! JSON values in and out, with a deadline on every wait.
 //!
-//! Declared from a test file with `#[path = "support/remote.rs"] mod remote;`.
+//! Declared from a test file with `#[path = "support/remote.rs"] mod remote;`,
+//! beside `#[path = "support/cli.rs"] mod cli;`.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -10,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use std::process::Stdio;
+
+use crate::cli::{Live, Sandbox, baton, wait_for};
 
 /// Longest any wait for a message lasts before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(45);
@@ -169,4 +174,90 @@ pub fn states(snapshot: &Value) -> std::collections::BTreeMap<String, String> {
             )
         })
         .collect()
+}
+
+/// Every task waits for a review of `draft`, then is blocked at `fix`.
+pub const REVIEW_THEN_BLOCK: &str = r#"
+name = "remote-test"
+
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+model = "claude-haiku-4-5"
+
+[agents.blocker]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+block_rate = 1.0
+model = "claude-haiku-4-5"
+
+[[phases]]
+id = "draft"
+agent = "sim"
+review = "always"
+
+[[phases]]
+id = "fix"
+agent = "blocker"
+"#;
+
+/// A sandbox with the pipeline above and tasks `t1`..`tN`.
+pub fn sandbox(tasks: usize) -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write("pipeline.toml", REVIEW_THEN_BLOCK);
+    let inputs: Vec<Value> = (1..=tasks).map(|i| json!({"id": format!("t{i}")})).collect();
+    sandbox.inputs(&inputs);
+    sandbox
+}
+
+/// `baton run --headless --wait` in the background.
+pub fn engine(sandbox: &Sandbox, input: bool) -> Live {
+    let mut cmd = baton();
+    cmd.arg("run")
+        .arg(sandbox.path("pipeline.toml"))
+        .args(["--headless", "--wait", "--state-dir"])
+        .arg(sandbox.state());
+    if input {
+        cmd.arg("--input").arg(sandbox.path("tasks.jsonl"));
+    }
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start baton");
+    Live::from_child(child)
+}
+
+/// Waits until every task is in `state`, as the engine reports it.
+pub fn wait_all(socket: &Path, state: &str) {
+    wait_for(&format!("every task {state}"), || {
+        let (_, snap) = Proto::connect(socket, true);
+        states(&snap)
+            .values()
+            .all(|s| s == state)
+            .then_some(())
+    });
+}
+
+/// Waits until every task but `except` is in `state`.
+pub fn wait_all_but(socket: &Path, except: &str, state: &str) {
+    wait_for(&format!("tasks other than {except} {state}"), || {
+        let (_, snap) = Proto::connect(socket, true);
+        states(&snap)
+            .iter()
+            .filter(|(id, _)| id.as_str() != except)
+            .all(|(_, s)| s == state)
+            .then_some(())
+    });
+}
+
+
+/// Waits until task `id` is in `state`, as the engine reports it.
+pub fn wait_for_state(socket: &Path, id: &str, state: &str) {
+    wait_for(&format!("{id} to be {state}"), || {
+        let (_, snap) = Proto::connect(socket, true);
+        (states(&snap).get(id).map(String::as_str) == Some(state)).then_some(())
+    });
 }
