@@ -136,6 +136,14 @@ impl Term {
         self.wait_exit(30)
     }
 
+    /// The exit status, if the program has exited.
+    pub fn exited(&mut self) -> Option<u32> {
+        self.child
+            .try_wait()
+            .expect("poll child")
+            .map(|s| s.exit_code())
+    }
+
     /// Waits for the program to exit and returns its status code.
     pub fn wait_exit(&mut self, secs: u64) -> u32 {
         let deadline = Instant::now() + Duration::from_secs(secs);
