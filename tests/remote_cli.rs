@@ -80,13 +80,22 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     assert_eq!(offline_refused_json.stdout, live_refused_json.stdout);
     let refusal = json_of(&offline_refused_json);
     assert_eq!(refusal["recorded"], false);
-    assert!(refusal["refusal"].as_str().unwrap().contains("nothing to retry"));
+    assert!(
+        refusal["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to retry")
+    );
 
     // Decisions on the folder print the same.
     let out = sandbox.cli(&["resolve", "t1", "--skip"]);
     out.expect(0);
     assert_eq!(out.stdout, "resolve: skip: recorded for task t1\n");
-    assert!(out.stderr.contains("`baton run` on this state folder carries on"), "{out}");
+    assert!(
+        out.stderr
+            .contains("`baton run` on this state folder carries on"),
+        "{out}"
+    );
     let out = sandbox.cli(&["approve", "t4", "--json"]);
     out.expect(0);
     let mut offline_json = json_of(&out);

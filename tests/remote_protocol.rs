@@ -71,7 +71,10 @@ fn a_decision_from_one_client_reaches_the_other_and_the_second_of_two_is_refused
     bob.until_closed();
     let out = live.wait();
     out.expect(0);
-    assert!(!socket.exists(), "the socket is removed when the engine stops");
+    assert!(
+        !socket.exists(),
+        "the socket is removed when the engine stops"
+    );
     let states = sandbox.states();
     assert!(states.values().all(|s| s == "completed"), "{states:?}");
 }
@@ -164,11 +167,17 @@ fn malformed_messages_get_errors_and_the_engine_carries_on() {
     p.send(&json!({"type": "command", "id": 10, "command": {"command": "explode"}}));
     let msg = p.wait_for("an error", |m| m["type"] == "error");
     assert_eq!(msg["id"], 10, "{msg}");
-    assert!(msg["message"].as_str().unwrap().contains("command"), "{msg}");
+    assert!(
+        msg["message"].as_str().unwrap().contains("command"),
+        "{msg}"
+    );
     // An unknown version ends the conversation.
     p.send(&json!({"type": "hello", "version": 99}));
     assert!(error(&mut p).contains("version 99 is not supported"));
-    assert!(p.until_closed().is_empty(), "closed after the version error");
+    assert!(
+        p.until_closed().is_empty(),
+        "closed after the version error"
+    );
 
     // Half a line, then the client stops writing.
     let (mut p, _) = Proto::connect(&socket, false);
@@ -191,7 +200,10 @@ fn malformed_messages_get_errors_and_the_engine_carries_on() {
     let said = p.until_closed();
     flood.join().unwrap();
     for m in said.iter().filter(|m| m["type"] == "error") {
-        assert!(m["message"].as_str().unwrap().contains("longer than"), "{m}");
+        assert!(
+            m["message"].as_str().unwrap().contains("longer than"),
+            "{m}"
+        );
     }
 
     // Through all of it the engine kept going and still takes decisions.
@@ -221,6 +233,14 @@ fn a_peer_of_another_user_is_refused_and_logged() {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // An attached dashboard's log pane hears of the refusal too.
+    let mut watcher = Proto::raw(&socket);
+    watcher.wait_for("the first snapshot", |m| m["type"] == "snapshot");
+    watcher.send(&json!({"type": "hello", "version": 1, "read_only": true, "logs": true}));
+    watcher.send(&json!({"type": "snapshot", "id": 1}));
+    watcher.wait_for("the hello to be taken", |m| {
+        m["type"] == "snapshot" && m["id"] == 1
+    });
     let client = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint(s.makefile().readline().strip())\n";
     let out = std::process::Command::new("python3")
         .args(["-c", client])
@@ -230,7 +250,11 @@ fn a_peer_of_another_user_is_refused_and_logged() {
         .output()
         .expect("run python3 as nobody");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let msg: Value = serde_json::from_str(&said).unwrap();
     assert_eq!(msg["type"], "error", "{msg}");
     assert!(
@@ -243,6 +267,12 @@ fn a_peer_of_another_user_is_refused_and_logged() {
     wait_for("the refusal in the engine's log", || {
         live.stderr().contains("uid 65534 (pid ").then_some(())
     });
+    let logged = watcher.wait_for("the refusal as a log line", |m| m["type"] == "log");
+    assert_eq!(logged["level"], "WARN", "{logged}");
+    assert!(
+        logged["message"].as_str().unwrap().contains("uid 65534"),
+        "{logged}"
+    );
     // The owner is still welcome.
     let (_, snap) = Proto::connect(&socket, true);
     assert_eq!(snap["pipeline"], "remote-test");

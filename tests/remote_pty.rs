@@ -5,7 +5,6 @@
 #[path = "support/cli.rs"]
 mod cli;
 #[path = "support/pty.rs"]
-#[allow(dead_code)]
 mod pty;
 #[path = "support/remote.rs"]
 mod remote;
@@ -82,7 +81,10 @@ fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
     assert_eq!(term.wait_exit(30), 0);
     let screen = term.contents();
     assert!(screen.contains("detached"), "{screen}");
-    assert!(screen.contains("baton attach --state-dir state"), "{screen}");
+    assert!(
+        screen.contains("baton attach --state-dir state"),
+        "{screen}"
+    );
 
     // The engine runs on without a terminal, and answers the CLI.
     let pid = engine_pid(&state);
@@ -100,7 +102,11 @@ fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
     assert_eq!(term.wait_exit(30), 0);
     // Every task is final and nobody is attached: the engine ends.
     wait_until_gone(pid);
-    let t1 = output(baton().args(["show", "t1", "--json", "--state-dir"]).arg(&state));
+    let t1 = output(
+        baton()
+            .args(["show", "t1", "--json", "--state-dir"])
+            .arg(&state),
+    );
     let t1: serde_json::Value = serde_json::from_str(&t1.stdout).unwrap();
     assert_eq!(t1["state"], "completed");
     assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
@@ -132,7 +138,10 @@ fn an_attached_dashboard_says_when_the_engine_dies_and_reconnects_when_it_is_bac
     term.wait_for("1 blocked", 30);
     term.send("q");
     assert_eq!(term.wait_exit(30), 0);
-    assert!(std::os::unix::net::UnixStream::connect(&socket).is_ok(), "left running");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "left running"
+    );
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 }
@@ -179,8 +188,15 @@ fn the_demo_cleans_up_when_quit_and_keeps_its_folder_when_detached() {
     term.wait_for("demo-dev-squad", 30);
     assert_eq!(demo_dirs(tmp.path()).len(), 1);
     quit(&mut term);
-    assert!(term.contents().contains("removed the demo folder"), "{}", term.contents());
-    assert!(demo_dirs(tmp.path()).is_empty(), "the demo folder is removed");
+    assert!(
+        term.contents().contains("removed the demo folder"),
+        "{}",
+        term.contents()
+    );
+    assert!(
+        demo_dirs(tmp.path()).is_empty(),
+        "the demo folder is removed"
+    );
 
     let mut term = Term::spawn(&demo, tmp.path(), 140, 40, &[("TMPDIR", tmpdir)]);
     term.wait_for("demo-dev-squad", 30);

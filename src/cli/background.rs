@@ -89,7 +89,11 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
             Err(e) => {
                 relay(&log_path, &mut log_from);
                 eprintln!("error: {e}");
-                eprintln!("the engine (pid {}) may still be running; its log is {}", child.id().unwrap_or(0), log_path.display());
+                eprintln!(
+                    "the engine (pid {}) may still be running; its log is {}",
+                    child.id().unwrap_or(0),
+                    log_path.display()
+                );
                 return Ended::Failed(2);
             }
         }
@@ -114,7 +118,10 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
     }
     // Quit: the engine stops cleanly (the journal is finished; running
     // attempts run again next time).
-    let connected = matches!(handle.link().map(|l| l.borrow().clone()), Some(Link::Connected { .. }));
+    let connected = matches!(
+        handle.link().map(|l| l.borrow().clone()),
+        Some(Link::Connected { .. })
+    );
     let counts = if connected {
         tokio::time::timeout(Duration::from_secs(5), handle.snapshot())
             .await
@@ -149,7 +156,11 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
         .collect();
     eprintln!(
         "stopped: {}; `baton run` on {} carries on from here",
-        if said.is_empty() { "the engine".to_string() } else { said.join(", ") },
+        if said.is_empty() {
+            "the engine".to_string()
+        } else {
+            said.join(", ")
+        },
         state_dir.display()
     );
     Ended::Stopped(code)

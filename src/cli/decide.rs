@@ -4,8 +4,8 @@
 
 use baton::engine::{Action, Actor, Command};
 
-use super::source::{self, Applied, NotApplied};
 use super::StateDir;
+use super::source::{self, Applied, NotApplied};
 
 /// Options every decision takes.
 #[derive(clap::Args)]
@@ -157,7 +157,9 @@ async fn act(
                 println!("{name}: recorded for task {task}");
             }
             match applied {
-                Applied::Live(pid) => eprintln!("the running engine (pid {pid}) carries on from here"),
+                Applied::Live(pid) => {
+                    eprintln!("the running engine (pid {pid}) carries on from here")
+                }
                 Applied::Folder => {
                     eprintln!("`baton run` on this state folder carries on from here")
                 }

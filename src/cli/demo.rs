@@ -113,12 +113,13 @@ pub async fn run(args: DemoArgs) -> i32 {
     };
     let ended = super::background::run(plan, opts).await;
     match ended {
-        super::background::Ended::Stopped(_) if temporary => {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => eprintln!("removed the demo folder {}", dir.display()),
-                Err(e) => eprintln!("warning: cannot remove the demo folder {}: {e}", dir.display()),
-            }
-        }
+        super::background::Ended::Stopped(_) if temporary => match std::fs::remove_dir_all(&dir) {
+            Ok(()) => eprintln!("removed the demo folder {}", dir.display()),
+            Err(e) => eprintln!(
+                "warning: cannot remove the demo folder {}: {e}",
+                dir.display()
+            ),
+        },
         super::background::Ended::Detached => {
             eprintln!("the demo's files stay in {} while it runs", dir.display());
         }

@@ -124,9 +124,10 @@ pub fn init_logging_for(mode: &Mode) {
     use tracing_subscriber::util::SubscriberInitExt;
     match mode {
         Mode::Headless => {
-            let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(
-                |_| tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error"),
-            );
+            let filter =
+                tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error")
+                });
             let _ = tracing_subscriber::registry()
                 .with(
                     tracing_subscriber::fmt::layer()

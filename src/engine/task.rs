@@ -533,7 +533,10 @@ impl Task {
                 // Two operators deciding at once: the second learns who was first.
                 let settles = |a: &Action| match kind {
                     HoldKind::Review => {
-                        matches!(a, Action::Approve | Action::Reject | Action::SendBack { .. })
+                        matches!(
+                            a,
+                            Action::Approve | Action::Reject | Action::SendBack { .. }
+                        )
                     }
                     HoldKind::Blocked => matches!(
                         a,
@@ -545,8 +548,7 @@ impl Task {
                     .iter()
                     .rev()
                     .find(|d| {
-                        settles(&d.action)
-                            && phase.is_none_or(|p| d.phase.as_deref() == Some(p))
+                        settles(&d.action) && phase.is_none_or(|p| d.phase.as_deref() == Some(p))
                     })
                     .map(|d| {
                         format!(

@@ -47,7 +47,10 @@ pub struct Connection {
 }
 
 /// Connects to the engine serving `state_dir`, if one does.
-pub async fn connect_dir(state_dir: &Path, opts: ClientOptions) -> Result<Connection, ConnectError> {
+pub async fn connect_dir(
+    state_dir: &Path,
+    opts: ClientOptions,
+) -> Result<Connection, ConnectError> {
     connect(&locate(state_dir), opts).await
 }
 
@@ -88,7 +91,12 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
         next_id: 1,
     };
     match conn.next().await {
-        Some(Ok(ServerMsg::Hello { version, pid, pipeline, .. })) if version == VERSION => {
+        Some(Ok(ServerMsg::Hello {
+            version,
+            pid,
+            pipeline,
+            ..
+        })) if version == VERSION => {
             conn.pid = pid;
             conn.pipeline = pipeline;
         }
@@ -171,21 +179,29 @@ impl Connection {
             .map_err(|e| Refusal(format!("cannot reach the engine: {e}")))?;
         loop {
             match self.next().await {
-                Some(Ok(ServerMsg::Reply { id: got, ok, refusal })) if got == id => {
+                Some(Ok(ServerMsg::Reply {
+                    id: got,
+                    ok,
+                    refusal,
+                })) if got == id => {
                     return if ok {
                         Ok(())
                     } else {
                         Err(Refusal(refusal.unwrap_or_else(|| "refused".into())))
                     };
                 }
-                Some(Ok(ServerMsg::Error { id: Some(got), message })) if got == id => {
+                Some(Ok(ServerMsg::Error {
+                    id: Some(got),
+                    message,
+                })) if got == id => {
                     return Err(Refusal(message));
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(Refusal(e)),
                 None => {
                     return Err(Refusal(
-                        "the engine went away before it answered; check with `baton show TASK`".into(),
+                        "the engine went away before it answered; check with `baton show TASK`"
+                            .into(),
                     ));
                 }
             }

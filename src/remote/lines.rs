@@ -17,7 +17,10 @@ pub enum Line {
 }
 
 /// Reads the next line of at most `cap` bytes (newline included).
-pub async fn read_line<R: AsyncBufRead + Unpin>(reader: &mut R, cap: usize) -> std::io::Result<Line> {
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    cap: usize,
+) -> std::io::Result<Line> {
     let mut line = Vec::new();
     loop {
         let buf = reader.fill_buf().await?;

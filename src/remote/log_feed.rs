@@ -35,7 +35,11 @@ struct Message(String);
 impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
-            let _ = write!(self.0, "{}{value:?}", if self.0.is_empty() { "" } else { " " });
+            let _ = write!(
+                self.0,
+                "{}{value:?}",
+                if self.0.is_empty() { "" } else { " " }
+            );
         } else {
             let _ = write!(self.0, " {}={value:?}", field.name());
         }
@@ -43,7 +47,11 @@ impl Visit for Message {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "message" {
-            let _ = write!(self.0, "{}{value}", if self.0.is_empty() { "" } else { " " });
+            let _ = write!(
+                self.0,
+                "{}{value}",
+                if self.0.is_empty() { "" } else { " " }
+            );
         } else {
             let _ = write!(self.0, " {}={value}", field.name());
         }

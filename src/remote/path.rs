@@ -59,7 +59,10 @@ pub fn choose(state_dir: &Path, runtime_dir: Option<&Path>) -> Result<Placement,
             "{too_long}, and XDG_RUNTIME_DIR is not set to put it elsewhere\n  help: use a shorter --state-dir, or set XDG_RUNTIME_DIR"
         ));
     };
-    let short = runtime.join(format!("baton-{:016x}.sock", fnv1a(dir.as_os_str().as_encoded_bytes())));
+    let short = runtime.join(format!(
+        "baton-{:016x}.sock",
+        fnv1a(dir.as_os_str().as_encoded_bytes())
+    ));
     if !fits(&short) {
         return Err(format!(
             "{too_long}, and XDG_RUNTIME_DIR ({}) is too deep as well\n  help: use a shorter --state-dir",
@@ -114,7 +117,11 @@ mod tests {
         assert_eq!(p.pointer, Some(absolute(&deep).join(POINTER_NAME)));
         // The same folder always gets the same name.
         assert_eq!(choose(&deep, Some(runtime.path())).unwrap(), p);
-        std::fs::write(p.pointer.as_ref().unwrap(), p.socket.to_string_lossy().as_bytes()).unwrap();
+        std::fs::write(
+            p.pointer.as_ref().unwrap(),
+            p.socket.to_string_lossy().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(locate(&deep), p.socket);
     }
 

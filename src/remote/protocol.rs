@@ -74,8 +74,13 @@ pub enum ClientMsg {
         #[serde(default)]
         hold: bool,
     },
-    Command { id: u64, command: Command },
-    Snapshot { id: u64 },
+    Command {
+        id: u64,
+        command: Command,
+    },
+    Snapshot {
+        id: u64,
+    },
 }
 
 /// One line of JSON, newline included.
@@ -133,7 +138,13 @@ mod tests {
         );
         // A bare hello is enough.
         let bare: ClientMsg = serde_json::from_str(r#"{"type":"hello","version":1}"#).unwrap();
-        assert!(matches!(bare, ClientMsg::Hello { read_only: false, .. }));
+        assert!(matches!(
+            bare,
+            ClientMsg::Hello {
+                read_only: false,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -21,7 +21,10 @@ const LONGEST_RETRY: Duration = Duration::from_secs(5);
 
 /// Connects to the engine serving `state_dir` and returns a handle on it
 /// that outlives the engine's restarts.
-pub async fn attach(state_dir: PathBuf, opts: ClientOptions) -> Result<(EngineHandle, u32), ConnectError> {
+pub async fn attach(
+    state_dir: PathBuf,
+    opts: ClientOptions,
+) -> Result<(EngineHandle, u32), ConnectError> {
     let conn = connect_dir(&state_dir, opts).await?;
     let pid = conn.pid;
     let (requests, requests_rx) = mpsc::channel(64);
@@ -155,7 +158,10 @@ impl Bridge {
                 self.fresh = None;
                 let _ = self.events.send(Arc::new(*event));
             }
-            ServerMsg::Snapshot { id: Some(id), snapshot } => {
+            ServerMsg::Snapshot {
+                id: Some(id),
+                snapshot,
+            } => {
                 if let Some(reply) = self.snapshots.remove(&id) {
                     let _ = reply.send(*snapshot);
                 }
@@ -174,7 +180,10 @@ impl Bridge {
                     });
                 }
             }
-            ServerMsg::Error { id: Some(id), message } => {
+            ServerMsg::Error {
+                id: Some(id),
+                message,
+            } => {
                 if let Some(reply) = self.commands.remove(&id) {
                     let _ = reply.send(Err(Refusal(message)));
                 } else {
@@ -182,7 +191,11 @@ impl Bridge {
                 }
             }
             ServerMsg::Error { id: None, message } => tracing::warn!("the engine says: {message}"),
-            ServerMsg::Log { level, target, message } => forward_log(&level, &target, &message),
+            ServerMsg::Log {
+                level,
+                target,
+                message,
+            } => forward_log(&level, &target, &message),
             ServerMsg::Hello { .. } => {}
         }
     }

@@ -116,7 +116,11 @@ async fn bind(placement: &Placement) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-async fn accept_loop(listener: UnixListener, handle: EngineHandle, holders: Arc<watch::Sender<usize>>) {
+async fn accept_loop(
+    listener: UnixListener,
+    handle: EngineHandle,
+    holders: Arc<watch::Sender<usize>>,
+) {
     let owner = owner_uid();
     loop {
         match listener.accept().await {
@@ -191,19 +195,36 @@ fn parse(bytes: &[u8]) -> Incoming {
         Ok(msg) => Incoming::Msg(msg),
         Err(e) => {
             let value = serde_json::from_slice::<serde_json::Value>(bytes).ok();
-            let id = value.as_ref().and_then(|v| v.get("id")).and_then(|v| v.as_u64());
-            let what = match value.as_ref().and_then(|v| v.get("type")).and_then(|t| t.as_str()) {
+            let id = value
+                .as_ref()
+                .and_then(|v| v.get("id"))
+                .and_then(|v| v.as_u64());
+            let what = match value
+                .as_ref()
+                .and_then(|v| v.get("type"))
+                .and_then(|t| t.as_str())
+            {
                 Some(t) => format!("cannot take this {t:?} message: {e}"),
-                None if value.is_some() => format!("not a message: {e}; every message is an object with a \"type\""),
+                None if value.is_some() => {
+                    format!("not a message: {e}; every message is an object with a \"type\"")
+                }
                 None => format!("not JSON: {e}"),
             };
-            Incoming::Bad(id, format!("{what} (messages are hello, command and snapshot; see the README)"))
+            Incoming::Bad(
+                id,
+                format!("{what} (messages are hello, command and snapshot; see the README)"),
+            )
         }
     }
 }
 
 /// One connection, from hello to close.
-async fn serve(stream: UnixStream, handle: EngineHandle, owner: u32, holders: Arc<watch::Sender<usize>>) {
+async fn serve(
+    stream: UnixStream,
+    handle: EngineHandle,
+    owner: u32,
+    holders: Arc<watch::Sender<usize>>,
+) {
     let peer = match Peer::of(&stream) {
         Ok(p) => p,
         Err(e) => {
@@ -214,11 +235,21 @@ async fn serve(stream: UnixStream, handle: EngineHandle, owner: u32, holders: Ar
     let (reader, mut writer) = stream.into_split();
     if let Err(why) = admit(peer, owner) {
         tracing::warn!("control socket: {why}");
-        let _ = send(&mut writer, &ServerMsg::Error { id: None, message: why }).await;
+        let _ = send(
+            &mut writer,
+            &ServerMsg::Error {
+                id: None,
+                message: why,
+            },
+        )
+        .await;
         return;
     }
     if let Err(e) = converse(reader, &mut writer, handle, holders).await {
-        tracing::debug!("control socket: connection from pid {:?} ended: {e}", peer.pid);
+        tracing::debug!(
+            "control socket: connection from pid {:?} ended: {e}",
+            peer.pid
+        );
     }
     let _ = writer.shutdown().await;
 }
@@ -245,7 +276,14 @@ async fn converse(
     )
     .await?;
     let mut covered = snapshot.seq;
-    send(writer, &ServerMsg::Snapshot { id: None, snapshot: Box::new(snapshot) }).await?;
+    send(
+        writer,
+        &ServerMsg::Snapshot {
+            id: None,
+            snapshot: Box::new(snapshot),
+        },
+    )
+    .await?;
 
     let (lines_tx, mut lines) = mpsc::channel(16);
     let reading = tokio::spawn(read_incoming(reader, lines_tx));
@@ -348,8 +386,16 @@ async fn converse(
 
 fn reply(id: u64, result: Result<(), Refusal>) -> ServerMsg {
     match result {
-        Ok(()) => ServerMsg::Reply { id, ok: true, refusal: None },
-        Err(Refusal(why)) => ServerMsg::Reply { id, ok: false, refusal: Some(why) },
+        Ok(()) => ServerMsg::Reply {
+            id,
+            ok: true,
+            refusal: None,
+        },
+        Err(Refusal(why)) => ServerMsg::Reply {
+            id,
+            ok: false,
+            refusal: Some(why),
+        },
     }
 }
 

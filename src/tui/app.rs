@@ -119,7 +119,8 @@ fn on_link(ui: &mut Ui, engine: &mut Engine, link: Link) {
         }
         Link::Connected { pid, .. } => {
             if ui.state.link.lost.take().is_some() {
-                ui.state.info(format!("reconnected to the engine (pid {pid})"));
+                ui.state
+                    .info(format!("reconnected to the engine (pid {pid})"));
             }
             engine.request_snapshot();
         }

@@ -54,7 +54,10 @@ impl Header<'_> {
         if let Some(why) = &ctx.state.link.lost {
             spans.push(Span::raw("   "));
             spans.push(Span::styled(" ⚠ ENGINE GONE ", t.style("ui.badge")));
-            spans.push(Span::styled(format!(" {why}; reconnecting…"), t.text("ui.text.dim")));
+            spans.push(Span::styled(
+                format!(" {why}; reconnecting…"),
+                t.text("ui.text.dim"),
+            ));
         }
         if ctx.state.link.read_only {
             spans.push(Span::raw("   "));

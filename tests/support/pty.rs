@@ -1,5 +1,6 @@
 //! The real binary in a pseudo-terminal: type keys, read the screen back
 //! through a terminal emulator, resize, and wait for the process to end.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::path::Path;

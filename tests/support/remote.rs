@@ -95,7 +95,10 @@ impl Proto {
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
                 Err(e) => panic!("read from the socket: {e}"),
             }
-            assert!(Instant::now() < deadline, "no message from the engine in time");
+            assert!(
+                Instant::now() < deadline,
+                "no message from the engine in time"
+            );
         }
     }
 
@@ -207,7 +210,9 @@ agent = "blocker"
 pub fn sandbox(tasks: usize) -> Sandbox {
     let sandbox = Sandbox::new();
     sandbox.write("pipeline.toml", REVIEW_THEN_BLOCK);
-    let inputs: Vec<Value> = (1..=tasks).map(|i| json!({"id": format!("t{i}")})).collect();
+    let inputs: Vec<Value> = (1..=tasks)
+        .map(|i| json!({"id": format!("t{i}")}))
+        .collect();
     sandbox.inputs(&inputs);
     sandbox
 }
@@ -234,10 +239,7 @@ pub fn engine(sandbox: &Sandbox, input: bool) -> Live {
 pub fn wait_all(socket: &Path, state: &str) {
     wait_for(&format!("every task {state}"), || {
         let (_, snap) = Proto::connect(socket, true);
-        states(&snap)
-            .values()
-            .all(|s| s == state)
-            .then_some(())
+        states(&snap).values().all(|s| s == state).then_some(())
     });
 }
 
@@ -252,7 +254,6 @@ pub fn wait_all_but(socket: &Path, except: &str, state: &str) {
             .then_some(())
     });
 }
-
 
 /// Waits until task `id` is in `state`, as the engine reports it.
 pub fn wait_for_state(socket: &Path, id: &str, state: &str) {

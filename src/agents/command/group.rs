@@ -67,7 +67,9 @@ pub(super) fn die_with_parent(command: &mut tokio::process::Command) {
             }
             // The engine may have died before the request above took hold.
             if libc::getppid() != parent {
-                return Err(std::io::Error::other("the engine exited while starting the agent"));
+                return Err(std::io::Error::other(
+                    "the engine exited while starting the agent",
+                ));
             }
             Ok(())
         });
