@@ -133,6 +133,21 @@ agent = "a"
 after = ["draft", "check"]
 "#;
 const FAN_PHASES: [&str; 4] = ["fetch", "draft", "check", "final"];
+#[test]
+fn an_agent_dies_with_an_engine_killed_by_sigkill() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(ONE_PHASE);
+    let pidfile = sandbox.path("agent.pid");
+    sandbox.inputs(&[json!({"id": "t", "do": {"one": "hang"}, "pidfile": pidfile})]);
+    let live = sandbox.spawn_run(true);
+    wait_for("the agent to start", || pidfile.exists().then_some(()));
+    let agent = read_pid(&pidfile);
+    assert!(is_alive(agent));
+    // No clean shutdown to kill it: the kernel does, as its parent dies.
+    live.kill9();
+    wait_until_gone(agent, "the agent of the killed engine");
+}
+
 /// Asks for a review at `fetch`, approved between kills.
 const REVIEWED: &str = "k2";
 

@@ -9,7 +9,7 @@ mod remote;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 
-use cli::wait_for;
+use cli::{baton, wait_for};
 use remote::{Proto, act, engine, sandbox, socket_of, wait_all, wait_all_but, wait_for_socket};
 use serde_json::{Value, json};
 
@@ -278,4 +278,58 @@ fn a_peer_of_another_user_is_refused_and_logged() {
     assert_eq!(snap["pipeline"], "remote-test");
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
+}
+
+#[test]
+fn a_state_folder_too_deep_for_a_socket_path_serves_from_the_runtime_dir() {
+    let sandbox = sandbox(1);
+    let runtime = tempfile::tempdir().unwrap();
+    let deep = sandbox.path(&format!("{}/{}/state", "d".repeat(50), "e".repeat(50)));
+    let child = baton()
+        .arg("run")
+        .arg(sandbox.path("pipeline.toml"))
+        .args(["--headless", "--wait", "--input"])
+        .arg(sandbox.path("tasks.jsonl"))
+        .arg("--state-dir")
+        .arg(&deep)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let live = cli::Live::from_child(child);
+    let pointer = deep.join("baton.sock.path");
+    let socket = wait_for("the pointer to the socket", || {
+        std::fs::read_to_string(&pointer).ok()
+    });
+    let socket = std::path::PathBuf::from(socket.trim());
+    assert!(socket.starts_with(runtime.path()), "{}", socket.display());
+    wait_for_socket(&socket);
+    wait_all(&socket, "awaiting_review");
+    // Commands find it through the pointer.
+    let out = cli::output(baton().args(["approve", "t1", "--state-dir"]).arg(&deep));
+    out.expect(0);
+    assert!(out.stderr.contains("the running engine (pid"), "{out}");
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+    assert!(!socket.exists() && !pointer.exists(), "both are removed");
+
+    // Without a runtime dir to fall back on, a --wait engine says why it cannot serve.
+    let out = cli::output(
+        baton()
+            .arg("run")
+            .arg(sandbox.path("pipeline.toml"))
+            .args(["--headless", "--wait", "--state-dir"])
+            .arg(&deep)
+            .env_remove("XDG_RUNTIME_DIR"),
+    );
+    out.expect(2);
+    assert!(
+        out.stderr.contains("more than a Unix socket allows"),
+        "{out}"
+    );
+    assert!(
+        out.stderr.contains("help: use a shorter --state-dir"),
+        "{out}"
+    );
 }
