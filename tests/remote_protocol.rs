@@ -9,7 +9,7 @@ mod remote;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 
-use cli::{baton, wait_for};
+use cli::{Sandbox, baton, wait_for};
 use remote::{Proto, act, engine, sandbox, socket_of, wait_all, wait_all_but, wait_for_socket};
 use serde_json::{Value, json};
 
@@ -332,4 +332,60 @@ fn a_state_folder_too_deep_for_a_socket_path_serves_from_the_runtime_dir() {
         out.stderr.contains("help: use a shorter --state-dir"),
         "{out}"
     );
+}
+
+#[test]
+fn a_client_too_slow_for_the_stream_gets_a_fresh_snapshot() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "pipeline.toml",
+        r#"
+name = "flood"
+[defaults]
+concurrency = 256
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "10..20"
+model = "claude-haiku-4-5"
+[[phases]]
+id = "draft"
+agent = "sim"
+review = "always"
+"#,
+    );
+    // More events than the engine's broadcast keeps, with the socket's buffer.
+    let tasks = 8000;
+    let inputs: Vec<Value> = (1..=tasks)
+        .map(|i| json!({"id": format!("t{i}")}))
+        .collect();
+    sandbox.inputs(&inputs);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    // Say hello, then read nothing while the run floods the stream.
+    let mut slow = Proto::raw(&socket);
+    slow.send(&json!({"type": "hello", "version": 1}));
+    wait_all(&socket, "awaiting_review");
+
+    let mut fresh = None;
+    let mut first = true;
+    while fresh.is_none() {
+        let msg = slow.next();
+        if msg["type"] == "snapshot" && !first {
+            assert!(msg.get("id").is_none(), "nobody asked: {msg}");
+            fresh = Some(msg);
+        } else if msg["type"] == "snapshot" {
+            first = false;
+        }
+    }
+    // The fresh snapshot has every task, and the stream goes on after it.
+    let snap = &fresh.unwrap()["snapshot"];
+    assert_eq!(snap["tasks"].as_array().unwrap().len(), tasks);
+    let id = slow.command(act("t1", "approve", "ann"));
+    // The event is durable, and sent, before the reply.
+    slow.wait_for("t1's approval", |m| is_decision(m, "t1", "ann"));
+    assert_eq!(slow.reply(id)["ok"], true);
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
 }
