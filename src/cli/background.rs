@@ -85,7 +85,24 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
         };
         match remote_handle::attach(state_dir.to_path_buf(), hold).await {
             Ok(attached) => break attached,
-            Err(ConnectError::NoEngine(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(ConnectError::NoEngine(_)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    // Interrupted before the dashboard is up: the engine,
+                    // out of reach of the terminal's signals, stops too.
+                    _ = tokio::signal::ctrl_c() => {
+                        if let Some(pid) = child.id() {
+                            // SAFETY: a plain signal to our own unreaped child.
+                            unsafe {
+                                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                            }
+                        }
+                        let _ = child.wait().await;
+                        relay(&log_path, &mut log_from);
+                        return Ended::Failed(130);
+                    }
+                }
+            }
             Err(e) => {
                 relay(&log_path, &mut log_from);
                 eprintln!("error: {e}");
