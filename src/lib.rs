@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod engine;
+pub mod remote;
 pub mod report;
 pub mod spec;
 pub mod store;

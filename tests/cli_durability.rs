@@ -89,16 +89,15 @@ fn a_second_engine_on_the_same_folder_is_refused_naming_the_first() {
     wait_for("the agent to start", || pidfile.exists().then_some(()));
     let holder = format!("pid {}", live.pid());
 
-    for out in [
-        sandbox.resume(),
-        sandbox.run(),
-        sandbox.cli(&["approve", "t"]),
-        sandbox.cli(&["cancel", "t"]),
-    ] {
+    for out in [sandbox.resume(), sandbox.run()] {
         out.expect(2);
         assert!(out.stderr.contains("is in use by baton"), "{out}");
         assert!(out.stderr.contains(&holder), "want {holder}\n{out}");
     }
+    // Decisions go to the running engine, which has the last word.
+    let out = sandbox.cli(&["approve", "t"]);
+    out.expect(1);
+    assert!(out.stderr.contains("refused:"), "{out}");
     // Reading works while the run holds the folder.
     assert_eq!(sandbox.states()["t"], "running");
     assert!(sandbox.show("t").get("decisions").is_none());
@@ -134,6 +133,21 @@ agent = "a"
 after = ["draft", "check"]
 "#;
 const FAN_PHASES: [&str; 4] = ["fetch", "draft", "check", "final"];
+#[test]
+fn an_agent_dies_with_an_engine_killed_by_sigkill() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(ONE_PHASE);
+    let pidfile = sandbox.path("agent.pid");
+    sandbox.inputs(&[json!({"id": "t", "do": {"one": "hang"}, "pidfile": pidfile})]);
+    let live = sandbox.spawn_run(true);
+    wait_for("the agent to start", || pidfile.exists().then_some(()));
+    let agent = read_pid(&pidfile);
+    assert!(is_alive(agent));
+    // No clean shutdown to kill it: the kernel does, as its parent dies.
+    live.kill9();
+    wait_until_gone(agent, "the agent of the killed engine");
+}
+
 /// Asks for a review at `fetch`, approved between kills.
 const REVIEWED: &str = "k2";
 

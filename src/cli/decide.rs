@@ -1,9 +1,21 @@
-//! Operator decisions from the command line, applied to a state folder that
-//! no engine holds, through the same engine code a running one uses.
+//! Operator decisions from the command line: handed to the engine that runs
+//! on the state folder, or, when none does, applied to the folder through the
+//! same engine code (see `source`). The output is the same either way.
 
-use baton::engine::{Action, Actor, Command, Engine, EngineOptions};
+use baton::engine::{Action, Actor, Command};
 
-use super::{StateDir, state_meta};
+use super::StateDir;
+use super::source::{self, Applied, NotApplied};
+
+/// Options every decision takes.
+#[derive(clap::Args)]
+pub struct Output {
+    /// Print the outcome as one JSON object: task, action, recorded, refusal.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    dir: StateDir,
+}
 
 #[derive(clap::Args)]
 pub struct ApproveArgs {
@@ -15,7 +27,7 @@ pub struct ApproveArgs {
     #[arg(long)]
     phase: Option<String>,
     #[command(flatten)]
-    dir: StateDir,
+    out: Output,
 }
 
 #[derive(clap::Args)]
@@ -30,7 +42,7 @@ pub struct RejectArgs {
     #[arg(long)]
     phase: Option<String>,
     #[command(flatten)]
-    dir: StateDir,
+    out: Output,
 }
 
 #[derive(clap::Args)]
@@ -51,7 +63,7 @@ pub struct ResolveArgs {
     #[arg(long)]
     phase: Option<String>,
     #[command(flatten)]
-    dir: StateDir,
+    out: Output,
 }
 
 #[derive(clap::Args)]
@@ -63,7 +75,7 @@ pub struct RetryArgs {
     #[arg(long)]
     note: Option<String>,
     #[command(flatten)]
-    dir: StateDir,
+    out: Output,
 }
 
 #[derive(clap::Args)]
@@ -72,11 +84,11 @@ pub struct CancelArgs {
     #[arg(long)]
     note: Option<String>,
     #[command(flatten)]
-    dir: StateDir,
+    out: Output,
 }
 
 pub async fn approve(a: ApproveArgs) -> i32 {
-    act(&a.dir, a.task, Action::Approve, a.phase, a.note).await
+    act(&a.out, a.task, Action::Approve, a.phase, a.note).await
 }
 
 pub async fn reject(a: RejectArgs) -> i32 {
@@ -84,7 +96,7 @@ pub async fn reject(a: RejectArgs) -> i32 {
         Some(feedback) => Action::SendBack { feedback },
         None => Action::Reject,
     };
-    act(&a.dir, a.task, action, a.phase, a.reason).await
+    act(&a.out, a.task, action, a.phase, a.reason).await
 }
 
 pub async fn resolve(a: ResolveArgs) -> i32 {
@@ -95,80 +107,67 @@ pub async fn resolve(a: ResolveArgs) -> i32 {
     } else {
         Action::ResolveFail
     };
-    act(&a.dir, a.task, action, a.phase, a.note).await
+    act(&a.out, a.task, action, a.phase, a.note).await
 }
 
 pub async fn retry(a: RetryArgs) -> i32 {
-    act(&a.dir, a.task, Action::Retry, a.phase, a.note).await
+    act(&a.out, a.task, Action::Retry, a.phase, a.note).await
 }
 
 pub async fn cancel(a: CancelArgs) -> i32 {
-    act(&a.dir, a.task, Action::Cancel, None, a.note).await
+    act(&a.out, a.task, Action::Cancel, None, a.note).await
 }
 
 async fn act(
-    dir: &StateDir,
+    out: &Output,
     task: String,
     action: Action,
     phase: Option<String>,
     note: Option<String>,
 ) -> i32 {
-    let state_dir = &dir.state_dir;
-    let pipeline = match state_meta::load(state_dir) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    let opts = EngineOptions {
-        dispatch: false,
-        exit_when_idle: false,
-        ..EngineOptions::default()
-    };
-    let engine = match Engine::open(pipeline, state_dir, opts) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    for w in engine.warnings() {
-        eprintln!("warning: {w}");
-    }
-    let handle = engine.handle();
-    let join = tokio::spawn(engine.run());
     let name = action.name();
-    let result = handle
-        .send(Command::Act {
-            task: task.clone(),
-            action,
-            phase,
-            note,
-            by: Actor::current(),
-        })
-        .await;
-    let _ = handle.send(Command::Shutdown).await;
-    match join.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
+    let command = Command::Act {
+        task: task.clone(),
+        action,
+        phase,
+        note,
+        by: Actor::current(),
+    };
+    let result = source::apply(&out.dir.state_dir, command).await;
+    let (recorded, refusal) = match &result {
+        Ok(_) => (true, None),
+        Err(NotApplied::Refused(why)) => (false, Some(why.as_str())),
+        Err(NotApplied::Failed(e)) => {
             eprintln!("error: {e}");
             return 2;
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+    };
+    if out.json {
+        let value = serde_json::json!({
+            "task": task,
+            "action": name,
+            "recorded": recorded,
+            "refusal": refusal,
+        });
+        println!("{value}");
     }
     match result {
-        Ok(()) => {
-            println!(
-                "{name}: recorded for task {task}; `baton run` on this state folder carries on from here"
-            );
+        Ok(applied) => {
+            if !out.json {
+                println!("{name}: recorded for task {task}");
+            }
+            match applied {
+                Applied::Live(pid) => {
+                    eprintln!("the running engine (pid {pid}) carries on from here")
+                }
+                Applied::Folder => {
+                    eprintln!("`baton run` on this state folder carries on from here")
+                }
+            }
             0
         }
-        Err(refusal) => {
-            eprintln!("refused: {refusal}");
+        Err(_) => {
+            eprintln!("refused: {}", refusal.unwrap_or_default());
             1
         }
     }

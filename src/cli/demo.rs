@@ -53,6 +53,7 @@ pub fn demo_tasks(count: usize) -> Vec<InputTask> {
 pub async fn run(args: DemoArgs) -> i32 {
     let mode = super::run::Mode::choose(args.headless, &args.view);
     super::run::init_logging_for(&mode);
+    let temporary = args.dir.is_none();
     let dir = args.dir.unwrap_or_else(|| {
         let stamp = jiff::Timestamp::now().as_second();
         std::env::temp_dir().join(format!("baton-demo-{stamp}-{}", std::process::id()))
@@ -73,17 +74,56 @@ pub async fn run(args: DemoArgs) -> i32 {
     };
     let state_dir = dir.join("state");
     eprintln!("demo files and state in {}", dir.display());
-    let code = super::run::run_engine(
-        &pipeline_file,
-        pipeline,
-        demo_tasks(args.tasks),
-        &state_dir,
-        mode,
-    )
-    .await;
-    eprintln!(
-        "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}",
-        state_dir.display()
-    );
-    code
+    let look_around = || {
+        eprintln!(
+            "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}",
+            state_dir.display()
+        )
+    };
+    let opts = match mode {
+        super::run::Mode::Headless => {
+            let code = super::run::run_headless(
+                &pipeline_file,
+                pipeline,
+                demo_tasks(args.tasks),
+                &state_dir,
+                false,
+            )
+            .await;
+            look_around();
+            return code;
+        }
+        super::run::Mode::Dashboard(opts) => opts,
+    };
+    // The engine runs in its own process (see `background`): it reads the
+    // tickets from a file like any run.
+    let tickets = dir.join("tickets.jsonl");
+    let lines: String = demo_tasks(args.tasks)
+        .iter()
+        .map(|t| format!("{}\n", t.input))
+        .collect();
+    if let Err(e) = std::fs::write(&tickets, lines) {
+        eprintln!("error: cannot write {}: {e}", tickets.display());
+        return 2;
+    }
+    let plan = super::background::Plan {
+        pipeline_file: &pipeline_file,
+        input: Some(&tickets),
+        state_dir: &state_dir,
+    };
+    let ended = super::background::run(plan, opts).await;
+    match ended {
+        super::background::Ended::Stopped(_) if temporary => match std::fs::remove_dir_all(&dir) {
+            Ok(()) => eprintln!("removed the demo folder {}", dir.display()),
+            Err(e) => eprintln!(
+                "warning: cannot remove the demo folder {}: {e}",
+                dir.display()
+            ),
+        },
+        super::background::Ended::Detached => {
+            eprintln!("the demo's files stay in {} while it runs", dir.display());
+        }
+        _ => look_around(),
+    }
+    ended.code()
 }

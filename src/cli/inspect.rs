@@ -1,31 +1,15 @@
-//! `baton list` and `baton show`: read a state folder without taking it, so
-//! they work while an engine runs.
+//! `baton list` and `baton show`: the run as the engine that holds the
+//! state folder sees it, or the folder as it is when no engine does; the
+//! folder is read without being taken either way (see `source`).
 
 use std::path::Path;
 
-use baton::engine::recovery::{Folded, fold};
-use baton::engine::{Task, TaskState};
+use baton::engine::TaskState;
 use baton::report::{list as list_report, show as show_report};
-use baton::store::Store;
 
-use super::state_meta;
+use super::source;
 
-fn read(state_dir: &Path) -> Result<Folded, String> {
-    let pipeline = state_meta::load(state_dir)?;
-    let phases: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
-    let recovered = Store::load_readonly(state_dir).map_err(|e| e.to_string())?;
-    let folded = fold(recovered, &phases);
-    for w in &folded.warnings {
-        eprintln!("warning: {w}");
-    }
-    Ok(folded)
-}
-
-fn ordered(folded: &Folded) -> impl Iterator<Item = &Task> {
-    folded.order.iter().filter_map(|id| folded.tasks.get(id))
-}
-
-pub fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
+pub async fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
     let filter = match state.map(|s| (s, TaskState::parse(s))) {
         Some((_, Some(st))) => Some(st),
         Some((s, None)) => {
@@ -38,14 +22,14 @@ pub fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
         }
         None => None,
     };
-    let folded = match read(state_dir) {
-        Ok(f) => f,
+    let tasks = match source::tasks(state_dir).await {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let tasks = ordered(&folded).filter(|t| filter.is_none_or(|s| t.state == s));
+    let tasks = tasks.iter().filter(|t| filter.is_none_or(|s| t.state == s));
     if json {
         let rows: Vec<_> = tasks.map(list_report::row).collect();
         println!(
@@ -58,16 +42,16 @@ pub fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
     0
 }
 
-pub fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
-    let folded = match read(state_dir) {
-        Ok(f) => f,
+pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
+    let tasks = match source::tasks(state_dir).await {
+        Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let Some(task) = folded.tasks.get(id) else {
-        let known: Vec<&str> = folded.order.iter().take(10).map(String::as_str).collect();
+    let Some(task) = tasks.iter().find(|t| t.id == id) else {
+        let known: Vec<&str> = tasks.iter().take(10).map(|t| t.id.as_str()).collect();
         eprintln!(
             "error: no task \"{id}\" in {}\n  help: tasks there include: {}",
             state_dir.display(),

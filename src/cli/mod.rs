@@ -3,10 +3,13 @@
 //! or files, 3 tasks wait for a person (`run`), 4 tasks left unfinished (the
 //! dashboard was quit mid-run), 130/143 stopped by a signal.
 
+mod attach;
+mod background;
 mod decide;
 mod demo;
 mod inspect;
 mod run;
+mod source;
 mod state_meta;
 mod validate;
 
@@ -29,7 +32,7 @@ struct Cli {
 pub struct StateDir {
     /// The state folder.
     #[arg(long, global = true, default_value = "state", value_name = "DIR")]
-    state_dir: PathBuf,
+    pub state_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -43,6 +46,8 @@ enum Cmd {
         /// The pipeline file.
         file: PathBuf,
     },
+    /// Open the dashboard on the engine running on a state folder; quitting leaves it running.
+    Attach(attach::AttachArgs),
     /// List tasks in the state folder.
     List {
         /// Only tasks in this state (pending, running, retrying, awaiting_review, blocked, completed, failed, cancelled).
@@ -96,8 +101,11 @@ pub fn main() -> i32 {
             Cmd::Run(args) => run::run(args).await,
             Cmd::Demo(args) => demo::run(args).await,
             Cmd::Validate { file } => validate::run(&file),
-            Cmd::List { state, json, dir } => inspect::list(&dir.state_dir, state.as_deref(), json),
-            Cmd::Show { task, json, dir } => inspect::show(&dir.state_dir, &task, json),
+            Cmd::Attach(args) => attach::run(args).await,
+            Cmd::List { state, json, dir } => {
+                inspect::list(&dir.state_dir, state.as_deref(), json).await
+            }
+            Cmd::Show { task, json, dir } => inspect::show(&dir.state_dir, &task, json).await,
             Cmd::Approve(args) => decide::approve(args).await,
             Cmd::Reject(args) => decide::reject(args).await,
             Cmd::Resolve(args) => decide::resolve(args).await,
@@ -105,16 +113,4 @@ pub fn main() -> i32 {
             Cmd::Cancel(args) => decide::cancel(args).await,
         }
     })
-}
-
-/// Logs go to stderr, quiet unless BATON_LOG says otherwise.
-pub fn init_logging() {
-    // Recovery hands its warnings to the command, which prints them; logging
-    // them as well would say each one twice.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }

@@ -22,6 +22,10 @@ pub struct RunArgs {
     /// Print progress lines instead of opening the dashboard.
     #[arg(long)]
     headless: bool,
+    /// Keep running while tasks wait for a person, until every task is final
+    /// or SIGTERM/SIGINT, serving `baton attach` and CLI decisions meanwhile.
+    #[arg(long)]
+    wait: bool,
     #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
@@ -43,12 +47,13 @@ pub struct ViewArgs {
 }
 
 impl ViewArgs {
-    fn options(&self) -> baton::tui::TuiOptions {
+    pub fn options(&self) -> baton::tui::TuiOptions {
         baton::tui::TuiOptions {
             theme: self.theme.clone(),
             keys_file: self.keys.clone(),
             max_fps: self.fps.max(1),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            ..baton::tui::TuiOptions::default()
         }
     }
 }
@@ -93,15 +98,48 @@ pub async fn run(args: RunArgs) -> i32 {
         },
         None => Vec::new(),
     };
-    run_engine(&args.pipeline, pipeline, inputs, &args.dir.state_dir, mode).await
+    if let Mode::Dashboard(opts) = mode {
+        let plan = super::background::Plan {
+            pipeline_file: &args.pipeline,
+            input: args.input.as_deref(),
+            state_dir: &args.dir.state_dir,
+        };
+        return super::background::run(plan, opts).await.code();
+    }
+    run_headless(
+        &args.pipeline,
+        pipeline,
+        inputs,
+        &args.dir.state_dir,
+        args.wait,
+    )
+    .await
 }
 
-/// Logs go to the dashboard's log pane while it owns the screen, else to stderr.
+/// Logs go to the dashboard's log pane while it owns the screen, else to
+/// stderr; a headless engine also hands them to attached dashboards.
 pub fn init_logging_for(mode: &Mode) {
+    use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     match mode {
-        Mode::Headless => super::init_logging(),
+        Mode::Headless => {
+            let filter =
+                tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error")
+                });
+            let _ = tracing_subscriber::registry()
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(std::io::stderr)
+                        .with_filter(filter),
+                )
+                .with(
+                    baton::remote::log_feed::LogFeedLayer
+                        .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
+                )
+                .try_init();
+        }
         Mode::Dashboard(_) => {
             let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -113,18 +151,19 @@ pub fn init_logging_for(mode: &Mode) {
     }
 }
 
-/// Opens the engine on a state folder, adds the inputs, and runs it with
-/// the dashboard or headless.
-pub async fn run_engine(
+/// Opens the engine on a state folder, adds the inputs, serves the control
+/// socket, and runs, printing progress lines. Without `wait` it ends once
+/// nothing more can happen without a person; with it, once every task is
+/// final and no dashboard that asked to hold it is attached.
+pub async fn run_headless(
     pipeline_file: &Path,
     pipeline: spec::Pipeline,
     inputs: Vec<InputTask>,
     state_dir: &Path,
-    mode: Mode,
+    wait: bool,
 ) -> i32 {
-    // The dashboard stays up after the work is done, until the operator quits.
     let opts = EngineOptions {
-        exit_when_idle: matches!(mode, Mode::Headless),
+        exit_when_idle: !wait,
         ..EngineOptions::default()
     };
     let mut engine = match Engine::open(pipeline, state_dir, opts) {
@@ -165,12 +204,24 @@ pub async fn run_engine(
             return 2;
         }
     }
-    if let Mode::Dashboard(opts) = mode {
-        return run_dashboard(engine, opts, state_dir).await;
-    }
     let handle = engine.handle();
+    let server = match baton::remote::Server::start(state_dir, handle.clone()).await {
+        Ok(s) => Some(s),
+        Err(e) if wait => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!(
+                "warning: no control socket ({e}); `baton attach` and decisions while this run goes on are not available"
+            );
+            None
+        }
+    };
+    let mut holders = server.as_ref().map(|s| s.holders());
     let mut events = handle.subscribe();
     let mut progress = Progress::new(engine.snapshot());
+    let mut stop_asked = false;
     let mut engine_task = tokio::spawn(engine.run());
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
@@ -178,7 +229,18 @@ pub async fn run_engine(
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let summary = loop {
+        // With --wait, the end is when every task is final and nobody holds the run.
+        let held = holders.as_ref().is_some_and(|h| *h.borrow() > 0);
+        if wait && !stop_asked && !held && progress.unfinished() == 0 {
+            stop_asked = true;
+            let _ = handle.send(Command::Shutdown).await;
+        }
         tokio::select! {
+            changed = async { holders.as_mut().expect("guarded").changed().await }, if holders.is_some() => {
+                if changed.is_err() {
+                    holders = None;
+                }
+            }
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     if let Some(line) = progress.apply(&ev) {
@@ -214,6 +276,7 @@ pub async fn run_engine(
             }
         }
     };
+    drop(server);
     let summary = match settled(summary) {
         Ok(s) => s,
         Err(code) => return code,
@@ -221,41 +284,13 @@ pub async fn run_engine(
     progress.print_line(&mut std::io::stderr());
     let waiting = progress.count(baton::engine::TaskState::AwaitingReview)
         + progress.count(baton::engine::TaskState::Blocked);
-    if waiting > 0 && stopped_by.is_none() {
+    if waiting > 0 && stopped_by.is_none() && !wait {
         eprintln!(
             "{waiting} task(s) wait for a person: see `baton list --state awaiting_review --state-dir {0}`, then `baton approve|reject|resolve TASK --state-dir {0}` and run again",
             state_dir.display()
         );
     }
     stopped_by.unwrap_or_else(|| summary.exit_code())
-}
-
-async fn run_dashboard(engine: Engine, opts: baton::tui::TuiOptions, state_dir: &Path) -> i32 {
-    let handle = engine.handle();
-    let engine_task = tokio::spawn(engine.run());
-    let shown = baton::tui::run(handle.clone(), opts).await;
-    // Quitting (or a failed terminal) stops the engine cleanly: the journal
-    // is finished and running attempts run again next time.
-    let _ = handle.send(Command::Shutdown).await;
-    let summary = match settled(engine_task.await) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    if let Err(e) = shown {
-        eprintln!("error: the dashboard failed: {e:#}");
-        return 2;
-    }
-    let counts: Vec<String> = summary
-        .counts
-        .iter()
-        .map(|(state, n)| format!("{n} {state}"))
-        .collect();
-    eprintln!(
-        "stopped: {}; `baton run` on {} carries on from here",
-        counts.join(", "),
-        state_dir.display()
-    );
-    summary.exit_code()
 }
 
 /// The engine task's end: its summary, or exit status 2 with the reason said.

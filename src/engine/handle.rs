@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::event::{Command, Event};
 use super::task::Task;
@@ -34,11 +34,24 @@ pub(crate) enum Request {
     Snapshot(oneshot::Sender<RunSnapshot>),
 }
 
+/// How a handle on an engine in another process is connected to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Talking to the engine with process id `pid`. `generation` grows with
+    /// each new connection (and each time the engine starts the stream over),
+    /// and a reader should then take a fresh snapshot.
+    Connected { generation: u64, pid: u32 },
+    /// The engine went away; the handle keeps trying to reconnect.
+    Lost { reason: String },
+}
+
 /// A cheap, cloneable handle on a running engine.
 #[derive(Clone)]
 pub struct EngineHandle {
     pub(crate) requests: mpsc::Sender<Request>,
     pub(crate) events: broadcast::Sender<Arc<Event>>,
+    /// Set for an engine in another process, reached over its control socket.
+    pub(crate) link: Option<watch::Receiver<Link>>,
 }
 
 impl EngineHandle {
@@ -46,6 +59,12 @@ impl EngineHandle {
     /// `RecvError::Lagged` and should take a fresh `snapshot`.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// For an engine in another process, the state of the connection to it;
+    /// `None` for an engine in this process.
+    pub fn link(&self) -> Option<watch::Receiver<Link>> {
+        self.link.clone()
     }
 
     /// Everything now. Subscribe first, then snapshot, and skip events whose

@@ -293,6 +293,7 @@ impl Engine {
         EngineHandle {
             requests: self.requests_tx.clone(),
             events: self.store.broadcaster(),
+            link: None,
         }
     }
 

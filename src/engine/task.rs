@@ -530,8 +530,38 @@ impl Task {
                     HoldKind::Blocked => "blocked",
                 };
                 let on = phase.map(|p| format!(" on phase {p}")).unwrap_or_default();
+                // Two operators deciding at once: the second learns who was first.
+                let settles = |a: &Action| match kind {
+                    HoldKind::Review => {
+                        matches!(
+                            a,
+                            Action::Approve | Action::Reject | Action::SendBack { .. }
+                        )
+                    }
+                    HoldKind::Blocked => matches!(
+                        a,
+                        Action::ResolveRetry | Action::ResolveSkip | Action::ResolveFail
+                    ),
+                };
+                let earlier = self
+                    .decisions
+                    .iter()
+                    .rev()
+                    .find(|d| {
+                        settles(&d.action) && phase.is_none_or(|p| d.phase.as_deref() == Some(p))
+                    })
+                    .map(|d| {
+                        format!(
+                            "; already decided by {}: {} on phase {} at {}",
+                            d.by,
+                            d.action.name(),
+                            d.phase.as_deref().unwrap_or("?"),
+                            d.at
+                        )
+                    })
+                    .unwrap_or_default();
                 Err(self.refused(format!(
-                    "cannot {}: nothing is {what}{on} (task is {})",
+                    "cannot {}: nothing is {what}{on} (task is {}){earlier}",
                     action.name(),
                     self.state
                 )))
@@ -976,6 +1006,23 @@ mod tests {
         assert_eq!(t.state, TaskState::Running);
         assert_eq!(t.phases[1].state, PhaseState::Pending);
         assert_eq!(t.phases[1].tries, 0);
+        // A second operator deciding late learns who was first.
+        let err = t
+            .apply(&ev(99, decision(Action::Reject)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nothing is awaiting review (task is running); already decided by ann: approve on phase a at"),
+            "{err}"
+        );
+        let err = t
+            .apply(&ev(100, decision(Action::ResolveSkip)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("already decided by ann: resolve: retry on phase b"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -69,6 +69,15 @@ impl Progress {
         self.counts[slot(state)]
     }
 
+    /// Tasks not yet completed, failed or cancelled.
+    pub fn unfinished(&self) -> usize {
+        TaskState::ALL
+            .iter()
+            .filter(|s| !s.is_final())
+            .map(|s| self.count(*s))
+            .sum()
+    }
+
     pub fn line(&self, now: Timestamp) -> String {
         let mut cost = CostTotal::default();
         let mut tokens = 0;

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::engine::event::{Actor, Command, Event};
-use crate::engine::handle::{EngineHandle, Refusal, RunSnapshot};
+use crate::engine::handle::{EngineHandle, Link, Refusal, RunSnapshot};
 
 use super::color::ColorSupport;
 use super::keymap::Keymap;
@@ -107,6 +107,26 @@ impl Engine {
     }
 }
 
+/// The connection to an engine in another process changed: say so, and
+/// after a reconnect (or a restarted stream) take the run afresh.
+fn on_link(ui: &mut Ui, engine: &mut Engine, link: Link) {
+    match link {
+        Link::Lost { reason } => {
+            ui.state.error(format!(
+                "the engine went away ({reason}); reconnecting… (q quits)"
+            ));
+            ui.state.link.lost = Some(reason);
+        }
+        Link::Connected { pid, .. } => {
+            if ui.state.link.lost.take().is_some() {
+                ui.state
+                    .info(format!("reconnected to the engine (pid {pid})"));
+            }
+            engine.request_snapshot();
+        }
+    }
+}
+
 /// Keys from `keys_file`, else from the config folder's `keys.toml` when there is one.
 fn load_keymap(opts: &TuiOptions) -> (Keymap, Option<String>) {
     let path = opts.keys_file.clone().or_else(|| {
@@ -152,6 +172,10 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
     if let Some(first) = warnings.first() {
         ui.state.error(first.clone());
     }
+    let mut link = handle.link();
+    ui.state.link.remote = link.is_some();
+    ui.state.link.read_only = opts.read_only;
+    ui.state.link.quit_stops_engine = opts.quit_stops_engine;
 
     let mut guard = TerminalGuard::new().context("cannot set up the terminal")?;
     let (replies, mut replies_rx) = mpsc::unbounded_channel();
@@ -184,6 +208,7 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                     match ui.on_terminal(&ev) {
                         Effect::None => {}
                         Effect::Quit => return Ok(Exit::Quit),
+                        Effect::Detach => return Ok(Exit::Detach),
                         Effect::Send { command, label } => engine.send(command, label),
                     }
                 }
@@ -220,6 +245,15 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                         ui.state.error("the engine has stopped; q quits");
                     }
                 }
+            },
+            changed = async { link.as_mut().expect("guarded").changed().await }, if link.is_some() => {
+                pacer.mark();
+                if changed.is_err() {
+                    link = None;
+                    continue;
+                }
+                let now = link.as_mut().expect("guarded").borrow_and_update().clone();
+                on_link(&mut ui, &mut engine, now);
             },
             _ = sleep_until(wake) => pacer.woke(Instant::now()),
         }

@@ -22,7 +22,11 @@ fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
             }
         }
     });
-    EngineHandle { requests, events }
+    EngineHandle {
+        requests,
+        events,
+        link: None,
+    }
 }
 
 fn ui_from(snapshot: RunSnapshot) -> Ui {

@@ -12,8 +12,8 @@ use super::prompt::{ConfirmKind, Prompt, TextKind};
 use super::ui::{Effect, Ui};
 use super::view_state::{Pane, Popup};
 
-/// Shown for `d` until detaching exists.
-pub const DETACH_UNAVAILABLE: &str = "detach needs a control socket (not available in this build)";
+/// Shown for `d` when the engine runs inside this dashboard's process.
+pub const DETACH_UNAVAILABLE: &str = "this engine runs inside the dashboard, so it cannot be left running: start it with `baton run` (not --headless) to detach";
 
 impl Ui {
     pub fn on_action(&mut self, action: Action) -> Effect {
@@ -54,6 +54,7 @@ impl Ui {
                 self.state.info(format!("theme: {name}"));
             }
             Action::Help => self.state.popup = Some(Popup::Help { scroll: 0 }),
+            Action::Detach if self.state.link.remote => return Effect::Detach,
             Action::Detach => self.state.error(DETACH_UNAVAILABLE),
             Action::PauseResume => {
                 let by = self.actor.clone();
@@ -69,7 +70,7 @@ impl Ui {
             }
             Action::Quit => {
                 let unfinished = self.view.unfinished();
-                if unfinished == 0 {
+                if unfinished == 0 || !self.state.link.quit_stops_engine {
                     return Effect::Quit;
                 }
                 self.state.popup = Some(Popup::Prompt(Prompt::Confirm(ConfirmKind::Quit {

@@ -51,6 +51,18 @@ impl Header<'_> {
             Span::styled(ctx.view.pipeline.clone(), t.style("ui.header.name")),
             Span::styled(format!("   run {run_time}"), t.text("ui.text")),
         ];
+        if let Some(why) = &ctx.state.link.lost {
+            spans.push(Span::raw("   "));
+            spans.push(Span::styled(" ⚠ ENGINE GONE ", t.style("ui.badge")));
+            spans.push(Span::styled(
+                format!(" {why}; reconnecting…"),
+                t.text("ui.text.dim"),
+            ));
+        }
+        if ctx.state.link.read_only {
+            spans.push(Span::raw("   "));
+            spans.push(Span::styled(" READ-ONLY ", t.style("ui.paused")));
+        }
         if ctx.view.paused {
             spans.push(Span::raw("   "));
             spans.push(Span::styled(" ⏸ PAUSED ", t.style("ui.paused")));

@@ -55,6 +55,11 @@ pub struct TuiOptions {
     pub max_fps: u32,
     /// No colour at all, as if `NO_COLOR` were set.
     pub no_color: bool,
+    /// Quitting stops the engine (the dashboard that started it); an
+    /// attached dashboard only closes itself.
+    pub quit_stops_engine: bool,
+    /// Attached with `--read-only`; shown in the header.
+    pub read_only: bool,
 }
 
 impl Default for TuiOptions {
@@ -64,6 +69,8 @@ impl Default for TuiOptions {
             keys_file: None,
             max_fps: 10,
             no_color: false,
+            quit_stops_engine: true,
+            read_only: false,
         }
     }
 }
@@ -73,8 +80,7 @@ impl Default for TuiOptions {
 pub enum Exit {
     /// The operator quit; the caller shuts the engine down.
     Quit,
-    /// The operator detached, leaving the run going. Reserved: needs a
-    /// control socket to reattach through, which this build lacks.
+    /// The operator detached, leaving the run going; `baton attach` comes back.
     Detach,
 }
 

@@ -37,6 +37,8 @@ pub enum Effect {
         label: String,
     },
     Quit,
+    /// Leave the engine running in the background.
+    Detach,
 }
 
 pub struct Ui {

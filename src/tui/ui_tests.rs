@@ -6,7 +6,7 @@ use crate::tui::commands::DETACH_UNAVAILABLE;
 use crate::tui::prompt::Prompt;
 use crate::tui::test_support::{now, sample_run};
 use crate::tui::theme_file::built_in_default;
-use crate::tui::view_state::SortColumn;
+use crate::tui::view_state::{LinkView, SortColumn};
 
 fn ui() -> Ui {
     let mut ui = Ui::new(
@@ -202,13 +202,33 @@ fn quit_with_nothing_unfinished_is_immediate() {
 }
 
 #[test]
-fn detach_is_reserved_for_now() {
+fn detach_needs_an_engine_in_another_process() {
     let mut ui = ui();
     assert_eq!(press(&mut ui, KeyCode::Char('d')), Effect::None);
     assert_eq!(
         ui.state.status.as_ref().map(|s| s.text.as_str()),
         Some(DETACH_UNAVAILABLE)
     );
+    ui.state.link.remote = true;
+    assert_eq!(press(&mut ui, KeyCode::Char('d')), Effect::Detach);
+}
+
+#[test]
+fn an_attached_dashboard_quits_without_asking_and_says_when_the_engine_is_gone() {
+    let mut ui = ui();
+    ui.state.link = LinkView {
+        remote: true,
+        lost: Some("the engine closed the connection".into()),
+        read_only: true,
+        quit_stops_engine: false,
+    };
+    assert!(ui.view.unfinished() > 0);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(160, 48)).unwrap();
+    term.draw(|f| ui.draw(f, now(), &TimeZone::UTC)).unwrap();
+    let screen = term.backend().to_string();
+    assert!(screen.contains("ENGINE GONE"), "{screen}");
+    assert!(screen.contains("READ-ONLY"), "{screen}");
+    assert_eq!(press(&mut ui, KeyCode::Char('q')), Effect::Quit);
 }
 
 #[test]

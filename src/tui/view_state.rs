@@ -166,6 +166,34 @@ pub struct ViewState {
     /// Index into the loaded themes.
     pub theme: usize,
     pub status: Option<Status>,
+    pub link: LinkView,
+}
+
+/// How this dashboard reaches its engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkView {
+    /// The engine runs in another process, reached over its control socket:
+    /// `d` detaches.
+    pub remote: bool,
+    /// The engine went away, and why; the dashboard is reconnecting.
+    pub lost: Option<String>,
+    /// Attached with `--read-only`: the engine refuses every command.
+    pub read_only: bool,
+    /// `q` stops the engine (and so asks first while work is unfinished);
+    /// otherwise it only closes this dashboard.
+    pub quit_stops_engine: bool,
+}
+
+impl Default for LinkView {
+    /// An engine in this process, which quitting stops.
+    fn default() -> LinkView {
+        LinkView {
+            remote: false,
+            lost: None,
+            read_only: false,
+            quit_stops_engine: true,
+        }
+    }
 }
 
 impl ViewState {

@@ -1,5 +1,6 @@
 //! The real binary in a pseudo-terminal: type keys, read the screen back
 //! through a terminal emulator, resize, and wait for the process to end.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -145,6 +146,14 @@ impl Term {
         self.wait_for("Quit the dashboard?", 10);
         self.send("y");
         self.wait_exit(30)
+    }
+
+    /// The exit status, if the program has exited.
+    pub fn exited(&mut self) -> Option<u32> {
+        self.child
+            .try_wait()
+            .expect("poll child")
+            .map(|s| s.exit_code())
     }
 
     /// Waits for the program to exit and returns its status code.

@@ -51,6 +51,31 @@ impl Drop for ProcessGroup {
     }
 }
 
+/// Asks the kernel to SIGKILL the agent when the engine dies, so that a
+/// killed engine (kill -9, a crash) leaves no agent running. It covers the
+/// group's leader only; its own children are swept up when the next engine's
+/// attempt runs again. The signal follows the thread that spawned the child,
+/// and tokio's worker threads live as long as the engine.
+pub(super) fn die_with_parent(command: &mut tokio::process::Command) {
+    // SAFETY: the closure runs between fork and exec and calls only
+    // async-signal-safe functions (prctl, getppid).
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The engine may have died before the request above took hold.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other(
+                    "the engine exited while starting the agent",
+                ));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// The usual name of a signal, for messages.
 pub(super) fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {

@@ -84,11 +84,14 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
     };
     input.push(b'\n');
 
-    let mut child = match Command::new(&spec.program)
+    let mut command = Command::new(&spec.program);
+    command
         .args(&spec.args)
         .current_dir(&spec.cwd)
         .envs(&spec.env)
-        .process_group(0)
+        .process_group(0);
+    group::die_with_parent(&mut command);
+    let mut child = match command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

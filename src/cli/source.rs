@@ -1,0 +1,136 @@
+//! Where a command finds its run: the engine that holds the state folder,
+//! over its control socket, or, when no engine does, the folder itself.
+//! This is the one place that chooses; every command that reads tasks or
+//! makes a decision goes through it, so that both ways give the same output.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use baton::engine::recovery::fold;
+use baton::engine::{Command, Engine, EngineError, EngineOptions, Task};
+use baton::remote::{ClientOptions, ConnectError, Connection, connect_dir};
+use baton::store::{Store, StoreError};
+
+use super::state_meta;
+
+/// How long a command waits for an engine that holds the folder's lock but
+/// does not answer yet (it is starting, and binds its socket right after).
+const STARTING_ENGINE_GRACE: Duration = Duration::from_secs(3);
+
+/// The run a command works on.
+pub enum Source {
+    /// An engine holds the folder and answers on its socket.
+    Live(Box<Connection>),
+    /// No engine holds the folder: read and write it directly.
+    Folder,
+}
+
+impl Source {
+    pub async fn open(state_dir: &Path) -> Result<Source, String> {
+        match connect_dir(state_dir, ClientOptions::default()).await {
+            Ok(conn) => Ok(Source::Live(Box::new(conn))),
+            Err(ConnectError::NoEngine(_)) => Ok(Source::Folder),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Every task of the run, in submission order.
+pub async fn tasks(state_dir: &Path) -> Result<Vec<Task>, String> {
+    match Source::open(state_dir).await? {
+        Source::Live(conn) => Ok(conn.snapshot.tasks),
+        Source::Folder => read_folder(state_dir),
+    }
+}
+
+/// Reads a state folder without taking it: works even beside a running engine.
+fn read_folder(state_dir: &Path) -> Result<Vec<Task>, String> {
+    let pipeline = state_meta::load(state_dir)?;
+    let phases: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
+    let recovered = Store::load_readonly(state_dir).map_err(|e| e.to_string())?;
+    let mut folded = fold(recovered, &phases);
+    for w in &folded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(folded
+        .order
+        .iter()
+        .filter_map(|id| folded.tasks.remove(id))
+        .collect())
+}
+
+/// Where a command was carried out.
+pub enum Applied {
+    /// By the running engine with this pid.
+    Live(u32),
+    /// In the folder; the next `baton run` carries on from it.
+    Folder,
+}
+
+/// Why a command was not carried out.
+pub enum NotApplied {
+    /// The engine said no; the text is for the operator (exit status 1).
+    Refused(String),
+    /// It could not be tried: bad folder, folder in use, I/O (exit status 2).
+    Failed(String),
+}
+
+/// Hands `command` to the running engine, or applies it to the folder with
+/// the same engine code when no engine runs.
+pub async fn apply(state_dir: &Path, command: Command) -> Result<Applied, NotApplied> {
+    let started = Instant::now();
+    loop {
+        match Source::open(state_dir).await.map_err(NotApplied::Failed)? {
+            Source::Live(mut conn) => {
+                return conn
+                    .command(command)
+                    .await
+                    .map(|()| Applied::Live(conn.pid))
+                    .map_err(|r| NotApplied::Refused(r.0));
+            }
+            Source::Folder => match apply_offline(state_dir, command.clone()).await {
+                // Locked but silent: an engine is starting; ask it once it answers.
+                Err(Offline::Locked(_)) if started.elapsed() < STARTING_ENGINE_GRACE => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(Offline::Locked(e)) => return Err(NotApplied::Failed(e)),
+                Err(Offline::Not(n)) => return Err(n),
+                Ok(()) => return Ok(Applied::Folder),
+            },
+        }
+    }
+}
+
+enum Offline {
+    Locked(String),
+    Not(NotApplied),
+}
+
+async fn apply_offline(state_dir: &Path, command: Command) -> Result<(), Offline> {
+    let pipeline = state_meta::load(state_dir).map_err(|e| Offline::Not(NotApplied::Failed(e)))?;
+    let opts = EngineOptions {
+        dispatch: false,
+        exit_when_idle: false,
+        ..EngineOptions::default()
+    };
+    let engine = match Engine::open(pipeline, state_dir, opts) {
+        Ok(e) => e,
+        Err(e @ EngineError::Store(StoreError::Locked { .. })) => {
+            return Err(Offline::Locked(e.to_string()));
+        }
+        Err(e) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),
+    };
+    for w in engine.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let handle = engine.handle();
+    let join = tokio::spawn(engine.run());
+    let result = handle.send(command).await;
+    let _ = handle.send(Command::Shutdown).await;
+    match join.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),
+        Err(e) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),
+    }
+    result.map_err(|r| Offline::Not(NotApplied::Refused(r.0)))
+}

@@ -1,0 +1,26 @@
+//! The control socket: one per state folder, served by the engine process,
+//! for `baton attach` and for CLI commands while an engine runs. The same
+//! events go out as the engine emits, the same commands come in as keys
+//! send; nothing here goes around the engine.
+//!
+//! - `protocol`: the messages (JSON lines)
+//! - `lines`: reading lines with a size cap
+//! - `path`: where the socket lives
+//! - `peer`: who may connect (the engine's own user)
+//! - `server`: the engine's side
+//! - `client`: one connection from the other side
+//! - `remote_handle`: an `EngineHandle` over a connection that comes back
+//!   after the engine restarts, for the dashboard
+//! - `log_feed`: the engine's log lines for attached log panes
+
+pub mod client;
+pub mod lines;
+pub mod log_feed;
+pub mod path;
+pub mod peer;
+pub mod protocol;
+pub mod remote_handle;
+pub mod server;
+
+pub use client::{ClientOptions, ConnectError, Connection, connect, connect_dir};
+pub use server::Server;

@@ -1,0 +1,219 @@
+//! The dashboard over the control socket, in a pseudo-terminal: detach and
+//! attach again, watch an engine die and come back, read-only, and the
+//! demo's folder on quit and on detach.
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/pty.rs"]
+mod pty;
+#[path = "support/remote.rs"]
+mod remote;
+
+use std::path::{Path, PathBuf};
+
+use cli::{baton, is_alive, output, wait_for};
+use pty::Term;
+use remote::{engine, sandbox, socket_of, wait_all, wait_for_socket};
+
+/// One task, one phase whose simulated agent always asks for a review.
+const REVIEW_PIPELINE: &str = r#"
+name = "review-me"
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+review_rate = 1.0
+model = "claude-haiku-4-5"
+
+[[phases]]
+id = "draft"
+agent = "sim"
+"#;
+
+/// The pid in a state folder's LOCK.
+fn engine_pid(state: &Path) -> u32 {
+    std::fs::read_to_string(state.join("LOCK"))
+        .expect("LOCK")
+        .trim()
+        .parse()
+        .expect("a pid in LOCK")
+}
+
+fn wait_until_gone(pid: u32) {
+    wait_for(&format!("engine pid {pid} to end"), || {
+        (!is_alive(pid)).then_some(())
+    });
+}
+
+/// Quits: `q`, and `y` if the dashboard asks; returns the exit status.
+fn quit(term: &mut Term) -> u32 {
+    term.send("q");
+    wait_for("the dashboard to quit or ask", || {
+        if term.exited().is_some() {
+            return Some(());
+        }
+        if term.contents().contains("Quit the dashboard?") {
+            term.send("y");
+            return Some(());
+        }
+        None
+    });
+    term.wait_exit(30)
+}
+
+#[test]
+fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.toml"), REVIEW_PIPELINE).unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"id\": \"t1\"}\n").unwrap();
+    let state = dir.path().join("state");
+    let run = [
+        "run",
+        "p.toml",
+        "--input",
+        "in.jsonl",
+        "--state-dir",
+        "state",
+    ];
+    let mut term = Term::spawn(&run, dir.path(), 120, 40, &[("USER", "operator")]);
+    term.wait_for("1 need you", 30);
+    term.send("d");
+    assert_eq!(term.wait_exit(30), 0);
+    let screen = term.contents();
+    assert!(screen.contains("detached"), "{screen}");
+    assert!(
+        screen.contains("baton attach --state-dir state"),
+        "{screen}"
+    );
+
+    // The engine runs on without a terminal, and answers the CLI.
+    let pid = engine_pid(&state);
+    assert!(is_alive(pid));
+    let out = output(baton().args(["list", "--state-dir"]).arg(&state));
+    assert!(out.stdout.contains("awaiting_review"), "{out}");
+
+    let attach = ["attach", "--state-dir", "state"];
+    let mut term = Term::spawn(&attach, dir.path(), 120, 40, &[("USER", "operator")]);
+    term.wait_for("1 need you", 30);
+    term.send("a");
+    term.wait_for("1 completed", 30);
+    // Quitting an attached dashboard does not ask: the engine is not stopped by it.
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    // Every task is final and nobody is attached: the engine ends.
+    wait_until_gone(pid);
+    let t1 = output(
+        baton()
+            .args(["show", "t1", "--json", "--state-dir"])
+            .arg(&state),
+    );
+    let t1: serde_json::Value = serde_json::from_str(&t1.stdout).unwrap();
+    assert_eq!(t1["state"], "completed");
+    assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+}
+
+#[test]
+fn an_attached_dashboard_says_when_the_engine_dies_and_reconnects_when_it_is_back() {
+    let sandbox = sandbox(1);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&socket, "awaiting_review");
+    let attach = ["attach", "--state-dir", "state"];
+    let mut term = Term::spawn(&attach, sandbox.root(), 140, 40, &[]);
+    term.wait_for("1 need you", 30);
+
+    live.kill9();
+    term.wait_for("ENGINE GONE", 30);
+    // While it is gone, actions are refused with the reason.
+    term.send("a");
+    term.wait_for("not connected", 30);
+
+    let live = engine(&sandbox, false);
+    term.wait_until("the reconnection", 60, |s| {
+        !s.contains("ENGINE GONE") && s.contains("reconnected to the engine")
+    });
+    // Resynced from the new engine: decisions work again.
+    term.send("a");
+    term.wait_for("1 blocked", 30);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    assert!(
+        std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        "left running"
+    );
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+}
+
+#[test]
+fn a_read_only_dashboard_says_actions_are_refused() {
+    let sandbox = sandbox(1);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&socket, "awaiting_review");
+    let attach = ["attach", "--read-only", "--state-dir", "state"];
+    let mut term = Term::spawn(&attach, sandbox.root(), 140, 40, &[]);
+    term.wait_for("READ-ONLY", 30);
+    term.send("a");
+    term.wait_for("approve t1 refused: read-only", 30);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    assert!(sandbox.show("t1").get("decisions").is_none());
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+}
+
+/// The demo folders in `tmp`.
+fn demo_dirs(tmp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("baton-demo-"))
+        })
+        .collect()
+}
+
+#[test]
+fn the_demo_cleans_up_when_quit_and_keeps_its_folder_when_detached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().to_str().unwrap();
+    let demo = ["demo", "--tasks", "3"];
+
+    let mut term = Term::spawn(&demo, tmp.path(), 140, 40, &[("TMPDIR", tmpdir)]);
+    term.wait_for("demo-dev-squad", 30);
+    assert_eq!(demo_dirs(tmp.path()).len(), 1);
+    quit(&mut term);
+    assert!(
+        term.contents().contains("removed the demo folder"),
+        "{}",
+        term.contents()
+    );
+    assert!(
+        demo_dirs(tmp.path()).is_empty(),
+        "the demo folder is removed"
+    );
+
+    let mut term = Term::spawn(&demo, tmp.path(), 140, 40, &[("TMPDIR", tmpdir)]);
+    term.wait_for("demo-dev-squad", 30);
+    term.send("d");
+    assert_eq!(term.wait_exit(30), 0);
+    let dirs = demo_dirs(tmp.path());
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let screen = term.contents();
+    assert!(
+        screen.contains(dirs[0].file_name().unwrap().to_str().unwrap()),
+        "the folder is named: {screen}"
+    );
+    // Stop the demo's engine, left running by the detach.
+    let pid = engine_pid(&dirs[0].join("state"));
+    // SAFETY: a plain signal to the engine this test started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    wait_until_gone(pid);
+}
