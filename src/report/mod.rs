@@ -2,5 +2,6 @@
 
 pub mod format;
 pub mod list;
+pub mod mask;
 pub mod progress;
 pub mod show;
