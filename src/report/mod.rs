@@ -4,4 +4,9 @@ pub mod format;
 pub mod list;
 pub mod mask;
 pub mod progress;
+pub mod review_queue;
 pub mod show;
+pub mod summary;
+
+#[cfg(test)]
+mod testing;
