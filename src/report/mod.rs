@@ -5,6 +5,7 @@ pub mod list;
 pub mod mask;
 pub mod progress;
 pub mod review_queue;
+pub mod run_log;
 pub mod show;
 pub mod summary;
 

@@ -1,0 +1,555 @@
+//! The markdown run log (`state/RUN_LOG.md`): a fold over the event stream
+//! that turns each event into lines a person reads in a pager. Pure: events
+//! and context in, text out; writing the file is the caller's job.
+//!
+//! Text copied from inputs, outputs, errors, reasons and notes is put on one
+//! line, capped, and passed through the pipeline's [`Masker`].
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde_json::Value;
+
+use super::format::{between, duration, thousands};
+use super::mask::Masker;
+use super::summary::{cost_words, summarize};
+use crate::engine::event::{AttemptOutcome, Decision, ReviewReason};
+use crate::engine::task::AttemptRecord;
+use crate::engine::{Action, Actor, Event, EventKind, RunSnapshot, Task, TaskState};
+
+/// The longest excerpt of an input or output, in characters.
+pub const EXCERPT_CHARS: usize = 160;
+/// The longest error message, reason or note, in characters.
+pub const MESSAGE_CHARS: usize = 300;
+
+/// The file's name inside the state folder.
+pub const FILE_NAME: &str = "RUN_LOG.md";
+
+/// The title written once, when the file is new.
+pub const TITLE: &str = "# baton run log\n";
+
+/// Why a section of the log begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// The first run on this state folder.
+    Started,
+    /// A later run on a folder that already has a log.
+    Resumed,
+    /// A command that changes the folder without running it, e.g. `baton approve`.
+    Command(String),
+}
+
+/// The log's view of a run: every task as folded so far.
+pub struct RunLog {
+    masker: Masker,
+    pipeline: String,
+    phases: Vec<String>,
+    state_dir: String,
+    session_started: Timestamp,
+    tasks: HashMap<String, Task>,
+    /// Events at or below this seq are already in `tasks`.
+    seq: u64,
+    /// The date of the last line written, so that a new day gets a heading.
+    day: Option<Date>,
+}
+
+impl RunLog {
+    /// A log that goes on from `snapshot`. Events the snapshot already holds
+    /// (those at or below its seq) are still written, from the event alone.
+    pub fn new(snapshot: RunSnapshot, masker: Masker) -> RunLog {
+        RunLog {
+            masker,
+            pipeline: snapshot.pipeline,
+            phases: snapshot.phases,
+            state_dir: snapshot.state_dir,
+            session_started: snapshot.started_at,
+            tasks: snapshot
+                .tasks
+                .into_iter()
+                .map(|t| (t.id.clone(), t))
+                .collect(),
+            seq: snapshot.seq,
+            day: None,
+        }
+    }
+
+    /// Starts over from a newer snapshot, after falling behind the stream;
+    /// says so in the log.
+    pub fn resync(&mut self, snapshot: RunSnapshot, skipped: u64, at: Timestamp) -> String {
+        let day = self.day;
+        let session_started = self.session_started;
+        let masker = std::mem::take(&mut self.masker);
+        *self = RunLog::new(snapshot, masker);
+        self.session_started = session_started;
+        self.day = day;
+        let mut out = self.day_heading(at);
+        let _ = writeln!(
+            out,
+            "- {} the log fell behind and left out {skipped} event(s); it goes on from the run's state now",
+            clock(at)
+        );
+        out
+    }
+
+    /// The section heading for this session, with the run's context.
+    pub fn header(
+        &mut self,
+        opening: &Opening,
+        pipeline_file: Option<&str>,
+        by: &Actor,
+        at: Timestamp,
+    ) -> String {
+        let mut out = String::new();
+        let what = match opening {
+            Opening::Started => "Run started".to_string(),
+            Opening::Resumed => "Run resumed".to_string(),
+            Opening::Command(cmd) => format!("`{cmd}`"),
+        };
+        let _ = writeln!(out, "\n## {what} · {}\n", date_time(at));
+        let file = pipeline_file
+            .map(|f| format!(" ({})", code(f)))
+            .unwrap_or_default();
+        let _ = writeln!(out, "- pipeline: {}{file}", self.pipeline);
+        let _ = writeln!(out, "- state folder: {}", code(&self.state_dir));
+        let who = match opening {
+            Opening::Started => "started by",
+            Opening::Resumed => "resumed by",
+            Opening::Command(_) => "by",
+        };
+        let _ = writeln!(out, "- {who}: {by}");
+        let summary = summarize(self.tasks.values());
+        let states: Vec<String> = TaskState::ALL
+            .iter()
+            .filter(|s| summary.states.get(**s) > 0)
+            .map(|s| format!("{} {s}", summary.states.get(*s)))
+            .collect();
+        let states = if states.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", states.join(", "))
+        };
+        let _ = writeln!(out, "- tasks in the folder: {}{states}\n", summary.tasks);
+        self.day = Some(day_of(at));
+        out
+    }
+
+    /// The lines for one event; empty when it adds nothing to read.
+    pub fn apply(&mut self, ev: &Event) -> String {
+        let mut out = self.day_heading(ev.at);
+        let lines = match &ev.task {
+            None => run_event_line(&ev.kind).into_iter().collect(),
+            Some(id) => self.task_lines(id, ev),
+        };
+        if lines.is_empty() {
+            return String::new();
+        }
+        for line in lines {
+            let _ = writeln!(out, "- {} {line}", clock(ev.at));
+        }
+        out
+    }
+
+    /// The closing section: tasks per state, tokens, dollars and time.
+    pub fn summary(&mut self, at: Timestamp) -> String {
+        let s = summarize(self.tasks.values());
+        let mut out = String::new();
+        let _ = writeln!(out, "\n### Summary · {}\n", date_time(at));
+        let _ = writeln!(out, "| state | tasks |\n| --- | ---: |");
+        for state in TaskState::ALL {
+            let n = s.states.get(state);
+            if n > 0 {
+                let _ = writeln!(out, "| {state} | {n} |");
+            }
+        }
+        let _ = writeln!(out, "| **all** | **{}** |\n", s.tasks);
+        let _ = writeln!(
+            out,
+            "- waiting for a person: {} ({} awaiting review, {} blocked)",
+            s.waiting_for_people, s.states.awaiting_review, s.states.blocked
+        );
+        let _ = writeln!(
+            out,
+            "- attempts: {} · tokens: {}",
+            s.attempts,
+            thousands(s.tokens)
+        );
+        let _ = writeln!(out, "- cost: {}", cost_words(s.cost()));
+        let _ = writeln!(
+            out,
+            "- run time: {} this session; {} since the first task was submitted",
+            duration(between(self.session_started, at)),
+            duration(Duration::from_millis(s.run_time_ms))
+        );
+        self.day = Some(day_of(at));
+        out
+    }
+
+    fn day_heading(&mut self, at: Timestamp) -> String {
+        let day = day_of(at);
+        if self.day.is_some_and(|d| d != day) {
+            self.day = Some(day);
+            return format!("\n### {day}\n\n");
+        }
+        self.day = Some(day);
+        String::new()
+    }
+
+    fn task_lines(&mut self, id: &str, ev: &Event) -> Vec<String> {
+        let mut lines = Vec::new();
+        let who = format!("**{id}**");
+        if let EventKind::TaskSubmitted { input } = &ev.kind {
+            if ev.seq > self.seq
+                && let Some(t) = Task::from_submitted(ev, &self.phases)
+            {
+                self.tasks.insert(id.to_string(), t);
+            }
+            lines.push(format!("{who} submitted · input {}", self.excerpt(input)));
+            return lines;
+        }
+        let Some(task) = self.tasks.get_mut(id) else {
+            return lines;
+        };
+        let before = task.clone();
+        if ev.seq > self.seq && task.apply(ev).is_err() {
+            // The engine refused nothing it sent; a replayed event the task
+            // already holds lands here and reads from the task as it is.
+        }
+        let after = task.clone();
+        if before.state == TaskState::Pending && after.state == TaskState::Running {
+            lines.push(format!(
+                "{who} ▶ started after {} in the queue",
+                duration(between(before.created_at, ev.at))
+            ));
+        }
+        if let Some(line) = self.event_line(&before, &after, ev) {
+            lines.push(format!("{who} {line}"));
+        }
+        if after.state.is_final() && !before.state.is_final() {
+            lines.push(format!("{who} {}", end_line(&after, ev.at, &self.masker)));
+        }
+        lines
+    }
+
+    fn event_line(&self, before: &Task, after: &Task, ev: &Event) -> Option<String> {
+        let m = &self.masker;
+        Some(match &ev.kind {
+            EventKind::TaskSubmitted { .. } | EventKind::TaskFinished { .. } => return None,
+            EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => return None,
+            EventKind::PhaseStarted {
+                phase,
+                attempt,
+                agent,
+                model,
+                feedback,
+            } => {
+                let model = model
+                    .as_deref()
+                    .map(|m| format!(" · model {m}"))
+                    .unwrap_or_default();
+                let feedback = feedback
+                    .as_deref()
+                    .map(|f| format!(" · with feedback {}", quote(m, f)))
+                    .unwrap_or_default();
+                format!("`{phase}` #{attempt} started · agent {agent}{model}{feedback}")
+            }
+            EventKind::AttemptFinished {
+                phase,
+                attempt,
+                duration_ms,
+                outcome,
+                usage,
+                cost_usd,
+                output,
+                ..
+            } => {
+                let record = after
+                    .phase(phase)
+                    .and_then(|p| p.attempts.iter().find(|a| a.number == *attempt));
+                let figures = attempt_figures(record, *duration_ms, usage.as_ref(), *cost_usd);
+                let output = match (outcome, output) {
+                    (
+                        AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. },
+                        Some(v),
+                    ) => format!(" · output {}", self.excerpt(v)),
+                    _ => String::new(),
+                };
+                let head = match outcome {
+                    AttemptOutcome::Succeeded => format!("✓ `{phase}` #{attempt} succeeded"),
+                    AttemptOutcome::ReviewRequested { reason } => format!(
+                        "✓ `{phase}` #{attempt} succeeded, asks for a review: {}",
+                        quote(m, reason)
+                    ),
+                    AttemptOutcome::Failed { class, message } => format!(
+                        "✗ `{phase}` #{attempt} failed ({}): {}",
+                        class.as_str(),
+                        quote(m, message)
+                    ),
+                    AttemptOutcome::Blocked { reason } => {
+                        format!("■ `{phase}` #{attempt} blocked: {}", quote(m, reason))
+                    }
+                    AttemptOutcome::Interrupted => format!(
+                        "↺ `{phase}` #{attempt} interrupted when the engine stopped; it runs again"
+                    ),
+                    AttemptOutcome::Cancelled => format!("⊘ `{phase}` #{attempt} cancelled"),
+                };
+                format!("{head} · {figures}{output}")
+            }
+            EventKind::RetryScheduled {
+                phase,
+                attempt,
+                delay_ms,
+                due,
+            } => {
+                let why = after
+                    .phase(phase)
+                    .and_then(|p| p.attempts.iter().find(|a| a.number + 1 == *attempt))
+                    .and_then(|a| a.outcome.as_ref())
+                    .map(|o| match o {
+                        AttemptOutcome::Failed { class, message } => {
+                            format!(" · after a {} error: {}", class.as_str(), quote(m, message))
+                        }
+                        _ => String::new(),
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "↻ `{phase}` retry #{attempt} in {} (at {}){why}",
+                    duration(Duration::from_millis(*delay_ms)),
+                    clock(*due)
+                )
+            }
+            EventKind::PhaseFailed { phase, error } => {
+                format!("✗ `{phase}` failed: {}", quote(m, error))
+            }
+            EventKind::PhaseSkipped { phase, reason } => {
+                format!("· `{phase}` skipped: {}", quote(m, reason))
+            }
+            EventKind::ReviewRequested { phase, reason } => {
+                format!(
+                    "⏸ review requested at `{phase}`: {}",
+                    review_reason(m, reason)
+                )
+            }
+            EventKind::TaskBlocked { phase, reason } => {
+                format!("⛔ blocked at `{phase}`: {}", quote(m, reason))
+            }
+            EventKind::DecisionRecorded { decision } => decision_line(m, before, after, decision),
+        })
+    }
+
+    fn excerpt(&self, v: &Value) -> String {
+        code(&cap(&self.masker.mask(&json_head(v)), EXCERPT_CHARS))
+    }
+}
+
+/// The line for a run-level event.
+fn run_event_line(kind: &EventKind) -> Option<String> {
+    match kind {
+        EventKind::RunPaused { by } => Some(format!("⏸ **run paused** by {by}")),
+        EventKind::RunResumed { by } => Some(format!("▶ **run resumed** by {by}")),
+        _ => None,
+    }
+}
+
+/// Agent, model, tokens, cost and duration of an attempt.
+fn attempt_figures(
+    record: Option<&AttemptRecord>,
+    duration_ms: u64,
+    usage: Option<&crate::engine::cost::Usage>,
+    cost: Option<f64>,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(r) = record {
+        parts.push(format!("agent {}", r.agent));
+    }
+    let model = usage
+        .and_then(|u| u.model.as_deref())
+        .or(record.and_then(|r| r.model.as_deref()));
+    if let Some(model) = model {
+        parts.push(format!("model {model}"));
+    }
+    match usage {
+        Some(u) => parts.push(format!(
+            "{} tok ({} in / {} out)",
+            thousands(u.tokens()),
+            thousands(u.input_tokens),
+            thousands(u.output_tokens)
+        )),
+        None => parts.push("no usage reported".to_string()),
+    }
+    parts.push(match cost {
+        Some(usd) => format!("${usd:.4}"),
+        None if usage.is_some() => "cost unknown".to_string(),
+        None => "no cost".to_string(),
+    });
+    parts.push(duration(Duration::from_millis(duration_ms)));
+    parts.join(" · ")
+}
+
+/// Who decided what, when, after how long, and why.
+fn decision_line(m: &Masker, before: &Task, after: &Task, d: &Decision) -> String {
+    // The engine fills in the phase a decision settled.
+    let phase = after
+        .decisions
+        .last()
+        .filter(|last| last.at == d.at && last.by == d.by)
+        .and_then(|last| last.phase.clone())
+        .or_else(|| d.phase.clone());
+    let at_phase = phase
+        .as_deref()
+        .map(|p| format!(" at `{p}`"))
+        .unwrap_or_default();
+    let waited = phase
+        .as_deref()
+        .and_then(|p| before.holds.iter().find(|h| h.phase == p))
+        .map(|h| format!(" after {} waiting", duration(between(h.since, d.at))))
+        .unwrap_or_default();
+    let (symbol, what) = match &d.action {
+        Action::Approve => ("✔", "approved".to_string()),
+        Action::Reject => ("✘", "rejected".to_string()),
+        Action::SendBack { .. } => ("↩", "sent back".to_string()),
+        Action::ResolveRetry => ("✔", "blocker resolved: retry".to_string()),
+        Action::ResolveSkip => ("✔", "blocker resolved: skip".to_string()),
+        Action::ResolveFail => ("✘", "blocker resolved: fail".to_string()),
+        Action::Retry => ("↻", "retry asked".to_string()),
+        Action::Cancel => ("⊘", "cancel asked".to_string()),
+    };
+    let mut line = format!(
+        "{symbol} **{what}**{at_phase} by {} at {}{waited}",
+        d.by,
+        clock(d.at)
+    );
+    if let Action::SendBack { feedback } = &d.action {
+        let _ = write!(line, " · feedback {}", quote(m, feedback));
+    }
+    if let Some(note) = &d.note {
+        let label = match d.action {
+            Action::Reject => "reason",
+            _ => "note",
+        };
+        let _ = write!(line, " · {label} {}", quote(m, note));
+    }
+    line
+}
+
+/// A task's end: its state, how long it took, attempts, tokens and cost.
+fn end_line(t: &Task, at: Timestamp, m: &Masker) -> String {
+    let started = t
+        .phases
+        .iter()
+        .filter_map(|p| p.attempts.first().map(|a| a.started_at))
+        .min();
+    let took = match started {
+        Some(s) => format!(
+            "in {} ({} since submitted)",
+            duration(between(s, at)),
+            duration(between(t.created_at, at))
+        ),
+        None => format!(
+            "{} after it was submitted",
+            duration(between(t.created_at, at))
+        ),
+    };
+    let symbol = super::format::symbol(t.state);
+    let reason = match (&t.finish_reason, t.state) {
+        (Some(r), s) if s != TaskState::Completed => format!(": {}", quote(m, r)),
+        _ => String::new(),
+    };
+    format!(
+        "{symbol} **task {}**{reason} · {took} · {} attempt(s) · {} tok · {}",
+        t.state,
+        t.attempts(),
+        thousands(t.tokens()),
+        t.cost()
+    )
+}
+
+fn review_reason(m: &Masker, r: &ReviewReason) -> String {
+    match r {
+        ReviewReason::Always => "output needs approval".to_string(),
+        ReviewReason::PhaseFailed { error } => format!("phase failed: {}", quote(m, error)),
+        ReviewReason::AgentAsked { reason } => format!("agent asks: {}", quote(m, reason)),
+    }
+}
+
+/// Free text on one line, masked and capped, in quotation marks.
+fn quote(m: &Masker, text: &str) -> String {
+    format!("“{}”", cap(&m.mask(&one_line(text)), MESSAGE_CHARS))
+}
+
+/// Line breaks and runs of white space become one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// At most `max` characters, with `…` when cut.
+fn cap(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+/// The start of a value's compact JSON: enough to cap and mask without
+/// rendering a huge output whole.
+fn json_head(v: &Value) -> String {
+    const HEAD_BYTES: usize = 8 * 1024;
+    let text = v.to_string();
+    if text.len() <= HEAD_BYTES {
+        return text;
+    }
+    let mut end = HEAD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// Markdown inline code that survives backticks in the text.
+fn code(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest + 1);
+    if longest > 0 {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+fn utc(at: Timestamp) -> jiff::civil::DateTime {
+    at.to_zoned(jiff::tz::TimeZone::UTC).datetime()
+}
+
+fn day_of(at: Timestamp) -> Date {
+    utc(at).date()
+}
+
+/// `HH:MM:SS.mmm` in UTC.
+fn clock(at: Timestamp) -> String {
+    let t = utc(at);
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC`.
+fn date_time(at: Timestamp) -> String {
+    let t = utc(at);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        t.date(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+#[cfg(test)]
+#[path = "run_log_tests.rs"]
+mod tests;
