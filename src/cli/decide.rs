@@ -2,6 +2,7 @@
 //! no engine holds, through the same engine code a running one uses.
 
 use baton::engine::{Action, Actor, Command, Engine, EngineOptions};
+use baton::run_log_writer::Session;
 
 use super::{StateDir, state_meta};
 
@@ -136,6 +137,8 @@ async fn act(
     for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
+    let command = format!("baton {} {task}", verb(&action));
+    let run_log = super::run_log::start(&engine, Session::Command(command), None);
     let handle = engine.handle();
     let join = tokio::spawn(engine.run());
     let name = action.name();
@@ -149,7 +152,9 @@ async fn act(
         })
         .await;
     let _ = handle.send(Command::Shutdown).await;
-    match join.await {
+    let joined = join.await;
+    super::run_log::finish(run_log).await;
+    match joined {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
             eprintln!("error: {e}");
@@ -171,5 +176,16 @@ async fn act(
             eprintln!("refused: {refusal}");
             1
         }
+    }
+}
+
+/// The command that records `action`, as the run log names it.
+fn verb(action: &Action) -> &'static str {
+    match action {
+        Action::Approve => "approve",
+        Action::Reject | Action::SendBack { .. } => "reject",
+        Action::ResolveRetry | Action::ResolveSkip | Action::ResolveFail => "resolve",
+        Action::Retry => "retry",
+        Action::Cancel => "cancel",
     }
 }

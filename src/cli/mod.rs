@@ -6,6 +6,7 @@ mod decide;
 mod demo;
 mod inspect;
 mod run;
+mod run_log;
 mod state_meta;
 mod validate;
 

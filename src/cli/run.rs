@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use baton::engine::{Command, Engine, EngineError, EngineOptions, RunSummary};
 use baton::report::progress::Progress;
+use baton::run_log_writer::{RunLogWriter, Session};
 use baton::spec::{self, input::InputTask};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -165,8 +166,9 @@ pub async fn run_engine(
             return 2;
         }
     }
+    let run_log = super::run_log::start(&engine, Session::Run, Some(pipeline_file));
     if let Mode::Dashboard(opts) = mode {
-        return run_dashboard(engine, opts, state_dir).await;
+        return run_dashboard(engine, opts, state_dir, run_log).await;
     }
     let handle = engine.handle();
     let mut events = handle.subscribe();
@@ -214,6 +216,7 @@ pub async fn run_engine(
             }
         }
     };
+    super::run_log::finish(run_log).await;
     let summary = match settled(summary) {
         Ok(s) => s,
         Err(code) => return code,
@@ -230,14 +233,21 @@ pub async fn run_engine(
     stopped_by.unwrap_or_else(|| summary.exit_code())
 }
 
-async fn run_dashboard(engine: Engine, opts: baton::tui::TuiOptions, state_dir: &Path) -> i32 {
+async fn run_dashboard(
+    engine: Engine,
+    opts: baton::tui::TuiOptions,
+    state_dir: &Path,
+    run_log: Option<RunLogWriter>,
+) -> i32 {
     let handle = engine.handle();
     let engine_task = tokio::spawn(engine.run());
     let shown = baton::tui::run(handle.clone(), opts).await;
     // Quitting (or a failed terminal) stops the engine cleanly: the journal
     // is finished and running attempts run again next time.
     let _ = handle.send(Command::Shutdown).await;
-    let summary = match settled(engine_task.await) {
+    let joined = engine_task.await;
+    super::run_log::finish(run_log).await;
+    let summary = match settled(joined) {
         Ok(s) => s,
         Err(code) => return code,
     };

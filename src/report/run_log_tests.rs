@@ -76,7 +76,7 @@ impl Feed {
     }
 
     /// Runs phase `phase` to a review requested by the agent.
-    fn to_review(&mut self, secs: i64, phase: &str, attempt: u32) {
+    fn run_to_review(&mut self, secs: i64, phase: &str, attempt: u32) {
         self.push(secs, started(phase, attempt));
         self.push(
             secs,
@@ -101,7 +101,7 @@ impl Feed {
         );
     }
 
-    fn to_blocker(&mut self, secs: i64) {
+    fn run_to_blocker(&mut self, secs: i64) {
         self.push(secs, started("one", 1));
         self.push(
             secs,
@@ -386,7 +386,7 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
         approved,
         "- 00:01:10.000 **t1** ✔ **approved** at `one` by ann (ssh from 10.1.2.3) at 00:01:10.000 after 3.0s waiting · note “fine by me”\n"
     );
-    f.to_review(71, "two", 1);
+    f.run_to_review(71, "two", 1);
     let rejected = f.decide(
         80,
         Action::Reject,
@@ -438,7 +438,7 @@ fn blockers_and_their_resolution() {
     ] {
         let mut f = Feed::new();
         f.submit(0, json!({}));
-        f.to_blocker(1);
+        f.run_to_blocker(1);
         let line = f.decide(31, action, Some("key added"));
         assert!(
             line.starts_with(&format!(
@@ -615,7 +615,7 @@ fn events_the_snapshot_holds_are_still_logged() {
 fn the_summary_counts_states_tokens_dollars_and_time() {
     let mut f = Feed::new();
     f.submit(1000, json!({}));
-    f.to_review(1001, "one", 1);
+    f.run_to_review(1001, "one", 1);
     f.push_for(
         Some("t2"),
         1002,
