@@ -69,9 +69,9 @@ pub struct Summary {
     /// Attempts whose cost is not known (a model with no price).
     pub cost_unknown: u32,
     /// When the first task was submitted (RFC 3339, UTC).
-    pub first_submitted_at: Option<String>,
+    pub first_submitted_at: Option<Timestamp>,
     /// When any task last changed.
-    pub last_change_at: Option<String>,
+    pub last_change_at: Option<Timestamp>,
     /// From the first submission to the last change.
     pub run_time_ms: u64,
 }
@@ -114,8 +114,8 @@ pub fn summarize<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Summary {
         tokens,
         cost_usd: cost.usd,
         cost_unknown: cost.unknown,
-        first_submitted_at: first.map(|t| t.to_string()),
-        last_change_at: last.map(|t| t.to_string()),
+        first_submitted_at: first,
+        last_change_at: last,
         run_time_ms: u64::try_from(run_time.as_millis()).unwrap_or(u64::MAX),
     }
 }
@@ -145,8 +145,8 @@ pub fn text(s: &Summary) -> String {
     let _ = writeln!(out, "attempts   {}", s.attempts);
     let _ = writeln!(out, "tokens     {}", thousands(s.tokens));
     let _ = writeln!(out, "cost       {}", cost_words(s.cost()));
-    let span = match (&s.first_submitted_at, &s.last_change_at) {
-        (Some(f), Some(l)) => format!(" ({f} to {l})"),
+    let span = match (s.first_submitted_at, s.last_change_at) {
+        (Some(f), Some(l)) => format!(" ({} to {})", seconds(f), seconds(l)),
         _ => String::new(),
     };
     let _ = writeln!(
@@ -155,6 +155,11 @@ pub fn text(s: &Summary) -> String {
         duration(std::time::Duration::from_millis(s.run_time_ms))
     );
     out
+}
+
+/// `2026-11-21 02:34:21 UTC`.
+fn seconds(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
 #[cfg(test)]
@@ -202,7 +207,12 @@ mod tests {
                    "blocked": 0, "completed": 1, "failed": 0, "cancelled": 0})
         );
         assert_eq!(v["cost_unknown"], 1);
-        assert!(v["run_time_ms"].as_u64().unwrap() >= 5000);
+        assert_eq!(v["run_time_ms"], 8000);
+        assert_eq!(v["first_submitted_at"], "1970-01-01T00:00:00Z");
+        assert!(
+            shown.contains("run time   8.0s (1970-01-01 00:00:00 UTC to 1970-01-01 00:00:08 UTC)"),
+            "{shown}"
+        );
     }
 
     #[test]
