@@ -307,3 +307,24 @@ fn clean_state_leaves_other_folders_alone() {
     );
     assert!(other.join("thesis.txt").exists());
 }
+
+#[test]
+fn the_demo_keeps_a_run_log_too() {
+    let sandbox = Sandbox::new();
+    let dir = sandbox.path("demo");
+    let out = output(
+        baton()
+            .args(["demo", "--headless", "--tasks", "3", "--dir"])
+            .arg(&dir),
+    );
+    assert!(matches!(out.code(), 0 | 1 | 3), "{out}");
+    let log = std::fs::read_to_string(dir.join("state/RUN_LOG.md")).expect("the demo's run log");
+    has(&log, "## Run started · ");
+    has(&log, "- pipeline: demo-dev-squad (`");
+    has(&log, "**DEV-101** submitted · input `{");
+    has(
+        &log,
+        "**DEV-101** `plan` #1 started · agent planner · model claude-sonnet-4-5",
+    );
+    has(&log, "| **all** | **3** |");
+}
