@@ -17,7 +17,7 @@ use super::format::{between, duration, thousands};
 use super::mask::Masker;
 use super::summary::{cost_words, summarize};
 use crate::engine::event::{AttemptOutcome, Decision, ReviewReason};
-use crate::engine::task::AttemptRecord;
+use crate::engine::task::{AttemptRecord, Hold};
 use crate::engine::{Action, Actor, Event, EventKind, RunSnapshot, Task, TaskState};
 
 /// The longest excerpt of an input or output, in characters.
@@ -212,28 +212,35 @@ impl RunLog {
         let Some(task) = self.tasks.get_mut(id) else {
             return lines;
         };
-        let before = task.clone();
-        if ev.seq > self.seq && task.apply(ev).is_err() {
-            // The engine refused nothing it sent; a replayed event the task
-            // already holds lands here and reads from the task as it is.
+        // Only what the lines need from before the event, not a copy of the
+        // task with its inputs and outputs.
+        let state_before = task.state;
+        let holds_before = match ev.kind {
+            EventKind::DecisionRecorded { .. } => task.holds.clone(),
+            _ => Vec::new(),
+        };
+        // An event the snapshot already holds (at or below its seq) is told
+        // from the task as it is; the engine sends no event a task refuses.
+        if ev.seq > self.seq {
+            let _ = task.apply(ev);
         }
-        let after = task.clone();
-        if before.state == TaskState::Pending && after.state == TaskState::Running {
+        let task = &self.tasks[id];
+        if state_before == TaskState::Pending && task.state == TaskState::Running {
             lines.push(format!(
                 "{who} ▶ started after {} in the queue",
-                duration(between(before.created_at, ev.at))
+                duration(between(task.created_at, ev.at))
             ));
         }
-        if let Some(line) = self.event_line(&before, &after, ev) {
+        if let Some(line) = self.event_line(&holds_before, task, ev) {
             lines.push(format!("{who} {line}"));
         }
-        if after.state.is_final() && !before.state.is_final() {
-            lines.push(format!("{who} {}", end_line(&after, ev.at, &self.masker)));
+        if task.state.is_final() && !state_before.is_final() {
+            lines.push(format!("{who} {}", end_line(task, ev.at, &self.masker)));
         }
         lines
     }
 
-    fn event_line(&self, before: &Task, after: &Task, ev: &Event) -> Option<String> {
+    fn event_line(&self, holds_before: &[Hold], after: &Task, ev: &Event) -> Option<String> {
         let m = &self.masker;
         Some(match &ev.kind {
             EventKind::TaskSubmitted { .. } | EventKind::TaskFinished { .. } => return None,
@@ -335,7 +342,9 @@ impl RunLog {
             EventKind::TaskBlocked { phase, reason } => {
                 format!("⛔ blocked at `{phase}`: {}", quote(m, reason))
             }
-            EventKind::DecisionRecorded { decision } => decision_line(m, before, after, decision),
+            EventKind::DecisionRecorded { decision } => {
+                decision_line(m, holds_before, after, decision)
+            }
         })
     }
 
@@ -389,7 +398,7 @@ fn attempt_figures(
 }
 
 /// Who decided what, when, after how long, and why.
-fn decision_line(m: &Masker, before: &Task, after: &Task, d: &Decision) -> String {
+fn decision_line(m: &Masker, holds_before: &[Hold], after: &Task, d: &Decision) -> String {
     // The engine fills in the phase a decision settled.
     let phase = after
         .decisions
@@ -403,7 +412,7 @@ fn decision_line(m: &Masker, before: &Task, after: &Task, d: &Decision) -> Strin
         .unwrap_or_default();
     let waited = phase
         .as_deref()
-        .and_then(|p| before.holds.iter().find(|h| h.phase == p))
+        .and_then(|p| holds_before.iter().find(|h| h.phase == p))
         .map(|h| format!(" after {} waiting", duration(between(h.since, d.at))))
         .unwrap_or_default();
     let (symbol, what) = match &d.action {
