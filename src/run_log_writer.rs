@@ -74,7 +74,14 @@ impl RunLogWriter {
         };
         let file_name = pipeline_file.map(|p| p.display().to_string());
         head.push_str(&log.header(&opening, file_name.as_deref(), by, Timestamp::now()));
-        file.write_all(head.as_bytes())?;
+        // A run's header is written at once; a command's only with the
+        // first thing it changes, so that a refused decision leaves no trace.
+        let pending_header = if summary {
+            file.write_all(head.as_bytes())?;
+            None
+        } else {
+            Some(head)
+        };
         let events = handle.subscribe();
         let (stop, stopped) = oneshot::channel();
         let follower = Follower {
@@ -83,6 +90,7 @@ impl RunLogWriter {
             log,
             file: Some(file),
             buf: String::new(),
+            pending_header,
             summary,
             path: path.clone(),
         };
@@ -111,6 +119,8 @@ struct Follower {
     log: RunLog,
     file: Option<File>,
     buf: String,
+    /// A command's header, until its first line.
+    pending_header: Option<String>,
     summary: bool,
     path: PathBuf,
 }
@@ -124,7 +134,8 @@ impl Follower {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Ok(ev) => {
-                        self.buf.push_str(&self.log.apply(&ev));
+                        let text = self.log.apply(&ev);
+                        self.push(&text);
                         if self.buf.len() >= FLUSH_BYTES {
                             self.flush_or_warn(&mut warned).await;
                         }
@@ -132,7 +143,7 @@ impl Follower {
                     Err(RecvError::Lagged(skipped)) => {
                         if let Some(snap) = self.handle.snapshot().await {
                             let note = self.log.resync(snap, skipped, Timestamp::now());
-                            self.buf.push_str(&note);
+                            self.push(&note);
                         }
                     }
                     // Every sender is gone: nothing more will come.
@@ -145,15 +156,15 @@ impl Follower {
         // The engine has stopped and broadcast all it made durable.
         loop {
             match self.events.try_recv() {
-                Ok(ev) => self.buf.push_str(&self.log.apply(&ev)),
+                Ok(ev) => {
+                    let text = self.log.apply(&ev);
+                    self.push(&text);
+                }
                 Err(TryRecvError::Lagged(skipped)) => {
                     let now = Timestamp::now();
-                    let _ = std::fmt::Write::write_fmt(
-                        &mut self.buf,
-                        format_args!(
-                            "- the log fell behind and left out {skipped} event(s) at {now}\n"
-                        ),
-                    );
+                    self.push(&format!(
+                        "- the log fell behind and left out {skipped} event(s) at {now}\n"
+                    ));
                 }
                 Err(_) => break,
             }
@@ -169,6 +180,16 @@ impl Follower {
                 .map_err(io::Error::other)?,
             None => Ok(()),
         }
+    }
+
+    fn push(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(header) = self.pending_header.take() {
+            self.buf.push_str(&header);
+        }
+        self.buf.push_str(text);
     }
 
     /// Appends the buffer; a failure is logged once and the text dropped,

@@ -328,3 +328,14 @@ fn the_demo_keeps_a_run_log_too() {
     );
     has(&log, "| **all** | **3** |");
 }
+
+#[test]
+fn a_refused_decision_leaves_the_log_as_it_was() {
+    let sandbox = sandbox();
+    sandbox.inputs(&[json!({"id": "t1", "do": {}})]);
+    sandbox.run().expect(0);
+    let before = run_log(&sandbox);
+    let out = sandbox.cli(&["approve", "t1"]);
+    out.expect(1);
+    assert_eq!(run_log(&sandbox), before);
+}
