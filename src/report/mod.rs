@@ -2,6 +2,7 @@
 
 pub mod format;
 pub mod list;
+pub mod markdown;
 pub mod mask;
 pub mod progress;
 pub mod review_queue;

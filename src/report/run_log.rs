@@ -14,6 +14,7 @@ use jiff::civil::Date;
 use serde_json::Value;
 
 use super::format::{between, duration, thousands};
+use super::markdown::{cap, clock, code, date_time, day_of, json_head, one_line};
 use super::mask::Masker;
 use super::summary::{cost_words, summarize};
 use crate::engine::event::{AttemptOutcome, Decision, ReviewReason};
@@ -138,7 +139,6 @@ impl RunLog {
 
     /// The lines for one event; empty when it adds nothing to read.
     pub fn apply(&mut self, ev: &Event) -> String {
-        let mut out = self.day_heading(ev.at);
         let lines = match &ev.task {
             None => run_event_line(&ev.kind).into_iter().collect(),
             Some(id) => self.task_lines(id, ev),
@@ -146,6 +146,7 @@ impl RunLog {
         if lines.is_empty() {
             return String::new();
         }
+        let mut out = self.day_heading(ev.at);
         for line in lines {
             let _ = writeln!(out, "- {} {line}", clock(ev.at));
         }
@@ -486,77 +487,6 @@ fn review_reason(m: &Masker, r: &ReviewReason) -> String {
 /// Free text on one line, masked and capped, in quotation marks.
 fn quote(m: &Masker, text: &str) -> String {
     format!("“{}”", cap(&m.mask(&one_line(text)), MESSAGE_CHARS))
-}
-
-/// Line breaks and runs of white space become one space.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// At most `max` characters, with `…` when cut.
-fn cap(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
-}
-
-/// The start of a value's compact JSON: enough to cap and mask without
-/// rendering a huge output whole.
-fn json_head(v: &Value) -> String {
-    const HEAD_BYTES: usize = 8 * 1024;
-    let text = v.to_string();
-    if text.len() <= HEAD_BYTES {
-        return text;
-    }
-    let mut end = HEAD_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
-}
-
-/// Markdown inline code that survives backticks in the text.
-fn code(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest + 1);
-    if longest > 0 {
-        format!("{fence} {text} {fence}")
-    } else {
-        format!("{fence}{text}{fence}")
-    }
-}
-
-fn utc(at: Timestamp) -> jiff::civil::DateTime {
-    at.to_zoned(jiff::tz::TimeZone::UTC).datetime()
-}
-
-fn day_of(at: Timestamp) -> Date {
-    utc(at).date()
-}
-
-/// `HH:MM:SS.mmm` in UTC.
-fn clock(at: Timestamp) -> String {
-    let t = utc(at);
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.millisecond()
-    )
-}
-
-/// `YYYY-MM-DD HH:MM:SS UTC`.
-fn date_time(at: Timestamp) -> String {
-    let t = utc(at);
-    format!(
-        "{} {:02}:{:02}:{:02} UTC",
-        t.date(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 #[cfg(test)]

@@ -660,13 +660,3 @@ fn resync_says_what_was_left_out() {
     assert!(f.log.tasks.contains_key("t9"));
     assert_eq!(f.log.session_started, at(1000));
 }
-
-#[test]
-fn code_spans_survive_backticks_and_text_is_capped() {
-    assert_eq!(code("plain"), "`plain`");
-    assert_eq!(code("a `b` c"), "`` a `b` c ``");
-    assert_eq!(code("``x"), "``` ``x ```");
-    assert_eq!(cap("héllo", 3), "hél…");
-    assert_eq!(cap("abc", 3), "abc");
-    assert_eq!(one_line(" a\n\tb  c "), "a b c");
-}
