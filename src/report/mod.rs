@@ -7,6 +7,7 @@ pub mod mask;
 pub mod progress;
 pub mod review_queue;
 pub mod run_log;
+mod run_log_lines;
 pub mod show;
 pub mod summary;
 

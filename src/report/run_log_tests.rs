@@ -1,7 +1,9 @@
 use serde_json::json;
 
 use super::*;
-use crate::engine::event::ErrorClass;
+use crate::engine::Action;
+use crate::engine::event::{AttemptOutcome, Decision, ErrorClass, ReviewReason};
+use crate::report::run_log_lines::review_reason;
 use crate::report::testing::{PHASES, at, finished_attempt, started};
 
 /// A log over an empty run of phases `one` and `two`, fed events in order.
