@@ -7,7 +7,10 @@
 //! observed after fsync; agents take no time), the time to shut down (final
 //! snapshots), fsync batches, and the process's peak RSS.
 //!
-//! cargo bench --bench engine_throughput [-- TASKS [CONCURRENCY [ROUNDS]]]
+//! cargo bench --bench engine_throughput [-- TASKS [CONCURRENCY [ROUNDS]]] [--run-log]
+//!
+//! With `--run-log` the markdown run log follows each round too, and its
+//! size and how long it took to finish after the engine are printed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -56,7 +59,7 @@ struct Round {
     shutdown_ms: f64,
 }
 
-async fn round(tasks: usize, concurrency: usize) -> Round {
+async fn round(tasks: usize, concurrency: usize, run_log: bool) -> Round {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let dir = tempfile::tempdir_in(&root).expect("temp dir");
     let file = dir.path().join("bench.toml");
@@ -100,9 +103,36 @@ async fn round(tasks: usize, concurrency: usize) -> Round {
         }
         (latencies, lagged, last_finish)
     });
+    let writer = run_log.then(|| {
+        baton::run_log_writer::RunLogWriter::start(
+            &engine.handle(),
+            engine.snapshot(),
+            baton::report::mask::Masker::default(),
+            baton::run_log_writer::Session::Run,
+            None,
+            &baton::engine::Actor::engine(),
+        )
+        .expect("run log")
+    });
     let t0 = Instant::now();
     let summary = engine.run().await.expect("run");
     let closed = Instant::now();
+    if let Some(writer) = writer {
+        let path = writer.path().to_path_buf();
+        writer.finish().await.expect("run log written");
+        let text = std::fs::read_to_string(&path).expect("run log");
+        println!(
+            "  run log: {} lines, {:.1} MB, finished {:.0} ms after the engine{}",
+            text.lines().count(),
+            text.len() as f64 / 1e6,
+            closed.elapsed().as_secs_f64() * 1e3,
+            if text.contains("the log fell behind") {
+                " (it fell behind and re-synced)"
+            } else {
+                ""
+            }
+        );
+    }
     let (mut latencies, lagged, last_finish) = watcher.await.expect("watcher");
     latencies.sort();
     assert_eq!(
@@ -150,16 +180,18 @@ fn main() {
     let tasks: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000);
     let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3).max(1);
+    let run_log = std::env::args().any(|a| a == "--run-log");
     println!(
-        "engine_throughput: {tasks} tasks x {} phases, concurrency {concurrency}, durable journal, {rounds} rounds",
-        PHASES.len()
+        "engine_throughput: {tasks} tasks x {} phases, concurrency {concurrency}, durable journal, {rounds} rounds{}",
+        PHASES.len(),
+        if run_log { ", with the run log" } else { "" }
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let results: Vec<Round> = (0..rounds)
-        .map(|_| runtime.block_on(round(tasks, concurrency)))
+        .map(|_| runtime.block_on(round(tasks, concurrency, run_log)))
         .collect();
     println!(
         "  median: {:.0} phases/s, latency p50 {:.2} ms, p99 {:.2} ms, shutdown {:.0} ms",

@@ -44,6 +44,11 @@ fn show(dir: &Path, task: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The run log the dashboard's run kept.
+fn run_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("state/RUN_LOG.md")).expect("the dashboard keeps a run log")
+}
+
 const RUN: &[&str] = &[
     "run",
     "p.toml",
@@ -68,6 +73,19 @@ fn approve_from_the_dashboard_reaches_the_state_folder() {
     assert_eq!(t1["state"], "completed");
     assert_eq!(t1["decisions"][0]["action"]["action"], "approve");
     assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+    let log = run_log(dir.path());
+    assert!(log.contains("## Run started · "), "{log}");
+    assert!(log.contains("- started by: operator"), "{log}");
+    assert!(
+        log.contains("**t1** ⏸ review requested at `draft`"),
+        "{log}"
+    );
+    assert!(
+        log.contains("**t1** ✔ **approved** at `draft` by operator at "),
+        "{log}"
+    );
+    assert!(log.contains("**t1** ✓ **task completed**"), "{log}");
+    assert!(log.contains("| completed | 1 |"), "{log}");
 }
 
 #[test]
@@ -83,6 +101,10 @@ fn pause_shows_and_quit_asks_while_work_waits() {
     assert_eq!(term.quit_confirmed(), 3, "a task still waits for a person");
     // The state folder is consistent: the next run picks the task up.
     assert_eq!(show(dir.path(), "t1")["state"], "awaiting_review");
+    let log = run_log(dir.path());
+    assert!(log.contains(" ⏸ **run paused** by "), "{log}");
+    assert!(log.contains(" ▶ **run resumed** by "), "{log}");
+    assert!(log.contains("| awaiting_review | 1 |"), "{log}");
 }
 
 #[test]

@@ -126,6 +126,7 @@ async fn act(
     note: Option<String>,
 ) -> i32 {
     let name = action.name();
+    let log_as = format!("baton {} {task}", verb(&action));
     let command = Command::Act {
         task: task.clone(),
         action,
@@ -133,7 +134,7 @@ async fn act(
         note,
         by: Actor::current(),
     };
-    let result = source::apply(&out.dir.state_dir, command).await;
+    let result = source::apply(&out.dir.state_dir, command, &log_as).await;
     let (recorded, refusal) = match &result {
         Ok(_) => (true, None),
         Err(NotApplied::Refused(why)) => (false, Some(why.as_str())),
@@ -170,5 +171,16 @@ async fn act(
             eprintln!("refused: {}", refusal.unwrap_or_default());
             1
         }
+    }
+}
+
+/// The command that records `action`, as the run log names it.
+fn verb(action: &Action) -> &'static str {
+    match action {
+        Action::Approve => "approve",
+        Action::Reject | Action::SendBack { .. } => "reject",
+        Action::ResolveRetry | Action::ResolveSkip | Action::ResolveFail => "resolve",
+        Action::Retry => "retry",
+        Action::Cancel => "cancel",
     }
 }

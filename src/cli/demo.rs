@@ -76,7 +76,7 @@ pub async fn run(args: DemoArgs) -> i32 {
     eprintln!("demo files and state in {}", dir.display());
     let look_around = || {
         eprintln!(
-            "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}",
+            "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}   baton summary --state-dir {0}",
             state_dir.display()
         )
     };
@@ -114,7 +114,10 @@ pub async fn run(args: DemoArgs) -> i32 {
     let ended = super::background::run(plan, opts).await;
     match ended {
         super::background::Ended::Stopped(_) if temporary => match std::fs::remove_dir_all(&dir) {
-            Ok(()) => eprintln!("removed the demo folder {}", dir.display()),
+            Ok(()) => eprintln!(
+                "removed the demo folder {} (`baton demo --dir DIR` keeps the state and its run log)",
+                dir.display()
+            ),
             Err(e) => eprintln!(
                 "warning: cannot remove the demo folder {}: {e}",
                 dir.display()

@@ -1,11 +1,14 @@
-//! `baton list` and `baton show`: the run as the engine that holds the
-//! state folder sees it, or the folder as it is when no engine does; the
-//! folder is read without being taken either way (see `source`).
+//! `baton list`, `show`, `summary` and `review`: the run as the engine that
+//! holds the state folder sees it, or the folder as it is when no engine
+//! does; the folder is read without being taken either way (see `source`).
 
 use std::path::Path;
 
 use baton::engine::TaskState;
-use baton::report::{list as list_report, show as show_report};
+use baton::report::{
+    list as list_report, review_queue, show as show_report, summary as summary_report,
+};
+use serde::Serialize;
 
 use super::source;
 
@@ -63,6 +66,64 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
         println!("{}", serde_json::to_string_pretty(task).unwrap_or_default());
     } else {
         print!("{}", show_report::text(task));
+    }
+    0
+}
+
+/// `baton summary --json`: the pipeline, the folder, then the totals.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    pipeline: &'a str,
+    state_dir: String,
+    #[serde(flatten)]
+    summary: summary_report::Summary,
+}
+
+pub async fn summary(state_dir: &Path, json: bool) -> i32 {
+    let run = match source::run(state_dir).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let summary = summary_report::summarize(&run.tasks);
+    if json {
+        let out = SummaryJson {
+            pipeline: &run.pipeline,
+            state_dir: state_dir.display().to_string(),
+            summary,
+        };
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        println!("pipeline   {}  ({})", run.pipeline, state_dir.display());
+        print!("{}", summary_report::text(&summary));
+    }
+    0
+}
+
+pub async fn review(state_dir: &Path, json: bool) -> i32 {
+    let tasks = match source::tasks(state_dir).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let queue = review_queue::queue(&tasks, jiff::Timestamp::now());
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&queue).unwrap_or_default()
+        );
+    } else {
+        print!("{}", review_queue::text(&queue));
+        if !queue.is_empty() {
+            println!(
+                "settle them with `baton approve|reject|resolve TASK --state-dir {}`",
+                state_dir.display()
+            );
+        }
     }
     0
 }

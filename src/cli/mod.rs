@@ -1,14 +1,17 @@
 //! Command-line parsing and the commands themselves. Exit statuses are
-//! stable: 0 success, 1 a task failed or a decision was refused, 2 bad usage
-//! or files, 3 tasks wait for a person (`run`), 4 tasks left unfinished (the
+//! stable: 0 success, 1 a task failed or a decision was refused (or
+//! `clean-state` without `--force`), 2 bad usage or files (or the folder is
+//! in use), 3 tasks wait for a person (`run`), 4 tasks left unfinished (the
 //! dashboard was quit mid-run), 130/143 stopped by a signal.
 
 mod attach;
 mod background;
+mod clean;
 mod decide;
 mod demo;
 mod inspect;
 mod run;
+mod run_log;
 mod source;
 mod state_meta;
 mod validate;
@@ -66,6 +69,28 @@ enum Cmd {
         #[command(flatten)]
         dir: StateDir,
     },
+    /// Totals of the state folder: tasks per state, who waits, tokens, dollars, run time.
+    Summary {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
+    /// The reviews and blockers waiting for a person, oldest first.
+    Review {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
+    /// Remove everything in the state folder; refused while an engine runs on it.
+    CleanState {
+        /// Remove for real; without it, only say what would be removed.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
     /// Approve the task's open review and let it go on.
     Approve(decide::ApproveArgs),
     /// Reject the task's open review: the task fails, or with --feedback the phase runs again.
@@ -106,6 +131,9 @@ pub fn main() -> i32 {
                 inspect::list(&dir.state_dir, state.as_deref(), json).await
             }
             Cmd::Show { task, json, dir } => inspect::show(&dir.state_dir, &task, json).await,
+            Cmd::Summary { json, dir } => inspect::summary(&dir.state_dir, json).await,
+            Cmd::Review { json, dir } => inspect::review(&dir.state_dir, json).await,
+            Cmd::CleanState { force, dir } => clean::run(&dir.state_dir, force),
             Cmd::Approve(args) => decide::approve(args).await,
             Cmd::Reject(args) => decide::reject(args).await,
             Cmd::Resolve(args) => decide::resolve(args).await,

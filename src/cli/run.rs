@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use baton::engine::{Command, Engine, EngineError, EngineOptions, RunSummary};
 use baton::report::progress::Progress;
+use baton::run_log_writer::Session;
 use baton::spec::{self, input::InputTask};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -218,6 +219,9 @@ pub async fn run_headless(
             None
         }
     };
+    // This process runs the engine, so it keeps the run log: a dashboard
+    // attached over the socket only reads.
+    let run_log = super::run_log::start(&engine, Session::Run, Some(pipeline_file));
     let mut holders = server.as_ref().map(|s| s.holders());
     let mut events = handle.subscribe();
     let mut progress = Progress::new(engine.snapshot());
@@ -276,6 +280,7 @@ pub async fn run_headless(
             }
         }
     };
+    super::run_log::finish(run_log).await;
     drop(server);
     let summary = match settled(summary) {
         Ok(s) => s,

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use baton::engine::recovery::fold;
 use baton::engine::{Command, Engine, EngineError, EngineOptions, Task};
 use baton::remote::{ClientOptions, ConnectError, Connection, connect_dir};
+use baton::run_log_writer::Session;
 use baton::store::{Store, StoreError};
 
 use super::state_meta;
@@ -35,16 +36,32 @@ impl Source {
     }
 }
 
-/// Every task of the run, in submission order.
-pub async fn tasks(state_dir: &Path) -> Result<Vec<Task>, String> {
+/// A run as commands that read it see it.
+pub struct Run {
+    /// The name of the pipeline the tasks run with.
+    pub pipeline: String,
+    /// Every task, in submission order.
+    pub tasks: Vec<Task>,
+}
+
+/// The run on the folder: from its engine, or from the folder itself.
+pub async fn run(state_dir: &Path) -> Result<Run, String> {
     match Source::open(state_dir).await? {
-        Source::Live(conn) => Ok(conn.snapshot.tasks),
+        Source::Live(conn) => Ok(Run {
+            pipeline: conn.snapshot.pipeline,
+            tasks: conn.snapshot.tasks,
+        }),
         Source::Folder => read_folder(state_dir),
     }
 }
 
+/// Every task of the run, in submission order.
+pub async fn tasks(state_dir: &Path) -> Result<Vec<Task>, String> {
+    run(state_dir).await.map(|r| r.tasks)
+}
+
 /// Reads a state folder without taking it: works even beside a running engine.
-fn read_folder(state_dir: &Path) -> Result<Vec<Task>, String> {
+fn read_folder(state_dir: &Path) -> Result<Run, String> {
     let pipeline = state_meta::load(state_dir)?;
     let phases: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
     let recovered = Store::load_readonly(state_dir).map_err(|e| e.to_string())?;
@@ -52,11 +69,15 @@ fn read_folder(state_dir: &Path) -> Result<Vec<Task>, String> {
     for w in &folded.warnings {
         eprintln!("warning: {w}");
     }
-    Ok(folded
+    let tasks = folded
         .order
         .iter()
         .filter_map(|id| folded.tasks.remove(id))
-        .collect())
+        .collect();
+    Ok(Run {
+        pipeline: pipeline.name,
+        tasks,
+    })
 }
 
 /// Where a command was carried out.
@@ -76,8 +97,15 @@ pub enum NotApplied {
 }
 
 /// Hands `command` to the running engine, or applies it to the folder with
-/// the same engine code when no engine runs.
-pub async fn apply(state_dir: &Path, command: Command) -> Result<Applied, NotApplied> {
+/// the same engine code when no engine runs. The run log records it either
+/// way: a running engine's log follows its events; in the folder, a section
+/// headed `log_as` (the command line, e.g. `baton approve t1`) is appended,
+/// and only when something changed.
+pub async fn apply(
+    state_dir: &Path,
+    command: Command,
+    log_as: &str,
+) -> Result<Applied, NotApplied> {
     let started = Instant::now();
     loop {
         match Source::open(state_dir).await.map_err(NotApplied::Failed)? {
@@ -88,7 +116,7 @@ pub async fn apply(state_dir: &Path, command: Command) -> Result<Applied, NotApp
                     .map(|()| Applied::Live(conn.pid))
                     .map_err(|r| NotApplied::Refused(r.0));
             }
-            Source::Folder => match apply_offline(state_dir, command.clone()).await {
+            Source::Folder => match apply_offline(state_dir, command.clone(), log_as).await {
                 // Locked but silent: an engine is starting; ask it once it answers.
                 Err(Offline::Locked(_)) if started.elapsed() < STARTING_ENGINE_GRACE => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -106,7 +134,7 @@ enum Offline {
     Not(NotApplied),
 }
 
-async fn apply_offline(state_dir: &Path, command: Command) -> Result<(), Offline> {
+async fn apply_offline(state_dir: &Path, command: Command, log_as: &str) -> Result<(), Offline> {
     let pipeline = state_meta::load(state_dir).map_err(|e| Offline::Not(NotApplied::Failed(e)))?;
     let opts = EngineOptions {
         dispatch: false,
@@ -123,11 +151,14 @@ async fn apply_offline(state_dir: &Path, command: Command) -> Result<(), Offline
     for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
+    let run_log = super::run_log::start(&engine, Session::Command(log_as.to_string()), None);
     let handle = engine.handle();
     let join = tokio::spawn(engine.run());
     let result = handle.send(command).await;
     let _ = handle.send(Command::Shutdown).await;
-    match join.await {
+    let joined = join.await;
+    super::run_log::finish(run_log).await;
+    match joined {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),
         Err(e) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),

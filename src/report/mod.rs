@@ -2,5 +2,14 @@
 
 pub mod format;
 pub mod list;
+pub mod markdown;
+pub mod mask;
 pub mod progress;
+pub mod review_queue;
+pub mod run_log;
+mod run_log_lines;
 pub mod show;
+pub mod summary;
+
+#[cfg(test)]
+mod testing;

@@ -8,12 +8,13 @@ use toml::de::DeTable;
 use super::agents::read_agents;
 use super::defaults::read_defaults;
 use super::error::{Diag, SpecError};
+use super::mask::read_mask;
 use super::model::Pipeline;
 use super::paths::{base_dir_of, resolve};
 use super::phases::read_phases;
 use super::raw::Table;
 
-const TOP_KEYS: &[&str] = &["name", "pricing", "defaults", "agents", "phases"];
+const TOP_KEYS: &[&str] = &["name", "pricing", "mask", "defaults", "agents", "phases"];
 
 /// Reads and validates the pipeline file at `path`. Relative paths in it are
 /// resolved against the file's folder.
@@ -75,6 +76,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
         );
     }
     let pricing = pricing.map(|p| resolve(&base_dir, p.get_ref()));
+    let mask = read_mask(&mut d, &root);
     let defaults = read_defaults(&mut d, &root);
     let agents = read_agents(&mut d, &root, &base_dir);
     let phases = read_phases(&mut d, &root, &defaults, &agents);
@@ -102,6 +104,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
         agents,
         phases,
         pricing,
+        mask,
     })
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod graph;
 pub mod input;
 mod load;
+mod mask;
 pub mod model;
 mod paths;
 mod phases;

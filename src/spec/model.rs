@@ -21,6 +21,9 @@ pub struct Pipeline {
     pub phases: Vec<PhaseSpec>,
     /// An explicit `pricing = "file.toml"`, resolved against `base_dir`.
     pub pricing: Option<PathBuf>,
+    /// Regular expressions (checked at load) whose matches the run log hides
+    /// as `[masked]`, on top of the built-in email and phone masks.
+    pub mask: Vec<String>,
 }
 
 impl Pipeline {

@@ -50,7 +50,7 @@ impl StateLock {
 }
 
 /// The holder's pid, if it has written one yet.
-fn read_pid(file: &mut File) -> Option<u32> {
+pub(crate) fn read_pid(file: &mut File) -> Option<u32> {
     let mut text = String::new();
     file.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()

@@ -9,6 +9,7 @@
 //! [`Store::open`] hands back the snapshots plus every journal event left,
 //! and the engine folds the events newer than each task's snapshot.
 
+pub mod clean;
 mod error;
 mod fsync;
 mod journal;

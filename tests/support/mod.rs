@@ -81,6 +81,7 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
         agents,
         phases,
         pricing: None,
+        mask: Vec::new(),
     }
 }
 

@@ -1,0 +1,225 @@
+//! `baton summary` and the run log's closing lines: tasks per state, who
+//! waits for a person, tokens, dollars (with unknown costs marked) and run
+//! time, from tasks alone.
+
+use std::fmt::Write;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::format::{between, duration, thousands};
+use crate::engine::cost::CostTotal;
+use crate::engine::{Task, TaskState};
+
+/// Tasks in each state; every state is always present, in lifecycle order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StateCounts {
+    pub pending: usize,
+    pub running: usize,
+    pub retrying: usize,
+    pub awaiting_review: usize,
+    pub blocked: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+impl StateCounts {
+    pub fn get(&self, state: TaskState) -> usize {
+        match state {
+            TaskState::Pending => self.pending,
+            TaskState::Running => self.running,
+            TaskState::Retrying => self.retrying,
+            TaskState::AwaitingReview => self.awaiting_review,
+            TaskState::Blocked => self.blocked,
+            TaskState::Completed => self.completed,
+            TaskState::Failed => self.failed,
+            TaskState::Cancelled => self.cancelled,
+        }
+    }
+
+    fn add(&mut self, state: TaskState) {
+        let slot = match state {
+            TaskState::Pending => &mut self.pending,
+            TaskState::Running => &mut self.running,
+            TaskState::Retrying => &mut self.retrying,
+            TaskState::AwaitingReview => &mut self.awaiting_review,
+            TaskState::Blocked => &mut self.blocked,
+            TaskState::Completed => &mut self.completed,
+            TaskState::Failed => &mut self.failed,
+            TaskState::Cancelled => &mut self.cancelled,
+        };
+        *slot += 1;
+    }
+}
+
+/// The whole of a state folder or a run, for text and for `--json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub tasks: usize,
+    pub states: StateCounts,
+    /// Tasks in `awaiting_review` or `blocked`.
+    pub waiting_for_people: usize,
+    /// Open reviews and blockers over all tasks (a task may hold several phases).
+    pub open_holds: usize,
+    pub attempts: usize,
+    pub tokens: u64,
+    /// Known dollars; a lower bound when `cost_unknown` is not zero.
+    pub cost_usd: f64,
+    /// Attempts whose cost is not known (a model with no price).
+    pub cost_unknown: u32,
+    /// When the first task was submitted (RFC 3339, UTC).
+    pub first_submitted_at: Option<Timestamp>,
+    /// When any task last changed.
+    pub last_change_at: Option<Timestamp>,
+    /// From the first submission to the last change.
+    pub run_time_ms: u64,
+}
+
+impl Summary {
+    pub fn cost(&self) -> CostTotal {
+        CostTotal {
+            usd: self.cost_usd,
+            unknown: self.cost_unknown,
+        }
+    }
+}
+
+pub fn summarize<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Summary {
+    let mut states = StateCounts::default();
+    let mut cost = CostTotal::default();
+    let (mut n, mut attempts, mut tokens, mut holds) = (0, 0, 0, 0);
+    let mut first: Option<Timestamp> = None;
+    let mut last: Option<Timestamp> = None;
+    for t in tasks {
+        n += 1;
+        states.add(t.state);
+        cost.merge(t.cost());
+        attempts += t.attempts();
+        tokens += t.tokens();
+        holds += t.holds.len();
+        first = Some(first.map_or(t.created_at, |f| f.min(t.created_at)));
+        last = Some(last.map_or(t.updated_at, |l| l.max(t.updated_at)));
+    }
+    let run_time = match (first, last) {
+        (Some(f), Some(l)) => between(f, l),
+        _ => std::time::Duration::ZERO,
+    };
+    Summary {
+        tasks: n,
+        states,
+        waiting_for_people: states.awaiting_review + states.blocked,
+        open_holds: holds,
+        attempts,
+        tokens,
+        cost_usd: cost.usd,
+        cost_unknown: cost.unknown,
+        first_submitted_at: first,
+        last_change_at: last,
+        run_time_ms: u64::try_from(run_time.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// Dollars in words, saying when the sum is a lower bound.
+pub fn cost_words(cost: CostTotal) -> String {
+    match cost.unknown {
+        0 => cost.to_string(),
+        _ => format!("{cost} (a lower bound)"),
+    }
+}
+
+pub fn text(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "tasks      {}", s.tasks);
+    for state in TaskState::ALL {
+        let n = s.states.get(state);
+        if n > 0 {
+            let _ = writeln!(out, "  {:<16} {n}", state.as_str());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "waiting    {} for a person ({} awaiting review, {} blocked)",
+        s.waiting_for_people, s.states.awaiting_review, s.states.blocked
+    );
+    let _ = writeln!(out, "attempts   {}", s.attempts);
+    let _ = writeln!(out, "tokens     {}", thousands(s.tokens));
+    let _ = writeln!(out, "cost       {}", cost_words(s.cost()));
+    let span = match (s.first_submitted_at, s.last_change_at) {
+        (Some(f), Some(l)) => format!(" ({} to {})", seconds(f), seconds(l)),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "run time   {}{span}",
+        duration(std::time::Duration::from_millis(s.run_time_ms))
+    );
+    out
+}
+
+/// `2026-11-21 02:34:21 UTC`.
+fn seconds(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::report::testing::{finished, held, task};
+
+    #[test]
+    fn counts_every_state_and_marks_unknown_costs() {
+        let a = finished(task("a", 0), TaskState::Completed, 10, Some(0.5));
+        let b = held(
+            task("b", 5),
+            crate::engine::state::HoldKind::Review,
+            20,
+            None,
+        );
+        let c = task("c", 2);
+        let s = summarize([&a, &b, &c]);
+        assert_eq!(s.tasks, 3);
+        assert_eq!(s.states.completed, 1);
+        assert_eq!(s.states.awaiting_review, 1);
+        assert_eq!(s.states.pending, 1);
+        assert_eq!(s.waiting_for_people, 1);
+        assert_eq!(s.open_holds, 1);
+        assert_eq!(s.attempts, 2);
+        assert_eq!(s.tokens, 30);
+        assert_eq!(s.cost_unknown, 1);
+        assert_eq!(
+            cost_words(s.cost()),
+            "$0.5000 + unknown (1 unpriced) (a lower bound)"
+        );
+        let shown = text(&s);
+        assert!(shown.contains("  awaiting_review  1\n"), "{shown}");
+        assert!(!shown.contains("running"), "{shown}");
+        assert!(
+            shown.contains("cost       $0.5000 + unknown (1 unpriced) (a lower bound)"),
+            "{shown}"
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v["states"],
+            json!({"pending": 1, "running": 0, "retrying": 0, "awaiting_review": 1,
+                   "blocked": 0, "completed": 1, "failed": 0, "cancelled": 0})
+        );
+        assert_eq!(v["cost_unknown"], 1);
+        assert_eq!(v["run_time_ms"], 8000);
+        assert_eq!(v["first_submitted_at"], "1970-01-01T00:00:00Z");
+        assert!(
+            shown.contains("run time   8.0s (1970-01-01 00:00:00 UTC to 1970-01-01 00:00:08 UTC)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn no_tasks() {
+        let s = summarize([]);
+        assert_eq!(s.tasks, 0);
+        assert_eq!(s.run_time_ms, 0);
+        assert!(text(&s).contains("cost       $0.0000"));
+    }
+}
