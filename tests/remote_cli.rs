@@ -10,9 +10,10 @@ use cli::{Out, Sandbox};
 use remote::{engine, sandbox, socket_of, wait_all, wait_for_socket};
 use serde_json::Value;
 
-/// What the read-only commands print, as `(args, exit status, stdout)`.
+/// What the read-only commands print, as `(args, exit status, stdout)`;
+/// how long holds have waited, which grows between two asks, left out.
 fn readings(sandbox: &Sandbox) -> Vec<(Vec<&'static str>, i32, String)> {
-    let asks: [&[&'static str]; 7] = [
+    let asks: [&[&'static str]; 11] = [
         &["list"],
         &["list", "--json"],
         &["list", "--state", "blocked", "--json"],
@@ -20,13 +21,50 @@ fn readings(sandbox: &Sandbox) -> Vec<(Vec<&'static str>, i32, String)> {
         &["show", "t1", "--json"],
         &["show", "t3", "--json"],
         &["show", "ghost"],
+        &["summary"],
+        &["summary", "--json"],
+        &["review"],
+        &["review", "--json"],
     ];
     asks.iter()
         .map(|args| {
             let out = sandbox.cli(args);
-            (args.to_vec(), out.code(), out.stdout)
+            let stdout = match *args {
+                ["review"] => without_waited_column(&out.stdout),
+                ["review", "--json"] => without_waited_ms(&json_of(&out)),
+                _ => out.stdout.clone(),
+            };
+            (args.to_vec(), out.code(), stdout)
         })
         .collect()
+}
+
+/// `baton review`'s table without its WAITED column (the fourth).
+fn without_waited_column(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words.len() > 4 && !line.contains(" waiting: ") && !line.starts_with("settle") {
+                [&words[..3], &words[4..]].concat().join(" ")
+            } else {
+                words.join(" ")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `baton review --json` without `waited_ms`.
+fn without_waited_ms(queue: &Value) -> String {
+    let mut queue = queue.clone();
+    for hold in queue.as_array_mut().expect("review --json is an array") {
+        let waited = hold
+            .as_object_mut()
+            .and_then(|h| h.remove("waited_ms"))
+            .expect("every hold says how long it waited");
+        assert!(waited.is_u64(), "{waited}");
+    }
+    queue.to_string()
 }
 
 fn json_of(out: &Out) -> Value {
@@ -60,6 +98,26 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     let live_refused_json = sandbox.cli(&["retry", "t4", "--json"]);
     live_refused_json.expect(1);
     let live_reads = readings(&sandbox);
+    let review = &live_reads[9].2;
+    assert!(review.contains("t4 review draft"), "{review}");
+    assert!(
+        review.contains("4 waiting: 1 review(s), 3 blocker(s)"),
+        "{review}"
+    );
+    let summary = &live_reads[7].2;
+    assert!(
+        summary.contains("waiting    4 for a person (1 awaiting review, 3 blocked)"),
+        "{summary}"
+    );
+
+    // Emptying the folder under a live engine is refused, naming it.
+    let refused = sandbox.cli(&["clean-state", "--force"]);
+    refused.expect(2);
+    assert!(
+        refused.stderr.contains("in use by baton (pid "),
+        "{refused}"
+    );
+    assert!(sandbox.state().join("journal").exists());
 
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
@@ -105,4 +163,21 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     let t1 = sandbox.show("t1");
     assert_eq!(t1["decisions"][0]["note"], "looks right");
     assert_eq!(t1["decisions"][1]["action"]["action"], "resolve_skip");
+
+    // The engine's run log has the decisions it was handed, once; decisions
+    // on the stopped folder add a section of their own, refusals nothing.
+    let log = std::fs::read_to_string(sandbox.state().join("RUN_LOG.md")).expect("a run log");
+    assert_eq!(log.matches("## Run started · ").count(), 1, "{log}");
+    assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
+    for task in ["t1", "t2", "t3"] {
+        let approved = format!("**{task}** ✔ **approved** at `draft` by ");
+        assert_eq!(log.matches(&approved).count(), 1, "{task}: {log}");
+        assert!(!log.contains(&format!("`baton approve {task}`")), "{log}");
+    }
+    let run_section = &log[..log.find("### Summary · ").unwrap()];
+    assert!(run_section.contains("note “looks right”"), "{log}");
+    assert_eq!(log.matches("## `baton resolve t1` · ").count(), 1, "{log}");
+    assert_eq!(log.matches("## `baton approve t4` · ").count(), 1, "{log}");
+    assert!(!log.contains("`baton resolve t4`"), "refused: {log}");
+    assert!(!log.contains("`baton retry t4`"), "refused: {log}");
 }
