@@ -74,7 +74,9 @@ fn approve_from_the_dashboard_reaches_the_state_folder() {
     assert_eq!(t1["decisions"][0]["action"]["action"], "approve");
     assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
     let log = run_log(dir.path());
-    assert!(log.contains("## Run started · "), "{log}");
+    // Written by the engine's process alone: one run, one summary.
+    assert_eq!(log.matches("## Run started · ").count(), 1, "{log}");
+    assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
     assert!(log.contains("- started by: operator"), "{log}");
     assert!(
         log.contains("**t1** ⏸ review requested at `draft`"),
@@ -388,8 +390,13 @@ fn t_cycles_through_every_shipped_theme_and_back() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
     let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[("COLORTERM", "truecolor")]);
-    term.wait_for("1 need you", 30);
+    // The whole first frame, down to the key hints on the bottom line: the
+    // header shows before the rest of the frame is written.
+    term.wait_until("the first frame drawn", 30, |s| {
+        s.contains("1 need you") && s.lines().nth(39).is_some_and(|l| l.contains("quit"))
+    });
     let first = term.colours();
+    let first_text = term.contents();
     let mut seen = Vec::new();
     for _ in 0..8 {
         term.send("t");
@@ -421,9 +428,15 @@ fn t_cycles_through_every_shipped_theme_and_back() {
             "{shipped} not in {seen:?}"
         );
     }
+    let now = above_status(&term);
+    let differ: Vec<usize> = (0..now.len())
+        .filter(|&i| now[i] != first[i])
+        .map(|i| i / 120)
+        .collect();
     assert!(
-        above_status(&term) == above_status_of(&first),
-        "back at the default, yet drawn unlike at first"
+        now == above_status_of(&first),
+        "back at the default, yet drawn unlike at first: rows {differ:?}\nfirst:\n{first_text}\nnow:\n{}",
+        term.contents()
     );
     term.quit_confirmed();
 }

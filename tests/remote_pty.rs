@@ -216,4 +216,39 @@ fn the_demo_cleans_up_when_quit_and_keeps_its_folder_when_detached() {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
     }
     wait_until_gone(pid);
+    // The engine kept the run log, and closed it when it stopped.
+    let log = run_log(&dirs[0].join("state"));
+    assert!(log.contains("- pipeline: demo-dev-squad ("), "{log}");
+    assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
+}
+
+/// The run log in a state folder, once per run.
+fn run_log(state: &Path) -> String {
+    let log = std::fs::read_to_string(state.join("RUN_LOG.md")).expect("a run log");
+    assert_eq!(log.matches("# baton run log").count(), 1, "{log}");
+    assert_eq!(log.matches("## Run started · ").count(), 1, "{log}");
+    log
+}
+
+#[test]
+fn the_demo_in_a_folder_of_ones_choosing_keeps_it_and_its_run_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    let dir_arg = dir.to_str().unwrap();
+    let mut term = Term::spawn(
+        &["demo", "--tasks", "3", "--dir", dir_arg],
+        tmp.path(),
+        140,
+        40,
+        &[("USER", "operator")],
+    );
+    term.wait_for("demo-dev-squad", 30);
+    quit(&mut term);
+    let screen = term.contents();
+    assert!(!screen.contains("removed the demo folder"), "{screen}");
+    assert!(dir.join("state").is_dir());
+    let log = run_log(&dir.join("state"));
+    assert!(log.contains("- started by: operator"), "{log}");
+    assert!(log.contains("**DEV-"), "{log}");
+    assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
 }
