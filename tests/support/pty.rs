@@ -2,8 +2,9 @@
 //! through a terminal emulator, resize, and wait for the process to end.
 #![allow(dead_code)]
 
+use std::fs::{File, TryLockError};
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,8 @@ pub struct Term {
     writer: Box<dyn Write + Send>,
     child: Box<dyn Child + Send + Sync>,
     screen: Arc<Mutex<vt100::Parser>>,
+    /// Where the program may make a state folder that did not exist before it.
+    made: Made,
 }
 
 impl Term {
@@ -32,6 +35,7 @@ impl Term {
                 pixel_height: 0,
             })
             .expect("open a pseudo-terminal");
+        let made = Made::before(args, cwd, env);
         let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_baton"));
         cmd.args(args);
         cmd.cwd(cwd);
@@ -65,6 +69,7 @@ impl Term {
             writer,
             child,
             screen,
+            made,
         }
     }
 
@@ -177,6 +182,112 @@ impl Drop for Term {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+        // The dashboard starts its engine in a session of its own, which
+        // outlives it: a test that fails before stopping it must not leave
+        // it running. Only folders the program made are looked at, so an
+        // engine the test started itself (for `baton attach`) is its own.
+        for state in self.made.state_dirs() {
+            stop_engine_holding(&state);
+        }
+    }
+}
+
+/// The state folders a `baton` command line may create, noted before it runs.
+struct Made {
+    /// The folder named by `--state-dir`, `--dir` or the default, if it did not exist.
+    fixed: Option<PathBuf>,
+    /// For a demo without `--dir`: the temp dir and its demo folders before.
+    demo_tmp: Option<(PathBuf, Vec<PathBuf>)>,
+}
+
+impl Made {
+    fn before(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Made {
+        let value_of = |flag: &str| {
+            args.iter()
+                .position(|a| *a == flag)
+                .and_then(|i| args.get(i + 1))
+                .map(|v| cwd.join(v))
+        };
+        let (fixed, demo_tmp) = match args.first() {
+            Some(&"demo") => match value_of("--dir") {
+                Some(dir) => (Some(dir.join("state")), None),
+                None => {
+                    let tmp = env
+                        .iter()
+                        .find(|(k, _)| *k == "TMPDIR")
+                        .map_or_else(std::env::temp_dir, |(_, v)| PathBuf::from(v));
+                    let existing = demo_dirs(&tmp);
+                    (None, Some((tmp, existing)))
+                }
+            },
+            Some(&"run") => (
+                Some(value_of("--state-dir").unwrap_or_else(|| cwd.join("state"))),
+                None,
+            ),
+            _ => (None, None),
+        };
+        Made {
+            fixed: fixed.filter(|d| !d.exists()),
+            demo_tmp,
+        }
+    }
+
+    fn state_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.fixed.iter().cloned().collect();
+        if let Some((tmp, existing)) = &self.demo_tmp {
+            dirs.extend(
+                demo_dirs(tmp)
+                    .into_iter()
+                    .filter(|d| !existing.contains(d))
+                    .map(|d| d.join("state")),
+            );
+        }
+        dirs
+    }
+}
+
+fn demo_dirs(tmp: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(tmp)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("baton-demo-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Stops the process that holds `state`'s LOCK, if one still does: SIGTERM,
+/// then SIGKILL if it is still there after a while.
+fn stop_engine_holding(state: &Path) {
+    let Ok(mut lock) = File::open(state.join("LOCK")) else {
+        return;
+    };
+    // Free to take: nobody holds the folder (the pid in it is stale).
+    if !matches!(lock.try_lock(), Err(TryLockError::WouldBlock)) {
+        return;
+    }
+    let mut text = String::new();
+    let _ = lock.read_to_string(&mut text);
+    let Ok(pid) = text.trim().parse::<libc::pid_t>() else {
+        return;
+    };
+    for signal in [libc::SIGTERM, libc::SIGKILL] {
+        // SAFETY: a plain signal to the engine that holds a folder this test made.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(lock.try_lock(), Ok(())) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
