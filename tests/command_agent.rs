@@ -41,6 +41,7 @@ fn request(input: Value) -> Arc<AgentRequest> {
         attempt: 2,
         outputs: Map::new(),
         feedback: Some("use the newer codes".into()),
+        model: None,
     })
 }
 

@@ -15,11 +15,17 @@ use tokio::time::Instant;
 use super::advance::{follow_up, ready_phases};
 use super::attempt::{self, AttemptDone};
 use super::backoff::{Jitter, delay};
+use super::budget::{self, Average, Estimate, Limits, Raise, Spend};
 use super::cost::{PriceTable, PricingError};
-use super::event::{Action, Command, Decision, Event, EventKind, TaskId};
-use super::handle::{EngineHandle, Refusal, Request, RunSnapshot};
+use super::event::{
+    Action, Actor, AttemptOutcome, BudgetScope, Command, Decision, Event, EventKind, ReviewReason,
+    TaskId,
+};
+use super::handle::{BudgetSnapshot, EngineHandle, Refusal, Request, RunSnapshot};
+use super::rate_limit::{Admit, RateLimiter};
 use super::recovery;
-use super::state::TaskState;
+use super::route;
+use super::state::{HoldKind, TaskState};
 use super::task::{ApplyError, Task};
 use crate::agents::{self, Agent};
 use crate::spec::Pipeline;
@@ -30,6 +36,11 @@ use crate::store::{Store, StoreError};
 /// changes only in the journal.
 const SNAPSHOT_ACTIVE_AFTER: Duration = Duration::from_secs(10);
 
+/// The run's budget raise lives only in the journal, so compaction keeps
+/// the event that holds it; once this many events have followed it, it is
+/// written again so that older segments can go.
+const CARRY_RUN_RAISE_AFTER: u64 = 4096;
+
 /// How an engine behaves; the defaults suit `baton run`.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -39,6 +50,9 @@ pub struct EngineOptions {
     pub exit_when_idle: bool,
     /// How often tasks that changed are snapshotted.
     pub checkpoint_every: Duration,
+    /// The window of agents' `rpm` and `tpm`: a minute. Shorter in tests,
+    /// where the limits then mean per window.
+    pub rate_window: Duration,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +61,7 @@ impl Default for EngineOptions {
             dispatch: true,
             exit_when_idle: true,
             checkpoint_every: Duration::from_secs(1),
+            rate_window: Duration::from_secs(60),
         }
     }
 }
@@ -83,6 +98,26 @@ struct AgentSlot {
     inflight: usize,
     /// Phases ready to start but waiting for this agent's capacity.
     waiting: VecDeque<(TaskId, usize)>,
+    limiter: RateLimiter,
+    /// What its finished attempts spent, to estimate those in flight.
+    average: Average,
+    routes: Vec<crate::spec::model::Route>,
+}
+
+impl AgentSlot {
+    fn full(&self) -> bool {
+        self.limit.is_some_and(|limit| self.inflight >= limit)
+    }
+}
+
+/// An attempt in flight.
+struct Running {
+    phase: usize,
+    /// The agent running it, an index into `agents`.
+    agent: usize,
+    /// Its place in the agent's rate limiter.
+    ticket: u64,
+    handle: AbortHandle,
 }
 
 /// What a run ended with.
@@ -122,8 +157,9 @@ pub struct Engine {
     pipeline: Arc<Pipeline>,
     phase_ids: Vec<String>,
     agents: Vec<AgentSlot>,
-    /// For each phase, the index of its agent in `agents`.
-    phase_agent: Vec<usize>,
+    /// For each phase, the agents that can run it (indices into `agents`),
+    /// preferred first: its agent, or its role's agents.
+    phase_agents: Vec<Vec<usize>>,
     prices: Arc<PriceTable>,
     store: Store,
     opts: EngineOptions,
@@ -138,10 +174,9 @@ pub struct Engine {
     slots: HashSet<TaskId>,
     timers: BTreeMap<(Instant, u64), TaskId>,
     timer_seq: u64,
-    /// Attempts in flight, by task: phase index and the handle that stops it.
-    /// Kept per task while it holds a slot, so that starting an attempt
-    /// does not allocate.
-    running: HashMap<TaskId, Vec<(usize, AbortHandle)>>,
+    /// Attempts in flight, by task. Kept per task while it holds a slot, so
+    /// that starting an attempt does not allocate.
+    running: HashMap<TaskId, Vec<Running>>,
     /// Attempts in flight over all tasks.
     in_flight: usize,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
@@ -155,6 +190,14 @@ pub struct Engine {
     dirty: HashMap<TaskId, (u64, Instant)>,
     paused: bool,
     stopping: bool,
+    /// When phases waiting for an agent's rate limit may start.
+    rate_wake: Option<Instant>,
+    /// What every task has spent, over all finished attempts.
+    run_spend: Spend,
+    /// Operators' raises of the run's budget, and the journal event that
+    /// holds them (kept from compaction).
+    run_raise: Raise,
+    run_raise_event: Option<(u64, Actor)>,
     jitter: Jitter,
     started_at: Timestamp,
     warnings: Vec<String>,
@@ -169,6 +212,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
         let (store, recovered) = Store::open(state_dir)?;
+        let (run_raise, run_raise_event) = run_raises(&recovered.events);
         let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
         let folded = recovery::fold(recovered, &phase_ids);
         for task in folded.tasks.values() {
@@ -193,16 +237,37 @@ impl Engine {
                 limit: spec.max_parallel,
                 inflight: 0,
                 waiting: VecDeque::new(),
+                limiter: RateLimiter::new(spec.rpm, spec.tpm, opts.rate_window),
+                average: Average::default(),
+                routes: spec.routes.clone(),
             });
         }
-        let phase_agent = pipeline.phases.iter().map(|p| by_name[&p.agent]).collect();
+        let phase_agents = pipeline
+            .phases
+            .iter()
+            .map(|p| match &p.role {
+                Some(role) => pipeline.roles[role].iter().map(|a| by_name[a]).collect(),
+                None => vec![by_name[&p.agent]],
+            })
+            .collect();
+        let mut run_spend = Spend::default();
+        for task in folded.tasks.values() {
+            run_spend.merge(Spend::of_task(task));
+            for a in task.phases.iter().flat_map(|p| &p.attempts) {
+                if let Some(&i) = by_name.get(&a.agent)
+                    && a.outcome.is_some()
+                {
+                    agents[i].average.add(a.usage.as_ref(), a.cost_usd);
+                }
+            }
+        }
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests_tx, requests_rx) = mpsc::channel(256);
         let mut engine = Engine {
             pipeline: Arc::new(pipeline),
             phase_ids,
             agents,
-            phase_agent,
+            phase_agents,
             prices: Arc::new(prices),
             store,
             opts,
@@ -238,6 +303,10 @@ impl Engine {
             },
             paused: false,
             stopping: false,
+            rate_wake: None,
+            run_spend,
+            run_raise,
+            run_raise_event,
             jitter: Jitter::from_clock(),
             started_at: Timestamp::now(),
             warnings: folded.warnings,
@@ -398,6 +467,12 @@ impl Engine {
                 _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
                     self.fire_timers();
                 }
+                _ = tokio::time::sleep_until(self.rate_wake.unwrap_or_else(Instant::now)), if self.rate_wake.is_some() => {
+                    self.rate_wake = None;
+                    for a in 0..self.agents.len() {
+                        self.start_waiting(a);
+                    }
+                }
                 _ = checkpoint.tick() => {
                     self.send_outbox().await?;
                     self.checkpoint(false);
@@ -426,11 +501,11 @@ impl Engine {
         let running: Vec<(TaskId, usize)> = self
             .running
             .iter()
-            .flat_map(|(id, list)| list.iter().map(move |(idx, _)| (id.clone(), *idx)))
+            .flat_map(|(id, list)| list.iter().map(move |r| (id.clone(), r.phase)))
             .collect();
         for (id, idx) in running {
-            if let Some(handle) = self.take_running(&id, idx) {
-                handle.abort();
+            if let Some(r) = self.take_running(&id, idx) {
+                r.handle.abort();
             }
             let open = self.tasks[&id].phases[idx]
                 .running_attempt()
@@ -488,21 +563,40 @@ impl Engine {
             !take
         });
         // Events up to just before the oldest change not in a snapshot are covered.
-        let upto = self
+        let mut upto = self
             .dirty
             .values()
             .map(|(first, _)| first - 1)
             .min()
             .unwrap_or(self.seq);
+        if let Some((keep, by)) = self.run_raise_event.clone() {
+            upto = upto.min(keep - 1);
+            // Written again further on; this event goes at a later checkpoint,
+            // once the copy is in the journal ahead of that prune.
+            if self.seq - keep > CARRY_RUN_RAISE_AFTER && !all {
+                let r = self.run_raise;
+                self.emit_run_event(EventKind::BudgetRaised {
+                    usd: r.usd,
+                    tokens: r.tokens,
+                    accept_unknown: r.accept_unknown,
+                    by: by.clone(),
+                });
+                self.run_raise_event = Some((self.seq, by));
+            }
+        }
         self.store.checkpoint(due, upto);
     }
 
     /// Applies an event to its task and queues it for the journal, or
     /// changes nothing and says why.
     fn emit(&mut self, id: &TaskId, kind: EventKind) -> Result<(), ApplyError> {
+        self.emit_at(id, kind, Timestamp::now())
+    }
+
+    fn emit_at(&mut self, id: &TaskId, kind: EventKind, at: Timestamp) -> Result<(), ApplyError> {
         let ev = Event {
             seq: self.seq + 1,
-            at: Timestamp::now(),
+            at,
             task: Some(id.clone()),
             kind,
         };
@@ -612,34 +706,51 @@ impl Engine {
             || self
                 .running
                 .get(id)
-                .is_some_and(|l| l.iter().any(|(i, _)| *i == idx))
+                .is_some_and(|l| l.iter().any(|r| r.phase == idx))
         {
             return;
         }
-        let a = self.phase_agent[idx];
-        let slot = &mut self.agents[a];
-        if slot.limit.is_some_and(|limit| slot.inflight >= limit) {
-            if !slot.waiting.iter().any(|(t, i)| t == id && *i == idx) {
-                slot.waiting.push_back((id.clone(), idx));
-            }
+        let Some(task) = self.tasks.get(id) else {
+            return;
+        };
+        // A hold opened by an earlier phase of this round (a budget) stops the rest.
+        if !task.holds.is_empty() || task.state.is_final() {
             return;
         }
+        if let Some((scope, detail)) = self.budget_reached(id) {
+            self.hold_for_budget(id, idx, scope, detail);
+            return;
+        }
+        let Some((a, at)) = self.pick_agent(id, idx) else {
+            return;
+        };
         let task = &self.tasks[id];
         let pipeline = self.pipeline.clone();
         let spec = &pipeline.phases[idx];
-        let request = attempt::request(task, idx);
+        let slot = &self.agents[a];
+        let routed = route::choose(&slot.routes, &task.input);
+        let (model, route) = match routed {
+            Some((model, choice)) => (Some(model), Some(choice)),
+            None => (None, None),
+        };
+        let request = attempt::request(task, idx, model.clone());
         let agent = slot.agent.clone();
         let kind = EventKind::PhaseStarted {
             phase: spec.id.clone(),
             attempt: request.attempt,
             agent: slot.name.clone(),
-            model: agent.model().map(str::to_string),
+            model: model.or_else(|| agent.model().map(str::to_string)),
             feedback: request.feedback.clone(),
+            route,
+            role: spec.role.clone(),
         };
-        if !self.emit_logged(id, kind) {
+        if self.emit_at(id, kind, at).is_err() {
+            tracing::error!(task = %id, "engine refused its own start of phase {}", spec.id);
             return;
         }
-        self.agents[a].inflight += 1;
+        let slot = &mut self.agents[a];
+        slot.inflight += 1;
+        let ticket = slot.limiter.started(at);
         let handle = attempt::spawn(
             agent,
             Arc::new(request),
@@ -648,21 +759,142 @@ impl Engine {
             self.prices.clone(),
             self.results_tx.clone(),
         );
+        let running = Running {
+            phase: idx,
+            agent: a,
+            ticket,
+            handle,
+        };
         match self.running.get_mut(id) {
-            Some(list) => list.push((idx, handle)),
+            Some(list) => list.push(running),
             None => {
-                self.running.insert(id.clone(), vec![(idx, handle)]);
+                self.running.insert(id.clone(), vec![running]);
             }
         }
         self.in_flight += 1;
     }
 
-    fn on_result(&mut self, done: AttemptDone) {
-        if self.take_running(&done.task, done.phase).is_none() {
-            return; // cancelled while it finished
+    /// The first of the phase's agents with room (its `max_parallel` and its
+    /// rate limits), and the time to start at; else the phase waits in each
+    /// agent's queue, with a wake-up set for when a rate limit lets it go.
+    fn pick_agent(&mut self, id: &TaskId, idx: usize) -> Option<(usize, Timestamp)> {
+        let now = Timestamp::now();
+        let mut wake: Option<Timestamp> = None;
+        for &a in &self.phase_agents[idx] {
+            let slot = &mut self.agents[a];
+            if slot.full() {
+                continue;
+            }
+            let at = slot.limiter.clock(now);
+            match slot.limiter.admit(at) {
+                Admit::Now => return Some((a, at)),
+                Admit::At(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
+                Admit::AfterCall => {}
+            }
         }
-        let a = self.phase_agent[done.phase];
-        self.agents[a].inflight -= 1;
+        for &a in &self.phase_agents[idx] {
+            let slot = &mut self.agents[a];
+            if !slot.waiting.iter().any(|(t, i)| t == id && *i == idx) {
+                slot.waiting.push_back((id.clone(), idx));
+            }
+        }
+        if let Some(t) = wake {
+            self.wake_at(t);
+        }
+        None
+    }
+
+    fn wake_at(&mut self, t: Timestamp) {
+        let now = Timestamp::now();
+        let wait = if t > now {
+            t.duration_since(now).unsigned_abs()
+        } else {
+            Duration::ZERO
+        };
+        let at = Instant::now() + wait;
+        self.rate_wake = Some(self.rate_wake.map_or(at, |w| w.min(at)));
+    }
+
+    /// The budget that keeps the task from starting another attempt, if any:
+    /// its own, then the run's.
+    fn budget_reached(&self, id: &TaskId) -> Option<(BudgetScope, String)> {
+        let task = self.tasks.get(id)?;
+        let limits = task.budget.over(self.pipeline.defaults.task_budget);
+        if !limits.is_none() {
+            let mut flying = Estimate::default();
+            for r in self.running.get(id).into_iter().flatten() {
+                flying.add(self.agents[r.agent].average.estimate(1));
+            }
+            let spent = Spend::of_task(task);
+            if let Some(why) = budget::reached(limits, spent, flying, task.budget.accept_unknown) {
+                return Some((BudgetScope::Task, why));
+            }
+        }
+        let limits = self.run_limits();
+        if !limits.is_none() {
+            let why = budget::reached(
+                limits,
+                self.run_spend,
+                self.run_in_flight(),
+                self.run_raise.accept_unknown,
+            );
+            if let Some(why) = why {
+                return Some((BudgetScope::Run, why));
+            }
+        }
+        None
+    }
+
+    fn run_limits(&self) -> Limits {
+        self.run_raise.over(self.pipeline.run_budget)
+    }
+
+    /// What the attempts in flight are expected to spend.
+    fn run_in_flight(&self) -> Estimate {
+        let mut flying = Estimate::default();
+        for slot in &self.agents {
+            flying.add(slot.average.estimate(slot.inflight as u32));
+        }
+        flying
+    }
+
+    /// Holds the task for a person instead of starting phase `idx`, and
+    /// gives its concurrency slot to another task.
+    fn hold_for_budget(&mut self, id: &TaskId, idx: usize, scope: BudgetScope, detail: String) {
+        let kind = EventKind::ReviewRequested {
+            phase: self.phase_ids[idx].clone(),
+            reason: ReviewReason::Budget { scope, detail },
+        };
+        if self.emit_logged(id, kind) {
+            self.slots.remove(id);
+            if self.running.get(id).is_some_and(Vec::is_empty) {
+                self.running.remove(id);
+            }
+        }
+    }
+
+    fn on_result(&mut self, done: AttemptDone) {
+        let Some(run) = self.take_running(&done.task, done.phase) else {
+            return; // cancelled while it finished
+        };
+        let a = run.agent;
+        if let EventKind::AttemptFinished {
+            usage, cost_usd, ..
+        } = &done.event
+        {
+            let slot = &mut self.agents[a];
+            slot.inflight -= 1;
+            slot.limiter
+                .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
+            if usage.is_some() || cost_usd.is_some() {
+                slot.average.add(usage.as_ref(), *cost_usd);
+            }
+            self.run_spend.add_attempt(usage.as_ref(), *cost_usd);
+        } else {
+            let slot = &mut self.agents[a];
+            slot.inflight -= 1;
+            slot.limiter.finished(run.ticket, None);
+        }
         let AttemptDone {
             task: id,
             phase: idx,
@@ -670,7 +902,7 @@ impl Engine {
         } = done;
         let retry = match &kind {
             EventKind::AttemptFinished {
-                outcome: super::event::AttemptOutcome::Failed { class, .. },
+                outcome: AttemptOutcome::Failed { class, .. },
                 attempt,
                 ..
             } if class.is_retryable() => Some(*attempt),
@@ -697,12 +929,23 @@ impl Engine {
         self.start_waiting(a);
     }
 
-    /// Starts phases that waited for this agent, as far as capacity allows.
+    /// Starts phases that waited for this agent, as far as its capacity and
+    /// rate limits allow.
     fn start_waiting(&mut self, a: usize) {
-        while self.agents[a]
-            .limit
-            .is_none_or(|limit| self.agents[a].inflight < limit)
-        {
+        loop {
+            let slot = &mut self.agents[a];
+            if slot.full() || slot.waiting.is_empty() {
+                break;
+            }
+            let at = slot.limiter.clock(Timestamp::now());
+            match slot.limiter.admit(at) {
+                Admit::Now => {}
+                Admit::At(t) => {
+                    self.wake_at(t);
+                    break;
+                }
+                Admit::AfterCall => break,
+            }
             let Some((id, idx)) = self.agents[a].waiting.pop_front() else {
                 break;
             };
@@ -716,12 +959,12 @@ impl Engine {
         }
     }
 
-    fn take_running(&mut self, id: &str, idx: usize) -> Option<AbortHandle> {
+    fn take_running(&mut self, id: &str, idx: usize) -> Option<Running> {
         let list = self.running.get_mut(id)?;
-        let pos = list.iter().position(|(i, _)| *i == idx)?;
-        let (_, handle) = list.swap_remove(pos);
+        let pos = list.iter().position(|r| r.phase == idx)?;
+        let running = list.swap_remove(pos);
         self.in_flight -= 1;
-        Some(handle)
+        Some(running)
     }
 
     fn add_timer(&mut self, id: TaskId, wait: Duration) {
@@ -767,6 +1010,11 @@ impl Engine {
             paused: self.paused,
             tasks: self.tasks().cloned().collect(),
             seq: self.seq,
+            budget: BudgetSnapshot {
+                task: self.pipeline.defaults.task_budget,
+                run: self.pipeline.run_budget,
+                run_raise: self.run_raise,
+            },
         }
     }
 
@@ -779,8 +1027,22 @@ impl Engine {
                 note,
                 by,
             } => {
-                if !self.tasks.contains_key(&task) {
+                let Some(t) = self.tasks.get(&task) else {
                     return Err(Refusal(format!("no task {task} in this run")));
+                };
+                if action == Action::Approve
+                    && t.hold_for(HoldKind::Review, phase.as_deref())
+                        .is_some_and(|h| h.is_budget())
+                    && let Some((scope, why)) = self.budget_reached(&task)
+                {
+                    let which = match scope {
+                        BudgetScope::Task => format!(" {task}"),
+                        BudgetScope::Run => String::new(),
+                    };
+                    return Err(Refusal(format!(
+                        "the {} budget is still reached: {why}\n  help: raise it first (B in the dashboard, or `baton budget{which} --usd X --tokens N`), then approve",
+                        scope.as_str()
+                    )));
                 }
                 let cancel = action == Action::Cancel;
                 let decision = Decision {
@@ -798,6 +1060,12 @@ impl Engine {
                 self.advance(&task);
                 Ok(())
             }
+            Command::RaiseBudget {
+                task,
+                usd,
+                tokens,
+                by,
+            } => self.raise_budget(task, usd, tokens, by),
             Command::Pause { by } => {
                 if !self.paused {
                     self.paused = true;
@@ -820,13 +1088,88 @@ impl Engine {
         }
     }
 
+    /// Raises a task's budget, or the run's. Limits only go up; the attempts
+    /// of unknown cost so far are accepted with the raise.
+    fn raise_budget(
+        &mut self,
+        task: Option<TaskId>,
+        usd: Option<f64>,
+        tokens: Option<u64>,
+        by: Actor,
+    ) -> Result<(), Refusal> {
+        if usd.is_none() && tokens.is_none() {
+            return Err(Refusal(
+                "give a new limit: dollars, tokens, or both".to_string(),
+            ));
+        }
+        if let Some(u) = usd.filter(|u| !u.is_finite() || *u <= 0.0) {
+            return Err(Refusal(format!(
+                "{u} is not a budget: give dollars above 0, e.g. 5.00"
+            )));
+        }
+        if tokens == Some(0) {
+            return Err(Refusal(
+                "0 is not a budget: give tokens above 0".to_string(),
+            ));
+        }
+        let (scope, current, unknown) = match &task {
+            Some(id) => {
+                let t = self
+                    .tasks
+                    .get(id)
+                    .ok_or_else(|| Refusal(format!("no task {id} in this run")))?;
+                (
+                    format!("task {id}"),
+                    t.budget.over(self.pipeline.defaults.task_budget),
+                    t.cost().unknown,
+                )
+            }
+            None => (
+                "the run".to_string(),
+                self.run_limits(),
+                self.run_spend.cost.unknown,
+            ),
+        };
+        if let (Some(new), Some(old)) = (usd, current.usd)
+            && new < old
+        {
+            return Err(Refusal(format!(
+                "budgets only go up: {scope} already has ${old:.4}; give more than that"
+            )));
+        }
+        if let (Some(new), Some(old)) = (tokens, current.tokens)
+            && new < old
+        {
+            return Err(Refusal(format!(
+                "budgets only go up: {scope} already has {old} tokens; give more than that"
+            )));
+        }
+        let kind = EventKind::BudgetRaised {
+            usd,
+            tokens,
+            accept_unknown: unknown,
+            by: by.clone(),
+        };
+        match task {
+            Some(id) => self.emit(&id, kind).map_err(|e| Refusal(e.to_string())),
+            None => {
+                self.emit_run_event(kind);
+                self.run_raise.raise(usd, tokens, unknown);
+                self.run_raise_event = Some((self.seq, by));
+                Ok(())
+            }
+        }
+    }
+
     /// Stops a cancelled task's attempts; dropping their futures kills any
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
         for idx in 0..self.phase_ids.len() {
-            if let Some(handle) = self.take_running(id, idx) {
-                handle.abort();
-                self.agents[self.phase_agent[idx]].inflight -= 1;
+            if let Some(r) = self.take_running(id, idx) {
+                r.handle.abort();
+                let slot = &mut self.agents[r.agent];
+                slot.inflight -= 1;
+                slot.limiter.finished(r.ticket, None);
             }
         }
         for a in 0..self.agents.len() {
@@ -834,6 +1177,26 @@ impl Engine {
             self.start_waiting(a);
         }
     }
+}
+
+/// The run's budget raises recorded in the journal, and the last event
+/// that holds them.
+fn run_raises(events: &[Event]) -> (Raise, Option<(u64, Actor)>) {
+    let mut raise = Raise::default();
+    let mut last = None;
+    for ev in events.iter().filter(|e| e.task.is_none()) {
+        if let EventKind::BudgetRaised {
+            usd,
+            tokens,
+            accept_unknown,
+            by,
+        } = &ev.kind
+        {
+            raise.raise(*usd, *tokens, *accept_unknown);
+            last = Some((ev.seq, by.clone()));
+        }
+    }
+    (raise, last)
 }
 
 fn load_prices(pipeline: &Pipeline) -> Result<PriceTable, PricingError> {

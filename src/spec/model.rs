@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::condition::Condition;
+
 /// A pipeline after loading and validation.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -21,6 +23,10 @@ pub struct Pipeline {
     pub phases: Vec<PhaseSpec>,
     /// An explicit `pricing = "file.toml"`, resolved against `base_dir`.
     pub pricing: Option<PathBuf>,
+    /// `[run_budget]`: limits over every task of the state folder.
+    pub run_budget: BudgetLimits,
+    /// `[roles]`: agents that can serve a role, first preferred.
+    pub roles: BTreeMap<String, Vec<String>>,
 }
 
 impl Pipeline {
@@ -36,6 +42,8 @@ pub struct Defaults {
     pub retry: RetryPolicy,
     /// Tasks in flight at once.
     pub concurrency: usize,
+    /// `budget_usd` and `budget_tokens`: limits of each task.
+    pub task_budget: BudgetLimits,
 }
 
 impl Default for Defaults {
@@ -44,6 +52,30 @@ impl Default for Defaults {
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             concurrency: 8,
+            task_budget: BudgetLimits::default(),
+        }
+    }
+}
+
+/// Spending limits of one scope; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+}
+
+impl BudgetLimits {
+    pub fn is_none(&self) -> bool {
+        self.usd.is_none() && self.tokens.is_none()
+    }
+
+    /// Each limit `other` sets replaces this one's.
+    pub fn overridden_by(self, other: BudgetLimits) -> BudgetLimits {
+        BudgetLimits {
+            usd: other.usd.or(self.usd),
+            tokens: other.tokens.or(self.tokens),
         }
     }
 }
@@ -83,7 +115,23 @@ pub struct AgentSpec {
     pub name: String,
     /// Attempts of this agent in flight at once, across all tasks.
     pub max_parallel: Option<usize>,
+    /// Calls started per minute, across all tasks.
+    pub rpm: Option<u32>,
+    /// Tokens used per minute, across all tasks.
+    pub tpm: Option<u64>,
+    /// `[[agents.NAME.route]]`: the first rule whose condition holds picks the model.
+    pub routes: Vec<Route>,
     pub kind: AgentKind,
+}
+
+/// One routing rule of an agent.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `None` for a rule without `when`: it always applies.
+    pub when: Option<Condition>,
+    /// The condition as written.
+    pub when_text: Option<String>,
+    pub model: String,
 }
 
 #[derive(Debug, Clone)]
@@ -156,7 +204,10 @@ pub enum ReviewMode {
 #[derive(Debug, Clone)]
 pub struct PhaseSpec {
     pub id: String,
+    /// The agent that runs the phase; empty when `role` names agents instead.
     pub agent: String,
+    /// A role of `[roles]`: the first of its agents with room runs each attempt.
+    pub role: Option<String>,
     /// Indices of the phases that must be done before this one starts.
     pub after: Vec<usize>,
     /// Input fields that must be present and non-null, else the phase is skipped.

@@ -18,6 +18,7 @@ use super::suggest::did_you_mean;
 const PHASE_KEYS: &[&str] = &[
     "id",
     "agent",
+    "role",
     "after",
     "when",
     "on_failure",
@@ -48,6 +49,7 @@ pub(crate) fn read_phases(
     root: &Table<'_, '_>,
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
+    roles: &BTreeMap<String, Vec<String>>,
 ) -> Vec<PhaseSpec> {
     const ADD_A_PHASE: &str = "add a [[phases]] table with an id and an agent";
     let Some(value) = root.get("phases") else {
@@ -69,7 +71,7 @@ pub(crate) fn read_phases(
     let drafts: Vec<Draft<'_>> = items
         .iter()
         .enumerate()
-        .map(|(i, item)| read_phase(d, i, item, defaults, agents))
+        .map(|(i, item)| read_phase(d, i, item, defaults, agents, roles))
         .collect();
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
@@ -91,10 +93,12 @@ fn read_phase<'a>(
     item: &'a Spanned<DeValue<'_>>,
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
+    roles: &BTreeMap<String, Vec<String>>,
 ) -> Draft<'a> {
     let mut spec = PhaseSpec {
         id: String::new(),
         agent: String::new(),
+        role: None,
         after: Vec::new(),
         when: Vec::new(),
         on_failure: OnFailure::Stop,
@@ -131,14 +135,28 @@ fn read_phase<'a>(
     if let Some(id) = &id {
         spec.id = id.get_ref().to_string();
     }
-    let agent = t.required_string(
-        d,
-        "agent",
-        "add agent = \"...\" naming one of the [agents] tables",
-    );
-    if let Some(agent) = agent {
-        check_agent_known(d, &agent, agents);
+    let agent = t.string(d, "agent");
+    let role = t.string(d, "role");
+    match (&agent, &role, t.get("agent").is_some() || t.get("role").is_some()) {
+        (Some(_), Some(role), _) => d.error(
+            role.span(),
+            format!("{} names both `agent` and `role`", t.place.trim_start_matches("in ")),
+            "keep one: agent = \"...\" runs one agent; role = \"...\" picks among the agents of a [roles] entry",
+        ),
+        (None, None, false) => t.missing(
+            d,
+            "agent",
+            "add agent = \"...\" naming one of the [agents] tables, or role = \"...\" naming one of [roles]",
+        ),
+        _ => {}
+    }
+    if let Some(agent) = &agent {
+        check_agent_known(d, agent, agents);
         spec.agent = agent.get_ref().to_string();
+    }
+    if let (Some(role), None) = (&role, &agent) {
+        check_role_known(d, role, roles);
+        spec.role = Some(role.get_ref().to_string());
     }
     let after = t
         .get("after")
@@ -222,6 +240,24 @@ fn check_agent_known(
         )
     };
     d.error(agent.span(), format!("unknown agent \"{name}\""), help);
+}
+
+fn check_role_known(d: &mut Diag<'_>, role: &Spanned<&str>, roles: &BTreeMap<String, Vec<String>>) {
+    let name = *role.get_ref();
+    if roles.contains_key(name) {
+        return;
+    }
+    let help = if roles.is_empty() {
+        format!("no roles are defined; add [roles] with {name} = [\"agent\", ...]")
+    } else {
+        let names: Vec<&str> = roles.keys().map(String::as_str).collect();
+        format!(
+            "roles defined in [roles] are: {}{}",
+            names.join(", "),
+            did_you_mean(name, names.iter().copied())
+        )
+    };
+    d.error(role.span(), format!("unknown role \"{name}\""), help);
 }
 
 /// Reports each id used before, pointing at the later one; gives each id's
