@@ -1,7 +1,7 @@
 //! Operator decisions from the command line, applied to a state folder that
 //! no engine holds, through the same engine code a running one uses.
 
-use baton::engine::{Action, Actor, Command, Engine, EngineOptions};
+use baton::engine::{Action, Actor, Command, Engine, EngineOptions, Refusal};
 
 use super::{StateDir, state_meta};
 
@@ -113,12 +113,39 @@ async fn act(
     phase: Option<String>,
     note: Option<String>,
 ) -> i32 {
+    let name = action.name();
+    let command = Command::Act {
+        task: task.clone(),
+        action,
+        phase,
+        note,
+        by: Actor::current(),
+    };
+    match offline(dir, command).await {
+        Err(code) => code,
+        Ok(Ok(())) => {
+            println!(
+                "{name}: recorded for task {task}; `baton run` on this state folder carries on from here"
+            );
+            0
+        }
+        Ok(Err(refusal)) => {
+            eprintln!("refused: {refusal}");
+            1
+        }
+    }
+}
+
+/// Applies a command to a state folder that no engine holds, through an
+/// engine that starts nothing: the engine's answer, or the exit status
+/// when the folder could not be used (the reason said).
+pub async fn offline(dir: &StateDir, command: Command) -> Result<Result<(), Refusal>, i32> {
     let state_dir = &dir.state_dir;
     let pipeline = match state_meta::load(state_dir) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
-            return 2;
+            return Err(2);
         }
     };
     let opts = EngineOptions {
@@ -130,7 +157,7 @@ async fn act(
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
-            return 2;
+            return Err(2);
         }
     };
     for w in engine.warnings() {
@@ -138,38 +165,17 @@ async fn act(
     }
     let handle = engine.handle();
     let join = tokio::spawn(engine.run());
-    let name = action.name();
-    let result = handle
-        .send(Command::Act {
-            task: task.clone(),
-            action,
-            phase,
-            note,
-            by: Actor::current(),
-        })
-        .await;
+    let result = handle.send(command).await;
     let _ = handle.send(Command::Shutdown).await;
     match join.await {
-        Ok(Ok(_)) => {}
+        Ok(Ok(_)) => Ok(result),
         Ok(Err(e)) => {
             eprintln!("error: {e}");
-            return 2;
+            Err(2)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            return 2;
-        }
-    }
-    match result {
-        Ok(()) => {
-            println!(
-                "{name}: recorded for task {task}; `baton run` on this state folder carries on from here"
-            );
-            0
-        }
-        Err(refusal) => {
-            eprintln!("refused: {refusal}");
-            1
+            Err(2)
         }
     }
 }

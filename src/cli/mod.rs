@@ -2,6 +2,7 @@
 //! stable: 0 success, 1 a task failed or a decision was refused, 2 bad usage
 //! or files, 3 tasks wait for a person (`run`), 130/143 stopped by a signal.
 
+mod budget;
 mod decide;
 mod demo;
 mod inspect;
@@ -70,6 +71,8 @@ enum Cmd {
     Retry(decide::RetryArgs),
     /// Cancel a task.
     Cancel(decide::CancelArgs),
+    /// Raise a task's budget, or the run's without TASK, in a state folder no engine holds.
+    Budget(budget::BudgetArgs),
 }
 
 pub fn main() -> i32 {
@@ -102,6 +105,7 @@ pub fn main() -> i32 {
             Cmd::Resolve(args) => decide::resolve(args).await,
             Cmd::Retry(args) => decide::retry(args).await,
             Cmd::Cancel(args) => decide::cancel(args).await,
+            Cmd::Budget(args) => budget::raise(args).await,
         }
     })
 }

@@ -22,6 +22,9 @@ pub struct RunArgs {
     /// Print progress lines instead of opening the dashboard.
     #[arg(long)]
     headless: bool,
+    /// A budget for this run, over the pipeline's: task.usd=0.50, task.tokens=N, run.usd=20 or run.tokens=N (repeatable).
+    #[arg(long = "budget", value_name = "SCOPE.UNIT=VALUE", value_parser = super::budget::parse_setting)]
+    budgets: Vec<super::budget::BudgetSetting>,
     #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
@@ -76,13 +79,14 @@ impl Mode {
 pub async fn run(args: RunArgs) -> i32 {
     let mode = Mode::choose(args.headless, &args.view);
     init_logging_for(&mode);
-    let pipeline = match spec::load(&args.pipeline) {
+    let mut pipeline = match spec::load(&args.pipeline) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
+    super::budget::apply(&mut pipeline, &args.budgets);
     let inputs = match &args.input {
         Some(path) => match spec::input::load_inputs(path) {
             Ok(inputs) => inputs,

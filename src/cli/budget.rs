@@ -1,0 +1,175 @@
+//! Budgets from the command line: `--budget SCOPE.UNIT=VALUE` on `run` and
+//! `demo` to set limits for this run, and `baton budget [TASK]` to raise a
+//! budget in a state folder that no engine holds.
+
+use baton::engine::{Actor, Command};
+use baton::spec::Pipeline;
+use baton::spec::model::BudgetLimits;
+
+use super::StateDir;
+
+const FORM: &str = "write SCOPE.UNIT=VALUE, where SCOPE is task or run and UNIT is usd or tokens, e.g. task.usd=0.50 or run.tokens=2000000";
+
+/// One `--budget` setting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetSetting {
+    pub run: bool,
+    pub limits: BudgetLimits,
+}
+
+/// Parses `task.usd=0.50`, `run.tokens=200000` and the like.
+pub fn parse_setting(s: &str) -> Result<BudgetSetting, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("no `=` in \"{s}\": {FORM}"))?;
+    let (scope, unit) = key
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| format!("\"{key}\" names no scope: {FORM}"))?;
+    let run = match scope {
+        "task" => false,
+        "run" => true,
+        other => return Err(format!("unknown scope \"{other}\": {FORM}")),
+    };
+    let value = value.trim();
+    let limits = match unit {
+        "usd" => BudgetLimits {
+            usd: Some(parse_usd(value)?),
+            tokens: None,
+        },
+        "tokens" => BudgetLimits {
+            usd: None,
+            tokens: Some(parse_tokens(value)?),
+        },
+        other => return Err(format!("unknown unit \"{other}\": {FORM}")),
+    };
+    Ok(BudgetSetting { run, limits })
+}
+
+/// Dollars above zero; a leading `$` is allowed.
+pub fn parse_usd(s: &str) -> Result<f64, String> {
+    let n: f64 = s
+        .trim_start_matches('$')
+        .replace('_', "")
+        .parse()
+        .map_err(|_| format!("\"{s}\" is not an amount of dollars: write e.g. 0.50"))?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(format!(
+            "\"{s}\" is not a budget: give dollars above 0, e.g. 0.50"
+        ));
+    }
+    Ok(n)
+}
+
+/// A whole number of tokens above zero; `_` separators are allowed.
+pub fn parse_tokens(s: &str) -> Result<u64, String> {
+    match s.replace('_', "").parse::<u64>() {
+        Ok(0) => Err("0 tokens is not a budget: give 1 or more".to_string()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "\"{s}\" is not a whole number of tokens: write e.g. 200000"
+        )),
+    }
+}
+
+/// Lays the settings over the pipeline's limits, later ones winning.
+pub fn apply(pipeline: &mut Pipeline, settings: &[BudgetSetting]) {
+    for s in settings {
+        let limits = if s.run {
+            &mut pipeline.run_budget
+        } else {
+            &mut pipeline.defaults.task_budget
+        };
+        *limits = limits.overridden_by(s.limits);
+    }
+}
+
+#[derive(clap::Args)]
+#[group(id = "limit", required = true, multiple = true)]
+pub struct BudgetArgs {
+    /// The task whose budget to raise; the run's when absent.
+    task: Option<String>,
+    /// The new dollar limit.
+    #[arg(long, value_parser = parse_usd, value_name = "DOLLARS", group = "limit")]
+    usd: Option<f64>,
+    /// The new token limit.
+    #[arg(long, value_parser = parse_tokens, value_name = "N", group = "limit")]
+    tokens: Option<u64>,
+    #[command(flatten)]
+    dir: StateDir,
+}
+
+/// `baton budget [TASK] --usd X --tokens N`.
+pub async fn raise(a: BudgetArgs) -> i32 {
+    let whose = match &a.task {
+        Some(t) => format!("task {t}"),
+        None => "the run".to_string(),
+    };
+    let command = Command::RaiseBudget {
+        task: a.task.clone(),
+        usd: a.usd,
+        tokens: a.tokens,
+        by: Actor::current(),
+    };
+    match super::decide::offline(&a.dir, command).await {
+        Err(code) => code,
+        Ok(Ok(())) => {
+            let mut parts = Vec::new();
+            if let Some(u) = a.usd {
+                parts.push(format!("${u:.4}"));
+            }
+            if let Some(t) = a.tokens {
+                parts.push(format!("{t} tokens"));
+            }
+            let approve = match &a.task {
+                Some(t) => format!("`baton approve {t}`"),
+                None => "`baton approve TASK`".to_string(),
+            };
+            println!(
+                "budget of {whose} raised to {}; a task held for its budget goes on once approved ({approve}), then `baton run` carries on",
+                parts.join(" and ")
+            );
+            0
+        }
+        Ok(Err(refusal)) => {
+            eprintln!("refused: {refusal}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_and_say_what_is_wrong() {
+        assert_eq!(
+            parse_setting("task.usd=0.50").unwrap(),
+            BudgetSetting {
+                run: false,
+                limits: BudgetLimits {
+                    usd: Some(0.5),
+                    tokens: None
+                }
+            }
+        );
+        let run = parse_setting("run.tokens=2_000_000").unwrap();
+        assert!(run.run);
+        assert_eq!(run.limits.tokens, Some(2_000_000));
+        assert!(parse_setting("run.usd=$20").unwrap().run);
+        for (bad, says) in [
+            ("task.usd", "no `=`"),
+            ("usd=5", "names no scope"),
+            ("job.usd=5", "unknown scope \"job\""),
+            ("task.eur=5", "unknown unit \"eur\""),
+            ("task.usd=cheap", "not an amount of dollars"),
+            ("task.usd=0", "not a budget"),
+            ("run.tokens=1.5", "not a whole number of tokens"),
+            ("run.tokens=0", "0 tokens is not a budget"),
+        ] {
+            let err = parse_setting(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}
