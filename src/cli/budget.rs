@@ -85,15 +85,15 @@ pub fn apply(pipeline: &mut Pipeline, settings: &[BudgetSetting]) {
 }
 
 #[derive(clap::Args)]
-#[group(id = "limit", required = true, multiple = true)]
+#[command(group(clap::ArgGroup::new("limit").required(true).multiple(true).args(["usd", "tokens"])))]
 pub struct BudgetArgs {
     /// The task whose budget to raise; the run's when absent.
     task: Option<String>,
     /// The new dollar limit.
-    #[arg(long, value_parser = parse_usd, value_name = "DOLLARS", group = "limit")]
+    #[arg(long, value_parser = parse_usd, value_name = "DOLLARS")]
     usd: Option<f64>,
     /// The new token limit.
-    #[arg(long, value_parser = parse_tokens, value_name = "N", group = "limit")]
+    #[arg(long, value_parser = parse_tokens, value_name = "N")]
     tokens: Option<u64>,
     #[command(flatten)]
     dir: StateDir,
