@@ -1073,6 +1073,106 @@ mod tests {
         assert!(t.finish_reason.as_deref().unwrap().contains("ann"));
     }
 
+    fn budget_hold(phase: &str) -> EventKind {
+        EventKind::ReviewRequested {
+            phase: phase.into(),
+            reason: ReviewReason::Budget {
+                scope: crate::engine::event::BudgetScope::Run,
+                detail: "$1.0000 reached: $1.0000 spent".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_budget_hold_can_stop_a_task_before_its_first_attempt() {
+        let mut t = task();
+        run(&mut t, vec![budget_hold("a")]);
+        assert_eq!(t.state, TaskState::AwaitingReview);
+        assert_eq!(t.phases[0].state, PhaseState::Pending);
+        assert!(t.holds[0].is_budget());
+        assert_eq!(
+            t.holds[0].reason,
+            "budget: run $1.0000 reached: $1.0000 spent"
+        );
+        refused_untouched(&t, started("a", 1));
+        refused_untouched(
+            &t,
+            decision(Action::SendBack {
+                feedback: "x".into(),
+            }),
+        );
+        run(&mut t, vec![decision(Action::Approve)]);
+        assert_eq!(t.state, TaskState::Running);
+        assert!(
+            !t.phases[0].approved,
+            "approving a budget hold accepts no output"
+        );
+        run(
+            &mut t,
+            vec![started("a", 1), finished("a", 1, AttemptOutcome::Succeeded)],
+        );
+        assert_eq!(t.phases[0].state, PhaseState::Completed);
+    }
+
+    #[test]
+    fn a_budget_hold_fits_only_before_an_attempt() {
+        let mut t = task();
+        run(&mut t, vec![started("a", 1)]);
+        refused_untouched(&t, budget_hold("a"));
+        let failed = AttemptOutcome::Failed {
+            class: ErrorClass::Retryable,
+            message: "busy".into(),
+        };
+        run(&mut t, vec![finished("a", 1, failed)]);
+        // Between attempts, waiting to retry: the next one may be held.
+        run(&mut t, vec![budget_hold("a")]);
+        assert_eq!(t.state, TaskState::AwaitingReview);
+        run(&mut t, vec![decision(Action::Reject)]);
+        assert_eq!(t.state, TaskState::Failed);
+    }
+
+    #[test]
+    fn a_raise_is_kept_on_the_task_and_only_goes_up() {
+        let mut t = task();
+        let raise = |usd: f64, accept_unknown: u32| EventKind::BudgetRaised {
+            usd: Some(usd),
+            tokens: None,
+            accept_unknown,
+            by: Actor::engine(),
+        };
+        run(&mut t, vec![raise(2.0, 1), raise(1.0, 0)]);
+        assert_eq!(t.state, TaskState::Pending);
+        assert_eq!(t.budget.usd, Some(2.0));
+        assert_eq!(t.budget.accept_unknown, 1);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), t);
+        run(&mut t, vec![decision(Action::Cancel)]);
+        refused_untouched(&t, raise(5.0, 0));
+    }
+
+    #[test]
+    fn records_written_before_budgets_and_routes_still_load() {
+        let old = r#"{"id":"t","input":{},"state":"running","created_at":"2025-01-01T00:00:00Z",
+            "updated_at":"2025-01-01T00:00:00Z","phases":[{"id":"a","state":"running","attempts":[
+            {"number":1,"agent":"x","started_at":"2025-01-01T00:00:00Z"}]}],"seq":3}"#;
+        let t: Task = serde_json::from_str(old).unwrap();
+        assert!(t.budget.is_none());
+        assert_eq!(t.phases[0].attempts[0].route, None);
+        assert_eq!(t.phases[0].attempts[0].role, None);
+        let ev: Event = serde_json::from_str(
+            r#"{"seq":4,"at":"2025-01-01T00:00:01Z","task":"t","event":"phase_started","phase":"a","attempt":2,"agent":"x"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            ev.kind,
+            EventKind::PhaseStarted {
+                route: None,
+                role: None,
+                ..
+            }
+        ));
+    }
+
     #[test]
     fn snapshots_round_trip_through_json() {
         let mut t = task();
