@@ -304,3 +304,51 @@ async fn a_run_raise_is_journaled_and_kept_across_a_restart() {
         .collect::<String>();
     assert!(journal.contains("\"event\":\"budget_raised\""), "{journal}");
 }
+
+/// The `budget_raised` events in the journal, by seq.
+fn raises_in_journal(state: &Path) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    for entry in std::fs::read_dir(state.join("journal")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default();
+        for line in text.lines() {
+            let json = line.split('\t').next().unwrap_or_default();
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(json)
+                && v["event"] == "budget_raised"
+            {
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+    }
+    seqs.sort();
+    seqs
+}
+
+#[tokio::test]
+async fn a_run_raise_outlives_the_compaction_of_the_journal_that_held_it() {
+    let (dir, state) = state_dir();
+    let mut p = priced(dir.path(), 1);
+    p.run_budget = usd(10_000.0);
+    let live = start(p.clone(), &state, Vec::new());
+    raise(&live, None, Some(20_000.0), None).await;
+    live.stop().await;
+    let first = raises_in_journal(&state);
+    assert_eq!(first.len(), 1);
+
+    // Enough work that the journal moves far past the raise and is compacted.
+    let n = 2000;
+    let inputs = (0..n)
+        .map(|i| input(&format!("t{i:04}"), serde_json::json!({})))
+        .collect();
+    let live = start(p.clone(), &state, inputs);
+    live.wait_for("every task done and the first raise compacted away", |s| {
+        s.tasks.iter().all(|t| t.state == TaskState::Completed)
+            && raises_in_journal(&state).first() > first.first()
+    })
+    .await;
+    live.stop().await;
+
+    let live = start(p, &state, Vec::new());
+    let snap = live.wait_for("the reload", |_| true).await;
+    assert_eq!(snap.budget.run_limits().usd, Some(20_000.0));
+    live.stop().await;
+}

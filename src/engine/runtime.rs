@@ -1118,6 +1118,12 @@ impl Engine {
                     .tasks
                     .get(id)
                     .ok_or_else(|| Refusal(format!("no task {id} in this run")))?;
+                if matches!(t.state, TaskState::Completed | TaskState::Cancelled) {
+                    return Err(Refusal(format!(
+                        "task {id} is {}: it starts no more attempts, so its budget no longer matters",
+                        t.state
+                    )));
+                }
                 (
                     format!("task {id}"),
                     t.budget.over(self.pipeline.defaults.task_budget),
