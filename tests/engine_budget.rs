@@ -352,3 +352,41 @@ async fn a_run_raise_outlives_the_compaction_of_the_journal_that_held_it() {
     assert_eq!(snap.budget.run_limits().usd, Some(20_000.0));
     live.stop().await;
 }
+
+#[tokio::test]
+async fn tasks_let_go_after_a_raise_still_keep_to_the_concurrency() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    let (_dir, state) = state_dir();
+    let mut p = pipeline(vec![phase("only")], &[]);
+    p.defaults.concurrency = 2;
+    // The scripted agent reports 150 tokens a call: two calls fill it.
+    p.run_budget = tokens(300);
+    let agent = Arc::new(
+        Scripted::new(|_| ok(serde_json::json!({})))
+            .with_delay(std::time::Duration::from_millis(30)),
+    );
+    let ids = ["t1", "t2", "t3", "t4", "t5", "t6"];
+    let live = Live::start(p, &state, agent.clone(), support::tasks(&ids));
+    live.wait_for("four held", |s| {
+        s.tasks
+            .iter()
+            .filter(|t| t.state == TaskState::AwaitingReview)
+            .count()
+            == 4
+    })
+    .await;
+    raise(&live, None, None, Some(100_000)).await;
+    for id in &ids[2..] {
+        live.act(id, baton::engine::Action::Approve, None)
+            .await
+            .unwrap();
+    }
+    live.wait_for("all done", |s| {
+        s.tasks.iter().all(|t| t.state == TaskState::Completed)
+    })
+    .await;
+    assert_eq!(agent.calls.load(Ordering::SeqCst), 6);
+    assert!(agent.max_in_flight.load(Ordering::SeqCst) <= 2);
+    live.stop().await;
+}

@@ -168,7 +168,8 @@ pub struct Engine {
     tasks: HashMap<TaskId, Arc<Task>>,
     /// Submission order.
     order: Vec<TaskId>,
-    /// Pending tasks waiting for a concurrency slot.
+    /// Tasks waiting for a concurrency slot: pending ones, and ones a person
+    /// let go on while every slot was taken.
     queue: VecDeque<TaskId>,
     /// Tasks holding a concurrency slot.
     slots: HashSet<TaskId>,
@@ -645,7 +646,7 @@ impl Engine {
             if self
                 .tasks
                 .get(&id)
-                .is_some_and(|t| t.state == TaskState::Pending)
+                .is_some_and(|t| t.state == TaskState::Pending || t.state.is_active())
             {
                 self.slots.insert(id.clone());
                 self.advance(&id);
@@ -679,8 +680,17 @@ impl Engine {
             }
             return;
         }
-        if state.is_active() {
-            self.slots.insert(id.clone());
+        if state.is_active() && !self.slots.contains(id) {
+            if self.slots.len() < self.pipeline.defaults.concurrency || !self.opts.dispatch {
+                self.slots.insert(id.clone());
+            } else {
+                // Resumed by a person while every slot is taken (after a
+                // budget raise, many may be): first in line for the next one.
+                if !self.queue.contains(id) {
+                    self.queue.push_front(id.clone());
+                }
+                return;
+            }
         }
         if !self.slots.contains(id) {
             return;
