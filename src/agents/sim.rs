@@ -129,7 +129,9 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
     };
     let trace = vec![format!(
         "sim {}: {} tokens in {:?}",
-        spec.model, output_tokens, latency
+        req.model.as_deref().unwrap_or(&spec.model),
+        output_tokens,
+        latency
     )];
     (
         latency,
