@@ -224,6 +224,20 @@ fn reject_prompt() {
 }
 
 #[test]
+fn budget_prompt() {
+    let prompt = Prompt::Budget {
+        task: Some("t-004".into()),
+        run: false,
+        current: "t-004 $0.0550 of $0.0500; run: no limit".into(),
+        edit: LineEdit::new("$0.20 20k tok"),
+        complaint: None,
+    };
+    snapshot_all("prompt_budget", with_prompt(prompt), |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
 fn resolve_prompt() {
     let prompt = Prompt::Resolve {
         task: "t-005".into(),
