@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::condition::Condition;
 use super::error::Diag;
 use super::model::{AgentKind, AgentSpec, CommandSpec, Range, Route, SimSpec};
 use super::paths::resolve;
+use super::phases::read_condition;
 use super::range::{RangeError, parse_duration_range, parse_u64_range};
 use super::raw::{Table, integer_value};
 use super::suggest::did_you_mean;
@@ -207,25 +207,14 @@ fn read_routes(d: &mut Diag<'_>, name: &str, t: &Table<'_, '_>) -> Option<Vec<Ro
             );
             ok = false;
         }
-        let when = match r.string(d, "when") {
+        let when = match r.get("when") {
             None => {
-                if r.get("when").is_none() {
-                    default_at.get_or_insert(i);
-                } else {
-                    ok = false;
-                }
+                default_at.get_or_insert(i);
                 None
             }
-            Some(w) => match Condition::parse(w.get_ref()) {
-                Ok(c) => Some((c, w.get_ref().to_string())),
-                Err(e) => {
-                    // Past the opening quote; exact for strings without escapes.
-                    let at = w.span().start + 1 + e.offset;
-                    d.error(
-                        at..at + 1,
-                        format!("bad condition in `when` {}: {}", r.place, e.message),
-                        "write conditions like when = \"input.risk == 'high'\"; combine them with and, or, not and parentheses",
-                    );
+            Some(_) => match read_condition(d, &r, "when") {
+                Some(w) => Some((w.condition, w.text)),
+                None => {
                     ok = false;
                     None
                 }

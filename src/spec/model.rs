@@ -124,6 +124,13 @@ pub struct AgentSpec {
     pub kind: AgentKind,
 }
 
+/// A condition with the text it was written as.
+#[derive(Debug, Clone)]
+pub struct WrittenCondition {
+    pub condition: Condition,
+    pub text: String,
+}
+
 /// One routing rule of an agent.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -212,6 +219,9 @@ pub struct PhaseSpec {
     pub after: Vec<usize>,
     /// Input fields that must be present and non-null, else the phase is skipped.
     pub when: Vec<String>,
+    /// `when` written as a condition (`"input.risk == 'high'"`): the phase is
+    /// skipped unless it holds.
+    pub when_condition: Option<WrittenCondition>,
     pub on_failure: OnFailure,
     pub review: ReviewMode,
     /// Top-level keys the output object must have.

@@ -8,10 +8,11 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::condition::Condition;
 use super::defaults::read_retry;
 use super::error::Diag;
 use super::graph;
-use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode};
+use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode, WrittenCondition};
 use super::raw::Table;
 use super::suggest::did_you_mean;
 
@@ -101,6 +102,7 @@ fn read_phase<'a>(
         role: None,
         after: Vec::new(),
         when: Vec::new(),
+        when_condition: None,
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
@@ -168,7 +170,10 @@ fn read_phase<'a>(
             .map(|s| s.get_ref().to_string())
             .collect::<Vec<_>>()
     };
-    spec.when = list(d, "when");
+    match t.get("when").map(|v| v.get_ref()) {
+        Some(DeValue::String(_)) => spec.when_condition = read_condition(d, &t, "when"),
+        _ => spec.when = list(d, "when"),
+    }
     spec.required_output = list(d, "required_output");
     if let Some(f) = t.choice(d, "on_failure", &["stop", "continue", "review"]) {
         spec.on_failure = match *f.get_ref() {
@@ -194,6 +199,32 @@ fn read_phase<'a>(
         id,
         after,
         spec,
+    }
+}
+
+/// A condition in a string, with a problem reported at the character where
+/// it goes wrong.
+pub(crate) fn read_condition(
+    d: &mut Diag<'_>,
+    t: &Table<'_, '_>,
+    key: &str,
+) -> Option<WrittenCondition> {
+    let w = t.string(d, key)?;
+    match Condition::parse(w.get_ref()) {
+        Ok(condition) => Some(WrittenCondition {
+            condition,
+            text: w.get_ref().to_string(),
+        }),
+        Err(e) => {
+            // Past the opening quote; exact for strings without escapes.
+            let at = w.span().start + 1 + e.offset;
+            d.error(
+                at..at + 1,
+                format!("bad condition in `{key}` {}: {}", t.place, e.message),
+                "write conditions like when = \"input.risk == 'high'\"; combine them with and, or, not and parentheses",
+            );
+            None
+        }
     }
 }
 
@@ -425,6 +456,28 @@ mod tests {
 
     fn afters(p: &Pipeline) -> Vec<Vec<usize>> {
         p.phases.iter().map(|ph| ph.after.clone()).collect()
+    }
+
+    #[test]
+    fn when_is_a_list_of_fields_or_a_condition() {
+        let p = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\nwhen = \"input.risk == 'high'\"\n",
+        )
+        .unwrap();
+        let w = p.phases[0].when_condition.as_ref().unwrap();
+        assert_eq!(w.text, "input.risk == 'high'");
+        assert!(w.condition.eval(&serde_json::json!({"risk": "high"})));
+        assert!(p.phases[0].when.is_empty());
+        let err =
+            with_phases("[[phases]]\nid = \"a\"\nagent = \"fast\"\nwhen = \"input.risk == \"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(
+                "error: bad condition in `when` in phase \"a\": the condition ends too soon"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

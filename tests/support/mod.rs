@@ -25,6 +25,7 @@ pub fn phase(id: &str) -> PhaseSpec {
         role: None,
         after: Vec::new(),
         when: Vec::new(),
+        when_condition: None,
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
