@@ -139,13 +139,12 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
         if p.state == PhaseState::Pending
             && p.attempts.is_empty()
             && deps_settled(task, pipeline, idx)
+            && let Some(reason) = when_fails(spec, &task.input)
         {
-            if let Some(reason) = when_fails(spec, &task.input) {
-                return Some(EventKind::PhaseSkipped {
-                    phase: p.id.clone(),
-                    reason,
-                });
-            }
+            return Some(EventKind::PhaseSkipped {
+                phase: p.id.clone(),
+                reason,
+            });
         }
     }
     let all_settled = (0..pipeline.phases.len()).all(|i| settled_at(task, pipeline, i));
