@@ -1050,7 +1050,7 @@ impl Engine {
                         BudgetScope::Run => String::new(),
                     };
                     return Err(Refusal(format!(
-                        "the {} budget is still reached: {why}\n  help: raise it first (B in the dashboard, or `baton budget{which} --usd X --tokens N`), then approve",
+                        "the {} budget is still reached: {why}; raise it first (B in the dashboard, or `baton budget{which} --usd X --tokens N`), then approve",
                         scope.as_str()
                     )));
                 }
