@@ -15,31 +15,28 @@ use tokio::time::Instant;
 use super::advance::{follow_up, ready_phases};
 use super::attempt::{self, AttemptDone};
 use super::backoff::{Jitter, delay};
-use super::budget::{self, Average, Estimate, Limits, Raise, Spend};
+use super::budget::{Average, Raise, Spend};
 use super::cost::{PriceTable, PricingError};
-use super::event::{
-    Action, Actor, AttemptOutcome, BudgetScope, Command, Decision, Event, EventKind, ReviewReason,
-    TaskId,
-};
+use super::event::{Action, Actor, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
 use super::handle::{BudgetSnapshot, EngineHandle, Refusal, Request, RunSnapshot};
 use super::rate_limit::{Admit, RateLimiter};
 use super::recovery;
 use super::route;
-use super::state::{HoldKind, TaskState};
+use super::state::TaskState;
 use super::task::{ApplyError, Task};
 use crate::agents::{self, Agent};
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Store, StoreError};
 
+mod budget_gate;
+mod capacity;
+
+use budget_gate::run_raises;
+
 /// A task still at work is snapshotted once it has gone this long with
 /// changes only in the journal.
 const SNAPSHOT_ACTIVE_AFTER: Duration = Duration::from_secs(10);
-
-/// The run's budget raise lives only in the journal, so compaction keeps
-/// the event that holds it; once this many events have followed it, it is
-/// written again so that older segments can go.
-const CARRY_RUN_RAISE_AFTER: u64 = 4096;
 
 /// How an engine behaves; the defaults suit `baton run`.
 #[derive(Debug, Clone)]
@@ -564,27 +561,13 @@ impl Engine {
             !take
         });
         // Events up to just before the oldest change not in a snapshot are covered.
-        let mut upto = self
+        let upto = self
             .dirty
             .values()
             .map(|(first, _)| first - 1)
             .min()
             .unwrap_or(self.seq);
-        if let Some((keep, by)) = self.run_raise_event.clone() {
-            upto = upto.min(keep - 1);
-            // Written again further on; this event goes at a later checkpoint,
-            // once the copy is in the journal ahead of that prune.
-            if self.seq - keep > CARRY_RUN_RAISE_AFTER && !all {
-                let r = self.run_raise;
-                self.emit_run_event(EventKind::BudgetRaised {
-                    usd: r.usd,
-                    tokens: r.tokens,
-                    accept_unknown: r.accept_unknown,
-                    by: by.clone(),
-                });
-                self.run_raise_event = Some((self.seq, by));
-            }
-        }
+        let upto = self.keep_run_raise(upto, !all);
         self.store.checkpoint(due, upto);
     }
 
@@ -784,105 +767,6 @@ impl Engine {
         self.in_flight += 1;
     }
 
-    /// The first of the phase's agents with room (its `max_parallel` and its
-    /// rate limits), and the time to start at; else the phase waits in each
-    /// agent's queue, with a wake-up set for when a rate limit lets it go.
-    fn pick_agent(&mut self, id: &TaskId, idx: usize) -> Option<(usize, Timestamp)> {
-        let now = Timestamp::now();
-        let mut wake: Option<Timestamp> = None;
-        for &a in &self.phase_agents[idx] {
-            let slot = &mut self.agents[a];
-            if slot.full() {
-                continue;
-            }
-            let at = slot.limiter.clock(now);
-            match slot.limiter.admit(at) {
-                Admit::Now => return Some((a, at)),
-                Admit::At(t) => wake = Some(wake.map_or(t, |w| w.min(t))),
-                Admit::AfterCall => {}
-            }
-        }
-        for &a in &self.phase_agents[idx] {
-            let slot = &mut self.agents[a];
-            if !slot.waiting.iter().any(|(t, i)| t == id && *i == idx) {
-                slot.waiting.push_back((id.clone(), idx));
-            }
-        }
-        if let Some(t) = wake {
-            self.wake_at(t);
-        }
-        None
-    }
-
-    fn wake_at(&mut self, t: Timestamp) {
-        let now = Timestamp::now();
-        let wait = if t > now {
-            t.duration_since(now).unsigned_abs()
-        } else {
-            Duration::ZERO
-        };
-        let at = Instant::now() + wait;
-        self.rate_wake = Some(self.rate_wake.map_or(at, |w| w.min(at)));
-    }
-
-    /// The budget that keeps the task from starting another attempt, if any:
-    /// its own, then the run's.
-    fn budget_reached(&self, id: &TaskId) -> Option<(BudgetScope, String)> {
-        let task = self.tasks.get(id)?;
-        let limits = task.budget.over(self.pipeline.defaults.task_budget);
-        if !limits.is_none() {
-            let mut flying = Estimate::default();
-            for r in self.running.get(id).into_iter().flatten() {
-                flying.add(self.agents[r.agent].average.estimate(1));
-            }
-            let spent = Spend::of_task(task);
-            if let Some(why) = budget::reached(limits, spent, flying, task.budget.accept_unknown) {
-                return Some((BudgetScope::Task, why));
-            }
-        }
-        let limits = self.run_limits();
-        if !limits.is_none() {
-            let why = budget::reached(
-                limits,
-                self.run_spend,
-                self.run_in_flight(),
-                self.run_raise.accept_unknown,
-            );
-            if let Some(why) = why {
-                return Some((BudgetScope::Run, why));
-            }
-        }
-        None
-    }
-
-    fn run_limits(&self) -> Limits {
-        self.run_raise.over(self.pipeline.run_budget)
-    }
-
-    /// What the attempts in flight are expected to spend.
-    fn run_in_flight(&self) -> Estimate {
-        let mut flying = Estimate::default();
-        for slot in &self.agents {
-            flying.add(slot.average.estimate(slot.inflight as u32));
-        }
-        flying
-    }
-
-    /// Holds the task for a person instead of starting phase `idx`, and
-    /// gives its concurrency slot to another task.
-    fn hold_for_budget(&mut self, id: &TaskId, idx: usize, scope: BudgetScope, detail: String) {
-        let kind = EventKind::ReviewRequested {
-            phase: self.phase_ids[idx].clone(),
-            reason: ReviewReason::Budget { scope, detail },
-        };
-        if self.emit_logged(id, kind) {
-            self.slots.remove(id);
-            if self.running.get(id).is_some_and(Vec::is_empty) {
-                self.running.remove(id);
-            }
-        }
-    }
-
     fn on_result(&mut self, done: AttemptDone) {
         let Some(run) = self.take_running(&done.task, done.phase) else {
             return; // cancelled while it finished
@@ -1037,22 +921,13 @@ impl Engine {
                 note,
                 by,
             } => {
-                let Some(t) = self.tasks.get(&task) else {
+                if !self.tasks.contains_key(&task) {
                     return Err(Refusal(format!("no task {task} in this run")));
-                };
+                }
                 if action == Action::Approve
-                    && t.hold_for(HoldKind::Review, phase.as_deref())
-                        .is_some_and(|h| h.is_budget())
-                    && let Some((scope, why)) = self.budget_reached(&task)
+                    && let Some(refusal) = self.budget_refuses_approval(&task, phase.as_deref())
                 {
-                    let which = match scope {
-                        BudgetScope::Task => format!(" {task}"),
-                        BudgetScope::Run => String::new(),
-                    };
-                    return Err(Refusal(format!(
-                        "the {} budget is still reached: {why}; raise it first (B in the dashboard, or `baton budget{which} --usd X --tokens N`), then approve",
-                        scope.as_str()
-                    )));
+                    return Err(refusal);
                 }
                 let cancel = action == Action::Cancel;
                 let decision = Decision {
@@ -1098,85 +973,6 @@ impl Engine {
         }
     }
 
-    /// Raises a task's budget, or the run's. Limits only go up; the attempts
-    /// of unknown cost so far are accepted with the raise.
-    fn raise_budget(
-        &mut self,
-        task: Option<TaskId>,
-        usd: Option<f64>,
-        tokens: Option<u64>,
-        by: Actor,
-    ) -> Result<(), Refusal> {
-        if usd.is_none() && tokens.is_none() {
-            return Err(Refusal(
-                "give a new limit: dollars, tokens, or both".to_string(),
-            ));
-        }
-        if let Some(u) = usd.filter(|u| !u.is_finite() || *u <= 0.0) {
-            return Err(Refusal(format!(
-                "{u} is not a budget: give dollars above 0, e.g. 5.00"
-            )));
-        }
-        if tokens == Some(0) {
-            return Err(Refusal(
-                "0 is not a budget: give tokens above 0".to_string(),
-            ));
-        }
-        let (scope, current, unknown) = match &task {
-            Some(id) => {
-                let t = self
-                    .tasks
-                    .get(id)
-                    .ok_or_else(|| Refusal(format!("no task {id} in this run")))?;
-                if matches!(t.state, TaskState::Completed | TaskState::Cancelled) {
-                    return Err(Refusal(format!(
-                        "task {id} is {}: it starts no more attempts, so its budget no longer matters",
-                        t.state
-                    )));
-                }
-                (
-                    format!("task {id}"),
-                    t.budget.over(self.pipeline.defaults.task_budget),
-                    t.cost().unknown,
-                )
-            }
-            None => (
-                "the run".to_string(),
-                self.run_limits(),
-                self.run_spend.cost.unknown,
-            ),
-        };
-        if let (Some(new), Some(old)) = (usd, current.usd)
-            && new < old
-        {
-            return Err(Refusal(format!(
-                "budgets only go up: {scope} already has ${old:.4}; give more than that"
-            )));
-        }
-        if let (Some(new), Some(old)) = (tokens, current.tokens)
-            && new < old
-        {
-            return Err(Refusal(format!(
-                "budgets only go up: {scope} already has {old} tokens; give more than that"
-            )));
-        }
-        let kind = EventKind::BudgetRaised {
-            usd,
-            tokens,
-            accept_unknown: unknown,
-            by: by.clone(),
-        };
-        match task {
-            Some(id) => self.emit(&id, kind).map_err(|e| Refusal(e.to_string())),
-            None => {
-                self.emit_run_event(kind);
-                self.run_raise.raise(usd, tokens, unknown);
-                self.run_raise_event = Some((self.seq, by));
-                Ok(())
-            }
-        }
-    }
-
     /// Stops a cancelled task's attempts; dropping their futures kills any
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
@@ -1193,26 +989,6 @@ impl Engine {
             self.start_waiting(a);
         }
     }
-}
-
-/// The run's budget raises recorded in the journal, and the last event
-/// that holds them.
-fn run_raises(events: &[Event]) -> (Raise, Option<(u64, Actor)>) {
-    let mut raise = Raise::default();
-    let mut last = None;
-    for ev in events.iter().filter(|e| e.task.is_none()) {
-        if let EventKind::BudgetRaised {
-            usd,
-            tokens,
-            accept_unknown,
-            by,
-        } = &ev.kind
-        {
-            raise.raise(*usd, *tokens, *accept_unknown);
-            last = Some((ev.seq, by.clone()));
-        }
-    }
-    (raise, last)
 }
 
 fn load_prices(pipeline: &Pipeline) -> Result<PriceTable, PricingError> {
