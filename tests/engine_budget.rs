@@ -390,3 +390,31 @@ async fn tasks_let_go_after_a_raise_still_keep_to_the_concurrency() {
     assert!(agent.max_in_flight.load(Ordering::SeqCst) <= 2);
     live.stop().await;
 }
+
+#[tokio::test]
+async fn a_task_held_by_its_budget_can_be_cancelled_or_rejected() {
+    let (dir, state) = state_dir();
+    let mut p = priced(dir.path(), 3);
+    p.defaults.task_budget = tokens(PER_ATTEMPT);
+    let live = start(p, &state, support::tasks(&["t1", "t2"]));
+    live.wait_for("both held", |s| {
+        s.tasks.iter().all(|t| t.state == TaskState::AwaitingReview)
+    })
+    .await;
+    live.act("t1", baton::engine::Action::Cancel, None)
+        .await
+        .unwrap();
+    live.act("t2", baton::engine::Action::Reject, Some("too dear"))
+        .await
+        .unwrap();
+    let snap = live.wait_for("settled", |_| true).await;
+    assert_eq!(task(&snap, "t1").state, TaskState::Cancelled);
+    let t2 = task(&snap, "t2");
+    assert_eq!(t2.state, TaskState::Failed);
+    assert_eq!(
+        t2.finish_reason.as_deref(),
+        Some("rejected at p2: too dear")
+    );
+    assert!(snap.tasks.iter().all(|t| t.attempts() == 1));
+    live.stop().await;
+}
