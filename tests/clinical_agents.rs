@@ -238,6 +238,7 @@ async fn the_pipeline_points_at_the_scripts() {
         attempt: 1,
         outputs: Map::new(),
         feedback: None,
+        model: None,
     };
     let ctx = CallContext {
         timeout: Duration::from_secs(60),

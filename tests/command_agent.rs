@@ -41,6 +41,7 @@ fn request(input: Value) -> Arc<AgentRequest> {
         attempt: 2,
         outputs: Map::new(),
         feedback: Some("use the newer codes".into()),
+        model: None,
     })
 }
 
@@ -143,6 +144,29 @@ async fn usage_falls_back_to_the_spec_model() {
     let u = r.usage.unwrap();
     assert_eq!(u.model.as_deref(), Some("claude-haiku-4-5"));
     assert_eq!(u.cost_usd, Some(0.5));
+}
+
+#[tokio::test]
+async fn a_routed_model_is_in_the_request_and_prices_usage_that_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = r#"import sys, json
+req = json.loads(sys.stdin.readline())
+print(json.dumps({"output": {"model": req.get("model")}, "usage": {"input_tokens": 1, "output_tokens": 2}}))"#;
+    let agent = CommandAgent::new(spec("python3", &["-c", echo], dir.path()));
+    let mut req = (*request(json!({}))).clone();
+    req.model = Some("claude-opus-4-5".into());
+    let r = agent
+        .call(Arc::new(req), ctx(Duration::from_secs(10)))
+        .await;
+    let Ok(Reply::Output { output }) = r.reply else {
+        panic!("{:?}", r.reply)
+    };
+    assert_eq!(output["model"], "claude-opus-4-5");
+    assert_eq!(
+        r.usage.unwrap().model.as_deref(),
+        Some("claude-opus-4-5"),
+        "the routed model wins over the spec's"
+    );
 }
 
 #[tokio::test]

@@ -125,6 +125,35 @@ async fn a_phase_whose_condition_fails_is_skipped() {
 }
 
 #[tokio::test]
+async fn a_phase_whose_written_condition_fails_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut review = phase("legal_review");
+    review.when_condition = Some(baton::spec::model::WrittenCondition {
+        condition: baton::spec::model::Condition::parse("input.risk == 'high' or input.pages > 50")
+            .unwrap(),
+        text: "input.risk == 'high' or input.pages > 50".into(),
+    });
+    let p = pipeline(vec![phase("a"), review, phase("b")], &[]);
+    let agent = Arc::new(Scripted::new(|_| ok(json!({}))));
+    let inputs = vec![
+        input("risky", json!({"risk": "high"})),
+        input("long", json!({"risk": "low", "pages": 80})),
+        input("plain", json!({"risk": "low", "pages": 3})),
+    ];
+    let (_, tasks) = run_to_idle(p, dir.path(), agent.clone(), inputs).await;
+    assert_eq!(find(&tasks, "risky").phases[1].state, PhaseState::Completed);
+    assert_eq!(find(&tasks, "long").phases[1].state, PhaseState::Completed);
+    let plain = find(&tasks, "plain");
+    assert_eq!(plain.phases[1].state, PhaseState::Skipped);
+    assert_eq!(
+        plain.phases[1].skip_reason.as_deref(),
+        Some("condition does not hold: input.risk == 'high' or input.pages > 50")
+    );
+    assert_eq!(plain.state, TaskState::Completed);
+    assert_eq!(agent.requests_for("legal_review").len(), 2);
+}
+
+#[tokio::test]
 async fn retryable_errors_retry_with_backoff_until_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = phase("a");

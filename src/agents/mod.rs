@@ -29,6 +29,10 @@ pub struct AgentRequest {
     pub outputs: Map<String, Value>,
     /// A reviewer's feedback when the phase was sent back.
     pub feedback: Option<String>,
+    /// The model a routing rule chose for this attempt; the agent's own
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,7 +77,7 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
     let latency = Duration::from_micros(rng.between(lo, hi));
     let output_tokens = rng.between(spec.tokens.lo, spec.tokens.hi);
     let usage = Usage {
-        model: Some(spec.model.clone()),
+        model: Some(req.model.clone().unwrap_or_else(|| spec.model.clone())),
         input_tokens: output_tokens / 4 + 50,
         output_tokens,
         cost_usd: None,
@@ -129,7 +129,9 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
     };
     let trace = vec![format!(
         "sim {}: {} tokens in {:?}",
-        spec.model, output_tokens, latency
+        req.model.as_deref().unwrap_or(&spec.model),
+        output_tokens,
+        latency
     )];
     (
         latency,
@@ -222,6 +224,7 @@ mod tests {
             attempt,
             outputs: Map::new(),
             feedback: None,
+            model: None,
         }
     }
 
@@ -270,6 +273,15 @@ mod tests {
             assert!((100..=200).contains(&usage.output_tokens));
             assert_eq!(usage.model.as_deref(), Some("claude-sonnet-4-5"));
         }
+    }
+
+    #[test]
+    fn a_routed_model_is_the_one_reported() {
+        let s = spec(0.0, 0.0, 0.0, 0.0);
+        let mut r = req("t", 1);
+        r.model = Some("claude-opus-4".into());
+        let usage = decide(&s, &r).1.usage.unwrap();
+        assert_eq!(usage.model.as_deref(), Some("claude-opus-4"));
     }
 
     #[tokio::test]

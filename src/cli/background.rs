@@ -33,6 +33,8 @@ pub struct Plan<'a> {
     pub pipeline_file: &'a Path,
     pub input: Option<&'a Path>,
     pub state_dir: &'a Path,
+    /// `--budget` settings, handed on to the engine.
+    pub budgets: &'a [super::budget::BudgetSetting],
 }
 
 /// How the dashboard ended.
@@ -201,6 +203,9 @@ fn spawn(plan: &Plan<'_>) -> std::io::Result<(tokio::process::Child, PathBuf, u6
         .arg(plan.state_dir);
     if let Some(input) = plan.input {
         cmd.arg("--input").arg(input);
+    }
+    for arg in plan.budgets.iter().flat_map(|b| b.to_args()) {
+        cmd.arg("--budget").arg(arg);
     }
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)

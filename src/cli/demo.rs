@@ -20,6 +20,9 @@ pub struct DemoArgs {
     /// Where to keep the demo's files and state (default: a new folder under the system temp dir).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// A budget for the demo: task.usd=0.50, task.tokens=N, run.usd=20 or run.tokens=N (repeatable).
+    #[arg(long = "budget", value_name = "SCOPE.UNIT=VALUE", value_parser = super::budget::parse_setting)]
+    budgets: Vec<super::budget::BudgetSetting>,
     #[command(flatten)]
     view: super::run::ViewArgs,
 }
@@ -65,13 +68,14 @@ pub async fn run(args: DemoArgs) -> i32 {
         eprintln!("error: cannot prepare the demo in {}: {e}", dir.display());
         return 2;
     }
-    let pipeline = match spec::load(&pipeline_file) {
+    let mut pipeline = match spec::load(&pipeline_file) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
+    super::budget::apply(&mut pipeline, &args.budgets);
     let state_dir = dir.join("state");
     eprintln!("demo files and state in {}", dir.display());
     let look_around = || {
@@ -110,6 +114,7 @@ pub async fn run(args: DemoArgs) -> i32 {
         pipeline_file: &pipeline_file,
         input: Some(&tickets),
         state_dir: &state_dir,
+        budgets: &args.budgets,
     };
     let ended = super::background::run(plan, opts).await;
     match ended {

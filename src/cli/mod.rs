@@ -6,6 +6,7 @@
 
 mod attach;
 mod background;
+mod budget;
 mod clean;
 mod decide;
 mod demo;
@@ -101,6 +102,8 @@ enum Cmd {
     Retry(decide::RetryArgs),
     /// Cancel a task.
     Cancel(decide::CancelArgs),
+    /// Raise a task's budget, or the run's without TASK, in a state folder no engine holds.
+    Budget(budget::BudgetArgs),
 }
 
 pub fn main() -> i32 {
@@ -139,6 +142,7 @@ pub fn main() -> i32 {
             Cmd::Resolve(args) => decide::resolve(args).await,
             Cmd::Retry(args) => decide::retry(args).await,
             Cmd::Cancel(args) => decide::cancel(args).await,
+            Cmd::Budget(args) => budget::raise(args).await,
         }
     })
 }

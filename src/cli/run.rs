@@ -27,6 +27,9 @@ pub struct RunArgs {
     /// or SIGTERM/SIGINT, serving `baton attach` and CLI decisions meanwhile.
     #[arg(long)]
     wait: bool,
+    /// A budget for this run, over the pipeline's: task.usd=0.50, task.tokens=N, run.usd=20 or run.tokens=N (repeatable).
+    #[arg(long = "budget", value_name = "SCOPE.UNIT=VALUE", value_parser = super::budget::parse_setting)]
+    budgets: Vec<super::budget::BudgetSetting>,
     #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
@@ -82,13 +85,14 @@ impl Mode {
 pub async fn run(args: RunArgs) -> i32 {
     let mode = Mode::choose(args.headless, &args.view);
     init_logging_for(&mode);
-    let pipeline = match spec::load(&args.pipeline) {
+    let mut pipeline = match spec::load(&args.pipeline) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
             return 2;
         }
     };
+    super::budget::apply(&mut pipeline, &args.budgets);
     let inputs = match &args.input {
         Some(path) => match spec::input::load_inputs(path) {
             Ok(inputs) => inputs,
@@ -104,6 +108,7 @@ pub async fn run(args: RunArgs) -> i32 {
             pipeline_file: &args.pipeline,
             input: args.input.as_deref(),
             state_dir: &args.dir.state_dir,
+            budgets: &args.budgets,
         };
         return super::background::run(plan, opts).await.code();
     }

@@ -17,6 +17,14 @@ pub fn run(file: &Path) -> i32 {
             for (i, wave) in waves(&p).iter().enumerate() {
                 println!("  wave {}: {}", i + 1, wave.join(", "));
             }
+            for (whose, limits) in [
+                ("each task", p.defaults.task_budget),
+                ("the run", p.run_budget),
+            ] {
+                if !limits.is_none() {
+                    println!("  budget of {whose}: {}", show_limits(limits));
+                }
+            }
             0
         }
         Err(e) => {
@@ -24,6 +32,17 @@ pub fn run(file: &Path) -> i32 {
             2
         }
     }
+}
+
+fn show_limits(l: spec::model::BudgetLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(u) = l.usd {
+        parts.push(format!("${u:.2}"));
+    }
+    if let Some(t) = l.tokens {
+        parts.push(format!("{t} tokens"));
+    }
+    parts.join(" and ")
 }
 
 /// Phases grouped by how deep their dependencies go: each wave can run

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::event::{AttemptOutcome, EventKind, ReviewReason};
 use super::state::{PhaseState, TaskState};
 use super::task::{PhaseRecord, Task};
-use crate::spec::model::{OnFailure, Pipeline, ReviewMode};
+use crate::spec::model::{OnFailure, PhaseSpec, Pipeline, ReviewMode};
 
 /// A phase no longer holds up the phases after it.
 pub fn is_settled(p: &PhaseRecord, on_failure: OnFailure, needs_approval: bool) -> bool {
@@ -43,6 +43,18 @@ pub fn missing_fields<'a>(value: &Value, fields: &'a [String]) -> Vec<&'a str> {
         .filter(|f| value.get(f.as_str()).is_none_or(Value::is_null))
         .map(String::as_str)
         .collect()
+}
+
+/// Why a phase's `when` keeps it from running for this input, if it does.
+pub fn when_fails(spec: &PhaseSpec, input: &Value) -> Option<String> {
+    let missing = missing_fields(input, &spec.when);
+    if !missing.is_empty() {
+        return Some(format!("input lacks {}", missing.join(", ")));
+    }
+    spec.when_condition
+        .as_ref()
+        .filter(|w| !w.condition.eval(input))
+        .map(|w| format!("condition does not hold: {}", w.text))
 }
 
 /// The next event the task's own state calls for, if any. Call again after
@@ -127,14 +139,12 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
         if p.state == PhaseState::Pending
             && p.attempts.is_empty()
             && deps_settled(task, pipeline, idx)
+            && let Some(reason) = when_fails(spec, &task.input)
         {
-            let missing = missing_fields(&task.input, &spec.when);
-            if !missing.is_empty() {
-                return Some(EventKind::PhaseSkipped {
-                    phase: p.id.clone(),
-                    reason: format!("input lacks {}", missing.join(", ")),
-                });
-            }
+            return Some(EventKind::PhaseSkipped {
+                phase: p.id.clone(),
+                reason,
+            });
         }
     }
     let all_settled = (0..pipeline.phases.len()).all(|i| settled_at(task, pipeline, i));
@@ -168,8 +178,7 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
         let startable = match p.state {
             PhaseState::Pending => {
                 deps_settled(task, pipeline, idx)
-                    && (!p.attempts.is_empty()
-                        || missing_fields(&task.input, &spec.when).is_empty())
+                    && (!p.attempts.is_empty() || when_fails(spec, &task.input).is_none())
             }
             // Between attempts, its wait over (or cut short), and a retry is still allowed.
             PhaseState::Running => {

@@ -25,8 +25,9 @@ pub struct AttemptDone {
     pub event: EventKind,
 }
 
-/// The request for the next attempt of phase `idx`.
-pub fn request(task: &Task, idx: usize) -> AgentRequest {
+/// The request for the next attempt of phase `idx`, on `model` when a
+/// routing rule chose one.
+pub fn request(task: &Task, idx: usize, model: Option<String>) -> AgentRequest {
     let p = &task.phases[idx];
     AgentRequest {
         task: TaskRef {
@@ -37,6 +38,7 @@ pub fn request(task: &Task, idx: usize) -> AgentRequest {
         attempt: p.attempts.len() as u32 + 1,
         outputs: completed_outputs(task),
         feedback: p.feedback.clone(),
+        model,
     }
 }
 
@@ -51,7 +53,8 @@ fn completed_outputs(task: &Task) -> serde_json::Map<String, serde_json::Value> 
 
 /// Runs the call on the runtime, and turns its result into an event there,
 /// off the engine's thread. Aborting the returned handle drops the call,
-/// which stops the agent's work.
+/// which stops the agent's work. Usage that names no model is priced as
+/// the request's model, else the agent's.
 pub fn spawn(
     agent: Arc<dyn Agent>,
     request: Arc<AgentRequest>,
@@ -70,7 +73,7 @@ pub fn spawn(
             timeout,
             trace: None,
         };
-        let call = agent.call(request, ctx);
+        let call = agent.call(request.clone(), ctx);
         let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => CallResult::failed(
@@ -78,14 +81,8 @@ pub fn spawn(
                 format!("no reply within {}", human(timeout)),
             ),
         };
-        let event = finished(
-            result,
-            attempt,
-            started.elapsed(),
-            spec,
-            agent.model(),
-            &prices,
-        );
+        let model = request.model.as_deref().or(agent.model());
+        let event = finished(result, attempt, started.elapsed(), spec, model, &prices);
         let _ = results.send(AttemptDone { task, phase, event });
     });
     handle.abort_handle()

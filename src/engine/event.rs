@@ -37,6 +37,12 @@ pub enum EventKind {
         model: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         feedback: Option<String>,
+        /// The routing rule that chose `model`, when the agent has routes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<RouteChoice>,
+        /// The role the phase names, when an agent was picked for it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
     },
     AttemptFinished {
         phase: String,
@@ -91,6 +97,38 @@ pub enum EventKind {
     RunResumed {
         by: Actor,
     },
+    /// An operator raised a budget: the task's when the event names a task,
+    /// else the run's. Limits are the new figures, not increments.
+    BudgetRaised {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<u64>,
+        /// Attempts of unknown cost the operator accepted with this raise:
+        /// the scope's count when it was made.
+        #[serde(default)]
+        accept_unknown: u32,
+        by: Actor,
+    },
+}
+
+/// Which routing rule of an agent chose the model of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteChoice {
+    /// Position of the rule among the agent's routes, from 0.
+    pub index: usize,
+    /// The rule's condition as written; `None` for the default rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+}
+
+impl RouteChoice {
+    pub fn describe(&self) -> String {
+        match &self.when {
+            Some(w) => format!("route #{} ({w})", self.index + 1),
+            None => format!("route #{} (default)", self.index + 1),
+        }
+    }
 }
 
 impl EventKind {
@@ -185,6 +223,26 @@ pub enum ReviewReason {
     Always,
     /// The agent asked for a person to look.
     AgentAsked { reason: String },
+    /// A budget is reached: no new attempt starts until it is raised and
+    /// the hold approved.
+    Budget { scope: BudgetScope, detail: String },
+}
+
+/// Whose budget: one task's or the whole run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetScope {
+    Task,
+    Run,
+}
+
+impl BudgetScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BudgetScope::Task => "task",
+            BudgetScope::Run => "run",
+        }
+    }
 }
 
 impl ReviewReason {
@@ -193,6 +251,9 @@ impl ReviewReason {
             ReviewReason::PhaseFailed { error } => format!("phase failed: {error}"),
             ReviewReason::Always => "output needs approval".to_string(),
             ReviewReason::AgentAsked { reason } => format!("agent asks: {reason}"),
+            ReviewReason::Budget { scope, detail } => {
+                format!("budget: {} {detail}", scope.as_str())
+            }
         }
     }
 }
@@ -333,6 +394,17 @@ pub enum Command {
         by: Actor,
     },
     Resume {
+        by: Actor,
+    },
+    /// Raise a task's budget, or the run's when `task` is `None`. The limits
+    /// given become the new ones; a held task goes on once approved.
+    RaiseBudget {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task: Option<TaskId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<u64>,
         by: Actor,
     },
     /// Stop starting attempts, let nothing new begin, and shut down.

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use super::budget::{Limits, Raise};
 use super::event::{Command, Event};
 use super::task::Task;
 
@@ -22,6 +23,36 @@ pub struct RunSnapshot {
     /// Every task as of `seq`; events after `seq` apply on top.
     pub tasks: Vec<Task>,
     pub seq: u64,
+    /// The budgets in force as of `seq`.
+    #[serde(default)]
+    pub budget: BudgetSnapshot,
+}
+
+/// The configured budgets and the run's raises; a task's own raises are on
+/// the task.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetSnapshot {
+    /// Each task's limits, as configured.
+    #[serde(default)]
+    pub task: Limits,
+    /// The run's limits, as configured.
+    #[serde(default)]
+    pub run: Limits,
+    /// What operators raised the run's budget to.
+    #[serde(default)]
+    pub run_raise: Raise,
+}
+
+impl BudgetSnapshot {
+    /// The run's limits in force.
+    pub fn run_limits(&self) -> Limits {
+        self.run_raise.over(self.run)
+    }
+
+    /// A task's limits in force.
+    pub fn task_limits(&self, task: &Task) -> Limits {
+        task.budget.over(self.task)
+    }
 }
 
 /// Why the engine refused a command; the text is for the operator.

@@ -4,10 +4,13 @@
 pub mod advance;
 pub mod attempt;
 pub mod backoff;
+pub mod budget;
 pub mod cost;
 pub mod event;
 pub mod handle;
+pub mod rate_limit;
 pub mod recovery;
+pub mod route;
 pub mod runtime;
 pub mod state;
 pub mod task;

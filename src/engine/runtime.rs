@@ -15,16 +15,24 @@ use tokio::time::Instant;
 use super::advance::{follow_up, ready_phases};
 use super::attempt::{self, AttemptDone};
 use super::backoff::{Jitter, delay};
+use super::budget::{Average, Raise, Spend};
 use super::cost::{PriceTable, PricingError};
-use super::event::{Action, Command, Decision, Event, EventKind, TaskId};
-use super::handle::{EngineHandle, Refusal, Request, RunSnapshot};
+use super::event::{Action, Actor, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
+use super::handle::{BudgetSnapshot, EngineHandle, Refusal, Request, RunSnapshot};
+use super::rate_limit::{Admit, RateLimiter};
 use super::recovery;
+use super::route;
 use super::state::TaskState;
 use super::task::{ApplyError, Task};
 use crate::agents::{self, Agent};
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Store, StoreError};
+
+mod budget_gate;
+mod capacity;
+
+use budget_gate::run_raises;
 
 /// A task still at work is snapshotted once it has gone this long with
 /// changes only in the journal.
@@ -39,6 +47,9 @@ pub struct EngineOptions {
     pub exit_when_idle: bool,
     /// How often tasks that changed are snapshotted.
     pub checkpoint_every: Duration,
+    /// The window of agents' `rpm` and `tpm`: a minute. Shorter in tests,
+    /// where the limits then mean per window.
+    pub rate_window: Duration,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +58,7 @@ impl Default for EngineOptions {
             dispatch: true,
             exit_when_idle: true,
             checkpoint_every: Duration::from_secs(1),
+            rate_window: Duration::from_secs(60),
         }
     }
 }
@@ -83,6 +95,26 @@ struct AgentSlot {
     inflight: usize,
     /// Phases ready to start but waiting for this agent's capacity.
     waiting: VecDeque<(TaskId, usize)>,
+    limiter: RateLimiter,
+    /// What its finished attempts spent, to estimate those in flight.
+    average: Average,
+    routes: Vec<crate::spec::model::Route>,
+}
+
+impl AgentSlot {
+    fn full(&self) -> bool {
+        self.limit.is_some_and(|limit| self.inflight >= limit)
+    }
+}
+
+/// An attempt in flight.
+struct Running {
+    phase: usize,
+    /// The agent running it, an index into `agents`.
+    agent: usize,
+    /// Its place in the agent's rate limiter.
+    ticket: u64,
+    handle: AbortHandle,
 }
 
 /// What a run ended with.
@@ -130,8 +162,9 @@ pub struct Engine {
     pipeline: Arc<Pipeline>,
     phase_ids: Vec<String>,
     agents: Vec<AgentSlot>,
-    /// For each phase, the index of its agent in `agents`.
-    phase_agent: Vec<usize>,
+    /// For each phase, the agents that can run it (indices into `agents`),
+    /// preferred first: its agent, or its role's agents.
+    phase_agents: Vec<Vec<usize>>,
     prices: Arc<PriceTable>,
     store: Store,
     opts: EngineOptions,
@@ -140,16 +173,16 @@ pub struct Engine {
     tasks: HashMap<TaskId, Arc<Task>>,
     /// Submission order.
     order: Vec<TaskId>,
-    /// Pending tasks waiting for a concurrency slot.
+    /// Tasks waiting for a concurrency slot: pending ones, and ones a person
+    /// let go on while every slot was taken.
     queue: VecDeque<TaskId>,
     /// Tasks holding a concurrency slot.
     slots: HashSet<TaskId>,
     timers: BTreeMap<(Instant, u64), TaskId>,
     timer_seq: u64,
-    /// Attempts in flight, by task: phase index and the handle that stops it.
-    /// Kept per task while it holds a slot, so that starting an attempt
-    /// does not allocate.
-    running: HashMap<TaskId, Vec<(usize, AbortHandle)>>,
+    /// Attempts in flight, by task. Kept per task while it holds a slot, so
+    /// that starting an attempt does not allocate.
+    running: HashMap<TaskId, Vec<Running>>,
     /// Attempts in flight over all tasks.
     in_flight: usize,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
@@ -163,6 +196,14 @@ pub struct Engine {
     dirty: HashMap<TaskId, (u64, Instant)>,
     paused: bool,
     stopping: bool,
+    /// When phases waiting for an agent's rate limit may start.
+    rate_wake: Option<Instant>,
+    /// What every task has spent, over all finished attempts.
+    run_spend: Spend,
+    /// Operators' raises of the run's budget, and the journal event that
+    /// holds them (kept from compaction).
+    run_raise: Raise,
+    run_raise_event: Option<(u64, Actor)>,
     jitter: Jitter,
     started_at: Timestamp,
     warnings: Vec<String>,
@@ -177,6 +218,7 @@ impl Engine {
     ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
         let (store, recovered) = Store::open(state_dir)?;
+        let (run_raise, run_raise_event) = run_raises(&recovered.events);
         let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
         let folded = recovery::fold(recovered, &phase_ids);
         for task in folded.tasks.values() {
@@ -201,16 +243,37 @@ impl Engine {
                 limit: spec.max_parallel,
                 inflight: 0,
                 waiting: VecDeque::new(),
+                limiter: RateLimiter::new(spec.rpm, spec.tpm, opts.rate_window),
+                average: Average::default(),
+                routes: spec.routes.clone(),
             });
         }
-        let phase_agent = pipeline.phases.iter().map(|p| by_name[&p.agent]).collect();
+        let phase_agents = pipeline
+            .phases
+            .iter()
+            .map(|p| match &p.role {
+                Some(role) => pipeline.roles[role].iter().map(|a| by_name[a]).collect(),
+                None => vec![by_name[&p.agent]],
+            })
+            .collect();
+        let mut run_spend = Spend::default();
+        for task in folded.tasks.values() {
+            run_spend.merge(Spend::of_task(task));
+            for a in task.phases.iter().flat_map(|p| &p.attempts) {
+                if let Some(&i) = by_name.get(&a.agent)
+                    && a.outcome.is_some()
+                {
+                    agents[i].average.add(a.usage.as_ref(), a.cost_usd);
+                }
+            }
+        }
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests_tx, requests_rx) = mpsc::channel(256);
         let mut engine = Engine {
             pipeline: Arc::new(pipeline),
             phase_ids,
             agents,
-            phase_agent,
+            phase_agents,
             prices: Arc::new(prices),
             store,
             opts,
@@ -246,6 +309,10 @@ impl Engine {
             },
             paused: false,
             stopping: false,
+            rate_wake: None,
+            run_spend,
+            run_raise,
+            run_raise_event,
             jitter: Jitter::from_clock(),
             started_at: Timestamp::now(),
             warnings: folded.warnings,
@@ -407,6 +474,12 @@ impl Engine {
                 _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
                     self.fire_timers();
                 }
+                _ = tokio::time::sleep_until(self.rate_wake.unwrap_or_else(Instant::now)), if self.rate_wake.is_some() => {
+                    self.rate_wake = None;
+                    for a in 0..self.agents.len() {
+                        self.start_waiting(a);
+                    }
+                }
                 _ = checkpoint.tick() => {
                     self.send_outbox().await?;
                     self.checkpoint(false);
@@ -435,11 +508,11 @@ impl Engine {
         let running: Vec<(TaskId, usize)> = self
             .running
             .iter()
-            .flat_map(|(id, list)| list.iter().map(move |(idx, _)| (id.clone(), *idx)))
+            .flat_map(|(id, list)| list.iter().map(move |r| (id.clone(), r.phase)))
             .collect();
         for (id, idx) in running {
-            if let Some(handle) = self.take_running(&id, idx) {
-                handle.abort();
+            if let Some(r) = self.take_running(&id, idx) {
+                r.handle.abort();
             }
             let open = self.tasks[&id].phases[idx]
                 .running_attempt()
@@ -503,15 +576,20 @@ impl Engine {
             .map(|(first, _)| first - 1)
             .min()
             .unwrap_or(self.seq);
+        let upto = self.keep_run_raise(upto, !all);
         self.store.checkpoint(due, upto);
     }
 
     /// Applies an event to its task and queues it for the journal, or
     /// changes nothing and says why.
     fn emit(&mut self, id: &TaskId, kind: EventKind) -> Result<(), ApplyError> {
+        self.emit_at(id, kind, Timestamp::now())
+    }
+
+    fn emit_at(&mut self, id: &TaskId, kind: EventKind, at: Timestamp) -> Result<(), ApplyError> {
         let ev = Event {
             seq: self.seq + 1,
-            at: Timestamp::now(),
+            at,
             task: Some(id.clone()),
             kind,
         };
@@ -560,7 +638,7 @@ impl Engine {
             if self
                 .tasks
                 .get(&id)
-                .is_some_and(|t| t.state == TaskState::Pending)
+                .is_some_and(|t| t.state == TaskState::Pending || t.state.is_active())
             {
                 self.slots.insert(id.clone());
                 self.advance(&id);
@@ -594,8 +672,17 @@ impl Engine {
             }
             return;
         }
-        if state.is_active() {
-            self.slots.insert(id.clone());
+        if state.is_active() && !self.slots.contains(id) {
+            if self.slots.len() < self.pipeline.defaults.concurrency || !self.opts.dispatch {
+                self.slots.insert(id.clone());
+            } else {
+                // Resumed by a person while every slot is taken (after a
+                // budget raise, many may be): first in line for the next one.
+                if !self.queue.contains(id) {
+                    self.queue.push_front(id.clone());
+                }
+                return;
+            }
         }
         if !self.slots.contains(id) {
             return;
@@ -621,34 +708,51 @@ impl Engine {
             || self
                 .running
                 .get(id)
-                .is_some_and(|l| l.iter().any(|(i, _)| *i == idx))
+                .is_some_and(|l| l.iter().any(|r| r.phase == idx))
         {
             return;
         }
-        let a = self.phase_agent[idx];
-        let slot = &mut self.agents[a];
-        if slot.limit.is_some_and(|limit| slot.inflight >= limit) {
-            if !slot.waiting.iter().any(|(t, i)| t == id && *i == idx) {
-                slot.waiting.push_back((id.clone(), idx));
-            }
+        let Some(task) = self.tasks.get(id) else {
+            return;
+        };
+        // A hold opened by an earlier phase of this round (a budget) stops the rest.
+        if !task.holds.is_empty() || task.state.is_final() {
             return;
         }
+        if let Some((scope, detail)) = self.budget_reached(id) {
+            self.hold_for_budget(id, idx, scope, detail);
+            return;
+        }
+        let Some((a, at)) = self.pick_agent(id, idx) else {
+            return;
+        };
         let task = &self.tasks[id];
         let pipeline = self.pipeline.clone();
         let spec = &pipeline.phases[idx];
-        let request = attempt::request(task, idx);
+        let slot = &self.agents[a];
+        let routed = route::choose(&slot.routes, &task.input);
+        let (model, route) = match routed {
+            Some((model, choice)) => (Some(model), Some(choice)),
+            None => (None, None),
+        };
+        let request = attempt::request(task, idx, model.clone());
         let agent = slot.agent.clone();
         let kind = EventKind::PhaseStarted {
             phase: spec.id.clone(),
             attempt: request.attempt,
             agent: slot.name.clone(),
-            model: agent.model().map(str::to_string),
+            model: model.or_else(|| agent.model().map(str::to_string)),
             feedback: request.feedback.clone(),
+            route,
+            role: spec.role.clone(),
         };
-        if !self.emit_logged(id, kind) {
+        if self.emit_at(id, kind, at).is_err() {
+            tracing::error!(task = %id, "engine refused its own start of phase {}", spec.id);
             return;
         }
-        self.agents[a].inflight += 1;
+        let slot = &mut self.agents[a];
+        slot.inflight += 1;
+        let ticket = slot.limiter.started(at);
         let handle = attempt::spawn(
             agent,
             Arc::new(request),
@@ -657,21 +761,43 @@ impl Engine {
             self.prices.clone(),
             self.results_tx.clone(),
         );
+        let running = Running {
+            phase: idx,
+            agent: a,
+            ticket,
+            handle,
+        };
         match self.running.get_mut(id) {
-            Some(list) => list.push((idx, handle)),
+            Some(list) => list.push(running),
             None => {
-                self.running.insert(id.clone(), vec![(idx, handle)]);
+                self.running.insert(id.clone(), vec![running]);
             }
         }
         self.in_flight += 1;
     }
 
     fn on_result(&mut self, done: AttemptDone) {
-        if self.take_running(&done.task, done.phase).is_none() {
+        let Some(run) = self.take_running(&done.task, done.phase) else {
             return; // cancelled while it finished
+        };
+        let a = run.agent;
+        if let EventKind::AttemptFinished {
+            usage, cost_usd, ..
+        } = &done.event
+        {
+            let slot = &mut self.agents[a];
+            slot.inflight -= 1;
+            slot.limiter
+                .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
+            if usage.is_some() || cost_usd.is_some() {
+                slot.average.add(usage.as_ref(), *cost_usd);
+            }
+            self.run_spend.add_attempt(usage.as_ref(), *cost_usd);
+        } else {
+            let slot = &mut self.agents[a];
+            slot.inflight -= 1;
+            slot.limiter.finished(run.ticket, None);
         }
-        let a = self.phase_agent[done.phase];
-        self.agents[a].inflight -= 1;
         let AttemptDone {
             task: id,
             phase: idx,
@@ -679,7 +805,7 @@ impl Engine {
         } = done;
         let retry = match &kind {
             EventKind::AttemptFinished {
-                outcome: super::event::AttemptOutcome::Failed { class, .. },
+                outcome: AttemptOutcome::Failed { class, .. },
                 attempt,
                 ..
             } if class.is_retryable() => Some(*attempt),
@@ -706,12 +832,23 @@ impl Engine {
         self.start_waiting(a);
     }
 
-    /// Starts phases that waited for this agent, as far as capacity allows.
+    /// Starts phases that waited for this agent, as far as its capacity and
+    /// rate limits allow.
     fn start_waiting(&mut self, a: usize) {
-        while self.agents[a]
-            .limit
-            .is_none_or(|limit| self.agents[a].inflight < limit)
-        {
+        loop {
+            let slot = &mut self.agents[a];
+            if slot.full() || slot.waiting.is_empty() {
+                break;
+            }
+            let at = slot.limiter.clock(Timestamp::now());
+            match slot.limiter.admit(at) {
+                Admit::Now => {}
+                Admit::At(t) => {
+                    self.wake_at(t);
+                    break;
+                }
+                Admit::AfterCall => break,
+            }
             let Some((id, idx)) = self.agents[a].waiting.pop_front() else {
                 break;
             };
@@ -725,12 +862,12 @@ impl Engine {
         }
     }
 
-    fn take_running(&mut self, id: &str, idx: usize) -> Option<AbortHandle> {
+    fn take_running(&mut self, id: &str, idx: usize) -> Option<Running> {
         let list = self.running.get_mut(id)?;
-        let pos = list.iter().position(|(i, _)| *i == idx)?;
-        let (_, handle) = list.swap_remove(pos);
+        let pos = list.iter().position(|r| r.phase == idx)?;
+        let running = list.swap_remove(pos);
         self.in_flight -= 1;
-        Some(handle)
+        Some(running)
     }
 
     fn add_timer(&mut self, id: TaskId, wait: Duration) {
@@ -776,6 +913,11 @@ impl Engine {
             paused: self.paused,
             tasks: self.tasks().cloned().collect(),
             seq: self.seq,
+            budget: BudgetSnapshot {
+                task: self.pipeline.defaults.task_budget,
+                run: self.pipeline.run_budget,
+                run_raise: self.run_raise,
+            },
         }
     }
 
@@ -790,6 +932,11 @@ impl Engine {
             } => {
                 if !self.tasks.contains_key(&task) {
                     return Err(Refusal(format!("no task {task} in this run")));
+                }
+                if action == Action::Approve
+                    && let Some(refusal) = self.budget_refuses_approval(&task, phase.as_deref())
+                {
+                    return Err(refusal);
                 }
                 let cancel = action == Action::Cancel;
                 let decision = Decision {
@@ -807,6 +954,12 @@ impl Engine {
                 self.advance(&task);
                 Ok(())
             }
+            Command::RaiseBudget {
+                task,
+                usd,
+                tokens,
+                by,
+            } => self.raise_budget(task, usd, tokens, by),
             Command::Pause { by } => {
                 if !self.paused {
                     self.paused = true;
@@ -833,9 +986,11 @@ impl Engine {
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
         for idx in 0..self.phase_ids.len() {
-            if let Some(handle) = self.take_running(id, idx) {
-                handle.abort();
-                self.agents[self.phase_agent[idx]].inflight -= 1;
+            if let Some(r) = self.take_running(id, idx) {
+                r.handle.abort();
+                let slot = &mut self.agents[r.agent];
+                slot.inflight -= 1;
+                slot.limiter.finished(r.ticket, None);
             }
         }
         for a in 0..self.agents.len() {

@@ -127,6 +127,11 @@ pub enum TaskSignal {
     PhaseFailed,
     /// A review request or a blocker; queued behind one already open.
     Hold(HoldKind),
+    /// A budget is reached before an attempt starts: the task waits for a
+    /// person in `awaiting_review`, even one that has not started yet.
+    BudgetHold,
+    /// An operator raised the task's budget; the state stays as it is.
+    BudgetRaised,
     /// A person settled a hold; `next` is the hold still open after it, if any.
     HoldSettled {
         next: Option<HoldKind>,
@@ -166,6 +171,9 @@ pub fn task_transition(
         (Running | Retrying | AwaitingReview | Blocked, S::PhaseFailed) => from,
         (Running | Retrying, S::Hold(kind)) => kind.state(),
         (AwaitingReview | Blocked, S::Hold(_)) => from,
+        (Pending | Running | Retrying, S::BudgetHold) => AwaitingReview,
+        (AwaitingReview | Blocked, S::BudgetHold) => from,
+        (Pending | Running | Retrying | AwaitingReview | Blocked | Failed, S::BudgetRaised) => from,
         (AwaitingReview | Blocked, S::HoldSettled { next }) => {
             next.map_or(Running, HoldKind::state)
         }
@@ -231,7 +239,7 @@ pub fn phase_transition(
 mod tests {
     use super::*;
 
-    const TASK_SIGNALS: [TaskSignal; 17] = [
+    const TASK_SIGNALS: [TaskSignal; 19] = [
         TaskSignal::PhaseStarted,
         TaskSignal::AttemptFinished,
         TaskSignal::RetryScheduled,
@@ -253,10 +261,12 @@ mod tests {
             next: Some(HoldKind::Review),
         },
         TaskSignal::Hold(HoldKind::Review),
+        TaskSignal::BudgetHold,
+        TaskSignal::BudgetRaised,
     ];
 
     #[test]
-    fn final_states_refuse_everything_but_a_retry_of_a_failed_task() {
+    fn final_states_refuse_everything_but_a_retry_or_a_raise_of_a_failed_task() {
         for from in [
             TaskState::Completed,
             TaskState::Failed,
@@ -266,6 +276,8 @@ mod tests {
                 let result = task_transition(from, signal);
                 if from == TaskState::Failed && signal == TaskSignal::RetryRequested {
                     assert_eq!(result, Ok(TaskState::Running));
+                } else if from == TaskState::Failed && signal == TaskSignal::BudgetRaised {
+                    assert_eq!(result, Ok(TaskState::Failed));
                 } else {
                     assert_eq!(
                         result,
@@ -289,9 +301,48 @@ mod tests {
                 TaskSignal::PhaseStarted,
                 TaskSignal::PhaseSkipped,
                 TaskSignal::Cancelled,
-                TaskSignal::Completed
+                TaskSignal::Completed,
+                TaskSignal::BudgetHold,
+                TaskSignal::BudgetRaised,
             ]
         );
+    }
+
+    #[test]
+    fn a_budget_hold_waits_in_review_from_pending_running_or_retrying() {
+        use TaskState::*;
+        for from in [Pending, Running, Retrying] {
+            assert_eq!(
+                task_transition(from, TaskSignal::BudgetHold),
+                Ok(AwaitingReview),
+                "{from}"
+            );
+        }
+        assert_eq!(
+            task_transition(Blocked, TaskSignal::BudgetHold),
+            Ok(Blocked),
+            "queues behind an open blocker"
+        );
+        for from in [Completed, Failed, Cancelled] {
+            assert!(task_transition(from, TaskSignal::BudgetHold).is_err());
+        }
+        assert_eq!(
+            task_transition(AwaitingReview, TaskSignal::HoldSettled { next: None }),
+            Ok(Running),
+            "approving the hold resumes the task"
+        );
+    }
+
+    #[test]
+    fn a_budget_raise_keeps_the_state() {
+        for from in TaskState::ALL {
+            let result = task_transition(from, TaskSignal::BudgetRaised);
+            if matches!(from, TaskState::Completed | TaskState::Cancelled) {
+                assert!(result.is_err(), "{from}");
+            } else {
+                assert_eq!(result, Ok(from));
+            }
+        }
     }
 
     #[test]

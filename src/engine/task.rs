@@ -5,8 +5,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::budget::Raise;
 use super::cost::{CostTotal, Usage};
-use super::event::{Action, AttemptOutcome, Decision, Event, EventKind, ReviewReason, TaskId};
+use super::event::{
+    Action, AttemptOutcome, Decision, Event, EventKind, ReviewReason, RouteChoice, TaskId,
+};
 use super::state::{
     HoldKind, InvalidPhaseTransition, InvalidTransition, PhaseSignal, PhaseState, TaskSignal,
     TaskState, phase_transition, task_transition,
@@ -32,6 +35,9 @@ pub struct Task {
     pub holds: Vec<Hold>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
+    /// Budget raises an operator made for this task.
+    #[serde(default, skip_serializing_if = "Raise::is_none")]
+    pub budget: Raise,
     /// The journal sequence number of the last event applied.
     pub seq: u64,
 }
@@ -77,6 +83,12 @@ pub struct AttemptRecord {
     pub agent: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The routing rule that chose `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteChoice>,
+    /// The role the phase names, when `agent` was picked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     pub started_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<String>,
@@ -151,6 +163,7 @@ impl Task {
             phases: phases.iter().map(|p| PhaseRecord::new(p.clone())).collect(),
             holds: Vec::new(),
             decisions: Vec::new(),
+            budget: Raise::default(),
             seq,
         }
     }
@@ -267,12 +280,24 @@ impl Task {
             EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => {
                 return Err(self.refused("run events do not apply to a task"));
             }
+            EventKind::BudgetRaised {
+                usd,
+                tokens,
+                accept_unknown,
+                ..
+            } => {
+                let to = task_transition(self.state, TaskSignal::BudgetRaised)?;
+                self.budget.raise(*usd, *tokens, *accept_unknown);
+                to
+            }
             EventKind::PhaseStarted {
                 phase,
                 attempt,
                 agent,
                 model,
                 feedback,
+                route,
+                role,
             } => {
                 let idx = self.index(phase)?;
                 let p = &self.phases[idx];
@@ -298,6 +323,8 @@ impl Task {
                     number: *attempt,
                     agent: agent.clone(),
                     model: model.clone(),
+                    route: route.clone(),
+                    role: role.clone(),
                     started_at: at,
                     feedback: feedback.clone(),
                     outcome: None,
@@ -490,17 +517,29 @@ impl Task {
             return Err(self.refused(format!("phase {phase} is already held")));
         }
         let p = &self.phases[idx];
+        let budget = matches!(review, Some(ReviewReason::Budget { .. }));
         let fits = match kind {
+            // Before an attempt starts: a fresh phase, or one between attempts.
+            HoldKind::Review if budget => {
+                p.state == PhaseState::Pending
+                    || (p.state == PhaseState::Running && p.running_attempt().is_none())
+            }
             HoldKind::Review => matches!(p.state, PhaseState::Completed | PhaseState::Failed),
             HoldKind::Blocked => p.state == PhaseState::Pending && !p.attempts.is_empty(),
         };
         if !fits {
             return Err(self.refused(format!(
-                "phase {phase} in state {} cannot be held for {kind:?}",
-                p.state
+                "phase {phase} in state {} cannot be held for {}",
+                p.state,
+                if budget { "its budget" } else { "review" }
             )));
         }
-        let to = task_transition(self.state, TaskSignal::Hold(kind))?;
+        let signal = if budget {
+            TaskSignal::BudgetHold
+        } else {
+            TaskSignal::Hold(kind)
+        };
+        let to = task_transition(self.state, signal)?;
         self.holds.push(Hold {
             kind,
             phase: phase.to_string(),
@@ -509,6 +548,14 @@ impl Task {
             review,
         });
         Ok(to)
+    }
+
+    /// The hold a decision of `kind` settles: the named phase's, else the
+    /// oldest of the kind.
+    pub fn hold_for(&self, kind: HoldKind, phase: Option<&str>) -> Option<&Hold> {
+        self.holds
+            .iter()
+            .find(|h| h.kind == kind && phase.is_none_or(|p| p == h.phase))
     }
 
     /// Takes the hold a decision settles: the named phase's, else the oldest of the kind.
@@ -588,7 +635,17 @@ impl Task {
                 let hold = self.take_hold(HoldKind::Review, phase, &d.action)?;
                 let idx = self.index(&hold.phase)?;
                 target = Some(hold.phase.clone());
+                let budget = hold.is_budget();
                 match &d.action {
+                    // A budget hold has no output to accept: the phase
+                    // simply may start again.
+                    Action::Approve if budget => self.settled(),
+                    Action::SendBack { .. } if budget => {
+                        return Err(self.refused(format!(
+                            "phase {} waits for its budget and has no output to send back; approve it after raising the budget, or reject it",
+                            hold.phase
+                        )));
+                    }
                     Action::Approve => {
                         self.phases[idx].approved = true;
                         self.settled()
@@ -712,6 +769,13 @@ impl Task {
     }
 }
 
+impl Hold {
+    /// Held because a budget was reached.
+    pub fn is_budget(&self) -> bool {
+        matches!(self.review, Some(ReviewReason::Budget { .. }))
+    }
+}
+
 impl PhaseRecord {
     pub fn new(id: String) -> PhaseRecord {
         PhaseRecord {
@@ -795,6 +859,8 @@ mod tests {
             agent: "a".into(),
             model: None,
             feedback: None,
+            route: None,
+            role: None,
         }
     }
 
@@ -1052,6 +1118,106 @@ mod tests {
         );
         assert_eq!(t.phases[0].state, PhaseState::Pending);
         assert!(t.finish_reason.as_deref().unwrap().contains("ann"));
+    }
+
+    fn budget_hold(phase: &str) -> EventKind {
+        EventKind::ReviewRequested {
+            phase: phase.into(),
+            reason: ReviewReason::Budget {
+                scope: crate::engine::event::BudgetScope::Run,
+                detail: "$1.0000 reached: $1.0000 spent".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_budget_hold_can_stop_a_task_before_its_first_attempt() {
+        let mut t = task();
+        run(&mut t, vec![budget_hold("a")]);
+        assert_eq!(t.state, TaskState::AwaitingReview);
+        assert_eq!(t.phases[0].state, PhaseState::Pending);
+        assert!(t.holds[0].is_budget());
+        assert_eq!(
+            t.holds[0].reason,
+            "budget: run $1.0000 reached: $1.0000 spent"
+        );
+        refused_untouched(&t, started("a", 1));
+        refused_untouched(
+            &t,
+            decision(Action::SendBack {
+                feedback: "x".into(),
+            }),
+        );
+        run(&mut t, vec![decision(Action::Approve)]);
+        assert_eq!(t.state, TaskState::Running);
+        assert!(
+            !t.phases[0].approved,
+            "approving a budget hold accepts no output"
+        );
+        run(
+            &mut t,
+            vec![started("a", 1), finished("a", 1, AttemptOutcome::Succeeded)],
+        );
+        assert_eq!(t.phases[0].state, PhaseState::Completed);
+    }
+
+    #[test]
+    fn a_budget_hold_fits_only_before_an_attempt() {
+        let mut t = task();
+        run(&mut t, vec![started("a", 1)]);
+        refused_untouched(&t, budget_hold("a"));
+        let failed = AttemptOutcome::Failed {
+            class: ErrorClass::Retryable,
+            message: "busy".into(),
+        };
+        run(&mut t, vec![finished("a", 1, failed)]);
+        // Between attempts, waiting to retry: the next one may be held.
+        run(&mut t, vec![budget_hold("a")]);
+        assert_eq!(t.state, TaskState::AwaitingReview);
+        run(&mut t, vec![decision(Action::Reject)]);
+        assert_eq!(t.state, TaskState::Failed);
+    }
+
+    #[test]
+    fn a_raise_is_kept_on_the_task_and_only_goes_up() {
+        let mut t = task();
+        let raise = |usd: f64, accept_unknown: u32| EventKind::BudgetRaised {
+            usd: Some(usd),
+            tokens: None,
+            accept_unknown,
+            by: Actor::engine(),
+        };
+        run(&mut t, vec![raise(2.0, 1), raise(1.0, 0)]);
+        assert_eq!(t.state, TaskState::Pending);
+        assert_eq!(t.budget.usd, Some(2.0));
+        assert_eq!(t.budget.accept_unknown, 1);
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), t);
+        run(&mut t, vec![decision(Action::Cancel)]);
+        refused_untouched(&t, raise(5.0, 0));
+    }
+
+    #[test]
+    fn records_written_before_budgets_and_routes_still_load() {
+        let old = r#"{"id":"t","input":{},"state":"running","created_at":"2025-01-01T00:00:00Z",
+            "updated_at":"2025-01-01T00:00:00Z","phases":[{"id":"a","state":"running","attempts":[
+            {"number":1,"agent":"x","started_at":"2025-01-01T00:00:00Z"}]}],"seq":3}"#;
+        let t: Task = serde_json::from_str(old).unwrap();
+        assert!(t.budget.is_none());
+        assert_eq!(t.phases[0].attempts[0].route, None);
+        assert_eq!(t.phases[0].attempts[0].role, None);
+        let ev: Event = serde_json::from_str(
+            r#"{"seq":4,"at":"2025-01-01T00:00:01Z","task":"t","event":"phase_started","phase":"a","attempt":2,"agent":"x"}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            ev.kind,
+            EventKind::PhaseStarted {
+                route: None,
+                role: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
             paused: false,
             tasks: Vec::new(),
             seq: 0,
+            budget: Default::default(),
         },
         incoming,
         writer,

@@ -31,16 +31,26 @@ pub(super) fn event_line(
             agent,
             model,
             feedback,
+            route,
+            role,
         } => {
+            let role = role
+                .as_deref()
+                .map(|r| format!(" for role {r}"))
+                .unwrap_or_default();
             let model = model
                 .as_deref()
                 .map(|m| format!(" · model {m}"))
+                .unwrap_or_default();
+            let route = route
+                .as_ref()
+                .map(|r| format!(" by {}", r.describe()))
                 .unwrap_or_default();
             let feedback = feedback
                 .as_deref()
                 .map(|f| format!(" · with feedback {}", quote(m, f)))
                 .unwrap_or_default();
-            format!("`{phase}` #{attempt} started · agent {agent}{model}{feedback}")
+            format!("`{phase}` #{attempt} started · agent {agent}{role}{model}{route}{feedback}")
         }
         EventKind::AttemptFinished {
             phase,
@@ -122,6 +132,12 @@ pub(super) fn event_line(
             format!("⛔ blocked at `{phase}`: {}", quote(m, reason))
         }
         EventKind::DecisionRecorded { decision } => decision_line(m, holds_before, after, decision),
+        EventKind::BudgetRaised {
+            usd, tokens, by, ..
+        } => format!(
+            "$ **budget raised** to {} by {by}",
+            raised_limits(*usd, *tokens)
+        ),
     })
 }
 
@@ -135,8 +151,24 @@ pub(super) fn run_event_line(kind: &EventKind) -> Option<String> {
     match kind {
         EventKind::RunPaused { by } => Some(format!("⏸ **run paused** by {by}")),
         EventKind::RunResumed { by } => Some(format!("▶ **run resumed** by {by}")),
+        EventKind::BudgetRaised {
+            usd, tokens, by, ..
+        } => Some(format!(
+            "$ **run budget raised** to {} by {by}",
+            raised_limits(*usd, *tokens)
+        )),
         _ => None,
     }
+}
+
+/// The new limits of a raise: `$2.0000 and 5,000 tokens`.
+fn raised_limits(usd: Option<f64>, tokens: Option<u64>) -> String {
+    let parts: Vec<String> = usd
+        .map(|u| format!("${u:.4}"))
+        .into_iter()
+        .chain(tokens.map(|t| format!("{} tokens", thousands(t))))
+        .collect();
+    parts.join(" and ")
 }
 
 /// Agent, model, tokens, cost and duration of an attempt.
@@ -262,6 +294,9 @@ pub(super) fn review_reason(m: &Masker, r: &ReviewReason) -> String {
         ReviewReason::Always => "output needs approval".to_string(),
         ReviewReason::PhaseFailed { error } => format!("phase failed: {}", quote(m, error)),
         ReviewReason::AgentAsked { reason } => format!("agent asks: {}", quote(m, reason)),
+        ReviewReason::Budget { scope, detail } => {
+            format!("{} budget: {}", scope.as_str(), quote(m, detail))
+        }
     }
 }
 

@@ -21,6 +21,7 @@ fn snapshot(tasks: Vec<Task>, seq: u64) -> RunSnapshot {
         paused: false,
         tasks,
         seq,
+        budget: Default::default(),
     }
 }
 
@@ -198,6 +199,8 @@ fn attempts_show_agent_model_tokens_cost_and_duration() {
             agent: "writer".into(),
             model: Some("claude-haiku-4-5".into()),
             feedback: None,
+            route: None,
+            role: None,
         },
     );
     assert_eq!(
@@ -366,6 +369,8 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
             agent: "a".into(),
             model: None,
             feedback: Some("cite the note; ask jo@x.org".into()),
+            route: None,
+            role: None,
         },
     );
     assert_eq!(
@@ -661,4 +666,72 @@ fn resync_says_what_was_left_out() {
     );
     assert!(f.log.tasks.contains_key("t9"));
     assert_eq!(f.log.session_started, at(1000));
+}
+
+#[test]
+fn budgets_roles_and_routes_are_logged() {
+    let mut f = Feed::new();
+    f.submit(0, json!({"risk": "high"}));
+    let start = f.push(
+        1,
+        EventKind::PhaseStarted {
+            phase: "one".into(),
+            attempt: 1,
+            agent: "senior".into(),
+            model: Some("claude-opus-4-5".into()),
+            feedback: None,
+            route: Some(crate::engine::event::RouteChoice {
+                index: 0,
+                when: Some("input.risk == 'high'".into()),
+            }),
+            role: Some("reviewer".into()),
+        },
+    );
+    assert!(
+        start.ends_with("- 00:00:01.000 **t1** `one` #1 started · agent senior for role reviewer · model claude-opus-4-5 by route #1 (input.risk == 'high')\n"),
+        "{start}"
+    );
+    let held = f.push(
+        2,
+        EventKind::ReviewRequested {
+            phase: "one".into(),
+            reason: ReviewReason::Budget {
+                scope: crate::engine::event::BudgetScope::Task,
+                detail: "$0.5000 reached: $0.5100 spent".into(),
+            },
+        },
+    );
+    assert!(
+        held.ends_with(
+            "⏸ review requested at `one`: task budget: “$0.5000 reached: $0.5100 spent”\n"
+        ),
+        "{held}"
+    );
+    let raised = f.push(
+        3,
+        EventKind::BudgetRaised {
+            usd: Some(2.0),
+            tokens: Some(20_000),
+            accept_unknown: 0,
+            by: tester(),
+        },
+    );
+    assert_eq!(
+        raised,
+        "- 00:00:03.000 **t1** $ **budget raised** to $2.0000 and 20,000 tokens by ann (ssh from 10.1.2.3)\n"
+    );
+    let run = f.push_for(
+        None,
+        4,
+        EventKind::BudgetRaised {
+            usd: None,
+            tokens: Some(5_000_000),
+            accept_unknown: 0,
+            by: tester(),
+        },
+    );
+    assert_eq!(
+        run,
+        "- 00:00:04.000 $ **run budget raised** to 5,000,000 tokens by ann (ssh from 10.1.2.3)\n"
+    );
 }

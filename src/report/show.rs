@@ -24,6 +24,23 @@ pub fn text(task: &Task) -> String {
     );
     let _ = writeln!(out, "  tokens    {}", thousands(task.tokens()));
     let _ = writeln!(out, "  cost      {}", task.cost());
+    let raise = &task.budget;
+    if !raise.is_none() {
+        let mut parts = Vec::new();
+        if let Some(u) = raise.usd {
+            parts.push(format!("${u:.4}"));
+        }
+        if let Some(t) = raise.tokens {
+            parts.push(format!("{} tokens", thousands(t)));
+        }
+        if raise.accept_unknown > 0 {
+            parts.push(format!(
+                "{} attempt(s) of unknown cost accepted",
+                raise.accept_unknown
+            ));
+        }
+        let _ = writeln!(out, "  budget    raised to {}", parts.join(" · "));
+    }
     if let Some(reason) = &task.finish_reason {
         let _ = writeln!(out, "  reason    {reason}");
     }
@@ -99,6 +116,16 @@ pub fn text(task: &Task) -> String {
                 "  #{} {} ({}) {}  {} tok  {}  {}",
                 a.number, a.agent, model, outcome, tokens, cost, took
             );
+            let mut chosen = Vec::new();
+            if let Some(role) = &a.role {
+                chosen.push(format!("role {role}"));
+            }
+            if let Some(route) = &a.route {
+                chosen.push(format!("model by {}", route.describe()));
+            }
+            if !chosen.is_empty() {
+                let _ = writeln!(out, "     {}", chosen.join(" · "));
+            }
             if let Some(d) = a.retry_delay_ms {
                 let _ = writeln!(
                     out,

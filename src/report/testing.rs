@@ -43,6 +43,8 @@ pub fn started(phase: &str, attempt: u32) -> EventKind {
         agent: "a".into(),
         model: Some("m".into()),
         feedback: None,
+        route: None,
+        role: None,
     }
 }
 

@@ -13,8 +13,9 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Diag;
-use super::model::{AgentKind, AgentSpec, CommandSpec, Range, SimSpec};
+use super::model::{AgentKind, AgentSpec, CommandSpec, Range, Route, SimSpec};
 use super::paths::resolve;
+use super::phases::read_condition;
 use super::range::{RangeError, parse_duration_range, parse_u64_range};
 use super::raw::{Table, integer_value};
 use super::suggest::did_you_mean;
@@ -28,6 +29,9 @@ const COMMAND_KEYS: &[&str] = &[
     "max_output_bytes",
     "model",
     "max_parallel",
+    "rpm",
+    "tpm",
+    "route",
 ];
 const SIM_KEYS: &[&str] = &[
     "kind",
@@ -41,7 +45,11 @@ const SIM_KEYS: &[&str] = &[
     "seed",
     "fields",
     "max_parallel",
+    "rpm",
+    "tpm",
+    "route",
 ];
+const ROUTE_KEYS: &[&str] = &["when", "model"];
 const RATES: [&str; 4] = ["fail_rate", "fatal_rate", "block_rate", "review_rate"];
 const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -93,6 +101,11 @@ fn read_agent(
     let max_parallel = t
         .at_least(d, "max_parallel", 1)
         .map(|n| usize::try_from(n.into_inner()).unwrap_or(usize::MAX));
+    let rpm = t
+        .at_least(d, "rpm", 1)
+        .map(|n| u32::try_from(n.into_inner()).unwrap_or(u32::MAX));
+    let tpm = t.at_least(d, "tpm", 1).map(|n| n.into_inner());
+    let routes = read_routes(d, name, t);
     let kind = match kind.as_ref().map(|k| *k.get_ref()) {
         Some("command") => {
             t.check_keys(d, COMMAND_KEYS, |k| {
@@ -132,8 +145,96 @@ fn read_agent(
     Some(AgentSpec {
         name: name.to_string(),
         max_parallel,
+        rpm,
+        tpm,
+        routes: routes?,
         kind,
     })
+}
+
+const ROUTE_HELP: &str = "write each rule as [[agents.NAME.route]] with model = \"...\" and, but for the last, when = \"input.FIELD == 'value'\"";
+
+/// `[[agents.NAME.route]]`: rules tried in order; `None` when one is bad.
+fn read_routes(d: &mut Diag<'_>, name: &str, t: &Table<'_, '_>) -> Option<Vec<Route>> {
+    let Some(v) = t.get("route") else {
+        return Some(Vec::new());
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        d.error(
+            v.span(),
+            format!("`route` {} must be an array of tables", t.place),
+            ROUTE_HELP,
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut default_at: Option<usize> = None;
+    for (i, item) in items.iter().enumerate() {
+        let DeValue::Table(inner) = item.get_ref() else {
+            d.error(
+                item.span(),
+                format!("route #{} of agent \"{name}\" must be a table", i + 1),
+                ROUTE_HELP,
+            );
+            ok = false;
+            continue;
+        };
+        let r = Table::new(
+            inner,
+            item.span(),
+            format!("in route #{} of agent \"{name}\"", i + 1),
+        );
+        r.check_keys(d, ROUTE_KEYS, |_| None);
+        let model = r.required_string(d, "model", "add model = \"...\": the model this rule picks");
+        if let Some(m) = model.as_ref().filter(|m| m.get_ref().trim().is_empty()) {
+            d.error(
+                m.span(),
+                format!("`model` {} is empty", r.place),
+                "name the model this rule picks, e.g. model = \"claude-haiku-4-5\"",
+            );
+            ok = false;
+        }
+        if let Some(earlier) = default_at {
+            d.error(
+                item.span(),
+                format!(
+                    "route #{} of agent \"{name}\" never applies: route #{} has no `when` and takes every task",
+                    i + 1,
+                    earlier + 1
+                ),
+                "put the rule without `when` last, or give it a condition",
+            );
+            ok = false;
+        }
+        let when = match r.get("when") {
+            None => {
+                default_at.get_or_insert(i);
+                None
+            }
+            Some(_) => match read_condition(d, &r, "when") {
+                Some(w) => Some((w.condition, w.text)),
+                None => {
+                    ok = false;
+                    None
+                }
+            },
+        };
+        if let Some(model) = model {
+            let (when, when_text) = match when {
+                Some((c, text)) => (Some(c), Some(text)),
+                None => (None, None),
+            };
+            out.push(Route {
+                when,
+                when_text,
+                model: model.get_ref().to_string(),
+            });
+        } else {
+            ok = false;
+        }
+    }
+    ok.then_some(out)
 }
 
 fn read_command(d: &mut Diag<'_>, t: &Table<'_, '_>, base_dir: &Path) -> Option<CommandSpec> {
@@ -464,7 +565,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields"),
+            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields"),
             "{err}"
         );
     }
@@ -498,6 +599,48 @@ mod tests {
             "p.toml:5:13: error: `fail_rate` in agent \"a\" must be from 0 to 1",
             "p.toml:6:16: error: `max_parallel` in agent \"a\" must be at least 1, not 0",
             "p.toml:7:1: error: the rates in agent \"b\" add up to 1.1, more than 1",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_and_routes() {
+        let a = agents(
+            "[agents.coder]\nkind = \"sim\"\nrpm = 60\ntpm = 90000\n[[agents.coder.route]]\nwhen = \"input.risk == 'high'\"\nmodel = \"claude-opus-4\"\n[[agents.coder.route]]\nmodel = \"claude-haiku-4-5\"\n",
+        )
+        .unwrap();
+        let c = &a["coder"];
+        assert_eq!(c.rpm, Some(60));
+        assert_eq!(c.tpm, Some(90_000));
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(
+            c.routes[0].when_text.as_deref(),
+            Some("input.risk == 'high'")
+        );
+        assert!(
+            c.routes[0]
+                .when
+                .as_ref()
+                .unwrap()
+                .eval(&serde_json::json!({"risk": "high"}))
+        );
+        assert!(c.routes[1].when.is_none());
+        assert_eq!(c.routes[1].model, "claude-haiku-4-5");
+    }
+
+    #[test]
+    fn rate_limit_and_route_problems() {
+        let err = agents(
+            "[agents.a]\nkind = \"sim\"\nrpm = 0\ntpm = -5\n[[agents.a.route]]\nmodel = \"x\"\n[[agents.a.route]]\nwhen = \"input.risk = 'high'\"\nmodel = \"y\"\n[[agents.a.route]]\nwhen = \"input.a\"\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:3:7: error: `rpm` in agent \"a\" must be at least 1, not 0",
+            "p.toml:4:7: error: `tpm` in agent \"a\" must be at least 1, not -5",
+            "p.toml:7:1: error: route #2 of agent \"a\" never applies: route #1 has no `when`",
+            "p.toml:8:20: error: bad condition in `when` in route #2 of agent \"a\": `=` is not a comparison; write `==`",
+            "p.toml:10:1: error: missing key `model` in route #3 of agent \"a\"",
         ] {
             assert!(err.contains(want), "missing {want:?} in\n{err}");
         }

@@ -2,10 +2,17 @@
 
 use super::duration::show;
 use super::error::Diag;
-use super::model::{Backoff, Defaults, RetryPolicy};
+use super::model::{Backoff, BudgetLimits, Defaults, RetryPolicy};
 use super::raw::Table;
 
-const DEFAULTS_KEYS: &[&str] = &["timeout", "retry", "concurrency"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "timeout",
+    "retry",
+    "concurrency",
+    "budget_usd",
+    "budget_tokens",
+];
+const RUN_BUDGET_KEYS: &[&str] = &["usd", "tokens"];
 const RETRY_KEYS: &[&str] = &[
     "max_attempts",
     "backoff",
@@ -30,7 +37,26 @@ pub(crate) fn read_defaults(d: &mut Diag<'_>, root: &Table<'_, '_>) -> Defaults 
     if let Some(n) = t.at_least(d, "concurrency", 1) {
         out.concurrency = usize::try_from(n.into_inner()).unwrap_or(usize::MAX);
     }
+    out.task_budget = BudgetLimits {
+        usd: t.dollars(d, "budget_usd").map(|v| v.into_inner()),
+        tokens: t.at_least(d, "budget_tokens", 1).map(|v| v.into_inner()),
+    };
     out
+}
+
+/// `[run_budget]`: `usd` and `tokens` over the whole run.
+pub(crate) fn read_run_budget(d: &mut Diag<'_>, root: &Table<'_, '_>) -> BudgetLimits {
+    let Some(t) = root.table(d, "run_budget", "in [run_budget]".into()) else {
+        return BudgetLimits::default();
+    };
+    t.check_keys(d, RUN_BUDGET_KEYS, |k| {
+        matches!(k, "budget_usd" | "budget_tokens")
+            .then(|| format!("`{k}` is a per-task limit and belongs in [defaults]"))
+    });
+    BudgetLimits {
+        usd: t.dollars(d, "usd").map(|v| v.into_inner()),
+        tokens: t.at_least(d, "tokens", 1).map(|v| v.into_inner()),
+    }
 }
 
 /// A retry table: each key given overrides the one in `base`.
@@ -113,6 +139,36 @@ mod tests {
         assert_eq!(got.timeout, want.timeout);
         assert_eq!(got.retry, want.retry);
         assert_eq!(got.concurrency, want.concurrency);
+        assert!(got.task_budget.is_none());
+    }
+
+    #[test]
+    fn task_budgets() {
+        let got = defaults("[defaults]\nbudget_usd = 0.5\nbudget_tokens = 20_000\n").unwrap();
+        assert_eq!(got.task_budget.usd, Some(0.5));
+        assert_eq!(got.task_budget.tokens, Some(20_000));
+        let got = defaults("[defaults]\nbudget_usd = 2\n").unwrap();
+        assert_eq!(got.task_budget.usd, Some(2.0));
+        let err = defaults("[defaults]\nbudget_usd = 0\nbudget_tokens = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "p.toml:2:14: error: `budget_usd` in [defaults] must be more than 0 dollars"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("p.toml:3:17: error: `budget_tokens` in [defaults] must be at least 1"),
+            "{err}"
+        );
+        let err = defaults("[defaults]\nbudget_usd = \"$5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("must be an amount in dollars, not a string"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,15 +6,25 @@ use std::path::Path;
 use toml::de::DeTable;
 
 use super::agents::read_agents;
-use super::defaults::read_defaults;
+use super::defaults::{read_defaults, read_run_budget};
 use super::error::{Diag, SpecError};
 use super::mask::read_mask;
 use super::model::Pipeline;
 use super::paths::{base_dir_of, resolve};
 use super::phases::read_phases;
 use super::raw::Table;
+use super::roles::read_roles;
 
-const TOP_KEYS: &[&str] = &["name", "pricing", "mask", "defaults", "agents", "phases"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "pricing",
+    "mask",
+    "defaults",
+    "run_budget",
+    "agents",
+    "roles",
+    "phases",
+];
 
 /// Reads and validates the pipeline file at `path`. Relative paths in it are
 /// resolved against the file's folder.
@@ -56,8 +66,16 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
     let mut d = Diag::new(text);
     let root = Table::new(root.get_ref(), 0..0, "at the top level".into());
     root.check_keys(&mut d, TOP_KEYS, |k| {
-        matches!(k, "timeout" | "retry" | "concurrency")
-            .then(|| format!("`{k}` belongs in [defaults]"))
+        if matches!(
+            k,
+            "timeout" | "retry" | "concurrency" | "budget_usd" | "budget_tokens"
+        ) {
+            Some(format!("`{k}` belongs in [defaults]"))
+        } else if matches!(k, "run_budget_usd" | "run_budget_tokens" | "budget") {
+            Some("a run's limits go in [run_budget] as usd and tokens".to_string())
+        } else {
+            None
+        }
     });
     let name = root.required_string(&mut d, "name", "add name = \"...\" at the top of the file");
     if let Some(n) = name.as_ref().filter(|n| n.get_ref().trim().is_empty()) {
@@ -78,8 +96,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
     let pricing = pricing.map(|p| resolve(&base_dir, p.get_ref()));
     let mask = read_mask(&mut d, &root);
     let defaults = read_defaults(&mut d, &root);
+    let run_budget = read_run_budget(&mut d, &root);
     let agents = read_agents(&mut d, &root, &base_dir);
-    let phases = read_phases(&mut d, &root, &defaults, &agents);
+    let roles = read_roles(&mut d, &root, &agents);
+    let phases = read_phases(&mut d, &root, &defaults, &agents, &roles);
 
     if !d.is_empty() {
         return Err(into_error(d, path));
@@ -105,6 +125,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
         phases,
         pricing,
         mask,
+        run_budget,
+        roles,
     })
 }
 

@@ -2,6 +2,7 @@
 //! file:line:col and say how to fix them.
 
 mod agents;
+pub mod condition;
 mod defaults;
 mod duration;
 mod error;
@@ -14,6 +15,7 @@ mod paths;
 mod phases;
 mod range;
 mod raw;
+mod roles;
 mod suggest;
 
 #[cfg(test)]

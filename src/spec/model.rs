@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::condition::Condition;
+
 /// A pipeline after loading and validation.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -24,6 +26,10 @@ pub struct Pipeline {
     /// Regular expressions (checked at load) whose matches the run log hides
     /// as `[masked]`, on top of the built-in email and phone masks.
     pub mask: Vec<String>,
+    /// `[run_budget]`: limits over every task of the state folder.
+    pub run_budget: BudgetLimits,
+    /// `[roles]`: agents that can serve a role, first preferred.
+    pub roles: BTreeMap<String, Vec<String>>,
 }
 
 impl Pipeline {
@@ -39,6 +45,8 @@ pub struct Defaults {
     pub retry: RetryPolicy,
     /// Tasks in flight at once.
     pub concurrency: usize,
+    /// `budget_usd` and `budget_tokens`: limits of each task.
+    pub task_budget: BudgetLimits,
 }
 
 impl Default for Defaults {
@@ -47,6 +55,30 @@ impl Default for Defaults {
             timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             concurrency: 8,
+            task_budget: BudgetLimits::default(),
+        }
+    }
+}
+
+/// Spending limits of one scope; `None` is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BudgetLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+}
+
+impl BudgetLimits {
+    pub fn is_none(&self) -> bool {
+        self.usd.is_none() && self.tokens.is_none()
+    }
+
+    /// Each limit `other` sets replaces this one's.
+    pub fn overridden_by(self, other: BudgetLimits) -> BudgetLimits {
+        BudgetLimits {
+            usd: other.usd.or(self.usd),
+            tokens: other.tokens.or(self.tokens),
         }
     }
 }
@@ -86,7 +118,30 @@ pub struct AgentSpec {
     pub name: String,
     /// Attempts of this agent in flight at once, across all tasks.
     pub max_parallel: Option<usize>,
+    /// Calls started per minute, across all tasks.
+    pub rpm: Option<u32>,
+    /// Tokens used per minute, across all tasks.
+    pub tpm: Option<u64>,
+    /// `[[agents.NAME.route]]`: the first rule whose condition holds picks the model.
+    pub routes: Vec<Route>,
     pub kind: AgentKind,
+}
+
+/// A condition with the text it was written as.
+#[derive(Debug, Clone)]
+pub struct WrittenCondition {
+    pub condition: Condition,
+    pub text: String,
+}
+
+/// One routing rule of an agent.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `None` for a rule without `when`: it always applies.
+    pub when: Option<Condition>,
+    /// The condition as written.
+    pub when_text: Option<String>,
+    pub model: String,
 }
 
 #[derive(Debug, Clone)]
@@ -159,11 +214,17 @@ pub enum ReviewMode {
 #[derive(Debug, Clone)]
 pub struct PhaseSpec {
     pub id: String,
+    /// The agent that runs the phase; empty when `role` names agents instead.
     pub agent: String,
+    /// A role of `[roles]`: the first of its agents with room runs each attempt.
+    pub role: Option<String>,
     /// Indices of the phases that must be done before this one starts.
     pub after: Vec<usize>,
     /// Input fields that must be present and non-null, else the phase is skipped.
     pub when: Vec<String>,
+    /// `when` written as a condition (`"input.risk == 'high'"`): the phase is
+    /// skipped unless it holds.
+    pub when_condition: Option<WrittenCondition>,
     pub on_failure: OnFailure,
     pub review: ReviewMode,
     /// Top-level keys the output object must have.

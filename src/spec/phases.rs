@@ -8,16 +8,18 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::condition::Condition;
 use super::defaults::read_retry;
 use super::error::Diag;
 use super::graph;
-use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode};
+use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode, WrittenCondition};
 use super::raw::Table;
 use super::suggest::did_you_mean;
 
 const PHASE_KEYS: &[&str] = &[
     "id",
     "agent",
+    "role",
     "after",
     "when",
     "on_failure",
@@ -48,6 +50,7 @@ pub(crate) fn read_phases(
     root: &Table<'_, '_>,
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
+    roles: &BTreeMap<String, Vec<String>>,
 ) -> Vec<PhaseSpec> {
     const ADD_A_PHASE: &str = "add a [[phases]] table with an id and an agent";
     let Some(value) = root.get("phases") else {
@@ -69,7 +72,7 @@ pub(crate) fn read_phases(
     let drafts: Vec<Draft<'_>> = items
         .iter()
         .enumerate()
-        .map(|(i, item)| read_phase(d, i, item, defaults, agents))
+        .map(|(i, item)| read_phase(d, i, item, defaults, agents, roles))
         .collect();
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
@@ -91,12 +94,15 @@ fn read_phase<'a>(
     item: &'a Spanned<DeValue<'_>>,
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
+    roles: &BTreeMap<String, Vec<String>>,
 ) -> Draft<'a> {
     let mut spec = PhaseSpec {
         id: String::new(),
         agent: String::new(),
+        role: None,
         after: Vec::new(),
         when: Vec::new(),
+        when_condition: None,
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
@@ -131,14 +137,28 @@ fn read_phase<'a>(
     if let Some(id) = &id {
         spec.id = id.get_ref().to_string();
     }
-    let agent = t.required_string(
-        d,
-        "agent",
-        "add agent = \"...\" naming one of the [agents] tables",
-    );
-    if let Some(agent) = agent {
-        check_agent_known(d, &agent, agents);
+    let agent = t.string(d, "agent");
+    let role = t.string(d, "role");
+    match (&agent, &role, t.get("agent").is_some() || t.get("role").is_some()) {
+        (Some(_), Some(role), _) => d.error(
+            role.span(),
+            format!("{} names both `agent` and `role`", t.place.trim_start_matches("in ")),
+            "keep one: agent = \"...\" runs one agent; role = \"...\" picks among the agents of a [roles] entry",
+        ),
+        (None, None, false) => t.missing(
+            d,
+            "agent",
+            "add agent = \"...\" naming one of the [agents] tables, or role = \"...\" naming one of [roles]",
+        ),
+        _ => {}
+    }
+    if let Some(agent) = &agent {
+        check_agent_known(d, agent, agents);
         spec.agent = agent.get_ref().to_string();
+    }
+    if let (Some(role), None) = (&role, &agent) {
+        check_role_known(d, role, roles);
+        spec.role = Some(role.get_ref().to_string());
     }
     let after = t
         .get("after")
@@ -150,7 +170,10 @@ fn read_phase<'a>(
             .map(|s| s.get_ref().to_string())
             .collect::<Vec<_>>()
     };
-    spec.when = list(d, "when");
+    match t.get("when").map(|v| v.get_ref()) {
+        Some(DeValue::String(_)) => spec.when_condition = read_condition(d, &t, "when"),
+        _ => spec.when = list(d, "when"),
+    }
     spec.required_output = list(d, "required_output");
     if let Some(f) = t.choice(d, "on_failure", &["stop", "continue", "review"]) {
         spec.on_failure = match *f.get_ref() {
@@ -176,6 +199,32 @@ fn read_phase<'a>(
         id,
         after,
         spec,
+    }
+}
+
+/// A condition in a string, with a problem reported at the character where
+/// it goes wrong.
+pub(crate) fn read_condition(
+    d: &mut Diag<'_>,
+    t: &Table<'_, '_>,
+    key: &str,
+) -> Option<WrittenCondition> {
+    let w = t.string(d, key)?;
+    match Condition::parse(w.get_ref()) {
+        Ok(condition) => Some(WrittenCondition {
+            condition,
+            text: w.get_ref().to_string(),
+        }),
+        Err(e) => {
+            // Past the opening quote; exact for strings without escapes.
+            let at = w.span().start + 1 + e.offset;
+            d.error(
+                at..at + 1,
+                format!("bad condition in `{key}` {}: {}", t.place, e.message),
+                "write conditions like when = \"input.risk == 'high'\"; combine them with and, or, not and parentheses",
+            );
+            None
+        }
     }
 }
 
@@ -222,6 +271,24 @@ fn check_agent_known(
         )
     };
     d.error(agent.span(), format!("unknown agent \"{name}\""), help);
+}
+
+fn check_role_known(d: &mut Diag<'_>, role: &Spanned<&str>, roles: &BTreeMap<String, Vec<String>>) {
+    let name = *role.get_ref();
+    if roles.contains_key(name) {
+        return;
+    }
+    let help = if roles.is_empty() {
+        format!("no roles are defined; add [roles] with {name} = [\"agent\", ...]")
+    } else {
+        let names: Vec<&str> = roles.keys().map(String::as_str).collect();
+        format!(
+            "roles defined in [roles] are: {}{}",
+            names.join(", "),
+            did_you_mean(name, names.iter().copied())
+        )
+    };
+    d.error(role.span(), format!("unknown role \"{name}\""), help);
 }
 
 /// Reports each id used before, pointing at the later one; gives each id's
@@ -389,6 +456,28 @@ mod tests {
 
     fn afters(p: &Pipeline) -> Vec<Vec<usize>> {
         p.phases.iter().map(|ph| ph.after.clone()).collect()
+    }
+
+    #[test]
+    fn when_is_a_list_of_fields_or_a_condition() {
+        let p = with_phases(
+            "[[phases]]\nid = \"a\"\nagent = \"fast\"\nwhen = \"input.risk == 'high'\"\n",
+        )
+        .unwrap();
+        let w = p.phases[0].when_condition.as_ref().unwrap();
+        assert_eq!(w.text, "input.risk == 'high'");
+        assert!(w.condition.eval(&serde_json::json!({"risk": "high"})));
+        assert!(p.phases[0].when.is_empty());
+        let err =
+            with_phases("[[phases]]\nid = \"a\"\nagent = \"fast\"\nwhen = \"input.risk == \"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(
+                "error: bad condition in `when` in phase \"a\": the condition ends too soon"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -223,6 +223,30 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// An amount of money above zero; integers are taken as floats.
+    pub(crate) fn dollars(&self, d: &mut Diag<'_>, key: &str) -> Option<Spanned<f64>> {
+        let v = self.get(key)?;
+        let x = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(_) => integer_value(v.get_ref()).map(|n| n as f64),
+            _ => {
+                self.wrong_type(d, key, v, "an amount in dollars", "0.50");
+                return None;
+            }
+        };
+        match x {
+            Some(x) if x.is_finite() && x > 0.0 => Some(Spanned::new(v.span(), x)),
+            _ => {
+                d.error(
+                    v.span(),
+                    format!("`{key}` {} must be more than 0 dollars", self.place),
+                    format!("write dollars as a number, e.g. {key} = 0.50, or leave the key out for no limit"),
+                );
+                None
+            }
+        }
+    }
+
     /// An array of strings; each element of another type is a problem.
     pub(crate) fn strings(&self, d: &mut Diag<'_>, key: &str) -> Option<Vec<Spanned<&'a str>>> {
         let v = self.get(key)?;

@@ -12,6 +12,7 @@ pub enum Action {
     Resolve,
     RetryPhase,
     Cancel,
+    RaiseBudget,
     PauseResume,
     NextPane,
     PrevPane,
@@ -34,13 +35,14 @@ pub enum Action {
 
 impl Action {
     /// In the order the help overlay lists them.
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 25] = [
         Action::Approve,
         Action::Reject,
         Action::Feedback,
         Action::Resolve,
         Action::RetryPhase,
         Action::Cancel,
+        Action::RaiseBudget,
         Action::PauseResume,
         Action::NextPane,
         Action::PrevPane,
@@ -70,6 +72,7 @@ impl Action {
             Action::Resolve => "resolve",
             Action::RetryPhase => "retry_phase",
             Action::Cancel => "cancel",
+            Action::RaiseBudget => "raise_budget",
             Action::PauseResume => "pause_resume",
             Action::NextPane => "next_pane",
             Action::PrevPane => "prev_pane",
@@ -104,6 +107,7 @@ impl Action {
             Action::Resolve => "resolve a blocker: retry, skip or fail",
             Action::RetryPhase => "retry the phase now",
             Action::Cancel => "cancel the task (asks to confirm)",
+            Action::RaiseBudget => "raise the task's budget, or the run's",
             Action::PauseResume => "pause or resume the run",
             Action::NextPane => "next pane",
             Action::PrevPane => "previous pane",

@@ -2,8 +2,9 @@
 //! operator's decisions into engine `Command`s. The engine has the last word;
 //! the checks here only pick the phase and save a round trip for the obvious.
 
+use crate::engine::budget;
 use crate::engine::event::{Action as Decide, Command, TaskId};
-use crate::engine::state::HoldKind;
+use crate::engine::state::{HoldKind, TaskState};
 use crate::engine::task::Task;
 
 use super::action::Action;
@@ -55,6 +56,7 @@ impl Ui {
             }
             Action::Help => self.state.popup = Some(Popup::Help { scroll: 0 }),
             Action::Detach if self.state.link.remote => return Effect::Detach,
+            Action::RaiseBudget => self.open_budget_prompt(),
             Action::Detach => self.state.error(DETACH_UNAVAILABLE),
             Action::PauseResume => {
                 let by = self.actor.clone();
@@ -134,6 +136,73 @@ impl Ui {
         };
         self.state.popup = Some(Popup::Prompt(prompt));
         Effect::None
+    }
+
+    /// Asks for new limits: the selected task's (tab switches to the run's),
+    /// or the run's when no task is selected.
+    fn open_budget_prompt(&mut self) {
+        let task = self
+            .state
+            .selected
+            .as_deref()
+            .and_then(|id| self.view.task(id))
+            .filter(|t| !matches!(t.state, TaskState::Completed | TaskState::Cancelled));
+        let (task, current) = match task {
+            Some(t) => {
+                let limits = self.view.budget.task_limits(t);
+                let spent = budget::Spend::of_task(t);
+                let flying = self.view.task_in_flight(&t.id);
+                let mut now = budget::describe(limits, spent, flying);
+                if now.is_empty() {
+                    now = "no limit".into();
+                }
+                (Some(t.id.clone()), format!("{} {now}", t.id))
+            }
+            None => (None, String::new()),
+        };
+        let run_now = budget::describe(
+            self.view.budget.run_limits(),
+            self.view.spend(),
+            self.view.in_flight(),
+        );
+        let run_now = if run_now.is_empty() {
+            "run: no limit".to_string()
+        } else {
+            format!("run {run_now}")
+        };
+        let current = if current.is_empty() {
+            run_now
+        } else {
+            format!("{current}; {run_now}")
+        };
+        self.state.popup = Some(Popup::Prompt(Prompt::Budget {
+            run: task.is_none(),
+            task,
+            current,
+            edit: LineEdit::default(),
+            complaint: None,
+        }));
+    }
+
+    /// Raising a budget, as a command for the engine.
+    pub fn raise_budget(
+        &mut self,
+        task: Option<TaskId>,
+        usd: Option<f64>,
+        tokens: Option<u64>,
+    ) -> Effect {
+        let label = match &task {
+            Some(t) => format!("raise the budget of {t}"),
+            None => "raise the run's budget".to_string(),
+        };
+        let command = Command::RaiseBudget {
+            task,
+            usd,
+            tokens,
+            by: self.actor.clone(),
+        };
+        self.state.info(format!("{label}…"));
+        Effect::Send { command, label }
     }
 
     /// A decision on a task, as a command for the engine.

@@ -6,6 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
+use crate::engine::budget;
 use crate::engine::state::TaskState;
 
 use super::format::{clock, fit, tokens};
@@ -124,6 +125,11 @@ impl Header<'_> {
             t.text("cost.unknown")
         };
         let cost = cost.to_string();
+        let limits = ctx.view.budget.run_limits();
+        let spend = ctx.view.spend();
+        let flying = ctx.view.in_flight();
+        let budget_full = budget_full(limits, spend, flying);
+        let budget_short = budget_short(limits, spend, flying);
         let rate = ctx.view.throughput(ctx.now);
         let toks = tokens(ctx.view.tokens());
         // Labels in full when they fit, else the short forms.
@@ -132,22 +138,91 @@ impl Header<'_> {
             format!("   {rate:.1} tasks/min   state "),
         ];
         let short = [format!(" {toks} tok  "), format!("  {rate:.1}/min  ")];
-        let len = |p: &[String; 2]| p[0].len() + p[1].len() + cost.chars().count();
-        let parts = if len(&full) + 12 <= width {
-            full
-        } else {
-            short
+        let len = |p: &[String; 2], b: &str| {
+            p[0].len() + p[1].len() + cost.chars().count() + b.chars().count()
         };
-        let room = width.saturating_sub(len(&parts));
+        let (parts, budget) = if len(&full, &budget_full) + 12 <= width {
+            (full, budget_full)
+        } else {
+            (short, budget_short)
+        };
+        let room = width.saturating_sub(len(&parts, &budget));
         let dim = t.text("ui.text.dim");
+        let reached = budget::reached(
+            limits,
+            spend,
+            flying,
+            ctx.view.budget.run_raise.accept_unknown,
+        )
+        .is_some();
+        let budget_style = if reached {
+            t.text("error")
+        } else {
+            t.text("ui.text")
+        };
         let [used, rate] = parts;
         Line::from(vec![
             Span::styled(used, dim),
             Span::styled(cost, cost_style),
+            Span::styled(budget, budget_style),
             Span::styled(rate, dim),
             Span::styled(fit(&ctx.view.state_dir, room), t.text("ui.text")),
         ])
     }
+}
+
+/// The run's budget: projected spend (spent plus the estimate for attempts
+/// in flight) beside each limit, e.g. `   budget $1.2000 projected of
+/// $20.0000 · 3.1k projected of 1.0M tok`.
+fn budget_full(limits: budget::Limits, spend: budget::Spend, flying: budget::Estimate) -> String {
+    let mut parts = Vec::new();
+    if let Some(limit) = limits.usd {
+        let unknown = if spend.cost.unknown > 0 {
+            " + unknown"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "${:.4}{unknown} projected of ${limit:.4}",
+            spend.cost.usd + flying.usd
+        ));
+    }
+    if let Some(limit) = limits.tokens {
+        parts.push(format!(
+            "{} projected of {} tok",
+            tokens(spend.tokens + flying.tokens),
+            tokens(limit)
+        ));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("   budget {}", parts.join(" · "))
+    }
+}
+
+/// The run's budget in few columns: projected spend over each limit, e.g.
+/// `  budget $1.20/$20.00 3.1k/1.0M tok`.
+fn budget_short(limits: budget::Limits, spend: budget::Spend, flying: budget::Estimate) -> String {
+    if limits.is_none() {
+        return String::new();
+    }
+    let mut out = "  budget".to_string();
+    if let Some(limit) = limits.usd {
+        let unknown = if spend.cost.unknown > 0 { "+?" } else { "" };
+        out.push_str(&format!(
+            " ${:.2}{unknown}/${limit:.2}",
+            spend.cost.usd + flying.usd
+        ));
+    }
+    if let Some(limit) = limits.tokens {
+        out.push_str(&format!(
+            " {}/{} tok",
+            tokens(spend.tokens + flying.tokens),
+            tokens(limit)
+        ));
+    }
+    out
 }
 
 impl Widget for Header<'_> {

@@ -26,6 +26,7 @@ pub const DEFAULT_KEYS: &[(Action, &[&str])] = &[
     (Action::Resolve, &["b"]),
     (Action::RetryPhase, &["R"]),
     (Action::Cancel, &["c"]),
+    (Action::RaiseBudget, &["B"]),
     (Action::PauseResume, &["p"]),
     (Action::NextPane, &["tab"]),
     (Action::PrevPane, &["shift-tab"]),

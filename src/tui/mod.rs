@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 pub mod action;
 pub mod app;
+pub mod budget_input;
 pub mod color;
 pub mod commands;
 pub mod config_file;

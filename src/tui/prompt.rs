@@ -1,5 +1,6 @@
 //! Popups that ask before acting: a line of text (a reason to reject,
-//! feedback to send back), the three ways to settle a blocker, and yes/no.
+//! feedback to send back), new budget limits, the three ways to settle a
+//! blocker, and yes/no.
 //! Keys go straight to an open prompt; the keymap does not see them.
 
 use crossterm::event::{KeyCode, KeyEvent};
@@ -11,6 +12,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use crate::engine::event::{Action as Decide, TaskId};
 
+use super::budget_input;
 use super::format::fit;
 use super::line_edit::{Edit, LineEdit};
 use super::theme::Theme;
@@ -50,6 +52,17 @@ pub enum Prompt {
         choice: usize,
     },
     Confirm(ConfirmKind),
+    /// New limits for a task's budget, or the run's.
+    Budget {
+        /// The selected task; `None` when none is, and only the run's can be raised.
+        task: Option<TaskId>,
+        /// Raising the run's budget rather than the task's.
+        run: bool,
+        /// The limits in force, for the operator to go by.
+        current: String,
+        edit: LineEdit,
+        complaint: Option<String>,
+    },
 }
 
 /// What a key did to the prompt.
@@ -62,6 +75,12 @@ pub enum Outcome {
         action: Decide,
         phase: Option<String>,
         note: Option<String>,
+    },
+    /// Raise a budget: the task's, or the run's when `task` is `None`.
+    Raise {
+        task: Option<TaskId>,
+        usd: Option<f64>,
+        tokens: Option<u64>,
     },
     Quit,
 }
@@ -156,6 +175,36 @@ impl Prompt {
                     note: None,
                 }
             }
+            Prompt::Budget {
+                task,
+                run,
+                edit,
+                complaint,
+                ..
+            } => {
+                if key.code == KeyCode::Tab && task.is_some() {
+                    *run = !*run;
+                    return Outcome::Stay;
+                }
+                match edit.handle(key) {
+                    Edit::Cancel => Outcome::Close,
+                    Edit::Submit => match budget_input::parse(edit.text()) {
+                        Ok(limits) => Outcome::Raise {
+                            task: if *run { None } else { task.clone() },
+                            usd: limits.usd,
+                            tokens: limits.tokens,
+                        },
+                        Err(why) => {
+                            *complaint = Some(why);
+                            Outcome::Stay
+                        }
+                    },
+                    Edit::Changed | Edit::Same => {
+                        *complaint = None;
+                        Outcome::Stay
+                    }
+                }
+            }
             Prompt::Confirm(kind) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => match kind {
                     ConfirmKind::Cancel { task } => Outcome::Act {
@@ -201,6 +250,12 @@ impl PromptView<'_> {
             Prompt::Resolve { task, phase, .. } => {
                 format!(" Resolve blocker: {} ", on(task, phase))
             }
+            Prompt::Budget {
+                task: Some(task),
+                run: false,
+                ..
+            } => format!(" Raise the budget of {task} "),
+            Prompt::Budget { .. } => " Raise the run's budget ".into(),
             Prompt::Confirm(ConfirmKind::Cancel { .. }) => " Cancel task ".into(),
             Prompt::Confirm(ConfirmKind::Quit { .. }) => " Quit ".into(),
         }
@@ -210,7 +265,52 @@ impl PromptView<'_> {
         let t = self.theme;
         let key = |k: &str| Span::styled(k.to_string(), t.style("ui.key"));
         let dim = t.style("ui.text.dim");
+        let field = |edit: &LineEdit| {
+            let (shown, cursor) = edit.visible(inner_width.saturating_sub(3));
+            let mut field = vec![Span::raw("> ")];
+            let before: String = shown.chars().take(cursor).collect();
+            let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
+            let after: String = shown.chars().skip(cursor + 1).collect();
+            let input = t.style("ui.input");
+            field.push(Span::styled(before, input));
+            field.push(Span::styled(at, input.add_modifier(Modifier::REVERSED)));
+            field.push(Span::styled(after, input));
+            Line::from(field)
+        };
         match self.prompt {
+            Prompt::Budget {
+                task,
+                current,
+                edit,
+                complaint,
+                ..
+            } => {
+                let mut lines = vec![
+                    Line::raw(fit(&format!("Now: {current}"), inner_width)),
+                    Line::raw("New limits, e.g. $1.50, 20k tok, or both:"),
+                    field(edit),
+                ];
+                if let Some(c) = complaint {
+                    lines.push(Line::styled(c.clone(), t.style("ui.status.error")));
+                }
+                let mut keys = vec![
+                    key("enter"),
+                    Span::styled(": raise   ", dim),
+                    key("esc"),
+                    Span::styled(": cancel", dim),
+                ];
+                if task.is_some() {
+                    keys.push(Span::styled("   ", dim));
+                    keys.push(key("tab"));
+                    keys.push(Span::styled(": task / run", dim));
+                }
+                lines.push(Line::from(keys));
+                lines.push(Line::styled(
+                    "A task held for its budget goes on once approved.",
+                    dim,
+                ));
+                lines
+            }
             Prompt::Text {
                 kind,
                 edit,
@@ -221,16 +321,7 @@ impl PromptView<'_> {
                     TextKind::Reject => "Reason for rejecting (optional); the task fails:",
                     TextKind::Feedback => "Feedback; the phase runs again with it:",
                 };
-                let (shown, cursor) = edit.visible(inner_width.saturating_sub(3));
-                let mut field = vec![Span::raw("> ")];
-                let before: String = shown.chars().take(cursor).collect();
-                let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
-                let after: String = shown.chars().skip(cursor + 1).collect();
-                let input = t.style("ui.input");
-                field.push(Span::styled(before, input));
-                field.push(Span::styled(at, input.add_modifier(Modifier::REVERSED)));
-                field.push(Span::styled(after, input));
-                let mut lines = vec![Line::raw(label), Line::from(field)];
+                let mut lines = vec![Line::raw(label), field(edit)];
                 if let Some(c) = complaint {
                     lines.push(Line::styled(*c, t.style("ui.status.error")));
                 }

@@ -224,6 +224,20 @@ fn reject_prompt() {
 }
 
 #[test]
+fn budget_prompt() {
+    let prompt = Prompt::Budget {
+        task: Some("t-004".into()),
+        run: false,
+        current: "t-004 $0.0550 of $0.0500; run: no limit".into(),
+        edit: LineEdit::new("$0.20 20k tok"),
+        complaint: None,
+    };
+    snapshot_all("prompt_budget", with_prompt(prompt), |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
 fn resolve_prompt() {
     let prompt = Prompt::Resolve {
         task: "t-005".into(),
@@ -292,4 +306,33 @@ fn ten_thousand_tasks_render() {
         "the selected last row is scrolled into view"
     );
     assert!(text.contains("10000"), "the title counts every task");
+}
+
+/// The sample run with a budget per task and one for the run.
+fn budgeted_run() -> RunView {
+    use crate::engine::budget::Limits;
+    let mut view = sample_run();
+    view.budget.task = Limits {
+        usd: Some(0.05),
+        tokens: Some(5_000),
+    };
+    view.budget.run = Limits {
+        usd: Some(1.0),
+        tokens: None,
+    };
+    view
+}
+
+#[test]
+fn header_and_detail_show_projected_spend_beside_the_budget() {
+    let view = budgeted_run();
+    let (_, theme) = themes().into_iter().nth(1).expect("nocolor");
+    for (w, h) in SIZES {
+        let buf = draw(&view, &selected("t-002"), &theme, w, h, |ctx, area, buf| {
+            Screen { ctx }.render(area, buf)
+        });
+        let text = format!("{buf:?}");
+        assert!(text.contains("budget"), "{text}");
+        insta::assert_snapshot!(format!("budget_screen_{w}x{h}_nocolor"), text);
+    }
 }

@@ -8,6 +8,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
+use crate::engine::budget;
 use crate::engine::event::AttemptOutcome;
 use crate::engine::state::{HoldKind, PhaseState};
 use crate::engine::task::{AttemptRecord, PhaseRecord, Task};
@@ -54,6 +55,21 @@ impl TaskDetail<'_> {
             ),
             self.cost(task.cost()),
         ]));
+        let limits = ctx.view.budget.task_limits(task);
+        if !limits.is_none() {
+            let spent = budget::Spend::of_task(task);
+            let flying = ctx.view.task_in_flight(&task.id);
+            let style =
+                if budget::reached(limits, spent, flying, task.budget.accept_unknown).is_some() {
+                    t.text("error")
+                } else {
+                    t.text("ui.text")
+                };
+            out.push(Line::from(vec![
+                Span::styled("budget ", self.dim()),
+                Span::styled(budget::describe(limits, spent, flying), style),
+            ]));
+        }
         out.push(Line::from(vec![
             Span::styled("input ", self.dim()),
             Span::raw(serde_json::to_string(&task.input).unwrap_or_default()),
@@ -104,6 +120,17 @@ impl TaskDetail<'_> {
         ];
         if let Some(a) = last {
             let model = a.model.as_deref().unwrap_or("model unknown");
+            let model = match (&a.role, &a.route) {
+                (Some(role), _) if a.route.is_none() => format!("{model} (role {role})"),
+                (role, Some(route)) => {
+                    let role = role
+                        .as_ref()
+                        .map(|r| format!("role {r}, "))
+                        .unwrap_or_default();
+                    format!("{model} ({role}{})", route.describe())
+                }
+                _ => model.to_string(),
+            };
             line.push(Span::styled(
                 format!(
                     "  {} · {model} · {} · {} · {} tok · ",

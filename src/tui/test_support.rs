@@ -34,6 +34,7 @@ pub fn empty_snapshot() -> RunSnapshot {
         paused: false,
         tasks: Vec::new(),
         seq: 0,
+        budget: Default::default(),
     }
 }
 
@@ -85,6 +86,8 @@ impl Journal {
                 agent: format!("{phase}-agent"),
                 model: Some(model.into()),
                 feedback: None,
+                route: None,
+                role: None,
             },
         )
     }

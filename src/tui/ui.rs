@@ -192,6 +192,10 @@ impl Ui {
                     Effect::None
                 }
                 Outcome::Quit => Effect::Quit,
+                Outcome::Raise { task, usd, tokens } => {
+                    self.state.popup = None;
+                    self.raise_budget(task, usd, tokens)
+                }
                 Outcome::Act {
                     task,
                     action,

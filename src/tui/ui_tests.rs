@@ -379,3 +379,58 @@ fn a_filter_that_hides_the_selected_task_selects_the_first_row_shown() {
     assert_eq!(ui.state.selected, None);
     assert_eq!(press(&mut ui, KeyCode::Char('a')), Effect::None);
 }
+
+#[test]
+fn shift_b_raises_the_selected_tasks_budget_and_tab_switches_to_the_run() {
+    let mut ui = ui();
+    select(&mut ui, "t-004");
+    press(&mut ui, KeyCode::Char('B'));
+    assert!(matches!(
+        &ui.state.popup,
+        Some(Popup::Prompt(Prompt::Budget { task: Some(t), run: false, .. })) if t == "t-004"
+    ));
+    chars(&mut ui, "5000");
+    assert_eq!(
+        press(&mut ui, KeyCode::Enter),
+        Effect::None,
+        "unclear input is not sent"
+    );
+    let Some(Popup::Prompt(Prompt::Budget { complaint, .. })) = &ui.state.popup else {
+        panic!("the prompt stays open");
+    };
+    assert!(
+        complaint
+            .as_deref()
+            .unwrap()
+            .contains("\"5000\" is neither")
+    );
+    chars(&mut ui, " tok $2");
+    let command = sent(press(&mut ui, KeyCode::Enter));
+    assert_eq!(
+        command,
+        Command::RaiseBudget {
+            task: Some("t-004".into()),
+            usd: Some(2.0),
+            tokens: Some(5000),
+            by: Actor::engine(),
+        }
+    );
+    assert!(ui.state.popup.is_none());
+
+    press(&mut ui, KeyCode::Char('B'));
+    press(&mut ui, KeyCode::Tab);
+    chars(&mut ui, "$40");
+    let Command::RaiseBudget { task, usd, .. } = sent(press(&mut ui, KeyCode::Enter)) else {
+        panic!("expected a raise");
+    };
+    assert_eq!((task, usd), (None, Some(40.0)));
+}
+
+#[test]
+fn the_budget_prompt_closes_on_esc_without_sending() {
+    let mut ui = ui();
+    press(&mut ui, KeyCode::Char('B'));
+    chars(&mut ui, "$3");
+    assert_eq!(press(&mut ui, KeyCode::Esc), Effect::None);
+    assert!(ui.state.popup.is_none());
+}

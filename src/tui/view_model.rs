@@ -9,9 +9,10 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::engine::budget::{Estimate, Spend};
 use crate::engine::cost::CostTotal;
 use crate::engine::event::{Event, EventKind, TaskId};
-use crate::engine::handle::RunSnapshot;
+use crate::engine::handle::{BudgetSnapshot, RunSnapshot};
 use crate::engine::state::{HoldKind, TaskState};
 use crate::engine::task::Task;
 
@@ -26,15 +27,28 @@ pub struct TaskEntry {
     pub cost: CostTotal,
     /// When the hold that puts it in the review queue opened.
     held_since: Option<Timestamp>,
+    /// Attempts in flight; finished ones that were priced, that reported usage.
+    open: u32,
+    priced: u32,
+    reported: u32,
 }
 
 impl TaskEntry {
     fn new(task: Task) -> TaskEntry {
         let held_since = queue_key(&task);
+        let (mut open, mut priced, mut reported) = (0, 0, 0);
+        for a in task.phases.iter().flat_map(|p| &p.attempts) {
+            open += u32::from(a.is_open());
+            priced += u32::from(a.cost_usd.is_some());
+            reported += u32::from(a.usage.is_some());
+        }
         TaskEntry {
             tokens: task.tokens(),
             cost: task.cost(),
             held_since,
+            open,
+            priced,
+            reported,
             task,
         }
     }
@@ -79,6 +93,8 @@ pub struct RunView {
     pub state_dir: String,
     pub started_at: Timestamp,
     pub paused: bool,
+    /// Budgets as configured, and the run's raises.
+    pub budget: BudgetSnapshot,
     seq: u64,
     /// Bumped on every change, so derived caches know when to rebuild.
     version: u64,
@@ -90,6 +106,10 @@ pub struct RunView {
     /// putting its new one in is exact.
     nanos: i64,
     unknown: u32,
+    /// Over all tasks: attempts in flight, priced, reporting usage.
+    open: u64,
+    priced: u64,
+    reported: u64,
     /// Review queue ordered by (hold opened, submission order).
     queue: BTreeSet<(Timestamp, usize)>,
     /// Recent finish times, oldest first, for throughput.
@@ -112,6 +132,7 @@ impl RunView {
             state_dir: snapshot.state_dir,
             started_at: snapshot.started_at,
             paused: snapshot.paused,
+            budget: snapshot.budget,
             seq: snapshot.seq,
             version: 0,
             tasks: Vec::with_capacity(snapshot.tasks.len()),
@@ -120,6 +141,9 @@ impl RunView {
             tokens: 0,
             nanos: 0,
             unknown: 0,
+            open: 0,
+            priced: 0,
+            reported: 0,
             queue: BTreeSet::new(),
             finished: VecDeque::new(),
         };
@@ -153,6 +177,9 @@ impl RunView {
             self.tokens += e.tokens;
             self.nanos += nanos(e.cost.usd);
             self.unknown += e.cost.unknown;
+            self.open += u64::from(e.open);
+            self.priced += u64::from(e.priced);
+            self.reported += u64::from(e.reported);
             if let Some(since) = e.held_since {
                 self.queue.insert((since, idx));
             }
@@ -161,6 +188,9 @@ impl RunView {
             self.tokens -= e.tokens;
             self.nanos -= nanos(e.cost.usd);
             self.unknown -= e.cost.unknown;
+            self.open -= u64::from(e.open);
+            self.priced -= u64::from(e.priced);
+            self.reported -= u64::from(e.reported);
             if let Some(since) = e.held_since {
                 self.queue.remove(&(since, idx));
             }
@@ -188,6 +218,15 @@ impl RunView {
         match (&ev.kind, &ev.task) {
             (EventKind::RunPaused { .. }, _) => self.paused = true,
             (EventKind::RunResumed { .. }, _) => self.paused = false,
+            (
+                EventKind::BudgetRaised {
+                    usd,
+                    tokens,
+                    accept_unknown,
+                    ..
+                },
+                None,
+            ) => self.budget.run_raise.raise(*usd, *tokens, *accept_unknown),
             (EventKind::TaskSubmitted { .. }, Some(id)) => {
                 if self.index.contains_key(id) {
                     return Applied::OutOfSync(format!("task {id} submitted twice"));
@@ -275,6 +314,37 @@ impl RunView {
             usd: self.nanos as f64 / 1e9,
             unknown: self.unknown,
         }
+    }
+
+    /// What every task has spent.
+    pub fn spend(&self) -> Spend {
+        Spend {
+            cost: self.cost(),
+            tokens: self.tokens,
+        }
+    }
+
+    /// What `open` attempts in flight are expected to spend: the run's mean
+    /// per finished attempt so far.
+    pub fn estimate(&self, open: u64) -> Estimate {
+        let mean = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
+        Estimate {
+            usd: mean(self.nanos as f64 / 1e9, self.priced) * open as f64,
+            tokens: (mean(self.tokens as f64, self.reported) * open as f64).round() as u64,
+            unestimated: 0,
+        }
+    }
+
+    /// The estimate for every attempt in flight.
+    pub fn in_flight(&self) -> Estimate {
+        self.estimate(self.open)
+    }
+
+    /// The estimate for one task's attempts in flight.
+    pub fn task_in_flight(&self, id: &str) -> Estimate {
+        self.position(id).map_or_else(Estimate::default, |i| {
+            self.estimate(u64::from(self.tasks[i].open))
+        })
     }
 
     /// Tasks finished per minute over the last few minutes (or the whole run

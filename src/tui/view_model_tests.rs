@@ -185,3 +185,31 @@ fn throughput_counts_recent_finishes_per_minute() {
         0.0
     );
 }
+
+#[test]
+fn a_run_budget_raise_folds_into_the_view_and_in_flight_is_estimated() {
+    let mut view = sample_run();
+    let seq = view.seq() + 1;
+    let ev = Event {
+        seq,
+        at: now(),
+        task: None,
+        kind: EventKind::BudgetRaised {
+            usd: Some(12.0),
+            tokens: None,
+            accept_unknown: 1,
+            by: Actor::engine(),
+        },
+    };
+    assert_eq!(view.apply(&ev), Applied::Changed);
+    assert_eq!(view.budget.run_limits().usd, Some(12.0));
+    assert_eq!(view.budget.run_raise.accept_unknown, 1);
+    // One attempt in flight in the sample (t-002), at the run's mean.
+    let flying = view.in_flight();
+    assert!(flying.usd > 0.0 && flying.tokens > 0, "{flying:?}");
+    assert_eq!(view.task_in_flight("t-002"), flying);
+    assert_eq!(
+        view.task_in_flight("t-001"),
+        crate::engine::budget::Estimate::default()
+    );
+}

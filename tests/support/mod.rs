@@ -22,8 +22,10 @@ pub fn phase(id: &str) -> PhaseSpec {
     PhaseSpec {
         id: id.into(),
         agent: "scripted".into(),
+        role: None,
         after: Vec::new(),
         when: Vec::new(),
+        when_condition: None,
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
@@ -52,27 +54,7 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
         }
     }
     let mut agents = BTreeMap::new();
-    agents.insert(
-        "scripted".to_string(),
-        AgentSpec {
-            name: "scripted".into(),
-            max_parallel: None,
-            kind: AgentKind::Sim(SimSpec {
-                latency: Range {
-                    lo: Duration::ZERO,
-                    hi: Duration::ZERO,
-                },
-                tokens: Range { lo: 10, hi: 10 },
-                fail_rate: 0.0,
-                fatal_rate: 0.0,
-                block_rate: 0.0,
-                review_rate: 0.0,
-                model: "sim".into(),
-                seed: 1,
-                output_fields: Vec::new(),
-            }),
-        },
-    );
+    agents.insert("scripted".to_string(), sim_agent("scripted", 10, "sim"));
     Pipeline {
         name: "test".into(),
         source: "test.toml".into(),
@@ -82,6 +64,37 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
         phases,
         pricing: None,
         mask: Vec::new(),
+        run_budget: BudgetLimits::default(),
+        roles: BTreeMap::new(),
+    }
+}
+
+/// A simulator that answers at once, never fails, and reports `output_tokens`
+/// output tokens and `output_tokens / 4 + 50` input tokens on `model`.
+pub fn sim_agent(name: &str, output_tokens: u64, model: &str) -> AgentSpec {
+    AgentSpec {
+        name: name.into(),
+        max_parallel: None,
+        rpm: None,
+        tpm: None,
+        routes: Vec::new(),
+        kind: AgentKind::Sim(SimSpec {
+            latency: Range {
+                lo: Duration::ZERO,
+                hi: Duration::ZERO,
+            },
+            tokens: Range {
+                lo: output_tokens,
+                hi: output_tokens,
+            },
+            fail_rate: 0.0,
+            fatal_rate: 0.0,
+            block_rate: 0.0,
+            review_rate: 0.0,
+            model: model.into(),
+            seed: 1,
+            output_fields: Vec::new(),
+        }),
     }
 }
 
@@ -190,6 +203,7 @@ pub fn opts(exit_when_idle: bool) -> EngineOptions {
         dispatch: true,
         exit_when_idle,
         checkpoint_every: Duration::from_millis(50),
+        rate_window: Duration::from_secs(60),
     }
 }
 

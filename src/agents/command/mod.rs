@@ -193,7 +193,10 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
         ))
     } else {
         match finish.status {
-            Some(Ok(status)) => judge(&spec, &program, status, &out, &log),
+            Some(Ok(status)) => {
+                let model = request.model.as_deref().or(spec.model.as_deref());
+                judge(model, &program, status, &out, &log)
+            }
             Some(Err(e)) => Err(Failure::new(
                 ErrorClass::Crashed,
                 with_stderr(format!("lost track of `{program}`: {e}"), &log),
@@ -218,7 +221,7 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
 /// The outcome of a child that exited: a well-formed reply wins whatever
 /// the status; otherwise the status says what went wrong.
 fn judge(
-    spec: &CommandSpec,
+    default_model: Option<&str>,
     program: &str,
     status: ExitStatus,
     out: &[u8],
@@ -228,7 +231,7 @@ fn judge(
     let bad_reply = if no_reply {
         None
     } else {
-        match parse_reply(out, spec.model.as_deref()) {
+        match parse_reply(out, default_model) {
             Ok(parsed) => return Ok(parsed),
             Err(e) => Some(e),
         }

@@ -1,0 +1,226 @@
+//! The engine's side of budgets: whether a task may start another attempt,
+//! holding it for a person when not, and operators' raises.
+
+use super::super::budget::{self, Estimate, Limits, Raise, Spend};
+use super::super::event::{Actor, BudgetScope, Event, EventKind, ReviewReason, TaskId};
+use super::super::handle::Refusal;
+use super::super::state::{HoldKind, TaskState};
+use super::Engine;
+
+/// The run's budget raise lives only in the journal, so compaction keeps
+/// the event that holds it; once this many events have followed it, it is
+/// written again so that older segments can go.
+const CARRY_RUN_RAISE_AFTER: u64 = 4096;
+
+impl Engine {
+    /// Why approving the task's held phase must wait, when the hold is a
+    /// budget's and the budget is still reached.
+    pub(super) fn budget_refuses_approval(
+        &self,
+        id: &TaskId,
+        phase: Option<&str>,
+    ) -> Option<Refusal> {
+        let held_for_budget = self
+            .tasks
+            .get(id)?
+            .hold_for(HoldKind::Review, phase)
+            .is_some_and(|h| h.is_budget());
+        if !held_for_budget {
+            return None;
+        }
+        let (scope, why) = self.budget_reached(id)?;
+        let which = match scope {
+            BudgetScope::Task => format!(" {id}"),
+            BudgetScope::Run => String::new(),
+        };
+        Some(Refusal(format!(
+            "the {} budget is still reached: {why}; raise it first (B in the dashboard, or `baton budget{which} --usd X --tokens N`), then approve",
+            scope.as_str()
+        )))
+    }
+
+    /// How far a checkpoint may compact the journal (`upto` at most) so that
+    /// the run's raise stays in it; with `carry`, writes the raise again once
+    /// it lies far back, so that a later checkpoint can compact past it.
+    pub(super) fn keep_run_raise(&mut self, upto: u64, carry: bool) -> u64 {
+        let Some((keep, by)) = self.run_raise_event.clone() else {
+            return upto;
+        };
+        // The copy goes to the journal before the next checkpoint; only that
+        // one compacts past the event it replaces.
+        if carry && self.seq - keep > CARRY_RUN_RAISE_AFTER {
+            let r = self.run_raise;
+            self.emit_run_event(EventKind::BudgetRaised {
+                usd: r.usd,
+                tokens: r.tokens,
+                accept_unknown: r.accept_unknown,
+                by: by.clone(),
+            });
+            self.run_raise_event = Some((self.seq, by));
+        }
+        upto.min(keep - 1)
+    }
+
+    /// The budget that keeps the task from starting another attempt, if any:
+    /// its own, then the run's.
+    pub(super) fn budget_reached(&self, id: &TaskId) -> Option<(BudgetScope, String)> {
+        let task = self.tasks.get(id)?;
+        let limits = task.budget.over(self.pipeline.defaults.task_budget);
+        if !limits.is_none() {
+            let mut flying = Estimate::default();
+            for r in self.running.get(id).into_iter().flatten() {
+                flying.add(self.agents[r.agent].average.estimate(1));
+            }
+            let spent = Spend::of_task(task);
+            if let Some(why) = budget::reached(limits, spent, flying, task.budget.accept_unknown) {
+                return Some((BudgetScope::Task, why));
+            }
+        }
+        let limits = self.run_limits();
+        if !limits.is_none() {
+            let why = budget::reached(
+                limits,
+                self.run_spend,
+                self.run_in_flight(),
+                self.run_raise.accept_unknown,
+            );
+            if let Some(why) = why {
+                return Some((BudgetScope::Run, why));
+            }
+        }
+        None
+    }
+
+    pub(super) fn run_limits(&self) -> Limits {
+        self.run_raise.over(self.pipeline.run_budget)
+    }
+
+    /// What the attempts in flight are expected to spend.
+    pub(super) fn run_in_flight(&self) -> Estimate {
+        let mut flying = Estimate::default();
+        for slot in &self.agents {
+            flying.add(slot.average.estimate(slot.inflight as u32));
+        }
+        flying
+    }
+
+    /// Holds the task for a person instead of starting phase `idx`, and
+    /// gives its concurrency slot to another task.
+    pub(super) fn hold_for_budget(
+        &mut self,
+        id: &TaskId,
+        idx: usize,
+        scope: BudgetScope,
+        detail: String,
+    ) {
+        let kind = EventKind::ReviewRequested {
+            phase: self.phase_ids[idx].clone(),
+            reason: ReviewReason::Budget { scope, detail },
+        };
+        if self.emit_logged(id, kind) {
+            self.slots.remove(id);
+            if self.running.get(id).is_some_and(Vec::is_empty) {
+                self.running.remove(id);
+            }
+        }
+    }
+
+    /// Raises a task's budget, or the run's. Limits only go up; the attempts
+    /// of unknown cost so far are accepted with the raise.
+    pub(super) fn raise_budget(
+        &mut self,
+        task: Option<TaskId>,
+        usd: Option<f64>,
+        tokens: Option<u64>,
+        by: Actor,
+    ) -> Result<(), Refusal> {
+        if usd.is_none() && tokens.is_none() {
+            return Err(Refusal(
+                "give a new limit: dollars, tokens, or both".to_string(),
+            ));
+        }
+        if let Some(u) = usd.filter(|u| !u.is_finite() || *u <= 0.0) {
+            return Err(Refusal(format!(
+                "{u} is not a budget: give dollars above 0, e.g. 5.00"
+            )));
+        }
+        if tokens == Some(0) {
+            return Err(Refusal(
+                "0 is not a budget: give tokens above 0".to_string(),
+            ));
+        }
+        let (scope, current, unknown) = match &task {
+            Some(id) => {
+                let t = self
+                    .tasks
+                    .get(id)
+                    .ok_or_else(|| Refusal(format!("no task {id} in this run")))?;
+                if matches!(t.state, TaskState::Completed | TaskState::Cancelled) {
+                    return Err(Refusal(format!(
+                        "task {id} is {}: it starts no more attempts, so its budget no longer matters",
+                        t.state
+                    )));
+                }
+                (
+                    format!("task {id}"),
+                    t.budget.over(self.pipeline.defaults.task_budget),
+                    t.cost().unknown,
+                )
+            }
+            None => (
+                "the run".to_string(),
+                self.run_limits(),
+                self.run_spend.cost.unknown,
+            ),
+        };
+        if let (Some(new), Some(old)) = (usd, current.usd)
+            && new < old
+        {
+            return Err(Refusal(format!(
+                "budgets only go up: {scope} already has ${old:.4}; give more than that"
+            )));
+        }
+        if let (Some(new), Some(old)) = (tokens, current.tokens)
+            && new < old
+        {
+            return Err(Refusal(format!(
+                "budgets only go up: {scope} already has {old} tokens; give more than that"
+            )));
+        }
+        let kind = EventKind::BudgetRaised {
+            usd,
+            tokens,
+            accept_unknown: unknown,
+            by: by.clone(),
+        };
+        match task {
+            Some(id) => self.emit(&id, kind).map_err(|e| Refusal(e.to_string())),
+            None => {
+                self.emit_run_event(kind);
+                self.run_raise.raise(usd, tokens, unknown);
+                self.run_raise_event = Some((self.seq, by));
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The run's budget raises recorded in the journal, and the last event
+/// that holds them.
+pub(super) fn run_raises(events: &[Event]) -> (Raise, Option<(u64, Actor)>) {
+    let mut raise = Raise::default();
+    let mut last = None;
+    for ev in events.iter().filter(|e| e.task.is_none()) {
+        if let EventKind::BudgetRaised {
+            usd,
+            tokens,
+            accept_unknown,
+            by,
+        } = &ev.kind
+        {
+            raise.raise(*usd, *tokens, *accept_unknown);
+            last = Some((ev.seq, by.clone()));
+        }
+    }
+    (raise, last)
+}
