@@ -297,6 +297,10 @@ async fn converse(
 
     loop {
         tokio::select! {
+            // In this order: the engine broadcasts a command's events before
+            // it answers, so a reply and its events are both ready at once,
+            // and the events must reach the client first.
+            biased;
             incoming = lines.recv() => {
                 let Some(incoming) = incoming else { return Ok(()) };
                 let msg = match incoming {
