@@ -90,6 +90,8 @@ fn read_only_clients_watch_but_every_command_is_refused() {
     for command in [
         act("t1", "approve", "eve"),
         json!({"command": "pause", "by": {"user": "eve"}}),
+        json!({"command": "raise_budget", "task": "t1", "usd": 9.0, "by": {"user": "eve"}}),
+        json!({"command": "raise_budget", "tokens": 900000, "by": {"user": "eve"}}),
         json!({"command": "shutdown"}),
     ] {
         let id = watcher.command(command);
@@ -105,10 +107,68 @@ fn read_only_clients_watch_but_every_command_is_refused() {
         m["type"] == "snapshot" && m["id"] == 42
     });
     assert_eq!(remote::states(&snap["snapshot"])["t1"], "awaiting_review");
+    assert_eq!(snap["snapshot"]["budget"]["run_raise"], json!({}));
     assert_eq!(sandbox.show("t1").get("decisions"), None);
+    assert!(
+        sandbox
+            .show("t1")
+            .get("budget")
+            .is_none_or(|b| b == &json!({}))
+    );
 
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
+}
+
+#[test]
+fn budgets_are_raised_over_the_socket_and_every_client_sees_it() {
+    let sandbox = sandbox(1);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&socket, "awaiting_review");
+    let (mut ann, _) = Proto::connect(&socket, false);
+    let (mut bob, _) = Proto::connect(&socket, false);
+
+    let id = ann.command(json!({
+        "command": "raise_budget", "task": "t1", "usd": 2.5, "tokens": 5000,
+        "by": {"user": "ann"}
+    }));
+    assert_eq!(ann.reply(id)["ok"], true);
+    let seen = bob.wait_for("ann's raise of t1", |m| {
+        m["type"] == "event" && m["event"]["event"] == "budget_raised" && m["event"]["task"] == "t1"
+    });
+    assert_eq!(seen["event"]["usd"], 2.5, "{seen}");
+    assert_eq!(seen["event"]["by"]["user"], "ann", "{seen}");
+
+    let id =
+        bob.command(json!({"command": "raise_budget", "tokens": 900000, "by": {"user": "bob"}}));
+    assert_eq!(bob.reply(id)["ok"], true);
+    ann.wait_for("bob's raise of the run", |m| {
+        m["type"] == "event"
+            && m["event"]["event"] == "budget_raised"
+            && m["event"].get("task").is_none()
+    });
+    // Budgets only go up: a lower one is refused with the engine's reason.
+    let id = ann.command(json!({"command": "raise_budget", "tokens": 10, "by": {"user": "ann"}}));
+    let reply = ann.reply(id);
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(
+        reply["refusal"].as_str().unwrap().contains("only go up"),
+        "{reply}"
+    );
+
+    let (_, snap) = Proto::connect(&socket, true);
+    assert_eq!(snap["budget"]["run_raise"]["tokens"], 900000, "{snap}");
+    let t1 = &snap["tasks"][0];
+    assert_eq!(t1["budget"], json!({"usd": 2.5, "tokens": 5000}), "{t1}");
+
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+    assert_eq!(
+        sandbox.show("t1")["budget"],
+        json!({"usd": 2.5, "tokens": 5000})
+    );
 }
 
 #[test]
