@@ -97,6 +97,15 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     live_refused.expect(1);
     let live_refused_json = sandbox.cli(&["retry", "t4", "--json"]);
     live_refused_json.expect(1);
+    // Budgets are raised through the engine too.
+    let live_raise = sandbox.cli(&["budget", "t3", "--usd", "2.5", "--tokens", "5000"]);
+    live_raise.expect(0);
+    assert!(
+        live_raise.stderr.contains("the running engine (pid"),
+        "{live_raise}"
+    );
+    let live_lower = sandbox.cli(&["budget", "t3", "--tokens", "10"]);
+    live_lower.expect(1);
     let live_reads = readings(&sandbox);
     let review = &live_reads[9].2;
     assert!(review.contains("t4 review draft"), "{review}");
@@ -160,6 +169,25 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     offline_json["task"] = "t2".into();
     assert_eq!(offline_json, live_json);
 
+    // And on the folder, saying the same.
+    let raise = sandbox.cli(&["budget", "t4", "--usd", "2.5", "--tokens", "5000"]);
+    raise.expect(0);
+    assert_eq!(raise.stdout, live_raise.stdout.replace("t3", "t4"));
+    assert!(
+        raise
+            .stderr
+            .contains("`baton run` on this state folder carries on"),
+        "{raise}"
+    );
+    let lower = sandbox.cli(&["budget", "t4", "--tokens", "10"]);
+    lower.expect(1);
+    assert_eq!(
+        lower.stderr.lines().last(),
+        live_lower.stderr.replace("t3", "t4").lines().last(),
+        "the same refusal"
+    );
+    assert_eq!(sandbox.show("t3")["budget"], sandbox.show("t4")["budget"]);
+
     let t1 = sandbox.show("t1");
     assert_eq!(t1["decisions"][0]["note"], "looks right");
     assert_eq!(t1["decisions"][1]["action"]["action"], "resolve_skip");
@@ -180,4 +208,13 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     assert_eq!(log.matches("## `baton approve t4` · ").count(), 1, "{log}");
     assert!(!log.contains("`baton resolve t4`"), "refused: {log}");
     assert!(!log.contains("`baton retry t4`"), "refused: {log}");
+    assert!(
+        run_section.contains("**t3** $ **budget raised** to $2.5000 and 5,000 tokens by "),
+        "{log}"
+    );
+    assert_eq!(log.matches("## `baton budget t4` · ").count(), 1, "{log}");
+    assert!(
+        log.contains("**t4** $ **budget raised** to $2.5000 and 5,000 tokens by "),
+        "{log}"
+    );
 }
