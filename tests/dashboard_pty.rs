@@ -491,3 +491,78 @@ fn keys_are_answered_while_the_engine_is_busy() {
     term.wait_until("help closed", 10, |s| !s.contains("Keys"));
     assert_eq!(term.quit_confirmed(), 4, "quit with work left");
 }
+
+/// Two phases on a simulator that reports 100 to 200 output tokens a call.
+const TWO_PHASES: &str = r#"
+name = "budgeted"
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+review_rate = 0.0
+model = "claude-haiku-4-5"
+
+[[phases]]
+id = "draft"
+agent = "sim"
+
+[[phases]]
+id = "sign"
+agent = "sim"
+"#;
+
+#[test]
+fn a_budget_flag_reaches_the_engine_and_b_raises_the_held_task() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), TWO_PHASES, &["t1"]);
+    let run = [
+        "run",
+        "p.toml",
+        "--input",
+        "in.jsonl",
+        "--budget",
+        "task.tokens=50",
+    ];
+    let mut term = Term::spawn(&run, dir.path(), 140, 40, &[("USER", "operator")]);
+    // The engine, in its own process, got the budget: t1 is held before `sign`.
+    term.wait_for("budget: task", 30);
+    term.send("B");
+    term.wait_for("Raise the budget of t1", 10);
+    term.send("1000000 tok\r");
+    let screen = term.wait_until("the prompt closed", 10, |s| {
+        !s.contains("Raise the budget of")
+    });
+    assert!(!screen.contains("refused"), "{screen}");
+    wait_for_raise(dir.path(), "t1", 1_000_000);
+    term.send("a");
+    term.wait_for("1 completed", 30);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "completed");
+    assert_eq!(t1["budget"]["tokens"], 1_000_000);
+    assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+    let log = run_log(dir.path());
+    assert!(
+        log.contains("**t1** ⏸ review requested at `sign`: task budget: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("**t1** $ **budget raised** to 1,000,000 tokens by operator"),
+        "{log}"
+    );
+}
+
+/// Waits until `task`'s budget was raised to `tokens`, as the running engine says.
+fn wait_for_raise(dir: &Path, task: &str, tokens: u64) {
+    for _ in 0..600 {
+        if show(dir, task)["budget"]["tokens"] == tokens {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!(
+        "{task}'s budget was not raised to {tokens} tokens: {}",
+        show(dir, task)
+    );
+}

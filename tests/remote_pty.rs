@@ -95,6 +95,19 @@ fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
     let attach = ["attach", "--state-dir", "state"];
     let mut term = Term::spawn(&attach, dir.path(), 120, 40, &[("USER", "operator")]);
     term.wait_for("1 need you", 30);
+    // Keys act through the socket: B raises t1's budget in the engine.
+    term.send("B");
+    term.wait_for("Raise the budget of t1", 10);
+    term.send("$3\r");
+    wait_for("t1's budget raised by the engine", || {
+        let t1 = output(
+            baton()
+                .args(["show", "t1", "--json", "--state-dir"])
+                .arg(&state),
+        );
+        let t1: serde_json::Value = serde_json::from_str(&t1.stdout).ok()?;
+        (t1["budget"]["usd"] == 3.0).then_some(())
+    });
     term.send("a");
     term.wait_for("1 completed", 30);
     // Quitting an attached dashboard does not ask: the engine is not stopped by it.
@@ -158,9 +171,15 @@ fn a_read_only_dashboard_says_actions_are_refused() {
     term.wait_for("READ-ONLY", 30);
     term.send("a");
     term.wait_for("approve t1 refused: read-only", 30);
+    // So is raising a budget, which asks first like anywhere else.
+    term.send("B");
+    term.wait_for("Raise the budget of t1", 10);
+    term.send("$5\r");
+    term.wait_for("raise the budget of t1 refused: read-only", 30);
     term.send("q");
     assert_eq!(term.wait_exit(30), 0);
     assert!(sandbox.show("t1").get("decisions").is_none());
+    assert!(sandbox.show("t1")["budget"]["usd"].is_null());
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 }
