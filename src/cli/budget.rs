@@ -77,7 +77,7 @@ pub fn parse_tokens(s: &str) -> Result<u64, String> {
 impl BudgetSetting {
     /// The setting as `--budget` takes it (one per unit), to hand on to
     /// another process.
-    pub fn to_args(&self) -> Vec<String> {
+    pub fn to_args(self) -> Vec<String> {
         let scope = if self.run { "run" } else { "task" };
         let usd = self.limits.usd.map(|usd| format!("{scope}.usd={usd}"));
         let tokens = self
