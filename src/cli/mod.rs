@@ -102,7 +102,7 @@ enum Cmd {
     Retry(decide::RetryArgs),
     /// Cancel a task.
     Cancel(decide::CancelArgs),
-    /// Raise a task's budget, or the run's without TASK, in a state folder no engine holds.
+    /// Raise a task's budget, or the run's without TASK: in the running engine, or in the state folder.
     Budget(budget::BudgetArgs),
 }
 
