@@ -2,6 +2,7 @@
 //! folder checked.
 
 #[path = "support/pty.rs"]
+#[allow(dead_code)] // shared with benches/dashboard.rs, which uses other parts
 mod pty;
 
 use std::path::Path;

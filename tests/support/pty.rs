@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,8 @@ pub struct Term {
     writer: Box<dyn Write + Send>,
     child: Box<dyn Child + Send + Sync>,
     screen: Arc<Mutex<vt100::Parser>>,
+    /// Bytes the program has written to the terminal so far.
+    written: Arc<AtomicU64>,
 }
 
 impl Term {
@@ -47,12 +50,15 @@ impl Term {
         let screen = Arc::new(Mutex::new(vt100::Parser::new(nz(rows), nz(cols), 0)));
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
         let s = screen.clone();
+        let written = Arc::new(AtomicU64::new(0));
+        let counter = written.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
                 match reader.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        counter.fetch_add(n as u64, Ordering::Relaxed);
                         s.lock().unwrap().process(&buf[..n]);
                     }
                 }
@@ -64,7 +70,17 @@ impl Term {
             writer,
             child,
             screen,
+            written,
         }
+    }
+
+    /// Bytes written to the terminal since the start.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.process_id()
     }
 
     pub fn contents(&self) -> String {
