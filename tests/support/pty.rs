@@ -5,6 +5,7 @@
 use std::fs::{File, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ pub struct Term {
     screen: Arc<Mutex<vt100::Parser>>,
     /// Where the program may make a state folder that did not exist before it.
     made: Made,
+    /// Bytes the program has written to the terminal so far.
+    written: Arc<AtomicU64>,
 }
 
 impl Term {
@@ -52,12 +55,15 @@ impl Term {
         let screen = Arc::new(Mutex::new(vt100::Parser::new(nz(rows), nz(cols), 0)));
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
         let s = screen.clone();
+        let written = Arc::new(AtomicU64::new(0));
+        let counter = written.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
                 match reader.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
+                        counter.fetch_add(n as u64, Ordering::Relaxed);
                         s.lock().unwrap().process(&buf[..n]);
                     }
                 }
@@ -70,7 +76,17 @@ impl Term {
             child,
             screen,
             made,
+            written,
         }
+    }
+
+    /// Bytes written to the terminal since the start.
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.process_id()
     }
 
     pub fn contents(&self) -> String {
