@@ -108,7 +108,7 @@ impl Term {
             if Instant::now() > deadline {
                 panic!("timed out waiting for {what}; the screen shows:\n{screen}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -188,7 +188,7 @@ impl Term {
                 let _ = self.child.kill();
                 panic!("baton did not exit; the screen shows:\n{}", self.contents());
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
