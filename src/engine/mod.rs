@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod cost;
 pub mod event;
 pub mod handle;
+pub mod live;
 pub mod recovery;
 pub mod runtime;
 pub mod state;

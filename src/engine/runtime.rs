@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -18,6 +18,7 @@ use super::backoff::{Jitter, delay};
 use super::cost::{PriceTable, PricingError};
 use super::event::{Action, Command, Decision, Event, EventKind, TaskId};
 use super::handle::{EngineHandle, Refusal, Request, RunSnapshot};
+use super::live::{LIVE_CAPACITY, LiveEvent};
 use super::recovery;
 use super::state::TaskState;
 use super::task::{ApplyError, Task};
@@ -68,6 +69,9 @@ pub enum EngineError {
         pipeline: String,
         expected: String,
     },
+    /// An agent cannot work at all (its API key is not set).
+    #[error("{0}")]
+    AgentNotReady(String),
     #[error("task {id} ({origin}) {problem}")]
     BadTask {
         id: String,
@@ -146,6 +150,8 @@ pub struct Engine {
     in_flight: usize,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
     results_rx: mpsc::UnboundedReceiver<AttemptDone>,
+    /// Running attempts' progress, for watchers; never journaled.
+    live: broadcast::Sender<Arc<LiveEvent>>,
     requests_tx: mpsc::Sender<Request>,
     requests_rx: mpsc::Receiver<Request>,
     seq: u64,
@@ -195,7 +201,14 @@ impl Engine {
                 waiting: VecDeque::new(),
             });
         }
-        let phase_agent = pipeline.phases.iter().map(|p| by_name[&p.agent]).collect();
+        let phase_agent: Vec<usize> = pipeline.phases.iter().map(|p| by_name[&p.agent]).collect();
+        if opts.dispatch {
+            for (i, slot) in agents.iter().enumerate() {
+                if phase_agent.contains(&i) {
+                    slot.agent.ready().map_err(EngineError::AgentNotReady)?;
+                }
+            }
+        }
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests_tx, requests_rx) = mpsc::channel(256);
         let mut engine = Engine {
@@ -220,6 +233,7 @@ impl Engine {
             in_flight: 0,
             results_tx,
             results_rx,
+            live: broadcast::channel(LIVE_CAPACITY).0,
             requests_tx,
             requests_rx,
             seq: folded.last_seq,
@@ -285,6 +299,7 @@ impl Engine {
         EngineHandle {
             requests: self.requests_tx.clone(),
             events: self.store.broadcaster(),
+            live: self.live.clone(),
         }
     }
 
@@ -647,6 +662,7 @@ impl Engine {
             idx,
             self.prices.clone(),
             self.results_tx.clone(),
+            self.live.clone(),
         );
         match self.running.get_mut(id) {
             Some(list) => list.push((idx, handle)),
@@ -668,19 +684,24 @@ impl Engine {
             phase: idx,
             event: kind,
         } = done;
-        let retry = match &kind {
+        let (retry, retry_after) = match &kind {
             EventKind::AttemptFinished {
                 outcome: super::event::AttemptOutcome::Failed { class, .. },
                 attempt,
+                retry_after_ms,
                 ..
-            } if class.is_retryable() => Some(*attempt),
-            _ => None,
+            } if class.is_retryable() => (
+                Some(*attempt),
+                Duration::from_millis(retry_after_ms.unwrap_or(0)),
+            ),
+            _ => (None, Duration::ZERO),
         };
         if self.emit_logged(&id, kind) {
             let tries = self.tasks[&id].phases[idx].tries;
             let policy = self.pipeline.phases[idx].retry.clone();
             if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
-                let wait = delay(&policy, tries, self.jitter.unit());
+                // The service's own `retry-after` wins over a shorter backoff.
+                let wait = delay(&policy, tries, self.jitter.unit()).max(retry_after);
                 let due = Timestamp::now() + wait;
                 let kind = EventKind::RetryScheduled {
                     phase: self.phase_ids[idx].clone(),

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cost::{CostTotal, Usage};
-use super::event::{Action, AttemptOutcome, Decision, Event, EventKind, ReviewReason, TaskId};
+use super::event::{
+    Action, AttemptOutcome, Decision, Event, EventKind, HttpInfo, ReviewReason, TaskId,
+};
 use super::state::{
     HoldKind, InvalidPhaseTransition, InvalidTransition, PhaseSignal, PhaseState, TaskSignal,
     TaskState, phase_transition, task_transition,
@@ -96,6 +98,12 @@ pub struct AttemptRecord {
     pub retry_delay_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trace: Vec<String>,
+    /// The HTTP exchange, for agents that speak HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpInfo>,
+    /// The service asked for no retry before this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl AttemptRecord {
@@ -307,6 +315,8 @@ impl Task {
                     cost_usd: None,
                     retry_delay_ms: None,
                     trace: Vec::new(),
+                    http: None,
+                    retry_after_ms: None,
                 });
                 to
             }
@@ -319,6 +329,8 @@ impl Task {
                 cost_usd,
                 output,
                 trace,
+                http,
+                retry_after_ms,
             } => {
                 let idx = self.index(phase)?;
                 let open = self.phases[idx]
@@ -374,6 +386,8 @@ impl Task {
                 a.usage = usage.clone();
                 a.cost_usd = *cost_usd;
                 a.trace = trace.clone();
+                a.http = http.clone();
+                a.retry_after_ms = *retry_after_ms;
                 to
             }
             EventKind::RetryScheduled {
@@ -778,6 +792,8 @@ mod tests {
             cost_usd: None,
             output: Some(json!({"ok": true})),
             trace: vec![],
+            http: None,
+            retry_after_ms: None,
         }
     }
 

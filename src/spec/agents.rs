@@ -13,13 +13,14 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Diag;
+use super::http_agent::{HTTP_KEYS, PhaseRef, read_http};
 use super::model::{AgentKind, AgentSpec, CommandSpec, Range, SimSpec};
 use super::paths::resolve;
 use super::range::{RangeError, parse_duration_range, parse_u64_range};
 use super::raw::{Table, integer_value};
 use super::suggest::did_you_mean;
 
-const KINDS: &[&str] = &["command", "sim"];
+const KINDS: &[&str] = &["command", "sim", "http"];
 const COMMAND_KEYS: &[&str] = &[
     "kind",
     "command",
@@ -45,12 +46,23 @@ const SIM_KEYS: &[&str] = &[
 const RATES: [&str; 4] = ["fail_rate", "fatal_rate", "block_rate", "review_rate"];
 const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
+/// The kind, other than `except`, that has key `k`, as a hint for a key
+/// written on the wrong kind of agent.
+fn kind_with_key(k: &str, except: &str) -> Option<String> {
+    [("command", COMMAND_KEYS), ("sim", SIM_KEYS), ("http", HTTP_KEYS)]
+        .into_iter()
+        .find(|(kind, keys)| *kind != except && keys.contains(&k))
+        .map(|(kind, _)| format!("`{k}` is a key of {kind} agents"))
+}
+
 /// Every agent by name; `None` for an agent with problems (already
-/// recorded), so that phases naming it are not reported as well.
+/// recorded), so that phases naming it are not reported as well. Places in
+/// http agents' templates that name phases are added to `refs`.
 pub(crate) fn read_agents(
     d: &mut Diag<'_>,
     root: &Table<'_, '_>,
     base_dir: &Path,
+    refs: &mut Vec<PhaseRef>,
 ) -> BTreeMap<String, Option<AgentSpec>> {
     let mut out = BTreeMap::new();
     let Some(agents) = root.table(d, "agents", "at the top level".into()) else {
@@ -61,14 +73,14 @@ pub(crate) fn read_agents(
         let spec = match value.get_ref() {
             DeValue::Table(t) => {
                 let t = Table::new(t, value.span(), format!("in agent \"{name}\""));
-                read_agent(d, name, &t, base_dir)
+                read_agent(d, name, &t, base_dir, refs)
             }
             _ => {
                 d.error(
                     value.span(),
                     format!("agent \"{name}\" must be a table"),
                     format!(
-                        "write it as a table: [agents.{name}] with kind = \"command\" or \"sim\""
+                        "write it as a table: [agents.{name}] with kind = \"command\", \"sim\" or \"http\""
                     ),
                 );
                 None
@@ -84,31 +96,28 @@ fn read_agent(
     name: &str,
     t: &Table<'_, '_>,
     base_dir: &Path,
+    refs: &mut Vec<PhaseRef>,
 ) -> Option<AgentSpec> {
     let kind = t.required_string(
         d,
         "kind",
-        "add kind = \"command\" (runs a program) or kind = \"sim\" (a simulated agent)",
+        "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API) or kind = \"sim\" (a simulated agent)",
     );
     let max_parallel = t
         .at_least(d, "max_parallel", 1)
         .map(|n| usize::try_from(n.into_inner()).unwrap_or(usize::MAX));
     let kind = match kind.as_ref().map(|k| *k.get_ref()) {
         Some("command") => {
-            t.check_keys(d, COMMAND_KEYS, |k| {
-                SIM_KEYS
-                    .contains(&k)
-                    .then(|| format!("`{k}` is a key of sim agents"))
-            });
+            t.check_keys(d, COMMAND_KEYS, |k| kind_with_key(k, "command"));
             read_command(d, t, base_dir).map(AgentKind::Command)
         }
         Some("sim") => {
-            t.check_keys(d, SIM_KEYS, |k| {
-                COMMAND_KEYS
-                    .contains(&k)
-                    .then(|| format!("`{k}` is a key of command agents"))
-            });
+            t.check_keys(d, SIM_KEYS, |k| kind_with_key(k, "sim"));
             read_sim(d, t).map(AgentKind::Sim)
+        }
+        Some("http") => {
+            t.check_keys(d, HTTP_KEYS, |k| kind_with_key(k, "http"));
+            read_http(d, name, t, refs).map(AgentKind::Http)
         }
         other => {
             if let (Some(k), Some(written)) = (kind.as_ref(), other) {
@@ -125,6 +134,7 @@ fn read_agent(
             // Without a kind, only keys that no kind knows are surely wrong.
             let mut all: Vec<&str> = COMMAND_KEYS.to_vec();
             all.extend(SIM_KEYS.iter().filter(|k| !COMMAND_KEYS.contains(k)));
+            all.extend(HTTP_KEYS.iter().filter(|k| !all.contains(k)).collect::<Vec<_>>());
             t.check_keys(d, &all, |_| None);
             None
         }
@@ -363,7 +373,7 @@ mod tests {
         let root = DeTable::parse(text).unwrap();
         let mut d = Diag::new(text);
         let t = Table::new(root.get_ref(), 0..0, "at the top level".into());
-        let out = read_agents(&mut d, &t, Path::new("/pipes"));
+        let out = read_agents(&mut d, &t, Path::new("/pipes"), &mut Vec::new());
         match d.into_error(Path::new("p.toml")) {
             Some(e) => Err(e.to_string()),
             None => Ok(out
@@ -376,14 +386,14 @@ mod tests {
     fn command(spec: &AgentSpec) -> &CommandSpec {
         match &spec.kind {
             AgentKind::Command(c) => c,
-            AgentKind::Sim(_) => panic!("not a command agent"),
+            _ => panic!("not a command agent"),
         }
     }
 
     fn sim(spec: &AgentSpec) -> &SimSpec {
         match &spec.kind {
             AgentKind::Sim(s) => s,
-            AgentKind::Command(_) => panic!("not a sim agent"),
+            _ => panic!("not a sim agent"),
         }
     }
 
@@ -457,14 +467,14 @@ mod tests {
             err.contains("p.toml:4:8: error: unknown kind \"shell\" in agent \"b\""),
             "{err}"
         );
-        assert!(err.contains("kind is one of: command, sim"), "{err}");
+        assert!(err.contains("kind is one of: command, sim, http"), "{err}");
         let err = agents("[agents.a]\nkind = \"shel\"\nbogus = 1\n").unwrap_err();
         assert!(
             err.contains("p.toml:2:8: error: unknown kind \"shel\""),
             "{err}"
         );
         assert!(
-            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields"),
+            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields, provider, base_url, api_key_env, system, prompt, max_tokens, temperature, timeout, output, stream"),
             "{err}"
         );
     }
