@@ -513,6 +513,59 @@ mod tests {
         }
     }
 
+    fn http(spec: &AgentSpec) -> &crate::spec::model::HttpSpec {
+        match &spec.kind {
+            AgentKind::Http(h) => h,
+            _ => panic!("not an http agent"),
+        }
+    }
+
+    #[test]
+    fn http_agent_values_and_defaults() {
+        use crate::spec::model::{OutputFormat, Provider};
+        let a = agents(
+            "[agents.gpt]\nkind = \"http\"\nprovider = \"openai\"\nmodel = \"gpt-4.1\"\nprompt = \"hi {{input.x}}\"\n[agents.local]\nkind = \"http\"\nprovider = \"openai\"\nmodel = \"llama3\"\nbase_url = \"http://127.0.0.1:11434/v1/\"\nprompt = \"hi\"\noutput = \"json\"\nstream = false\ntemperature = 1\ntimeout = \"5s\"\nmax_tokens = 100\nsystem = \"be brief\"\n[agents.claude]\nkind = \"http\"\nprovider = \"anthropic\"\nmodel = \"claude-haiku-4-5\"\napi_key_env = \"TEAM_KEY\"\nprompt = \"hi\"\n",
+        )
+        .unwrap();
+        let gpt = http(&a["gpt"]);
+        assert_eq!(gpt.provider, Provider::OpenAi);
+        assert_eq!(gpt.base_url, "https://api.openai.com/v1");
+        assert_eq!(gpt.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(gpt.output, OutputFormat::Text);
+        assert!(gpt.stream);
+        assert_eq!((gpt.max_tokens, gpt.temperature, gpt.timeout), (None, None, None));
+        let local = http(&a["local"]);
+        assert_eq!(local.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(local.api_key_env, None, "no key goes to a server of one's own unless named");
+        assert_eq!(local.output, OutputFormat::Json);
+        assert!(!local.stream);
+        assert_eq!(local.temperature, Some(1.0));
+        assert_eq!(local.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(local.max_tokens, Some(100));
+        assert!(local.system.is_some());
+        let claude = http(&a["claude"]);
+        assert_eq!(claude.base_url, "https://api.anthropic.com");
+        assert_eq!(claude.api_key_env.as_deref(), Some("TEAM_KEY"));
+    }
+
+    #[test]
+    fn http_problems() {
+        let err = agents(
+            "[agents.a]\nkind = \"http\"\nmodel = \"\"\nprompt = \"{{inputs.x}}\"\nbase_url = \"ftp://x\"\ntemperature = 3\nlatency = \"1s\"\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:1:1: error: missing key `provider` in agent \"a\"",
+            "p.toml:3:9: error: `model` in agent \"a\" is empty",
+            "p.toml:4:11: error: unknown place `{{inputs.x}}` in `prompt` in agent \"a\"",
+            "p.toml:5:12: error: `base_url` in agent \"a\" must be an http:// or https:// address",
+            "p.toml:6:15: error: `temperature` in agent \"a\" must be a number from 0 to 2",
+            "p.toml:7:1: error: unknown key `latency` in agent \"a\"\n  help: `latency` is a key of sim agents",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
     #[test]
     fn rates_that_add_to_exactly_one_are_fine() {
         assert!(

@@ -88,7 +88,9 @@ pub(crate) fn read_http(
         let s = k.get_ref();
         let ok = !s.is_empty()
             && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !s.starts_with(|c: char| c.is_ascii_digit());
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            // A key pasted here by mistake must not be echoed as a name.
+            && !s.starts_with("sk_");
         if !ok {
             d.error(
                 k.span(),
