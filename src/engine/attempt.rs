@@ -97,6 +97,13 @@ pub fn spawn(
                 Some(p) = progress_rx.recv() => publish(LiveKind::Progress(p)),
             }
         };
+        // What the agent said last, just before it returned.
+        while let Ok(line) = trace_rx.try_recv() {
+            publish(LiveKind::Trace { line });
+        }
+        while let Ok(p) = progress_rx.try_recv() {
+            publish(LiveKind::Progress(p));
+        }
         let result = match result {
             Ok(result) => result,
             Err(_) => CallResult::failed(

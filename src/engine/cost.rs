@@ -54,7 +54,12 @@ pub struct ModelPrice {
 impl ModelPrice {
     /// A price from dollars per million tokens: input, output, cache read,
     /// cache write.
-    pub fn per_mtok(input: f64, output: f64, cache_read: Option<f64>, cache_write: Option<f64>) -> ModelPrice {
+    pub fn per_mtok(
+        input: f64,
+        output: f64,
+        cache_read: Option<f64>,
+        cache_write: Option<f64>,
+    ) -> ModelPrice {
         ModelPrice {
             input_cost_per_token: input / 1e6,
             output_cost_per_token: output / 1e6,
@@ -145,9 +150,25 @@ impl RawPrice {
             ),
             _ => (self.input_cost_per_token, self.output_cost_per_token),
         };
-        let name = |per_token: &str, per_mtok: &str| if old { per_mtok.to_string() } else { per_token.to_string() };
-        let input = input.ok_or_else(|| format!("missing `{}`", name("input_cost_per_token", "input_per_mtok")))?;
-        let output = output.ok_or_else(|| format!("missing `{}`", name("output_cost_per_token", "output_per_mtok")))?;
+        let name = |per_token: &str, per_mtok: &str| {
+            if old {
+                per_mtok.to_string()
+            } else {
+                per_token.to_string()
+            }
+        };
+        let input = input.ok_or_else(|| {
+            format!(
+                "missing `{}`",
+                name("input_cost_per_token", "input_per_mtok")
+            )
+        })?;
+        let output = output.ok_or_else(|| {
+            format!(
+                "missing `{}`",
+                name("output_cost_per_token", "output_per_mtok")
+            )
+        })?;
         let price = ModelPrice {
             input_cost_per_token: input,
             output_cost_per_token: output,
@@ -245,7 +266,9 @@ impl PriceTable {
             return Some(c);
         }
         let p = self.price(usage.model.as_deref()?)?;
-        let read = p.cache_read_input_token_cost.unwrap_or(p.input_cost_per_token);
+        let read = p
+            .cache_read_input_token_cost
+            .unwrap_or(p.input_cost_per_token);
         let write = p
             .cache_creation_input_token_cost
             .unwrap_or(p.input_cost_per_token);
@@ -432,7 +455,11 @@ mod tests {
     fn bad_price_file_names_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pricing.toml");
-        std::fs::write(&path, "[models.x]\ninput_cost_per_token = 1.0\noutput = 2.0\n").unwrap();
+        std::fs::write(
+            &path,
+            "[models.x]\ninput_cost_per_token = 1.0\noutput = 2.0\n",
+        )
+        .unwrap();
         let err = PriceTable::with_file(&path).unwrap_err().to_string();
         assert!(err.contains("pricing.toml:3:1"), "{err}");
     }

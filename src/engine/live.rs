@@ -35,7 +35,9 @@ pub struct LiveEvent {
 pub enum LiveKind {
     Progress(Progress),
     /// A line the agent wrote for people (a command's stderr).
-    Trace { line: String },
+    Trace {
+        line: String,
+    },
 }
 
 /// Updates kept for a watcher that lags; older ones are dropped for it.

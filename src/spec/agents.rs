@@ -49,10 +49,14 @@ const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 /// The kind, other than `except`, that has key `k`, as a hint for a key
 /// written on the wrong kind of agent.
 fn kind_with_key(k: &str, except: &str) -> Option<String> {
-    [("command", COMMAND_KEYS), ("sim", SIM_KEYS), ("http", HTTP_KEYS)]
-        .into_iter()
-        .find(|(kind, keys)| *kind != except && keys.contains(&k))
-        .map(|(kind, _)| format!("`{k}` is a key of {kind} agents"))
+    [
+        ("command", COMMAND_KEYS),
+        ("sim", SIM_KEYS),
+        ("http", HTTP_KEYS),
+    ]
+    .into_iter()
+    .find(|(kind, keys)| *kind != except && keys.contains(&k))
+    .map(|(kind, _)| format!("`{k}` is a key of {kind} agents"))
 }
 
 /// Every agent by name; `None` for an agent with problems (already
@@ -134,7 +138,12 @@ fn read_agent(
             // Without a kind, only keys that no kind knows are surely wrong.
             let mut all: Vec<&str> = COMMAND_KEYS.to_vec();
             all.extend(SIM_KEYS.iter().filter(|k| !COMMAND_KEYS.contains(k)));
-            all.extend(HTTP_KEYS.iter().filter(|k| !all.contains(k)).collect::<Vec<_>>());
+            all.extend(
+                HTTP_KEYS
+                    .iter()
+                    .filter(|k| !all.contains(k))
+                    .collect::<Vec<_>>(),
+            );
             t.check_keys(d, &all, |_| None);
             None
         }
@@ -533,10 +542,16 @@ mod tests {
         assert_eq!(gpt.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
         assert_eq!(gpt.output, OutputFormat::Text);
         assert!(gpt.stream);
-        assert_eq!((gpt.max_tokens, gpt.temperature, gpt.timeout), (None, None, None));
+        assert_eq!(
+            (gpt.max_tokens, gpt.temperature, gpt.timeout),
+            (None, None, None)
+        );
         let local = http(&a["local"]);
         assert_eq!(local.base_url, "http://127.0.0.1:11434/v1");
-        assert_eq!(local.api_key_env, None, "no key goes to a server of one's own unless named");
+        assert_eq!(
+            local.api_key_env, None,
+            "no key goes to a server of one's own unless named"
+        );
         assert_eq!(local.output, OutputFormat::Json);
         assert!(!local.stream);
         assert_eq!(local.temperature, Some(1.0));

@@ -56,10 +56,12 @@ pub(crate) fn read_http(
             "add provider = \"openai\" (chat completions, also vLLM, Ollama, llama.cpp) or provider = \"anthropic\"",
         );
     }
-    let provider = t.choice(d, "provider", PROVIDERS).map(|p| match *p.get_ref() {
-        "anthropic" => Provider::Anthropic,
-        _ => Provider::OpenAi,
-    });
+    let provider = t
+        .choice(d, "provider", PROVIDERS)
+        .map(|p| match *p.get_ref() {
+            "anthropic" => Provider::Anthropic,
+            _ => Provider::OpenAi,
+        });
     let model = t.required_string(
         d,
         "model",

@@ -145,7 +145,13 @@ impl TaskDetail<'_> {
         }
     }
 
-    fn attempt(&self, task: &str, p: &PhaseRecord, a: &AttemptRecord, out: &mut Vec<Line<'static>>) {
+    fn attempt(
+        &self,
+        task: &str,
+        p: &PhaseRecord,
+        a: &AttemptRecord,
+        out: &mut Vec<Line<'static>>,
+    ) {
         let (ctx, t) = (self.ctx, self.ctx.theme);
         let (sym, text, style) = match &a.outcome {
             None => (
@@ -261,10 +267,16 @@ impl TaskDetail<'_> {
                 let lines: Vec<&str> = l.text.lines().collect();
                 let skip = lines.len().saturating_sub(LIVE_TEXT_LINES);
                 if skip > 0 {
-                    out.push(Line::styled(format!("      ┆ … {skip} lines above"), self.dim()));
+                    out.push(Line::styled(
+                        format!("      ┆ … {skip} lines above"),
+                        self.dim(),
+                    ));
                 }
                 for text in &lines[skip..] {
-                    out.push(Line::styled(format!("      ┆ {text}"), t.text("state.running")));
+                    out.push(Line::styled(
+                        format!("      ┆ {text}"),
+                        t.text("state.running"),
+                    ));
                 }
             }
         }

@@ -139,9 +139,12 @@ pub fn on_event(turn: &mut Turn, ev: &SseEvent) -> Result<Option<String>, WireEr
                 .unwrap_or("an error in the stream")
                 .to_string();
             let class = match error_type.as_deref() {
-                Some("invalid_request_error" | "authentication_error" | "permission_error" | "not_found_error") => {
-                    ErrorClass::Fatal
-                }
+                Some(
+                    "invalid_request_error"
+                    | "authentication_error"
+                    | "permission_error"
+                    | "not_found_error",
+                ) => ErrorClass::Fatal,
                 _ => ErrorClass::Retryable,
             };
             return Err(WireError {
@@ -172,7 +175,15 @@ mod tests {
         let t = parse_reply(r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{"type":"text","text":"Hi "},{"type":"text","text":"there"}],"stop_reason":"end_turn","usage":{"input_tokens":20,"cache_creation_input_tokens":100,"cache_read_input_tokens":300,"output_tokens":5}}"#).unwrap();
         assert_eq!(t.text, "Hi there");
         let u = &t.usage;
-        assert_eq!((u.input_tokens, u.cache_write_tokens, u.cache_read_tokens, u.output_tokens), (20, 100, 300, 5));
+        assert_eq!(
+            (
+                u.input_tokens,
+                u.cache_write_tokens,
+                u.cache_read_tokens,
+                u.output_tokens
+            ),
+            (20, 100, 300, 5)
+        );
         assert_eq!(t.refusal, None);
         let t = parse_reply(r#"{"content":[],"stop_reason":"refusal","usage":{"input_tokens":1,"output_tokens":0}}"#).unwrap();
         assert!(t.refusal.is_some());
@@ -182,13 +193,31 @@ mod tests {
     fn stream_as_documented() {
         let mut t = Turn::default();
         let events = [
-            ev("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-haiku-4-5","stop_reason":null,"usage":{"input_tokens":25,"cache_read_input_tokens":10,"cache_creation_input_tokens":0,"output_tokens":1}}}"#),
-            ev("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#),
+            ev(
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude-haiku-4-5","stop_reason":null,"usage":{"input_tokens":25,"cache_read_input_tokens":10,"cache_creation_input_tokens":0,"output_tokens":1}}}"#,
+            ),
+            ev(
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
             ev("ping", r#"{"type": "ping"}"#),
-            ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#),
-            ev("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"!"}}"#),
-            ev("content_block_stop", r#"{"type":"content_block_stop","index":0}"#),
-            ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#),
+            ev(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}"#,
+            ),
+            ev(
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"!"}}"#,
+            ),
+            ev(
+                "content_block_stop",
+                r#"{"type":"content_block_stop","index":0}"#,
+            ),
+            ev(
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+            ),
             ev("message_stop", r#"{"type":"message_stop"}"#),
         ];
         for e in &events {
@@ -196,14 +225,31 @@ mod tests {
         }
         assert_eq!(t.text, "Hello!");
         assert!(t.complete);
-        assert_eq!((t.usage.input_tokens, t.usage.cache_read_tokens, t.usage.output_tokens), (25, 10, 15));
+        assert_eq!(
+            (
+                t.usage.input_tokens,
+                t.usage.cache_read_tokens,
+                t.usage.output_tokens
+            ),
+            (25, 10, 15)
+        );
         assert_eq!(t.finish.as_deref(), Some("end_turn"));
     }
 
     #[test]
     fn stream_errors() {
         let mut t = Turn::default();
-        let e = on_event(&mut t, &ev("error", r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#)).unwrap_err();
-        assert_eq!((e.class, e.error_type.as_deref()), (ErrorClass::Retryable, Some("overloaded_error")));
+        let e = on_event(
+            &mut t,
+            &ev(
+                "error",
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.class, e.error_type.as_deref()),
+            (ErrorClass::Retryable, Some("overloaded_error"))
+        );
     }
 }

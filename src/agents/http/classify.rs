@@ -73,7 +73,12 @@ pub fn error_body(body: &str) -> (Option<String>, Option<String>) {
 /// How long the server asked to wait: `retry-after-ms`, else `retry-after`
 /// as seconds or as an HTTP date.
 pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
-    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return seconds(ms / 1000.0);
     }
@@ -114,14 +119,22 @@ mod tests {
         for s in [400, 401, 403, 404, 422] {
             assert_eq!(class_of(s, None), ErrorClass::Fatal, "{s}");
         }
-        assert_eq!(class_of(400, Some("overloaded_error")), ErrorClass::Retryable);
-        assert_eq!(class_of(401, Some("authentication_error")), ErrorClass::Fatal);
+        assert_eq!(
+            class_of(400, Some("overloaded_error")),
+            ErrorClass::Retryable
+        );
+        assert_eq!(
+            class_of(401, Some("authentication_error")),
+            ErrorClass::Fatal
+        );
     }
 
     #[test]
     fn error_bodies_of_both_providers() {
         assert_eq!(
-            error_body(r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#),
+            error_body(
+                r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#
+            ),
             (Some("requests".into()), Some("Rate limit reached".into()))
         );
         assert_eq!(
@@ -129,7 +142,9 @@ mod tests {
             (Some("invalid_api_key".into()), Some("bad key".into()))
         );
         assert_eq!(
-            error_body(r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#),
+            error_body(
+                r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#
+            ),
             (Some("overloaded_error".into()), Some("Overloaded".into()))
         );
         assert_eq!(error_body("<html>bad gateway</html>"), (None, None));
@@ -142,9 +157,15 @@ mod tests {
         assert_eq!(retry_after(&h, now), None);
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        h.insert("retry-after", HeaderValue::from_static("Thu, 01 Jan 2026 00:00:30 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Thu, 01 Jan 2026 00:00:30 GMT"),
+        );
         assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert("retry-after", HeaderValue::from_static("Wed, 31 Dec 2025 00:00:30 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 31 Dec 2025 00:00:30 GMT"),
+        );
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
         h.insert("retry-after-ms", HeaderValue::from_static("1500"));
         assert_eq!(retry_after(&h, now), Some(Duration::from_millis(1500)));

@@ -81,7 +81,9 @@ pub async fn send(
     });
     if !resp.status().is_success() {
         let after = retry_after(resp.headers(), Timestamp::now());
-        let raw = read_capped(&mut resp, MAX_ERROR_BODY).await.unwrap_or_default();
+        let raw = read_capped(&mut resp, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&raw);
         let (error_type, message) = error_body(&text);
         let class = class_of(status, error_type.as_deref());
@@ -120,7 +122,10 @@ pub async fn send(
 fn auth_headers(provider: Provider, key: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
     if provider == Provider::Anthropic {
-        h.insert("anthropic-version", HeaderValue::from_static(anthropic::VERSION));
+        h.insert(
+            "anthropic-version",
+            HeaderValue::from_static(anthropic::VERSION),
+        );
     }
     let Some(key) = key else {
         return h;
@@ -215,7 +220,9 @@ async fn read_stream(
         let Some(chunk) = chunk else { break };
         read += chunk.len();
         if read > MAX_BODY {
-            return Err(WireError::protocol("the streamed reply is larger than 32 MiB"));
+            return Err(WireError::protocol(
+                "the streamed reply is larger than 32 MiB",
+            ));
         }
         let mut grew = false;
         for ev in parser.feed(&chunk) {
@@ -228,7 +235,8 @@ async fn read_stream(
     if let Some(ev) = parser.finish() {
         fold(&mut turn, ev)?;
     }
-    ex.trace.push(format!("streamed {} pieces of text", turn.pieces));
+    ex.trace
+        .push(format!("streamed {} pieces of text", turn.pieces));
     if !turn.complete {
         return Err(WireError {
             class: ErrorClass::Retryable,

@@ -138,8 +138,13 @@ impl Inner {
                 if !turn.usage_seen {
                     ex.trace.push("the service reported no token usage".into());
                 }
-                if let Some(f) = turn.finish.as_deref().filter(|f| matches!(*f, "length" | "max_tokens")) {
-                    ex.trace.push(format!("the reply was cut at the token limit ({f})"));
+                if let Some(f) = turn
+                    .finish
+                    .as_deref()
+                    .filter(|f| matches!(*f, "length" | "max_tokens"))
+                {
+                    ex.trace
+                        .push(format!("the reply was cut at the token limit ({f})"));
                 }
                 (self.reply(request, turn), usage)
             }
@@ -199,14 +204,17 @@ impl Inner {
                     }
                     reply.truncate(end);
                 }
-                self.repairs.lock().unwrap_or_else(|e| e.into_inner()).insert(
-                    (request.task.id.clone(), request.phase.clone()),
-                    Repair {
-                        attempt: request.attempt,
-                        reply,
-                        error: error.clone(),
-                    },
-                );
+                self.repairs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        (request.task.id.clone(), request.phase.clone()),
+                        Repair {
+                            attempt: request.attempt,
+                            reply,
+                            error: error.clone(),
+                        },
+                    );
                 Err(Failure::new(
                     ErrorClass::Contract,
                     format!("{error} (agent \"{}\" has output = \"json\")", self.name),

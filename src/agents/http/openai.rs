@@ -160,7 +160,14 @@ mod tests {
         let t = parse_reply(r#"{"id":"x","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"hi","refusal":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":7,"total_tokens":107,"prompt_tokens_details":{"cached_tokens":60}}}"#).unwrap();
         assert_eq!(t.text, "hi");
         assert_eq!(t.model.as_deref(), Some("gpt-4o-mini-2024-07-18"));
-        assert_eq!((t.usage.input_tokens, t.usage.cache_read_tokens, t.usage.output_tokens), (40, 60, 7));
+        assert_eq!(
+            (
+                t.usage.input_tokens,
+                t.usage.cache_read_tokens,
+                t.usage.output_tokens
+            ),
+            (40, 60, 7)
+        );
         assert_eq!(t.refusal, None);
         assert_eq!(t.finish.as_deref(), Some("stop"));
     }
@@ -169,7 +176,10 @@ mod tests {
     fn refusals_and_content_filter() {
         let t = parse_reply(r#"{"choices":[{"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#).unwrap();
         assert_eq!(t.refusal.as_deref(), Some("I can't help with that."));
-        let t = parse_reply(r#"{"choices":[{"message":{"content":""},"finish_reason":"content_filter"}]}"#).unwrap();
+        let t = parse_reply(
+            r#"{"choices":[{"message":{"content":""},"finish_reason":"content_filter"}]}"#,
+        )
+        .unwrap();
         assert!(t.refusal.unwrap().contains("content filter"));
     }
 
@@ -198,8 +208,15 @@ mod tests {
     #[test]
     fn an_error_chunk_is_retryable_and_bad_json_is_protocol() {
         let mut t = Turn::default();
-        let e = on_event(&mut t, &data(r#"{"error":{"message":"overloaded","type":"server_error"}}"#)).unwrap_err();
-        assert_eq!((e.class, e.error_type.as_deref()), (ErrorClass::Retryable, Some("server_error")));
+        let e = on_event(
+            &mut t,
+            &data(r#"{"error":{"message":"overloaded","type":"server_error"}}"#),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.class, e.error_type.as_deref()),
+            (ErrorClass::Retryable, Some("server_error"))
+        );
         let e = on_event(&mut t, &data("{nope")).unwrap_err();
         assert_eq!(e.class, ErrorClass::Protocol);
     }

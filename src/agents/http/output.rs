@@ -21,7 +21,8 @@ fn json_of(text: &str) -> Result<Value, String> {
         Err(e) => e,
     };
     if let Some(inner) = fenced(whole) {
-        return serde_json::from_str(inner.trim()).map_err(|e| format!("the fenced block is not JSON: {e}"));
+        return serde_json::from_str(inner.trim())
+            .map_err(|e| format!("the fenced block is not JSON: {e}"));
     }
     if whole.is_empty() {
         return Err("the reply is empty".into());
@@ -44,20 +45,43 @@ mod tests {
 
     #[test]
     fn plain_fenced_and_bad_json() {
-        assert_eq!(output(OutputFormat::Json, " {\"a\": 1}\n").unwrap(), json!({"a": 1}));
         assert_eq!(
-            output(OutputFormat::Json, "Here it is:\n```json\n{\"a\": [1, 2]}\n```\nDone.").unwrap(),
+            output(OutputFormat::Json, " {\"a\": 1}\n").unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            output(
+                OutputFormat::Json,
+                "Here it is:\n```json\n{\"a\": [1, 2]}\n```\nDone."
+            )
+            .unwrap(),
             json!({"a": [1, 2]})
         );
-        assert_eq!(output(OutputFormat::Json, "```\n[true]\n```").unwrap(), json!([true]));
+        assert_eq!(
+            output(OutputFormat::Json, "```\n[true]\n```").unwrap(),
+            json!([true])
+        );
         let e = output(OutputFormat::Json, "{\"a\": 1").unwrap_err();
-        assert!(e.starts_with("the reply is not JSON: EOF while parsing"), "{e}");
-        assert!(output(OutputFormat::Json, "```json\n{oops}\n```").unwrap_err().contains("fenced block"));
-        assert_eq!(output(OutputFormat::Json, "  ").unwrap_err(), "the reply is empty");
+        assert!(
+            e.starts_with("the reply is not JSON: EOF while parsing"),
+            "{e}"
+        );
+        assert!(
+            output(OutputFormat::Json, "```json\n{oops}\n```")
+                .unwrap_err()
+                .contains("fenced block")
+        );
+        assert_eq!(
+            output(OutputFormat::Json, "  ").unwrap_err(),
+            "the reply is empty"
+        );
     }
 
     #[test]
     fn text_is_wrapped() {
-        assert_eq!(output(OutputFormat::Text, "hi").unwrap(), json!({"text": "hi"}));
+        assert_eq!(
+            output(OutputFormat::Text, "hi").unwrap(),
+            json!({"text": "hi"})
+        );
     }
 }

@@ -45,8 +45,7 @@ const FORMS: &str = "places are {{input}}, {{input.FIELD}}, {{outputs.PHASE}}, {
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -152,7 +151,9 @@ impl Template {
                 }
                 Part::Output { phase, path } => {
                     let output = request.outputs.get(phase).ok_or_else(|| {
-                        format!("the prompt uses outputs.{phase}, but phase {phase} has no output yet")
+                        format!(
+                            "the prompt uses outputs.{phase}, but phase {phase} has no output yet"
+                        )
                     })?;
                     let v = lookup(output, path).ok_or_else(|| {
                         format!(
@@ -231,7 +232,10 @@ mod tests {
         assert_eq!(e.offset, 4);
         assert!(e.message.contains("not closed"));
         let e = Template::parse("x {{inputs.note}}").unwrap_err();
-        assert_eq!((e.offset, e.message.as_str()), (2, "unknown place `{{inputs.note}}`"));
+        assert_eq!(
+            (e.offset, e.message.as_str()),
+            (2, "unknown place `{{inputs.note}}`")
+        );
         let e = Template::parse("{{outputs}}").unwrap_err();
         assert!(e.message.contains("needs a phase"));
         let e = Template::parse("{{input..x}}").unwrap_err();
@@ -245,7 +249,11 @@ mod tests {
         let t = Template::parse("{{input.nope}}").unwrap();
         assert!(t.render(&request()).unwrap_err().contains("input.nope"));
         let t = Template::parse("{{outputs.review}}").unwrap();
-        assert!(t.render(&request()).unwrap_err().contains("phase review has no output"));
+        assert!(
+            t.render(&request())
+                .unwrap_err()
+                .contains("phase review has no output")
+        );
         let mut r = request();
         r.feedback = None;
         let t = Template::parse("[{{feedback}}]").unwrap();
