@@ -174,21 +174,8 @@ impl Engine {
         opts: EngineOptions,
     ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
-        let (store, recovered) = Store::open(state_dir)?;
-        let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
-        let folded = recovery::fold(recovered, &phase_ids);
-        for task in folded.tasks.values() {
-            let found: Vec<&str> = task.phases.iter().map(|p| p.id.as_str()).collect();
-            if found != phase_ids.iter().map(String::as_str).collect::<Vec<_>>() {
-                return Err(EngineError::PipelineMismatch {
-                    dir: state_dir.to_path_buf(),
-                    task: task.id.clone(),
-                    found: found.join(", "),
-                    pipeline: pipeline.name.clone(),
-                    expected: phase_ids.join(", "),
-                });
-            }
-        }
+        // Agents first: one that cannot work stops the run before the state
+        // folder is touched.
         let mut agents = Vec::new();
         let mut by_name = HashMap::new();
         for (name, spec) in &pipeline.agents {
@@ -207,6 +194,21 @@ impl Engine {
                 if phase_agent.contains(&i) {
                     slot.agent.ready().map_err(EngineError::AgentNotReady)?;
                 }
+            }
+        }
+        let (store, recovered) = Store::open(state_dir)?;
+        let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
+        let folded = recovery::fold(recovered, &phase_ids);
+        for task in folded.tasks.values() {
+            let found: Vec<&str> = task.phases.iter().map(|p| p.id.as_str()).collect();
+            if found != phase_ids.iter().map(String::as_str).collect::<Vec<_>>() {
+                return Err(EngineError::PipelineMismatch {
+                    dir: state_dir.to_path_buf(),
+                    task: task.id.clone(),
+                    found: found.join(", "),
+                    pipeline: pipeline.name.clone(),
+                    expected: phase_ids.join(", "),
+                });
             }
         }
         let (results_tx, results_rx) = mpsc::unbounded_channel();
