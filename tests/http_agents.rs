@@ -2,7 +2,7 @@
 //! format as documented: whole and streamed replies, usage with cache
 //! counts, every error class with its retries and `retry-after`, hangs,
 //! broken streams, bad JSON, the JSON contract fed back, refusals, and the
-//! live progress of a streaming reply.
+//! live progress of a streaming reply (and of a command agent's stderr).
 
 #[path = "support/llm_server.rs"]
 mod llm_server;
@@ -666,4 +666,38 @@ async fn a_streaming_reply_is_seen_live_before_the_attempt_finishes() {
         task.phases[0].output,
         Some(json!({"text": "Thinking about ok."}))
     );
+}
+
+#[tokio::test]
+async fn command_agents_stderr_lines_are_seen_live_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let text = format!(
+        "name = \"x\"\n[agents.cmd]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo 'reading the note' >&2; while [ ! -e {} ]; do sleep 0.01; done; echo '{{\\\"output\\\": 1}}'\"]\n[[phases]]\nid = \"sum\"\nagent = \"cmd\"\n",
+        gate.display()
+    );
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, &text).unwrap();
+    let p = baton::spec::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let state = dir.path().join("state");
+    let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
+    engine.submit(vec![input("t1", json!({}))]).unwrap();
+    let handle = engine.handle();
+    let mut live = handle.subscribe_live();
+    let run = tokio::spawn(engine.run());
+    let ev = within(live.recv()).await.expect("a live line");
+    assert_eq!(
+        ev.kind,
+        LiveKind::Trace {
+            line: "reading the note".into()
+        }
+    );
+    // The agent waits for the gate, so its attempt is still open.
+    let snap = handle.snapshot().await.unwrap();
+    assert!(snap.tasks[0].phases[0].attempts[0].is_open());
+    std::fs::write(&gate, "").unwrap();
+    run.await.unwrap().unwrap();
+    let task = load(p, &state).await.remove(0);
+    assert_eq!(task.phases[0].output, Some(json!(1)));
+    assert_eq!(task.phases[0].attempts[0].trace, ["reading the note"]);
 }
