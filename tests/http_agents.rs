@@ -701,3 +701,71 @@ async fn command_agents_stderr_lines_are_seen_live_too() {
     assert_eq!(task.phases[0].output, Some(json!(1)));
     assert_eq!(task.phases[0].attempts[0].trace, ["reading the note"]);
 }
+
+/// One of the bundled example pipelines, pointed at `base` instead of the
+/// provider, with no key.
+fn bundled(name: &str, base: &str, dir: &Path) -> Pipeline {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("pipelines").join(name)).unwrap();
+    let mut out = String::new();
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.starts_with("provider = ") {
+            out.push_str(&format!("base_url = \"{base}\"\n"));
+        }
+    }
+    assert!(out.contains("base_url"), "{name} has no provider lines");
+    let path = dir.join(name);
+    std::fs::write(&path, out).unwrap();
+    baton::spec::load(&path).unwrap()
+}
+
+#[tokio::test]
+async fn the_bundled_examples_run_their_prompts_through_both_wire_formats() {
+    let reply = json!({"subjective": "s", "objective": "o", "assessment": "a", "plan": "p",
+                       "icd10": [{"code": "I20.8", "description": "angina"}], "cpt": [],
+                       "status": "pass", "issues": []})
+    .to_string();
+    let openai = Server::start(vec![Step::sse(&openai_stream(
+        &[&reply],
+        json!({"prompt_tokens": 100, "completion_tokens": 50}),
+    ))]);
+    let anthropic = Server::start(vec![Step::sse(&anthropic_stream(&[&reply]))]);
+    for (file, base, server) in [
+        ("openai.toml", openai.url("/v1"), &openai),
+        ("anthropic.toml", anthropic.url(""), &anthropic),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let p = bundled(file, &base, dir.path());
+        let state = dir.path().join("state");
+        let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
+        let note =
+            json!({"patient": {"age": 58, "sex": "M"}, "note": "Chest pressure on exertion."});
+        engine.submit(vec![input("enc-001", note)]).unwrap();
+        engine.run().await.expect("run");
+        let task = load(p, &state).await.remove(0);
+        // Compliance always waits for a person's approval.
+        assert_eq!(
+            task.state,
+            TaskState::AwaitingReview,
+            "{file}: {:?}",
+            task.phases
+        );
+        assert!(task.phases.iter().all(|ph| ph.output.is_some()), "{file}");
+        assert!(
+            task.cost().usd > 0.0 && task.cost().is_known(),
+            "{file}: {:?}",
+            task.cost()
+        );
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 3, "{file}");
+        let first = reqs[0].body.clone();
+        assert!(
+            first.contains("Chest pressure on exertion.") && first.contains("{\\\"age\\\":58"),
+            "{file}: {first}"
+        );
+        // Later phases see the earlier phases' outputs.
+        assert!(reqs[2].body.contains("I20.8"), "{file}: {}", reqs[2].body);
+    }
+}
