@@ -325,7 +325,7 @@ mod tests {
             model: None,
             input_tokens: 30,
             output_tokens: 70,
-            cost_usd: None,
+            ..Usage::default()
         };
         a.add(Some(&u), Some(0.5));
         a.add(Some(&u), None);

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::budget::{Limits, Raise};
 use super::event::{Command, Event};
+use super::live::LiveEvent;
 use super::task::Task;
 
 /// The whole run at one point of the event stream.
@@ -70,6 +71,7 @@ pub(crate) enum Request {
 pub struct EngineHandle {
     pub(crate) requests: mpsc::Sender<Request>,
     pub(crate) events: broadcast::Sender<Arc<Event>>,
+    pub(crate) live: broadcast::Sender<Arc<LiveEvent>>,
 }
 
 impl EngineHandle {
@@ -77,6 +79,13 @@ impl EngineHandle {
     /// `RecvError::Lagged` and should take a fresh `snapshot`.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// Updates about running attempts (the reply as it streams in, trace
+    /// lines), never journaled. Lossy: a receiver that falls behind gets
+    /// `RecvError::Lagged` and simply carries on with newer updates.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
     }
 
     /// Everything now. Subscribe first, then snapshot, and skip events whose
