@@ -1,8 +1,9 @@
 //! http agents against local servers that speak each provider's wire
 //! format as documented: whole and streamed replies, usage with cache
 //! counts, every error class with its retries and `retry-after`, hangs,
-//! broken streams, bad JSON, the JSON contract fed back, refusals, and the
-//! live progress of a streaming reply (and of a command agent's stderr).
+//! broken streams, bad JSON, the JSON contract fed back, refusals, the
+//! live progress of a streaming reply (and of a command agent's stderr),
+//! and the model a route picks.
 
 #[path = "support/llm_server.rs"]
 mod llm_server;
@@ -40,10 +41,15 @@ fn pipeline(dir: &Path, server: &Server, provider: &str, agent: &str, phase: &st
 /// Runs one task to idle; gives it as the state folder holds it, and the
 /// retry waits the engine scheduled.
 async fn run_one(p: Pipeline, dir: &Path) -> (Task, Vec<u64>) {
+    run_one_with(p, dir, json!({"note": "chest pain at rest"})).await
+}
+
+/// `run_one` with the task's input given.
+async fn run_one_with(p: Pipeline, dir: &Path, task_input: Value) -> (Task, Vec<u64>) {
     let state = dir.join("state");
     let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
     engine
-        .submit(vec![input("t1", json!({"note": "chest pain at rest"}))])
+        .submit(vec![input("t1", task_input)])
         .expect("submit");
     let mut events = engine.handle().subscribe();
     engine.run().await.expect("run");
@@ -767,5 +773,90 @@ async fn the_bundled_examples_run_their_prompts_through_both_wire_formats() {
         );
         // Later phases see the earlier phases' outputs.
         assert!(reqs[2].body.contains("I20.8"), "{file}: {}", reqs[2].body);
+    }
+}
+
+#[tokio::test]
+async fn a_routed_model_is_the_one_asked_for_recorded_and_priced() {
+    // OpenAI's reply names no model: the routed one prices it. Anthropic's
+    // names the dated routed model, as the service does.
+    let anthropic_routed = {
+        let mut evs = anthropic_stream(&["Fine"]);
+        evs[0].1 = evs[0]
+            .1
+            .replace("claude-haiku-4-5-20251001", "claude-sonnet-4-5-20250929");
+        evs
+    };
+    let mut openai_reply = openai_whole("fine");
+    openai_reply.as_object_mut().unwrap().remove("model");
+    let cases = [
+        (
+            "openai",
+            "gpt-4o-mini",
+            "gpt-4.1",
+            Step::json(200, openai_reply),
+            // gpt-4.1: 30 in at $2/M, 5 out at $8/M.
+            (30.0 * 2.0 + 5.0 * 8.0) / 1e6,
+            "gpt-4.1",
+        ),
+        (
+            "anthropic",
+            "claude-haiku-4-5",
+            "claude-sonnet-4-5",
+            Step::sse(&anthropic_routed),
+            // claude-sonnet-4-5: $3 in, $3.75 cache write, $0.30 cache read, $15 out.
+            (40.0 * 3.0 + 1000.0 * 3.75 + 2000.0 * 0.3 + 12.0 * 15.0) / 1e6,
+            "claude-sonnet-4-5-20250929",
+        ),
+    ];
+    for (provider, own, routed, step, want, priced_as) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(vec![step]);
+        let p = pipeline(
+            dir.path(),
+            &server,
+            provider,
+            &format!(
+                "model = \"{own}\"\nstream = {}\n[[agents.llm.route]]\nwhen = \"input.risk == 'high'\"\nmodel = \"{routed}\"",
+                provider == "anthropic"
+            ),
+            "",
+        );
+        let (task, _) = run_one_with(p, dir.path(), json!({"note": "n", "risk": "high"})).await;
+        assert_eq!(task.state, TaskState::Completed, "{provider}");
+        let a = &task.phases[0].attempts[0];
+        assert_eq!(a.model.as_deref(), Some(routed), "{provider}");
+        assert_eq!(a.route.as_ref().map(|r| r.index), Some(0), "{provider}");
+        assert_eq!(
+            a.usage.as_ref().unwrap().model.as_deref(),
+            Some(priced_as),
+            "{provider}"
+        );
+        assert!(
+            (a.cost_usd.unwrap() - want).abs() < 1e-12,
+            "{provider}: {:?} want {want}",
+            a.cost_usd
+        );
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].json()["model"], routed, "{provider}");
+
+        // A task no rule takes asks for the agent's own model.
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(vec![Step::json(200, openai_whole("fine"))]);
+        let p = pipeline(
+            dir.path(),
+            &server,
+            "openai",
+            &format!(
+                "model = \"{own}\"\nstream = false\n[[agents.llm.route]]\nwhen = \"input.risk == 'high'\"\nmodel = \"{routed}\""
+            ),
+            "",
+        );
+        let (task, _) = run_one_with(p, dir.path(), json!({"note": "n", "risk": "low"})).await;
+        let a = &task.phases[0].attempts[0];
+        assert_eq!(a.model.as_deref(), Some(own));
+        assert!(a.route.is_none());
+        assert_eq!(server.requests()[0].json()["model"], own);
     }
 }

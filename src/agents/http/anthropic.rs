@@ -19,14 +19,16 @@ pub fn url(spec: &HttpSpec) -> String {
     format!("{}/v1/messages", spec.base_url)
 }
 
-pub fn body(spec: &HttpSpec, conv: &Conversation) -> Value {
+/// The request's body, asking for `model` (the agent's, or the one a
+/// routing rule chose).
+pub fn body(spec: &HttpSpec, model: &str, conv: &Conversation) -> Value {
     let messages: Vec<Value> = conv
         .messages
         .iter()
         .map(|(role, text)| json!({"role": role.as_str(), "content": text}))
         .collect();
     let mut body = json!({
-        "model": spec.model,
+        "model": model,
         "max_tokens": spec.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         "messages": messages,
         "stream": spec.stream,

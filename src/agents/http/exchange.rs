@@ -45,14 +45,15 @@ pub struct CallError {
 pub async fn send(
     client: &reqwest::Client,
     spec: &HttpSpec,
+    model: &str,
     key: Option<&str>,
     conv: &Conversation,
     progress: Option<&UnboundedSender<Progress>>,
     ex: &mut Exchange,
 ) -> Result<Turn, CallError> {
     let (url, body) = match spec.provider {
-        Provider::OpenAi => (openai::url(spec), openai::body(spec, conv)),
-        Provider::Anthropic => (anthropic::url(spec), anthropic::body(spec, conv)),
+        Provider::OpenAi => (openai::url(spec), openai::body(spec, model, conv)),
+        Provider::Anthropic => (anthropic::url(spec), anthropic::body(spec, model, conv)),
     };
     let mut req = client
         .post(&url)

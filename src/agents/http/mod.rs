@@ -118,10 +118,13 @@ impl Inner {
             Ok(c) => c,
             Err(why) => return CallResult::failed(ErrorClass::Fatal, why),
         };
+        // A routing rule's choice wins over the agent's own model.
+        let model = request.model.as_deref().unwrap_or(&self.spec.model);
         let mut ex = Exchange::default();
         let sent = exchange::send(
             client,
             &self.spec,
+            model,
             key,
             &conv,
             ctx.progress.as_ref(),
@@ -132,7 +135,7 @@ impl Inner {
             Err(CallError { class, message }) => (Err(Failure::new(class, message)), None),
             Ok(turn) => {
                 let usage = turn.usage_seen.then(|| Usage {
-                    model: turn.model.clone().or_else(|| Some(self.spec.model.clone())),
+                    model: turn.model.clone().or_else(|| Some(model.to_string())),
                     ..turn.usage.clone()
                 });
                 if !turn.usage_seen {

@@ -15,7 +15,9 @@ pub fn url(spec: &HttpSpec) -> String {
     format!("{}/chat/completions", spec.base_url)
 }
 
-pub fn body(spec: &HttpSpec, conv: &Conversation) -> Value {
+/// The request's body, asking for `model` (the agent's, or the one a
+/// routing rule chose).
+pub fn body(spec: &HttpSpec, model: &str, conv: &Conversation) -> Value {
     let mut messages = Vec::new();
     if let Some(system) = &conv.system {
         messages.push(json!({"role": "system", "content": system}));
@@ -24,7 +26,7 @@ pub fn body(spec: &HttpSpec, conv: &Conversation) -> Value {
         messages.push(json!({"role": role.as_str(), "content": text}));
     }
     let mut body = json!({
-        "model": spec.model,
+        "model": model,
         "messages": messages,
         "stream": spec.stream,
     });
