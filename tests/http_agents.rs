@@ -3,7 +3,7 @@
 //! counts, every error class with its retries and `retry-after`, hangs,
 //! broken streams, bad JSON, the JSON contract fed back, refusals, the
 //! live progress of a streaming reply (and of a command agent's stderr),
-//! and the model a route picks.
+//! and http agents under routes, budgets and rate limits.
 
 #[path = "support/llm_server.rs"]
 mod llm_server;
@@ -776,6 +776,32 @@ async fn the_bundled_examples_run_their_prompts_through_both_wire_formats() {
     }
 }
 
+/// Runs `inputs` to idle with the rate window `window`; gives the tasks as
+/// the state folder holds them and the due times of scheduled retries.
+async fn run_many(
+    p: Pipeline,
+    dir: &Path,
+    inputs: Vec<baton::spec::input::InputTask>,
+    window: std::time::Duration,
+) -> (Vec<Task>, Vec<jiff::Timestamp>) {
+    let state = dir.join("state");
+    let o = baton::engine::EngineOptions {
+        rate_window: window,
+        ..opts(true)
+    };
+    let mut engine = Engine::open(p.clone(), &state, o).expect("open");
+    engine.submit(inputs).expect("submit");
+    let mut events = engine.handle().subscribe();
+    engine.run().await.expect("run");
+    let mut dues = Vec::new();
+    while let Ok(ev) = events.try_recv() {
+        if let EventKind::RetryScheduled { due, .. } = ev.kind {
+            dues.push(due);
+        }
+    }
+    (load(p, &state).await, dues)
+}
+
 #[tokio::test]
 async fn a_routed_model_is_the_one_asked_for_recorded_and_priced() {
     // OpenAI's reply names no model: the routed one prices it. Anthropic's
@@ -859,4 +885,125 @@ async fn a_routed_model_is_the_one_asked_for_recorded_and_priced() {
         assert!(a.route.is_none());
         assert_eq!(server.requests()[0].json()["model"], own);
     }
+}
+
+#[tokio::test]
+async fn budgets_count_the_cache_reads_and_writes_of_http_agents() {
+    // One call: 40 in, 1000 cache write, 2000 cache read, 12 out of
+    // claude-haiku-4-5, $0.00155 in all, 3052 tokens; without its cache
+    // figures it would be $0.0001 and 52 tokens, under either limit.
+    for limit in ["budget_usd = 0.001", "budget_tokens = 1000"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(vec![Step::sse(&anthropic_stream(&["Hi"]))]);
+        let path = dir.path().join("pipeline.toml");
+        let text = format!(
+            "name = \"http-budget\"\n[defaults]\n{limit}\n\
+             [agents.llm]\nkind = \"http\"\nprovider = \"anthropic\"\nbase_url = \"{}\"\nmodel = \"claude-haiku-4-5\"\nprompt = \"{{{{input.note}}}}\"\n\
+             [[phases]]\nid = \"first\"\nagent = \"llm\"\n[[phases]]\nid = \"second\"\nagent = \"llm\"\n",
+            server.url("")
+        );
+        std::fs::write(&path, &text).unwrap();
+        let p = baton::spec::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let (tasks, _) = run_many(
+            p,
+            dir.path(),
+            vec![input("t1", json!({"note": "n"}))],
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+        let t = &tasks[0];
+        assert_eq!(t.state, TaskState::AwaitingReview, "{limit}");
+        let a = &t.phases[0].attempts[0];
+        assert!((a.cost_usd.unwrap() - 0.00155).abs() < 1e-12, "{limit}");
+        assert_eq!(a.usage.as_ref().unwrap().tokens(), 3052, "{limit}");
+        let hold = &t.holds[0];
+        assert_eq!(hold.phase, "second", "{limit}");
+        assert!(
+            matches!(
+                hold.review,
+                Some(baton::engine::event::ReviewReason::Budget {
+                    scope: baton::engine::event::BudgetScope::Task,
+                    ..
+                })
+            ),
+            "{limit}: {hold:?}"
+        );
+        assert!(t.phases[1].attempts.is_empty(), "{limit}");
+        assert_eq!(server.requests().len(), 1, "{limit}");
+    }
+}
+
+#[tokio::test]
+async fn tpm_counts_the_tokens_http_agents_report_cache_included() {
+    // 3052 tokens a call, 52 of them outside the cache; tpm = 3000 lets one
+    // call a window through only when the cache counts.
+    let window = std::time::Duration::from_millis(400);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(vec![Step::sse(&anthropic_stream(&["Hi"]))]);
+    let p = pipeline(
+        dir.path(),
+        &server,
+        "anthropic",
+        "model = \"claude-haiku-4-5\"\ntpm = 3000",
+        "",
+    );
+    let inputs = (1..=3)
+        .map(|i| input(&format!("t{i}"), json!({"note": "n"})))
+        .collect();
+    let (tasks, _) = run_many(p, dir.path(), inputs, window).await;
+    assert!(tasks.iter().all(|t| t.state == TaskState::Completed));
+    let mut starts: Vec<jiff::Timestamp> = tasks
+        .iter()
+        .map(|t| t.phases[0].attempts[0].started_at)
+        .collect();
+    starts.sort();
+    let w = jiff::SignedDuration::try_from(window).unwrap();
+    for pair in starts.windows(2) {
+        assert!(pair[1] >= pair[0] + w, "one call a window: {starts:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_retry_waits_for_retry_after_and_for_the_rate_limit_whatever_else_finishes() {
+    // t1's first call is told to wait a second. Meanwhile t2 runs on the
+    // same agent (max_parallel = 1), and its finishing wakes the agent's
+    // queue; the retry still starts no sooner than retry-after asked, nor
+    // than rpm allows (two calls in 1.5s).
+    let window = std::time::Duration::from_millis(1500);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(vec![
+        Step::json(
+            429,
+            error_body("openai", "rate_limit_exceeded", "slow down"),
+        )
+        .with_header("retry-after", "1"),
+        Step::json(200, openai_whole("fine")),
+    ]);
+    let p = pipeline(
+        dir.path(),
+        &server,
+        "openai",
+        "model = \"gpt-4o-mini\"\nstream = false\nmax_parallel = 1\nrpm = 2",
+        "",
+    );
+    let inputs = vec![
+        input("t1", json!({"note": "first"})),
+        input("t2", json!({"note": "second"})),
+    ];
+    let (tasks, dues) = run_many(p, dir.path(), inputs, window).await;
+    assert!(tasks.iter().all(|t| t.state == TaskState::Completed));
+    let t1 = tasks.iter().find(|t| t.id == "t1").unwrap();
+    let t2 = tasks.iter().find(|t| t.id == "t2").unwrap();
+    let first = &t1.phases[0].attempts[0];
+    let retry = &t1.phases[0].attempts[1];
+    assert_eq!(first.retry_after_ms, Some(1000));
+    assert_eq!(dues.len(), 1);
+    assert_eq!(t2.phases[0].attempts.len(), 1);
+    assert!(retry.started_at >= dues[0], "{retry:?} before {}", dues[0]);
+    let w = jiff::SignedDuration::try_from(window).unwrap();
+    assert!(
+        retry.started_at >= first.started_at + w,
+        "rpm = 2: the third call waits for the first to leave the window"
+    );
+    assert_eq!(server.requests().len(), 3);
 }
