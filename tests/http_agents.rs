@@ -1007,3 +1007,26 @@ async fn a_retry_waits_for_retry_after_and_for_the_rate_limit_whatever_else_fini
     );
     assert_eq!(server.requests().len(), 3);
 }
+
+#[test]
+fn an_agent_of_a_role_without_its_key_stops_the_run_before_the_state_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &path,
+        "name = \"role-key\"\n\
+         [agents.sim]\nkind = \"sim\"\n\
+         [agents.llm]\nkind = \"http\"\nprovider = \"anthropic\"\nmodel = \"claude-haiku-4-5\"\nprompt = \"{{input}}\"\napi_key_env = \"BATON_TEST_KEY_NEVER_SET\"\n\
+         [roles]\nwriter = [\"sim\", \"llm\"]\n\
+         [[phases]]\nid = \"write\"\nrole = \"writer\"\n",
+    )
+    .unwrap();
+    let p = baton::spec::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    let err = match Engine::open(p, &state, opts(true)) {
+        Ok(_) => panic!("opened without the key of a role's agent"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("$BATON_TEST_KEY_NEVER_SET"), "{err}");
+    assert!(!state.exists());
+}

@@ -708,6 +708,19 @@ mod tests {
     }
 
     #[test]
+    fn http_agents_take_rate_limits_and_routes_too() {
+        let a = agents(
+            "[agents.llm]\nkind = \"http\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\nprompt = \"{{input}}\"\nrpm = 500\ntpm = 200000\n[[agents.llm.route]]\nwhen = \"input.hard\"\nmodel = \"gpt-4.1\"\n",
+        )
+        .unwrap();
+        let c = &a["llm"];
+        assert!(matches!(c.kind, AgentKind::Http(_)));
+        assert_eq!((c.rpm, c.tpm), (Some(500), Some(200_000)));
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].model, "gpt-4.1");
+    }
+
+    #[test]
     fn rate_limit_and_route_problems() {
         let err = agents(
             "[agents.a]\nkind = \"sim\"\nrpm = 0\ntpm = -5\n[[agents.a.route]]\nmodel = \"x\"\n[[agents.a.route]]\nwhen = \"input.risk = 'high'\"\nmodel = \"y\"\n[[agents.a.route]]\nwhen = \"input.a\"\n",
