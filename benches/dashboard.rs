@@ -220,9 +220,13 @@ fn render(tasks: usize) {
 
 /// Nothing running, retrying or pending, in the header's long or short form.
 fn settled(screen: &str) -> bool {
-    [("▶ 0 running", "▶0 run"), ("↻ 0 retrying", "↻0 retry"), ("· 0 pending", "·0 pend")]
-        .iter()
-        .all(|(long, short)| screen.contains(long) || screen.contains(short))
+    [
+        ("▶ 0 running", "▶0 run"),
+        ("↻ 0 retrying", "↻0 retry"),
+        ("· 0 pending", "·0 pend"),
+    ]
+    .iter()
+    .all(|(long, short)| screen.contains(long) || screen.contains(short))
 }
 
 /// Bytes per one-second window between `from` and `to` seconds of `samples`.

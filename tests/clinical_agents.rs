@@ -243,6 +243,7 @@ async fn the_pipeline_points_at_the_scripts() {
     let ctx = CallContext {
         timeout: Duration::from_secs(60),
         trace: None,
+        progress: None,
     };
     let r = CommandAgent::new(spec).call(Arc::new(req), ctx).await;
     let Ok(Reply::Output { output }) = r.reply else {

@@ -49,6 +49,7 @@ fn ctx(timeout: Duration) -> CallContext {
     CallContext {
         timeout,
         trace: None,
+        progress: None,
     }
 }
 
@@ -197,6 +198,7 @@ async fn stderr_lines_become_the_trace_live_and_kept() {
     let context = CallContext {
         timeout: GENEROUS,
         trace: Some(tx),
+        progress: None,
     };
     let r = agent.call(request(json!({})), context).await;
     assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));

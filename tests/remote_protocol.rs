@@ -449,3 +449,45 @@ review = "always"
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 }
+
+/// A command agent that says something on stderr, then takes its time.
+const SLOW_TALKER: &str = r#"
+name = "remote-live"
+
+[agents.talker]
+kind = "command"
+command = ["python3", "-c", "import sys, time; print('reading the note', file=sys.stderr, flush=True); time.sleep(8)"]
+
+[[phases]]
+id = "draft"
+agent = "talker"
+"#;
+
+#[test]
+fn live_updates_reach_clients_that_ask_for_them() {
+    let sandbox = Sandbox::new();
+    sandbox.write("pipeline.toml", SLOW_TALKER);
+    sandbox.inputs(&[json!({"id": "t1"})]);
+    let _live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+
+    let mut quiet = Proto::raw(&socket);
+    assert_eq!(quiet.next()["type"], "hello");
+    assert_eq!(quiet.next()["type"], "snapshot");
+    quiet.send(&json!({"type": "hello", "version": 1}));
+    let mut watcher = Proto::raw(&socket);
+    assert_eq!(watcher.next()["type"], "hello");
+    assert_eq!(watcher.next()["type"], "snapshot");
+    watcher.send(&json!({"type": "hello", "version": 1, "live": true}));
+
+    let trace = watcher.wait_for("the agent's stderr line, live", |m| {
+        m["type"] == "live" && m["live"]["kind"]["line"] == "reading the note"
+    });
+    assert_eq!(trace["live"]["task"], "t1", "{trace}");
+    assert_eq!(trace["live"]["phase"], "draft", "{trace}");
+    // The attempt is still running: nothing final has been said about it.
+    while let Some(m) = quiet.try_next() {
+        assert_ne!(m["type"], "live", "a client that did not ask got {m}");
+    }
+}

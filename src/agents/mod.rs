@@ -2,6 +2,7 @@
 //! holds them as `Arc<dyn Agent>` and knows nothing of how they work.
 
 pub mod command;
+pub mod http;
 pub mod sim;
 
 use std::future::Future;
@@ -14,7 +15,8 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::engine::cost::Usage;
-use crate::engine::event::ErrorClass;
+use crate::engine::event::{ErrorClass, HttpInfo};
+use crate::engine::live::Progress;
 use crate::spec::model::{AgentKind, AgentSpec};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -86,6 +88,11 @@ pub struct CallResult {
     pub usage: Option<Usage>,
     /// Lines the agent wrote for people (a command's stderr), capped.
     pub trace: Vec<String>,
+    /// What the HTTP exchange said about itself (status, error type,
+    /// request id), for agents that speak HTTP.
+    pub http: Option<HttpInfo>,
+    /// The service asked not to be called again before this much time.
+    pub retry_after: Option<Duration>,
 }
 
 impl CallResult {
@@ -94,6 +101,8 @@ impl CallResult {
             reply: Err(Failure::new(class, message)),
             usage: None,
             trace: Vec::new(),
+            http: None,
+            retry_after: None,
         }
     }
 }
@@ -107,11 +116,31 @@ pub struct CallContext {
     pub timeout: Duration,
     /// Live trace lines for whoever watches; may be dropped when nobody does.
     pub trace: Option<mpsc::UnboundedSender<String>>,
+    /// The reply as it grows, for whoever watches; never journaled, and
+    /// may be dropped when nobody does.
+    pub progress: Option<mpsc::UnboundedSender<Progress>>,
+}
+
+impl CallContext {
+    /// A context with nobody watching.
+    pub fn quiet(timeout: Duration) -> CallContext {
+        CallContext {
+            timeout,
+            trace: None,
+            progress: None,
+        }
+    }
 }
 
 pub trait Agent: Send + Sync {
     /// The model this agent reports when the reply names none.
     fn model(&self) -> Option<&str>;
+
+    /// What stops this agent from working at all (an API key that is not
+    /// set), checked before a run starts attempts.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 
     /// One attempt. The future must be cancel-safe: dropping it stops the work.
     fn call(&self, request: Arc<AgentRequest>, ctx: CallContext) -> BoxFuture<CallResult>;
@@ -122,5 +151,6 @@ pub fn build(spec: &AgentSpec) -> Arc<dyn Agent> {
     match &spec.kind {
         AgentKind::Command(c) => Arc::new(command::CommandAgent::new(c.clone())),
         AgentKind::Sim(s) => Arc::new(sim::SimAgent::new(s.clone())),
+        AgentKind::Http(h) => Arc::new(http::HttpAgent::new(&spec.name, h.clone())),
     }
 }

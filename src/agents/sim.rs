@@ -80,7 +80,7 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
         model: Some(req.model.clone().unwrap_or_else(|| spec.model.clone())),
         input_tokens: output_tokens / 4 + 50,
         output_tokens,
-        cost_usd: None,
+        ..Usage::default()
     };
     let roll = rng.unit();
     let mut edge = spec.fail_rate;
@@ -139,6 +139,8 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
             reply,
             usage: Some(usage),
             trace,
+            http: None,
+            retry_after: None,
         },
     )
 }
@@ -295,6 +297,7 @@ mod tests {
         let ctx = CallContext {
             timeout: Duration::from_millis(10),
             trace: None,
+            progress: None,
         };
         let r = agent.call(Arc::new(req("t", 1)), ctx).await;
         assert_eq!(r.reply.unwrap_err().class, ErrorClass::Timeout);

@@ -37,6 +37,7 @@ pub async fn run(args: AttachArgs) -> i32 {
     let client = ClientOptions {
         read_only: args.read_only,
         logs: true,
+        live: true,
         hold: false,
     };
     let (handle, pid) = match remote_handle::attach(state_dir.clone(), client).await {

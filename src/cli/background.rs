@@ -82,6 +82,7 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
         }
         let hold = ClientOptions {
             logs: true,
+            live: true,
             hold: true,
             read_only: false,
         };

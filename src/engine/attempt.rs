@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::advance::missing_fields;
 use super::cost::{PriceTable, Usage};
 use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
+use super::live::{LiveEvent, LiveKind};
 use super::state::PhaseState;
 use super::task::Task;
 use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Reply, TaskRef};
@@ -53,8 +54,9 @@ fn completed_outputs(task: &Task) -> serde_json::Map<String, serde_json::Value> 
 
 /// Runs the call on the runtime, and turns its result into an event there,
 /// off the engine's thread. Aborting the returned handle drops the call,
-/// which stops the agent's work. Usage that names no model is priced as
-/// the request's model, else the agent's.
+/// which stops the agent's work. While the call runs, its progress and
+/// trace lines go out on `live` (lossy, never journaled). Usage that names
+/// no model is priced as the request's model, else the agent's.
 pub fn spawn(
     agent: Arc<dyn Agent>,
     request: Arc<AgentRequest>,
@@ -62,6 +64,7 @@ pub fn spawn(
     phase: usize,
     prices: Arc<PriceTable>,
     results: mpsc::UnboundedSender<AttemptDone>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
 ) -> AbortHandle {
     let attempt = request.attempt;
     let handle = tokio::spawn(async move {
@@ -69,12 +72,42 @@ pub fn spawn(
         let task = request.task.id.clone();
         let timeout = spec.timeout;
         let started = Instant::now();
+        let (trace_tx, mut trace_rx) = mpsc::unbounded_channel();
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel();
         let ctx = CallContext {
             timeout,
-            trace: None,
+            trace: Some(trace_tx),
+            progress: Some(progress_tx),
         };
-        let call = agent.call(request.clone(), ctx);
-        let result = match tokio::time::timeout(timeout, call).await {
+        let publish = |kind: LiveKind| {
+            // Nobody watching: nothing to build.
+            if live.receiver_count() > 0 {
+                let _ = live.send(Arc::new(LiveEvent {
+                    task: task.clone(),
+                    phase: spec.id.clone(),
+                    attempt,
+                    kind,
+                }));
+            }
+        };
+        let call = tokio::time::timeout(timeout, agent.call(request.clone(), ctx));
+        tokio::pin!(call);
+        let result = loop {
+            tokio::select! {
+                biased;
+                done = &mut call => break done,
+                Some(line) = trace_rx.recv() => publish(LiveKind::Trace { line }),
+                Some(p) = progress_rx.recv() => publish(LiveKind::Progress(p)),
+            }
+        };
+        // What the agent said last, just before it returned.
+        while let Ok(line) = trace_rx.try_recv() {
+            publish(LiveKind::Trace { line });
+        }
+        while let Ok(p) = progress_rx.try_recv() {
+            publish(LiveKind::Progress(p));
+        }
+        let result = match result {
             Ok(result) => result,
             Err(_) => CallResult::failed(
                 ErrorClass::Timeout,
@@ -110,6 +143,8 @@ pub fn finished(
         reply,
         usage,
         trace,
+        http,
+        retry_after,
     } = result;
     let usage = usage.map(|mut u: Usage| {
         if u.model.is_none() {
@@ -172,5 +207,7 @@ pub fn finished(
         cost_usd,
         output,
         trace,
+        http,
+        retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
     }
 }

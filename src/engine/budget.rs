@@ -7,7 +7,9 @@
 //!   below every limit in force. Attempts in flight always finish and what
 //!   they used counts, so a scope can end above its limit by at most what
 //!   was in flight when it was reached.
-//! - Tokens count what agents reported; an attempt with no usage counts none.
+//! - Tokens count what agents reported, cache reads and writes included
+//!   (`Usage::tokens`); an attempt with no usage counts none. Dollars are
+//!   the attempts' costs, cache prices included.
 //! - Dollars count known costs only. An attempt whose cost is unknown makes
 //!   a dollar limit unknowable, so it counts as reached: the task waits until
 //!   an operator raises the budget (even to the same figure), which accepts
@@ -325,7 +327,7 @@ mod tests {
             model: None,
             input_tokens: 30,
             output_tokens: 70,
-            cost_usd: None,
+            ..Usage::default()
         };
         a.add(Some(&u), Some(0.5));
         a.add(Some(&u), None);

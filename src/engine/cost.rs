@@ -6,7 +6,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// What one call used, as the agent reported it.
+///
+/// The four token counts do not overlap: `input_tokens` are the prompt
+/// tokens read at the full price, `cache_read_tokens` those served from the
+/// provider's prompt cache, `cache_write_tokens` those written to it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -15,6 +23,10 @@ pub struct Usage {
     pub input_tokens: u64,
     #[serde(default)]
     pub output_tokens: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_read_tokens: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cache_write_tokens: u64,
     /// Dollars as the agent counted them; wins over the price table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
@@ -22,16 +34,39 @@ pub struct Usage {
 
 impl Usage {
     pub fn tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens
+        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
     }
 }
 
-/// Prices of one model, in dollars per million tokens.
+/// Prices of one model in dollars per token, named as in LiteLLM's
+/// `model_prices_and_context_window.json`. Cache prices fall back to the
+/// input price when a model has none.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ModelPrice {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
+    pub input_cost_per_token: f64,
+    pub output_cost_per_token: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_input_token_cost: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_input_token_cost: Option<f64>,
+}
+
+impl ModelPrice {
+    /// A price from dollars per million tokens: input, output, cache read,
+    /// cache write.
+    pub fn per_mtok(
+        input: f64,
+        output: f64,
+        cache_read: Option<f64>,
+        cache_write: Option<f64>,
+    ) -> ModelPrice {
+        ModelPrice {
+            input_cost_per_token: input / 1e6,
+            output_cost_per_token: output / 1e6,
+            cache_read_input_token_cost: cache_read.map(|c| c / 1e6),
+            cache_creation_input_token_cost: cache_write.map(|c| c / 1e6),
+        }
+    }
 }
 
 /// Per-model prices: built in, then overridden by a `pricing.toml`.
@@ -40,27 +75,37 @@ pub struct PriceTable {
     models: BTreeMap<String, ModelPrice>,
 }
 
-/// Prices published by the providers, dollars per million tokens.
-const BUILT_IN: &[(&str, f64, f64)] = &[
-    ("claude-opus-4-5", 5.0, 25.0),
-    ("claude-opus-4-1", 15.0, 75.0),
-    ("claude-opus-4", 15.0, 75.0),
-    ("claude-sonnet-4-5", 3.0, 15.0),
-    ("claude-sonnet-4", 3.0, 15.0),
-    ("claude-3-7-sonnet", 3.0, 15.0),
-    ("claude-haiku-4-5", 1.0, 5.0),
-    ("claude-3-5-haiku", 0.8, 4.0),
-    ("gpt-5", 1.25, 10.0),
-    ("gpt-5-mini", 0.25, 2.0),
-    ("gpt-5-nano", 0.05, 0.4),
-    ("gpt-4.1", 2.0, 8.0),
-    ("gpt-4.1-mini", 0.4, 1.6),
-    ("gpt-4.1-nano", 0.1, 0.4),
-    ("gpt-4o", 2.5, 10.0),
-    ("gpt-4o-mini", 0.15, 0.6),
-    ("o3", 2.0, 8.0),
-    ("o4-mini", 1.1, 4.4),
+/// Dollars per million tokens: input, output, cache read, cache write.
+///
+/// From the providers' price pages (anthropic.com/pricing,
+/// openai.com/api/pricing), as also collected in LiteLLM's
+/// `model_prices_and_context_window.json`; checked 2026-11-21. Anthropic's
+/// cache write is the 5-minute rate (1.25 × input); OpenAI has no cache
+/// write charge. A `pricing.toml` overrides any of these.
+const BUILT_IN: &[(&str, f64, f64, f64, f64)] = &[
+    ("claude-opus-4-6", 5.0, 25.0, 0.5, 6.25),
+    ("claude-opus-4-5", 5.0, 25.0, 0.5, 6.25),
+    ("claude-opus-4-1", 15.0, 75.0, 1.5, 18.75),
+    ("claude-opus-4", 15.0, 75.0, 1.5, 18.75),
+    ("claude-sonnet-4-5", 3.0, 15.0, 0.3, 3.75),
+    ("claude-sonnet-4", 3.0, 15.0, 0.3, 3.75),
+    ("claude-3-7-sonnet", 3.0, 15.0, 0.3, 3.75),
+    ("claude-haiku-4-5", 1.0, 5.0, 0.1, 1.25),
+    ("claude-3-5-haiku", 0.8, 4.0, 0.08, 1.0),
+    ("gpt-5.1", 1.25, 10.0, 0.125, 0.0),
+    ("gpt-5", 1.25, 10.0, 0.125, 0.0),
+    ("gpt-5-mini", 0.25, 2.0, 0.025, 0.0),
+    ("gpt-5-nano", 0.05, 0.4, 0.005, 0.0),
+    ("gpt-4.1", 2.0, 8.0, 0.5, 0.0),
+    ("gpt-4.1-mini", 0.4, 1.6, 0.1, 0.0),
+    ("gpt-4.1-nano", 0.1, 0.4, 0.025, 0.0),
+    ("gpt-4o", 2.5, 10.0, 1.25, 0.0),
+    ("gpt-4o-mini", 0.15, 0.6, 0.075, 0.0),
+    ("o3", 2.0, 8.0, 0.5, 0.0),
+    ("o4-mini", 1.1, 4.4, 0.275, 0.0),
 ];
+
+const PRICE_FILE_FORM: &str = "a price file looks like:\n  [models.\"my-model\"]\n  input_cost_per_token = 3e-6\n  output_cost_per_token = 1.5e-5\n  cache_read_input_token_cost = 3e-7       # optional\n  cache_creation_input_token_cost = 3.75e-6 # optional";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PricingError {
@@ -69,9 +114,7 @@ pub enum PricingError {
         path: String,
         source: std::io::Error,
     },
-    #[error(
-        "{path}:{line}:{col}: {message}\n  a price file looks like:\n  [models.\"my-model\"]\n  input_per_mtok = 3.0\n  output_per_mtok = 15.0"
-    )]
+    #[error("{path}:{line}:{col}: {message}\n  {PRICE_FILE_FORM}")]
     Parse {
         path: String,
         line: usize,
@@ -80,24 +123,86 @@ pub enum PricingError {
     },
 }
 
+/// One model in a price file: the per-token names, or the older
+/// per-million names (`input_per_mtok`, `output_per_mtok`), not both.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    input_cost_per_token: Option<f64>,
+    output_cost_per_token: Option<f64>,
+    cache_read_input_token_cost: Option<f64>,
+    cache_creation_input_token_cost: Option<f64>,
+    input_per_mtok: Option<f64>,
+    output_per_mtok: Option<f64>,
+}
+
+impl RawPrice {
+    fn into_price(self) -> Result<ModelPrice, String> {
+        let old = self.input_per_mtok.is_some() || self.output_per_mtok.is_some();
+        let new = self.input_cost_per_token.is_some() || self.output_cost_per_token.is_some();
+        let (input, output) = match (old, new) {
+            (true, true) => {
+                return Err("mixes per-token prices with the older per-million names (input_per_mtok, output_per_mtok); use one form".into());
+            }
+            (true, false) => (
+                self.input_per_mtok.map(|p| p / 1e6),
+                self.output_per_mtok.map(|p| p / 1e6),
+            ),
+            _ => (self.input_cost_per_token, self.output_cost_per_token),
+        };
+        let name = |per_token: &str, per_mtok: &str| {
+            if old {
+                per_mtok.to_string()
+            } else {
+                per_token.to_string()
+            }
+        };
+        let input = input.ok_or_else(|| {
+            format!(
+                "missing `{}`",
+                name("input_cost_per_token", "input_per_mtok")
+            )
+        })?;
+        let output = output.ok_or_else(|| {
+            format!(
+                "missing `{}`",
+                name("output_cost_per_token", "output_per_mtok")
+            )
+        })?;
+        let price = ModelPrice {
+            input_cost_per_token: input,
+            output_cost_per_token: output,
+            cache_read_input_token_cost: self.cache_read_input_token_cost,
+            cache_creation_input_token_cost: self.cache_creation_input_token_cost,
+        };
+        let all = [
+            Some(price.input_cost_per_token),
+            Some(price.output_cost_per_token),
+            price.cache_read_input_token_cost,
+            price.cache_creation_input_token_cost,
+        ];
+        if all.iter().flatten().any(|p| !p.is_finite() || *p < 0.0) {
+            return Err("prices must be numbers of 0 or more".into());
+        }
+        Ok(price)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PriceFile {
     #[serde(default)]
-    models: BTreeMap<String, ModelPrice>,
+    models: BTreeMap<String, toml::Spanned<RawPrice>>,
 }
 
 impl PriceTable {
     pub fn built_in() -> PriceTable {
         let models = BUILT_IN
             .iter()
-            .map(|(name, input, output)| {
+            .map(|&(name, input, output, read, write)| {
                 (
                     name.to_string(),
-                    ModelPrice {
-                        input_per_mtok: *input,
-                        output_per_mtok: *output,
-                    },
+                    ModelPrice::per_mtok(input, output, Some(read), Some(write)),
                 )
             })
             .collect();
@@ -110,20 +215,28 @@ impl PriceTable {
             path: path.display().to_string(),
             source,
         })?;
-        let file: PriceFile = toml::from_str(&text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| crate::spec::line_col(&text, s.start))
+        let at = |offset: Option<usize>, message: String| {
+            let (line, col) = offset
+                .map(|o| crate::spec::line_col(&text, o))
                 .unwrap_or((1, 1));
             PricingError::Parse {
                 path: path.display().to_string(),
                 line,
                 col,
-                message: e.message().to_string(),
+                message,
             }
-        })?;
+        };
+        let file: PriceFile = toml::from_str(&text)
+            .map_err(|e| at(e.span().map(|s| s.start), e.message().to_string()))?;
         let mut table = PriceTable::built_in();
-        table.models.extend(file.models);
+        for (model, raw) in file.models {
+            let start = raw.span().start;
+            let price = raw
+                .into_inner()
+                .into_price()
+                .map_err(|why| at(Some(start), format!("model \"{model}\" {why}")))?;
+            table.models.insert(model, price);
+        }
         Ok(table)
     }
 
@@ -152,10 +265,18 @@ impl PriceTable {
         if let Some(c) = usage.cost_usd {
             return Some(c);
         }
-        let price = self.price(usage.model.as_deref()?)?;
+        let p = self.price(usage.model.as_deref()?)?;
+        let read = p
+            .cache_read_input_token_cost
+            .unwrap_or(p.input_cost_per_token);
+        let write = p
+            .cache_creation_input_token_cost
+            .unwrap_or(p.input_cost_per_token);
         Some(
-            usage.input_tokens as f64 * price.input_per_mtok / 1e6
-                + usage.output_tokens as f64 * price.output_per_mtok / 1e6,
+            usage.input_tokens as f64 * p.input_cost_per_token
+                + usage.output_tokens as f64 * p.output_cost_per_token
+                + usage.cache_read_tokens as f64 * read
+                + usage.cache_write_tokens as f64 * write,
         )
     }
 }
@@ -206,6 +327,7 @@ mod tests {
             input_tokens: input,
             output_tokens: output,
             cost_usd: cost,
+            ..Usage::default()
         }
     }
 
@@ -266,15 +388,78 @@ mod tests {
         )
         .unwrap();
         let t = PriceTable::with_file(&path).unwrap();
-        assert_eq!(t.price("claude-sonnet-4-5").unwrap().output_per_mtok, 2.0);
+        assert_eq!(
+            t.price("claude-sonnet-4-5").unwrap().output_cost_per_token,
+            2e-6
+        );
         assert_eq!(t.cost(&usage(Some("local"), 5, 5, None)), Some(0.0));
+    }
+
+    #[test]
+    fn per_token_price_file_with_cache_prices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pricing.toml");
+        std::fs::write(
+            &path,
+            "[models.house]\ninput_cost_per_token = 1e-6\noutput_cost_per_token = 2e-6\ncache_read_input_token_cost = 1e-7\ncache_creation_input_token_cost = 5e-6\n",
+        )
+        .unwrap();
+        let t = PriceTable::with_file(&path).unwrap();
+        let u = Usage {
+            model: Some("house".into()),
+            input_tokens: 1000,
+            output_tokens: 100,
+            cache_read_tokens: 10_000,
+            cache_write_tokens: 200,
+            cost_usd: None,
+        };
+        let c = t.cost(&u).unwrap();
+        assert!((c - (1e-3 + 2e-4 + 1e-3 + 1e-3)).abs() < 1e-12, "{c}");
+    }
+
+    #[test]
+    fn cache_tokens_use_the_built_in_cache_prices() {
+        let t = PriceTable::built_in();
+        let u = Usage {
+            model: Some("claude-sonnet-4-5-20250929".into()),
+            input_tokens: 1_000_000,
+            output_tokens: 0,
+            cache_read_tokens: 1_000_000,
+            cache_write_tokens: 1_000_000,
+            cost_usd: None,
+        };
+        assert!((t.cost(&u).unwrap() - (3.0 + 0.3 + 3.75)).abs() < 1e-9);
+        assert_eq!(u.tokens(), 3_000_000);
+    }
+
+    #[test]
+    fn price_file_mixing_forms_or_missing_a_price_is_an_error_at_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pricing.toml");
+        std::fs::write(
+            &path,
+            "[models.a]\ninput_cost_per_token = 1e-6\noutput_cost_per_token = 1e-6\n[models.b]\ninput_per_mtok = 1.0\noutput_cost_per_token = 2e-6\n",
+        )
+        .unwrap();
+        let err = PriceTable::with_file(&path).unwrap_err().to_string();
+        assert!(err.contains("pricing.toml:4:1: model \"b\" mixes"), "{err}");
+        std::fs::write(&path, "[models.c]\ninput_cost_per_token = 1e-6\n").unwrap();
+        let err = PriceTable::with_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("model \"c\" missing `output_cost_per_token`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_price_file_names_line_and_column() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pricing.toml");
-        std::fs::write(&path, "[models.x]\ninput_per_mtok = 1.0\noutput = 2.0\n").unwrap();
+        std::fs::write(
+            &path,
+            "[models.x]\ninput_cost_per_token = 1.0\noutput = 2.0\n",
+        )
+        .unwrap();
         let err = PriceTable::with_file(&path).unwrap_err().to_string();
         assert!(err.contains("pricing.toml:3:1"), "{err}");
     }

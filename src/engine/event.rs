@@ -58,6 +58,12 @@ pub enum EventKind {
         output: Option<Value>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         trace: Vec<String>,
+        /// The HTTP exchange, for agents that speak HTTP.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        http: Option<HttpInfo>,
+        /// The service asked for no retry before this many milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     RetryScheduled {
         phase: String,
@@ -144,6 +150,39 @@ impl EventKind {
             | EventKind::TaskBlocked { phase, .. } => Some(phase),
             _ => None,
         }
+    }
+}
+
+/// What one HTTP call said about itself, kept with the attempt so that a
+/// failure can be traced at the provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpInfo {
+    /// The response's status code; `None` when no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The provider's name for the error, e.g. `rate_limit_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    /// The provider's id for the request (`x-request-id` / `request-id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl HttpInfo {
+    /// "HTTP 429 rate_limit_error, request req_123", leaving out what is unknown.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match self.status {
+            Some(s) => parts.push(format!("HTTP {s}")),
+            None => parts.push("no HTTP response".to_string()),
+        }
+        if let Some(t) = &self.error_type {
+            parts.push(t.clone());
+        }
+        if let Some(id) = &self.request_id {
+            parts.push(format!("request {id}"));
+        }
+        parts.join(" · ")
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::budget::{Limits, Raise};
 use super::event::{Command, Event};
+use super::live::LiveEvent;
 use super::task::Task;
 
 /// The whole run at one point of the event stream.
@@ -83,6 +84,7 @@ pub struct EngineHandle {
     pub(crate) events: broadcast::Sender<Arc<Event>>,
     /// Set for an engine in another process, reached over its control socket.
     pub(crate) link: Option<watch::Receiver<Link>>,
+    pub(crate) live: broadcast::Sender<Arc<LiveEvent>>,
 }
 
 impl EngineHandle {
@@ -96,6 +98,13 @@ impl EngineHandle {
     /// `None` for an engine in this process.
     pub fn link(&self) -> Option<watch::Receiver<Link>> {
         self.link.clone()
+    }
+
+    /// Updates about running attempts (the reply as it streams in, trace
+    /// lines), never journaled. Lossy: a receiver that falls behind gets
+    /// `RecvError::Lagged` and simply carries on with newer updates.
+    pub fn subscribe_live(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
+        self.live.subscribe()
     }
 
     /// Everything now. Subscribe first, then snapshot, and skip events whose

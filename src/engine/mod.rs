@@ -8,6 +8,7 @@ pub mod budget;
 pub mod cost;
 pub mod event;
 pub mod handle;
+pub mod live;
 pub mod rate_limit;
 pub mod recovery;
 pub mod route;

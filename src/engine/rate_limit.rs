@@ -3,8 +3,8 @@
 //!
 //! - `rpm`: a call starts only while fewer than `rpm` calls started in the
 //!   window ending now.
-//! - `tpm`: each call's tokens (as the agent reported them once it finished)
-//!   count at the time it started. A call starts only while the tokens of the
+//! - `tpm`: each call's tokens (as the agent reported them once it finished,
+//!   cache reads and writes included) count at the time it started. A call starts only while the tokens of the
 //!   window, with each call still in flight counted at the agent's mean so
 //!   far, are below `tpm`. Until one call has finished there is no mean, so
 //!   calls start one at a time. A call can use more than the room left; the

@@ -89,5 +89,7 @@ pub fn interrupted(phase: String, attempt: u32) -> EventKind {
         cost_usd: None,
         output: None,
         trace: vec!["interrupted: the engine stopped while this attempt ran; it runs again".into()],
+        http: None,
+        retry_after_ms: None,
     }
 }

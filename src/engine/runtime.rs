@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -19,6 +19,7 @@ use super::budget::{Average, Raise, Spend};
 use super::cost::{PriceTable, PricingError};
 use super::event::{Action, Actor, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
 use super::handle::{BudgetSnapshot, EngineHandle, Refusal, Request, RunSnapshot};
+use super::live::{LIVE_CAPACITY, LiveEvent};
 use super::rate_limit::{Admit, RateLimiter};
 use super::recovery;
 use super::route;
@@ -80,6 +81,9 @@ pub enum EngineError {
         pipeline: String,
         expected: String,
     },
+    /// An agent cannot work at all (its API key is not set).
+    #[error("{0}")]
+    AgentNotReady(String),
     #[error("task {id} ({origin}) {problem}")]
     BadTask {
         id: String,
@@ -187,6 +191,8 @@ pub struct Engine {
     in_flight: usize,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
     results_rx: mpsc::UnboundedReceiver<AttemptDone>,
+    /// Running attempts' progress, for watchers; never journaled.
+    live: broadcast::Sender<Arc<LiveEvent>>,
     requests_tx: mpsc::Sender<Request>,
     requests_rx: mpsc::Receiver<Request>,
     seq: u64,
@@ -217,6 +223,38 @@ impl Engine {
         opts: EngineOptions,
     ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
+        // Agents first: one that cannot work stops the run before the state
+        // folder is touched.
+        let mut agents = Vec::new();
+        let mut by_name = HashMap::new();
+        for (name, spec) in &pipeline.agents {
+            by_name.insert(name.clone(), agents.len());
+            agents.push(AgentSlot {
+                name: name.clone(),
+                agent: agents::build(spec),
+                limit: spec.max_parallel,
+                inflight: 0,
+                waiting: VecDeque::new(),
+                limiter: RateLimiter::new(spec.rpm, spec.tpm, opts.rate_window),
+                average: Average::default(),
+                routes: spec.routes.clone(),
+            });
+        }
+        let phase_agents: Vec<Vec<usize>> = pipeline
+            .phases
+            .iter()
+            .map(|p| match &p.role {
+                Some(role) => pipeline.roles[role].iter().map(|a| by_name[a]).collect(),
+                None => vec![by_name[&p.agent]],
+            })
+            .collect();
+        if opts.dispatch {
+            for (i, slot) in agents.iter().enumerate() {
+                if phase_agents.iter().any(|list| list.contains(&i)) {
+                    slot.agent.ready().map_err(EngineError::AgentNotReady)?;
+                }
+            }
+        }
         let (store, recovered) = Store::open(state_dir)?;
         let (run_raise, run_raise_event) = run_raises(&recovered.events);
         let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
@@ -233,29 +271,6 @@ impl Engine {
                 });
             }
         }
-        let mut agents = Vec::new();
-        let mut by_name = HashMap::new();
-        for (name, spec) in &pipeline.agents {
-            by_name.insert(name.clone(), agents.len());
-            agents.push(AgentSlot {
-                name: name.clone(),
-                agent: agents::build(spec),
-                limit: spec.max_parallel,
-                inflight: 0,
-                waiting: VecDeque::new(),
-                limiter: RateLimiter::new(spec.rpm, spec.tpm, opts.rate_window),
-                average: Average::default(),
-                routes: spec.routes.clone(),
-            });
-        }
-        let phase_agents = pipeline
-            .phases
-            .iter()
-            .map(|p| match &p.role {
-                Some(role) => pipeline.roles[role].iter().map(|a| by_name[a]).collect(),
-                None => vec![by_name[&p.agent]],
-            })
-            .collect();
         let mut run_spend = Spend::default();
         for task in folded.tasks.values() {
             run_spend.merge(Spend::of_task(task));
@@ -291,6 +306,7 @@ impl Engine {
             in_flight: 0,
             results_tx,
             results_rx,
+            live: broadcast::channel(LIVE_CAPACITY).0,
             requests_tx,
             requests_rx,
             seq: folded.last_seq,
@@ -361,6 +377,7 @@ impl Engine {
             requests: self.requests_tx.clone(),
             events: self.store.broadcaster(),
             link: None,
+            live: self.live.clone(),
         }
     }
 
@@ -760,6 +777,7 @@ impl Engine {
             idx,
             self.prices.clone(),
             self.results_tx.clone(),
+            self.live.clone(),
         );
         let running = Running {
             phase: idx,
@@ -803,19 +821,24 @@ impl Engine {
             phase: idx,
             event: kind,
         } = done;
-        let retry = match &kind {
+        let (retry, retry_after) = match &kind {
             EventKind::AttemptFinished {
                 outcome: AttemptOutcome::Failed { class, .. },
                 attempt,
+                retry_after_ms,
                 ..
-            } if class.is_retryable() => Some(*attempt),
-            _ => None,
+            } if class.is_retryable() => (
+                Some(*attempt),
+                Duration::from_millis(retry_after_ms.unwrap_or(0)),
+            ),
+            _ => (None, Duration::ZERO),
         };
         if self.emit_logged(&id, kind) {
             let tries = self.tasks[&id].phases[idx].tries;
             let policy = self.pipeline.phases[idx].retry.clone();
             if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
-                let wait = delay(&policy, tries, self.jitter.unit());
+                // The service's own `retry-after` wins over a shorter backoff.
+                let wait = delay(&policy, tries, self.jitter.unit()).max(retry_after);
                 let due = Timestamp::now() + wait;
                 let kind = EventKind::RetryScheduled {
                     phase: self.phase_ids[idx].clone(),

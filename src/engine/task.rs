@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::budget::Raise;
 use super::cost::{CostTotal, Usage};
 use super::event::{
-    Action, AttemptOutcome, Decision, Event, EventKind, ReviewReason, RouteChoice, TaskId,
+    Action, AttemptOutcome, Decision, Event, EventKind, HttpInfo, ReviewReason, RouteChoice, TaskId,
 };
 use super::state::{
     HoldKind, InvalidPhaseTransition, InvalidTransition, PhaseSignal, PhaseState, TaskSignal,
@@ -108,6 +108,12 @@ pub struct AttemptRecord {
     pub retry_delay_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trace: Vec<String>,
+    /// The HTTP exchange, for agents that speak HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpInfo>,
+    /// The service asked for no retry before this many milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl AttemptRecord {
@@ -334,6 +340,8 @@ impl Task {
                     cost_usd: None,
                     retry_delay_ms: None,
                     trace: Vec::new(),
+                    http: None,
+                    retry_after_ms: None,
                 });
                 to
             }
@@ -346,6 +354,8 @@ impl Task {
                 cost_usd,
                 output,
                 trace,
+                http,
+                retry_after_ms,
             } => {
                 let idx = self.index(phase)?;
                 let open = self.phases[idx]
@@ -401,6 +411,8 @@ impl Task {
                 a.usage = usage.clone();
                 a.cost_usd = *cost_usd;
                 a.trace = trace.clone();
+                a.http = http.clone();
+                a.retry_after_ms = *retry_after_ms;
                 to
             }
             EventKind::RetryScheduled {
@@ -874,6 +886,8 @@ mod tests {
             cost_usd: None,
             output: Some(json!({"ok": true})),
             trace: vec![],
+            http: None,
+            retry_after_ms: None,
         }
     }
 

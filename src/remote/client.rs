@@ -19,6 +19,8 @@ use crate::engine::handle::{Refusal, RunSnapshot};
 pub struct ClientOptions {
     pub read_only: bool,
     pub logs: bool,
+    /// Live updates on running attempts, for a dashboard's task detail.
+    pub live: bool,
     pub hold: bool,
 }
 
@@ -121,6 +123,7 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
         version: VERSION,
         read_only: opts.read_only,
         logs: opts.logs,
+        live: opts.live,
         hold: opts.hold,
     };
     conn.send(&hello).await.map_err(|e| broken(e.to_string()))?;

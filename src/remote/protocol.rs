@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::event::{Command, Event};
 use crate::engine::handle::RunSnapshot;
+use crate::engine::live::LiveEvent;
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
@@ -36,6 +37,9 @@ pub enum ServerMsg {
     },
     /// One durable event, in journal order.
     Event { event: Box<Event> },
+    /// How a running attempt is getting on (the reply as it streams in,
+    /// trace lines); never journaled, sent to clients that asked for it.
+    Live { live: Box<LiveEvent> },
     /// The engine's answer to command `id`: done, or refused with the reason.
     Reply {
         id: u64,
@@ -69,6 +73,9 @@ pub enum ClientMsg {
         /// Send the engine's log lines too.
         #[serde(default)]
         logs: bool,
+        /// Send live updates on running attempts too.
+        #[serde(default)]
+        live: bool,
         /// Keep a `--wait` engine up while this client is connected, even
         /// once every task is final (the dashboard that started it).
         #[serde(default)]
@@ -109,12 +116,13 @@ mod tests {
             version: 1,
             read_only: false,
             logs: false,
+            live: false,
             hold: false,
         };
         let text = String::from_utf8(encode(&hello)).unwrap();
         assert_eq!(
             text,
-            "{\"type\":\"hello\",\"version\":1,\"read_only\":false,\"logs\":false,\"hold\":false}\n"
+            "{\"type\":\"hello\",\"version\":1,\"read_only\":false,\"logs\":false,\"live\":false,\"hold\":false}\n"
         );
         let cmd: ClientMsg = serde_json::from_str(
             r#"{"type":"command","id":7,"command":{"command":"act","task":"t1","action":{"action":"approve"},"by":{"user":"ann"}}}"#,

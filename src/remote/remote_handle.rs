@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use super::client::{ClientOptions, ConnectError, Connection, connect_dir};
 use super::protocol::{ClientMsg, ServerMsg};
 use crate::engine::handle::{EngineHandle, Link, Refusal, Request, RunSnapshot};
+use crate::engine::live::{LIVE_CAPACITY, LiveEvent};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
@@ -29,11 +30,13 @@ pub async fn attach(
     let pid = conn.pid;
     let (requests, requests_rx) = mpsc::channel(64);
     let (events, _) = broadcast::channel(4096);
+    let (live, _) = broadcast::channel(LIVE_CAPACITY);
     let (link_tx, link) = watch::channel(Link::Connected { generation: 0, pid });
     let bridge = Bridge {
         state_dir,
         opts,
         events: events.clone(),
+        live: live.clone(),
         link: link_tx,
         generation: 0,
         fresh: None,
@@ -46,6 +49,7 @@ pub async fn attach(
         EngineHandle {
             requests,
             events,
+            live,
             link: Some(link),
         },
         pid,
@@ -56,6 +60,7 @@ struct Bridge {
     state_dir: PathBuf,
     opts: ClientOptions,
     events: broadcast::Sender<Arc<crate::engine::Event>>,
+    live: broadcast::Sender<Arc<LiveEvent>>,
     link: watch::Sender<Link>,
     generation: u64,
     /// The last snapshot received, while no event has come after it: a
@@ -157,6 +162,9 @@ impl Bridge {
             ServerMsg::Event { event } => {
                 self.fresh = None;
                 let _ = self.events.send(Arc::new(*event));
+            }
+            ServerMsg::Live { live } => {
+                let _ = self.live.send(Arc::new(*live));
             }
             ServerMsg::Snapshot {
                 id: Some(id),

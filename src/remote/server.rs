@@ -20,6 +20,7 @@ use super::path::{BIND_SUFFIX, Placement, choose};
 use super::peer::{Peer, admit, owner_uid};
 use super::protocol::{ClientMsg, MAX_LINE, ServerMsg, VERSION, encode};
 use crate::engine::handle::{EngineHandle, Refusal};
+use crate::engine::live::LiveEvent;
 
 /// Commands one connection may have waiting on the engine at once; past
 /// that, its further lines wait to be read.
@@ -293,6 +294,7 @@ async fn converse(
     let mut greeted = false;
     let mut read_only = false;
     let mut logs: Option<tokio::sync::broadcast::Receiver<log_feed::LogLine>> = None;
+    let mut live: Option<tokio::sync::broadcast::Receiver<Arc<LiveEvent>>> = None;
     let mut _hold: Option<Hold> = None;
 
     loop {
@@ -317,7 +319,7 @@ async fn converse(
                     }
                 };
                 match msg {
-                    ClientMsg::Hello { version, read_only: ro, logs: want_logs, hold } => {
+                    ClientMsg::Hello { version, read_only: ro, logs: want_logs, live: want_live, hold } => {
                         if greeted {
                             send(writer, &ServerMsg::Error { id: None, message: "hello was already said".into() }).await?;
                             continue;
@@ -333,6 +335,9 @@ async fn converse(
                         read_only = ro;
                         if want_logs {
                             logs = Some(log_feed::subscribe());
+                        }
+                        if want_live {
+                            live = Some(handle.subscribe_live());
                         }
                         if hold {
                             _hold = Some(Hold::new(holders.clone()));
@@ -379,6 +384,12 @@ async fn converse(
                 Err(RecvError::Closed) => return Ok(()),
             },
             Some(msg) = replies.recv() => send(writer, &msg).await?,
+            // Lossy: a client too slow for them skips to newer ones.
+            update = async { live.as_mut().expect("guarded").recv().await }, if live.is_some() => {
+                if let Ok(update) = update {
+                    send(writer, &ServerMsg::Live { live: Box::new((*update).clone()) }).await?;
+                }
+            }
             line = async { logs.as_mut().expect("guarded").recv().await }, if logs.is_some() => {
                 if let Ok(line) = line {
                     send(writer, &ServerMsg::Log { level: line.level, target: line.target, message: line.message }).await?;

@@ -220,10 +220,13 @@ fn attempts_show_agent_model_tokens_cost_and_duration() {
                 input_tokens: 1200,
                 output_tokens: 34,
                 cost_usd: None,
+                ..Default::default()
             }),
             cost_usd: Some(0.0042),
             output: Some(json!({"reply": "call me at 555-123-4567"})),
             trace: vec!["not copied".into()],
+            http: None,
+            retry_after_ms: None,
         },
     );
     assert_eq!(

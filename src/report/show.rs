@@ -126,6 +126,30 @@ pub fn text(task: &Task) -> String {
             if !chosen.is_empty() {
                 let _ = writeln!(out, "     {}", chosen.join(" · "));
             }
+            if let Some(u) = a
+                .usage
+                .as_ref()
+                .filter(|u| u.cache_read_tokens + u.cache_write_tokens > 0)
+            {
+                let _ = writeln!(
+                    out,
+                    "     tokens: {} in, {} cache read, {} cache write, {} out",
+                    thousands(u.input_tokens),
+                    thousands(u.cache_read_tokens),
+                    thousands(u.cache_write_tokens),
+                    thousands(u.output_tokens)
+                );
+            }
+            if let Some(h) = &a.http {
+                let _ = writeln!(out, "     {}", h.describe());
+            }
+            if let Some(ms) = a.retry_after_ms {
+                let _ = writeln!(
+                    out,
+                    "     the service asked to wait {}",
+                    duration(std::time::Duration::from_millis(ms))
+                );
+            }
             if let Some(d) = a.retry_delay_ms {
                 let _ = writeln!(
                     out,

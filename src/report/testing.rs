@@ -65,10 +65,13 @@ pub fn finished_attempt(
             input_tokens: tokens,
             output_tokens: 0,
             cost_usd: None,
+            ..Default::default()
         }),
         cost_usd: cost,
         output: Some(json!({"ok": true})),
         trace: Vec::new(),
+        http: None,
+        retry_after_ms: None,
     }
 }
 

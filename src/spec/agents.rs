@@ -13,6 +13,7 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::error::Diag;
+use super::http_agent::{HTTP_KEYS, PhaseRef, read_http};
 use super::model::{AgentKind, AgentSpec, CommandSpec, Range, Route, SimSpec};
 use super::paths::resolve;
 use super::phases::read_condition;
@@ -20,7 +21,7 @@ use super::range::{RangeError, parse_duration_range, parse_u64_range};
 use super::raw::{Table, integer_value};
 use super::suggest::did_you_mean;
 
-const KINDS: &[&str] = &["command", "sim"];
+const KINDS: &[&str] = &["command", "sim", "http"];
 const COMMAND_KEYS: &[&str] = &[
     "kind",
     "command",
@@ -53,12 +54,27 @@ const ROUTE_KEYS: &[&str] = &["when", "model"];
 const RATES: [&str; 4] = ["fail_rate", "fatal_rate", "block_rate", "review_rate"];
 const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
+/// The kind, other than `except`, that has key `k`, as a hint for a key
+/// written on the wrong kind of agent.
+fn kind_with_key(k: &str, except: &str) -> Option<String> {
+    [
+        ("command", COMMAND_KEYS),
+        ("sim", SIM_KEYS),
+        ("http", HTTP_KEYS),
+    ]
+    .into_iter()
+    .find(|(kind, keys)| *kind != except && keys.contains(&k))
+    .map(|(kind, _)| format!("`{k}` is a key of {kind} agents"))
+}
+
 /// Every agent by name; `None` for an agent with problems (already
-/// recorded), so that phases naming it are not reported as well.
+/// recorded), so that phases naming it are not reported as well. Places in
+/// http agents' templates that name phases are added to `refs`.
 pub(crate) fn read_agents(
     d: &mut Diag<'_>,
     root: &Table<'_, '_>,
     base_dir: &Path,
+    refs: &mut Vec<PhaseRef>,
 ) -> BTreeMap<String, Option<AgentSpec>> {
     let mut out = BTreeMap::new();
     let Some(agents) = root.table(d, "agents", "at the top level".into()) else {
@@ -69,14 +85,14 @@ pub(crate) fn read_agents(
         let spec = match value.get_ref() {
             DeValue::Table(t) => {
                 let t = Table::new(t, value.span(), format!("in agent \"{name}\""));
-                read_agent(d, name, &t, base_dir)
+                read_agent(d, name, &t, base_dir, refs)
             }
             _ => {
                 d.error(
                     value.span(),
                     format!("agent \"{name}\" must be a table"),
                     format!(
-                        "write it as a table: [agents.{name}] with kind = \"command\" or \"sim\""
+                        "write it as a table: [agents.{name}] with kind = \"command\", \"sim\" or \"http\""
                     ),
                 );
                 None
@@ -92,11 +108,12 @@ fn read_agent(
     name: &str,
     t: &Table<'_, '_>,
     base_dir: &Path,
+    refs: &mut Vec<PhaseRef>,
 ) -> Option<AgentSpec> {
     let kind = t.required_string(
         d,
         "kind",
-        "add kind = \"command\" (runs a program) or kind = \"sim\" (a simulated agent)",
+        "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API) or kind = \"sim\" (a simulated agent)",
     );
     let max_parallel = t
         .at_least(d, "max_parallel", 1)
@@ -108,20 +125,16 @@ fn read_agent(
     let routes = read_routes(d, name, t);
     let kind = match kind.as_ref().map(|k| *k.get_ref()) {
         Some("command") => {
-            t.check_keys(d, COMMAND_KEYS, |k| {
-                SIM_KEYS
-                    .contains(&k)
-                    .then(|| format!("`{k}` is a key of sim agents"))
-            });
+            t.check_keys(d, COMMAND_KEYS, |k| kind_with_key(k, "command"));
             read_command(d, t, base_dir).map(AgentKind::Command)
         }
         Some("sim") => {
-            t.check_keys(d, SIM_KEYS, |k| {
-                COMMAND_KEYS
-                    .contains(&k)
-                    .then(|| format!("`{k}` is a key of command agents"))
-            });
+            t.check_keys(d, SIM_KEYS, |k| kind_with_key(k, "sim"));
             read_sim(d, t).map(AgentKind::Sim)
+        }
+        Some("http") => {
+            t.check_keys(d, HTTP_KEYS, |k| kind_with_key(k, "http"));
+            read_http(d, name, t, refs).map(AgentKind::Http)
         }
         other => {
             if let (Some(k), Some(written)) = (kind.as_ref(), other) {
@@ -138,6 +151,12 @@ fn read_agent(
             // Without a kind, only keys that no kind knows are surely wrong.
             let mut all: Vec<&str> = COMMAND_KEYS.to_vec();
             all.extend(SIM_KEYS.iter().filter(|k| !COMMAND_KEYS.contains(k)));
+            all.extend(
+                HTTP_KEYS
+                    .iter()
+                    .filter(|k| !all.contains(k))
+                    .collect::<Vec<_>>(),
+            );
             t.check_keys(d, &all, |_| None);
             None
         }
@@ -464,7 +483,7 @@ mod tests {
         let root = DeTable::parse(text).unwrap();
         let mut d = Diag::new(text);
         let t = Table::new(root.get_ref(), 0..0, "at the top level".into());
-        let out = read_agents(&mut d, &t, Path::new("/pipes"));
+        let out = read_agents(&mut d, &t, Path::new("/pipes"), &mut Vec::new());
         match d.into_error(Path::new("p.toml")) {
             Some(e) => Err(e.to_string()),
             None => Ok(out
@@ -477,14 +496,14 @@ mod tests {
     fn command(spec: &AgentSpec) -> &CommandSpec {
         match &spec.kind {
             AgentKind::Command(c) => c,
-            AgentKind::Sim(_) => panic!("not a command agent"),
+            _ => panic!("not a command agent"),
         }
     }
 
     fn sim(spec: &AgentSpec) -> &SimSpec {
         match &spec.kind {
             AgentKind::Sim(s) => s,
-            AgentKind::Command(_) => panic!("not a sim agent"),
+            _ => panic!("not a sim agent"),
         }
     }
 
@@ -558,14 +577,14 @@ mod tests {
             err.contains("p.toml:4:8: error: unknown kind \"shell\" in agent \"b\""),
             "{err}"
         );
-        assert!(err.contains("kind is one of: command, sim"), "{err}");
+        assert!(err.contains("kind is one of: command, sim, http"), "{err}");
         let err = agents("[agents.a]\nkind = \"shel\"\nbogus = 1\n").unwrap_err();
         assert!(
             err.contains("p.toml:2:8: error: unknown kind \"shel\""),
             "{err}"
         );
         assert!(
-            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields"),
+            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields, provider, base_url, api_key_env, system, prompt, max_tokens, temperature, timeout, output, stream"),
             "{err}"
         );
     }
@@ -604,6 +623,65 @@ mod tests {
         }
     }
 
+    fn http(spec: &AgentSpec) -> &crate::spec::model::HttpSpec {
+        match &spec.kind {
+            AgentKind::Http(h) => h,
+            _ => panic!("not an http agent"),
+        }
+    }
+
+    #[test]
+    fn http_agent_values_and_defaults() {
+        use crate::spec::model::{OutputFormat, Provider};
+        let a = agents(
+            "[agents.gpt]\nkind = \"http\"\nprovider = \"openai\"\nmodel = \"gpt-4.1\"\nprompt = \"hi {{input.x}}\"\n[agents.local]\nkind = \"http\"\nprovider = \"openai\"\nmodel = \"llama3\"\nbase_url = \"http://127.0.0.1:11434/v1/\"\nprompt = \"hi\"\noutput = \"json\"\nstream = false\ntemperature = 1\ntimeout = \"5s\"\nmax_tokens = 100\nsystem = \"be brief\"\n[agents.claude]\nkind = \"http\"\nprovider = \"anthropic\"\nmodel = \"claude-haiku-4-5\"\napi_key_env = \"TEAM_KEY\"\nprompt = \"hi\"\n",
+        )
+        .unwrap();
+        let gpt = http(&a["gpt"]);
+        assert_eq!(gpt.provider, Provider::OpenAi);
+        assert_eq!(gpt.base_url, "https://api.openai.com/v1");
+        assert_eq!(gpt.api_key_env.as_deref(), Some("OPENAI_API_KEY"));
+        assert_eq!(gpt.output, OutputFormat::Text);
+        assert!(gpt.stream);
+        assert_eq!(
+            (gpt.max_tokens, gpt.temperature, gpt.timeout),
+            (None, None, None)
+        );
+        let local = http(&a["local"]);
+        assert_eq!(local.base_url, "http://127.0.0.1:11434/v1");
+        assert_eq!(
+            local.api_key_env, None,
+            "no key goes to a server of one's own unless named"
+        );
+        assert_eq!(local.output, OutputFormat::Json);
+        assert!(!local.stream);
+        assert_eq!(local.temperature, Some(1.0));
+        assert_eq!(local.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(local.max_tokens, Some(100));
+        assert!(local.system.is_some());
+        let claude = http(&a["claude"]);
+        assert_eq!(claude.base_url, "https://api.anthropic.com");
+        assert_eq!(claude.api_key_env.as_deref(), Some("TEAM_KEY"));
+    }
+
+    #[test]
+    fn http_problems() {
+        let err = agents(
+            "[agents.a]\nkind = \"http\"\nmodel = \"\"\nprompt = \"{{inputs.x}}\"\nbase_url = \"ftp://x\"\ntemperature = 3\nlatency = \"1s\"\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:1:1: error: missing key `provider` in agent \"a\"",
+            "p.toml:3:9: error: `model` in agent \"a\" is empty",
+            "p.toml:4:11: error: unknown place `{{inputs.x}}` in `prompt` in agent \"a\"",
+            "p.toml:5:12: error: `base_url` in agent \"a\" must be an http:// or https:// address",
+            "p.toml:6:15: error: `temperature` in agent \"a\" must be a number from 0 to 2",
+            "p.toml:7:1: error: unknown key `latency` in agent \"a\"\n  help: `latency` is a key of sim agents",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+    }
+
     #[test]
     fn rate_limits_and_routes() {
         let a = agents(
@@ -627,6 +705,19 @@ mod tests {
         );
         assert!(c.routes[1].when.is_none());
         assert_eq!(c.routes[1].model, "claude-haiku-4-5");
+    }
+
+    #[test]
+    fn http_agents_take_rate_limits_and_routes_too() {
+        let a = agents(
+            "[agents.llm]\nkind = \"http\"\nprovider = \"openai\"\nmodel = \"gpt-4o-mini\"\nprompt = \"{{input}}\"\nrpm = 500\ntpm = 200000\n[[agents.llm.route]]\nwhen = \"input.hard\"\nmodel = \"gpt-4.1\"\n",
+        )
+        .unwrap();
+        let c = &a["llm"];
+        assert!(matches!(c.kind, AgentKind::Http(_)));
+        assert_eq!((c.rpm, c.tpm), (Some(500), Some(200_000)));
+        assert_eq!(c.routes.len(), 1);
+        assert_eq!(c.routes[0].model, "gpt-4.1");
     }
 
     #[test]

@@ -108,6 +108,11 @@ impl<'t> Diag<'t> {
         ));
     }
 
+    /// The file's text.
+    pub(crate) fn text(&self) -> &'t str {
+        self.text
+    }
+
     /// 1-based line of a byte offset, for help lines that point elsewhere.
     pub(crate) fn line_of(&self, offset: usize) -> usize {
         super::line_col(self.text, offset).0

@@ -8,6 +8,7 @@ use toml::de::DeTable;
 use super::agents::read_agents;
 use super::defaults::{read_defaults, read_run_budget};
 use super::error::{Diag, SpecError};
+use super::http_agent::check_phase_refs;
 use super::mask::read_mask;
 use super::model::Pipeline;
 use super::paths::{base_dir_of, resolve};
@@ -97,9 +98,15 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
     let mask = read_mask(&mut d, &root);
     let defaults = read_defaults(&mut d, &root);
     let run_budget = read_run_budget(&mut d, &root);
-    let agents = read_agents(&mut d, &root, &base_dir);
+    let mut phase_refs = Vec::new();
+    let agents = read_agents(&mut d, &root, &base_dir, &mut phase_refs);
     let roles = read_roles(&mut d, &root, &agents);
     let phases = read_phases(&mut d, &root, &defaults, &agents, &roles);
+    // With problems in the phases, their ids may be incomplete.
+    if d.is_empty() {
+        let ids: Vec<&str> = phases.iter().map(|p| p.id.as_str()).collect();
+        check_phase_refs(&mut d, &phase_refs, &ids);
+    }
 
     if !d.is_empty() {
         return Err(into_error(d, path));

@@ -7,6 +7,7 @@ mod defaults;
 mod duration;
 mod error;
 mod graph;
+mod http_agent;
 pub mod input;
 mod load;
 mod mask;

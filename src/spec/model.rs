@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::condition::Condition;
+pub use crate::agents::http::template::Template;
 
 /// A pipeline after loading and validation.
 #[derive(Debug, Clone)]
@@ -148,6 +149,70 @@ pub struct Route {
 pub enum AgentKind {
     Command(CommandSpec),
     Sim(SimSpec),
+    Http(HttpSpec),
+}
+
+/// Which wire format an http agent speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Chat completions: `POST {base_url}/chat/completions`. Also what
+    /// OpenAI-compatible servers (vLLM, Ollama, llama.cpp) speak.
+    OpenAi,
+    /// Messages: `POST {base_url}/v1/messages`.
+    Anthropic,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+        }
+    }
+
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "https://api.openai.com/v1",
+            Provider::Anthropic => "https://api.anthropic.com",
+        }
+    }
+
+    /// The variable the key is read from when `api_key_env` is not given
+    /// and `base_url` is the provider's own.
+    pub fn default_key_env(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+        }
+    }
+}
+
+/// What the phase's output is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// The reply text must be JSON (a ```json fence around it is allowed).
+    Json,
+    /// The reply text as `{"text": ...}`.
+    Text,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSpec {
+    pub provider: Provider,
+    pub model: String,
+    /// Without a trailing slash.
+    pub base_url: String,
+    /// The NAME of the variable holding the API key; `None` sends no key
+    /// (a local server).
+    pub api_key_env: Option<String>,
+    pub system: Option<Template>,
+    pub prompt: Template,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    /// Limit on one HTTP call, on top of the phase's timeout.
+    pub timeout: Option<Duration>,
+    pub output: OutputFormat,
+    pub stream: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -151,6 +151,7 @@ fn load_keymap(opts: &TuiOptions) -> (Keymap, Option<String>) {
 pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit> {
     // Subscribe before the snapshot so that no event falls between them.
     let mut events = handle.subscribe();
+    let mut live = handle.subscribe_live();
     let snapshot = handle.snapshot().await.context("the engine has stopped")?;
     let support = ColorSupport::detect(opts.no_color);
     let (themes, theme_warnings) = theme_file::themes(opts.theme.as_deref(), support);
@@ -231,6 +232,17 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                     ui.state.error("the engine has stopped; q quits");
                     pacer.mark();
                 }
+            },
+            msg = live.recv(), if engine_open => match msg {
+                Ok(ev) => {
+                    // Only the task on screen needs drawing again.
+                    if ui.view.apply_live(&ev) && ui.state.selected.as_deref() == Some(ev.task.as_str()) {
+                        pacer.mark();
+                    }
+                }
+                // Lossy by design: the next update carries the whole reply so far.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => {}
             },
             Some(reply) = replies_rx.recv() => {
                 pacer.mark();

@@ -10,6 +10,7 @@ use crate::tui::{Exit, TuiOptions};
 fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
     let (requests, mut rx) = mpsc::channel(8);
     let (events, _) = broadcast::channel(16);
+    let (live, _) = broadcast::channel(16);
     tokio::spawn(async move {
         while let Some(req) = rx.recv().await {
             match req {
@@ -26,6 +27,7 @@ fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
         requests,
         events,
         link: None,
+        live,
     }
 }
 

@@ -336,3 +336,42 @@ fn header_and_detail_show_projected_spend_beside_the_budget() {
         insta::assert_snapshot!(format!("budget_screen_{w}x{h}_nocolor"), text);
     }
 }
+
+#[test]
+fn task_detail_shows_a_streaming_reply_as_it_grows() {
+    use crate::engine::live::{LiveEvent, LiveKind, Progress};
+    let mut view = sample_run();
+    let text: String = (1..=15).map(|n| format!("line {n}\n")).collect();
+    assert!(view.apply_live(&LiveEvent {
+        task: "t-002".into(),
+        phase: "draft".into(),
+        attempt: 1,
+        kind: LiveKind::Progress(Progress {
+            text,
+            output_tokens: 42,
+            estimated: true,
+        }),
+    }));
+    let (_, theme) = themes().into_iter().next().unwrap();
+    let buf = draw(
+        &view,
+        &selected("t-002"),
+        &theme,
+        100,
+        60,
+        |ctx, area, buf| TaskDetail { ctx, focused: true }.render(area, buf),
+    );
+    let shown: String = buf
+        .content()
+        .chunks(100)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+        .collect();
+    assert!(shown.contains("~42 tok so far"), "{shown}");
+    assert!(shown.contains("reply so far"), "{shown}");
+    assert!(shown.contains("┆ … 3 lines above"), "{shown}");
+    assert!(
+        shown.contains("┆ line 15") && shown.contains("┆ line 4 "),
+        "{shown}"
+    );
+    assert!(!shown.contains("┆ line 3 "), "{shown}");
+}

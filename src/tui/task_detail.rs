@@ -19,6 +19,9 @@ use super::rows::elapsed;
 use super::theme::state_symbol;
 use super::widgets::{Ctx, pane_block, state_label};
 
+/// Lines of a streaming reply shown at most: its end, where it grows.
+const LIVE_TEXT_LINES: usize = 12;
+
 fn attempts(n: usize) -> String {
     if n == 1 {
         "1 attempt".into()
@@ -103,7 +106,7 @@ impl TaskDetail<'_> {
         Span::styled(cost_short(c), style)
     }
 
-    fn phase(&self, p: &PhaseRecord, out: &mut Vec<Line<'static>>) {
+    fn phase(&self, task: &str, p: &PhaseRecord, out: &mut Vec<Line<'static>>) {
         let (ctx, t) = (self.ctx, self.ctx.theme);
         let last = p.attempts.last();
         let mut state = state_label(p.state.as_str());
@@ -157,7 +160,7 @@ impl TaskDetail<'_> {
             ));
         }
         for a in &p.attempts {
-            self.attempt(p, a, out);
+            self.attempt(task, p, a, out);
         }
         if let Some(output) = &p.output {
             out.push(Line::styled("   output", self.dim()));
@@ -169,7 +172,13 @@ impl TaskDetail<'_> {
         }
     }
 
-    fn attempt(&self, p: &PhaseRecord, a: &AttemptRecord, out: &mut Vec<Line<'static>>) {
+    fn attempt(
+        &self,
+        task: &str,
+        p: &PhaseRecord,
+        a: &AttemptRecord,
+        out: &mut Vec<Line<'static>>,
+    ) {
         let (ctx, t) = (self.ctx, self.ctx.theme);
         let (sym, text, style) = match &a.outcome {
             None => (
@@ -224,7 +233,30 @@ impl TaskDetail<'_> {
             ));
             line.push(self.cost(cost));
         }
+        let live = ctx
+            .view
+            .live(task, &p.id)
+            .filter(|l| a.outcome.is_none() && l.attempt == a.number);
+        if let Some(l) = live {
+            let about = if l.estimated { "~" } else { "" };
+            line.push(Span::styled(
+                format!("  {about}{} tok so far", tokens(l.output_tokens)),
+                self.dim(),
+            ));
+        }
         out.push(Line::from(line));
+        if let Some(h) = &a.http {
+            out.push(Line::styled(format!("      {}", h.describe()), self.dim()));
+        }
+        if let Some(ms) = a.retry_after_ms {
+            out.push(Line::styled(
+                format!(
+                    "      the service asked to wait {} before retrying",
+                    duration(SignedDuration::from_millis(ms as i64))
+                ),
+                self.dim(),
+            ));
+        }
         if let Some(f) = &a.feedback {
             out.push(Line::styled(
                 format!("      with feedback: {f}"),
@@ -253,6 +285,28 @@ impl TaskDetail<'_> {
         for l in &a.trace {
             out.push(Line::styled(format!("      │ {l}"), self.dim()));
         }
+        if let Some(l) = live {
+            for line in &l.trace {
+                out.push(Line::styled(format!("      │ {line}"), self.dim()));
+            }
+            if !l.text.is_empty() {
+                out.push(Line::styled("      reply so far", self.dim()));
+                let lines: Vec<&str> = l.text.lines().collect();
+                let skip = lines.len().saturating_sub(LIVE_TEXT_LINES);
+                if skip > 0 {
+                    out.push(Line::styled(
+                        format!("      ┆ … {skip} lines above"),
+                        self.dim(),
+                    ));
+                }
+                for text in &lines[skip..] {
+                    out.push(Line::styled(
+                        format!("      ┆ {text}"),
+                        t.text("state.running"),
+                    ));
+                }
+            }
+        }
     }
 
     /// Every line of the detail, before scrolling.
@@ -270,7 +324,7 @@ impl TaskDetail<'_> {
         self.summary(task, &mut out);
         for p in &task.phases {
             out.push(Line::raw(""));
-            self.phase(p, &mut out);
+            self.phase(&task.id, p, &mut out);
         }
         out
     }

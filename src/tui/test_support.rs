@@ -119,11 +119,13 @@ impl Journal {
                     model: None,
                     input_tokens: tokens * 3 / 4,
                     output_tokens: tokens / 4,
-                    cost_usd: None,
+                    ..Usage::default()
                 }),
                 cost_usd: cost,
                 output,
                 trace: vec![format!("calling {phase} agent"), "reply received".into()],
+                http: None,
+                retry_after_ms: None,
             },
         )
     }

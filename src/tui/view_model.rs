@@ -13,6 +13,7 @@ use crate::engine::budget::{Estimate, Spend};
 use crate::engine::cost::CostTotal;
 use crate::engine::event::{Event, EventKind, TaskId};
 use crate::engine::handle::{BudgetSnapshot, RunSnapshot};
+use crate::engine::live::{LiveEvent, LiveKind};
 use crate::engine::state::{HoldKind, TaskState};
 use crate::engine::task::Task;
 
@@ -74,6 +75,23 @@ pub struct ReviewEntry<'a> {
     pub since: Timestamp,
 }
 
+/// Live trace lines kept per running attempt.
+const MAX_LIVE_TRACE: usize = 200;
+
+/// What a running attempt has shown so far, from the live channel; gone
+/// when the attempt's `AttemptFinished` event arrives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveAttempt {
+    pub attempt: u32,
+    /// The reply so far.
+    pub text: String,
+    pub output_tokens: u64,
+    /// `output_tokens` is an estimate until the service counts.
+    pub estimated: bool,
+    /// The latest trace lines (a command's stderr).
+    pub trace: VecDeque<String>,
+}
+
 /// What folding one event did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
@@ -114,6 +132,8 @@ pub struct RunView {
     queue: BTreeSet<(Timestamp, usize)>,
     /// Recent finish times, oldest first, for throughput.
     finished: VecDeque<Timestamp>,
+    /// Running attempts' progress, by task and phase id.
+    live: HashMap<(TaskId, String), LiveAttempt>,
 }
 
 fn nanos(usd: f64) -> i64 {
@@ -146,6 +166,7 @@ impl RunView {
             reported: 0,
             queue: BTreeSet::new(),
             finished: VecDeque::new(),
+            live: HashMap::new(),
         };
         let mut finished: Vec<Timestamp> = Vec::new();
         for task in snapshot.tasks {
@@ -252,10 +273,58 @@ impl RunView {
                 if !was_final && entry.state.is_final() {
                     self.note_finished(entry.finished_at.unwrap_or(ev.at));
                 }
+                if !self.live.is_empty() {
+                    let task = &self.tasks[idx].task;
+                    // The journaled event is the truth: progress of an
+                    // attempt that has ended goes.
+                    self.live.retain(|(t, phase), l| {
+                        t != id || running_attempt(task, phase) == Some(l.attempt)
+                    });
+                }
             }
             (_, None) => return Applied::OutOfSync(format!("event {} has no task", ev.seq)),
         }
         Applied::Changed
+    }
+
+    /// Folds a live update in; `false` when it is about an attempt the view
+    /// does not see running (finished already, or not yet started).
+    pub fn apply_live(&mut self, ev: &LiveEvent) -> bool {
+        let Some(task) = self.task(&ev.task) else {
+            return false;
+        };
+        if running_attempt(task, &ev.phase) != Some(ev.attempt) {
+            return false;
+        }
+        let entry = self
+            .live
+            .entry((ev.task.clone(), ev.phase.clone()))
+            .or_default();
+        if entry.attempt != ev.attempt {
+            *entry = LiveAttempt {
+                attempt: ev.attempt,
+                ..LiveAttempt::default()
+            };
+        }
+        match &ev.kind {
+            LiveKind::Progress(p) => {
+                entry.text.clone_from(&p.text);
+                entry.output_tokens = p.output_tokens;
+                entry.estimated = p.estimated;
+            }
+            LiveKind::Trace { line } => {
+                if entry.trace.len() == MAX_LIVE_TRACE {
+                    entry.trace.pop_front();
+                }
+                entry.trace.push_back(line.clone());
+            }
+        }
+        true
+    }
+
+    /// What the running attempt of a task's phase has shown so far.
+    pub fn live(&self, task: &str, phase: &str) -> Option<&LiveAttempt> {
+        self.live.get(&(task.to_string(), phase.to_string()))
     }
 
     /// The journal position the view reflects.
@@ -393,6 +462,14 @@ impl RunView {
             })
         })
     }
+}
+
+fn running_attempt(task: &Task, phase: &str) -> Option<u32> {
+    task.phases
+        .iter()
+        .find(|p| p.id == phase)?
+        .running_attempt()
+        .map(|a| a.number)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@ use jiff::SignedDuration;
 
 use super::*;
 use crate::engine::event::{Action as Decide, Actor, Decision};
+use crate::engine::live::{LiveEvent, LiveKind};
 use crate::tui::test_support::{Journal, empty_snapshot, now, sample_events, sample_run, t0};
 
 /// Totals recomputed from scratch, to check the running ones against.
@@ -212,4 +213,67 @@ fn a_run_budget_raise_folds_into_the_view_and_in_flight_is_estimated() {
         view.task_in_flight("t-001"),
         crate::engine::budget::Estimate::default()
     );
+}
+
+fn live(task: &str, phase: &str, attempt: u32, kind: LiveKind) -> LiveEvent {
+    LiveEvent {
+        task: task.into(),
+        phase: phase.into(),
+        attempt,
+        kind,
+    }
+}
+
+fn progress(text: &str, tokens: u64) -> LiveKind {
+    LiveKind::Progress(crate::engine::live::Progress {
+        text: text.into(),
+        output_tokens: tokens,
+        estimated: true,
+    })
+}
+
+#[test]
+fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
+    let mut view = sample_run();
+    let version = view.version();
+    assert!(view.apply_live(&live("t-002", "draft", 1, progress("Once", 1))));
+    assert!(view.apply_live(&live("t-002", "draft", 1, progress("Once upon", 2))));
+    assert!(view.apply_live(&live(
+        "t-002",
+        "draft",
+        1,
+        LiveKind::Trace {
+            line: "thinking".into()
+        }
+    )));
+    let l = view.live("t-002", "draft").expect("live entry");
+    assert_eq!(
+        (l.text.as_str(), l.output_tokens, l.attempt),
+        ("Once upon", 2, 1)
+    );
+    assert_eq!(l.trace, ["thinking"]);
+    // Live updates are not journal events: the view's position stays.
+    assert_eq!(view.version(), version);
+
+    // Not running: another attempt, a finished phase, an unknown task.
+    assert!(!view.apply_live(&live("t-002", "draft", 2, progress("x", 1))));
+    assert!(!view.apply_live(&live("t-002", "research", 1, progress("x", 1))));
+    assert!(!view.apply_live(&live("t-999", "draft", 1, progress("x", 1))));
+
+    // The attempt's event is the truth: the live entry goes with it.
+    let mut j = Journal::new();
+    j.events = sample_events();
+    j.finish(
+        "t-002",
+        600,
+        "draft",
+        1,
+        crate::engine::event::AttemptOutcome::Succeeded,
+        100,
+        Some(0.01),
+    );
+    let last = j.events.last().unwrap().clone();
+    assert_eq!(view.apply(&last), Applied::Changed);
+    assert!(view.live("t-002", "draft").is_none());
+    assert!(!view.apply_live(&live("t-002", "draft", 1, progress("late", 3))));
 }

@@ -172,9 +172,11 @@ pub fn ok(output: Value) -> CallResult {
             model: None,
             input_tokens: 100,
             output_tokens: 50,
-            cost_usd: None,
+            ..Usage::default()
         }),
         trace: vec!["working".into()],
+        http: None,
+        retry_after: None,
     }
 }
 
@@ -183,6 +185,8 @@ pub fn reply(reply: Reply) -> CallResult {
         reply: Ok(reply),
         usage: None,
         trace: Vec::new(),
+        http: None,
+        retry_after: None,
     }
 }
 

@@ -215,6 +215,8 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
         reply,
         usage,
         trace: log.into_lines(),
+        http: None,
+        retry_after: None,
     }
 }
 

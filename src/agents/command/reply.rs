@@ -197,6 +197,10 @@ fn parse_usage(u: &Map<String, Value>, default_model: Option<&str>) -> Result<Us
             .ok_or_else(|| format!("has \"{key}\" that is not a whole number of 0 or more")),
         None => Err(format!("lacks \"{key}\"")),
     };
+    let optional_tokens = |key: &str| match u.get(key) {
+        None | Some(Value::Null) => Ok(0),
+        Some(_) => tokens(key),
+    };
     let model = match u.get("model") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -214,6 +218,8 @@ fn parse_usage(u: &Map<String, Value>, default_model: Option<&str>) -> Result<Us
         model: model.or_else(|| default_model.map(str::to_string)),
         input_tokens: tokens("input_tokens")?,
         output_tokens: tokens("output_tokens")?,
+        cache_read_tokens: optional_tokens("cache_read_tokens")?,
+        cache_write_tokens: optional_tokens("cache_write_tokens")?,
         cost_usd,
     })
 }
