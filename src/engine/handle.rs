@@ -27,6 +27,11 @@ pub struct RunSnapshot {
     /// The budgets in force as of `seq`.
     #[serde(default)]
     pub budget: BudgetSnapshot,
+    /// What running attempts have shown so far (the reply streamed up to
+    /// now, recent trace lines), for a watcher that arrives mid-attempt.
+    /// Filled by the control socket, which follows the live updates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live: Vec<LiveEvent>,
 }
 
 /// The configured budgets and the run's raises; a task's own raises are on

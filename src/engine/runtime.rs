@@ -941,6 +941,7 @@ impl Engine {
                 run: self.pipeline.run_budget,
                 run_raise: self.run_raise,
             },
+            live: Vec::new(),
         }
     }
 

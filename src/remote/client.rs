@@ -88,6 +88,7 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
             tasks: Vec::new(),
             seq: 0,
             budget: Default::default(),
+            live: Vec::new(),
         },
         incoming,
         writer,

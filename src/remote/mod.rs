@@ -12,9 +12,11 @@
 //! - `remote_handle`: an `EngineHandle` over a connection that comes back
 //!   after the engine restarts, for the dashboard
 //! - `log_feed`: the engine's log lines for attached log panes
+//! - `live_cache`: what running attempts have shown, for clients arriving mid-attempt
 
 pub mod client;
 pub mod lines;
+pub mod live_cache;
 pub mod log_feed;
 pub mod path;
 pub mod peer;

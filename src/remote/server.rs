@@ -15,11 +15,12 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::lines::{Line, read_line};
+use super::live_cache::LiveCache;
 use super::log_feed;
 use super::path::{BIND_SUFFIX, Placement, choose};
 use super::peer::{Peer, admit, owner_uid};
 use super::protocol::{ClientMsg, MAX_LINE, ServerMsg, VERSION, encode};
-use crate::engine::handle::{EngineHandle, Refusal};
+use crate::engine::handle::{EngineHandle, Refusal, RunSnapshot};
 use crate::engine::live::LiveEvent;
 
 /// Commands one connection may have waiting on the engine at once; past
@@ -35,6 +36,7 @@ pub const READ_ONLY_REFUSAL: &str =
 pub struct Server {
     placement: Placement,
     accept: JoinHandle<()>,
+    following: JoinHandle<()>,
     holders: watch::Receiver<usize>,
 }
 
@@ -52,11 +54,13 @@ impl Server {
             let _ = std::fs::remove_file(absolute_pointer(state_dir));
         }
         let (holders_tx, holders) = watch::channel(0usize);
-        let accept = tokio::spawn(accept_loop(listener, handle, Arc::new(holders_tx)));
+        let (live, following) = LiveCache::follow(&handle);
+        let accept = tokio::spawn(accept_loop(listener, handle, live, Arc::new(holders_tx)));
         tracing::debug!("control socket at {}", placement.socket.display());
         Ok(Server {
             placement,
             accept,
+            following,
             holders,
         })
     }
@@ -74,6 +78,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.accept.abort();
+        self.following.abort();
         let _ = std::fs::remove_file(&self.placement.socket);
         if let Some(pointer) = &self.placement.pointer {
             let _ = std::fs::remove_file(pointer);
@@ -120,14 +125,15 @@ async fn bind(placement: &Placement) -> Result<UnixListener, String> {
 async fn accept_loop(
     listener: UnixListener,
     handle: EngineHandle,
+    live: Arc<LiveCache>,
     holders: Arc<watch::Sender<usize>>,
 ) {
     let owner = owner_uid();
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let (handle, holders) = (handle.clone(), holders.clone());
-                tokio::spawn(async move { serve(stream, handle, owner, holders).await });
+                let (handle, live, holders) = (handle.clone(), live.clone(), holders.clone());
+                tokio::spawn(async move { serve(stream, handle, live, owner, holders).await });
             }
             Err(e) => {
                 // Out of descriptors, usually; back off rather than spin.
@@ -223,6 +229,7 @@ fn parse(bytes: &[u8]) -> Incoming {
 async fn serve(
     stream: UnixStream,
     handle: EngineHandle,
+    live: Arc<LiveCache>,
     owner: u32,
     holders: Arc<watch::Sender<usize>>,
 ) {
@@ -246,7 +253,7 @@ async fn serve(
         .await;
         return;
     }
-    if let Err(e) = converse(reader, &mut writer, handle, holders).await {
+    if let Err(e) = converse(reader, &mut writer, handle, live, holders).await {
         tracing::debug!(
             "control socket: connection from pid {:?} ended: {e}",
             peer.pid
@@ -259,8 +266,14 @@ async fn converse(
     reader: tokio::net::unix::OwnedReadHalf,
     writer: &mut OwnedWriteHalf,
     handle: EngineHandle,
+    live_cache: Arc<LiveCache>,
     holders: Arc<watch::Sender<usize>>,
 ) -> std::io::Result<()> {
+    // Every snapshot carries what running attempts have shown so far.
+    let with_live = |mut snapshot: RunSnapshot| {
+        snapshot.live = live_cache.current();
+        Box::new(snapshot)
+    };
     // Subscribe before the snapshot so that no event falls between them.
     let mut events = handle.subscribe();
     let Some(snapshot) = handle.snapshot().await else {
@@ -281,7 +294,7 @@ async fn converse(
         writer,
         &ServerMsg::Snapshot {
             id: None,
-            snapshot: Box::new(snapshot),
+            snapshot: with_live(snapshot),
         },
     )
     .await?;
@@ -364,7 +377,7 @@ async fn converse(
                     ClientMsg::Snapshot { id } => {
                         let Some(snapshot) = handle.snapshot().await else { return Ok(()) };
                         covered = covered.max(snapshot.seq);
-                        send(writer, &ServerMsg::Snapshot { id: Some(id), snapshot: Box::new(snapshot) }).await?;
+                        send(writer, &ServerMsg::Snapshot { id: Some(id), snapshot: with_live(snapshot) }).await?;
                     }
                 }
             }
@@ -379,7 +392,7 @@ async fn converse(
                     // Too slow for the stream: start it over from the whole run.
                     let Some(snapshot) = handle.snapshot().await else { return Ok(()) };
                     covered = snapshot.seq;
-                    send(writer, &ServerMsg::Snapshot { id: None, snapshot: Box::new(snapshot) }).await?;
+                    send(writer, &ServerMsg::Snapshot { id: None, snapshot: with_live(snapshot) }).await?;
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },

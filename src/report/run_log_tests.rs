@@ -22,6 +22,7 @@ fn snapshot(tasks: Vec<Task>, seq: u64) -> RunSnapshot {
         tasks,
         seq,
         budget: Default::default(),
+        live: Vec::new(),
     }
 }
 

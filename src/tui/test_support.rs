@@ -35,6 +35,7 @@ pub fn empty_snapshot() -> RunSnapshot {
         tasks: Vec::new(),
         seq: 0,
         budget: Default::default(),
+        live: Vec::new(),
     }
 }
 

@@ -169,6 +169,7 @@ impl RunView {
             live: HashMap::new(),
         };
         let mut finished: Vec<Timestamp> = Vec::new();
+        let live = snapshot.live;
         for task in snapshot.tasks {
             if task.state.is_final() {
                 finished.extend(task.finished_at);
@@ -178,6 +179,9 @@ impl RunView {
         finished.sort();
         for at in finished {
             view.note_finished(at);
+        }
+        for ev in &live {
+            view.apply_live(ev);
         }
         view
     }
