@@ -32,7 +32,7 @@ enum Reply {
         label: String,
         result: Result<(), Refusal>,
     },
-    Snapshot(Option<RunSnapshot>),
+    Snapshot(Option<Box<RunSnapshot>>),
 }
 
 /// A resync in progress: events that arrive meanwhile wait for the snapshot.
@@ -70,7 +70,7 @@ impl Engine {
                 });
                 let (handle, replies) = (self.handle.clone(), self.replies.clone());
                 tokio::spawn(async move {
-                    let _ = replies.send(Reply::Snapshot(handle.snapshot().await));
+                    let _ = replies.send(Reply::Snapshot(handle.snapshot().await.map(Box::new)));
                 });
             }
         }
@@ -251,7 +251,7 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                     Reply::Sent { label, result: Err(refusal) } => {
                         ui.state.error(format!("{label} refused: {refusal}"));
                     }
-                    Reply::Snapshot(Some(s)) => engine.on_snapshot(&mut ui, s),
+                    Reply::Snapshot(Some(s)) => engine.on_snapshot(&mut ui, *s),
                     Reply::Snapshot(None) => {
                         engine.resync = None;
                         ui.state.error("the engine has stopped; q quits");

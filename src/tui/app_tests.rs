@@ -74,7 +74,7 @@ async fn a_resync_applies_the_snapshot_then_the_events_held_meanwhile() {
     let Some(Reply::Snapshot(Some(snapshot))) = replies_rx.recv().await else {
         panic!("expected a snapshot");
     };
-    engine.on_snapshot(&mut ui, snapshot);
+    engine.on_snapshot(&mut ui, *snapshot);
     assert!(engine.resync.is_none());
     let want = sample_run();
     assert_eq!(ui.view.seq(), want.seq());
@@ -100,7 +100,7 @@ async fn an_event_that_does_not_fit_asks_for_a_snapshot() {
     let Some(Reply::Snapshot(Some(s))) = replies_rx.recv().await else {
         panic!("expected a snapshot");
     };
-    engine.on_snapshot(&mut ui, s);
+    engine.on_snapshot(&mut ui, *s);
     assert_eq!(ui.view.len(), 9);
 }
 
@@ -118,7 +118,7 @@ async fn a_lag_while_resyncing_takes_one_more_snapshot() {
     let Some(Reply::Snapshot(Some(s))) = replies_rx.recv().await else {
         panic!("expected a snapshot");
     };
-    engine.on_snapshot(&mut ui, s);
+    engine.on_snapshot(&mut ui, *s);
     assert!(engine.resync.is_some(), "a second snapshot is on its way");
     assert!(matches!(
         replies_rx.recv().await,
