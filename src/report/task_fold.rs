@@ -260,6 +260,7 @@ fn lighten(task: &mut Task) {
     task.input = Value::Null;
     for p in &mut task.phases {
         p.output = None;
+        p.attempts.shrink_to_fit();
         for a in &mut p.attempts {
             a.trace = Vec::new();
             a.http = None;

@@ -79,6 +79,10 @@ impl Payload {
 impl TaskEntry {
     fn new(mut task: Task) -> TaskEntry {
         let payload = Payload::take(&mut task);
+        // A task read from JSON has room for more attempts than it holds.
+        for p in &mut task.phases {
+            p.attempts.shrink_to_fit();
+        }
         TaskEntry::light(task, payload)
     }
 
