@@ -13,7 +13,7 @@ use super::live::LiveEvent;
 use super::task::Task;
 
 /// The whole run at one point of the event stream.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunSnapshot {
     pub pipeline: String,
     /// Phase ids in pipeline order.

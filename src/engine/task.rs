@@ -325,6 +325,10 @@ impl Task {
                 p.retry_due = None;
                 p.started_at.get_or_insert(at);
                 p.finished_at = None;
+                // Most phases run once or twice: room for this attempt only,
+                // not the four a growing Vec would make (a run of many
+                // thousand tasks would carry the spare room in every fold).
+                p.attempts.reserve_exact(1);
                 p.attempts.push(AttemptRecord {
                     number: *attempt,
                     agent: agent.clone(),

@@ -75,8 +75,9 @@ struct Bridge {
 impl Bridge {
     async fn run(mut self, first: Connection, mut requests: mpsc::Receiver<Request>) {
         let mut conn = Some(first);
-        if let Some(c) = &conn {
-            self.fresh = Some(c.snapshot.clone());
+        if let Some(c) = conn.as_mut() {
+            // The bridge keeps the one copy; a run of many tasks is large.
+            self.fresh = Some(std::mem::take(&mut c.snapshot));
         }
         let mut delay = FIRST_RETRY;
         loop {
@@ -115,8 +116,8 @@ impl Bridge {
                         _ = tokio::time::sleep(delay) => {
                             delay = (delay * 2).min(LONGEST_RETRY);
                             match connect_dir(&self.state_dir, self.opts).await {
-                                Ok(c) => {
-                                    self.reconnected(&c);
+                                Ok(mut c) => {
+                                    self.reconnected(&mut c);
                                     conn = Some(c);
                                 }
                                 Err(e) => {
@@ -142,8 +143,10 @@ impl Bridge {
                 self.commands.insert(id, reply);
             }
             Request::Snapshot(reply) => {
-                if let Some(s) = &self.fresh {
-                    let _ = reply.send(s.clone());
+                // Handed over rather than copied: a later request asks the
+                // engine again.
+                if let Some(s) = self.fresh.take() {
+                    let _ = reply.send(s);
                     return true;
                 }
                 let id = c.next_id();
@@ -224,11 +227,12 @@ impl Bridge {
         None
     }
 
-    fn reconnected(&mut self, c: &Connection) {
+    fn reconnected(&mut self, c: &mut Connection) {
+        let snapshot = std::mem::take(&mut c.snapshot);
         for reply in self.waiting.drain(..) {
-            let _ = reply.send(c.snapshot.clone());
+            let _ = reply.send(snapshot.clone());
         }
-        self.fresh = Some(c.snapshot.clone());
+        self.fresh = Some(snapshot);
         tracing::info!("reconnected to the engine (pid {})", c.pid);
         self.generation += 1;
         let _ = self.link.send(Link::Connected {

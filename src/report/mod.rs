@@ -10,6 +10,7 @@ pub mod run_log;
 mod run_log_lines;
 pub mod show;
 pub mod summary;
+pub mod task_fold;
 
 #[cfg(test)]
 mod testing;

@@ -2,19 +2,19 @@
 //! (finished, or waiting for a person) and a progress line now and then.
 //! A fold over the durable event stream, like every other view.
 
-use std::collections::HashMap;
 use std::io::Write;
 
 use jiff::Timestamp;
 
 use super::format::{between, duration, symbol, thousands};
 use super::list::short_cost;
+use super::task_fold::{Figures, TaskFold};
 use crate::engine::cost::CostTotal;
-use crate::engine::{Event, EventKind, RunSnapshot, Task, TaskState};
+use crate::engine::{Event, RunSnapshot, TaskState};
 
 pub struct Progress {
-    phases: Vec<String>,
-    tasks: HashMap<String, Task>,
+    /// Each task as little as its lines need.
+    tasks: TaskFold,
     counts: [usize; 8],
     started: Timestamp,
     seq: u64,
@@ -26,18 +26,16 @@ fn slot(state: TaskState) -> usize {
 
 impl Progress {
     pub fn new(snapshot: RunSnapshot) -> Progress {
-        let mut p = Progress {
-            phases: snapshot.phases,
-            tasks: HashMap::new(),
-            counts: [0; 8],
+        let mut counts = [0; 8];
+        for t in &snapshot.tasks {
+            counts[slot(t.state)] += 1;
+        }
+        Progress {
+            tasks: TaskFold::of(snapshot.phases, snapshot.tasks),
+            counts,
             started: snapshot.started_at,
             seq: snapshot.seq,
-        };
-        for t in snapshot.tasks {
-            p.counts[slot(t.state)] += 1;
-            p.tasks.insert(t.id.clone(), t);
         }
-        p
     }
 
     /// Folds one event; returns the line to print when a task came to rest.
@@ -47,22 +45,25 @@ impl Progress {
         }
         self.seq = ev.seq;
         let id = ev.task.as_ref()?;
-        if let EventKind::TaskSubmitted { .. } = ev.kind {
-            let task = Task::from_submitted(ev, &self.phases)?;
-            self.counts[slot(task.state)] += 1;
-            self.tasks.insert(id.clone(), task);
+        if self.tasks.submit(ev) {
+            self.counts[slot(TaskState::Pending)] += 1;
             return None;
         }
-        let task = self.tasks.get_mut(id)?;
+        let task = self.tasks.task_mut(id)?;
         let before = task.state;
-        task.apply(ev).ok()?;
+        let applied = task.apply(ev);
         let after = task.state;
+        let line =
+            (applied.is_ok() && before != after && (after.is_final() || after.needs_human()))
+                .then(|| rest_line(&Figures::of(task)));
+        self.tasks.settle(id);
+        applied.ok()?;
         if before == after {
             return None;
         }
         self.counts[slot(before)] -= 1;
         self.counts[slot(after)] += 1;
-        (after.is_final() || after.needs_human()).then(|| rest_line(task))
+        line
     }
 
     pub fn count(&self, state: TaskState) -> usize {
@@ -81,9 +82,9 @@ impl Progress {
     pub fn line(&self, now: Timestamp) -> String {
         let mut cost = CostTotal::default();
         let mut tokens = 0;
-        for t in self.tasks.values() {
-            cost.merge(t.cost());
-            tokens += t.tokens();
+        for t in self.tasks.figures() {
+            cost.merge(t.cost);
+            tokens += t.tokens;
         }
         let done = self.count(TaskState::Completed)
             + self.count(TaskState::Failed)
@@ -117,29 +118,29 @@ impl Progress {
 }
 
 /// One line about a task at rest.
-pub fn rest_line(task: &Task) -> String {
+pub fn rest_line(task: &Figures) -> String {
     let end = task.finished_at.unwrap_or(task.updated_at);
     let head = format!(
         "{} {:<12} {:<15} {}/{} phases  {:>8} tok  {:>10}  {}",
         symbol(task.state),
         task.id,
         task.state.as_str(),
-        task.phases_settled(),
-        task.phases.len(),
-        thousands(task.tokens()),
-        short_cost(task.cost()),
+        task.phases_settled,
+        task.phases,
+        thousands(task.tokens),
+        short_cost(task.cost),
         duration(between(task.created_at, end)),
     );
-    let why = match (task.holds.first(), &task.finish_reason) {
-        (Some(h), _) => format!(
+    let why = match (&task.first_hold, &task.finish_reason) {
+        (Some((phase, reason)), _) => format!(
             "  {} at {}: {}",
             if task.state == TaskState::Blocked {
                 "blocked"
             } else {
                 "review"
             },
-            h.phase,
-            h.reason
+            phase,
+            reason
         ),
         (None, Some(r)) if task.state != TaskState::Completed => format!("  {r}"),
         _ => String::new(),

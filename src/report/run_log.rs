@@ -5,7 +5,6 @@
 //! Text copied from inputs, outputs, errors, reasons and notes is put on one
 //! line, capped, and passed through the pipeline's [`Masker`].
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use super::format::{between, duration, thousands};
 use super::markdown::{clock, code, date_time, day_of};
 use super::mask::Masker;
 use super::run_log_lines::{end_line, event_line, excerpt, run_event_line};
-use super::summary::{cost_words, summarize};
+use super::summary::{cost_words, summarize_figures};
+use super::task_fold::{Kept, TaskFold};
 use crate::engine::{Actor, Event, EventKind, RunSnapshot, Task, TaskState};
 
 /// The longest excerpt of an input or output, in characters.
@@ -42,14 +42,14 @@ pub enum Opening {
     Command(String),
 }
 
-/// The log's view of a run: every task as folded so far.
+/// The log's view of a run: every task as folded so far, each kept as
+/// little as the lines need.
 pub struct RunLog {
     masker: Masker,
     pipeline: String,
-    phases: Vec<String>,
     state_dir: String,
     session_started: Timestamp,
-    tasks: HashMap<String, Task>,
+    tasks: TaskFold,
     /// Events at or below this seq are already in `tasks`.
     seq: u64,
     /// The date of the last line written, so that a new day gets a heading.
@@ -63,14 +63,9 @@ impl RunLog {
         RunLog {
             masker,
             pipeline: snapshot.pipeline,
-            phases: snapshot.phases,
             state_dir: snapshot.state_dir,
             session_started: snapshot.started_at,
-            tasks: snapshot
-                .tasks
-                .into_iter()
-                .map(|t| (t.id.clone(), t))
-                .collect(),
+            tasks: TaskFold::of(snapshot.phases, snapshot.tasks),
             seq: snapshot.seq,
             day: None,
         }
@@ -120,7 +115,7 @@ impl RunLog {
             Opening::Command(_) => "by",
         };
         let _ = writeln!(out, "- {who}: {by}");
-        let summary = summarize(self.tasks.values());
+        let summary = summarize_figures(self.tasks.figures());
         let states: Vec<String> = TaskState::ALL
             .iter()
             .filter(|s| summary.states.get(**s) > 0)
@@ -154,7 +149,7 @@ impl RunLog {
 
     /// The closing section: tasks per state, tokens, dollars and time.
     pub fn summary(&mut self, at: Timestamp) -> String {
-        let s = summarize(self.tasks.values());
+        let s = summarize_figures(self.tasks.figures());
         let mut out = String::new();
         let _ = writeln!(out, "\n### Summary · {}\n", date_time(at));
         let _ = writeln!(out, "| state | tasks |\n| --- | ---: |");
@@ -201,15 +196,32 @@ impl RunLog {
         let mut lines = Vec::new();
         let who = format!("**{id}**");
         if let EventKind::TaskSubmitted { input } = &ev.kind {
-            if ev.seq > self.seq
-                && let Some(t) = Task::from_submitted(ev, &self.phases)
-            {
-                self.tasks.insert(id.to_string(), t);
+            if ev.seq > self.seq {
+                self.tasks.submit(ev);
             }
             lines.push(format!("{who} submitted · input {}", self.excerpt(input)));
             return lines;
         }
-        let Some(task) = self.tasks.get_mut(id) else {
+        let Some(kept) = self.tasks.get(id) else {
+            return lines;
+        };
+        if let Kept::Rested(figures) = kept {
+            // Completed or cancelled: no event changes it, and what is left
+            // of it is its figures; the event is told from itself.
+            let mut task = Task::new(
+                id.to_string(),
+                serde_json::Value::Null,
+                self.tasks.phases(),
+                figures.created_at,
+                0,
+            );
+            task.state = figures.state;
+            if let Some(line) = event_line(&self.masker, &[], &task, ev) {
+                lines.push(format!("{who} {line}"));
+            }
+            return lines;
+        }
+        let Some(task) = self.tasks.task_mut(id) else {
             return lines;
         };
         // Only what the lines need from before the event, not a copy of the
@@ -224,7 +236,7 @@ impl RunLog {
         if ev.seq > self.seq {
             let _ = task.apply(ev);
         }
-        let task = &self.tasks[id];
+        let task = &*task;
         if state_before == TaskState::Pending && task.state == TaskState::Running {
             lines.push(format!(
                 "{who} ▶ started after {} in the queue",
@@ -237,6 +249,7 @@ impl RunLog {
         if task.state.is_final() && !state_before.is_final() {
             lines.push(format!("{who} {}", end_line(task, ev.at, &self.masker)));
         }
+        self.tasks.settle(id);
         lines
     }
 

@@ -457,7 +457,7 @@ fn blockers_and_their_resolution() {
             )),
             "{line}"
         );
-        assert_eq!(f.log.tasks["t1"].state, state);
+        assert_eq!(f.log.tasks["t1"].state(), state);
         assert_eq!(
             line.contains("**task failed**"),
             state == TaskState::Failed,

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::format::{between, duration, thousands};
+use super::task_fold::Figures;
 use crate::engine::cost::CostTotal;
 use crate::engine::{Task, TaskState};
 
@@ -86,6 +87,11 @@ impl Summary {
 }
 
 pub fn summarize<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Summary {
+    summarize_figures(tasks.into_iter().map(Figures::of))
+}
+
+/// The same from each task's figures.
+pub fn summarize_figures(tasks: impl IntoIterator<Item = Figures>) -> Summary {
     let mut states = StateCounts::default();
     let mut cost = CostTotal::default();
     let (mut n, mut attempts, mut tokens, mut holds) = (0, 0, 0, 0);
@@ -94,10 +100,10 @@ pub fn summarize<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Summary {
     for t in tasks {
         n += 1;
         states.add(t.state);
-        cost.merge(t.cost());
-        attempts += t.attempts();
-        tokens += t.tokens();
-        holds += t.holds.len();
+        cost.merge(t.cost);
+        attempts += t.attempts;
+        tokens += t.tokens;
+        holds += t.holds;
         first = Some(first.map_or(t.created_at, |f| f.min(t.created_at)));
         last = Some(last.map_or(t.updated_at, |l| l.max(t.updated_at)));
     }

@@ -47,7 +47,11 @@ fn snapshot_after(n: usize) -> RunSnapshot {
         view.apply(ev);
     }
     RunSnapshot {
-        tasks: view.entries().iter().map(|e| e.task.clone()).collect(),
+        tasks: view
+            .entries()
+            .iter()
+            .filter_map(|e| view.whole_task(&e.task.id))
+            .collect(),
         seq: view.seq(),
         ..empty_snapshot()
     }

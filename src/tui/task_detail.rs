@@ -316,10 +316,11 @@ impl TaskDetail<'_> {
             .state
             .selected
             .as_deref()
-            .and_then(|id| ctx.view.task(id))
+            .and_then(|id| ctx.view.whole_task(id))
         else {
             return vec![Line::styled("select a task to see it here", self.dim())];
         };
+        let task = &task;
         let mut out = Vec::new();
         self.summary(task, &mut out);
         for p in &task.phases {

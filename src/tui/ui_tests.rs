@@ -344,7 +344,7 @@ fn a_resync_keeps_the_selection_and_rebuilds_rows() {
     let mut snapshot = crate::tui::test_support::empty_snapshot();
     snapshot.tasks = ui.view.entries()[..5]
         .iter()
-        .map(|e| e.task.clone())
+        .filter_map(|e| ui.view.whole_task(&e.task.id))
         .collect();
     ui.resync(snapshot);
     ui.prepare(now());

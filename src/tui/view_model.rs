@@ -23,7 +23,10 @@ const THROUGHPUT_WINDOW: SignedDuration = SignedDuration::from_secs(300);
 /// A task with the figures the dashboard shows for it, computed once per change.
 #[derive(Debug, Clone)]
 pub struct TaskEntry {
+    /// The task without its input and phase outputs, which are in `payload`;
+    /// [`RunView::whole_task`] puts them back.
     pub task: Task,
+    payload: Payload,
     pub tokens: u64,
     pub cost: CostTotal,
     /// When the hold that puts it in the review queue opened.
@@ -34,8 +37,57 @@ pub struct TaskEntry {
     reported: u32,
 }
 
+/// A task's input and phase outputs as compact JSON text: a fraction of the
+/// memory of the values, and only the task detail reads them.
+#[derive(Debug, Clone, Default)]
+struct Payload {
+    input: Box<str>,
+    /// Per phase, in the task's phase order.
+    outputs: Box<[Option<Box<str>>]>,
+}
+
+fn json_text(v: &serde_json::Value) -> Box<str> {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .into_boxed_str()
+}
+
+fn json_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+impl Payload {
+    /// Takes the input and outputs out of a task.
+    fn take(task: &mut Task) -> Payload {
+        Payload {
+            input: json_text(&std::mem::take(&mut task.input)),
+            outputs: task
+                .phases
+                .iter_mut()
+                .map(|p| p.output.take().map(|v| json_text(&v)))
+                .collect(),
+        }
+    }
+
+    fn put_outputs(&self, task: &mut Task) {
+        for (p, text) in task.phases.iter_mut().zip(self.outputs.iter()) {
+            p.output = text.as_deref().map(json_value);
+        }
+    }
+}
+
 impl TaskEntry {
-    fn new(task: Task) -> TaskEntry {
+    fn new(mut task: Task) -> TaskEntry {
+        let payload = Payload::take(&mut task);
+        // A task read from JSON has room for more attempts than it holds.
+        for p in &mut task.phases {
+            p.attempts.shrink_to_fit();
+        }
+        TaskEntry::light(task, payload)
+    }
+
+    /// From a task whose payload is taken out already.
+    fn light(task: Task, payload: Payload) -> TaskEntry {
         let held_since = queue_key(&task);
         let (mut open, mut priced, mut reported) = (0, 0, 0);
         for a in task.phases.iter().flat_map(|p| &p.attempts) {
@@ -51,6 +103,7 @@ impl TaskEntry {
             priced,
             reported,
             task,
+            payload,
         }
     }
 }
@@ -266,12 +319,24 @@ impl RunView {
                     return Applied::OutOfSync(format!("event {} for unknown task {id}", ev.seq));
                 };
                 let mut task = self.tasks[idx].task.clone();
+                let old = &self.tasks[idx].payload;
+                // Outputs go back in for the fold, which may replace or
+                // clear them; the input never changes.
+                old.put_outputs(&mut task);
                 if let Err(e) = task.apply(ev) {
                     return Applied::OutOfSync(e.to_string());
                 }
+                let payload = Payload {
+                    input: old.input.clone(),
+                    outputs: task
+                        .phases
+                        .iter_mut()
+                        .map(|p| p.output.take().map(|v| json_text(&v)))
+                        .collect(),
+                };
                 let was_final = self.tasks[idx].task.state.is_final();
                 self.account(idx, -1);
-                self.tasks[idx] = TaskEntry::new(task);
+                self.tasks[idx] = TaskEntry::light(task, payload);
                 self.account(idx, 1);
                 let entry = &self.tasks[idx].task;
                 if !was_final && entry.state.is_final() {
@@ -361,8 +426,19 @@ impl RunView {
         self.index.get(id).copied()
     }
 
+    /// A task without its input and phase outputs; enough for tables,
+    /// counts and commands.
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.position(id).map(|i| &self.tasks[i].task)
+    }
+
+    /// A task with its input and phase outputs, for the task detail.
+    pub fn whole_task(&self, id: &str) -> Option<Task> {
+        let entry = &self.tasks[self.position(id)?];
+        let mut task = entry.task.clone();
+        task.input = json_value(&entry.payload.input);
+        entry.payload.put_outputs(&mut task);
+        Some(task)
     }
 
     pub fn count(&self, state: TaskState) -> usize {

@@ -124,7 +124,11 @@ fn events_the_view_already_covers_are_ignored() {
 fn resync_from_a_snapshot_matches_the_fold() {
     let folded = sample_run();
     let mut snapshot = empty_snapshot();
-    snapshot.tasks = folded.entries().iter().map(|e| e.task.clone()).collect();
+    snapshot.tasks = folded
+        .entries()
+        .iter()
+        .filter_map(|e| folded.whole_task(&e.task.id))
+        .collect();
     snapshot.seq = folded.seq();
     let mut fresh = RunView::from_snapshot(snapshot);
     assert_totals_match(&fresh);
@@ -276,4 +280,65 @@ fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
     assert_eq!(view.apply(&last), Applied::Changed);
     assert!(view.live("t-002", "draft").is_none());
     assert!(!view.apply_live(&live("t-002", "draft", 1, progress("late", 3))));
+}
+
+#[test]
+fn the_detail_gets_input_and_outputs_back() {
+    use crate::engine::event::AttemptOutcome;
+    let phases = vec!["one".to_string()];
+    let at = jiff::Timestamp::from_second(1).unwrap();
+    let mut snapshot = empty_snapshot();
+    snapshot.phases = phases.clone();
+    let mut view = RunView::from_snapshot(snapshot);
+    let ev = |seq: u64, kind: EventKind| Event {
+        seq,
+        at,
+        task: Some("t1".into()),
+        kind,
+    };
+    let input = serde_json::json!({"n": 1, "note": "x"});
+    view.apply(&ev(
+        1,
+        EventKind::TaskSubmitted {
+            input: input.clone(),
+        },
+    ));
+    view.apply(&ev(
+        2,
+        EventKind::PhaseStarted {
+            phase: "one".into(),
+            attempt: 1,
+            agent: "a".into(),
+            model: None,
+            feedback: None,
+            route: None,
+            role: None,
+        },
+    ));
+    let output = serde_json::json!({"answer": [1, 2.5, "three"]});
+    view.apply(&ev(
+        3,
+        EventKind::AttemptFinished {
+            phase: "one".into(),
+            attempt: 1,
+            duration_ms: 5,
+            outcome: AttemptOutcome::Succeeded,
+            usage: None,
+            cost_usd: None,
+            output: Some(output.clone()),
+            trace: vec!["a line".into()],
+            http: None,
+            retry_after_ms: None,
+        },
+    ));
+    let light = view.task("t1").unwrap();
+    assert_eq!(light.phases[0].output, None);
+    let whole = view.whole_task("t1").unwrap();
+    assert_eq!(whole.input, input);
+    assert_eq!(whole.phases[0].output, Some(output));
+    assert_eq!(
+        whole.phases[0].attempts[0].trace,
+        vec!["a line".to_string()]
+    );
+    assert_eq!(whole.state, TaskState::Running);
 }
