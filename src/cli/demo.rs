@@ -27,6 +27,13 @@ pub struct DemoArgs {
     view: super::run::ViewArgs,
 }
 
+impl DemoArgs {
+    /// Whether this demo opens the dashboard (else it runs headless).
+    pub fn draws_a_dashboard(&self) -> bool {
+        !self.headless && std::io::IsTerminal::is_terminal(&std::io::stdout())
+    }
+}
+
 /// The demo's tasks: the bundled tickets, repeated with new ids when more are asked for.
 pub fn demo_tasks(count: usize) -> Vec<InputTask> {
     let tickets: Vec<Value> = TICKETS

@@ -4,6 +4,7 @@
 //! in use), 3 tasks wait for a person (`run`), 4 tasks left unfinished (the
 //! dashboard was quit mid-run), 130/143 stopped by a signal.
 
+mod allocator;
 mod attach;
 mod background;
 mod budget;
@@ -114,6 +115,15 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    let draws_a_dashboard = match &cli.command {
+        Cmd::Attach(_) => true,
+        Cmd::Run(args) => args.draws_a_dashboard(),
+        Cmd::Demo(args) => args.draws_a_dashboard(),
+        _ => false,
+    };
+    if draws_a_dashboard {
+        allocator::one_arena_for_the_dashboard();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

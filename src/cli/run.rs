@@ -82,6 +82,13 @@ impl Mode {
     }
 }
 
+impl RunArgs {
+    /// What `Mode::choose` will pick, without saying anything.
+    pub fn draws_a_dashboard(&self) -> bool {
+        !self.headless && std::io::stdout().is_terminal()
+    }
+}
+
 pub async fn run(args: RunArgs) -> i32 {
     let mode = Mode::choose(args.headless, &args.view);
     init_logging_for(&mode);
