@@ -7,27 +7,12 @@ mod pty;
 use std::path::Path;
 use std::process::Command;
 
-use pty::Term;
+use pty::{REVIEW_PIPELINE, Term};
 use serde_json::Value;
 
-/// One task, one phase whose simulated agent always asks for a review.
-const REVIEW_PIPELINE: &str = r#"
-name = "review-me"
-[agents.sim]
-kind = "sim"
-latency = "0ms"
-tokens = "100..200"
-review_rate = 1.0
-model = "claude-haiku-4-5"
-
-[[phases]]
-id = "draft"
-agent = "sim"
-"#;
-
+/// The review pipeline and one task, `t1`.
 fn setup(dir: &Path) {
-    std::fs::write(dir.join("p.toml"), REVIEW_PIPELINE).unwrap();
-    std::fs::write(dir.join("in.jsonl"), "{\"id\": \"t1\"}\n").unwrap();
+    setup_with(dir, REVIEW_PIPELINE, &["t1"]);
 }
 
 fn show(dir: &Path, task: &str) -> Value {

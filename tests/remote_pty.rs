@@ -12,23 +12,8 @@ mod remote;
 use std::path::{Path, PathBuf};
 
 use cli::{baton, is_alive, output, wait_for};
-use pty::Term;
+use pty::{REVIEW_PIPELINE, Term};
 use remote::{engine, sandbox, socket_of, wait_all, wait_for_socket};
-
-/// One task, one phase whose simulated agent always asks for a review.
-const REVIEW_PIPELINE: &str = r#"
-name = "review-me"
-[agents.sim]
-kind = "sim"
-latency = "0ms"
-tokens = "100..200"
-review_rate = 1.0
-model = "claude-haiku-4-5"
-
-[[phases]]
-id = "draft"
-agent = "sim"
-"#;
 
 /// The pid in a state folder's LOCK.
 fn engine_pid(state: &Path) -> u32 {

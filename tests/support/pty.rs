@@ -15,6 +15,21 @@ fn nz(n: u16) -> std::num::NonZeroU16 {
     std::num::NonZeroU16::new(n.max(1)).expect("at least 1")
 }
 
+/// For dashboard tests: one phase whose simulated agent always asks for a review.
+pub const REVIEW_PIPELINE: &str = r#"
+name = "review-me"
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+review_rate = 1.0
+model = "claude-haiku-4-5"
+
+[[phases]]
+id = "draft"
+agent = "sim"
+"#;
+
 pub struct Term {
     master: Box<dyn MasterPty + Send>,
     writer: Box<dyn Write + Send>,
