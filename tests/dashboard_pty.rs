@@ -7,7 +7,7 @@ mod pty;
 use std::path::Path;
 use std::process::Command;
 
-use pty::{REVIEW_PIPELINE, Term};
+use pty::{REVIEW_PIPELINE, Term, setup_with};
 use serde_json::Value;
 
 /// The review pipeline and one task, `t1`.
@@ -131,16 +131,6 @@ fn below_the_minimum_size_it_says_so_and_recovers_on_resize() {
     term.resize(100, 30);
     term.wait_for("review-me", 10);
     term.quit_confirmed();
-}
-
-/// Writes `pipeline` and one input line per task id into `dir`.
-fn setup_with(dir: &Path, pipeline: &str, tasks: &[&str]) {
-    std::fs::write(dir.join("p.toml"), pipeline).unwrap();
-    let lines: String = tasks
-        .iter()
-        .map(|t| format!("{{\"id\": \"{t}\"}}\n"))
-        .collect();
-    std::fs::write(dir.join("in.jsonl"), lines).unwrap();
 }
 
 /// Selects `task` in the table by filtering on its id.

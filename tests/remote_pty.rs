@@ -12,7 +12,7 @@ mod remote;
 use std::path::{Path, PathBuf};
 
 use cli::{baton, is_alive, output, wait_for};
-use pty::{REVIEW_PIPELINE, Term};
+use pty::{REVIEW_PIPELINE, Term, setup_with};
 use remote::{engine, sandbox, socket_of, wait_all, wait_for_socket};
 
 /// The pid in a state folder's LOCK.
@@ -49,8 +49,7 @@ fn quit(term: &mut Term) -> u32 {
 #[test]
 fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.toml"), REVIEW_PIPELINE).unwrap();
-    std::fs::write(dir.path().join("in.jsonl"), "{\"id\": \"t1\"}\n").unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1"]);
     let state = dir.path().join("state");
     let run = [
         "run",

@@ -30,6 +30,16 @@ id = "draft"
 agent = "sim"
 "#;
 
+/// Writes `pipeline` and one input line per task id into `dir`.
+pub fn setup_with(dir: &Path, pipeline: &str, tasks: &[&str]) {
+    std::fs::write(dir.join("p.toml"), pipeline).unwrap();
+    let lines: String = tasks
+        .iter()
+        .map(|t| format!("{{\"id\": \"{t}\"}}\n"))
+        .collect();
+    std::fs::write(dir.join("in.jsonl"), lines).unwrap();
+}
+
 pub struct Term {
     master: Box<dyn MasterPty + Send>,
     writer: Box<dyn Write + Send>,
