@@ -107,7 +107,7 @@ fn record_run(tasks: usize, concurrency: usize) -> Option<(RunSnapshot, Vec<Arc<
                 origin: "bench".into(),
             })
             .collect();
-        engine.submit(inputs).expect("submit");
+        engine.submit(inputs).await.expect("submit");
         let collector = tokio::spawn(async move {
             let mut all = Vec::new();
             loop {

@@ -74,7 +74,7 @@ async fn round(tasks: usize, concurrency: usize, run_log: bool) -> Round {
             origin: "bench".into(),
         })
         .collect();
-    engine.submit(inputs).expect("submit");
+    engine.submit(inputs).await.expect("submit");
     let mut events = engine.handle().subscribe();
     let watcher = tokio::spawn(async move {
         let mut started: HashMap<(String, String), Instant> = HashMap::new();

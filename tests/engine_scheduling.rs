@@ -24,7 +24,7 @@ async fn run(p: Pipeline, dir: &Path, inputs: Vec<InputTask>) -> Vec<Task> {
         ..opts(true)
     };
     let mut engine = Engine::open(p.clone(), dir, o).expect("open");
-    engine.submit(inputs).expect("submit");
+    engine.submit(inputs).await.expect("submit");
     let summary = engine.run().await.expect("run");
     assert_eq!(
         summary.count(TaskState::Completed),

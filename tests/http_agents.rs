@@ -50,6 +50,7 @@ async fn run_one_with(p: Pipeline, dir: &Path, task_input: Value) -> (Task, Vec<
     let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
     engine
         .submit(vec![input("t1", task_input)])
+        .await
         .expect("submit");
     let mut events = engine.handle().subscribe();
     engine.run().await.expect("run");
@@ -627,6 +628,7 @@ async fn a_streaming_reply_is_seen_live_before_the_attempt_finishes() {
     let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
     engine
         .submit(vec![input("t1", json!({"note": "x"}))])
+        .await
         .unwrap();
     let handle = engine.handle();
     let mut live = handle.subscribe_live();
@@ -687,7 +689,7 @@ async fn command_agents_stderr_lines_are_seen_live_too() {
     let p = baton::spec::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let state = dir.path().join("state");
     let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
-    engine.submit(vec![input("t1", json!({}))]).unwrap();
+    engine.submit(vec![input("t1", json!({}))]).await.unwrap();
     let handle = engine.handle();
     let mut live = handle.subscribe_live();
     let run = tokio::spawn(engine.run());
@@ -748,7 +750,7 @@ async fn the_bundled_examples_run_their_prompts_through_both_wire_formats() {
         let mut engine = Engine::open(p.clone(), &state, opts(true)).expect("open");
         let note =
             json!({"patient": {"age": 58, "sex": "M"}, "note": "Chest pressure on exertion."});
-        engine.submit(vec![input("enc-001", note)]).unwrap();
+        engine.submit(vec![input("enc-001", note)]).await.unwrap();
         engine.run().await.expect("run");
         let task = load(p, &state).await.remove(0);
         // Compliance always waits for a person's approval.
@@ -790,7 +792,7 @@ async fn run_many(
         ..opts(true)
     };
     let mut engine = Engine::open(p.clone(), &state, o).expect("open");
-    engine.submit(inputs).expect("submit");
+    engine.submit(inputs).await.expect("submit");
     let mut events = engine.handle().subscribe();
     engine.run().await.expect("run");
     let mut dues = Vec::new();

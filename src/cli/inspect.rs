@@ -1,6 +1,6 @@
-//! `baton list`, `show`, `summary` and `review`: the run as the engine that
-//! holds the state folder sees it, or the folder as it is when no engine
-//! does; the folder is read without being taken either way (see `source`).
+//! `baton list`, `show`, `summary` and `review`: queries on the folder's
+//! database, which answer the same beside a running engine and on a
+//! stopped folder; nothing loads the whole run.
 
 use std::path::Path;
 
@@ -8,12 +8,23 @@ use baton::engine::TaskState;
 use baton::report::{
     list as list_report, review_queue, show as show_report, summary as summary_report,
 };
+use baton::store::{ListQuery, RunReader, Sort};
 use serde::Serialize;
 
 use super::source;
 
-pub async fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
-    let filter = match state.map(|s| (s, TaskState::parse(s))) {
+/// What `baton list` was asked for.
+pub struct ListArgs {
+    pub state: Option<String>,
+    pub phase: Option<String>,
+    pub limit: Option<u64>,
+    pub after: Option<String>,
+    pub sort: String,
+    pub json: bool,
+}
+
+pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
+    let state = match args.state.as_deref().map(|s| (s, TaskState::parse(s))) {
         Some((_, Some(st))) => Some(st),
         Some((s, None)) => {
             let all: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
@@ -25,36 +36,90 @@ pub async fn list(state_dir: &Path, state: Option<&str>, json: bool) -> i32 {
         }
         None => None,
     };
-    let tasks = match source::tasks(state_dir).await {
-        Ok(t) => t,
+    let Some(sort) = Sort::parse(&args.sort) else {
+        let all: Vec<&str> = Sort::ALL.iter().map(|s| s.as_str()).collect();
+        eprintln!(
+            "error: unknown order \"{}\"\n  help: use one of {}",
+            args.sort,
+            all.join(", ")
+        );
+        return 2;
+    };
+    let reader = match source::reader(state_dir) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let tasks = tasks.iter().filter(|t| filter.is_none_or(|s| t.state == s));
-    if json {
-        let rows: Vec<_> = tasks.map(list_report::row).collect();
+    if let Some(after) = &args.after {
+        match reader.row(after).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                eprintln!(
+                    "error: --after {after}: no such task in {}\n  help: give the id of the last task of the previous page",
+                    state_dir.display()
+                );
+                return 2;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        }
+    }
+    let query = ListQuery {
+        state,
+        phase: args.phase,
+        sort,
+        after: args.after,
+        offset: 0,
+        limit: args.limit,
+    };
+    let rows = match reader.list(&query).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if args.json {
+        let rows: Vec<_> = rows.iter().map(list_report::row).collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
     } else {
-        print!("{}", list_report::text(tasks));
+        print!("{}", list_report::text(rows.iter()));
     }
     0
 }
 
 pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
-    let tasks = match source::tasks(state_dir).await {
+    let reader = match source::reader(state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let task = match reader.task(id).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let Some(task) = tasks.iter().find(|t| t.id == id) else {
-        let known: Vec<&str> = tasks.iter().take(10).map(|t| t.id.as_str()).collect();
+    let Some(task) = task else {
+        let first = ListQuery {
+            limit: Some(10),
+            ..ListQuery::default()
+        };
+        let known: Vec<String> = reader
+            .list(&first)
+            .await
+            .map(|rows| rows.into_iter().map(|r| r.id).collect())
+            .unwrap_or_default();
         eprintln!(
             "error: no task \"{id}\" in {}\n  help: tasks there include: {}",
             state_dir.display(),
@@ -63,9 +128,12 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
         return 1;
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(task).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&task).unwrap_or_default()
+        );
     } else {
-        print!("{}", show_report::text(task));
+        print!("{}", show_report::text(&task));
     }
     0
 }
@@ -80,37 +148,54 @@ struct SummaryJson<'a> {
 }
 
 pub async fn summary(state_dir: &Path, json: bool) -> i32 {
-    let run = match source::run(state_dir).await {
+    let reader = match source::reader(state_dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let summary = summary_report::summarize(&run.tasks);
+    let (meta, totals) = match (reader.meta().await, reader.totals().await) {
+        (Ok(m), Ok(t)) => (m.unwrap_or_default(), t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let summary = summary_report::from_totals(&totals);
     if json {
         let out = SummaryJson {
-            pipeline: &run.pipeline,
+            pipeline: &meta.pipeline,
             state_dir: state_dir.display().to_string(),
             summary,
         };
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        println!("pipeline   {}  ({})", run.pipeline, state_dir.display());
+        println!("pipeline   {}  ({})", meta.pipeline, state_dir.display());
         print!("{}", summary_report::text(&summary));
     }
     0
 }
 
 pub async fn review(state_dir: &Path, json: bool) -> i32 {
-    let tasks = match source::tasks(state_dir).await {
-        Ok(t) => t,
+    let reader = match source::reader(state_dir) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let queue = review_queue::queue(&tasks, jiff::Timestamp::now());
+    let holds = match reader.waiting(0, None).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let queue = review_queue::from_holds(
+        holds.iter().map(|(id, h)| (id.as_str(), h)),
+        jiff::Timestamp::now(),
+    );
     if json {
         println!(
             "{}",

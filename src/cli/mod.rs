@@ -58,6 +58,18 @@ enum Cmd {
         /// Only tasks in this state (pending, running, retrying, awaiting_review, blocked, completed, failed, cancelled).
         #[arg(long = "state", value_name = "STATE")]
         state: Option<String>,
+        /// Only tasks whose current phase is this one.
+        #[arg(long, value_name = "PHASE")]
+        phase: Option<String>,
+        /// At most this many tasks.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Only tasks after this one in the order (the last id of the previous page).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+        /// Order: submitted (default), updated (newest first), tokens, cost (most first), id.
+        #[arg(long, value_name = "ORDER", default_value = "submitted")]
+        sort: String,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -140,8 +152,24 @@ pub fn main() -> i32 {
             Cmd::Demo(args) => demo::run(args).await,
             Cmd::Validate { file } => validate::run(&file),
             Cmd::Attach(args) => attach::run(args).await,
-            Cmd::List { state, json, dir } => {
-                inspect::list(&dir.state_dir, state.as_deref(), json).await
+            Cmd::List {
+                state,
+                phase,
+                limit,
+                after,
+                sort,
+                json,
+                dir,
+            } => {
+                let args = inspect::ListArgs {
+                    state,
+                    phase,
+                    limit,
+                    after,
+                    sort,
+                    json,
+                };
+                inspect::list(&dir.state_dir, args).await
             }
             Cmd::Show { task, json, dir } => inspect::show(&dir.state_dir, &task, json).await,
             Cmd::Summary { json, dir } => inspect::summary(&dir.state_dir, json).await,

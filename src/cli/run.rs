@@ -193,7 +193,22 @@ pub async fn run_headless(
     for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
-    match engine.submit(inputs) {
+    // The run as it is before this start adds to it: the log and the
+    // progress lines follow it from here.
+    let snapshot = match engine.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let resumed = snapshot.tasks.len();
+    let handle = engine.handle();
+    let mut events = handle.subscribe();
+    let run_log =
+        super::run_log::start(&engine, snapshot.clone(), Session::Run, Some(pipeline_file));
+    let mut progress = Progress::new(snapshot);
+    match engine.submit(inputs).await {
         Ok(s) => {
             if !s.already_present.is_empty() {
                 eprintln!(
@@ -203,21 +218,23 @@ pub async fn run_headless(
                     s.already_present.join(", ")
                 );
             }
-            let resumed = engine.tasks().count() - s.added.len();
             eprintln!(
                 "{}: {} new task(s), {} already in {}",
                 engine.pipeline().name,
-                s.added.len(),
+                s.added,
                 resumed,
                 state_dir.display()
             );
         }
         Err(e) => {
+            super::run_log::finish(run_log).await;
             eprintln!("error: {e}");
             return 2;
         }
     }
-    let handle = engine.handle();
+    // The submitted tasks are durable and broadcast: count them in before
+    // anything asks how many are unfinished.
+    catch_up(&handle, &mut events, &mut progress).await;
     let server = match baton::remote::Server::start(state_dir, handle.clone()).await {
         Ok(s) => Some(s),
         Err(e) if wait => {
@@ -231,12 +248,7 @@ pub async fn run_headless(
             None
         }
     };
-    // This process runs the engine, so it keeps the run log: a dashboard
-    // attached over the socket only reads.
-    let run_log = super::run_log::start(&engine, Session::Run, Some(pipeline_file));
     let mut holders = server.as_ref().map(|s| s.holders());
-    let mut events = handle.subscribe();
-    let mut progress = Progress::new(engine.snapshot());
     let mut stop_asked = false;
     let mut engine_task = tokio::spawn(engine.run());
     let mut tick = tokio::time::interval(Duration::from_secs(2));
@@ -263,11 +275,7 @@ pub async fn run_headless(
                         println!("{line}");
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
-                    if let Some(snap) = handle.snapshot().await {
-                        progress = Progress::new(snap);
-                    }
-                }
+                Err(RecvError::Lagged(_)) => catch_up(&handle, &mut events, &mut progress).await,
                 Err(RecvError::Closed) => {}
             },
             _ = tick.tick() => progress.print_line(&mut std::io::stderr()),
@@ -323,6 +331,37 @@ fn settled(
         Err(e) => {
             eprintln!("error: the engine stopped unexpectedly: {e}");
             Err(2)
+        }
+    }
+}
+
+/// Folds every event durable so far into `progress`: what the receiver
+/// holds, and what it skipped, read from the store by sequence number.
+async fn catch_up(
+    handle: &baton::engine::EngineHandle,
+    events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<baton::engine::Event>>,
+    progress: &mut Progress,
+) {
+    loop {
+        match events.try_recv() {
+            Ok(ev) => {
+                if let Some(line) = progress.apply(&ev) {
+                    println!("{line}");
+                }
+            }
+            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                while let Some(missed) = handle.events_after(progress.seq(), 4096).await {
+                    if missed.is_empty() {
+                        break;
+                    }
+                    for ev in &missed {
+                        if let Some(line) = progress.apply(ev) {
+                            println!("{line}");
+                        }
+                    }
+                }
+            }
+            Err(_) => return,
         }
     }
 }

@@ -4,16 +4,18 @@
 
 use std::path::Path;
 
-use baton::engine::{Actor, Engine};
+use baton::engine::{Actor, Engine, RunSnapshot};
 use baton::report::mask::Masker;
 use baton::run_log_writer::{self, RunLogWriter, Session};
 
+/// Starts the log's section over `snapshot`, the run as it is before the
+/// engine goes on.
 pub fn start(
     engine: &Engine,
+    snapshot: RunSnapshot,
     session: Session,
     pipeline_file: Option<&Path>,
 ) -> Option<RunLogWriter> {
-    let snapshot = engine.snapshot();
     let path = run_log_writer::path_in(Path::new(&snapshot.state_dir));
     // Without its masks the log would copy what they hide: keep no log then.
     let masker = match Masker::new(&engine.pipeline().mask) {

@@ -6,11 +6,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use baton::engine::recovery::fold;
-use baton::engine::{Command, Engine, EngineError, EngineOptions, Task};
+use baton::engine::{Command, Engine, EngineError, EngineOptions};
 use baton::remote::{ClientOptions, ConnectError, Connection, connect_dir};
 use baton::run_log_writer::Session;
-use baton::store::{Store, StoreError};
+use baton::store::{RunMeta, SqliteReader, SqliteStore, StoreError};
 
 use super::state_meta;
 
@@ -36,48 +35,29 @@ impl Source {
     }
 }
 
-/// A run as commands that read it see it.
-pub struct Run {
-    /// The name of the pipeline the tasks run with.
-    pub pipeline: String,
-    /// Every task, in submission order.
-    pub tasks: Vec<Task>,
-}
-
-/// The run on the folder: from its engine, or from the folder itself.
-pub async fn run(state_dir: &Path) -> Result<Run, String> {
-    match Source::open(state_dir).await? {
-        Source::Live(conn) => Ok(Run {
-            pipeline: conn.snapshot.pipeline,
-            tasks: conn.snapshot.tasks,
-        }),
-        Source::Folder => read_folder(state_dir),
+/// The folder's run for reading: its database, read without taking the
+/// folder, so it works the same beside a running engine (whose commits it
+/// sees whole) and on a stopped folder. A folder of the old layout is
+/// converted first, once, when no engine holds it.
+pub fn reader(state_dir: &Path) -> Result<SqliteReader, String> {
+    match SqliteReader::open(state_dir) {
+        Ok(r) => Ok(r),
+        Err(StoreError::NeedsConversion { .. }) => {
+            let pipeline = state_meta::load(state_dir)?;
+            let meta = RunMeta {
+                pipeline: pipeline.name.clone(),
+                phases: pipeline.phases.iter().map(|p| p.id.clone()).collect(),
+            };
+            let (store, recovered, _) =
+                SqliteStore::open(state_dir, &meta).map_err(|e| e.to_string())?;
+            for w in &recovered.warnings {
+                eprintln!("warning: {w}");
+            }
+            drop(store);
+            SqliteReader::open(state_dir).map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
     }
-}
-
-/// Every task of the run, in submission order.
-pub async fn tasks(state_dir: &Path) -> Result<Vec<Task>, String> {
-    run(state_dir).await.map(|r| r.tasks)
-}
-
-/// Reads a state folder without taking it: works even beside a running engine.
-fn read_folder(state_dir: &Path) -> Result<Run, String> {
-    let pipeline = state_meta::load(state_dir)?;
-    let phases: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
-    let recovered = Store::load_readonly(state_dir).map_err(|e| e.to_string())?;
-    let mut folded = fold(recovered, &phases);
-    for w in &folded.warnings {
-        eprintln!("warning: {w}");
-    }
-    let tasks = folded
-        .order
-        .iter()
-        .filter_map(|id| folded.tasks.remove(id))
-        .collect();
-    Ok(Run {
-        pipeline: pipeline.name,
-        tasks,
-    })
 }
 
 /// Where a command was carried out.
@@ -148,10 +128,20 @@ async fn apply_offline(state_dir: &Path, command: Command, log_as: &str) -> Resu
         }
         Err(e) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),
     };
+    let mut engine = engine;
     for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
-    let run_log = super::run_log::start(&engine, Session::Command(log_as.to_string()), None);
+    let snapshot = engine
+        .snapshot()
+        .await
+        .map_err(|e| Offline::Not(NotApplied::Failed(e.to_string())))?;
+    let run_log = super::run_log::start(
+        &engine,
+        snapshot,
+        Session::Command(log_as.to_string()),
+        None,
+    );
     let handle = engine.handle();
     let join = tokio::spawn(engine.run());
     let result = handle.send(command).await;

@@ -90,6 +90,9 @@ pub struct EngineHandle {
     /// Set for an engine in another process, reached over its control socket.
     pub(crate) link: Option<watch::Receiver<Link>>,
     pub(crate) live: broadcast::Sender<Arc<LiveEvent>>,
+    /// The run's store, for an engine in this process: a follower that falls
+    /// behind the broadcast reads the events it missed from here.
+    pub(crate) reader: Option<Arc<dyn crate::store::RunReader>>,
 }
 
 impl EngineHandle {
@@ -97,6 +100,24 @@ impl EngineHandle {
     /// `RecvError::Lagged` and should take a fresh `snapshot`.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
+    }
+
+    /// The run's store, for an engine in this process (see the field).
+    pub fn reader(&self) -> Option<Arc<dyn crate::store::RunReader>> {
+        self.reader.clone()
+    }
+
+    /// Events after `seq` from the store, for a follower that fell behind;
+    /// `None` when this handle has no store to read (an engine elsewhere).
+    pub async fn events_after(&self, seq: u64, limit: u64) -> Option<Vec<Arc<Event>>> {
+        let reader = self.reader.as_ref()?;
+        match reader.events_after(seq, limit).await {
+            Ok(events) => Some(events.into_iter().map(Arc::new).collect()),
+            Err(e) => {
+                tracing::warn!("cannot read events after seq {seq}: {e}");
+                None
+            }
+        }
     }
 
     /// For an engine in another process, the state of the connection to it;

@@ -12,6 +12,7 @@ pub mod live;
 pub mod rate_limit;
 pub mod recovery;
 pub mod route;
+pub mod run_state;
 pub mod runtime;
 pub mod state;
 pub mod task;

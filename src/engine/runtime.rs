@@ -15,29 +15,29 @@ use tokio::time::Instant;
 use super::advance::{follow_up, ready_phases};
 use super::attempt::{self, AttemptDone};
 use super::backoff::{Jitter, delay};
-use super::budget::{Average, Raise, Spend};
+use super::budget::{Average, Spend};
 use super::cost::{PriceTable, PricingError};
-use super::event::{Action, Actor, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
+use super::event::{Action, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
 use super::handle::{BudgetSnapshot, EngineHandle, Refusal, Request, RunSnapshot};
 use super::live::{LIVE_CAPACITY, LiveEvent};
 use super::rate_limit::{Admit, RateLimiter};
 use super::recovery;
 use super::route;
+use super::run_state::RunState;
 use super::state::TaskState;
 use super::task::{ApplyError, Task};
 use crate::agents::{self, Agent};
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, RowChange, RunMeta, RunStore, SqliteStore, StoreError, TaskNo, TaskRow};
 
 mod budget_gate;
 mod capacity;
 
-use budget_gate::run_raises;
-
-/// A task still at work is snapshotted once it has gone this long with
-/// changes only in the journal.
-const SNAPSHOT_ACTIVE_AFTER: Duration = Duration::from_secs(10);
+/// Pending tasks read from the store at a time, as slots free up.
+const PENDING_BATCH: u64 = 256;
+/// Tasks submitted per transaction when adding inputs.
+const SUBMIT_CHUNK: usize = 4096;
 
 /// How an engine behaves; the defaults suit `baton run`.
 #[derive(Debug, Clone)]
@@ -46,8 +46,6 @@ pub struct EngineOptions {
     pub dispatch: bool,
     /// Return from `run` once nothing more can happen without a person.
     pub exit_when_idle: bool,
-    /// How often tasks that changed are snapshotted.
-    pub checkpoint_every: Duration,
     /// The window of agents' `rpm` and `tpm`: a minute. Shorter in tests,
     /// where the limits then mean per window.
     pub rate_window: Duration,
@@ -58,7 +56,6 @@ impl Default for EngineOptions {
         EngineOptions {
             dispatch: true,
             exit_when_idle: true,
-            checkpoint_every: Duration::from_secs(1),
             rate_window: Duration::from_secs(60),
         }
     }
@@ -71,12 +68,12 @@ pub enum EngineError {
     #[error(transparent)]
     Pricing(#[from] PricingError),
     #[error(
-        "the state folder {dir} holds tasks of another pipeline: task {task} has phases [{found}], \
+        "the state folder {dir} holds tasks of another pipeline: {stored} has phases [{found}], \
          but {pipeline} has [{expected}]\n  help: use another --state-dir for this pipeline, or delete that folder to start over"
     )]
     PipelineMismatch {
         dir: PathBuf,
-        task: String,
+        stored: String,
         found: String,
         pipeline: String,
         expected: String,
@@ -157,7 +154,8 @@ impl RunSummary {
 /// The result of adding inputs to a run.
 #[derive(Debug, Default)]
 pub struct Submitted {
-    pub added: Vec<TaskId>,
+    /// How many tasks were added.
+    pub added: usize,
     /// Ids already in the state folder; their tasks were left as they are.
     pub already_present: Vec<TaskId>,
 }
@@ -170,13 +168,25 @@ pub struct Engine {
     /// preferred first: its agent, or its role's agents.
     phase_agents: Vec<Vec<usize>>,
     prices: Arc<PriceTable>,
-    store: Store,
+    store: Box<dyn RunStore>,
+    state_dir: PathBuf,
     opts: EngineOptions,
-    /// Shared with snapshots in flight; a change copies a task only while a
-    /// snapshot of it is still being written.
-    tasks: HashMap<TaskId, Arc<Task>>,
-    /// Submission order.
-    order: Vec<TaskId>,
+    /// The tasks in flight: started and not final, or waiting for a person,
+    /// or read from the store to start next. A task that reaches a final
+    /// state leaves once its last events are handed to the store; its row
+    /// stays there.
+    tasks: HashMap<TaskId, Task>,
+    /// Each held task's place in submission order, and its row as last
+    /// handed to the store (`None` until then), to send what changed.
+    rows: HashMap<TaskId, (TaskNo, Option<TaskRow>)>,
+    /// Tasks changed since their row was last handed to the store.
+    touched: Vec<TaskId>,
+    /// The last task number given out.
+    last_ord: TaskNo,
+    /// Pending tasks in the store are read in submission order after this.
+    pending_cursor: TaskNo,
+    /// Whether the store may hold pending tasks after `pending_cursor`.
+    pending_left: bool,
     /// Tasks waiting for a concurrency slot: pending ones, and ones a person
     /// let go on while every slot was taken.
     queue: VecDeque<TaskId>,
@@ -196,23 +206,21 @@ pub struct Engine {
     requests_tx: mpsc::Sender<Request>,
     requests_rx: mpsc::Receiver<Request>,
     seq: u64,
-    outbox: Vec<Event>,
-    /// Tasks changed since their last snapshot: the seq of the first change
-    /// not yet in a snapshot, and when it happened.
-    dirty: HashMap<TaskId, (u64, Instant)>,
-    paused: bool,
+    outbox: Vec<(Option<TaskNo>, Event)>,
+    /// The run's own state: paused, budget raises.
+    run: RunState,
     stopping: bool,
     /// When phases waiting for an agent's rate limit may start.
     rate_wake: Option<Instant>,
     /// What every task has spent, over all finished attempts.
     run_spend: Spend,
-    /// Operators' raises of the run's budget, and the journal event that
-    /// holds them (kept from compaction).
-    run_raise: Raise,
-    run_raise_event: Option<(u64, Actor)>,
     jitter: Jitter,
     started_at: Timestamp,
     warnings: Vec<String>,
+    /// The pipeline's name and phases, to record with the first commit.
+    meta_pending: Option<RunMeta>,
+    /// A reader of the store for followers (see `EngineHandle::reader`).
+    reader: Arc<dyn crate::store::RunReader>,
 }
 
 impl Engine {
@@ -255,25 +263,29 @@ impl Engine {
                 }
             }
         }
-        let (store, recovered) = Store::open(state_dir)?;
-        let (run_raise, run_raise_event) = run_raises(&recovered.events);
         let phase_ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
-        let folded = recovery::fold(recovered, &phase_ids);
-        for task in folded.tasks.values() {
-            let found: Vec<&str> = task.phases.iter().map(|p| p.id.as_str()).collect();
-            if found != phase_ids.iter().map(String::as_str).collect::<Vec<_>>() {
-                return Err(EngineError::PipelineMismatch {
-                    dir: state_dir.to_path_buf(),
-                    task: task.id.clone(),
-                    found: found.join(", "),
-                    pipeline: pipeline.name.clone(),
-                    expected: phase_ids.join(", "),
-                });
-            }
+        let meta = RunMeta {
+            pipeline: pipeline.name.clone(),
+            phases: phase_ids.clone(),
+        };
+        let (store, recovered, stored) = SqliteStore::open(state_dir, &meta)?;
+        if let Some(stored) = &stored
+            && stored.phases != phase_ids
+        {
+            return Err(EngineError::PipelineMismatch {
+                dir: state_dir.to_path_buf(),
+                stored: stored.pipeline.clone(),
+                found: stored.phases.join(", "),
+                pipeline: pipeline.name.clone(),
+                expected: phase_ids.join(", "),
+            });
         }
-        let mut run_spend = Spend::default();
-        for task in folded.tasks.values() {
-            run_spend.merge(Spend::of_task(task));
+        // The totals hold every finished attempt of the run.
+        let run_spend = Spend {
+            cost: recovered.totals.cost(),
+            tokens: recovered.totals.tokens,
+        };
+        for (_, task) in &recovered.tasks {
             for a in task.phases.iter().flat_map(|p| &p.attempts) {
                 if let Some(&i) = by_name.get(&a.agent)
                     && a.outcome.is_some()
@@ -284,20 +296,29 @@ impl Engine {
         }
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests_tx, requests_rx) = mpsc::channel(256);
+        let mut tasks = HashMap::with_capacity(recovered.tasks.len());
+        let mut rows = HashMap::with_capacity(recovered.tasks.len());
+        for (ord, task) in recovered.tasks {
+            rows.insert(task.id.clone(), (ord, Some(TaskRow::of(&task, ord))));
+            tasks.insert(task.id.clone(), task);
+        }
+        let meta_pending = stored.is_none_or(|m| m != meta).then_some(meta);
+        let reader = store.reader()?;
         let mut engine = Engine {
             pipeline: Arc::new(pipeline),
             phase_ids,
             agents,
             phase_agents,
             prices: Arc::new(prices),
-            store,
+            store: Box::new(store),
+            state_dir: state_dir.to_path_buf(),
             opts,
-            tasks: folded
-                .tasks
-                .into_iter()
-                .map(|(id, t)| (id, Arc::new(t)))
-                .collect(),
-            order: folded.order,
+            tasks,
+            rows,
+            touched: Vec::new(),
+            last_ord: recovered.last_ord,
+            pending_cursor: 0,
+            pending_left: true,
             queue: VecDeque::new(),
             slots: HashSet::new(),
             timers: BTreeMap::new(),
@@ -309,29 +330,17 @@ impl Engine {
             live: broadcast::channel(LIVE_CAPACITY).0,
             requests_tx,
             requests_rx,
-            seq: folded.last_seq,
+            seq: recovered.last_seq,
             outbox: Vec::new(),
-            // Snapshot recovered journal-only state at the first checkpoint,
-            // and keep its events in the journal until then.
-            dirty: {
-                let due = Instant::now()
-                    .checked_sub(SNAPSHOT_ACTIVE_AFTER)
-                    .unwrap_or_else(Instant::now);
-                folded
-                    .unsnapshotted
-                    .iter()
-                    .map(|(id, first)| (id.clone(), (*first, due)))
-                    .collect()
-            },
-            paused: false,
+            run: RunState::of(&recovered.run_events),
             stopping: false,
             rate_wake: None,
             run_spend,
-            run_raise,
-            run_raise_event,
             jitter: Jitter::from_clock(),
             started_at: Timestamp::now(),
-            warnings: folded.warnings,
+            warnings: recovered.warnings,
+            meta_pending,
+            reader,
         };
         engine.resume_recovered();
         Ok(engine)
@@ -358,14 +367,24 @@ impl Engine {
         &self.pipeline
     }
 
+    /// The tasks this engine holds now: in flight, waiting for a person, or
+    /// next to start. Finished tasks are in the store only (see `reader`).
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
-        self.order
-            .iter()
-            .filter_map(|id| self.tasks.get(id).map(|t| &**t))
+        self.tasks.values()
     }
 
     pub fn task(&self, id: &str) -> Option<&Task> {
-        self.tasks.get(id).map(|t| &**t)
+        self.tasks.get(id)
+    }
+
+    /// The run as stored: every task, totals, the review queue.
+    pub fn reader(&self) -> &dyn crate::store::RunReader {
+        &*self.store
+    }
+
+    /// The run's own state: paused, budget raises.
+    pub fn run_state(&self) -> &RunState {
+        &self.run
     }
 
     pub fn store_stats(&self) -> crate::store::StoreStats {
@@ -378,6 +397,7 @@ impl Engine {
             events: self.store.broadcaster(),
             link: None,
             live: self.live.clone(),
+            reader: Some(self.reader.clone()),
         }
     }
 
@@ -386,7 +406,13 @@ impl Engine {
     /// retries keep their due times.
     fn resume_recovered(&mut self) {
         let now = Timestamp::now();
-        for id in self.order.clone() {
+        let mut held: Vec<(TaskNo, TaskId)> = self
+            .rows
+            .iter()
+            .map(|(id, (ord, _))| (*ord, id.clone()))
+            .collect();
+        held.sort_unstable();
+        for (_, id) in held {
             let Some(task) = self.tasks.get(&id) else {
                 continue;
             };
@@ -421,57 +447,101 @@ impl Engine {
         }
     }
 
-    /// Adds tasks; ids already present are left alone and reported.
-    pub fn submit(&mut self, inputs: Vec<InputTask>) -> Result<Submitted, EngineError> {
+    /// Adds tasks; ids already present are left alone and reported. They go
+    /// to the store in chunks, each durable before the next is checked, and
+    /// stay there until the engine has room to start them.
+    pub async fn submit(&mut self, inputs: Vec<InputTask>) -> Result<Submitted, EngineError> {
         let mut result = Submitted::default();
-        let mut next_number = self.tasks.len() + 1;
-        for InputTask { id, input, origin } in inputs {
-            if !input.is_object() {
-                return Err(EngineError::BadTask {
-                    id: id.unwrap_or_default(),
-                    origin,
-                    problem: "is not a JSON object".into(),
+        let mut inputs = inputs.into_iter().peekable();
+        let mut seen: HashSet<TaskId> = HashSet::new();
+        while inputs.peek().is_some() {
+            let mut chunk = Vec::with_capacity(SUBMIT_CHUNK);
+            for InputTask { id, input, origin } in inputs.by_ref().take(SUBMIT_CHUNK) {
+                if !input.is_object() {
+                    return Err(EngineError::BadTask {
+                        id: id.unwrap_or_default(),
+                        origin,
+                        problem: "is not a JSON object".into(),
+                    });
+                }
+                chunk.push((id, input));
+            }
+            // Generated ids follow the task count, skipping any taken.
+            let mut next_number = self.last_ord + 1;
+            let mut named: Vec<TaskId> = Vec::with_capacity(chunk.len());
+            for (id, _) in &chunk {
+                named.push(match id {
+                    Some(id) => id.clone(),
+                    None => format!("task-{next_number:05}"),
                 });
+                next_number += 1;
             }
-            let id = match id {
-                Some(id) => id,
-                None => loop {
-                    let candidate = format!("task-{next_number:05}");
-                    next_number += 1;
-                    if !self.tasks.contains_key(&candidate) {
-                        break candidate;
+            let taken: HashSet<String> = self.store.existing(&named).await?.into_iter().collect();
+            let mut batch = Batch::default();
+            for ((id, input), mut name) in chunk.into_iter().zip(named) {
+                if id.is_none() {
+                    // A generated id that is taken: find a free one.
+                    let mut n = self.last_ord + 1;
+                    while taken.contains(&name)
+                        || seen.contains(&name)
+                        || self.tasks.contains_key(&name)
+                    {
+                        n += 1;
+                        name = format!("task-{n:05}");
+                        if !self
+                            .store
+                            .existing(std::slice::from_ref(&name))
+                            .await?
+                            .is_empty()
+                        {
+                            continue;
+                        }
                     }
-                },
-            };
-            if self.tasks.contains_key(&id) {
-                result.already_present.push(id);
-                continue;
+                }
+                if taken.contains(&name) || seen.contains(&name) || self.tasks.contains_key(&name) {
+                    result.already_present.push(name);
+                    continue;
+                }
+                self.seq += 1;
+                self.last_ord += 1;
+                let ev = Event {
+                    seq: self.seq,
+                    at: Timestamp::now(),
+                    task: Some(name.clone()),
+                    kind: EventKind::TaskSubmitted { input },
+                };
+                let task = Task::from_submitted(&ev, &self.phase_ids)
+                    .expect("a submitted event makes a task");
+                batch.rows.push(RowChange {
+                    old: None,
+                    new: TaskRow::of(&task, self.last_ord),
+                });
+                batch.events.push((Some(self.last_ord), ev));
+                seen.insert(name);
+                result.added += 1;
             }
-            self.seq += 1;
-            let ev = Event {
-                seq: self.seq,
-                at: Timestamp::now(),
-                task: Some(id.clone()),
-                kind: EventKind::TaskSubmitted { input },
-            };
-            let task =
-                Task::from_submitted(&ev, &self.phase_ids).expect("a submitted event makes a task");
-            self.tasks.insert(id.clone(), Arc::new(task));
-            self.order.push(id.clone());
-            self.queue.push_back(id.clone());
-            self.mark_dirty(&id);
-            self.outbox.push(ev);
-            result.added.push(id);
+            self.send_meta().await?;
+            self.store.append(batch).await?;
+            self.store.flush().await?;
         }
+        self.pending_left = true;
         Ok(result)
     }
 
     /// Runs until idle (with `exit_when_idle`) or a `Shutdown` command.
     pub async fn run(mut self) -> Result<RunSummary, EngineError> {
-        let mut checkpoint = tokio::time::interval(self.opts.checkpoint_every);
-        checkpoint.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if self.run.paused {
+            tracing::warn!(
+                "the run is paused{}; no attempt starts until it is resumed",
+                self.run
+                    .paused_by
+                    .as_ref()
+                    .map(|by| format!(" (by {})", by.user))
+                    .unwrap_or_default()
+            );
+        }
         if self.opts.dispatch {
-            self.pump();
+            self.pump().await?;
             self.advance_slotted();
         }
         loop {
@@ -497,12 +567,8 @@ impl Engine {
                         self.start_waiting(a);
                     }
                 }
-                _ = checkpoint.tick() => {
-                    self.send_outbox().await?;
-                    self.checkpoint(false);
-                }
             }
-            self.pump();
+            self.pump().await?;
         }
         self.shut_down().await
     }
@@ -512,6 +578,7 @@ impl Engine {
             || (self.in_flight == 0
                 && self.timers.is_empty()
                 && self.queue.is_empty()
+                && (!self.pending_left || self.run.paused)
                 && self.agents.iter().all(|a| a.waiting.is_empty()))
     }
 
@@ -542,59 +609,113 @@ impl Engine {
             }
         }
         self.send_outbox().await?;
-        self.checkpoint(true);
+        self.store.flush().await?;
+        let totals = self.store.totals().await?;
         let mut summary = RunSummary::default();
-        for task in self.tasks.values() {
-            *summary.counts.entry(task.state).or_default() += 1;
+        for state in TaskState::ALL {
+            let n = totals.count(state);
+            if n > 0 {
+                summary.counts.insert(state, n as usize);
+            }
         }
         summary.store = self.store.close().await?;
         Ok(summary)
     }
 
+    /// Hands the store the events queued and the rows of the tasks they
+    /// changed; then lets go of tasks that are final and idle.
     async fn send_outbox(&mut self) -> Result<(), StoreError> {
-        if !self.outbox.is_empty() {
-            let batch = std::mem::take(&mut self.outbox);
-            self.store.append(batch).await?;
+        self.send_meta().await?;
+        if self.outbox.is_empty() && self.touched.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(self.touched.len());
+        let mut done = Vec::new();
+        for id in std::mem::take(&mut self.touched) {
+            let (Some(task), Some((ord, last))) = (self.tasks.get(&id), self.rows.get_mut(&id))
+            else {
+                continue;
+            };
+            let new = TaskRow::of(task, *ord);
+            if last.as_ref() != Some(&new) {
+                rows.push(RowChange {
+                    old: last.replace(new.clone()),
+                    new,
+                });
+            }
+            if task.state.is_final() && !self.running.contains_key(&id) {
+                done.push(id);
+            }
+        }
+        for id in done {
+            self.tasks.remove(&id);
+            self.rows.remove(&id);
+            self.slots.remove(&id);
+        }
+        let events = std::mem::take(&mut self.outbox);
+        self.store.append(Batch { events, rows }).await
+    }
+
+    /// Records the pipeline's name and phases once, before the first events.
+    async fn send_meta(&mut self) -> Result<(), StoreError> {
+        if let Some(meta) = self.meta_pending.take() {
+            self.store.set_meta(meta).await?;
         }
         Ok(())
     }
 
-    fn mark_dirty(&mut self, id: &TaskId) {
-        if !self.dirty.contains_key(id) {
-            self.dirty.insert(id.clone(), (self.seq, Instant::now()));
-        }
+    fn touch(&mut self, id: &TaskId) {
+        self.touched.push(id.clone());
     }
 
-    /// Snapshots tasks that came to rest (finished, or waiting for a
-    /// person), tasks that have been changing for a while, or, with `all`,
-    /// every changed task. The journal stays the record for the rest, so
-    /// only what every task's snapshot covers is compacted away.
-    fn checkpoint(&mut self, all: bool) {
-        if self.dirty.is_empty() {
-            return;
+    /// Reads the next pending tasks from the store into the queue.
+    async fn pull_pending(&mut self) -> Result<(), StoreError> {
+        // The store answers from what is committed.
+        self.send_outbox().await?;
+        if self.store.durable_seq() < self.seq {
+            self.store.flush().await?;
         }
-        let stale = Instant::now() - SNAPSHOT_ACTIVE_AFTER;
-        let tasks = &self.tasks;
-        let mut due = Vec::new();
-        self.dirty.retain(|id, (_, since)| {
-            let task = tasks.get(id);
-            let take = all
-                || *since <= stale
-                || task.is_none_or(|t| t.state.is_final() || t.state.needs_human());
-            if take && let Some(t) = task {
-                due.push(t.clone());
+        let found = self
+            .store
+            .pending_after(self.pending_cursor, PENDING_BATCH)
+            .await?;
+        if (found.len() as u64) < PENDING_BATCH {
+            self.pending_left = false;
+        }
+        for (ord, task) in found {
+            self.pending_cursor = self.pending_cursor.max(ord);
+            if self.tasks.contains_key(&task.id) {
+                continue;
             }
-            !take
-        });
-        // Events up to just before the oldest change not in a snapshot are covered.
-        let upto = self
-            .dirty
-            .values()
-            .map(|(first, _)| first - 1)
-            .min()
-            .unwrap_or(self.seq);
-        let upto = self.keep_run_raise(upto, !all);
-        self.store.checkpoint(due, upto);
+            let id = task.id.clone();
+            self.rows
+                .insert(id.clone(), (ord, Some(TaskRow::of(&task, ord))));
+            self.tasks.insert(id.clone(), task);
+            self.queue.push_back(id);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the engine holds task `id`, reading it from the store
+    /// when it is not in flight (a finished task a person retries, a
+    /// pending one not read yet). `false` when the run has no such task.
+    async fn hold(&mut self, id: &TaskId) -> Result<bool, StoreError> {
+        if self.tasks.contains_key(id) {
+            return Ok(true);
+        }
+        self.send_outbox().await?;
+        if self.store.durable_seq() < self.seq {
+            self.store.flush().await?;
+        }
+        let Some((ord, task)) = self.store.load(id).await? else {
+            return Ok(false);
+        };
+        self.rows
+            .insert(id.clone(), (ord, Some(TaskRow::of(&task, ord))));
+        self.tasks.insert(id.clone(), task);
+        // Looked at again at the next send: let go if nothing changed it.
+        self.touch(id);
+        Ok(true)
     }
 
     /// Applies an event to its task and queues it for the journal, or
@@ -614,10 +735,11 @@ impl Engine {
             task: id.clone(),
             message: "no such task".into(),
         })?;
-        Arc::make_mut(task).apply(&ev)?;
+        task.apply(&ev)?;
         self.seq = ev.seq;
-        self.mark_dirty(id);
-        self.outbox.push(ev);
+        let ord = self.rows.get(id).map(|(ord, _)| *ord);
+        self.touch(id);
+        self.outbox.push((ord, ev));
         Ok(())
     }
 
@@ -635,20 +757,26 @@ impl Engine {
 
     fn emit_run_event(&mut self, kind: EventKind) {
         self.seq += 1;
-        self.outbox.push(Event {
+        let ev = Event {
             seq: self.seq,
             at: Timestamp::now(),
             task: None,
             kind,
-        });
+        };
+        self.run.apply(&ev);
+        self.outbox.push((None, ev));
     }
 
-    /// Fills free concurrency slots from the queue.
-    fn pump(&mut self) {
-        if !self.opts.dispatch {
-            return;
+    /// Fills free concurrency slots from the queue, and the queue from the
+    /// store's pending tasks.
+    async fn pump(&mut self) -> Result<(), StoreError> {
+        if !self.opts.dispatch || self.run.paused || self.stopping {
+            return Ok(());
         }
         while self.slots.len() < self.pipeline.defaults.concurrency {
+            if self.queue.is_empty() && self.pending_left {
+                self.pull_pending().await?;
+            }
             let Some(id) = self.queue.pop_front() else {
                 break;
             };
@@ -661,6 +789,7 @@ impl Engine {
                 self.advance(&id);
             }
         }
+        Ok(())
     }
 
     /// Emits whatever the task's state calls for, then starts what is ready.
@@ -720,7 +849,7 @@ impl Engine {
 
     fn start_phase(&mut self, id: &TaskId, idx: usize) {
         if !self.opts.dispatch
-            || self.paused
+            || self.run.paused
             || self.stopping
             || self
                 .running
@@ -913,12 +1042,11 @@ impl Engine {
     async fn on_request(&mut self, request: Request) -> Result<(), StoreError> {
         match request {
             Request::Snapshot(reply) => {
-                self.send_outbox().await?;
-                self.store.flush().await?;
-                let _ = reply.send(self.snapshot());
+                let snapshot = self.snapshot().await?;
+                let _ = reply.send(snapshot);
             }
             Request::Command(command, reply) => {
-                let result = self.on_command(command);
+                let result = self.on_command(command).await?;
                 self.send_outbox().await?;
                 self.store.flush().await?;
                 let _ = reply.send(result);
@@ -927,26 +1055,40 @@ impl Engine {
         Ok(())
     }
 
-    pub fn snapshot(&self) -> RunSnapshot {
-        RunSnapshot {
+    /// Every task as committed, after what this engine has queued. Reads
+    /// the whole run from the store: for views that still need all of it.
+    pub async fn snapshot(&mut self) -> Result<RunSnapshot, StoreError> {
+        self.send_outbox().await?;
+        let seq = self.store.flush().await?;
+        let rows = self.store.list(&crate::store::ListQuery::default()).await?;
+        let mut tasks = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(t) = self.tasks.get(&row.id) {
+                tasks.push(t.clone());
+            } else if let Some(t) = self.store.task(&row.id).await? {
+                tasks.push(t);
+            }
+        }
+        Ok(RunSnapshot {
             pipeline: self.pipeline.name.clone(),
             phases: self.phase_ids.clone(),
-            state_dir: self.store.dir().display().to_string(),
+            state_dir: self.state_dir.display().to_string(),
             started_at: self.started_at,
-            paused: self.paused,
-            tasks: self.tasks().cloned().collect(),
-            seq: self.seq,
+            paused: self.run.paused,
+            tasks,
+            seq: seq.max(self.seq),
             budget: BudgetSnapshot {
                 task: self.pipeline.defaults.task_budget,
                 run: self.pipeline.run_budget,
-                run_raise: self.run_raise,
+                run_raise: self.run.raise,
             },
             live: Vec::new(),
-        }
+        })
     }
 
-    fn on_command(&mut self, command: Command) -> Result<(), Refusal> {
-        match command {
+    /// Carries out an operator's command; `Err` only when the store fails.
+    async fn on_command(&mut self, command: Command) -> Result<Result<(), Refusal>, StoreError> {
+        Ok(match command {
             Command::Act {
                 task,
                 action,
@@ -954,46 +1096,32 @@ impl Engine {
                 note,
                 by,
             } => {
-                if !self.tasks.contains_key(&task) {
-                    return Err(Refusal(format!("no task {task} in this run")));
+                if !self.hold(&task).await? {
+                    return Ok(Err(Refusal(format!("no task {task} in this run"))));
                 }
-                if action == Action::Approve
-                    && let Some(refusal) = self.budget_refuses_approval(&task, phase.as_deref())
-                {
-                    return Err(refusal);
-                }
-                let cancel = action == Action::Cancel;
-                let decision = Decision {
-                    action,
-                    phase,
-                    by,
-                    at: Timestamp::now(),
-                    note,
-                };
-                self.emit(&task, EventKind::DecisionRecorded { decision })
-                    .map_err(|e| Refusal(e.to_string()))?;
-                if cancel {
-                    self.abort_task(&task);
-                }
-                self.advance(&task);
-                Ok(())
+                self.act(task, action, phase, note, by)
             }
             Command::RaiseBudget {
                 task,
                 usd,
                 tokens,
                 by,
-            } => self.raise_budget(task, usd, tokens, by),
+            } => {
+                if let Some(id) = &task
+                    && !self.hold(id).await?
+                {
+                    return Ok(Err(Refusal(format!("no task {id} in this run"))));
+                }
+                self.raise_budget(task, usd, tokens, by)
+            }
             Command::Pause { by } => {
-                if !self.paused {
-                    self.paused = true;
+                if !self.run.paused {
                     self.emit_run_event(EventKind::RunPaused { by });
                 }
                 Ok(())
             }
             Command::Resume { by } => {
-                if self.paused {
-                    self.paused = false;
+                if self.run.paused {
                     self.emit_run_event(EventKind::RunResumed { by });
                     self.advance_slotted();
                 }
@@ -1003,7 +1131,38 @@ impl Engine {
                 self.stopping = true;
                 Ok(())
             }
+        })
+    }
+
+    /// A person's decision on a task the engine holds.
+    fn act(
+        &mut self,
+        task: TaskId,
+        action: Action,
+        phase: Option<String>,
+        note: Option<String>,
+        by: crate::engine::event::Actor,
+    ) -> Result<(), Refusal> {
+        if action == Action::Approve
+            && let Some(refusal) = self.budget_refuses_approval(&task, phase.as_deref())
+        {
+            return Err(refusal);
         }
+        let cancel = action == Action::Cancel;
+        let decision = Decision {
+            action,
+            phase,
+            by,
+            at: Timestamp::now(),
+            note,
+        };
+        self.emit(&task, EventKind::DecisionRecorded { decision })
+            .map_err(|e| Refusal(e.to_string()))?;
+        if cancel {
+            self.abort_task(&task);
+        }
+        self.advance(&task);
+        Ok(())
     }
 
     /// Stops a cancelled task's attempts; dropping their futures kills any

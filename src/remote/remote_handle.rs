@@ -51,6 +51,7 @@ pub async fn attach(
             events,
             live,
             link: Some(link),
+            reader: None,
         },
         pid,
     ))

@@ -5,8 +5,9 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::format::{symbol, thousands};
+use crate::engine::TaskState;
 use crate::engine::cost::CostTotal;
-use crate::engine::{Task, TaskState};
+use crate::store::TaskRow;
 
 /// A task as one row, for text and for `--json`.
 #[derive(Debug, Serialize)]
@@ -26,25 +27,24 @@ pub struct Row<'a> {
     pub updated_at: String,
 }
 
-pub fn row(task: &Task) -> Row<'_> {
-    let cost = task.cost();
+pub fn row(task: &TaskRow) -> Row<'_> {
     Row {
         id: &task.id,
         state: task.state,
-        phase: task.current_phase(),
-        phases_done: task.phases_settled(),
-        phases_total: task.phases.len(),
-        attempts: task.attempts(),
-        tokens: task.tokens(),
-        cost_usd: cost.usd,
-        cost_unknown: cost.unknown,
+        phase: task.phase.as_deref(),
+        phases_done: task.phases_done as usize,
+        phases_total: task.phases_total as usize,
+        attempts: task.attempts as usize,
+        tokens: task.tokens,
+        cost_usd: task.cost_usd,
+        cost_unknown: task.cost_unknown,
         created_at: task.created_at.to_string(),
         updated_at: task.updated_at.to_string(),
     }
 }
 
-pub fn text<'a>(tasks: impl Iterator<Item = &'a Task>) -> String {
-    let tasks: Vec<&Task> = tasks.collect();
+pub fn text<'a>(tasks: impl Iterator<Item = &'a TaskRow>) -> String {
+    let tasks: Vec<&TaskRow> = tasks.collect();
     if tasks.is_empty() {
         return "no tasks\n".to_string();
     }

@@ -66,6 +66,11 @@ impl Progress {
         line
     }
 
+    /// The last event folded.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     pub fn count(&self, state: TaskState) -> usize {
         self.counts[slot(state)]
     }

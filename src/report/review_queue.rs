@@ -10,6 +10,7 @@ use super::format::{between, duration};
 use crate::engine::Task;
 use crate::engine::event::ReviewReason;
 use crate::engine::state::HoldKind;
+use crate::engine::task::Hold;
 
 /// One thing a person has to settle.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,15 +31,28 @@ pub struct Waiting<'a> {
 
 /// Every open hold of `tasks`, oldest first (ties by task id, then phase).
 pub fn queue<'a>(tasks: impl IntoIterator<Item = &'a Task>, now: Timestamp) -> Vec<Waiting<'a>> {
-    let mut holds: Vec<(Timestamp, Waiting<'a>)> = tasks
+    from_holds(
+        tasks
+            .into_iter()
+            .flat_map(|t| t.holds.iter().map(move |h| (t.id.as_str(), h))),
+        now,
+    )
+}
+
+/// The same from holds and their tasks' ids, as the store's review queue
+/// gives them.
+pub fn from_holds<'a>(
+    holds: impl IntoIterator<Item = (&'a str, &'a Hold)>,
+    now: Timestamp,
+) -> Vec<Waiting<'a>> {
+    let mut holds: Vec<(Timestamp, Waiting<'a>)> = holds
         .into_iter()
-        .flat_map(|t| t.holds.iter().map(move |h| (t, h)))
         .map(|(t, h)| {
             let waited = between(h.since, now);
             (
                 h.since,
                 Waiting {
-                    task: &t.id,
+                    task: t,
                     kind: h.kind,
                     phase: &h.phase,
                     reason: &h.reason,

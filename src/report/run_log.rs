@@ -131,6 +131,11 @@ impl RunLog {
         out
     }
 
+    /// The seq of the run as last given whole (a snapshot).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// The lines for one event; empty when it adds nothing to read.
     pub fn apply(&mut self, ev: &Event) -> String {
         let lines = match &ev.task {

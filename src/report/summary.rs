@@ -86,6 +86,42 @@ impl Summary {
     }
 }
 
+/// The same from the store's running totals, without reading a task.
+pub fn from_totals(t: &crate::store::Totals) -> Summary {
+    let mut states = StateCounts::default();
+    for state in TaskState::ALL {
+        let n = t.count(state) as usize;
+        match state {
+            TaskState::Pending => states.pending = n,
+            TaskState::Running => states.running = n,
+            TaskState::Retrying => states.retrying = n,
+            TaskState::AwaitingReview => states.awaiting_review = n,
+            TaskState::Blocked => states.blocked = n,
+            TaskState::Completed => states.completed = n,
+            TaskState::Failed => states.failed = n,
+            TaskState::Cancelled => states.cancelled = n,
+        }
+    }
+    let cost = t.cost();
+    let run_time = match (t.first_submitted_at, t.last_change_at) {
+        (Some(f), Some(l)) => between(f, l),
+        _ => std::time::Duration::ZERO,
+    };
+    Summary {
+        tasks: t.tasks as usize,
+        states,
+        waiting_for_people: states.awaiting_review + states.blocked,
+        open_holds: t.holds as usize,
+        attempts: t.attempts as usize,
+        tokens: t.tokens,
+        cost_usd: cost.usd,
+        cost_unknown: cost.unknown,
+        first_submitted_at: t.first_submitted_at,
+        last_change_at: t.last_change_at,
+        run_time_ms: u64::try_from(run_time.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
 pub fn summarize<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Summary {
     summarize_figures(tasks.into_iter().map(Figures::of))
 }

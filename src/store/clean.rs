@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::error::{IoContext, StoreError};
-use super::layout::Layout;
+use super::legacy::layout::Layout;
 use super::lock::{StateLock, read_pid};
 
 /// `Err(Locked)` with the holder's pid when a process holds the folder's

@@ -24,19 +24,49 @@ pub enum StoreError {
     #[error("the state store is closed; no more events can be written")]
     Closed,
 
-    /// A write or sync of the journal failed. The store stops writing: after
-    /// a failed `fdatasync` the kernel may have dropped the dirty pages, so a
-    /// retry could report success for data that never reached the disk.
+    /// A commit to the state database failed. The store stops writing: the
+    /// engine has already applied events that are not on disk.
     #[error(
-        "journal {} could not be written ({reason}); events after seq {durable} are not durable. \
-         Fix the disk (space, permissions, hardware), then restart baton: it recovers from the journal",
+        "state database {} could not be written ({reason}); events after seq {durable} are not durable. \
+         Fix the disk (space, permissions, hardware), then run baton again: it carries on from the last commit",
         path.display()
     )]
-    JournalFailed {
+    WriteFailed {
         path: PathBuf,
         reason: String,
         durable: u64,
     },
+
+    /// The database could not be opened or read.
+    #[error("state database {}: {source}\n  help: {help}", path.display())]
+    Database {
+        path: PathBuf,
+        source: rusqlite::Error,
+        help: &'static str,
+    },
+
+    /// The database was made by a newer baton.
+    #[error(
+        "state database {} has schema version {found}, newer than this baton understands ({supported}); \
+         use the baton that wrote it, or a newer one",
+        path.display()
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    /// The folder has the layout of an older baton and no database yet.
+    #[error(
+        "{} was written by an older baton (journal/ and tasks/) and is not converted yet\n  help: any command that takes the folder converts it once, keeping the old files: e.g. `baton run PIPELINE --state-dir {}`",
+        dir.display(), dir.display()
+    )]
+    NeedsConversion { dir: PathBuf },
+
+    /// The folder holds no run yet.
+    #[error("{} holds no baton run (no baton.db)\n  help: start one with `baton run PIPELINE --state-dir {}`", dir.display(), dir.display())]
+    NoRun { dir: PathBuf },
 
     /// The journal only takes events in increasing `seq` order.
     #[error(
@@ -53,6 +83,26 @@ fn describe_pid(pid: Option<u32>) -> String {
 }
 
 impl StoreError {
+    pub(crate) fn db(path: impl AsRef<Path>, source: rusqlite::Error) -> StoreError {
+        let help = match source.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => "free space on its disk, then run baton again",
+            Some(rusqlite::ErrorCode::NotADatabase)
+            | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+                "the file is damaged: restore it from a backup, or move the folder aside and start over \
+                 (`sqlite3 baton.db .recover` may save what is left)"
+            }
+            Some(rusqlite::ErrorCode::ReadOnly) | Some(rusqlite::ErrorCode::CannotOpen) => {
+                "check that the folder and baton.db are writable by this user"
+            }
+            _ => "check the folder's permissions and free space",
+        };
+        StoreError::Database {
+            path: path.as_ref().to_path_buf(),
+            source,
+            help,
+        }
+    }
+
     pub(crate) fn io(path: impl AsRef<Path>, source: io::Error) -> StoreError {
         StoreError::Io {
             path: path.as_ref().to_path_buf(),

@@ -10,7 +10,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 
 use super::error::{IoContext, StoreError};
-use super::layout::Layout;
+use super::legacy::layout::Layout;
 
 /// The held lock; dropping it releases the folder.
 #[derive(Debug)]

@@ -28,6 +28,7 @@ fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
         events,
         link: None,
         live,
+        reader: None,
     }
 }
 

@@ -206,7 +206,6 @@ pub fn opts(exit_when_idle: bool) -> EngineOptions {
     EngineOptions {
         dispatch: true,
         exit_when_idle,
-        checkpoint_every: Duration::from_millis(50),
         rate_window: Duration::from_secs(60),
     }
 }
@@ -220,25 +219,20 @@ pub async fn run_to_idle(
 ) -> (RunSummary, Vec<Task>) {
     let mut engine = Engine::open(p.clone(), dir, opts(true)).expect("open");
     engine.replace_agent("scripted", agent);
-    engine.submit(inputs).expect("submit");
+    engine.submit(inputs).await.expect("submit");
     let summary = engine.run().await.expect("run");
     (summary, load(p, dir).await)
 }
 
-/// The tasks in a state folder, read through a fresh engine that starts nothing.
-pub async fn load(p: Pipeline, dir: &Path) -> Vec<Task> {
-    let engine = Engine::open(
-        p,
-        dir,
-        EngineOptions {
-            dispatch: false,
-            exit_when_idle: true,
-            ..opts(true)
-        },
-    )
-    .expect("reopen");
-    let tasks = engine.tasks().cloned().collect();
-    engine.run().await.expect("close");
+/// Every task in a state folder, in submission order, as its store has it.
+pub async fn load(_p: Pipeline, dir: &Path) -> Vec<Task> {
+    use baton::store::{ListQuery, RunReader, SqliteReader};
+    let reader = SqliteReader::open(dir).expect("open the store");
+    let rows = reader.list(&ListQuery::default()).await.expect("list");
+    let mut tasks = Vec::with_capacity(rows.len());
+    for row in rows {
+        tasks.push(reader.task(&row.id).await.expect("read").expect("task"));
+    }
     tasks
 }
 
@@ -252,9 +246,11 @@ impl Live {
     pub fn start(p: Pipeline, dir: &Path, agent: Arc<dyn Agent>, inputs: Vec<InputTask>) -> Live {
         let mut engine = Engine::open(p, dir, opts(false)).expect("open");
         engine.replace_agent("scripted", agent);
-        engine.submit(inputs).expect("submit");
         let handle = engine.handle();
-        let join = tokio::spawn(async move { engine.run().await.expect("run") });
+        let join = tokio::spawn(async move {
+            engine.submit(inputs).await.expect("submit");
+            engine.run().await.expect("run")
+        });
         Live { handle, join }
     }
 

@@ -1,16 +1,11 @@
 //! The engine's side of budgets: whether a task may start another attempt,
 //! holding it for a person when not, and operators' raises.
 
-use super::super::budget::{self, Estimate, Limits, Raise, Spend};
-use super::super::event::{Actor, BudgetScope, Event, EventKind, ReviewReason, TaskId};
+use super::super::budget::{self, Estimate, Limits, Spend};
+use super::super::event::{Actor, BudgetScope, EventKind, ReviewReason, TaskId};
 use super::super::handle::Refusal;
 use super::super::state::{HoldKind, TaskState};
 use super::Engine;
-
-/// The run's budget raise lives only in the journal, so compaction keeps
-/// the event that holds it; once this many events have followed it, it is
-/// written again so that older segments can go.
-const CARRY_RUN_RAISE_AFTER: u64 = 4096;
 
 impl Engine {
     /// Why approving the task's held phase must wait, when the hold is a
@@ -39,28 +34,6 @@ impl Engine {
         )))
     }
 
-    /// How far a checkpoint may compact the journal (`upto` at most) so that
-    /// the run's raise stays in it; with `carry`, writes the raise again once
-    /// it lies far back, so that a later checkpoint can compact past it.
-    pub(super) fn keep_run_raise(&mut self, upto: u64, carry: bool) -> u64 {
-        let Some((keep, by)) = self.run_raise_event.clone() else {
-            return upto;
-        };
-        // The copy goes to the journal before the next checkpoint; only that
-        // one compacts past the event it replaces.
-        if carry && self.seq - keep > CARRY_RUN_RAISE_AFTER {
-            let r = self.run_raise;
-            self.emit_run_event(EventKind::BudgetRaised {
-                usd: r.usd,
-                tokens: r.tokens,
-                accept_unknown: r.accept_unknown,
-                by: by.clone(),
-            });
-            self.run_raise_event = Some((self.seq, by));
-        }
-        upto.min(keep - 1)
-    }
-
     /// The budget that keeps the task from starting another attempt, if any:
     /// its own, then the run's.
     pub(super) fn budget_reached(&self, id: &TaskId) -> Option<(BudgetScope, String)> {
@@ -82,7 +55,7 @@ impl Engine {
                 limits,
                 self.run_spend,
                 self.run_in_flight(),
-                self.run_raise.accept_unknown,
+                self.run.raise.accept_unknown,
             );
             if let Some(why) = why {
                 return Some((BudgetScope::Run, why));
@@ -92,7 +65,7 @@ impl Engine {
     }
 
     pub(super) fn run_limits(&self) -> Limits {
-        self.run_raise.over(self.pipeline.run_budget)
+        self.run.raise.over(self.pipeline.run_budget)
     }
 
     /// What the attempts in flight are expected to spend.
@@ -197,30 +170,8 @@ impl Engine {
             Some(id) => self.emit(&id, kind).map_err(|e| Refusal(e.to_string())),
             None => {
                 self.emit_run_event(kind);
-                self.run_raise.raise(usd, tokens, unknown);
-                self.run_raise_event = Some((self.seq, by));
                 Ok(())
             }
         }
     }
-}
-
-/// The run's budget raises recorded in the journal, and the last event
-/// that holds them.
-pub(super) fn run_raises(events: &[Event]) -> (Raise, Option<(u64, Actor)>) {
-    let mut raise = Raise::default();
-    let mut last = None;
-    for ev in events.iter().filter(|e| e.task.is_none()) {
-        if let EventKind::BudgetRaised {
-            usd,
-            tokens,
-            accept_unknown,
-            by,
-        } = &ev.kind
-        {
-            raise.raise(*usd, *tokens, *accept_unknown);
-            last = Some((ev.seq, by.clone()));
-        }
-    }
-    (raise, last)
 }

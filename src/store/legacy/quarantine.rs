@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use super::error::{IoContext, StoreError};
 use super::fsync::{parent, sync_dir, write_new_synced};
 use super::layout::Layout;
+use crate::store::error::{IoContext, StoreError};
 
 /// Saves `bytes` as a quarantined copy of the file called `original_name`.
 pub(crate) fn save(

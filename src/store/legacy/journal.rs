@@ -5,12 +5,13 @@
 //! strings, so the last TAB on a line is always the separator.
 
 use std::fmt;
-use std::io::Write;
 
 use crate::engine::event::Event;
 
 /// Appends `event` as one journal line to `buf`. On error `buf` is unchanged.
+#[cfg(test)]
 pub(crate) fn encode_line(event: &Event, buf: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    use std::io::Write;
     let start = buf.len();
     if let Err(e) = serde_json::to_writer(&mut *buf, event) {
         buf.truncate(start);

@@ -11,7 +11,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::Recovered;
-use super::error::{IoContext, StoreError};
 use super::fsync::{replace_atomically, sync_dir};
 use super::journal::{LineFault, Scan};
 use super::layout::{Layout, TMP_SUFFIX, parse_segment_name, parse_snapshot_name};
@@ -19,6 +18,7 @@ use super::quarantine;
 use super::snapshot;
 use crate::engine::event::Event;
 use crate::engine::task::Task;
+use crate::store::error::{IoContext, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -28,8 +28,6 @@ pub(crate) enum Mode {
 
 pub(crate) struct Recovery {
     pub recovered: Recovered,
-    /// Names (first seqs) of the segments on disk, ascending.
-    pub segments: Vec<u64>,
 }
 
 /// Bad lines listed one by one in a warning; the rest are counted.
@@ -66,7 +64,6 @@ pub(crate) fn recover(layout: &Layout, mode: Mode) -> Result<Recovery, StoreErro
             last_seq,
             warnings,
         },
-        segments,
     })
 }
 

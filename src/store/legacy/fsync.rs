@@ -3,25 +3,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use super::error::{IoContext, StoreError};
+use crate::store::error::{IoContext, StoreError};
 
 /// Makes the directory's entries (new, renamed and removed files) durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
-/// Flushes every dirty page of the file system holding `dir`, in one call.
-/// Reports writeback errors on Linux 5.8 and later.
-pub(crate) fn sync_fs(dir: &Path) -> Result<(), StoreError> {
-    let d = File::open(dir).at(dir)?;
-    // SAFETY: `d` is an open descriptor for the whole call; syncfs only reads it.
-    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-        return Err(StoreError::io(dir, std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 /// Creates `path` (which must not exist), writes `bytes` and syncs the file.

@@ -50,15 +50,6 @@ impl Layout {
     pub(crate) fn segment(&self, first_seq: u64) -> PathBuf {
         self.journal().join(segment_name(first_seq))
     }
-
-    pub(crate) fn snapshot(&self, task_id: &str) -> PathBuf {
-        self.tasks().join(format!("{task_id}{SNAPSHOT_SUFFIX}"))
-    }
-
-    pub(crate) fn snapshot_tmp(&self, task_id: &str) -> PathBuf {
-        self.tasks()
-            .join(format!("{task_id}{SNAPSHOT_SUFFIX}{TMP_SUFFIX}"))
-    }
 }
 
 pub(crate) fn segment_name(first_seq: u64) -> String {

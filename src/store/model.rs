@@ -1,0 +1,320 @@
+//! What the store keeps and answers with, apart from events: a row per task
+//! with the columns people ask about, the running totals, and the queries.
+//! These are the store's own formats, versioned with its schema, not the
+//! engine's in-memory task.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::TaskState;
+use crate::engine::cost::CostTotal;
+use crate::engine::event::Event;
+use crate::engine::task::{Hold, Task};
+
+/// A task's place in submission order, from 1; the store's key for it.
+pub type TaskNo = i64;
+
+/// One task as a row: what `list`, `summary`, `review` and the dashboard's
+/// table show, kept up to date in the same transaction as its events.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskRow {
+    pub ord: TaskNo,
+    pub id: String,
+    pub state: TaskState,
+    /// The phase to show as current (`Task::current_phase`).
+    pub phase: Option<String>,
+    pub phases_done: u32,
+    pub phases_total: u32,
+    pub attempts: u32,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub cost_unknown: u32,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub finish_reason: Option<String>,
+    /// Open reviews and blockers, oldest first.
+    pub holds: Vec<Hold>,
+    /// Seq of the last event applied.
+    pub seq: u64,
+}
+
+impl TaskRow {
+    pub fn of(task: &Task, ord: TaskNo) -> TaskRow {
+        let cost = task.cost();
+        TaskRow {
+            ord,
+            id: task.id.clone(),
+            state: task.state,
+            phase: task.current_phase().map(str::to_string),
+            phases_done: task.phases_settled() as u32,
+            phases_total: task.phases.len() as u32,
+            attempts: task.attempts() as u32,
+            tokens: task.tokens(),
+            cost_usd: cost.usd,
+            cost_unknown: cost.unknown,
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+            finished_at: task.finished_at,
+            finish_reason: task.finish_reason.clone(),
+            holds: task.holds.clone(),
+            seq: task.seq,
+        }
+    }
+
+    pub fn cost(&self) -> CostTotal {
+        CostTotal {
+            usd: self.cost_usd,
+            unknown: self.cost_unknown,
+        }
+    }
+
+    /// The oldest open hold: since when, and why.
+    pub fn waiting(&self) -> Option<&Hold> {
+        self.holds.first()
+    }
+}
+
+/// A task's row before and after a batch; `old` is `None` for a new task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowChange {
+    pub old: Option<TaskRow>,
+    pub new: TaskRow,
+}
+
+/// One append: events (each with its task's `TaskNo`, `None` for run-level
+/// events) and the rows they changed, committed together.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub events: Vec<(Option<TaskNo>, Event)>,
+    pub rows: Vec<RowChange>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.rows.is_empty()
+    }
+}
+
+/// What the run has done, per phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseTotals {
+    pub phase: String,
+    pub attempts: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+    pub cost_unknown: u64,
+    pub duration_ms: u64,
+}
+
+/// The run's running totals, kept in the store and changed in the same
+/// transaction as the events and rows that change them; never recounted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub tasks: u64,
+    /// Tasks per state, in `TaskState::ALL` order.
+    pub states: [u64; 8],
+    pub attempts: u64,
+    pub tokens: u64,
+    /// Known dollars, in nano-dollars so that sums are exact.
+    pub cost_nano: i64,
+    pub cost_unknown: u64,
+    /// Open reviews and blockers.
+    pub holds: u64,
+    pub first_submitted_at: Option<Timestamp>,
+    pub last_change_at: Option<Timestamp>,
+    /// In pipeline order of first appearance.
+    pub phases: Vec<PhaseTotals>,
+}
+
+pub(crate) fn nano(usd: f64) -> i64 {
+    (usd * 1e9).round() as i64
+}
+
+fn state_index(s: TaskState) -> usize {
+    TaskState::ALL.iter().position(|x| *x == s).unwrap_or(0)
+}
+
+impl Totals {
+    pub fn count(&self, state: TaskState) -> u64 {
+        self.states[state_index(state)]
+    }
+
+    pub fn cost(&self) -> CostTotal {
+        CostTotal {
+            usd: self.cost_nano as f64 / 1e9,
+            unknown: u32::try_from(self.cost_unknown).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Moves a task's figures from its old row to its new one.
+    pub fn apply_row(&mut self, change: &RowChange) {
+        let new = &change.new;
+        match &change.old {
+            Some(old) => {
+                let s = &mut self.states[state_index(old.state)];
+                *s = s.saturating_sub(1);
+                self.attempts = self.attempts.saturating_sub(old.attempts as u64);
+                self.tokens = self.tokens.saturating_sub(old.tokens);
+                self.cost_nano -= nano(old.cost_usd);
+                self.cost_unknown = self.cost_unknown.saturating_sub(old.cost_unknown as u64);
+                self.holds = self.holds.saturating_sub(old.holds.len() as u64);
+            }
+            None => {
+                self.tasks += 1;
+                self.first_submitted_at = Some(
+                    self.first_submitted_at
+                        .map_or(new.created_at, |f| f.min(new.created_at)),
+                );
+            }
+        }
+        self.states[state_index(new.state)] += 1;
+        self.attempts += new.attempts as u64;
+        self.tokens += new.tokens;
+        self.cost_nano += nano(new.cost_usd);
+        self.cost_unknown += new.cost_unknown as u64;
+        self.holds += new.holds.len() as u64;
+        self.last_change_at = Some(
+            self.last_change_at
+                .map_or(new.updated_at, |l| l.max(new.updated_at)),
+        );
+    }
+
+    /// Counts a finished attempt in its phase's figures.
+    pub fn apply_event(&mut self, event: &Event) {
+        use crate::engine::event::{AttemptOutcome, EventKind};
+        let EventKind::AttemptFinished {
+            phase,
+            outcome,
+            usage,
+            cost_usd,
+            duration_ms,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        if matches!(
+            outcome,
+            AttemptOutcome::Interrupted | AttemptOutcome::Cancelled
+        ) {
+            return;
+        }
+        let i = match self.phases.iter().position(|p| p.phase == *phase) {
+            Some(i) => i,
+            None => {
+                self.phases.push(PhaseTotals {
+                    phase: phase.clone(),
+                    ..PhaseTotals::default()
+                });
+                self.phases.len() - 1
+            }
+        };
+        let p = &mut self.phases[i];
+        p.attempts += 1;
+        match outcome {
+            AttemptOutcome::Failed { .. } => p.failed += 1,
+            _ => p.succeeded += 1,
+        }
+        p.tokens = p
+            .tokens
+            .saturating_add(usage.as_ref().map_or(0, |u| u.tokens()));
+        if usage.is_some() || cost_usd.is_some() {
+            match cost_usd {
+                Some(c) => p.cost_usd += c,
+                None => p.cost_unknown += 1,
+            }
+        }
+        p.duration_ms = p.duration_ms.saturating_add(*duration_ms);
+    }
+}
+
+/// How `list` orders tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Submission order.
+    #[default]
+    Submitted,
+    /// Most recently changed first.
+    Updated,
+    /// Most tokens first.
+    Tokens,
+    /// Most dollars first.
+    Cost,
+    /// By id.
+    Id,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 5] = [
+        Sort::Submitted,
+        Sort::Updated,
+        Sort::Tokens,
+        Sort::Cost,
+        Sort::Id,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Submitted => "submitted",
+            Sort::Updated => "updated",
+            Sort::Tokens => "tokens",
+            Sort::Cost => "cost",
+            Sort::Id => "id",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Which tasks `list` returns, and in what order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    pub state: Option<TaskState>,
+    pub phase: Option<String>,
+    pub sort: Sort,
+    /// Only tasks after this one in the sort order (paging by key).
+    pub after: Option<String>,
+    /// Skip this many rows first (paging by position, for a scrolled table).
+    pub offset: u64,
+    pub limit: Option<u64>,
+}
+
+/// A state folder's identity: the pipeline its tasks run with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    pub pipeline: String,
+    /// Phase ids in pipeline order.
+    pub phases: Vec<String>,
+}
+
+/// What the engine picks up at start.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// Tasks that are neither final nor pending, folded, with their ords:
+    /// work in flight or waiting for a person. Pending tasks stay in the
+    /// store until the engine has room for them.
+    pub tasks: Vec<(TaskNo, Task)>,
+    /// Run-level events (pause, resume, run budget raises), in order.
+    pub run_events: Vec<Event>,
+    pub last_seq: u64,
+    pub last_ord: TaskNo,
+    pub totals: Totals,
+    /// Damage found, conversions made: for the operator.
+    pub warnings: Vec<String>,
+}
+
+/// Counters since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub events_written: u64,
+    /// Commits; each one makes a whole batch durable.
+    pub batches: u64,
+    /// Task rows written.
+    pub rows_written: u64,
+}

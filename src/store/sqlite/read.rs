@@ -1,0 +1,435 @@
+//! Queries on one connection. The writer's transactions and every reader
+//! use these, so what a reader sees is what the engine committed.
+
+use jiff::Timestamp;
+use jiff::fmt::temporal::DateTimePrinter;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use crate::engine::TaskState;
+use crate::engine::event::{Event, EventKind};
+use crate::engine::state::HoldKind;
+use crate::engine::task::{Hold, Task};
+use crate::store::model::{ListQuery, PhaseTotals, RunMeta, Sort, TaskNo, TaskRow, Totals};
+
+const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(9));
+
+/// A timestamp as stored: RFC 3339 with nine fraction digits, so that text
+/// order is time order.
+pub fn ts(t: Timestamp) -> String {
+    PRINTER.timestamp_to_string(&t)
+}
+
+pub fn parse_ts(s: &str) -> rusqlite::Result<Timestamp> {
+    s.parse().map_err(|e: jiff::Error| bad_text(e.to_string()))
+}
+
+fn bad_text(why: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, why.into())
+}
+
+pub fn json_err(e: serde_json::Error) -> rusqlite::Error {
+    bad_text(e.to_string())
+}
+
+pub fn meta(conn: &Connection) -> rusqlite::Result<Option<RunMeta>> {
+    let text: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'run'", [], |r| r.get(0))
+        .optional()?;
+    text.map(|t| serde_json::from_str(&t).map_err(json_err))
+        .transpose()
+}
+
+pub fn last_seq(conn: &Connection) -> rusqlite::Result<u64> {
+    let from_events: Option<i64> =
+        conn.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
+    let from_tasks: Option<i64> = conn.query_row("SELECT max(seq) FROM tasks", [], |r| r.get(0))?;
+    let recorded: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let recorded = recorded.and_then(|s| s.parse::<i64>().ok());
+    Ok([from_events, from_tasks, recorded]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(0)
+        .max(0) as u64)
+}
+
+pub fn last_ord(conn: &Connection) -> rusqlite::Result<TaskNo> {
+    let n: Option<i64> = conn.query_row("SELECT max(ord) FROM tasks", [], |r| r.get(0))?;
+    Ok(n.unwrap_or(0))
+}
+
+pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
+    let mut t = Totals::default();
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM totals")?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let key: String = r.get(0)?;
+        let value = r.get_ref(1)?;
+        let int = || value.as_i64().unwrap_or(0);
+        let uint = || int().max(0) as u64;
+        match key.as_str() {
+            "tasks" => t.tasks = uint(),
+            "attempts" => t.attempts = uint(),
+            "tokens" => t.tokens = uint(),
+            "cost_nano" => t.cost_nano = int(),
+            "cost_unknown" => t.cost_unknown = uint(),
+            "holds" => t.holds = uint(),
+            "first_submitted_at" => {
+                t.first_submitted_at = value.as_str().ok().and_then(|s| s.parse().ok())
+            }
+            "last_change_at" => t.last_change_at = value.as_str().ok().and_then(|s| s.parse().ok()),
+            k => {
+                if let Some(state) = k.strip_prefix("state.").and_then(TaskState::parse) {
+                    let i = TaskState::ALL.iter().position(|s| *s == state).unwrap_or(0);
+                    t.states[i] = uint();
+                } else if let Some(rest) = k.strip_prefix("phase.")
+                    && let Some((order, json)) = rest.split_once('.')
+                    && let Ok(order) = order.parse::<usize>()
+                    && json == "figures"
+                {
+                    let p: PhaseTotals = value
+                        .as_str()
+                        .ok()
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .unwrap_or_default();
+                    if t.phases.len() <= order {
+                        t.phases.resize(order + 1, PhaseTotals::default());
+                    }
+                    t.phases[order] = p;
+                }
+            }
+        }
+    }
+    t.phases.retain(|p| !p.phase.is_empty());
+    Ok(t)
+}
+
+/// The columns `row` reads, in its order.
+const ROW_COLUMNS: &str = "ord, id, state, phase, phases_done, phases_total, attempts, tokens, \
+     cost_usd, cost_unknown, holds, created_at, updated_at, finished_at, finish_reason, seq";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<(TaskRow, i64)> {
+    let state: String = r.get(2)?;
+    let state = TaskState::parse(&state)
+        .ok_or_else(|| bad_text(format!("unknown task state {state:?}")))?;
+    let opt_ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
+        r.get::<_, Option<String>>(i)?
+            .map(|s| parse_ts(&s))
+            .transpose()
+    };
+    Ok((
+        TaskRow {
+            ord: r.get(0)?,
+            id: r.get(1)?,
+            state,
+            phase: r.get(3)?,
+            phases_done: r.get(4)?,
+            phases_total: r.get(5)?,
+            attempts: r.get(6)?,
+            tokens: r.get::<_, i64>(7)?.max(0) as u64,
+            cost_usd: r.get(8)?,
+            cost_unknown: r.get(9)?,
+            created_at: parse_ts(&r.get::<_, String>(11)?)?,
+            updated_at: parse_ts(&r.get::<_, String>(12)?)?,
+            finished_at: opt_ts(13)?,
+            finish_reason: r.get(14)?,
+            holds: Vec::new(),
+            seq: r.get::<_, i64>(15)?.max(0) as u64,
+        },
+        r.get(10)?,
+    ))
+}
+
+/// Fills in the holds of rows that have any.
+fn with_holds(conn: &Connection, rows: Vec<(TaskRow, i64)>) -> rusqlite::Result<Vec<TaskRow>> {
+    rows.into_iter()
+        .map(|(mut row, holds)| {
+            if holds > 0 {
+                row.holds = holds_of(conn, row.ord)?;
+            }
+            Ok(row)
+        })
+        .collect()
+}
+
+pub fn holds_of(conn: &Connection, ord: TaskNo) -> rusqlite::Result<Vec<Hold>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, phase, since, reason, review FROM holds WHERE task = ?1 ORDER BY pos",
+    )?;
+    let rows = stmt.query_map([ord], hold)?;
+    rows.collect()
+}
+
+fn hold(r: &Row<'_>) -> rusqlite::Result<Hold> {
+    let kind: String = r.get(0)?;
+    let kind = match kind.as_str() {
+        "review" => HoldKind::Review,
+        "blocked" => HoldKind::Blocked,
+        other => return Err(bad_text(format!("unknown hold kind {other:?}"))),
+    };
+    let review: Option<String> = r.get(4)?;
+    Ok(Hold {
+        kind,
+        phase: r.get(1)?,
+        since: parse_ts(&r.get::<_, String>(2)?)?,
+        reason: r.get(3)?,
+        review: review
+            .map(|s| serde_json::from_str(&s).map_err(json_err))
+            .transpose()?,
+    })
+}
+
+/// The WHERE clause and ORDER BY of a list query, with its parameters.
+fn list_sql(
+    conn: &Connection,
+    q: &ListQuery,
+) -> rusqlite::Result<(String, String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value;
+    let mut clauses = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    if let Some(state) = q.state {
+        args.push(Value::Text(state.as_str().into()));
+        clauses.push(format!("state = ?{}", args.len()));
+    }
+    if let Some(phase) = &q.phase {
+        args.push(Value::Text(phase.clone()));
+        clauses.push(format!("phase = ?{}", args.len()));
+    }
+    let (key, desc) = match q.sort {
+        Sort::Submitted => ("ord", false),
+        Sort::Updated => ("updated_at", true),
+        Sort::Tokens => ("tokens", true),
+        Sort::Cost => ("cost_usd", true),
+        Sort::Id => ("id", false),
+    };
+    if let Some(after) = &q.after {
+        // Rows after `after` in the sort order; ties broken by ord.
+        let anchor: Option<(Value, i64)> = conn
+            .query_row(
+                &format!("SELECT {key}, ord FROM tasks WHERE id = ?1"),
+                [after],
+                |r| Ok((r.get::<_, Value>(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        match anchor {
+            Some((value, ord)) => {
+                args.push(value);
+                let v = args.len();
+                args.push(Value::Integer(ord));
+                let o = args.len();
+                let cmp = if desc { "<" } else { ">" };
+                clauses.push(format!(
+                    "({key} {cmp} ?{v} OR ({key} = ?{v} AND ord > ?{o}))"
+                ));
+            }
+            None => clauses.push("0".into()),
+        }
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let order = if key == "ord" {
+        " ORDER BY ord".to_string()
+    } else {
+        format!(" ORDER BY {key} {}, ord", if desc { "DESC" } else { "ASC" })
+    };
+    Ok((filter, order, args))
+}
+
+pub fn list(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRow>> {
+    let (filter, order, args) = list_sql(conn, q)?;
+    let limit = q.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+    let sql = format!(
+        "SELECT {ROW_COLUMNS} FROM tasks{filter}{order} LIMIT {limit} OFFSET {}",
+        q.offset.min(i64::MAX as u64)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows: Vec<(TaskRow, i64)> = stmt
+        .query_map(params_from_iter(args.iter()), row)?
+        .collect::<rusqlite::Result<_>>()?;
+    with_holds(conn, rows)
+}
+
+pub fn count(conn: &Connection, q: &ListQuery) -> rusqlite::Result<u64> {
+    let (filter, _, args) = list_sql(conn, q)?;
+    let n: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM tasks{filter}"),
+        params_from_iter(args.iter()),
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
+pub fn row_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Option<TaskRow>> {
+    let found = conn
+        .query_row(
+            &format!("SELECT {ROW_COLUMNS} FROM tasks WHERE id = ?1"),
+            [id],
+            row,
+        )
+        .optional()?;
+    Ok(with_holds(conn, found.into_iter().collect())?.pop())
+}
+
+/// Every open hold, oldest first, with its task's id.
+pub fn waiting(
+    conn: &Connection,
+    offset: u64,
+    limit: Option<u64>,
+) -> rusqlite::Result<Vec<(String, Hold)>> {
+    let limit = limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.kind, h.phase, h.since, h.reason, h.review, t.id FROM holds h \
+         JOIN tasks t ON t.ord = h.task \
+         ORDER BY h.since, t.id, h.phase LIMIT ?1 OFFSET ?2",
+    )?;
+    let rows = stmt.query_map(params![limit, offset.min(i64::MAX as u64) as i64], |r| {
+        Ok((r.get::<_, String>(5)?, hold(r)?))
+    })?;
+    rows.collect()
+}
+
+/// Reads one stored event.
+fn event(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let body: String = r.get(3)?;
+    let kind: EventKind = serde_json::from_str(&body).map_err(json_err)?;
+    Ok(Event {
+        seq: r.get::<_, i64>(0)?.max(0) as u64,
+        at: parse_ts(&r.get::<_, String>(1)?)?,
+        task: r.get(2)?,
+        kind,
+    })
+}
+
+/// Events after `seq`, in order, at most `limit`.
+pub fn events_after(conn: &Connection, seq: u64, limit: u64) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.seq, e.at, t.id, e.body FROM events e LEFT JOIN tasks t ON t.ord = e.task \
+         WHERE e.seq > ?1 ORDER BY e.seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            seq.min(i64::MAX as u64) as i64,
+            limit.min(i64::MAX as u64) as i64
+        ],
+        event,
+    )?;
+    rows.collect()
+}
+
+pub fn run_events(conn: &Connection) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, at, NULL, body FROM events WHERE task IS NULL ORDER BY seq")?;
+    let rows = stmt.query_map([], event)?;
+    rows.collect()
+}
+
+/// A task rebuilt from its row's base (converted folders) or its first
+/// event, then every later event of it.
+pub fn fold(conn: &Connection, ord: TaskNo, phases: &[String]) -> rusqlite::Result<Option<Task>> {
+    let head: Option<(String, Option<String>, Option<i64>)> = conn
+        .query_row(
+            "SELECT id, base, base_seq FROM tasks WHERE ord = ?1",
+            [ord],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, base, base_seq)) = head else {
+        return Ok(None);
+    };
+    let mut task: Option<Task> = base
+        .map(|b| serde_json::from_str(&b).map_err(json_err))
+        .transpose()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, NULL, body FROM events WHERE task = ?1 AND seq > ?2 ORDER BY seq",
+    )?;
+    let events = stmt.query_map(params![ord, base_seq.unwrap_or(0)], event)?;
+    for ev in events {
+        let mut ev = ev?;
+        ev.task = Some(id.clone());
+        match &mut task {
+            Some(t) => {
+                if let Err(e) = t.apply(&ev) {
+                    tracing::warn!(task = %id, "stored event {} does not apply: {e}", ev.seq);
+                }
+            }
+            None => task = Task::from_submitted(&ev, phases),
+        }
+    }
+    Ok(task)
+}
+
+pub fn ord_of(conn: &Connection, id: &str) -> rusqlite::Result<Option<TaskNo>> {
+    conn.query_row("SELECT ord FROM tasks WHERE id = ?1", [id], |r| r.get(0))
+        .optional()
+}
+
+pub fn task(
+    conn: &Connection,
+    id: &str,
+    phases: &[String],
+) -> rusqlite::Result<Option<(TaskNo, Task)>> {
+    match ord_of(conn, id)? {
+        Some(ord) => Ok(fold(conn, ord, phases)?.map(|t| (ord, t))),
+        None => Ok(None),
+    }
+}
+
+/// Tasks neither final nor pending: what the engine holds in memory.
+pub fn unfinished(conn: &Connection, phases: &[String]) -> rusqlite::Result<Vec<(TaskNo, Task)>> {
+    let mut stmt = conn.prepare(
+        "SELECT ord FROM tasks WHERE state IN ('running', 'retrying', 'awaiting_review', 'blocked') ORDER BY ord",
+    )?;
+    let ords: Vec<TaskNo> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(ords.len());
+    for ord in ords {
+        if let Some(t) = fold(conn, ord, phases)? {
+            out.push((ord, t));
+        }
+    }
+    Ok(out)
+}
+
+/// Pending tasks after `ord`, in submission order.
+pub fn pending_after(
+    conn: &Connection,
+    ord: TaskNo,
+    limit: u64,
+    phases: &[String],
+) -> rusqlite::Result<Vec<(TaskNo, Task)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ord FROM tasks WHERE state = 'pending' AND ord > ?1 ORDER BY ord LIMIT ?2",
+    )?;
+    let ords: Vec<TaskNo> = stmt
+        .query_map(params![ord, limit.min(i64::MAX as u64) as i64], |r| {
+            r.get(0)
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::with_capacity(ords.len());
+    for ord in ords {
+        if let Some(t) = fold(conn, ord, phases)? {
+            out.push((ord, t));
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `ids` the store has.
+pub fn existing(conn: &Connection, ids: &[String]) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
+    let mut out = Vec::new();
+    for id in ids {
+        if stmt.exists([id])? {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}

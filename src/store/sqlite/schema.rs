@@ -1,0 +1,104 @@
+//! The database's tables, created and migrated by numbered steps. The
+//! schema's version is SQLite's `user_version`; each step moves it up by one
+//! inside a transaction, so a crash mid-migration leaves the previous version.
+
+use rusqlite::{Connection, Transaction};
+
+/// Migrations in order; `MIGRATIONS[i]` takes version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: events, task rows, holds, totals, meta.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Every event, in order; the truth the rest is derived from.
+    CREATE TABLE events (
+        seq  INTEGER PRIMARY KEY,
+        task INTEGER,              -- tasks.ord; NULL for run-level events
+        at   TEXT NOT NULL,        -- RFC 3339, UTC
+        kind TEXT NOT NULL,        -- the event's name, e.g. attempt_finished
+        body TEXT NOT NULL         -- the event as JSON
+    );
+    CREATE INDEX events_by_task ON events(task, seq) WHERE task IS NOT NULL;
+    CREATE INDEX events_of_run ON events(seq) WHERE task IS NULL;
+    -- One row per task, updated in the same transaction as its events.
+    CREATE TABLE tasks (
+        ord           INTEGER PRIMARY KEY,  -- submission order, from 1
+        id            TEXT NOT NULL UNIQUE,
+        state         TEXT NOT NULL,
+        phase         TEXT,
+        phases_done   INTEGER NOT NULL,
+        phases_total  INTEGER NOT NULL,
+        attempts      INTEGER NOT NULL,
+        tokens        INTEGER NOT NULL,
+        cost_usd      REAL NOT NULL,
+        cost_unknown  INTEGER NOT NULL,
+        holds         INTEGER NOT NULL,
+        waiting_since TEXT,                 -- the oldest open hold
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        finished_at   TEXT,
+        finish_reason TEXT,
+        seq           INTEGER NOT NULL,     -- the last event applied
+        base          TEXT,                 -- converted folders: the task as of base_seq
+        base_seq      INTEGER
+    );
+    CREATE INDEX tasks_by_state ON tasks(state, ord);
+    CREATE INDEX tasks_by_phase ON tasks(phase, ord);
+    CREATE INDEX tasks_by_update ON tasks(updated_at);
+    CREATE INDEX tasks_by_tokens ON tasks(tokens);
+    CREATE INDEX tasks_by_cost ON tasks(cost_usd);
+    -- Open reviews and blockers: the review queue.
+    CREATE TABLE holds (
+        task   INTEGER NOT NULL,            -- tasks.ord
+        pos    INTEGER NOT NULL,            -- among the task's holds, oldest first
+        kind   TEXT NOT NULL,               -- review | blocked
+        phase  TEXT NOT NULL,
+        since  TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        review TEXT,                        -- why, as JSON, for reviews
+        PRIMARY KEY (task, pos)
+    ) WITHOUT ROWID;
+    CREATE INDEX holds_by_age ON holds(since, task, pos);
+    -- Running totals: counts per state, tokens, dollars, per-phase figures.
+    CREATE TABLE totals (
+        key   TEXT PRIMARY KEY,
+        value
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the database to `VERSION`. A database newer than this build is
+/// refused by the caller, never touched.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let mut at = version(conn)?;
+    while at < VERSION {
+        let tx: Transaction = conn.transaction()?;
+        tx.execute_batch(MIGRATIONS[at as usize])?;
+        tx.pragma_update(None, "user_version", at + 1)?;
+        tx.commit()?;
+        at += 1;
+    }
+    Ok(())
+}
+
+/// Settings every connection gets: WAL, so readers never block the writer;
+/// `synchronous = FULL`, so a commit is on disk when it returns; a busy
+/// timeout for readers that meet a checkpoint.
+pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if writer {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", false)?;
+    Ok(())
+}

@@ -1,0 +1,568 @@
+//! The store's tests, written once against [`RunStore`] and run on every
+//! backend: each backend names a function that opens a fresh store in a
+//! folder (see the bottom of this file).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::{
+    Batch, ListQuery, Recovered, RowChange, RunMeta, RunReader, RunStore, Sort, StoreError, TaskNo,
+    TaskRow,
+};
+use crate::engine::cost::Usage;
+use crate::engine::event::{AttemptOutcome, Event, EventKind, ReviewReason};
+use crate::engine::task::Task;
+use crate::engine::{Actor, TaskState};
+
+/// Opens the store of a folder as the engine does.
+type Open = fn(&Path) -> Result<(Box<dyn RunStore>, Recovered), StoreError>;
+
+fn meta() -> RunMeta {
+    RunMeta {
+        pipeline: "suite".into(),
+        phases: vec!["a".into(), "b".into()],
+    }
+}
+
+/// What the engine does, in small: tasks it holds, events it numbers, rows
+/// it hands over with them.
+struct Driver {
+    store: Box<dyn RunStore>,
+    seq: u64,
+    ord: TaskNo,
+    tasks: HashMap<String, (TaskNo, Task, Option<TaskRow>)>,
+    batch: Batch,
+}
+
+impl Driver {
+    fn new(store: Box<dyn RunStore>, recovered: &Recovered) -> Driver {
+        Driver {
+            store,
+            seq: recovered.last_seq,
+            ord: recovered.last_ord,
+            tasks: recovered
+                .tasks
+                .iter()
+                .map(|(ord, t)| (t.id.clone(), (*ord, t.clone(), Some(TaskRow::of(t, *ord)))))
+                .collect(),
+            batch: Batch::default(),
+        }
+    }
+
+    fn submit(&mut self, id: &str) {
+        self.seq += 1;
+        self.ord += 1;
+        let ev = Event {
+            seq: self.seq,
+            at: Timestamp::now(),
+            task: Some(id.into()),
+            kind: EventKind::TaskSubmitted {
+                input: json!({"id": id}),
+            },
+        };
+        let task = Task::from_submitted(&ev, &meta().phases).unwrap();
+        self.batch.events.push((Some(self.ord), ev));
+        self.tasks.insert(id.into(), (self.ord, task, None));
+        self.row(id);
+    }
+
+    fn emit(&mut self, id: &str, kind: EventKind) {
+        self.seq += 1;
+        let ev = Event {
+            seq: self.seq,
+            at: Timestamp::now(),
+            task: Some(id.into()),
+            kind,
+        };
+        let (ord, task, _) = self.tasks.get_mut(id).unwrap();
+        task.apply(&ev).unwrap();
+        self.batch.events.push((Some(*ord), ev));
+        self.row(id);
+    }
+
+    fn run_event(&mut self, kind: EventKind) {
+        self.seq += 1;
+        self.batch.events.push((
+            None,
+            Event {
+                seq: self.seq,
+                at: Timestamp::now(),
+                task: None,
+                kind,
+            },
+        ));
+    }
+
+    fn row(&mut self, id: &str) {
+        let (ord, task, last) = self.tasks.get_mut(id).unwrap();
+        let new = TaskRow::of(task, *ord);
+        self.batch.rows.push(RowChange {
+            old: last.replace(new.clone()),
+            new,
+        });
+    }
+
+    /// One attempt of `phase` that succeeds with `tokens` and `usd`.
+    fn attempt(&mut self, id: &str, phase: &str, tokens: u64, usd: Option<f64>) {
+        let n = self.tasks[id].1.phase(phase).unwrap().attempts.len() as u32 + 1;
+        self.emit(
+            id,
+            EventKind::PhaseStarted {
+                phase: phase.into(),
+                attempt: n,
+                agent: "sim".into(),
+                model: Some("m".into()),
+                feedback: None,
+                route: None,
+                role: None,
+            },
+        );
+        self.emit(
+            id,
+            EventKind::AttemptFinished {
+                phase: phase.into(),
+                attempt: n,
+                duration_ms: 5,
+                outcome: AttemptOutcome::Succeeded,
+                usage: Some(Usage {
+                    model: Some("m".into()),
+                    input_tokens: tokens,
+                    output_tokens: 0,
+                    ..Usage::default()
+                }),
+                cost_usd: usd,
+                output: Some(json!({"ok": phase})),
+                trace: vec!["line".into()],
+                http: None,
+                retry_after_ms: None,
+            },
+        );
+    }
+
+    fn finish(&mut self, id: &str) {
+        self.attempt(id, "a", 10, Some(0.25));
+        self.attempt(id, "b", 20, Some(0.5));
+        self.emit(
+            id,
+            EventKind::TaskFinished {
+                state: TaskState::Completed,
+                reason: None,
+            },
+        );
+    }
+
+    fn hold(&mut self, id: &str) {
+        self.attempt(id, "a", 10, None);
+        self.emit(
+            id,
+            EventKind::ReviewRequested {
+                phase: "a".into(),
+                reason: ReviewReason::Always,
+            },
+        );
+    }
+
+    async fn commit(&mut self) -> u64 {
+        let batch = std::mem::take(&mut self.batch);
+        self.store.append(batch).await.unwrap();
+        self.store.flush().await.unwrap()
+    }
+}
+
+async fn open(open: Open, dir: &Path) -> Driver {
+    let (store, recovered) = open(dir).unwrap();
+    store.set_meta(meta()).await.unwrap();
+    Driver::new(store, &recovered)
+}
+
+pub(crate) async fn events_are_durable_in_order_and_read_back_by_seq(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    let mut rx = d.store.subscribe();
+    d.submit("t1");
+    d.submit("t2");
+    d.finish("t1");
+    d.run_event(EventKind::RunPaused {
+        by: Actor {
+            user: "ana".into(),
+            ssh_client: None,
+        },
+    });
+    let durable = d.commit().await;
+    assert_eq!(durable, d.seq);
+    assert_eq!(d.store.durable_seq(), d.seq);
+    let mut seen = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        seen.push(ev.seq);
+    }
+    assert_eq!(
+        seen,
+        (1..=d.seq).collect::<Vec<_>>(),
+        "broadcast in order, all of it"
+    );
+    let all = d.store.events_after(0, 1000).await.unwrap();
+    assert_eq!(all.len() as u64, d.seq);
+    assert_eq!(all[0].task.as_deref(), Some("t1"));
+    assert!(matches!(
+        all.last().unwrap().kind,
+        EventKind::RunPaused { .. }
+    ));
+    assert_eq!(all.last().unwrap().task, None);
+    let tail = d.store.events_after(3, 2).await.unwrap();
+    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(d.store.run_events().await.unwrap().len(), 1);
+    assert_eq!(d.store.meta().await.unwrap(), Some(meta()));
+}
+
+pub(crate) async fn out_of_order_seqs_are_refused(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    d.submit("t1");
+    d.commit().await;
+    d.seq = 0;
+    d.submit("t2");
+    let err = d
+        .store
+        .append(std::mem::take(&mut d.batch))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::OutOfOrder { .. }), "{err}");
+}
+
+pub(crate) async fn rows_and_totals_follow_every_change(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    for i in 0..6 {
+        d.submit(&format!("t{i}"));
+    }
+    d.commit().await;
+    d.finish("t0");
+    d.finish("t1");
+    d.hold("t2");
+    d.attempt("t3", "a", 7, Some(0.125));
+    d.commit().await;
+    let t = d.store.totals().await.unwrap();
+    assert_eq!(t.tasks, 6);
+    assert_eq!(t.count(TaskState::Completed), 2);
+    assert_eq!(t.count(TaskState::AwaitingReview), 1);
+    assert_eq!(t.count(TaskState::Running), 1);
+    assert_eq!(t.count(TaskState::Pending), 2);
+    assert_eq!(t.holds, 1);
+    assert_eq!(t.attempts, 2 + 2 + 1 + 1);
+    assert_eq!(t.tokens, 30 + 30 + 10 + 7);
+    assert_eq!(t.cost().usd, 0.75 + 0.75 + 0.125);
+    assert_eq!(t.cost().unknown, 1, "t2's attempt has no price");
+    // The totals are what a recount of the rows gives.
+    let rows = d.store.list(&ListQuery::default()).await.unwrap();
+    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.iter().map(|r| r.tokens).sum::<u64>(), t.tokens);
+    assert_eq!(
+        rows.iter().map(|r| r.attempts as u64).sum::<u64>(),
+        t.attempts
+    );
+    let a = t.phases.iter().find(|p| p.phase == "a").unwrap();
+    assert_eq!((a.attempts, a.succeeded, a.tokens), (4, 4, 37));
+    assert_eq!(
+        t.phases.iter().find(|p| p.phase == "b").unwrap().attempts,
+        2
+    );
+    assert!(t.first_submitted_at <= t.last_change_at);
+}
+
+pub(crate) async fn list_filters_sorts_and_pages(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    for i in 0..10 {
+        d.submit(&format!("t{i}"));
+    }
+    for i in 0..10 {
+        if i % 3 == 0 {
+            d.finish(&format!("t{i}"));
+        } else if i % 3 == 1 {
+            d.attempt(&format!("t{i}"), "a", 100 + i, Some(0.01));
+        }
+    }
+    d.commit().await;
+    let q = |state: Option<TaskState>, sort: Sort| ListQuery {
+        state,
+        sort,
+        ..ListQuery::default()
+    };
+    let ids = |rows: Vec<TaskRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    let done = d
+        .store
+        .list(&q(Some(TaskState::Completed), Sort::Submitted))
+        .await
+        .unwrap();
+    assert_eq!(ids(done), ["t0", "t3", "t6", "t9"]);
+    assert_eq!(
+        d.store
+            .count(&q(Some(TaskState::Running), Sort::Submitted))
+            .await
+            .unwrap(),
+        3
+    );
+    let by_tokens = d
+        .store
+        .list(&q(Some(TaskState::Running), Sort::Tokens))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_tokens), ["t7", "t4", "t1"]);
+    let at_a = ListQuery {
+        phase: Some("a".into()),
+        ..ListQuery::default()
+    };
+    assert_eq!(ids(d.store.list(&at_a).await.unwrap()), ["t1", "t4", "t7"]);
+    // Pages by key and by position meet without a gap or a repeat.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = ListQuery {
+            after: after.clone(),
+            limit: Some(4),
+            sort: Sort::Tokens,
+            ..ListQuery::default()
+        };
+        let rows = d.store.list(&page).await.unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        after = rows.last().map(|r| r.id.clone());
+        seen.extend(ids(rows));
+    }
+    let whole = ids(d.store.list(&q(None, Sort::Tokens)).await.unwrap());
+    assert_eq!(seen, whole);
+    let window = ListQuery {
+        offset: 2,
+        limit: Some(3),
+        sort: Sort::Tokens,
+        ..ListQuery::default()
+    };
+    assert_eq!(ids(d.store.list(&window).await.unwrap()), whole[2..5]);
+}
+
+pub(crate) async fn the_review_queue_is_oldest_first(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    for id in ["late", "early", "other"] {
+        d.submit(id);
+    }
+    d.hold("early");
+    d.commit().await;
+    d.hold("late");
+    d.commit().await;
+    let queue = d.store.waiting(0, None).await.unwrap();
+    let ids: Vec<&str> = queue.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["early", "late"]);
+    assert_eq!(queue[0].1.phase, "a");
+    assert_eq!(d.store.waiting(1, Some(5)).await.unwrap().len(), 1);
+    // A decision takes it off the queue.
+    d.emit(
+        "early",
+        EventKind::DecisionRecorded {
+            decision: crate::engine::event::Decision {
+                action: crate::engine::Action::Cancel,
+                phase: None,
+                by: Actor {
+                    user: "ana".into(),
+                    ssh_client: None,
+                },
+                at: Timestamp::now(),
+                note: None,
+            },
+        },
+    );
+    d.commit().await;
+    let queue = d.store.waiting(0, None).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(d.store.totals().await.unwrap().holds, 1);
+}
+
+pub(crate) async fn a_task_reads_back_whole(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    d.submit("t1");
+    d.finish("t1");
+    d.commit().await;
+    let stored = d.store.task("t1").await.unwrap().unwrap();
+    assert_eq!(&stored, &d.tasks["t1"].1);
+    assert_eq!(stored.phases[1].output, Some(json!({"ok": "b"})));
+    assert!(d.store.task("nope").await.unwrap().is_none());
+    let (ord, loaded) = d.store.load("t1").await.unwrap().unwrap();
+    assert_eq!((ord, &loaded), (1, &stored));
+    assert_eq!(
+        d.store.row("t1").await.unwrap().unwrap().state,
+        TaskState::Completed
+    );
+    assert_eq!(
+        d.store.existing(&["t1".into(), "t2".into()]).await.unwrap(),
+        ["t1"]
+    );
+}
+
+pub(crate) async fn a_reopened_store_gives_back_only_the_work_in_flight(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    for i in 0..5 {
+        d.submit(&format!("t{i}"));
+    }
+    d.finish("t0");
+    d.hold("t1");
+    d.attempt("t2", "a", 5, Some(0.5));
+    d.run_event(EventKind::RunPaused {
+        by: Actor {
+            user: "ana".into(),
+            ssh_client: None,
+        },
+    });
+    d.commit().await;
+    let (seq, tasks) = (d.seq, d.tasks.clone());
+    d.store.close().await.unwrap();
+
+    let (store, recovered) = open_store(dir.path()).unwrap();
+    let mut held: Vec<&str> = recovered.tasks.iter().map(|(_, t)| t.id.as_str()).collect();
+    held.sort();
+    assert_eq!(
+        held,
+        ["t1", "t2"],
+        "final and pending tasks stay in the store"
+    );
+    for (_, t) in &recovered.tasks {
+        assert_eq!(t, &tasks[&t.id].1);
+    }
+    assert_eq!(recovered.last_seq, seq);
+    assert_eq!(recovered.last_ord, 5);
+    assert_eq!(recovered.run_events.len(), 1);
+    assert_eq!(recovered.totals.tasks, 5);
+    let pending = store.pending_after(0, 10).await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|(_, t)| t.id.as_str()).collect();
+    assert_eq!(ids, ["t3", "t4"]);
+    assert_eq!(
+        store.pending_after(pending[0].0, 10).await.unwrap().len(),
+        1
+    );
+}
+
+pub(crate) async fn a_second_writer_is_refused(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let (_held, _) = open_store(dir.path()).unwrap();
+    match open_store(dir.path()) {
+        Err(StoreError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("expected Locked, got a second store"),
+    }
+}
+
+pub(crate) async fn a_reader_sees_whole_commits_only(
+    open_store: Open,
+    reader: fn(&Path) -> Box<dyn RunReader>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    d.submit("t1");
+    d.commit().await;
+    let r = reader(dir.path());
+    assert_eq!(r.totals().await.unwrap().tasks, 1);
+    d.submit("t2");
+    d.finish("t1");
+    d.commit().await;
+    let t = r.totals().await.unwrap();
+    assert_eq!((t.tasks, t.count(TaskState::Completed)), (2, 1));
+    assert_eq!(r.last_seq().await.unwrap(), d.seq);
+}
+
+/// Every test of the suite, on one backend.
+macro_rules! store_suite {
+    ($open:expr, $reader:expr) => {
+        #[tokio::test]
+        async fn events_are_durable_in_order_and_read_back_by_seq() {
+            super::events_are_durable_in_order_and_read_back_by_seq($open).await
+        }
+        #[tokio::test]
+        async fn out_of_order_seqs_are_refused() {
+            super::out_of_order_seqs_are_refused($open).await
+        }
+        #[tokio::test]
+        async fn rows_and_totals_follow_every_change() {
+            super::rows_and_totals_follow_every_change($open).await
+        }
+        #[tokio::test]
+        async fn list_filters_sorts_and_pages() {
+            super::list_filters_sorts_and_pages($open).await
+        }
+        #[tokio::test]
+        async fn the_review_queue_is_oldest_first() {
+            super::the_review_queue_is_oldest_first($open).await
+        }
+        #[tokio::test]
+        async fn a_task_reads_back_whole() {
+            super::a_task_reads_back_whole($open).await
+        }
+        #[tokio::test]
+        async fn a_reopened_store_gives_back_only_the_work_in_flight() {
+            super::a_reopened_store_gives_back_only_the_work_in_flight($open).await
+        }
+        #[tokio::test]
+        async fn a_second_writer_is_refused() {
+            super::a_second_writer_is_refused($open).await
+        }
+        #[tokio::test]
+        async fn a_reader_sees_whole_commits_only() {
+            super::a_reader_sees_whole_commits_only($open, $reader).await
+        }
+    };
+}
+
+mod sqlite {
+    use std::path::Path;
+
+    use crate::store::{Recovered, RunReader, RunStore, SqliteReader, SqliteStore, StoreError};
+
+    fn open(dir: &Path) -> Result<(Box<dyn RunStore>, Recovered), StoreError> {
+        let (store, recovered, _) = SqliteStore::open(dir, &super::meta())?;
+        Ok((Box::new(store), recovered))
+    }
+
+    fn reader(dir: &Path) -> Box<dyn RunReader> {
+        Box::new(SqliteReader::open(dir).unwrap())
+    }
+
+    store_suite!(open, reader);
+
+    /// Group commit: batches queued while the writer is busy share one
+    /// commit, and none is seen before it.
+    #[tokio::test]
+    async fn batches_queued_together_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, recovered, _) = SqliteStore::open(dir.path(), &super::meta()).unwrap();
+        let shared = store.shared();
+        let gate = shared.writer_gate.lock().unwrap();
+        let mut d = super::Driver::new(Box::new(store), &recovered);
+        // The writer takes the first batch and waits at the gate.
+        d.submit("t0");
+        let batch = std::mem::take(&mut d.batch);
+        d.store.append(batch).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        for i in 1..50 {
+            d.submit(&format!("t{i}"));
+            let batch = std::mem::take(&mut d.batch);
+            d.store.append(batch).await.unwrap();
+        }
+        assert_eq!(
+            d.store.durable_seq(),
+            0,
+            "nothing is durable before its commit"
+        );
+        drop(gate);
+        d.store.flush().await.unwrap();
+        let stats = d.store.stats();
+        assert_eq!(stats.events_written, 50);
+        assert!(
+            stats.batches <= 2,
+            "{stats:?}: the 49 queued batches share a commit"
+        );
+    }
+}
