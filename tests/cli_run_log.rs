@@ -248,7 +248,7 @@ fn clean_state_is_refused_while_an_engine_holds_the_folder() {
         );
     }
     assert!(
-        sandbox.state().join("journal").is_dir(),
+        sandbox.state().join("baton.db").is_file(),
         "nothing was removed"
     );
 
@@ -260,12 +260,7 @@ fn clean_state_is_refused_while_an_engine_holds_the_folder() {
     let out = sandbox.cli(&["clean-state"]);
     out.expect(1);
     assert!(out.stdout.contains("would remove from "), "{out}");
-    for entry in [
-        "  RUN_LOG.md  (",
-        "  journal/  (",
-        "  tasks/  (",
-        "  pipeline.toml  (",
-    ] {
+    for entry in ["  RUN_LOG.md  (", "  baton.db  (", "  pipeline.toml  ("] {
         assert!(out.stdout.contains(entry), "{entry} missing\n{out}");
     }
     check_suggested_commands(&out.stdout);

@@ -126,7 +126,7 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
         refused.stderr.contains("in use by baton (pid "),
         "{refused}"
     );
-    assert!(sandbox.state().join("journal").exists());
+    assert!(sandbox.state().join("baton.db").exists());
 
     live.signal(libc::SIGTERM);
     live.wait().expect(143);

@@ -40,6 +40,10 @@ impl Source {
 /// sees whole) and on a stopped folder. A folder of the old layout is
 /// converted first, once, when no engine holds it.
 pub fn reader(state_dir: &Path) -> Result<SqliteReader, String> {
+    if !state_dir.is_dir() {
+        // Says where runs come from, as every command does.
+        state_meta::load(state_dir)?;
+    }
     match SqliteReader::open(state_dir) {
         Ok(r) => Ok(r),
         Err(StoreError::NeedsConversion { .. }) => {

@@ -31,8 +31,8 @@ pub fn check_not_held(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Takes the folder's lock (refused with the holder's pid while an engine
-/// runs), removes everything in it, the lock file last, and returns the
-/// top-level entries removed. The folder itself stays.
+/// runs), removes everything in it but a `README.md`, the lock file last,
+/// and returns the top-level entries removed. The folder itself stays.
 pub fn remove_contents(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let layout = Layout::new(dir);
     let lock = StateLock::acquire(&layout)?;
@@ -43,7 +43,8 @@ pub fn remove_contents(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
         .collect::<Result<_, _>>()
         .at(dir)?;
     entries.sort();
-    entries.retain(|p| *p != lock_path);
+    // The repository's own `state/README.md` says what the folder is for.
+    entries.retain(|p| *p != lock_path && p.file_name().is_none_or(|n| n != "README.md"));
     for path in &entries {
         let removed = if path.is_dir() && !path.is_symlink() {
             fs::remove_dir_all(path)
