@@ -7,7 +7,7 @@ mod cli;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use cli::{Out, Sandbox, is_alive, str_at, wait_for};

@@ -467,36 +467,31 @@ impl Engine {
                 chunk.push((id, input));
             }
             // Generated ids follow the task count, skipping any taken.
-            let mut next_number = self.last_ord + 1;
-            let mut named: Vec<TaskId> = Vec::with_capacity(chunk.len());
-            for (id, _) in &chunk {
-                named.push(match id {
-                    Some(id) => id.clone(),
-                    None => format!("task-{next_number:05}"),
-                });
-                next_number += 1;
-            }
+            let named: Vec<TaskId> = chunk
+                .iter()
+                .zip(self.last_ord + 1..)
+                .map(|((id, _), n)| id.clone().unwrap_or_else(|| format!("task-{n:05}")))
+                .collect();
             let taken: HashSet<String> = self.store.existing(&named).await?.into_iter().collect();
             let mut batch = Batch::default();
             for ((id, input), mut name) in chunk.into_iter().zip(named) {
-                if id.is_none() {
-                    // A generated id that is taken: find a free one.
-                    let mut n = self.last_ord + 1;
-                    while taken.contains(&name)
+                // A generated id already taken moves on to the next free one;
+                // the store is asked only about those later candidates.
+                let (mut n, mut first) = (self.last_ord + 1, true);
+                while id.is_none()
+                    && (taken.contains(&name)
                         || seen.contains(&name)
                         || self.tasks.contains_key(&name)
-                    {
-                        n += 1;
-                        name = format!("task-{n:05}");
-                        if !self
-                            .store
-                            .existing(std::slice::from_ref(&name))
-                            .await?
-                            .is_empty()
-                        {
-                            continue;
-                        }
-                    }
+                        || (!first
+                            && !self
+                                .store
+                                .existing(std::slice::from_ref(&name))
+                                .await?
+                                .is_empty()))
+                {
+                    n += 1;
+                    first = false;
+                    name = format!("task-{n:05}");
                 }
                 if taken.contains(&name) || seen.contains(&name) || self.tasks.contains_key(&name) {
                     result.already_present.push(name);

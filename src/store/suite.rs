@@ -535,6 +535,8 @@ mod sqlite {
     /// Group commit: batches queued while the writer is busy share one
     /// commit, and none is seen before it.
     #[tokio::test]
+    // The writer is held at its gate across the appends on purpose.
+    #[allow(clippy::await_holding_lock)]
     async fn batches_queued_together_share_one_commit() {
         let dir = tempfile::tempdir().unwrap();
         let (store, recovered, _) = SqliteStore::open(dir.path(), &super::meta()).unwrap();
