@@ -1037,8 +1037,21 @@ impl Engine {
     async fn on_request(&mut self, request: Request) -> Result<(), StoreError> {
         match request {
             Request::Snapshot(reply) => {
-                let snapshot = self.snapshot().await?;
-                let _ = reply.send(snapshot);
+                // Read on a blocking thread so the engine goes on meanwhile;
+                // one read transaction makes the tasks and their seq agree.
+                self.send_outbox().await?;
+                self.store.flush().await?;
+                let mut head = self.snapshot_head();
+                let reader = self.reader.clone();
+                let runtime = tokio::runtime::Handle::current();
+                tokio::task::spawn_blocking(move || match runtime.block_on(reader.all_tasks()) {
+                    Ok((tasks, seq)) => {
+                        head.tasks = tasks;
+                        head.seq = seq;
+                        let _ = reply.send(head);
+                    }
+                    Err(e) => tracing::error!("cannot read the run for a snapshot: {e}"),
+                });
             }
             Request::Command(command, reply) => {
                 let result = self.on_command(command).await?;
@@ -1050,35 +1063,34 @@ impl Engine {
         Ok(())
     }
 
-    /// Every task as committed, after what this engine has queued. Reads
-    /// the whole run from the store: for views that still need all of it.
+    /// Every task as committed, after what this engine has queued.
     pub async fn snapshot(&mut self) -> Result<RunSnapshot, StoreError> {
         self.send_outbox().await?;
-        let seq = self.store.flush().await?;
-        let rows = self.store.list(&crate::store::ListQuery::default()).await?;
-        let mut tasks = Vec::with_capacity(rows.len());
-        for row in rows {
-            if let Some(t) = self.tasks.get(&row.id) {
-                tasks.push(t.clone());
-            } else if let Some(t) = self.store.task(&row.id).await? {
-                tasks.push(t);
-            }
-        }
-        Ok(RunSnapshot {
+        self.store.flush().await?;
+        let (tasks, seq) = self.store.all_tasks().await?;
+        let mut snapshot = self.snapshot_head();
+        snapshot.tasks = tasks;
+        snapshot.seq = seq;
+        Ok(snapshot)
+    }
+
+    /// A snapshot without its tasks.
+    fn snapshot_head(&self) -> RunSnapshot {
+        RunSnapshot {
             pipeline: self.pipeline.name.clone(),
             phases: self.phase_ids.clone(),
             state_dir: self.state_dir.display().to_string(),
             started_at: self.started_at,
             paused: self.run.paused,
-            tasks,
-            seq: seq.max(self.seq),
+            tasks: Vec::new(),
+            seq: self.seq,
             budget: BudgetSnapshot {
                 task: self.pipeline.defaults.task_budget,
                 run: self.pipeline.run_budget,
                 run_raise: self.run.raise,
             },
             live: Vec::new(),
-        })
+        }
     }
 
     /// Carries out an operator's command; `Err` only when the store fails.

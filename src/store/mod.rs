@@ -65,6 +65,9 @@ pub trait RunReader: Send + Sync {
     fn run_events(&self) -> StoreFuture<'_, Vec<Event>>;
     /// The highest seq committed.
     fn last_seq(&self) -> StoreFuture<'_, u64>;
+    /// Every task whole, in submission order, with the seq they reflect:
+    /// for views that still take the whole run at once.
+    fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)>;
     /// Where the run is kept, for messages.
     fn location(&self) -> String;
 }

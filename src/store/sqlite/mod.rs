@@ -139,6 +139,9 @@ macro_rules! impl_reader {
             fn last_seq(&self) -> StoreFuture<'_, u64> {
                 Box::pin(async move { self.with(read::last_seq) })
             }
+            fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)> {
+                Box::pin(async move { self.with(|c| read::all_tasks(c, &self.phases)) })
+            }
             fn location(&self) -> String {
                 self.dir.display().to_string()
             }
@@ -356,7 +359,10 @@ impl RunStore for SqliteStore {
     }
 
     fn reader(&self) -> Result<Arc<dyn RunReader>, StoreError> {
-        Ok(Arc::new(SqliteReader::open(&self.dir)?))
+        let mut reader = SqliteReader::open(&self.dir)?;
+        // The run's phases, even before the first commit records them.
+        reader.phases = self.phases.clone();
+        Ok(Arc::new(reader))
     }
 
     fn stats(&self) -> StoreStats {

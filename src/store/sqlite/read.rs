@@ -389,13 +389,7 @@ pub fn unfinished(conn: &Connection, phases: &[String]) -> rusqlite::Result<Vec<
     let ords: Vec<TaskNo> = stmt
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(ords.len());
-    for ord in ords {
-        if let Some(t) = fold(conn, ord, phases)? {
-            out.push((ord, t));
-        }
-    }
-    Ok(out)
+    fold_all(conn, ords, phases)
 }
 
 /// Pending tasks after `ord`, in submission order.
@@ -413,13 +407,7 @@ pub fn pending_after(
             r.get(0)
         })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut out = Vec::with_capacity(ords.len());
-    for ord in ords {
-        if let Some(t) = fold(conn, ord, phases)? {
-            out.push((ord, t));
-        }
-    }
-    Ok(out)
+    fold_all(conn, ords, phases)
 }
 
 /// Which of `ids` the store has.
@@ -432,4 +420,69 @@ pub fn existing(conn: &Connection, ids: &[String]) -> rusqlite::Result<Vec<Strin
         }
     }
     Ok(out)
+}
+
+fn fold_all(
+    conn: &Connection,
+    ords: Vec<TaskNo>,
+    phases: &[String],
+) -> rusqlite::Result<Vec<(TaskNo, Task)>> {
+    let mut out = Vec::with_capacity(ords.len());
+    for ord in ords {
+        if let Some(t) = fold(conn, ord, phases)? {
+            out.push((ord, t));
+        }
+    }
+    Ok(out)
+}
+
+/// Every task, folded in one pass over the events inside one read
+/// transaction, with the seq they reflect: for views that still take the
+/// whole run at once.
+pub fn all_tasks(conn: &Connection, phases: &[String]) -> rusqlite::Result<(Vec<Task>, u64)> {
+    let tx = conn.unchecked_transaction()?;
+    let seq = last_seq(&tx)?;
+    let mut tasks: Vec<Option<Task>> = Vec::new();
+    let mut index: std::collections::HashMap<TaskNo, (usize, String, u64)> =
+        std::collections::HashMap::new();
+    {
+        let mut stmt = tx.prepare("SELECT ord, id, base, base_seq FROM tasks ORDER BY ord")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let ord: TaskNo = r.get(0)?;
+            let id: String = r.get(1)?;
+            let base: Option<String> = r.get(2)?;
+            let base_seq: Option<i64> = r.get(3)?;
+            let task = base
+                .map(|b| serde_json::from_str::<Task>(&b).map_err(json_err))
+                .transpose()?;
+            index.insert(ord, (tasks.len(), id, base_seq.unwrap_or(0).max(0) as u64));
+            tasks.push(task);
+        }
+    }
+    {
+        let mut stmt = tx.prepare(
+            "SELECT seq, at, NULL, body, task FROM events WHERE task IS NOT NULL ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let ord: TaskNo = r.get(4)?;
+            let Some((i, id, base_seq)) = index.get(&ord) else {
+                continue;
+            };
+            let mut ev = event(r)?;
+            if ev.seq <= *base_seq {
+                continue;
+            }
+            ev.task = Some(id.clone());
+            match &mut tasks[*i] {
+                Some(t) => {
+                    let _ = t.apply(&ev);
+                }
+                slot @ None => *slot = Task::from_submitted(&ev, phases),
+            }
+        }
+    }
+    tx.finish()?;
+    Ok((tasks.into_iter().flatten().collect(), seq))
 }
