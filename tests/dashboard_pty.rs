@@ -455,7 +455,7 @@ fn keys_are_answered_while_the_engine_is_busy() {
     });
     term.send("p");
     // Pausing lets running attempts finish; the screen says so at once.
-    let screen = term.wait_for("PAUSED", 20);
+    let screen = term.wait_for("PAUSED", 60);
     assert!(
         !screen.contains("20000 completed") && !screen.contains("20000 done"),
         "the run ended before the key was read:\n{screen}"
