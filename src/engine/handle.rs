@@ -1,5 +1,6 @@
-//! How the outside talks to a running engine: commands in, events out, and a
-//! snapshot of everything for a reader that starts late or falls behind.
+//! How the outside talks to a running engine: commands in, events out, an
+//! overview of the run (no tasks: those are read from the store), and, in
+//! this process, a snapshot of everything for tools that fold the whole run.
 
 use std::sync::Arc;
 
@@ -32,6 +33,43 @@ pub struct RunSnapshot {
     /// Filled by the control socket, which follows the live updates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub live: Vec<LiveEvent>,
+}
+
+/// The run without its tasks, at one point of the event stream: what a
+/// watcher needs besides the store (which it queries for rows, totals and
+/// the review queue). Small whatever the size of the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOverview {
+    pub pipeline: String,
+    /// Phase ids in pipeline order.
+    pub phases: Vec<String>,
+    pub state_dir: String,
+    pub started_at: Timestamp,
+    pub paused: bool,
+    /// Everything up to `seq` is committed; events after it follow.
+    pub seq: u64,
+    #[serde(default)]
+    pub budget: BudgetSnapshot,
+    /// What running attempts have shown so far (bounded by the attempts in
+    /// flight); filled by the control socket, which follows live updates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub live: Vec<LiveEvent>,
+}
+
+impl RunSnapshot {
+    /// The snapshot without its tasks.
+    pub fn overview(&self) -> RunOverview {
+        RunOverview {
+            pipeline: self.pipeline.clone(),
+            phases: self.phases.clone(),
+            state_dir: self.state_dir.clone(),
+            started_at: self.started_at,
+            paused: self.paused,
+            seq: self.seq,
+            budget: self.budget,
+            live: self.live.clone(),
+        }
+    }
 }
 
 /// The configured budgets and the run's raises; a task's own raises are on
@@ -69,6 +107,7 @@ pub struct Refusal(pub String);
 pub(crate) enum Request {
     Command(Command, oneshot::Sender<Result<(), Refusal>>),
     Snapshot(oneshot::Sender<RunSnapshot>),
+    Overview(oneshot::Sender<RunOverview>),
 }
 
 /// How a handle on an engine in another process is connected to it.
@@ -138,6 +177,14 @@ impl EngineHandle {
     pub async fn snapshot(&self) -> Option<RunSnapshot> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(Request::Snapshot(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// The run without its tasks, everything up to its `seq` committed.
+    /// Subscribe first, then ask, and skip events the overview covers.
+    pub async fn overview(&self) -> Option<RunOverview> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(Request::Overview(tx)).await.ok()?;
         rx.await.ok()
     }
 

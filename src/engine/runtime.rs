@@ -1053,6 +1053,11 @@ impl Engine {
                     Err(e) => tracing::error!("cannot read the run for a snapshot: {e}"),
                 });
             }
+            Request::Overview(reply) => {
+                self.send_outbox().await?;
+                self.store.flush().await?;
+                let _ = reply.send(self.snapshot_head().overview());
+            }
             Request::Command(command, reply) => {
                 let result = self.on_command(command).await?;
                 self.send_outbox().await?;

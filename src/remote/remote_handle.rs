@@ -112,6 +112,7 @@ impl Bridge {
                                 )));
                             }
                             Some(Request::Snapshot(reply)) => self.waiting.push(reply),
+                            Some(Request::Overview(reply)) => self.waiting.push(overview_of(reply)),
                             None => return,
                         },
                         _ = tokio::time::sleep(delay) => {
@@ -142,6 +143,9 @@ impl Bridge {
                     return false;
                 }
                 self.commands.insert(id, reply);
+            }
+            Request::Overview(reply) => {
+                return Box::pin(self.on_request(c, Request::Snapshot(overview_of(reply)))).await;
             }
             Request::Snapshot(reply) => {
                 // Handed over rather than copied: a later request asks the
@@ -253,6 +257,19 @@ impl Bridge {
             pid,
         });
     }
+}
+
+/// A snapshot reply that answers an overview request.
+fn overview_of(
+    reply: oneshot::Sender<crate::engine::handle::RunOverview>,
+) -> oneshot::Sender<RunSnapshot> {
+    let (tx, rx) = oneshot::channel::<RunSnapshot>();
+    tokio::spawn(async move {
+        if let Ok(s) = rx.await {
+            let _ = reply.send(s.overview());
+        }
+    });
+    tx
 }
 
 /// The engine's log line into this process's log (the dashboard's log pane),

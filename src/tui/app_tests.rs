@@ -17,6 +17,9 @@ fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
                 Request::Snapshot(tx) => {
                     let _ = tx.send(snapshot.clone());
                 }
+                Request::Overview(tx) => {
+                    let _ = tx.send(snapshot.overview());
+                }
                 Request::Command(_, tx) => {
                     let _ = tx.send(Err(Refusal("t-003 is not awaiting review".into())));
                 }
