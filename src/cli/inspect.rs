@@ -75,6 +75,7 @@ pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
         after: args.after,
         offset: 0,
         limit: args.limit,
+        ..ListQuery::default()
     };
     let rows = match reader.list(&query).await {
         Ok(r) => r,

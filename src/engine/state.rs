@@ -19,6 +19,21 @@ pub enum TaskState {
 }
 
 impl TaskState {
+    /// How much a state asks of a person, for sorting: needing a person
+    /// first, then trouble, then work under way, then done.
+    pub fn attention(self) -> u8 {
+        match self {
+            TaskState::Blocked => 0,
+            TaskState::AwaitingReview => 1,
+            TaskState::Failed => 2,
+            TaskState::Retrying => 3,
+            TaskState::Running => 4,
+            TaskState::Pending => 5,
+            TaskState::Completed => 6,
+            TaskState::Cancelled => 7,
+        }
+    }
+
     pub const ALL: [TaskState; 8] = [
         TaskState::Pending,
         TaskState::Running,

@@ -23,6 +23,9 @@ pub struct TaskRow {
     pub state: TaskState,
     /// The phase to show as current (`Task::current_phase`).
     pub phase: Option<String>,
+    /// Where `phase` stands in the pipeline, for sorting by phase.
+    #[serde(skip)]
+    pub phase_pos: Option<u32>,
     pub phases_done: u32,
     pub phases_total: u32,
     pub attempts: u32,
@@ -47,6 +50,10 @@ impl TaskRow {
             id: task.id.clone(),
             state: task.state,
             phase: task.current_phase().map(str::to_string),
+            phase_pos: task
+                .current_phase()
+                .and_then(|p| task.phase_index(p))
+                .map(|i| i as u32),
             phases_done: task.phases_settled() as u32,
             phases_total: task.phases.len() as u32,
             attempts: task.attempts() as u32,
@@ -231,7 +238,9 @@ impl Totals {
     }
 }
 
-/// How `list` orders tasks.
+/// How `list` orders tasks. Each has a natural direction (the one `list`
+/// uses); [`ListQuery::reverse`] turns it round. Ties keep submission order
+/// either way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
@@ -246,15 +255,31 @@ pub enum Sort {
     Cost,
     /// By id.
     Id,
+    /// Needing a person first, then trouble, then work under way, then done
+    /// ([`TaskState::attention`]).
+    State,
+    /// By current phase in pipeline order; tasks with none last.
+    Phase,
+    /// Fewest phases settled first.
+    Progress,
+    /// Most attempts first.
+    Attempts,
+    /// Longest first: to the finish, or to now for tasks under way.
+    Elapsed,
 }
 
 impl Sort {
-    pub const ALL: [Sort; 5] = [
+    pub const ALL: [Sort; 10] = [
         Sort::Submitted,
         Sort::Updated,
         Sort::Tokens,
         Sort::Cost,
         Sort::Id,
+        Sort::State,
+        Sort::Phase,
+        Sort::Progress,
+        Sort::Attempts,
+        Sort::Elapsed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -264,6 +289,11 @@ impl Sort {
             Sort::Tokens => "tokens",
             Sort::Cost => "cost",
             Sort::Id => "id",
+            Sort::State => "state",
+            Sort::Phase => "phase",
+            Sort::Progress => "progress",
+            Sort::Attempts => "attempts",
+            Sort::Elapsed => "elapsed",
         }
     }
 
@@ -277,7 +307,14 @@ impl Sort {
 pub struct ListQuery {
     pub state: Option<TaskState>,
     pub phase: Option<String>,
+    /// Only tasks whose id, state or current phase contains this text,
+    /// ignoring ASCII case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
     pub sort: Sort,
+    /// The sort's other direction (ties still in submission order).
+    #[serde(default)]
+    pub reverse: bool,
     /// Only tasks after this one in the sort order (paging by key).
     pub after: Option<String>,
     /// Skip this many rows first (paging by position, for a scrolled table).

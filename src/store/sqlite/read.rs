@@ -110,7 +110,8 @@ pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
 
 /// The columns `row` reads, in its order.
 const ROW_COLUMNS: &str = "ord, id, state, phase, phases_done, phases_total, attempts, tokens, \
-     cost_usd, cost_unknown, holds, created_at, updated_at, finished_at, finish_reason, seq";
+     cost_usd, cost_unknown, holds, created_at, updated_at, finished_at, finish_reason, seq, \
+     nullif(phase_pos, 4294967295)";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<(TaskRow, i64)> {
     let state: String = r.get(2)?;
@@ -127,6 +128,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<(TaskRow, i64)> {
             id: r.get(1)?,
             state,
             phase: r.get(3)?,
+            phase_pos: r.get(16)?,
             phases_done: r.get(4)?,
             phases_total: r.get(5)?,
             attempts: r.get(6)?,
@@ -183,6 +185,28 @@ fn hold(r: &Row<'_>) -> rusqlite::Result<Hold> {
     })
 }
 
+/// The column or expression a sort orders by, and whether its natural
+/// direction is descending. Submitted, id, state, phase, updated, tokens
+/// and cost are indexed; progress, attempts and elapsed read every row.
+fn sort_key(sort: Sort) -> (&'static str, bool) {
+    match sort {
+        Sort::Submitted => ("ord", false),
+        Sort::Updated => ("updated_at", true),
+        Sort::Tokens => ("tokens", true),
+        Sort::Cost => ("cost_usd", true),
+        Sort::Id => ("id", false),
+        Sort::State => ("attention", false),
+        // Tasks with no current phase sort after every phase.
+        Sort::Phase => ("phase_pos", false),
+        Sort::Progress => ("phases_done", false),
+        Sort::Attempts => ("attempts", true),
+        Sort::Elapsed => (
+            "(julianday(coalesce(finished_at, 'now')) - julianday(created_at))",
+            true,
+        ),
+    }
+}
+
 /// The WHERE clause and ORDER BY of a list query, with its parameters.
 fn list_sql(
     conn: &Connection,
@@ -199,13 +223,26 @@ fn list_sql(
         args.push(Value::Text(phase.clone()));
         clauses.push(format!("phase = ?{}", args.len()));
     }
-    let (key, desc) = match q.sort {
-        Sort::Submitted => ("ord", false),
-        Sort::Updated => ("updated_at", true),
-        Sort::Tokens => ("tokens", true),
-        Sort::Cost => ("cost_usd", true),
-        Sort::Id => ("id", false),
-    };
+    if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
+        // LIKE ignores ASCII case; the needle's own wildcards are escaped.
+        let mut pattern = String::with_capacity(text.len() + 2);
+        pattern.push('%');
+        for c in text.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        args.push(Value::Text(pattern));
+        let n = args.len();
+        clauses.push(format!(
+            "(id LIKE ?{n} ESCAPE '\\' OR state LIKE ?{n} ESCAPE '\\' \
+             OR phase LIKE ?{n} ESCAPE '\\')"
+        ));
+    }
+    let (key, natural_desc) = sort_key(q.sort);
+    let desc = natural_desc != q.reverse;
     if let Some(after) = &q.after {
         // Rows after `after` in the sort order; ties broken by ord.
         let anchor: Option<(Value, i64)> = conn
@@ -216,6 +253,12 @@ fn list_sql(
             )
             .optional()?;
         match anchor {
+            Some((value, ord)) if key == "ord" => {
+                let _ = value;
+                args.push(Value::Integer(ord));
+                let cmp = if desc { "<" } else { ">" };
+                clauses.push(format!("ord {cmp} ?{}", args.len()));
+            }
             Some((value, ord)) => {
                 args.push(value);
                 let v = args.len();
@@ -223,7 +266,7 @@ fn list_sql(
                 let o = args.len();
                 let cmp = if desc { "<" } else { ">" };
                 clauses.push(format!(
-                    "({key} {cmp} ?{v} OR ({key} = ?{v} AND ord > ?{o}))"
+                    "({key} {cmp} ?{v} OR ({key} IS ?{v} AND ord > ?{o}))"
                 ));
             }
             None => clauses.push("0".into()),
@@ -234,10 +277,11 @@ fn list_sql(
     } else {
         format!(" WHERE {}", clauses.join(" AND "))
     };
+    let dir = if desc { "DESC" } else { "ASC" };
     let order = if key == "ord" {
-        " ORDER BY ord".to_string()
+        format!(" ORDER BY ord {dir}")
     } else {
-        format!(" ORDER BY {key} {}, ord", if desc { "DESC" } else { "ASC" })
+        format!(" ORDER BY {key} {dir}, ord")
     };
     Ok((filter, order, args))
 }

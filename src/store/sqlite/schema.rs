@@ -67,6 +67,22 @@ const MIGRATIONS: &[&str] = &[
         value
     ) WITHOUT ROWID;
     "#,
+    // 2: sort keys for the dashboard's columns: how much a task's state asks
+    // of a person, and where its current phase stands in the pipeline.
+    r#"
+    ALTER TABLE tasks ADD COLUMN attention INTEGER NOT NULL DEFAULT 9;
+    ALTER TABLE tasks ADD COLUMN phase_pos INTEGER NOT NULL DEFAULT 4294967295; -- none: last
+    UPDATE tasks SET attention = CASE state
+        WHEN 'blocked' THEN 0 WHEN 'awaiting_review' THEN 1 WHEN 'failed' THEN 2
+        WHEN 'retrying' THEN 3 WHEN 'running' THEN 4 WHEN 'pending' THEN 5
+        WHEN 'completed' THEN 6 WHEN 'cancelled' THEN 7 ELSE 9 END;
+    UPDATE tasks SET phase_pos = coalesce((
+        SELECT CAST(p.key AS INTEGER)
+        FROM meta m, json_each(m.value, '$.phases') p
+        WHERE m.key = 'run' AND p.value = tasks.phase), 4294967295);
+    CREATE INDEX tasks_by_attention ON tasks(attention, ord);
+    CREATE INDEX tasks_by_phase_pos ON tasks(phase_pos, ord);
+    "#,
 ];
 
 /// The version this build writes.
@@ -101,4 +117,36 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     }
     conn.pragma_update(None, "foreign_keys", false)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by version 1 gets the sort keys of version 2
+    /// filled in from its rows and its pipeline.
+    #[test]
+    fn version_two_fills_the_sort_keys_of_existing_rows() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO meta VALUES ('run', '{"pipeline":"p","phases":["draft","review"]}');
+            INSERT INTO tasks(ord, id, state, phase, phases_done, phases_total, attempts, tokens,
+              cost_usd, cost_unknown, holds, created_at, updated_at, seq)
+            VALUES (1, 'a', 'awaiting_review', 'review', 1, 2, 1, 0, 0, 0, 1, 't', 't', 1),
+                   (2, 'b', 'pending', NULL, 0, 2, 0, 0, 0, 0, 0, 't', 't', 2);"#,
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(version(&conn).unwrap(), VERSION);
+        let keys: Vec<(i64, i64)> = conn
+            .prepare("SELECT attention, phase_pos FROM tasks ORDER BY ord")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(keys, [(1, 1), (5, i64::from(u32::MAX))]);
+    }
 }
