@@ -1,6 +1,7 @@
 //! `baton attach`: the dashboard on an engine that runs elsewhere on this
 //! machine (`baton run --headless --wait`, or one left by detaching).
-//! Quitting closes the dashboard and leaves the engine running.
+//! Quitting closes the dashboard and leaves the engine running. On a folder
+//! no engine serves, the dashboard opens read-only on the stored run.
 
 use std::io::IsTerminal;
 
@@ -42,15 +43,7 @@ pub async fn run(args: AttachArgs) -> i32 {
     };
     let (handle, pid) = match remote_handle::attach(state_dir.clone(), client).await {
         Ok(attached) => attached,
-        Err(ConnectError::NoEngine(path)) => {
-            eprintln!(
-                "error: no engine is running on {} (nothing answers on {})\n  help: start one with `baton run PIPELINE --headless --wait --state-dir {}`",
-                state_dir.display(),
-                path.display(),
-                state_dir.display()
-            );
-            return 2;
-        }
+        Err(ConnectError::NoEngine(_)) => return look_at_stored(state_dir, opts).await,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
@@ -67,4 +60,71 @@ pub async fn run(args: AttachArgs) -> i32 {
             2
         }
     }
+}
+
+/// The dashboard on a run no engine serves: the stored state, read-only.
+async fn look_at_stored(state_dir: &std::path::Path, opts: baton::tui::TuiOptions) -> i32 {
+    let reader = match super::source::reader(state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "error: no engine is running on {0}, and its stored run cannot be read: {e}\n  help: start one with `baton run PIPELINE --headless --wait --state-dir {0}`",
+                state_dir.display()
+            );
+            return 2;
+        }
+    };
+    let overview = match stored_overview(state_dir, &reader).await {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    init_logging_for(&Mode::Dashboard(opts.clone()));
+    match baton::tui::app::run_stored(std::sync::Arc::new(reader), overview, opts).await {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("error: the dashboard failed: {e:#}");
+            2
+        }
+    }
+}
+
+/// What an engine would say of the run, from the store and the pipeline
+/// copy the run left: name, phases, pause, budgets and raises.
+async fn stored_overview(
+    state_dir: &std::path::Path,
+    reader: &baton::store::SqliteReader,
+) -> Result<baton::engine::handle::RunOverview, String> {
+    use baton::store::RunReader;
+    let meta = reader
+        .meta()
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let run_events = reader.run_events().await.map_err(|e| e.to_string())?;
+    let run = baton::engine::run_state::RunState::of(&run_events);
+    let totals = reader.totals().await.map_err(|e| e.to_string())?;
+    let seq = reader.last_seq().await.map_err(|e| e.to_string())?;
+    let mut budget = baton::engine::handle::BudgetSnapshot {
+        run_raise: run.raise,
+        ..Default::default()
+    };
+    if let Ok(pipeline) = super::state_meta::load(state_dir) {
+        budget.task = pipeline.defaults.task_budget;
+        budget.run = pipeline.run_budget;
+    }
+    Ok(baton::engine::handle::RunOverview {
+        pipeline: meta.pipeline,
+        phases: meta.phases,
+        state_dir: state_dir.display().to_string(),
+        started_at: totals
+            .first_submitted_at
+            .unwrap_or_else(jiff::Timestamp::now),
+        paused: run.paused,
+        seq,
+        budget,
+        live: Vec::new(),
+    })
 }

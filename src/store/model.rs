@@ -315,6 +315,9 @@ pub struct ListQuery {
     /// The sort's other direction (ties still in submission order).
     #[serde(default)]
     pub reverse: bool,
+    /// Only tasks that reached a final state at or after this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_since: Option<Timestamp>,
     /// Only tasks after this one in the sort order (paging by key).
     pub after: Option<String>,
     /// Skip this many rows first (paging by position, for a scrolled table).

@@ -1,10 +1,17 @@
 //! The loop: one `tokio::select!` over the terminal's input, the engine's
-//! events, answers from the engine, and a timer. It redraws only when
+//! events, answers from spawned tasks, and a timer. It redraws only when
 //! something changed, at most `max_fps` times a second; an idle dashboard
-//! redraws once a second for the clock. Nothing here waits on the engine:
-//! commands and snapshots are fetched by spawned tasks that report back.
+//! redraws once a second for the clock. Nothing here waits on the engine or
+//! the disk: commands and reads run on spawned tasks that report back.
+//!
+//! What is on screen is read from the run's store ([`fetch`]): the table's
+//! window, the totals, a page of the review queue and the selected task.
+//! Engine events only say that the run changed; a fresh page is read when
+//! the screen asks for something new at once, and after changes at most
+//! every [`REFRESH_EVERY`]. A lagging event stream costs nothing but a read.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use crossterm::event::EventStream;
@@ -15,10 +22,12 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
-use crate::engine::event::{Actor, Command, Event};
-use crate::engine::handle::{EngineHandle, Link, Refusal, RunSnapshot};
+use crate::engine::event::{Actor, Command};
+use crate::engine::handle::{EngineHandle, Link, Refusal, RunOverview};
+use crate::store::{RunReader, StoreError};
 
 use super::color::ColorSupport;
+use super::fetch::{self, Page, Want};
 use super::keymap::Keymap;
 use super::pacer::Pacer;
 use super::terminal::TerminalGuard;
@@ -26,90 +35,109 @@ use super::ui::{Effect, Ui};
 use super::view_model::{Applied, RunView};
 use super::{Exit, TuiOptions, theme_file};
 
+/// Most often the page is read again because the run changed.
+pub const REFRESH_EVERY: Duration = Duration::from_millis(100);
+
 /// Answers from spawned tasks.
 enum Reply {
     Sent {
         label: String,
         result: Result<(), Refusal>,
     },
-    Snapshot(Option<Box<RunSnapshot>>),
+    Page(Result<Page, StoreError>),
+    Overview(Option<RunOverview>),
 }
 
-/// A resync in progress: events that arrive meanwhile wait for the snapshot.
-struct Resync {
-    buffered: Vec<Arc<Event>>,
-    /// Events were lost again while waiting; take another snapshot after.
-    again: bool,
-}
-
-struct Engine {
-    handle: EngineHandle,
+/// Where the dashboard's run comes from: the store to read, and the engine
+/// to command (none when looking at a stopped run).
+struct Source {
+    handle: Option<EngineHandle>,
+    reader: Arc<dyn RunReader>,
     replies: mpsc::UnboundedSender<Reply>,
-    resync: Option<Resync>,
+    /// A read is on its way.
+    reading: bool,
+    /// The run changed since the last read started.
+    stale: bool,
+    /// What the last read asked for, and when it started.
+    asked: Option<Want>,
+    last_read: Option<Instant>,
 }
 
-impl Engine {
+impl Source {
+    fn new(
+        handle: Option<EngineHandle>,
+        reader: Arc<dyn RunReader>,
+        replies: mpsc::UnboundedSender<Reply>,
+    ) -> Source {
+        Source {
+            handle,
+            reader,
+            replies,
+            reading: false,
+            stale: true,
+            asked: None,
+            last_read: None,
+        }
+    }
+
     fn send(&self, command: Command, label: String) {
-        let (handle, replies) = (self.handle.clone(), self.replies.clone());
+        let Some(handle) = self.handle.clone() else {
+            let _ = self.replies.send(Reply::Sent {
+                label,
+                result: Err(Refusal(READ_ONLY_STOPPED.into())),
+            });
+            return;
+        };
+        let replies = self.replies.clone();
         tokio::spawn(async move {
             let result = handle.send(command).await;
             let _ = replies.send(Reply::Sent { label, result });
         });
     }
 
-    fn request_snapshot(&mut self) {
-        match &mut self.resync {
-            Some(r) => {
-                r.again = true;
-                r.buffered.clear();
-            }
-            None => {
-                self.resync = Some(Resync {
-                    buffered: Vec::new(),
-                    again: false,
-                });
-                let (handle, replies) = (self.handle.clone(), self.replies.clone());
-                tokio::spawn(async move {
-                    let _ = replies.send(Reply::Snapshot(handle.snapshot().await.map(Box::new)));
-                });
-            }
-        }
+    fn request_overview(&self) {
+        let Some(handle) = self.handle.clone() else {
+            return;
+        };
+        let replies = self.replies.clone();
+        tokio::spawn(async move {
+            let _ = replies.send(Reply::Overview(handle.overview().await));
+        });
     }
 
-    /// Folds an engine event in, or holds it while a snapshot is on its way.
-    fn on_event(&mut self, ui: &mut Ui, ev: Arc<Event>) -> bool {
-        if let Some(r) = &mut self.resync {
-            r.buffered.push(ev);
-            return false;
+    /// When the next read is due: now if the screen wants something new,
+    /// soon after a change, never while one is on its way.
+    fn read_due(&self, want: &Want, now: Instant) -> Option<Instant> {
+        if self.reading {
+            return None;
         }
-        match ui.view.apply(&ev) {
-            Applied::Changed => true,
-            Applied::Stale => false,
-            Applied::OutOfSync(why) => {
-                tracing::warn!(
-                    "dashboard out of step with the engine ({why}); taking a fresh snapshot"
-                );
-                self.request_snapshot();
-                false
-            }
+        if self.asked.as_ref() != Some(want) {
+            return Some(now);
         }
+        if !self.stale {
+            return None;
+        }
+        Some(self.last_read.map_or(now, |at| at + REFRESH_EVERY))
     }
 
-    fn on_snapshot(&mut self, ui: &mut Ui, snapshot: RunSnapshot) {
-        let Some(r) = self.resync.take() else { return };
-        ui.resync(snapshot);
-        for ev in r.buffered {
-            self.on_event(ui, ev);
-        }
-        if r.again {
-            self.request_snapshot();
-        }
+    fn read(&mut self, want: Want, now: Instant) {
+        self.reading = true;
+        self.stale = false;
+        self.asked = Some(want.clone());
+        self.last_read = Some(now);
+        let (reader, replies) = (self.reader.clone(), self.replies.clone());
+        tokio::spawn(async move {
+            let _ = replies.send(Reply::Page(fetch::fetch_off_thread(reader, want).await));
+        });
     }
 }
 
+/// What commands get when the dashboard looks at a run no engine serves.
+pub const READ_ONLY_STOPPED: &str = "no engine is running on this folder: this is a look at the stored run (start it with `baton run` to act)";
+
 /// The connection to an engine in another process changed: say so, and
-/// after a reconnect (or a restarted stream) take the run afresh.
-fn on_link(ui: &mut Ui, engine: &mut Engine, link: Link) {
+/// after a reconnect (or a restarted stream) read the run afresh.
+fn on_link(ui: &mut Ui, source: &mut Source, link: Link) {
     match link {
         Link::Lost { reason } => {
             ui.state.error(format!(
@@ -122,7 +150,8 @@ fn on_link(ui: &mut Ui, engine: &mut Engine, link: Link) {
                 ui.state
                     .info(format!("reconnected to the engine (pid {pid})"));
             }
-            engine.request_snapshot();
+            source.request_overview();
+            source.stale = true;
         }
     }
 }
@@ -149,19 +178,67 @@ fn load_keymap(opts: &TuiOptions) -> (Keymap, Option<String>) {
 /// Runs the dashboard until the operator quits. The engine keeps running;
 /// shutting it down is the caller's call.
 pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit> {
-    // Subscribe before the snapshot so that no event falls between them.
-    let mut events = handle.subscribe();
-    let mut live = handle.subscribe_live();
-    let snapshot = handle.snapshot().await.context("the engine has stopped")?;
+    // Subscribe before the overview so that no event falls between them.
+    let events = handle.subscribe();
+    let live = handle.subscribe_live();
+    let overview = handle.overview().await.context("the engine has stopped")?;
+    let reader = match handle.reader() {
+        Some(r) => r,
+        // An engine elsewhere on this machine: its folder is readable here.
+        None => Arc::new(
+            crate::store::SqliteReader::open(std::path::Path::new(&overview.state_dir))
+                .context("cannot read the run's store")?,
+        ),
+    };
+    let link = handle.link();
+    let streams = Streams {
+        events: Some(events),
+        live: Some(live),
+        link,
+    };
+    run_on(Some(handle), reader, overview, streams, opts).await
+}
+
+/// Opens the dashboard on a stored run no engine serves: everything can be
+/// looked at, nothing done. The header says so.
+pub async fn run_stored(
+    reader: Arc<dyn RunReader>,
+    overview: RunOverview,
+    mut opts: TuiOptions,
+) -> anyhow::Result<Exit> {
+    opts.read_only = true;
+    opts.quit_stops_engine = false;
+    let streams = Streams {
+        events: None,
+        live: None,
+        link: None,
+    };
+    run_on(None, reader, overview, streams, opts).await
+}
+
+struct Streams {
+    events: Option<tokio::sync::broadcast::Receiver<Arc<crate::engine::Event>>>,
+    live: Option<tokio::sync::broadcast::Receiver<Arc<crate::engine::live::LiveEvent>>>,
+    link: Option<tokio::sync::watch::Receiver<Link>>,
+}
+
+async fn run_on(
+    handle: Option<EngineHandle>,
+    reader: Arc<dyn RunReader>,
+    overview: RunOverview,
+    streams: Streams,
+    opts: TuiOptions,
+) -> anyhow::Result<Exit> {
+    let Streams {
+        mut events,
+        mut live,
+        mut link,
+    } = streams;
     let support = ColorSupport::detect(opts.no_color);
     let (themes, theme_warnings) = theme_file::themes(opts.theme.as_deref(), support);
     let (keymap, key_warning) = load_keymap(&opts);
-    let mut ui = Ui::new(
-        RunView::from_snapshot(snapshot),
-        keymap,
-        themes,
-        Actor::current(),
-    );
+    let stopped = handle.is_none();
+    let mut ui = Ui::new(RunView::new(overview), keymap, themes, Actor::current());
     let warnings: Vec<String> = theme_warnings
         .iter()
         .map(|w| format!("{w} (using the default theme)"))
@@ -173,22 +250,21 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
     if let Some(first) = warnings.first() {
         ui.state.error(first.clone());
     }
-    let mut link = handle.link();
     ui.state.link.remote = link.is_some();
     ui.state.link.read_only = opts.read_only;
+    ui.state.link.stopped = stopped;
     ui.state.link.quit_stops_engine = opts.quit_stops_engine;
 
     let mut guard = TerminalGuard::new().context("cannot set up the terminal")?;
+    if let Ok(size) = guard.terminal.size() {
+        ui.area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
+    }
     let (replies, mut replies_rx) = mpsc::unbounded_channel();
-    let mut engine = Engine {
-        handle,
-        replies,
-        resync: None,
-    };
+    let mut source = Source::new(handle, reader, replies);
     let tz = TimeZone::system();
     let mut pacer = Pacer::new(opts.max_fps);
     let mut input = EventStream::new();
-    let mut engine_open = true;
+    let opened = Instant::now();
 
     loop {
         if guard.reclaim_after_panic()? {
@@ -196,12 +272,27 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                 .error("a panic elsewhere in baton; its message is on the terminal after you quit");
             pacer.mark();
         }
-        if pacer.should_draw(Instant::now()) {
+        // The first frame waits for the first read (a moment), so that it
+        // never shows an empty run that is not.
+        let first_read = ui.view.has_page() || opened.elapsed() > Duration::from_secs(1);
+        if first_read && pacer.should_draw(Instant::now()) {
             let now = Timestamp::now();
             guard.terminal.draw(|f| ui.draw(f, now, &tz))?;
             pacer.drew(Instant::now());
         }
-        let wake = pacer.wake_at(Instant::now());
+        // Read what the screen now asks for (ui.draw has settled selection
+        // and scrolling), or what changed.
+        let want = ui.want();
+        let mut wake = if first_read {
+            pacer.wake_at(Instant::now())
+        } else {
+            Instant::now() + Duration::from_millis(20)
+        };
+        match source.read_due(&want, Instant::now()) {
+            Some(at) if at <= Instant::now() => source.read(want, Instant::now()),
+            Some(at) => wake = wake.min(at),
+            None => {}
+        }
         tokio::select! {
             ev = input.next() => match ev {
                 Some(Ok(ev)) => {
@@ -210,30 +301,39 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                         Effect::None => {}
                         Effect::Quit => return Ok(Exit::Quit),
                         Effect::Detach => return Ok(Exit::Detach),
-                        Effect::Send { command, label } => engine.send(command, label),
+                        Effect::Send { command, label } => source.send(command, label),
                     }
+                    // Selection and scrolling settle before the next read.
+                    ui.prepare(Timestamp::now());
                 }
                 Some(Err(e)) => return Err(e).context("reading the terminal"),
                 // The terminal is gone (hung-up SSH session): nobody to show anything to.
                 None => return Ok(Exit::Quit),
             },
-            msg = events.recv(), if engine_open => match msg {
+            msg = async { events.as_mut().expect("guarded").recv().await }, if events.is_some() => match msg {
                 Ok(ev) => {
-                    if engine.on_event(&mut ui, ev) {
-                        pacer.mark();
+                    if ui.view.apply(&ev) == Applied::Changed {
+                        source.stale = true;
+                        if ev.task.is_none() {
+                            // Pause, resume, budget: shown at once.
+                            pacer.mark();
+                        }
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
-                    tracing::debug!("dashboard missed {missed} events; resyncing");
-                    engine.request_snapshot();
+                    // The store has every event: the next read covers them.
+                    tracing::debug!("dashboard skipped {missed} events; reading the run again");
+                    source.stale = true;
+                    source.request_overview();
                 }
                 Err(RecvError::Closed) => {
-                    engine_open = false;
+                    events = None;
                     ui.state.error("the engine has stopped; q quits");
+                    source.stale = true;
                     pacer.mark();
                 }
             },
-            msg = live.recv(), if engine_open => match msg {
+            msg = async { live.as_mut().expect("guarded").recv().await }, if live.is_some() => match msg {
                 Ok(ev) => {
                     // Only the task on screen needs drawing again.
                     if ui.view.apply_live(&ev) && ui.state.selected.as_deref() == Some(ev.task.as_str()) {
@@ -242,7 +342,7 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                 }
                 // Lossy by design: the next update carries the whole reply so far.
                 Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => {}
+                Err(RecvError::Closed) => live = None,
             },
             Some(reply) = replies_rx.recv() => {
                 pacer.mark();
@@ -251,11 +351,32 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                     Reply::Sent { label, result: Err(refusal) } => {
                         ui.state.error(format!("{label} refused: {refusal}"));
                     }
-                    Reply::Snapshot(Some(s)) => engine.on_snapshot(&mut ui, *s),
-                    Reply::Snapshot(None) => {
-                        engine.resync = None;
-                        ui.state.error("the engine has stopped; q quits");
+                    Reply::Page(Ok(page)) => {
+                        source.reading = false;
+                        ui.view.set_page(page, Timestamp::now());
+                        ui.prepare(Timestamp::now());
+                        match ui.on_task_read() {
+                            Effect::Send { command, label } => source.send(command, label),
+                            Effect::Quit => return Ok(Exit::Quit),
+                            Effect::Detach => return Ok(Exit::Detach),
+                            Effect::None => {}
+                        }
+                        if ui.want() != ui.view.page().want {
+                            // Another read is needed for the screen as it
+                            // now is (the selected task, say): draw once it
+                            // is in rather than half a screen now.
+                            pacer.unmark();
+                        }
                     }
+                    Reply::Page(Err(e)) => {
+                        source.reading = false;
+                        ui.state.error(format!("cannot read the run: {e}"));
+                    }
+                    Reply::Overview(Some(overview)) => {
+                        ui.resync(overview);
+                        source.stale = true;
+                    }
+                    Reply::Overview(None) => {}
                 }
             },
             changed = async { link.as_mut().expect("guarded").changed().await }, if link.is_some() => {
@@ -265,7 +386,7 @@ pub async fn run(handle: EngineHandle, opts: TuiOptions) -> anyhow::Result<Exit>
                     continue;
                 }
                 let now = link.as_mut().expect("guarded").borrow_and_update().clone();
-                on_link(&mut ui, &mut engine, now);
+                on_link(&mut ui, &mut source, now);
             },
             _ = sleep_until(wake) => pacer.woke(Instant::now()),
         }

@@ -3,23 +3,21 @@ use tokio::sync::broadcast;
 use super::*;
 use crate::engine::handle::Request;
 use crate::engine::state::TaskState;
-use crate::tui::test_support::{empty_snapshot, sample_events, sample_run};
+use crate::tui::test_support::{StoredRun, sample_events};
 use crate::tui::{Exit, TuiOptions};
 
-/// An engine that answers snapshots with `snapshot` and refuses every command.
-fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
+/// An engine that answers overviews with `overview` and refuses every command.
+fn fake_engine(overview: RunOverview, reader: Arc<dyn RunReader>) -> EngineHandle {
     let (requests, mut rx) = mpsc::channel(8);
     let (events, _) = broadcast::channel(16);
     let (live, _) = broadcast::channel(16);
     tokio::spawn(async move {
         while let Some(req) = rx.recv().await {
             match req {
-                Request::Snapshot(tx) => {
-                    let _ = tx.send(snapshot.clone());
-                }
                 Request::Overview(tx) => {
-                    let _ = tx.send(snapshot.overview());
+                    let _ = tx.send(overview.clone());
                 }
+                Request::Snapshot(_) => {}
                 Request::Command(_, tx) => {
                     let _ = tx.send(Err(Refusal("t-003 is not awaiting review".into())));
                 }
@@ -31,124 +29,79 @@ fn fake_engine(snapshot: RunSnapshot) -> EngineHandle {
         events,
         link: None,
         live,
-        reader: None,
+        reader: Some(reader),
     }
 }
 
-fn ui_from(snapshot: RunSnapshot) -> Ui {
-    Ui::new(
-        RunView::from_snapshot(snapshot),
-        Keymap::default(),
-        Vec::new(),
-        Actor::engine(),
-    )
-}
-
-/// The sample run as a snapshot taken after its first `n` events.
-fn snapshot_after(n: usize) -> RunSnapshot {
-    let mut view = RunView::from_snapshot(empty_snapshot());
-    for ev in &sample_events()[..n] {
-        view.apply(ev);
-    }
-    RunSnapshot {
-        tasks: view
-            .entries()
-            .iter()
-            .filter_map(|e| view.whole_task(&e.task.id))
-            .collect(),
-        seq: view.seq(),
-        ..empty_snapshot()
-    }
+fn source(run: &StoredRun, engine: bool) -> (Source, mpsc::UnboundedReceiver<Reply>) {
+    let (replies, rx) = mpsc::unbounded_channel();
+    let handle = engine.then(|| fake_engine(run.overview.clone(), run.reader.clone()));
+    (Source::new(handle, run.reader.clone(), replies), rx)
 }
 
 #[tokio::test]
-async fn a_resync_applies_the_snapshot_then_the_events_held_meanwhile() {
-    let events = sample_events();
-    let cut = events.len() / 2;
-    let (replies, mut replies_rx) = mpsc::unbounded_channel();
-    let mut engine = Engine {
-        handle: fake_engine(snapshot_after(cut)),
-        replies,
-        resync: None,
+async fn a_read_is_due_at_once_for_a_new_want_and_after_a_pause_for_changes() {
+    let run = StoredRun::sample();
+    let (mut source, mut rx) = source(&run, true);
+    let want = Want::default();
+    let t = Instant::now();
+    assert_eq!(source.read_due(&want, t), Some(t), "nothing read yet");
+    source.read(want.clone(), t);
+    assert_eq!(source.read_due(&want, t), None, "one read at a time");
+    let Some(Reply::Page(Ok(page))) = rx.recv().await else {
+        panic!("expected a page");
     };
-    let mut ui = ui_from(empty_snapshot());
-    engine.request_snapshot();
-    // Events arriving while the snapshot is on its way, some of them already
-    // in it: held, not applied.
-    for ev in &events[cut - 3..] {
-        assert!(!engine.on_event(&mut ui, Arc::new(ev.clone())));
-    }
-    assert!(ui.view.is_empty());
-    let Some(Reply::Snapshot(Some(snapshot))) = replies_rx.recv().await else {
-        panic!("expected a snapshot");
+    assert_eq!(page.totals.tasks, 9);
+    source.reading = false;
+    assert_eq!(source.read_due(&want, t), None, "nothing changed");
+    source.stale = true;
+    assert_eq!(source.read_due(&want, t), Some(t + REFRESH_EVERY));
+    let other = Want {
+        selected: Some("t-004".into()),
+        ..Want::default()
     };
-    engine.on_snapshot(&mut ui, *snapshot);
-    assert!(engine.resync.is_none());
-    let want = sample_run();
-    assert_eq!(ui.view.seq(), want.seq());
-    for s in TaskState::ALL {
-        assert_eq!(ui.view.count(s), want.count(s), "{s}");
-    }
-    assert_eq!(ui.view.tokens(), want.tokens());
+    assert_eq!(
+        source.read_due(&other, t),
+        Some(t),
+        "the screen asks for something new"
+    );
 }
 
 #[tokio::test]
-async fn an_event_that_does_not_fit_asks_for_a_snapshot() {
-    let (replies, mut replies_rx) = mpsc::unbounded_channel();
-    let mut engine = Engine {
-        handle: fake_engine(snapshot_after(sample_events().len())),
-        replies,
-        resync: None,
+async fn a_page_read_off_the_loop_has_the_window_the_queue_and_the_selected_task() {
+    let run = StoredRun::sample();
+    let (mut source, mut rx) = source(&run, true);
+    let want = Want {
+        table: crate::tui::rows::query(Default::default(), "", 2, 3),
+        queue_offset: 0,
+        queue_limit: 10,
+        selected: Some("t-004".into()),
+        finished_since: None,
     };
-    let mut ui = ui_from(empty_snapshot());
-    // The first event for t-001 after its submission, without the submission.
-    let stray = sample_events().into_iter().find(|e| e.seq > 9).unwrap();
-    engine.on_event(&mut ui, Arc::new(stray));
-    assert!(engine.resync.is_some());
-    let Some(Reply::Snapshot(Some(s))) = replies_rx.recv().await else {
-        panic!("expected a snapshot");
+    source.read(want, Instant::now());
+    let Some(Reply::Page(Ok(page))) = rx.recv().await else {
+        panic!("expected a page");
     };
-    engine.on_snapshot(&mut ui, *s);
-    assert_eq!(ui.view.len(), 9);
-}
-
-#[tokio::test]
-async fn a_lag_while_resyncing_takes_one_more_snapshot() {
-    let (replies, mut replies_rx) = mpsc::unbounded_channel();
-    let mut engine = Engine {
-        handle: fake_engine(snapshot_after(5)),
-        replies,
-        resync: None,
-    };
-    let mut ui = ui_from(empty_snapshot());
-    engine.request_snapshot();
-    engine.request_snapshot();
-    let Some(Reply::Snapshot(Some(s))) = replies_rx.recv().await else {
-        panic!("expected a snapshot");
-    };
-    engine.on_snapshot(&mut ui, *s);
-    assert!(engine.resync.is_some(), "a second snapshot is on its way");
-    assert!(matches!(
-        replies_rx.recv().await,
-        Some(Reply::Snapshot(Some(_)))
-    ));
+    let ids: Vec<_> = page.rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["t-003", "t-004", "t-005"]);
+    assert_eq!(page.matching, 9);
+    assert_eq!(page.queue.len(), 2);
+    let task = page.selected.expect("t-004 read whole");
+    assert_eq!(task.state, TaskState::AwaitingReview);
+    assert_eq!(page.seq, sample_events().len() as u64);
 }
 
 #[tokio::test]
 async fn a_refusal_comes_back_as_its_text() {
-    let (replies, mut replies_rx) = mpsc::unbounded_channel();
-    let engine = Engine {
-        handle: fake_engine(empty_snapshot()),
-        replies,
-        resync: None,
-    };
-    engine.send(
+    let run = StoredRun::sample();
+    let (source, mut rx) = source(&run, true);
+    source.send(
         Command::Pause {
             by: Actor::engine(),
         },
         "pause".into(),
     );
-    match replies_rx.recv().await {
+    match rx.recv().await {
         Some(Reply::Sent {
             label,
             result: Err(r),
@@ -160,13 +113,30 @@ async fn a_refusal_comes_back_as_its_text() {
     }
 }
 
+#[tokio::test]
+async fn with_no_engine_every_command_is_refused_saying_why() {
+    let run = StoredRun::sample();
+    let (source, mut rx) = source(&run, false);
+    source.send(
+        Command::Pause {
+            by: Actor::engine(),
+        },
+        "pause".into(),
+    );
+    match rx.recv().await {
+        Some(Reply::Sent { result: Err(r), .. }) => assert_eq!(r.0, READ_ONLY_STOPPED),
+        _ => panic!("expected the refusal"),
+    }
+}
+
 /// The real loop in a real terminal, driven by hand or by a script:
 /// `cargo test --lib tui::app::tests::live -- --ignored` in a terminal,
 /// then press q and y.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs a terminal to draw on"]
 async fn live_dashboard() {
-    let handle = fake_engine(snapshot_after(sample_events().len()));
+    let stored = StoredRun::sample();
+    let handle = fake_engine(stored.overview.clone(), stored.reader.clone());
     let exit = tokio::time::timeout(
         std::time::Duration::from_secs(30),
         run(handle, TuiOptions::default()),

@@ -5,7 +5,8 @@
 use crate::engine::budget;
 use crate::engine::event::{Action as Decide, Command, TaskId};
 use crate::engine::state::{HoldKind, TaskState};
-use crate::engine::task::Task;
+
+use super::view_model::Target;
 
 use super::action::Action;
 use super::line_edit::LineEdit;
@@ -85,15 +86,19 @@ impl Ui {
     }
 
     fn task_action(&mut self, action: Action) -> Effect {
+        // The task read whole, or else its row in the table or the queue:
+        // enough to pick the hold, and a key pressed before the detail has
+        // been read still acts.
         let Some(task) = self
             .state
             .selected
             .as_deref()
-            .and_then(|id| self.view.task(id))
+            .and_then(|id| self.view.target(id))
         else {
             self.state.error("select a task first");
             return Effect::None;
         };
+        let task = &task;
         let id = task.id.clone();
         let hold = |kind: HoldKind| oldest_hold(task, kind);
         let prompt = match action {
@@ -141,6 +146,14 @@ impl Ui {
     /// Asks for new limits: the selected task's (tab switches to the run's),
     /// or the run's when no task is selected.
     fn open_budget_prompt(&mut self) {
+        if let Some(id) = &self.state.selected
+            && self.view.task(id).is_none()
+        {
+            // Its limits and raises come with the task read whole: in a
+            // moment, and the prompt opens then.
+            self.state.waiting_for_task = Some(Action::RaiseBudget);
+            return;
+        }
         let task = self
             .state
             .selected
@@ -226,7 +239,7 @@ impl Ui {
     }
 }
 
-fn oldest_hold(task: &Task, kind: HoldKind) -> Option<String> {
+fn oldest_hold(task: &Target, kind: HoldKind) -> Option<String> {
     task.holds
         .iter()
         .find(|h| h.kind == kind)

@@ -60,7 +60,14 @@ impl Header<'_> {
                 t.text("ui.text.dim"),
             ));
         }
-        if ctx.state.link.read_only {
+        if ctx.state.link.stopped {
+            spans.push(Span::raw("   "));
+            spans.push(Span::styled(" STOPPED · READ-ONLY ", t.style("ui.paused")));
+            spans.push(Span::styled(
+                " no engine runs: the stored state",
+                t.text("ui.text.dim"),
+            ));
+        } else if ctx.state.link.read_only {
             spans.push(Span::raw("   "));
             spans.push(Span::styled(" READ-ONLY ", t.style("ui.paused")));
         }

@@ -15,6 +15,7 @@ pub mod budget_input;
 pub mod color;
 pub mod commands;
 pub mod config_file;
+pub mod fetch;
 pub mod format;
 pub mod header;
 pub mod help;

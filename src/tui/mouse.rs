@@ -26,16 +26,16 @@ impl Ui {
                 match pane {
                     Pane::Tasks => {
                         let id = self
-                            .rows
-                            .id_at(&self.view, self.state.table_offset + line)
-                            .map(str::to_string);
+                            .view
+                            .row_at(self.state.table_offset + line)
+                            .map(|r| r.id.clone());
                         if id.is_some() {
                             self.state.select(id.as_deref());
                         }
                     }
                     Pane::Review => {
                         let n = self.state.review_offset + line;
-                        let id = self.view.review_queue().nth(n).map(|e| e.task.id.clone());
+                        let id = self.view.review_at(n).map(|e| e.task.to_string());
                         if id.is_some() {
                             self.state.select(id.as_deref());
                         }

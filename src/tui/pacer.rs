@@ -28,6 +28,11 @@ impl Pacer {
         self.dirty = true;
     }
 
+    /// What changed is not worth a frame after all (more is on its way).
+    pub fn unmark(&mut self) {
+        self.dirty = false;
+    }
+
     pub fn should_draw(&self, now: Instant) -> bool {
         self.dirty && self.last_draw.is_none_or(|t| now >= t + self.frame)
     }

@@ -31,16 +31,12 @@ impl Widget for ReviewQueue<'_> {
             .as_deref()
             .and_then(|id| ctx.view.review_position(id));
         let offset = scroll_to(ctx.state.review_offset, selected, height, len);
-        let visible: Vec<_> = ctx
-            .view
-            .review_queue()
-            .enumerate()
-            .skip(offset)
-            .take(height)
+        let visible: Vec<_> = (offset..(offset + height).min(len))
+            .filter_map(|pos| ctx.view.review_at(pos).map(|e| (pos, e)))
             .collect();
         let id_width = visible
             .iter()
-            .map(|(_, e)| e.task.id.chars().count())
+            .map(|(_, e)| e.task.chars().count())
             .max()
             .unwrap_or(4)
             .clamp(4, 24);
@@ -55,7 +51,7 @@ impl Widget for ReviewQueue<'_> {
             );
             let waited = duration(ctx.now.duration_since(e.since));
             let row = Row::new([
-                Cell::from(e.task.id.clone()),
+                Cell::from(e.task.to_string()),
                 Cell::from(kind),
                 Cell::from(e.phase.to_string()),
                 Cell::from(Line::raw(waited).right_aligned()),

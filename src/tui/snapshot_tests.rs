@@ -10,6 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::widgets::Widget;
 
 use super::color::ColorSupport;
+use super::fetch::Want;
 use super::header::Header;
 use super::help::Help;
 use super::keymap::Keymap;
@@ -17,11 +18,10 @@ use super::line_edit::LineEdit;
 use super::log_pane::{self, LogPane};
 use super::prompt::{ConfirmKind, Prompt, TextKind};
 use super::review_queue::ReviewQueue;
-use super::rows::Rows;
 use super::screen::Screen;
 use super::task_detail::TaskDetail;
 use super::task_table::TaskTable;
-use super::test_support::{big_run, now, sample_run};
+use super::test_support::{StoredRun, big_run, now};
 use super::theme::Theme;
 use super::theme_file::{built_in_default, load};
 use super::view_model::RunView;
@@ -47,15 +47,12 @@ fn draw(
     height: u16,
     draw: impl Fn(&Ctx<'_>, Rect, &mut Buffer),
 ) -> Buffer {
-    let mut rows = Rows::default();
-    rows.refresh(view, state.sort, &state.filter, now());
     let keymap = Keymap::default();
     let log = log_pane::new_state();
     let tz = TimeZone::UTC;
     let ctx = Ctx {
         view,
         state,
-        rows: &rows,
         theme,
         keymap: &keymap,
         now: now(),
@@ -68,6 +65,31 @@ fn draw(
     term.backend().buffer().clone()
 }
 
+thread_local! {
+    /// The sample run in a real store, one per test thread.
+    static RUN: StoredRun = StoredRun::sample();
+}
+
+/// What a dashboard in `state` reads from `run`: the table from the top
+/// for its sort and filter, the queue, the selected task whole.
+fn view_of(run: &StoredRun, state: &ViewState) -> RunView {
+    let mut view = RunView::new(run.overview.clone());
+    let want = Want {
+        table: super::rows::query(state.sort, &state.filter, 0, 1000),
+        queue_offset: 0,
+        queue_limit: 1000,
+        selected: state.selected.clone(),
+        finished_since: Some(view.throughput_since(now())),
+    };
+    view.set_page(run.page(want), now());
+    view
+}
+
+/// The sample run as a dashboard in `state` reads it.
+fn sample_for(state: &ViewState) -> RunView {
+    RUN.with(|run| view_of(run, state))
+}
+
 fn selected(id: &str) -> ViewState {
     ViewState {
         selected: Some(id.into()),
@@ -77,7 +99,7 @@ fn selected(id: &str) -> ViewState {
 
 /// Snapshots a view at both sizes in both colour modes.
 fn snapshot_all(name: &str, state: ViewState, render: impl Fn(&Ctx<'_>, Rect, &mut Buffer) + Copy) {
-    let view = sample_run();
+    let view = sample_for(&state);
     for (w, h) in SIZES {
         for (mode, theme) in themes() {
             let buf = draw(&view, &state, &theme, w, h, render);
@@ -106,7 +128,7 @@ fn screen_on_the_review_tab() {
 
 #[test]
 fn screen_in_sixteen_colours() {
-    let view = sample_run();
+    let view = sample_for(&selected("t-003"));
     let theme = load("ansi16")
         .expect("ansi16 theme")
         .for_terminal(ColorSupport::Ansi16);
@@ -267,7 +289,7 @@ fn filter_being_typed() {
         filter_edit: Some((LineEdit::new("dra"), String::new())),
         ..selected("t-002")
     };
-    let view = sample_run();
+    let view = sample_for(&state);
     let buf = draw(&view, &state, &themes()[1].1, 80, 24, |ctx, area, buf| {
         Screen { ctx }.render(area, buf)
     });
@@ -276,7 +298,7 @@ fn filter_being_typed() {
 
 #[test]
 fn too_small() {
-    let view = sample_run();
+    let view = sample_for(&ViewState::default());
     let buf = draw(
         &view,
         &ViewState::default(),
@@ -289,18 +311,31 @@ fn too_small() {
 }
 
 #[test]
-fn ten_thousand_tasks_render() {
-    let view = big_run(10_000);
-    assert_eq!(view.len(), 10_000);
-    let state = ViewState {
-        selected: Some("t-09999".into()),
-        table_offset: 0,
-        ..ViewState::default()
-    };
-    let buf = draw(&view, &state, &themes()[0].1, 160, 48, |ctx, area, buf| {
-        Screen { ctx }.render(area, buf)
-    });
-    let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+fn ten_thousand_tasks_render_from_a_window() {
+    let run = big_run(10_000);
+    let mut ui = super::ui::Ui::new(
+        RunView::new(run.overview.clone()),
+        Keymap::default(),
+        vec![themes()[0].1.clone()],
+        crate::engine::event::Actor::engine(),
+    );
+    ui.area = Rect::new(0, 0, 160, 48);
+    run.settle(&mut ui);
+    // The operator goes to the end, as with `G`.
+    ui.on_action(super::action::Action::Bottom);
+    run.settle(&mut ui);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-09999"));
+    assert!(ui.view.rows().count() < 200, "only a window is read");
+    let mut term = Terminal::new(TestBackend::new(160, 48)).expect("test terminal");
+    term.draw(|f| ui.draw(f, now(), &TimeZone::UTC))
+        .expect("draw");
+    let text: String = term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
     assert!(
         text.contains("t-09999"),
         "the selected last row is scrolled into view"
@@ -311,7 +346,7 @@ fn ten_thousand_tasks_render() {
 /// The sample run with a budget per task and one for the run.
 fn budgeted_run() -> RunView {
     use crate::engine::budget::Limits;
-    let mut view = sample_run();
+    let mut view = sample_for(&selected("t-002"));
     view.budget.task = Limits {
         usd: Some(0.05),
         tokens: Some(5_000),
@@ -340,7 +375,7 @@ fn header_and_detail_show_projected_spend_beside_the_budget() {
 #[test]
 fn task_detail_shows_a_streaming_reply_as_it_grows() {
     use crate::engine::live::{LiveEvent, LiveKind, Progress};
-    let mut view = sample_run();
+    let mut view = sample_for(&selected("t-002"));
     let text: String = (1..=15).map(|n| format!("line {n}\n")).collect();
     assert!(view.apply_live(&LiveEvent {
         task: "t-002".into(),

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, Widget};
 
 use super::format::{cost_short, duration, fit, tokens};
-use super::rows::elapsed;
+use super::rows::row_elapsed;
 use super::view_state::{Pane, SortColumn};
 use super::widgets::{Ctx, pane_block, progress, state_label};
 
@@ -72,7 +72,7 @@ pub fn body(area: Rect) -> Rect {
 impl TaskTable<'_> {
     fn title(&self) -> Line<'static> {
         let ctx = self.ctx;
-        let (shown, all) = (ctx.rows.len(), ctx.view.len());
+        let (shown, all) = (ctx.view.matching(), ctx.view.len());
         let mut title = format!(" {} ", Pane::Tasks.title());
         if ctx.state.filter.is_empty() {
             title.push_str(&format!("{all} "));
@@ -98,15 +98,20 @@ impl Widget for TaskTable<'_> {
         let t = ctx.theme;
         let inner = body(area);
         let height = inner.height as usize;
-        let selected_row = ctx.rows.row_of(ctx.view, ctx.state.selected.as_deref());
-        let offset = scroll_to(ctx.state.table_offset, selected_row, height, ctx.rows.len());
-        let visible =
-            &ctx.rows.order[offset.min(ctx.rows.len())..(offset + height).min(ctx.rows.len())];
+        let len = ctx.view.matching();
+        let selected_row = ctx
+            .state
+            .selected
+            .as_deref()
+            .and_then(|id| ctx.view.row_of(id));
+        let offset = scroll_to(ctx.state.table_offset, selected_row, height, len);
+        let visible: Vec<_> = (offset..(offset + height).min(len))
+            .filter_map(|pos| ctx.view.row_at(pos).map(|r| (pos, r)))
+            .collect();
 
         let id_width = visible
             .iter()
-            .filter_map(|&i| ctx.view.entry(i))
-            .map(|e| e.task.id.chars().count())
+            .map(|(_, r)| r.id.chars().count())
             .max()
             .unwrap_or(2)
             .clamp(2, 24) as u16;
@@ -146,9 +151,7 @@ impl Widget for TaskTable<'_> {
         }))
         .style(t.text("ui.table.header"));
 
-        let rows = visible.iter().enumerate().filter_map(|(n, &i)| {
-            let e = ctx.view.entry(i)?;
-            let task = &e.task;
+        let rows = visible.iter().map(|&(pos, task)| {
             let cells = cols.iter().map(|c| match c.sort {
                 SortColumn::Id => Cell::from(fit(&task.id, c.width as usize)),
                 SortColumn::State => Cell::from(Span::styled(
@@ -156,33 +159,34 @@ impl Widget for TaskTable<'_> {
                     t.task_state(task.state),
                 )),
                 SortColumn::Phase => {
-                    Cell::from(fit(task.current_phase().unwrap_or("-"), c.width as usize))
+                    Cell::from(fit(task.phase.as_deref().unwrap_or("-"), c.width as usize))
                 }
                 SortColumn::Progress => {
-                    let (done, total) = (task.phases_settled(), task.phases.len());
+                    let (done, total) = (task.phases_done as usize, task.phases_total as usize);
                     let mut spans = progress(done, total, BAR, t);
                     spans.push(Span::raw(format!(" {done}/{total}")));
                     Cell::from(Line::from(spans))
                 }
                 SortColumn::Attempts => {
-                    Cell::from(Line::raw(task.attempts().to_string()).right_aligned())
+                    Cell::from(Line::raw(task.attempts.to_string()).right_aligned())
                 }
-                SortColumn::Tokens => Cell::from(Line::raw(tokens(e.tokens)).right_aligned()),
+                SortColumn::Tokens => Cell::from(Line::raw(tokens(task.tokens)).right_aligned()),
                 SortColumn::Cost => {
-                    let style = if e.cost.is_known() {
+                    let cost = task.cost();
+                    let style = if cost.is_known() {
                         t.text("ui.text")
                     } else {
                         t.text("cost.unknown")
                     };
-                    Cell::from(Line::styled(cost_short(e.cost), style).right_aligned())
+                    Cell::from(Line::styled(cost_short(cost), style).right_aligned())
                 }
                 SortColumn::Elapsed => {
-                    Cell::from(Line::raw(duration(elapsed(task, ctx.now))).right_aligned())
+                    Cell::from(Line::raw(duration(row_elapsed(task, ctx.now))).right_aligned())
                 }
                 SortColumn::Submitted => Cell::from(""),
             });
             let mut row = Row::new(cells);
-            if Some(offset + n) == selected_row {
+            if Some(pos) == selected_row {
                 let scope = if self.focused {
                     "ui.selection"
                 } else {
@@ -190,7 +194,7 @@ impl Widget for TaskTable<'_> {
                 };
                 row = row.style(t.style(scope));
             }
-            Some(row)
+            row
         });
 
         let widths: Vec<Constraint> = cols.iter().map(|c| Constraint::Length(c.width)).collect();
@@ -199,7 +203,7 @@ impl Widget for TaskTable<'_> {
             .block(pane_block(self.title(), self.focused, t))
             .style(t.text("ui.text"))
             .render(area, buf);
-        if ctx.rows.is_empty() {
+        if len == 0 {
             let msg = if ctx.view.is_empty() {
                 "no tasks yet".to_string()
             } else {

@@ -8,9 +8,18 @@ use crate::engine::cost::Usage;
 use crate::engine::event::{
     Action as Decide, Actor, AttemptOutcome, Decision, ErrorClass, Event, EventKind, ReviewReason,
 };
-use crate::engine::handle::RunSnapshot;
-use crate::engine::state::TaskState;
+use std::collections::HashMap;
+use std::sync::Arc;
 
+use crate::engine::handle::RunOverview;
+use crate::engine::state::TaskState;
+use crate::engine::task::Task;
+use crate::store::{
+    Batch, RowChange, RunMeta, RunReader, RunStore, SqliteReader, SqliteStore, TaskRow,
+};
+
+use super::fetch::{Page, Want, fetch};
+use super::ui::Ui;
 use super::view_model::RunView;
 
 pub const PHASES: [&str; 3] = ["research", "draft", "edit"];
@@ -25,17 +34,146 @@ pub fn now() -> Timestamp {
     t0() + SignedDuration::from_secs(600)
 }
 
-pub fn empty_snapshot() -> RunSnapshot {
-    RunSnapshot {
+pub fn empty_overview() -> RunOverview {
+    RunOverview {
         pipeline: "article-pipeline".into(),
         phases: PHASES.iter().map(|p| p.to_string()).collect(),
         state_dir: "./state/run-42".into(),
         started_at: t0(),
         paused: false,
-        tasks: Vec::new(),
         seq: 0,
         budget: Default::default(),
         live: Vec::new(),
+    }
+}
+
+/// Runs a future to its end on a runtime of its own, on a thread of its
+/// own, so that sync tests and tokio tests alike can call it.
+pub fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(fut)
+        })
+        .join()
+        .expect("the test's thread")
+    })
+}
+
+/// A run written to a real store in a temporary folder, as an engine would
+/// have written it: events, task rows and totals.
+pub struct StoredRun {
+    /// Kept so the folder lives as long as the run.
+    #[allow(dead_code)]
+    pub dir: tempfile::TempDir,
+    pub reader: Arc<dyn RunReader>,
+    pub overview: RunOverview,
+}
+
+impl StoredRun {
+    pub fn new(events: &[Event]) -> StoredRun {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let overview = empty_overview();
+        let meta = RunMeta {
+            pipeline: overview.pipeline.clone(),
+            phases: overview.phases.clone(),
+        };
+        block_on(async {
+            let (store, _, _) = SqliteStore::open(dir.path(), &meta).expect("a store");
+            store.set_meta(meta.clone()).await.expect("meta");
+            let mut tasks: HashMap<String, (i64, Task)> = HashMap::new();
+            let mut paused = false;
+            for chunk in events.chunks(64) {
+                let mut batch = Batch::default();
+                for ev in chunk {
+                    let Some(id) = &ev.task else {
+                        paused = matches!(ev.kind, EventKind::RunPaused { .. })
+                            || (paused && !matches!(ev.kind, EventKind::RunResumed { .. }));
+                        batch.events.push((None, ev.clone()));
+                        continue;
+                    };
+                    let (ord, old, task) = match tasks.get(id) {
+                        Some((ord, t)) => {
+                            let mut task = t.clone();
+                            task.apply(ev).expect("the sample run folds");
+                            (*ord, Some(TaskRow::of(t, *ord)), task)
+                        }
+                        None => {
+                            let ord = tasks.len() as i64 + 1;
+                            let task =
+                                Task::from_submitted(ev, &meta.phases).expect("a submission");
+                            (ord, None, task)
+                        }
+                    };
+                    batch.events.push((Some(ord), ev.clone()));
+                    batch.rows.push(RowChange {
+                        old,
+                        new: TaskRow::of(&task, ord),
+                    });
+                    tasks.insert(id.clone(), (ord, task));
+                }
+                store.append(batch).await.expect("append");
+            }
+            store.flush().await.expect("flush");
+            Box::new(store).close().await.expect("close");
+            let _ = paused;
+        });
+        let reader: Arc<dyn RunReader> =
+            Arc::new(SqliteReader::open(dir.path()).expect("a reader"));
+        let mut overview = overview;
+        overview.seq = events.last().map_or(0, |e| e.seq);
+        overview.paused = events.iter().fold(false, |p, e| match e.kind {
+            EventKind::RunPaused { .. } => true,
+            EventKind::RunResumed { .. } => false,
+            _ => p,
+        });
+        StoredRun {
+            dir,
+            reader,
+            overview,
+        }
+    }
+
+    pub fn sample() -> StoredRun {
+        StoredRun::new(&sample_events())
+    }
+
+    pub fn page(&self, want: Want) -> Page {
+        let reader = self.reader.clone();
+        block_on(async move { fetch(reader.as_ref(), want).await.expect("a page") })
+    }
+
+    /// The run as a dashboard shows it with everything in one window.
+    pub fn view(&self) -> RunView {
+        let mut view = RunView::new(self.overview.clone());
+        let want = Want {
+            table: crate::store::ListQuery {
+                limit: Some(1000),
+                ..Default::default()
+            },
+            queue_limit: 1000,
+            finished_since: Some(view.throughput_since(now())),
+            ..Want::default()
+        };
+        view.set_page(self.page(want), now());
+        view
+    }
+
+    /// Reads what the dashboard asks for until it asks for nothing new, as
+    /// the loop does between frames.
+    pub fn settle(&self, ui: &mut Ui) {
+        for _ in 0..8 {
+            let want = ui.want();
+            ui.view.set_page(self.page(want.clone()), now());
+            ui.prepare(now());
+            if ui.want() == want {
+                return;
+            }
+        }
+        panic!("the dashboard keeps asking for something new");
     }
 }
 
@@ -279,23 +417,13 @@ pub fn sample_events() -> Vec<Event> {
     j.events
 }
 
-/// The sample run as the dashboard holds it.
+/// The sample run as the dashboard holds it, read from a real store.
 pub fn sample_run() -> RunView {
-    let mut view = RunView::from_snapshot(empty_snapshot());
-    for ev in sample_events() {
-        let applied = view.apply(&ev);
-        assert_eq!(
-            applied,
-            super::view_model::Applied::Changed,
-            "event {}",
-            ev.seq
-        );
-    }
-    view
+    StoredRun::sample().view()
 }
 
 /// A run of `n` tasks spread over every state, for size tests.
-pub fn big_run(n: usize) -> RunView {
+pub fn big_run(n: usize) -> StoredRun {
     let mut j = Journal::new();
     for i in 0..n {
         let id = format!("t-{i:05}");
@@ -315,9 +443,5 @@ pub fn big_run(n: usize) -> RunView {
             );
         }
     }
-    let mut view = RunView::from_snapshot(empty_snapshot());
-    for ev in &j.events {
-        view.apply(ev);
-    }
-    view
+    StoredRun::new(&j.events)
 }

@@ -10,15 +10,16 @@ use ratatui::layout::Rect;
 use tui_logger::TuiWidgetState;
 
 use crate::engine::event::{Actor, Command};
-use crate::engine::handle::RunSnapshot;
+use crate::engine::handle::RunOverview;
 
 use super::action::Action;
+use super::fetch::Want;
 use super::keymap::Keymap;
 use super::layout::{Areas, Mode};
 use super::line_edit::Edit;
 use super::log_pane;
 use super::prompt::Outcome;
-use super::rows::Rows;
+use super::rows;
 use super::screen::Screen;
 use super::task_detail::TaskDetail;
 use super::task_table::{body, scroll_to};
@@ -44,7 +45,6 @@ pub enum Effect {
 pub struct Ui {
     pub view: RunView,
     pub state: ViewState,
-    pub rows: Rows,
     pub keymap: Keymap,
     /// Never empty: the built-in default is always there.
     pub themes: Vec<Theme>,
@@ -53,7 +53,14 @@ pub struct Ui {
     pub actor: Actor,
     /// The terminal's size at the last frame, for paging and clicks.
     pub area: Rect,
+    /// The table's sort and filter at the last frame: a new one starts at the top.
+    order: (super::view_state::Sort, String),
+    /// The clock at the last frame.
+    clock: Timestamp,
 }
+
+/// Rows read either side of the screen even when a pane is hidden or tiny.
+const MIN_WINDOW: usize = 20;
 
 impl Ui {
     pub fn new(view: RunView, keymap: Keymap, themes: Vec<Theme>, actor: Actor) -> Ui {
@@ -65,12 +72,13 @@ impl Ui {
         Ui {
             view,
             state: ViewState::default(),
-            rows: Rows::default(),
             keymap,
             themes,
             log: log_pane::new_state(),
             actor,
             area: Rect::new(0, 0, 80, 24),
+            order: Default::default(),
+            clock: Timestamp::UNIX_EPOCH,
         }
     }
 
@@ -78,11 +86,9 @@ impl Ui {
         &self.themes[self.state.theme % self.themes.len()]
     }
 
-    /// Replaces the run with a fresh snapshot; selection and filter stay.
-    pub fn resync(&mut self, snapshot: RunSnapshot) {
-        self.view = RunView::from_snapshot(snapshot);
-        // The new view counts versions afresh; the old rows must not pass for current.
-        self.rows = Rows::default();
+    /// Takes a fresh overview of the run; selection and filter stay.
+    pub fn resync(&mut self, overview: RunOverview) {
+        self.view.set_overview(overview);
     }
 
     pub(super) fn areas(&self) -> Areas {
@@ -96,24 +102,100 @@ impl Ui {
             .map_or(0, |r| body(r).height as usize)
     }
 
-    /// Brings rows and scroll positions up to date before a frame.
-    pub fn prepare(&mut self, now: Timestamp) {
-        self.rows
-            .refresh(&self.view, self.state.sort, &self.state.filter, now);
-        let mut row = self.rows.row_of(&self.view, self.state.selected.as_deref());
-        // What the table shows selected is what the keys act on: when the
-        // filter hides the selected task, the first row shown takes its place.
-        if row.is_none() && (self.state.selected.is_none() || self.state.focus == Pane::Tasks) {
-            let first = self.rows.id_at(&self.view, 0).map(str::to_string);
-            self.state.select(first.as_deref());
-            row = self.rows.row_of(&self.view, self.state.selected.as_deref());
+    /// What to read from the store for the screen as it is: the table's
+    /// rows a screenful either side of the scroll position (so that moving
+    /// a page never waits), a page of the queue likewise, the selected task.
+    pub fn want(&self) -> Want {
+        let rows = self.page(Pane::Tasks).max(MIN_WINDOW);
+        let queue = self.page(Pane::Review).max(MIN_WINDOW);
+        Want {
+            table: rows::query(
+                self.state.sort,
+                &self.state.filter,
+                self.state.table_offset.saturating_sub(rows),
+                3 * rows,
+            ),
+            queue_offset: self.state.review_offset.saturating_sub(queue) as u64,
+            queue_limit: 3 * queue as u64,
+            selected: self.state.selected.clone(),
+            finished_since: (!self.view.has_throughput())
+                .then(|| self.view.throughput_since(self.clock)),
         }
-        self.state.table_offset = scroll_to(
-            self.state.table_offset,
-            row,
-            self.page(Pane::Tasks),
-            self.rows.len(),
-        );
+    }
+
+    /// Carries out a key that waited for the selected task to be read.
+    pub fn on_task_read(&mut self) -> Effect {
+        match (self.state.waiting_for_task, self.state.selected.as_deref()) {
+            (Some(action), Some(id)) if self.view.task(id).is_some() => {
+                self.state.waiting_for_task = None;
+                self.on_action(action)
+            }
+            _ => Effect::None,
+        }
+    }
+
+    /// Whether the page read is for the table's current sort and filter.
+    fn page_is_current(&self) -> bool {
+        let (have, want) = (&self.view.page().want.table, self.want().table);
+        (&have.sort, have.reverse, &have.text) == (&want.sort, want.reverse, &want.text)
+    }
+
+    /// Brings selection and scroll positions up to date before a frame.
+    pub fn prepare(&mut self, now: Timestamp) {
+        self.clock = now;
+        let order = (self.state.sort, self.state.filter.trim().to_string());
+        if self.order != order {
+            // A new order: back to the top of it.
+            self.order = order;
+            self.state.table_cursor = 0;
+            self.state.table_offset = 0;
+        }
+        let len = self.view.matching();
+        let current = self.page_is_current();
+        let mut row = self
+            .state
+            .selected
+            .as_deref()
+            .filter(|_| current)
+            .and_then(|id| self.view.row_of(id));
+        // What the table shows selected is what the keys act on: when the
+        // selected task has left its row (another sort, a filter, the run
+        // moved on), the task now at the cursor's row takes its place.
+        if current
+            && row.is_none()
+            && (self.state.selected.is_none() || self.state.focus == Pane::Tasks)
+        {
+            let at = self.state.table_cursor.min(len.saturating_sub(1));
+            if let Some(r) = self.view.row_at(at) {
+                let id = r.id.clone();
+                self.state.select(Some(&id));
+                row = Some(at);
+            } else if len == 0 {
+                // Nothing passes the filter: nothing selected, so no key
+                // acts on a task the table does not show.
+                self.state.select(None);
+            }
+        }
+        if let Some(r) = row {
+            self.state.table_cursor = r;
+        }
+        let cursor = row.or((self.state.focus == Pane::Tasks).then_some(self.state.table_cursor));
+        self.state.table_offset =
+            scroll_to(self.state.table_offset, cursor, self.page(Pane::Tasks), len);
+        if self.state.focus == Pane::Review
+            && self.review_position().is_none()
+            && let Some(e) = self.view.review_at(
+                self.state
+                    .review_cursor
+                    .min(self.view.review_len().saturating_sub(1)),
+            )
+        {
+            let id = e.task.to_string();
+            self.state.select(Some(&id));
+        }
+        if let Some(r) = self.review_position() {
+            self.state.review_cursor = r;
+        }
         if self.state.detail_scroll > 0 {
             // Keep the end of the detail on screen: no scrolling into nothing.
             let tz = TimeZone::UTC;
@@ -130,10 +212,12 @@ impl Ui {
             let max = len.saturating_sub(room).min(u16::MAX as usize) as u16;
             self.state.detail_scroll = self.state.detail_scroll.min(max);
         }
-        let ctx_pos = self.review_position();
+        let pos = self
+            .review_position()
+            .or((self.state.focus == Pane::Review).then_some(self.state.review_cursor));
         self.state.review_offset = scroll_to(
             self.state.review_offset,
-            ctx_pos,
+            pos,
             self.page(Pane::Review),
             self.view.review_len(),
         );
@@ -147,7 +231,6 @@ impl Ui {
         Ctx {
             view: &self.view,
             state: &self.state,
-            rows: &self.rows,
             theme: self.theme(),
             keymap: &self.keymap,
             now,
@@ -249,6 +332,7 @@ impl Ui {
         match action {
             Some(a) => {
                 self.state.status = None;
+                self.state.waiting_for_task = None;
                 self.on_action(a)
             }
             None => Effect::None,
@@ -261,18 +345,37 @@ impl Ui {
             (from as isize + by).clamp(0, len.saturating_sub(1) as isize) as usize
         };
         match pane {
-            Pane::Tasks if !self.rows.is_empty() => {
-                let at = self.rows.row_of(&self.view, self.state.selected.as_deref());
-                let to = at.map_or(0, |r| step(r, self.rows.len()));
-                let id = self.rows.id_at(&self.view, to).map(str::to_string);
+            Pane::Tasks if self.view.matching() > 0 => {
+                let at = self
+                    .state
+                    .selected
+                    .as_deref()
+                    .and_then(|id| self.view.row_of(id))
+                    .unwrap_or(self.state.table_cursor);
+                let to = step(at, self.view.matching());
+                self.state.table_cursor = to;
+                // A row not read yet is selected when its page arrives.
+                let id = self.view.row_at(to).map(|r| r.id.clone());
                 self.state.select(id.as_deref());
+                self.state.table_offset = scroll_to(
+                    self.state.table_offset,
+                    Some(to),
+                    self.page(Pane::Tasks),
+                    self.view.matching(),
+                );
             }
             Pane::Review if self.view.review_len() > 0 => {
-                let to = self
-                    .review_position()
-                    .map_or(0, |r| step(r, self.view.review_len()));
-                let id = self.view.review_queue().nth(to).map(|e| e.task.id.clone());
+                let at = self.review_position().unwrap_or(self.state.review_cursor);
+                let to = step(at, self.view.review_len());
+                self.state.review_cursor = to;
+                let id = self.view.review_at(to).map(|e| e.task.to_string());
                 self.state.select(id.as_deref());
+                self.state.review_offset = scroll_to(
+                    self.state.review_offset,
+                    Some(to),
+                    self.page(Pane::Review),
+                    self.view.review_len(),
+                );
             }
             Pane::Detail => {
                 self.state.detail_scroll =

@@ -4,26 +4,42 @@ use super::*;
 use crate::engine::event::Action as Decide;
 use crate::tui::commands::DETACH_UNAVAILABLE;
 use crate::tui::prompt::Prompt;
-use crate::tui::test_support::{now, sample_run};
+use crate::tui::test_support::{StoredRun, now};
 use crate::tui::theme_file::built_in_default;
 use crate::tui::view_state::{LinkView, SortColumn};
 
+thread_local! {
+    /// The sample run in a real store, one per test (each runs on its own thread).
+    static RUN: StoredRun = StoredRun::sample();
+}
+
+/// Reads what the dashboard asks for, as the loop does after each key.
+fn settle(ui: &mut Ui) {
+    RUN.with(|run| run.settle(ui));
+}
+
 fn ui() -> Ui {
+    let overview = RUN.with(|run| run.overview.clone());
     let mut ui = Ui::new(
-        sample_run(),
+        RunView::new(overview),
         Keymap::default(),
         vec![built_in_default()],
         Actor::engine(),
     );
     ui.area = Rect::new(0, 0, 160, 48);
-    ui.prepare(now());
+    settle(&mut ui);
     ui
 }
 
 fn press(ui: &mut Ui, code: KeyCode) -> Effect {
     let effect = ui.on_key(&KeyEvent::new(code, KeyModifiers::NONE));
     ui.prepare(now());
+    settle(ui);
     effect
+}
+
+fn row_id(ui: &Ui, pos: usize) -> Option<&str> {
+    ui.view.row_at(pos).map(|r| r.id.as_str())
 }
 
 fn chars(ui: &mut Ui, text: &str) {
@@ -34,6 +50,7 @@ fn chars(ui: &mut Ui, text: &str) {
 
 fn select(ui: &mut Ui, id: &str) {
     ui.state.select(Some(id));
+    settle(ui);
 }
 
 fn sent(effect: Effect) -> Command {
@@ -190,7 +207,7 @@ fn quit_confirms_while_work_is_unfinished() {
 #[test]
 fn quit_with_nothing_unfinished_is_immediate() {
     let mut ui = Ui::new(
-        RunView::from_snapshot(crate::tui::test_support::empty_snapshot()),
+        RunView::new(crate::tui::test_support::empty_overview()),
         Keymap::default(),
         vec![],
         Actor::engine(),
@@ -220,6 +237,7 @@ fn an_attached_dashboard_quits_without_asking_and_says_when_the_engine_is_gone()
         remote: true,
         lost: Some("the engine closed the connection".into()),
         read_only: true,
+        stopped: false,
         quit_stops_engine: false,
     };
     assert!(ui.view.unfinished() > 0);
@@ -237,7 +255,7 @@ fn filter_is_typed_live_and_escape_restores_it() {
     press(&mut ui, KeyCode::Char('/'));
     chars(&mut ui, "draft");
     assert_eq!(ui.state.filter, "draft");
-    assert_eq!(ui.rows.len(), 2);
+    assert_eq!(ui.view.matching(), 2);
     press(&mut ui, KeyCode::Enter);
     assert!(ui.state.filter_edit.is_none());
     press(&mut ui, KeyCode::Char('/'));
@@ -247,7 +265,7 @@ fn filter_is_typed_live_and_escape_restores_it() {
     // Esc outside the field clears the filter.
     press(&mut ui, KeyCode::Esc);
     assert_eq!(ui.state.filter, "");
-    assert_eq!(ui.rows.len(), 9);
+    assert_eq!(ui.view.matching(), 9);
 }
 
 #[test]
@@ -255,7 +273,7 @@ fn sort_keys_cycle_and_reverse() {
     let mut ui = ui();
     press(&mut ui, KeyCode::Char('s'));
     assert_eq!(ui.state.sort.column, SortColumn::State);
-    assert_eq!(ui.rows.id_at(&ui.view, 0), Some("t-005"));
+    assert_eq!(row_id(&ui, 0), Some("t-005"));
     press(&mut ui, KeyCode::Char('S'));
     assert!(ui.state.sort.descending);
 }
@@ -279,13 +297,20 @@ fn panes_theme_and_help() {
 }
 
 #[test]
-fn review_pane_moves_through_the_queue() {
+fn review_pane_selects_its_first_row_on_focus_and_moves_through_the_queue() {
     let mut ui = ui();
-    ui.state.focus = Pane::Review;
-    press(&mut ui, KeyCode::Down);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-001"));
+    // Tasks → Detail → Review, as the operator tabs.
+    press(&mut ui, KeyCode::Tab);
+    press(&mut ui, KeyCode::Tab);
+    assert_eq!(ui.state.focus, Pane::Review);
     assert_eq!(ui.state.selected.as_deref(), Some("t-005"));
     press(&mut ui, KeyCode::Down);
     assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
+    press(&mut ui, KeyCode::Down);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-004"), "the last row");
+    press(&mut ui, KeyCode::Up);
+    assert_eq!(ui.state.selected.as_deref(), Some("t-005"));
 }
 
 #[test]
@@ -337,20 +362,18 @@ fn detail_scrolls_but_not_past_its_end() {
 }
 
 #[test]
-fn a_resync_keeps_the_selection_and_rebuilds_rows() {
+fn a_fresh_overview_keeps_the_selection_and_the_rows() {
     let mut ui = ui();
     select(&mut ui, "t-004");
     press(&mut ui, KeyCode::Char('s'));
-    let mut snapshot = crate::tui::test_support::empty_snapshot();
-    snapshot.tasks = ui.view.entries()[..5]
-        .iter()
-        .filter_map(|e| ui.view.whole_task(&e.task.id))
-        .collect();
-    ui.resync(snapshot);
-    ui.prepare(now());
-    assert_eq!(ui.rows.len(), 5);
+    let mut overview = RUN.with(|run| run.overview.clone());
+    overview.paused = true;
+    ui.resync(overview);
+    settle(&mut ui);
+    assert!(ui.view.paused);
+    assert_eq!(ui.view.matching(), 9);
     assert_eq!(ui.state.selected.as_deref(), Some("t-004"));
-    assert_eq!(ui.rows.id_at(&ui.view, 0), Some("t-005"));
+    assert_eq!(row_id(&ui, 0), Some("t-005"));
 }
 
 #[test]

@@ -1,131 +1,52 @@
-//! The run as the dashboard sees it: a snapshot with engine events folded on
-//! top, using the same `Task::apply` the engine uses. Only engine events
-//! change it; selection, sort and the like live in `ViewState`.
+//! The run as the dashboard sees it: the run's overview (pipeline, pause,
+//! budgets) kept current by run-level events, and the last [`Page`] read
+//! from the store: totals, the table's window, a page of the review queue
+//! and the selected task. Nothing here grows with the run: a million tasks
+//! cost what the screen shows.
 //!
-//! Every total is kept up to date as events arrive, so one event costs the
-//! size of one task, never the size of the run.
+//! Engine events only say that something changed (the loop then reads a
+//! fresh page); selection, sort and the like live in `ViewState`.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use jiff::{SignedDuration, Timestamp};
 
 use crate::engine::budget::{Estimate, Spend};
 use crate::engine::cost::CostTotal;
 use crate::engine::event::{Event, EventKind, TaskId};
-use crate::engine::handle::{BudgetSnapshot, RunSnapshot};
+use crate::engine::handle::{BudgetSnapshot, RunOverview};
 use crate::engine::live::{LiveEvent, LiveKind};
 use crate::engine::state::{HoldKind, TaskState};
-use crate::engine::task::Task;
+use crate::engine::task::{Hold, Task};
+use crate::store::{TaskRow, Totals};
+
+use super::fetch::Page;
 
 /// How far back throughput looks.
 const THROUGHPUT_WINDOW: SignedDuration = SignedDuration::from_secs(300);
 
-/// A task with the figures the dashboard shows for it, computed once per change.
-#[derive(Debug, Clone)]
-pub struct TaskEntry {
-    /// The task without its input and phase outputs, which are in `payload`;
-    /// [`RunView::whole_task`] puts them back.
-    pub task: Task,
-    payload: Payload,
-    pub tokens: u64,
-    pub cost: CostTotal,
-    /// When the hold that puts it in the review queue opened.
-    held_since: Option<Timestamp>,
-    /// Attempts in flight; finished ones that were priced, that reported usage.
-    open: u32,
-    priced: u32,
-    reported: u32,
-}
+/// Live progress kept for at most this many attempts (the ones in flight).
+const MAX_LIVE_ATTEMPTS: usize = 256;
 
-/// A task's input and phase outputs as compact JSON text: a fraction of the
-/// memory of the values, and only the task detail reads them.
-#[derive(Debug, Clone, Default)]
-struct Payload {
-    input: Box<str>,
-    /// Per phase, in the task's phase order.
-    outputs: Box<[Option<Box<str>>]>,
-}
-
-fn json_text(v: &serde_json::Value) -> Box<str> {
-    serde_json::to_string(v)
-        .unwrap_or_default()
-        .into_boxed_str()
-}
-
-fn json_value(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
-}
-
-impl Payload {
-    /// Takes the input and outputs out of a task.
-    fn take(task: &mut Task) -> Payload {
-        Payload {
-            input: json_text(&std::mem::take(&mut task.input)),
-            outputs: task
-                .phases
-                .iter_mut()
-                .map(|p| p.output.take().map(|v| json_text(&v)))
-                .collect(),
-        }
-    }
-
-    fn put_outputs(&self, task: &mut Task) {
-        for (p, text) in task.phases.iter_mut().zip(self.outputs.iter()) {
-            p.output = text.as_deref().map(json_value);
-        }
-    }
-}
-
-impl TaskEntry {
-    fn new(mut task: Task) -> TaskEntry {
-        let payload = Payload::take(&mut task);
-        // A task read from JSON has room for more attempts than it holds.
-        for p in &mut task.phases {
-            p.attempts.shrink_to_fit();
-        }
-        TaskEntry::light(task, payload)
-    }
-
-    /// From a task whose payload is taken out already.
-    fn light(task: Task, payload: Payload) -> TaskEntry {
-        let held_since = queue_key(&task);
-        let (mut open, mut priced, mut reported) = (0, 0, 0);
-        for a in task.phases.iter().flat_map(|p| &p.attempts) {
-            open += u32::from(a.is_open());
-            priced += u32::from(a.cost_usd.is_some());
-            reported += u32::from(a.usage.is_some());
-        }
-        TaskEntry {
-            tokens: task.tokens(),
-            cost: task.cost(),
-            held_since,
-            open,
-            priced,
-            reported,
-            task,
-            payload,
-        }
-    }
-}
-
-fn queue_key(task: &Task) -> Option<Timestamp> {
-    if task.state.needs_human() {
-        task.holds.first().map(|h| h.since)
-    } else {
-        None
-    }
-}
-
-/// One line of the review queue: a task waiting for a person.
+/// One line of the review queue: a hold waiting for a person.
 #[derive(Debug, Clone, Copy)]
 pub struct ReviewEntry<'a> {
-    /// Position of the task in submission order.
+    /// Position in the whole queue.
     pub index: usize,
-    pub task: &'a Task,
+    pub task: &'a str,
     pub kind: HoldKind,
     pub phase: &'a str,
     pub reason: &'a str,
     pub since: Timestamp,
+}
+
+/// What a decision needs to know of a task: from the task read whole, or
+/// from its row when the detail has not been read yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub id: TaskId,
+    pub state: TaskState,
+    pub holds: Vec<Hold>,
 }
 
 /// Live trace lines kept per running attempt.
@@ -146,16 +67,15 @@ pub struct LiveAttempt {
 }
 
 /// What folding one event did.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// Already covered by the snapshot or an earlier event.
+    /// Already covered by what the view shows.
     Stale,
+    /// The run changed: what the view shows should be read again.
     Changed,
-    /// The event does not fit what the view holds; take a fresh snapshot.
-    OutOfSync(String),
 }
 
-/// The run, folded from a snapshot and the events after it.
+/// The run: its overview and the last page read from the store.
 #[derive(Debug, Clone)]
 pub struct RunView {
     pub pipeline: String,
@@ -166,127 +86,104 @@ pub struct RunView {
     pub paused: bool,
     /// Budgets as configured, and the run's raises.
     pub budget: BudgetSnapshot,
+    /// The last event seen.
     seq: u64,
     /// Bumped on every change, so derived caches know when to rebuild.
     version: u64,
-    tasks: Vec<TaskEntry>,
-    index: HashMap<TaskId, usize>,
-    counts: [usize; TaskState::ALL.len()],
-    tokens: u64,
-    /// Known dollars in nanodollars, so that taking a task's old cost out and
-    /// putting its new one in is exact.
-    nanos: i64,
-    unknown: u32,
-    /// Over all tasks: attempts in flight, priced, reporting usage.
-    open: u64,
-    priced: u64,
-    reported: u64,
-    /// Review queue ordered by (hold opened, submission order).
-    queue: BTreeSet<(Timestamp, usize)>,
-    /// Recent finish times, oldest first, for throughput.
-    finished: VecDeque<Timestamp>,
+    page: Page,
+    /// (when, tasks final by then), oldest first, for throughput.
+    finished: VecDeque<(Timestamp, u64)>,
     /// Running attempts' progress, by task and phase id.
     live: HashMap<(TaskId, String), LiveAttempt>,
 }
 
-fn nanos(usd: f64) -> i64 {
-    (usd * 1e9).round() as i64
-}
-
-fn state_slot(state: TaskState) -> usize {
-    state as usize
-}
-
 impl RunView {
-    pub fn from_snapshot(snapshot: RunSnapshot) -> RunView {
+    pub fn new(overview: RunOverview) -> RunView {
         let mut view = RunView {
-            pipeline: snapshot.pipeline,
-            phases: snapshot.phases,
-            state_dir: snapshot.state_dir,
-            started_at: snapshot.started_at,
-            paused: snapshot.paused,
-            budget: snapshot.budget,
-            seq: snapshot.seq,
+            pipeline: overview.pipeline,
+            phases: overview.phases,
+            state_dir: overview.state_dir,
+            started_at: overview.started_at,
+            paused: overview.paused,
+            budget: overview.budget,
+            seq: overview.seq,
             version: 0,
-            tasks: Vec::with_capacity(snapshot.tasks.len()),
-            index: HashMap::with_capacity(snapshot.tasks.len()),
-            counts: [0; TaskState::ALL.len()],
-            tokens: 0,
-            nanos: 0,
-            unknown: 0,
-            open: 0,
-            priced: 0,
-            reported: 0,
-            queue: BTreeSet::new(),
+            page: Page::default(),
             finished: VecDeque::new(),
             live: HashMap::new(),
         };
-        let mut finished: Vec<Timestamp> = Vec::new();
-        let live = snapshot.live;
-        for task in snapshot.tasks {
-            if task.state.is_final() {
-                finished.extend(task.finished_at);
-            }
-            view.insert(task);
-        }
-        finished.sort();
-        for at in finished {
-            view.note_finished(at);
-        }
-        for ev in &live {
+        for ev in &overview.live {
             view.apply_live(ev);
         }
         view
     }
 
-    fn insert(&mut self, task: Task) {
-        let idx = self.tasks.len();
-        self.index.insert(task.id.clone(), idx);
-        self.tasks.push(TaskEntry::new(task));
-        self.account(idx, 1);
+    /// Takes a fresh overview (after a reconnect, or a lag): run-level state
+    /// and live progress; the page stays until the next is read.
+    pub fn set_overview(&mut self, overview: RunOverview) {
+        let page = std::mem::take(&mut self.page);
+        let finished = std::mem::take(&mut self.finished);
+        *self = RunView::new(overview);
+        self.page = page;
+        self.finished = finished;
+        self.version += 1;
     }
 
-    /// Adds (`sign = 1`) or removes (`sign = -1`) a task's share of the totals.
-    fn account(&mut self, idx: usize, sign: i64) {
-        let e = &self.tasks[idx];
-        let slot = state_slot(e.task.state);
-        if sign > 0 {
-            self.counts[slot] += 1;
-            self.tokens += e.tokens;
-            self.nanos += nanos(e.cost.usd);
-            self.unknown += e.cost.unknown;
-            self.open += u64::from(e.open);
-            self.priced += u64::from(e.priced);
-            self.reported += u64::from(e.reported);
-            if let Some(since) = e.held_since {
-                self.queue.insert((since, idx));
-            }
-        } else {
-            self.counts[slot] -= 1;
-            self.tokens -= e.tokens;
-            self.nanos -= nanos(e.cost.usd);
-            self.unknown -= e.cost.unknown;
-            self.open -= u64::from(e.open);
-            self.priced -= u64::from(e.priced);
-            self.reported -= u64::from(e.reported);
-            if let Some(since) = e.held_since {
-                self.queue.remove(&(since, idx));
-            }
-        }
-    }
-
-    fn note_finished(&mut self, at: Timestamp) {
+    /// Takes a page read from the store.
+    pub fn set_page(&mut self, page: Page, now: Timestamp) {
+        let done: u64 = TaskState::ALL
+            .iter()
+            .filter(|s| s.is_final())
+            .map(|s| page.totals.count(*s))
+            .sum();
         while self
             .finished
             .front()
-            .is_some_and(|&old| at.duration_since(old) > THROUGHPUT_WINDOW)
+            .is_some_and(|&(at, _)| now.duration_since(at) > THROUGHPUT_WINDOW)
         {
             self.finished.pop_front();
         }
-        self.finished.push_back(at);
+        if self.finished.is_empty()
+            && let Some(recent) = page.finished_recently
+        {
+            // Start from the run's recent past: what finished in the window.
+            let from = self.throughput_since(now);
+            self.finished.push_back((from, done.saturating_sub(recent)));
+        }
+        if self.finished.back().is_none_or(|&(_, n)| n != done) || self.finished.len() < 2 {
+            self.finished.push_back((now, done));
+        }
+        if let Some(task) = &page.selected {
+            self.live.retain(|(t, phase), l| {
+                t != &task.id || running_attempt(task, phase) == Some(l.attempt)
+            });
+        }
+        self.page = page;
+        self.version += 1;
     }
 
-    /// Folds one event in. Events the view already covers are ignored.
+    /// Whether a page has been read at all.
+    pub fn has_page(&self) -> bool {
+        self.version > 0 && self.page.want.table.limit.is_some()
+    }
+
+    /// Whether throughput has a starting point yet (else the next read
+    /// should count recent finishes).
+    pub fn has_throughput(&self) -> bool {
+        !self.finished.is_empty()
+    }
+
+    /// When throughput's window starts.
+    pub fn throughput_since(&self, now: Timestamp) -> Timestamp {
+        (now - THROUGHPUT_WINDOW).max(self.started_at).min(now)
+    }
+
+    pub fn page(&self) -> &Page {
+        &self.page
+    }
+
+    /// Folds one event in: run-level ones change the overview; any newer
+    /// event means the page is out of date.
     pub fn apply(&mut self, ev: &Event) -> Applied {
         if ev.seq <= self.seq {
             return Applied::Stale;
@@ -294,8 +191,8 @@ impl RunView {
         self.seq = ev.seq;
         self.version += 1;
         match (&ev.kind, &ev.task) {
-            (EventKind::RunPaused { .. }, _) => self.paused = true,
-            (EventKind::RunResumed { .. }, _) => self.paused = false,
+            (EventKind::RunPaused { .. }, None) => self.paused = true,
+            (EventKind::RunResumed { .. }, None) => self.paused = false,
             (
                 EventKind::BudgetRaised {
                     usd,
@@ -305,70 +202,34 @@ impl RunView {
                 },
                 None,
             ) => self.budget.run_raise.raise(*usd, *tokens, *accept_unknown),
-            (EventKind::TaskSubmitted { .. }, Some(id)) => {
-                if self.index.contains_key(id) {
-                    return Applied::OutOfSync(format!("task {id} submitted twice"));
-                }
-                match Task::from_submitted(ev, &self.phases) {
-                    Some(task) => self.insert(task),
-                    None => return Applied::OutOfSync(format!("bad submission {}", ev.seq)),
-                }
+            (EventKind::AttemptFinished { phase, .. }, Some(task)) => {
+                // The journaled event is the truth: the attempt's live progress goes.
+                self.live.remove(&(task.clone(), phase.clone()));
             }
-            (_, Some(id)) => {
-                let Some(&idx) = self.index.get(id) else {
-                    return Applied::OutOfSync(format!("event {} for unknown task {id}", ev.seq));
-                };
-                let mut task = self.tasks[idx].task.clone();
-                let old = &self.tasks[idx].payload;
-                // Outputs go back in for the fold, which may replace or
-                // clear them; the input never changes.
-                old.put_outputs(&mut task);
-                if let Err(e) = task.apply(ev) {
-                    return Applied::OutOfSync(e.to_string());
-                }
-                let payload = Payload {
-                    input: old.input.clone(),
-                    outputs: task
-                        .phases
-                        .iter_mut()
-                        .map(|p| p.output.take().map(|v| json_text(&v)))
-                        .collect(),
-                };
-                let was_final = self.tasks[idx].task.state.is_final();
-                self.account(idx, -1);
-                self.tasks[idx] = TaskEntry::light(task, payload);
-                self.account(idx, 1);
-                let entry = &self.tasks[idx].task;
-                if !was_final && entry.state.is_final() {
-                    self.note_finished(entry.finished_at.unwrap_or(ev.at));
-                }
-                if !self.live.is_empty() {
-                    let task = &self.tasks[idx].task;
-                    // The journaled event is the truth: progress of an
-                    // attempt that has ended goes.
-                    self.live.retain(|(t, phase), l| {
-                        t != id || running_attempt(task, phase) == Some(l.attempt)
-                    });
-                }
-            }
-            (_, None) => return Applied::OutOfSync(format!("event {} has no task", ev.seq)),
+            _ => {}
         }
         Applied::Changed
     }
 
-    /// Folds a live update in; `false` when it is about an attempt the view
-    /// does not see running (finished already, or not yet started).
+    /// Folds a live update in; `false` when it cannot be shown (an attempt
+    /// the selected task has finished already).
     pub fn apply_live(&mut self, ev: &LiveEvent) -> bool {
-        let Some(task) = self.task(&ev.task) else {
-            return false;
-        };
-        if running_attempt(task, &ev.phase) != Some(ev.attempt) {
+        // The selected task, read whole, says which attempt runs: others'
+        // updates are late (or early: the next read shows the new attempt,
+        // and the next update carries the whole reply so far).
+        if let Some(task) = self.page.selected.as_ref().filter(|t| t.id == ev.task)
+            && running_attempt(task, &ev.phase) != Some(ev.attempt)
+        {
             return false;
         }
-        let entry = self
-            .live
-            .entry((ev.task.clone(), ev.phase.clone()))
-            .or_default();
+        let key = (ev.task.clone(), ev.phase.clone());
+        if !self.live.contains_key(&key) && self.live.len() >= MAX_LIVE_ATTEMPTS {
+            // Attempts whose end was missed (a lag): make room.
+            if let Some(old) = self.live.keys().next().cloned() {
+                self.live.remove(&old);
+            }
+        }
+        let entry = self.live.entry(key).or_default();
         if entry.attempt != ev.attempt {
             *entry = LiveAttempt {
                 attempt: ev.attempt,
@@ -396,7 +257,7 @@ impl RunView {
         self.live.get(&(task.to_string(), phase.to_string()))
     }
 
-    /// The journal position the view reflects.
+    /// The last event seen.
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -405,44 +266,93 @@ impl RunView {
         self.version
     }
 
+    pub fn totals(&self) -> &Totals {
+        &self.page.totals
+    }
+
+    /// Tasks in the run.
     pub fn len(&self) -> usize {
-        self.tasks.len()
+        self.page.totals.tasks as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.len() == 0
     }
 
-    /// Tasks in submission order.
-    pub fn entries(&self) -> &[TaskEntry] {
-        &self.tasks
+    /// Tasks that pass the table's filter.
+    pub fn matching(&self) -> usize {
+        self.page.matching as usize
     }
 
-    pub fn entry(&self, index: usize) -> Option<&TaskEntry> {
-        self.tasks.get(index)
+    /// The table row at `pos` (in the sorted, filtered table), if read.
+    pub fn row_at(&self, pos: usize) -> Option<&TaskRow> {
+        let from = self.page.want.table.offset as usize;
+        pos.checked_sub(from).and_then(|i| self.page.rows.get(i))
     }
 
-    pub fn position(&self, id: &str) -> Option<usize> {
-        self.index.get(id).copied()
+    /// Where a task stands in the table, if it is among the rows read.
+    pub fn row_of(&self, id: &str) -> Option<usize> {
+        let from = self.page.want.table.offset as usize;
+        self.page
+            .rows
+            .iter()
+            .position(|r| r.id == id)
+            .map(|i| from + i)
     }
 
-    /// A task without its input and phase outputs; enough for tables,
-    /// counts and commands.
+    /// The rows read, with their positions in the table.
+    pub fn rows(&self) -> impl Iterator<Item = (usize, &TaskRow)> + '_ {
+        let from = self.page.want.table.offset as usize;
+        self.page
+            .rows
+            .iter()
+            .enumerate()
+            .map(move |(i, r)| (from + i, r))
+    }
+
+    /// The selected task whole (input, attempts, outputs), once read.
     pub fn task(&self, id: &str) -> Option<&Task> {
-        self.position(id).map(|i| &self.tasks[i].task)
+        self.page.selected.as_ref().filter(|t| t.id == id)
     }
 
-    /// A task with its input and phase outputs, for the task detail.
+    /// What a decision on `id` needs, from whatever has been read of it.
+    pub fn target(&self, id: &str) -> Option<Target> {
+        if let Some(t) = self.task(id) {
+            return Some(Target {
+                id: t.id.clone(),
+                state: t.state,
+                holds: t.holds.clone(),
+            });
+        }
+        if let Some(r) = self.page.rows.iter().find(|r| r.id == id) {
+            return Some(Target {
+                id: r.id.clone(),
+                state: r.state,
+                holds: r.holds.clone(),
+            });
+        }
+        // A queue line gives one hold; its task waits for a person.
+        let holds: Vec<Hold> = self
+            .page
+            .queue
+            .iter()
+            .filter(|(t, _)| t == id)
+            .map(|(_, h)| h.clone())
+            .collect();
+        let first = holds.first()?;
+        Some(Target {
+            id: id.to_string(),
+            state: first.kind.state(),
+            holds,
+        })
+    }
+
     pub fn whole_task(&self, id: &str) -> Option<Task> {
-        let entry = &self.tasks[self.position(id)?];
-        let mut task = entry.task.clone();
-        task.input = json_value(&entry.payload.input);
-        entry.payload.put_outputs(&mut task);
-        Some(task)
+        self.task(id).cloned()
     }
 
     pub fn count(&self, state: TaskState) -> usize {
-        self.counts[state_slot(state)]
+        self.page.totals.count(state) as usize
     }
 
     /// Tasks not yet completed, failed or cancelled.
@@ -455,92 +365,113 @@ impl RunView {
     }
 
     pub fn tokens(&self) -> u64 {
-        self.tokens
+        self.page.totals.tokens
     }
 
     pub fn cost(&self) -> CostTotal {
-        CostTotal {
-            usd: self.nanos as f64 / 1e9,
-            unknown: self.unknown,
-        }
+        self.page.totals.cost()
     }
 
     /// What every task has spent.
     pub fn spend(&self) -> Spend {
         Spend {
             cost: self.cost(),
-            tokens: self.tokens,
+            tokens: self.tokens(),
         }
     }
 
     /// What `open` attempts in flight are expected to spend: the run's mean
     /// per finished attempt so far.
     pub fn estimate(&self, open: u64) -> Estimate {
+        let t = &self.page.totals;
+        let finished: u64 = t.phases.iter().map(|p| p.attempts).sum();
+        let unpriced: u64 = t.phases.iter().map(|p| p.cost_unknown).sum();
+        let priced = finished.saturating_sub(unpriced);
         let mean = |sum: f64, n: u64| if n == 0 { 0.0 } else { sum / n as f64 };
         Estimate {
-            usd: mean(self.nanos as f64 / 1e9, self.priced) * open as f64,
-            tokens: (mean(self.tokens as f64, self.reported) * open as f64).round() as u64,
+            usd: mean(t.cost_nano as f64 / 1e9, priced) * open as f64,
+            tokens: (mean(t.tokens as f64, finished) * open as f64).round() as u64,
             unestimated: 0,
         }
     }
 
-    /// The estimate for every attempt in flight.
+    /// The estimate for every attempt in flight (one per running task).
     pub fn in_flight(&self) -> Estimate {
-        self.estimate(self.open)
+        self.estimate(self.page.totals.count(TaskState::Running))
     }
 
-    /// The estimate for one task's attempts in flight.
+    /// The estimate for one task's attempts in flight (the selected task's).
     pub fn task_in_flight(&self, id: &str) -> Estimate {
-        self.position(id).map_or_else(Estimate::default, |i| {
-            self.estimate(u64::from(self.tasks[i].open))
+        self.task(id).map_or_else(Estimate::default, |t| {
+            let open = t
+                .phases
+                .iter()
+                .flat_map(|p| &p.attempts)
+                .filter(|a| a.is_open())
+                .count();
+            self.estimate(open as u64)
         })
     }
 
-    /// Tasks finished per minute over the last few minutes (or the whole run
-    /// when it is younger than that).
+    /// Tasks finished per minute over the last few minutes this dashboard
+    /// has watched.
     pub fn throughput(&self, now: Timestamp) -> f64 {
-        let from = now - THROUGHPUT_WINDOW;
+        let (Some(&(from, first)), Some(&(_, last))) =
+            (self.finished.front(), self.finished.back())
+        else {
+            return 0.0;
+        };
         let span = now
-            .duration_since(self.started_at)
+            .duration_since(from)
             .clamp(SignedDuration::ZERO, THROUGHPUT_WINDOW);
         if span.as_secs_f64() < 1.0 {
             return 0.0;
         }
-        let recent = self
-            .finished
-            .iter()
-            .rev()
-            .skip_while(|&&t| t > now)
-            .take_while(|&&t| t >= from);
-        recent.count() as f64 * 60.0 / span.as_secs_f64()
+        last.saturating_sub(first) as f64 * 60.0 / span.as_secs_f64()
     }
 
+    /// Open holds: the review queue's length.
     pub fn review_len(&self) -> usize {
-        self.queue.len()
+        self.page.totals.holds as usize
     }
 
-    /// Where a task stands in the review queue; `None` at once for a task
-    /// that is not in it.
+    /// Where a task's first hold stands in the review queue, if among those read.
     pub fn review_position(&self, id: &str) -> Option<usize> {
-        let idx = self.position(id)?;
-        let since = self.tasks[idx].held_since?;
-        Some(self.queue.range(..(since, idx)).count())
+        let from = self.page.want.queue_offset as usize;
+        self.page
+            .queue
+            .iter()
+            .position(|(t, _)| t == id)
+            .map(|i| from + i)
     }
 
-    /// Tasks waiting for a person, the longest waiting first.
+    /// The page of the review queue read, the longest waiting first.
     pub fn review_queue(&self) -> impl Iterator<Item = ReviewEntry<'_>> + '_ {
-        self.queue.iter().filter_map(|&(since, index)| {
-            let task = &self.tasks[index].task;
-            let hold = task.holds.first()?;
-            Some(ReviewEntry {
-                index,
-                task,
-                kind: hold.kind,
-                phase: &hold.phase,
-                reason: &hold.reason,
-                since,
-            })
-        })
+        let from = self.page.want.queue_offset as usize;
+        self.page
+            .queue
+            .iter()
+            .enumerate()
+            .map(move |(i, (task, hold))| review_entry(from + i, task, hold))
+    }
+
+    /// The review queue's line at `pos`, if read.
+    pub fn review_at(&self, pos: usize) -> Option<ReviewEntry<'_>> {
+        let from = self.page.want.queue_offset as usize;
+        let i = pos.checked_sub(from)?;
+        let (task, hold) = self.page.queue.get(i)?;
+        Some(review_entry(pos, task, hold))
+    }
+}
+
+fn review_entry<'a>(index: usize, task: &'a str, hold: &'a Hold) -> ReviewEntry<'a> {
+    ReviewEntry {
+        index,
+        task,
+        kind: hold.kind,
+        phase: &hold.phase,
+        reason: &hold.reason,
+        since: hold.since,
     }
 }
 

@@ -3,32 +3,23 @@ use jiff::SignedDuration;
 use super::*;
 use crate::engine::event::{Action as Decide, Actor, Decision};
 use crate::engine::live::{LiveEvent, LiveKind};
-use crate::tui::test_support::{Journal, empty_snapshot, now, sample_events, sample_run, t0};
+use crate::store::ListQuery;
+use crate::tui::fetch::Want;
+use crate::tui::test_support::{
+    Journal, StoredRun, big_run, empty_overview, now, sample_events, sample_run, t0,
+};
 
-/// Totals recomputed from scratch, to check the running ones against.
-fn recount(view: &RunView) -> ([usize; 8], u64, CostTotal, usize) {
-    let mut counts = [0; 8];
-    let mut tokens = 0;
-    let mut cost = CostTotal::default();
-    let mut held = 0;
-    for e in view.entries() {
-        counts[e.task.state as usize] += 1;
-        tokens += e.task.tokens();
-        cost.merge(e.task.cost());
-        held += usize::from(e.task.state.needs_human());
+/// Everything in one window, with `selected` read whole.
+fn want_all(selected: Option<&str>) -> Want {
+    Want {
+        table: ListQuery {
+            limit: Some(1000),
+            ..ListQuery::default()
+        },
+        queue_limit: 1000,
+        selected: selected.map(str::to_string),
+        ..Want::default()
     }
-    (counts, tokens, cost, held)
-}
-
-fn assert_totals_match(view: &RunView) {
-    let (counts, tokens, cost, held) = recount(view);
-    for s in TaskState::ALL {
-        assert_eq!(view.count(s), counts[s as usize], "{s}");
-    }
-    assert_eq!(view.tokens(), tokens);
-    assert!((view.cost().usd - cost.usd).abs() < 1e-9);
-    assert_eq!(view.cost().unknown, cost.unknown);
-    assert_eq!(view.review_len(), held);
 }
 
 #[test]
@@ -49,28 +40,36 @@ fn sample_run_has_one_task_in_every_state() {
         assert_eq!(view.count(state), n, "{state}");
     }
     assert_eq!(view.len(), 9);
+    assert_eq!(view.matching(), 9);
     assert_eq!(view.unfinished(), 5);
 }
 
 #[test]
-fn running_totals_match_a_recount_after_every_event() {
-    let mut view = RunView::from_snapshot(empty_snapshot());
-    for ev in sample_events() {
-        assert_eq!(view.apply(&ev), Applied::Changed);
-        assert_totals_match(&view);
+fn the_store_totals_match_a_recount_of_the_rows() {
+    let view = sample_run();
+    let rows: Vec<_> = view.rows().map(|(_, r)| r).collect();
+    assert_eq!(rows.len(), 9);
+    for s in TaskState::ALL {
+        assert_eq!(
+            view.count(s),
+            rows.iter().filter(|r| r.state == s).count(),
+            "{s}"
+        );
     }
+    assert_eq!(view.tokens(), rows.iter().map(|r| r.tokens).sum::<u64>());
     let cost = view.cost();
     // t-007 ran three attempts on a model nobody priced.
     assert_eq!(cost.unknown, 3);
     assert!(!cost.is_known());
     assert!(cost.to_string().contains("unknown"), "{cost}");
+    assert_eq!(view.review_len(), 2);
 }
 
 #[test]
 fn review_queue_lists_oldest_hold_first_with_phase_and_reason() {
     let view = sample_run();
     let queue: Vec<_> = view.review_queue().collect();
-    let ids: Vec<_> = queue.iter().map(|e| e.task.id.as_str()).collect();
+    let ids: Vec<_> = queue.iter().map(|e| e.task).collect();
     assert_eq!(ids, ["t-005", "t-004"]);
     assert_eq!(queue[0].kind, HoldKind::Blocked);
     assert_eq!(queue[0].phase, "research");
@@ -80,10 +79,11 @@ fn review_queue_lists_oldest_hold_first_with_phase_and_reason() {
     assert_eq!(view.review_position("t-005"), Some(0));
     assert_eq!(view.review_position("t-004"), Some(1));
     assert_eq!(view.review_position("t-001"), None);
+    assert_eq!(view.review_at(1).map(|e| e.task), Some("t-004"));
 }
 
 #[test]
-fn a_decision_takes_the_task_off_the_queue() {
+fn a_decision_marks_the_page_stale_and_the_next_read_shows_it() {
     let mut view = sample_run();
     let mut j = Journal::new();
     j.events = sample_events();
@@ -100,13 +100,15 @@ fn a_decision_takes_the_task_off_the_queue() {
             },
         },
     );
-    let last = j.events.last().unwrap();
-    assert_eq!(view.apply(last), Applied::Changed);
-    let ids: Vec<_> = view.review_queue().map(|e| e.task.id.clone()).collect();
+    let last = j.events.last().unwrap().clone();
+    assert_eq!(view.apply(&last), Applied::Changed);
+    // The store the engine wrote, as the next read finds it.
+    let after = StoredRun::new(&j.events);
+    view.set_page(after.page(want_all(None)), now());
+    let ids: Vec<_> = view.review_queue().map(|e| e.task.to_string()).collect();
     assert_eq!(ids, ["t-005"]);
     assert_eq!(view.count(TaskState::AwaitingReview), 0);
     assert_eq!(view.count(TaskState::Running), 2);
-    assert_totals_match(&view);
 }
 
 #[test]
@@ -117,45 +119,11 @@ fn events_the_view_already_covers_are_ignored() {
         assert_eq!(view.apply(&ev), Applied::Stale);
     }
     assert_eq!(view.version(), before);
-    assert_totals_match(&view);
-}
-
-#[test]
-fn resync_from_a_snapshot_matches_the_fold() {
-    let folded = sample_run();
-    let mut snapshot = empty_snapshot();
-    snapshot.tasks = folded
-        .entries()
-        .iter()
-        .filter_map(|e| folded.whole_task(&e.task.id))
-        .collect();
-    snapshot.seq = folded.seq();
-    let mut fresh = RunView::from_snapshot(snapshot);
-    assert_totals_match(&fresh);
-    for s in TaskState::ALL {
-        assert_eq!(fresh.count(s), folded.count(s));
-    }
-    let a: Vec<_> = fresh.review_queue().map(|e| e.task.id.clone()).collect();
-    let b: Vec<_> = folded.review_queue().map(|e| e.task.id.clone()).collect();
-    assert_eq!(a, b);
-    assert_eq!(fresh.throughput(now()), folded.throughput(now()));
-    // Replayed events from before the snapshot change nothing.
-    for ev in sample_events() {
-        assert_eq!(fresh.apply(&ev), Applied::Stale);
-    }
-}
-
-#[test]
-fn an_event_for_an_unknown_task_asks_for_a_resync() {
-    let mut view = RunView::from_snapshot(empty_snapshot());
-    let mut j = Journal::new();
-    j.start("ghost", 1, "research", 1, "m");
-    assert!(matches!(view.apply(&j.events[0]), Applied::OutOfSync(_)));
 }
 
 #[test]
 fn pause_and_resume_follow_run_events() {
-    let mut view = RunView::from_snapshot(empty_snapshot());
+    let mut view = RunView::new(empty_overview());
     let mut j = Journal::new();
     j.push(
         None,
@@ -178,22 +146,31 @@ fn pause_and_resume_follow_run_events() {
 }
 
 #[test]
-fn throughput_counts_recent_finishes_per_minute() {
-    let view = sample_run();
-    // Only t-009 (cancelled at 320 s) finished in the last five minutes.
-    assert!((view.throughput(now()) - 0.2).abs() < 1e-9);
-    // At 250 s, t-006, t-001 and t-007 had finished: 3 in 250 s.
-    let early = t0() + SignedDuration::from_secs(250);
-    assert!((view.throughput(early) - 0.72).abs() < 1e-9);
-    assert_eq!(
-        RunView::from_snapshot(empty_snapshot()).throughput(t0()),
-        0.0
-    );
+fn throughput_counts_tasks_finished_between_reads_per_minute() {
+    let run = StoredRun::sample();
+    let mut view = RunView::new(run.overview.clone());
+    assert_eq!(view.throughput(t0()), 0.0);
+    let page = run.page(want_all(None));
+    view.set_page(page.clone(), t0());
+    // Five tasks final at the first read; three more a minute later.
+    let mut later = page;
+    later.totals.states[TaskState::ALL
+        .iter()
+        .position(|s| *s == TaskState::Completed)
+        .unwrap()] += 3;
+    let minute = t0() + SignedDuration::from_secs(60);
+    view.set_page(later, minute);
+    assert!((view.throughput(minute) - 3.0).abs() < 1e-9);
+    // Two minutes in, the same three over two minutes.
+    let two = t0() + SignedDuration::from_secs(120);
+    assert!((view.throughput(two) - 1.5).abs() < 1e-9);
 }
 
 #[test]
 fn a_run_budget_raise_folds_into_the_view_and_in_flight_is_estimated() {
-    let mut view = sample_run();
+    let run = StoredRun::sample();
+    let mut view = RunView::new(run.overview.clone());
+    view.set_page(run.page(want_all(Some("t-002"))), now());
     let seq = view.seq() + 1;
     let ev = Event {
         seq,
@@ -215,7 +192,8 @@ fn a_run_budget_raise_folds_into_the_view_and_in_flight_is_estimated() {
     assert_eq!(view.task_in_flight("t-002"), flying);
     assert_eq!(
         view.task_in_flight("t-001"),
-        crate::engine::budget::Estimate::default()
+        crate::engine::budget::Estimate::default(),
+        "not the task read whole"
     );
 }
 
@@ -238,7 +216,9 @@ fn progress(text: &str, tokens: u64) -> LiveKind {
 
 #[test]
 fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
-    let mut view = sample_run();
+    let run = StoredRun::sample();
+    let mut view = RunView::new(run.overview.clone());
+    view.set_page(run.page(want_all(Some("t-002"))), now());
     let version = view.version();
     assert!(view.apply_live(&live("t-002", "draft", 1, progress("Once", 1))));
     assert!(view.apply_live(&live("t-002", "draft", 1, progress("Once upon", 2))));
@@ -259,10 +239,12 @@ fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
     // Live updates are not journal events: the view's position stays.
     assert_eq!(view.version(), version);
 
-    // Not running: another attempt, a finished phase, an unknown task.
+    // Not the running attempt of the selected task: another attempt, a
+    // finished phase.
     assert!(!view.apply_live(&live("t-002", "draft", 2, progress("x", 1))));
     assert!(!view.apply_live(&live("t-002", "research", 1, progress("x", 1))));
-    assert!(!view.apply_live(&live("t-999", "draft", 1, progress("x", 1))));
+    // Other tasks' attempts are kept (bounded) for when they are selected.
+    assert!(view.apply_live(&live("t-999", "draft", 1, progress("x", 1))));
 
     // The attempt's event is the truth: the live entry goes with it.
     let mut j = Journal::new();
@@ -279,66 +261,44 @@ fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
     let last = j.events.last().unwrap().clone();
     assert_eq!(view.apply(&last), Applied::Changed);
     assert!(view.live("t-002", "draft").is_none());
+    // Once the next read shows the attempt over, late updates are not shown.
+    let after = StoredRun::new(&j.events);
+    view.set_page(after.page(want_all(Some("t-002"))), now());
     assert!(!view.apply_live(&live("t-002", "draft", 1, progress("late", 3))));
 }
 
 #[test]
-fn the_detail_gets_input_and_outputs_back() {
-    use crate::engine::event::AttemptOutcome;
-    let phases = vec!["one".to_string()];
-    let at = jiff::Timestamp::from_second(1).unwrap();
-    let mut snapshot = empty_snapshot();
-    snapshot.phases = phases.clone();
-    let mut view = RunView::from_snapshot(snapshot);
-    let ev = |seq: u64, kind: EventKind| Event {
-        seq,
-        at,
-        task: Some("t1".into()),
-        kind,
-    };
-    let input = serde_json::json!({"n": 1, "note": "x"});
-    view.apply(&ev(
-        1,
-        EventKind::TaskSubmitted {
-            input: input.clone(),
-        },
-    ));
-    view.apply(&ev(
-        2,
-        EventKind::PhaseStarted {
-            phase: "one".into(),
-            attempt: 1,
-            agent: "a".into(),
-            model: None,
-            feedback: None,
-            route: None,
-            role: None,
-        },
-    ));
-    let output = serde_json::json!({"answer": [1, 2.5, "three"]});
-    view.apply(&ev(
-        3,
-        EventKind::AttemptFinished {
-            phase: "one".into(),
-            attempt: 1,
-            duration_ms: 5,
-            outcome: AttemptOutcome::Succeeded,
-            usage: None,
-            cost_usd: None,
-            output: Some(output.clone()),
-            trace: vec!["a line".into()],
-            http: None,
-            retry_after_ms: None,
-        },
-    ));
-    let light = view.task("t1").unwrap();
-    assert_eq!(light.phases[0].output, None);
-    let whole = view.whole_task("t1").unwrap();
-    assert_eq!(whole.input, input);
-    assert_eq!(whole.phases[0].output, Some(output));
-    assert_eq!(
-        whole.phases[0].attempts[0].trace,
-        vec!["a line".to_string()]
+fn the_detail_reads_the_selected_task_whole() {
+    let run = StoredRun::sample();
+    let mut view = RunView::new(run.overview.clone());
+    view.set_page(run.page(want_all(Some("t-001"))), now());
+    let whole = view.whole_task("t-001").expect("read whole");
+    assert_eq!(whole.input["topic"], "topic for t-001");
+    assert!(whole.phases.iter().all(|p| p.output.is_some()));
+    assert_eq!(whole.state, TaskState::Completed);
+    assert!(
+        view.task("t-002").is_none(),
+        "only the selected task is whole"
     );
-    assert_eq!(whole.state, TaskState::Running);
+}
+
+#[test]
+fn the_view_holds_the_window_not_the_run() {
+    let run = big_run(5_000);
+    let mut view = RunView::new(run.overview.clone());
+    let want = Want {
+        table: ListQuery {
+            offset: 4_000,
+            limit: Some(60),
+            ..ListQuery::default()
+        },
+        queue_limit: 20,
+        ..Want::default()
+    };
+    view.set_page(run.page(want), now());
+    assert_eq!(view.len(), 5_000);
+    assert_eq!(view.rows().count(), 60);
+    assert_eq!(view.row_at(4_000).map(|r| r.id.as_str()), Some("t-04000"));
+    assert_eq!(view.row_of("t-04059"), Some(4_059));
+    assert!(view.row_at(3_999).is_none() && view.row_at(4_060).is_none());
 }

@@ -161,12 +161,17 @@ pub struct ViewState {
     pub filter_edit: Option<(LineEdit, String)>,
     pub popup: Option<Popup>,
     pub table_offset: usize,
+    /// The selected row's place in the table (kept when its task moves away).
+    pub table_cursor: usize,
     pub review_offset: usize,
+    pub review_cursor: usize,
     pub detail_scroll: u16,
     /// Index into the loaded themes.
     pub theme: usize,
     pub status: Option<Status>,
     pub link: LinkView,
+    /// A key that needs the selected task read whole, done once it is.
+    pub waiting_for_task: Option<super::action::Action>,
 }
 
 /// How this dashboard reaches its engine.
@@ -179,6 +184,8 @@ pub struct LinkView {
     pub lost: Option<String>,
     /// Attached with `--read-only`: the engine refuses every command.
     pub read_only: bool,
+    /// No engine serves the run: the dashboard shows the stored state.
+    pub stopped: bool,
     /// `q` stops the engine (and so asks first while work is unfinished);
     /// otherwise it only closes this dashboard.
     pub quit_stops_engine: bool,
@@ -191,6 +198,7 @@ impl Default for LinkView {
             remote: false,
             lost: None,
             read_only: false,
+            stopped: false,
             quit_stops_engine: true,
         }
     }
@@ -216,6 +224,7 @@ impl ViewState {
         if self.selected.as_deref() != id {
             self.selected = id.map(str::to_string);
             self.detail_scroll = 0;
+            self.waiting_for_task = None;
         }
     }
 }

@@ -9,7 +9,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType};
 
 use super::keymap::Keymap;
-use super::rows::Rows;
 use super::theme::{Theme, state_symbol};
 use super::view_model::RunView;
 use super::view_state::ViewState;
@@ -19,7 +18,6 @@ use super::view_state::ViewState;
 pub struct Ctx<'a> {
     pub view: &'a RunView,
     pub state: &'a ViewState,
-    pub rows: &'a Rows,
     pub theme: &'a Theme,
     pub keymap: &'a Keymap,
     /// The clock, passed in so that tests can fix it.

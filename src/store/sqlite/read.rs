@@ -241,6 +241,10 @@ fn list_sql(
              OR phase LIKE ?{n} ESCAPE '\\')"
         ));
     }
+    if let Some(since) = q.finished_since {
+        args.push(Value::Text(ts(since)));
+        clauses.push(format!("finished_at >= ?{}", args.len()));
+    }
     let (key, natural_desc) = sort_key(q.sort);
     let desc = natural_desc != q.reverse;
     if let Some(after) = &q.after {

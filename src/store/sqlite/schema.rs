@@ -82,6 +82,7 @@ const MIGRATIONS: &[&str] = &[
         WHERE m.key = 'run' AND p.value = tasks.phase), 4294967295);
     CREATE INDEX tasks_by_attention ON tasks(attention, ord);
     CREATE INDEX tasks_by_phase_pos ON tasks(phase_pos, ord);
+    CREATE INDEX tasks_by_finish ON tasks(finished_at) WHERE finished_at IS NOT NULL;
     "#,
 ];
 
