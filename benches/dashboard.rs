@@ -1,33 +1,37 @@
 //! The dashboard's costs, in three parts:
 //!
-//! - `render`: frame time with 10,000 tasks at 160x48 (goal: under 1 ms),
-//!   drawn into ratatui's TestBackend from a real run's events: frames while
-//!   events arrive (100 per frame, the fold timed apart) and settled frames
-//!   where only the clock moves.
+//! - `reads`: what one screen costs to read from the store, over a run of
+//!   TASKS tasks (100,000 unless given; measure 10,000, 100,000 and
+//!   1,000,000): the first page, every sort both ways, a text filter,
+//!   scrolling to the middle and the end, the review queue and the selected
+//!   task, each while the engine writes and again once it is done (goal:
+//!   under 100 ms each at a million), and a frame drawn from such a page.
 //! - `bytes`: what the real binary writes to a pseudo-terminal at 120x40,
 //!   per second, while `baton demo --tasks 1000` runs (goal: under 20 KB/s)
 //!   and once a run has settled (goal: nothing but the clock).
-//! - `rss`: the dashboard process's peak RSS over a 10,000-task run (goal:
-//!   under 100 MB), and how long a key takes to show on screen while the
-//!   engine is busy.
+//! - `rss`: the dashboard process's peak RSS over a TASKS-task run (10,000
+//!   unless given; goal: under 50 MB whatever the size), and how long a key
+//!   takes to show on screen while the engine is busy.
 //!
-//! cargo bench --bench dashboard [-- render|bytes|rss] [--seconds N]
+//! cargo bench --bench dashboard [-- reads|bytes|rss] [--tasks N] [--seconds N]
 
 #[path = "../tests/support/pty.rs"]
 mod pty;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton::engine::handle::RunSnapshot;
-use baton::engine::{Actor, Engine, EngineOptions, Event};
+use baton::engine::{Actor, Engine, EngineOptions};
 use baton::spec;
 use baton::spec::input::InputTask;
+use baton::store::{RunReader, SqliteReader};
+use baton::tui::fetch::{Want, fetch};
 use baton::tui::keymap::Keymap;
+use baton::tui::rows::query;
 use baton::tui::theme_file::built_in_default;
 use baton::tui::ui::Ui;
 use baton::tui::view_model::RunView;
+use baton::tui::view_state::{Sort, SortColumn};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use pty::Term;
@@ -77,145 +81,163 @@ fn summary(mut v: Vec<f64>) -> String {
     )
 }
 
-/// Runs the tasks in process and keeps every event the screen would get;
-/// `None` when the recorder fell behind the engine (a busy machine).
-fn record_run(tasks: usize, concurrency: usize) -> Option<(RunSnapshot, Vec<Arc<Event>>)> {
+/// Times one read of `want`: the best and the median of five.
+fn time_read(rt: &tokio::runtime::Runtime, reader: &SqliteReader, want: &Want) -> (f64, f64) {
+    let mut ms: Vec<f64> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            rt.block_on(fetch(reader, want.clone())).expect("a page");
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    (ms[0], ms[2])
+}
+
+/// The screens an operator asks for, as reads.
+fn screens(tasks: usize) -> Vec<(String, Want)> {
+    let rows = 40;
+    let window = |sort: Sort, filter: &str, offset: usize| Want {
+        table: query(sort, filter, offset.saturating_sub(rows), 3 * rows),
+        queue_offset: 0,
+        queue_limit: 60,
+        selected: Some("t0000042".into()),
+        finished_since: None,
+    };
+    let mut out = vec![
+        ("first page".to_string(), window(Sort::default(), "", 0)),
+        (
+            "scrolled to the middle".into(),
+            window(Sort::default(), "", tasks / 2),
+        ),
+        (
+            "scrolled to the end".into(),
+            window(Sort::default(), "", tasks.saturating_sub(rows)),
+        ),
+        (
+            "filter \"t00099\" (a substring of ids)".into(),
+            window(Sort::default(), "t00099", 0),
+        ),
+        (
+            "filter \"review\" (a state)".into(),
+            window(Sort::default(), "review", 0),
+        ),
+    ];
+    for column in SortColumn::CYCLE {
+        for descending in [false, true] {
+            let sort = Sort { column, descending };
+            let dir = if descending { "▼" } else { "▲" };
+            out.push((format!("sort {} {dir}", column.name()), window(sort, "", 0)));
+        }
+    }
+    out
+}
+
+fn print_reads(rt: &tokio::runtime::Runtime, reader: &SqliteReader, tasks: usize) {
+    let mut worst = (0.0, String::new());
+    for (what, want) in screens(tasks) {
+        let (best, median) = time_read(rt, reader, &want);
+        println!("    {what:<38} best {best:>7.2} ms  median {median:>7.2} ms");
+        if median > worst.0 {
+            worst = (median, what);
+        }
+    }
+    println!("    slowest: {} ({:.2} ms)", worst.1, worst.0);
+}
+
+fn reads(tasks: usize) {
+    println!("reads: one screen's worth of a {tasks}-task run, read from the store");
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let file = dir.path().join("bench.toml");
-    std::fs::write(&file, pipeline_text("1ms..10ms", concurrency)).expect("write pipeline");
+    std::fs::write(&file, pipeline_text("0ms", 16)).expect("write pipeline");
     let pipeline = spec::load(&file).expect("pipeline");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let state = dir.path().join("state");
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let mut engine = Engine::open(
-            pipeline,
-            &dir.path().join("state"),
-            EngineOptions::default(),
-        )
-        .expect("engine");
-        let handle = engine.handle();
-        let mut events = handle.subscribe();
-        // Asked before any task, answered once the engine runs. The handle
-        // goes with it: the event stream ends only when no handle is left.
-        let empty = tokio::spawn(async move { handle.snapshot().await });
+    let t0 = Instant::now();
+    let running = rt.block_on(async {
+        let mut engine = Engine::open(pipeline, &state, EngineOptions::default()).expect("engine");
         let inputs = (0..tasks)
             .map(|i| InputTask {
-                id: Some(format!("t{i:05}")),
+                id: Some(format!("t{i:07}")),
                 input: json!({"n": i, "note": "a short clinical note for the bench"}),
                 origin: "bench".into(),
             })
             .collect();
         engine.submit(inputs).await.expect("submit");
-        let collector = tokio::spawn(async move {
-            let mut all = Vec::new();
-            loop {
-                match events.recv().await {
-                    Ok(ev) => all.push(ev),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break None,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break Some(all),
-                }
-            }
-        });
-        let running = tokio::spawn(engine.run());
-        let first = empty.await.expect("join").expect("a snapshot");
-        running.await.expect("join").expect("run");
-        Some((first, collector.await.expect("collector")?))
-    })
-}
-
-fn render(tasks: usize) {
-    println!("render: {tasks} tasks at 160x48, TestBackend");
-    let t0 = Instant::now();
-    let (snapshot, events) = [400, 200, 100, 50]
-        .into_iter()
-        .find_map(|concurrency| {
-            record_run(tasks, concurrency).or_else(|| {
-                println!(
-                    "  (the recorder fell behind at concurrency {concurrency}; again, slower)"
-                );
-                None
-            })
-        })
-        .expect("a run recorded whole");
+        engine
+    });
+    let running = rt.spawn(running.run());
     println!(
-        "  recorded {} events of a real run in {:.1} s",
-        events.len(),
+        "  submitted in {:.1} s; the engine runs",
         t0.elapsed().as_secs_f64()
     );
+    let reader = SqliteReader::open(&state).expect("a reader");
+    let totals = rt.block_on(reader.totals()).expect("totals");
+    println!(
+        "  while the engine writes ({} of {} tasks final):",
+        totals.count(baton::engine::TaskState::Completed)
+            + totals.count(baton::engine::TaskState::Failed),
+        totals.tasks
+    );
+    print_reads(&rt, &reader, tasks);
+    rt.block_on(running).expect("join").expect("run");
+    println!(
+        "  the run took {:.1} s; on the finished run:",
+        t0.elapsed().as_secs_f64()
+    );
+    print_reads(&rt, &reader, tasks);
+
+    // A frame drawn from such a page, and what the view holds.
+    let overview = baton::engine::handle::RunOverview {
+        pipeline: "dashboard-bench".into(),
+        phases: Vec::new(),
+        state_dir: state.display().to_string(),
+        started_at: Timestamp::now(),
+        ..Default::default()
+    };
     let mut ui = Ui::new(
-        RunView::from_snapshot(snapshot),
+        RunView::new(overview),
         Keymap::default(),
         vec![built_in_default()],
         Actor::engine(),
     );
+    ui.area = ratatui::layout::Rect::new(0, 0, 160, 48);
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("terminal");
     let tz = TimeZone::UTC;
-    let mut now = Timestamp::now();
-
-    // Everything but the last 20,000 events, folded without drawing.
-    let split = events.len().saturating_sub(20_000);
-    let fold = Instant::now();
-    for ev in &events[..split] {
-        ui.view.apply(ev);
-    }
-    let fold_secs = fold.elapsed().as_secs_f64();
-    println!(
-        "  fold: {:.2} µs per event ({} events)",
-        fold_secs * 1e6 / split.max(1) as f64,
-        split
-    );
-
-    // A busy run: 100 events between frames (1,000 events/s at 10 frames/s).
-    let mut busy = Vec::new();
-    let mut busy_fold = Vec::new();
-    for chunk in events[split..].chunks(100) {
-        let f = Instant::now();
-        for ev in chunk {
-            ui.view.apply(ev);
-        }
-        busy_fold.push(f.elapsed().as_secs_f64() * 1e3);
-        now += Duration::from_millis(100);
-        let d = Instant::now();
-        terminal.draw(|f| ui.draw(f, now, &tz)).expect("draw");
-        busy.push(d.elapsed().as_secs_f64() * 1e3);
-    }
-    println!("  frames while events arrive: {}", summary(busy));
-    println!(
-        "  folding 100 events between those frames: {}",
-        summary(busy_fold)
-    );
-
-    // Settled: the clock moves, nothing else does.
-    let mut settled = Vec::new();
-    for _ in 0..300 {
-        now += Duration::from_secs(1);
-        let d = Instant::now();
-        terminal.draw(|f| ui.draw(f, now, &tz)).expect("draw");
-        settled.push(d.elapsed().as_secs_f64() * 1e3);
-    }
-    println!("  settled frames, clock ticking: {}", summary(settled));
-
-    // The operator pages through the table and opens a task.
-    let mut paging = Vec::new();
-    for i in 0..300 {
-        let key = if i % 50 == 49 { "enter" } else { "pagedown" };
-        let code = match key {
-            "enter" => crossterm::event::KeyCode::Enter,
-            _ => crossterm::event::KeyCode::PageDown,
+    let mut frames = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..200 {
+        let key = if i % 2 == 0 {
+            crossterm::event::KeyCode::PageDown
+        } else {
+            crossterm::event::KeyCode::Char('j')
         };
-        ui.on_key(&crossterm::event::KeyEvent::from(code));
-        if key == "enter" {
-            ui.on_key(&crossterm::event::KeyEvent::from(
-                crossterm::event::KeyCode::Esc,
-            ));
-        }
+        let k = Instant::now();
+        ui.on_key(&crossterm::event::KeyEvent::from(key));
+        ui.prepare(Timestamp::now());
+        let page = rt.block_on(fetch(&reader, ui.want())).expect("a page");
+        ui.view.set_page(page, Timestamp::now());
+        ui.prepare(Timestamp::now());
         let d = Instant::now();
-        terminal.draw(|f| ui.draw(f, now, &tz)).expect("draw");
-        paging.push(d.elapsed().as_secs_f64() * 1e3);
+        terminal
+            .draw(|f| ui.draw(f, Timestamp::now(), &tz))
+            .expect("draw");
+        frames.push(d.elapsed().as_secs_f64() * 1e3);
+        keys.push(k.elapsed().as_secs_f64() * 1e3);
     }
-    println!("  frames while paging the table: {}", summary(paging));
+    println!("  frames drawn from a page: {}", summary(frames));
+    println!(
+        "  key, read, frame (paging down): {}",
+        summary(keys).replace("frames", "keys")
+    );
+    println!(
+        "  rows the view holds: {} of {}",
+        ui.view.rows().count(),
+        ui.view.len()
+    );
 }
 
 /// Nothing running, retrying or pending, in the header's long or short form.
@@ -421,19 +443,23 @@ fn main() {
         .position(|a| a == "--seconds")
         .and_then(|i| args.get(i + 1)?.parse().ok())
         .unwrap_or(20);
+    let tasks: Option<usize> = args
+        .iter()
+        .position(|a| a == "--tasks")
+        .and_then(|i| args.get(i + 1)?.parse().ok());
     let parts: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| ["render", "bytes", "rss"].contains(a))
+        .filter(|a| ["reads", "bytes", "rss"].contains(a))
         .collect();
     let all = parts.is_empty();
-    if all || parts.contains(&"render") {
-        render(10_000);
+    if all || parts.contains(&"reads") {
+        reads(tasks.unwrap_or(100_000));
     }
     if all || parts.contains(&"bytes") {
         bytes(seconds);
     }
     if all || parts.contains(&"rss") {
-        rss(10_000);
+        rss(tasks.unwrap_or(10_000));
     }
 }

@@ -44,7 +44,7 @@ enum Reply {
         label: String,
         result: Result<(), Refusal>,
     },
-    Page(Result<Page, StoreError>),
+    Page(Box<Result<Page, StoreError>>),
     Overview(Option<RunOverview>),
 }
 
@@ -127,7 +127,9 @@ impl Source {
         self.last_read = Some(now);
         let (reader, replies) = (self.reader.clone(), self.replies.clone());
         tokio::spawn(async move {
-            let _ = replies.send(Reply::Page(fetch::fetch_off_thread(reader, want).await));
+            let _ = replies.send(Reply::Page(Box::new(
+                fetch::fetch_off_thread(reader, want).await,
+            )));
         });
     }
 }
@@ -351,7 +353,8 @@ async fn run_on(
                     Reply::Sent { label, result: Err(refusal) } => {
                         ui.state.error(format!("{label} refused: {refusal}"));
                     }
-                    Reply::Page(Ok(page)) => {
+                    Reply::Page(page) => match *page {
+                    Ok(page) => {
                         source.reading = false;
                         ui.view.set_page(page, Timestamp::now());
                         ui.prepare(Timestamp::now());
@@ -368,10 +371,11 @@ async fn run_on(
                             pacer.unmark();
                         }
                     }
-                    Reply::Page(Err(e)) => {
+                    Err(e) => {
                         source.reading = false;
                         ui.state.error(format!("cannot read the run: {e}"));
                     }
+                    },
                     Reply::Overview(Some(overview)) => {
                         ui.resync(overview);
                         source.stale = true;

@@ -48,7 +48,10 @@ async fn a_read_is_due_at_once_for_a_new_want_and_after_a_pause_for_changes() {
     assert_eq!(source.read_due(&want, t), Some(t), "nothing read yet");
     source.read(want.clone(), t);
     assert_eq!(source.read_due(&want, t), None, "one read at a time");
-    let Some(Reply::Page(Ok(page))) = rx.recv().await else {
+    let Some(Reply::Page(page)) = rx.recv().await else {
+        panic!("expected a page");
+    };
+    let Ok(page) = *page else {
         panic!("expected a page");
     };
     assert_eq!(page.totals.tasks, 9);
@@ -79,7 +82,10 @@ async fn a_page_read_off_the_loop_has_the_window_the_queue_and_the_selected_task
         finished_since: None,
     };
     source.read(want, Instant::now());
-    let Some(Reply::Page(Ok(page))) = rx.recv().await else {
+    let Some(Reply::Page(page)) = rx.recv().await else {
+        panic!("expected a page");
+    };
+    let Ok(page) = *page else {
         panic!("expected a page");
     };
     let ids: Vec<_> = page.rows.iter().map(|r| r.id.as_str()).collect();
