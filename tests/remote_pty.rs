@@ -168,6 +168,35 @@ fn a_read_only_dashboard_says_actions_are_refused() {
     live.wait().expect(143);
 }
 
+#[test]
+fn attach_on_a_stopped_run_opens_it_read_only_and_says_so() {
+    let sandbox = sandbox(1);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&socket, "awaiting_review");
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+
+    let attach = ["attach", "--state-dir", "state"];
+    let mut term = Term::spawn(&attach, sandbox.root(), 140, 40, &[]);
+    term.wait_for("STOPPED · READ-ONLY", 30);
+    term.wait_for("1 need you", 30);
+    term.wait_for("awaiting_review", 30);
+    // The detail of the stored task is there to read.
+    term.wait_for("output needs approval", 30);
+    term.send("a");
+    term.wait_for(
+        "approve t1 refused: no engine is running on this folder",
+        30,
+    );
+    // Nothing to stop: quitting does not ask.
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    assert!(sandbox.show("t1").get("decisions").is_none());
+    assert_eq!(sandbox.show("t1")["state"], "awaiting_review");
+}
+
 /// The demo folders in `tmp`.
 fn demo_dirs(tmp: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(tmp)
