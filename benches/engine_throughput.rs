@@ -138,11 +138,11 @@ async fn round(tasks: usize, concurrency: usize, run_log: bool) -> Round {
         }
         (latencies, lagged, last_finish)
     });
-    let snapshot = engine.snapshot().await.expect("snapshot");
+    let start = engine.follow_start().await.expect("a start");
     let writer = run_log.then(|| {
         baton::run_log_writer::RunLogWriter::start(
             &engine.handle(),
-            snapshot,
+            start,
             baton::report::mask::Masker::default(),
             baton::run_log_writer::Session::Run,
             None,

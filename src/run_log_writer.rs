@@ -15,7 +15,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::engine::{Actor, EngineHandle, RunSnapshot};
+use crate::engine::{Actor, EngineHandle, FollowStart};
 use crate::report::mask::Masker;
 use crate::report::run_log::{FILE_NAME, Opening, RunLog, TITLE};
 
@@ -50,17 +50,17 @@ pub fn path_in(state_dir: &Path) -> PathBuf {
 
 impl RunLogWriter {
     /// Opens the log for appending, writes this session's header, and
-    /// follows `handle`'s events from `snapshot` on. Call it before the
+    /// follows `handle`'s events from `start` on. Call it before the
     /// engine runs, so that no event is missed.
     pub fn start(
         handle: &EngineHandle,
-        snapshot: RunSnapshot,
+        start: FollowStart,
         masker: Masker,
         session: Session,
         pipeline_file: Option<&Path>,
         by: &Actor,
     ) -> io::Result<RunLogWriter> {
-        let path = path_in(Path::new(&snapshot.state_dir));
+        let path = path_in(Path::new(&start.overview.state_dir));
         let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
         let is_new = file.metadata()?.len() == 0;
         let (opening, summary) = match session {
@@ -68,8 +68,8 @@ impl RunLogWriter {
             Session::Run => (Opening::Resumed, true),
             Session::Command(cmd) => (Opening::Command(cmd), false),
         };
-        let last = snapshot.seq;
-        let mut log = RunLog::new(snapshot, masker);
+        let last = start.overview.seq;
+        let mut log = RunLog::follow(start, masker);
         let mut head = if is_new {
             TITLE.to_string()
         } else {
@@ -140,18 +140,17 @@ impl Follower {
             tokio::select! {
                 ev = self.events.recv() => match ev {
                     Ok(ev) => {
-                        self.apply(&ev);
+                        self.apply(&ev).await;
                         if self.buf.len() >= FLUSH_BYTES {
                             self.flush_or_warn(&mut warned).await;
                         }
                     }
                     Err(RecvError::Lagged(skipped)) => {
-                        if !self.catch_up().await
-                            && let Some(snap) = self.handle.snapshot().await
-                        {
-                            let note = self.log.resync(snap, skipped, Timestamp::now());
-                            self.last = self.last.max(self.log.seq());
-                            self.push(&note);
+                        if !self.catch_up().await {
+                            let now = Timestamp::now();
+                            self.push(&format!(
+                                "- the log fell behind and left out {skipped} event(s) at {now}\n"
+                            ));
                         }
                     }
                     // Every sender is gone: nothing more will come.
@@ -164,7 +163,7 @@ impl Follower {
         // The engine has stopped and broadcast all it made durable.
         loop {
             match self.events.try_recv() {
-                Ok(ev) => self.apply(&ev),
+                Ok(ev) => self.apply(&ev).await,
                 Err(TryRecvError::Lagged(skipped)) => {
                     if !self.catch_up().await {
                         let now = Timestamp::now();
@@ -189,12 +188,22 @@ impl Follower {
         }
     }
 
-    /// Folds an event not folded yet.
-    fn apply(&mut self, ev: &crate::engine::Event) {
+    /// Folds an event not folded yet, reading the task it is about from
+    /// the store first when the log does not hold it.
+    async fn apply(&mut self, ev: &crate::engine::Event) {
         if ev.seq <= self.last {
             return;
         }
         self.last = ev.seq;
+        if let Some(id) = self.log.needs(ev)
+            && let Some(reader) = self.handle.reader()
+        {
+            match reader.task_before(id, ev.seq).await {
+                Ok(Some(task)) => self.log.provide(task),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("the run log cannot read task {id}: {e}"),
+            }
+        }
         let text = self.log.apply(ev);
         self.push(&text);
     }
@@ -210,7 +219,7 @@ impl Follower {
                 return true;
             }
             for ev in &events {
-                self.apply(ev);
+                self.apply(ev).await;
             }
             if self.buf.len() >= FLUSH_BYTES {
                 let mut warned = true;
@@ -277,10 +286,10 @@ mod tests {
         let masker = Masker::new(&pipeline.mask).unwrap();
         let mut engine =
             Engine::open(pipeline, &dir.join("state"), EngineOptions::default()).unwrap();
-        let snapshot = engine.snapshot().await.unwrap();
+        let start = engine.follow_start().await.unwrap();
         let writer = RunLogWriter::start(
             &engine.handle(),
-            snapshot,
+            start,
             masker,
             Session::Run,
             Some(Path::new("p.toml")),
@@ -332,5 +341,32 @@ mod tests {
         );
         assert!(added.contains("| completed | 2 |"), "{added}");
         assert_eq!(second.matches("# baton run log").count(), 1);
+    }
+
+    /// More pending tasks than the log keeps: those it does not hold are
+    /// read from the store when they start, and every line is still told.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tasks_past_what_the_log_keeps_are_read_back_and_told_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = crate::report::task_fold::FRESH_KEPT + 200;
+        let inputs = (0..n)
+            .map(|i| InputTask {
+                id: Some(format!("t{i:05}")),
+                input: json!({"n": i}),
+                origin: "test".into(),
+            })
+            .collect();
+        let log = run_once(dir.path(), inputs).await;
+        let last = format!("t{:05}", n - 1);
+        assert!(
+            log.contains(&format!("**{last}** ▶ started after")),
+            "the last task's start is told with its wait in the queue"
+        );
+        assert!(log.contains(&format!("**{last}** ✓ **task completed**")));
+        assert_eq!(log.matches("✓ **task completed**").count(), n);
+        assert!(
+            log.contains(&format!("| completed | {n} |")),
+            "the summary counts all"
+        );
     }
 }

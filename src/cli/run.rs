@@ -195,19 +195,18 @@ pub async fn run_headless(
     }
     // The run as it is before this start adds to it: the log and the
     // progress lines follow it from here.
-    let snapshot = match engine.snapshot().await {
+    let start = match engine.follow_start().await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let resumed = snapshot.tasks.len();
+    let resumed = start.totals.tasks;
     let handle = engine.handle();
     let mut events = handle.subscribe();
-    let run_log =
-        super::run_log::start(&engine, snapshot.clone(), Session::Run, Some(pipeline_file));
-    let mut progress = Progress::new(snapshot);
+    let run_log = super::run_log::start(&engine, start.clone(), Session::Run, Some(pipeline_file));
+    let mut progress = Progress::follow(start);
     match engine.submit(inputs).await {
         Ok(s) => {
             if !s.already_present.is_empty() {
@@ -270,11 +269,7 @@ pub async fn run_headless(
                 }
             }
             ev = events.recv() => match ev {
-                Ok(ev) => {
-                    if let Some(line) = progress.apply(&ev) {
-                        println!("{line}");
-                    }
-                }
+                Ok(ev) => fold_progress(&handle, &mut progress, &ev).await,
                 Err(RecvError::Lagged(_)) => catch_up(&handle, &mut events, &mut progress).await,
                 Err(RecvError::Closed) => {}
             },
@@ -292,9 +287,7 @@ pub async fn run_headless(
             done = &mut engine_task => {
                 // Everything is durable and broadcast by now: drain it.
                 while let Ok(ev) = events.try_recv() {
-                    if let Some(line) = progress.apply(&ev) {
-                        println!("{line}");
-                    }
+                    fold_progress(&handle, &mut progress, &ev).await;
                 }
                 break done;
             }
@@ -337,6 +330,25 @@ fn settled(
 
 /// Folds every event durable so far into `progress`: what the receiver
 /// holds, and what it skipped, read from the store by sequence number.
+/// Folds an event into the progress lines, reading the task it is about
+/// from the store first when the lines do not hold it; prints a line for a
+/// task that came to rest.
+async fn fold_progress(
+    handle: &baton::engine::EngineHandle,
+    progress: &mut Progress,
+    ev: &baton::engine::Event,
+) {
+    if let Some(id) = progress.needs(ev)
+        && let Some(reader) = handle.reader()
+        && let Ok(Some(task)) = reader.task_before(id, ev.seq).await
+    {
+        progress.provide(task);
+    }
+    if let Some(line) = progress.apply(ev) {
+        println!("{line}");
+    }
+}
+
 async fn catch_up(
     handle: &baton::engine::EngineHandle,
     events: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<baton::engine::Event>>,
@@ -344,20 +356,14 @@ async fn catch_up(
 ) {
     loop {
         match events.try_recv() {
-            Ok(ev) => {
-                if let Some(line) = progress.apply(&ev) {
-                    println!("{line}");
-                }
-            }
+            Ok(ev) => fold_progress(handle, progress, &ev).await,
             Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
                 while let Some(missed) = handle.events_after(progress.seq(), 4096).await {
                     if missed.is_empty() {
                         break;
                     }
                     for ev in &missed {
-                        if let Some(line) = progress.apply(ev) {
-                            println!("{line}");
-                        }
+                        fold_progress(handle, progress, ev).await;
                     }
                 }
             }

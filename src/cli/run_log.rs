@@ -4,19 +4,19 @@
 
 use std::path::Path;
 
-use baton::engine::{Actor, Engine, RunSnapshot};
+use baton::engine::{Actor, Engine, FollowStart};
 use baton::report::mask::Masker;
 use baton::run_log_writer::{self, RunLogWriter, Session};
 
-/// Starts the log's section over `snapshot`, the run as it is before the
+/// Starts the log's section over `start`, the run as it is before the
 /// engine goes on.
 pub fn start(
     engine: &Engine,
-    snapshot: RunSnapshot,
+    start: FollowStart,
     session: Session,
     pipeline_file: Option<&Path>,
 ) -> Option<RunLogWriter> {
-    let path = run_log_writer::path_in(Path::new(&snapshot.state_dir));
+    let path = run_log_writer::path_in(Path::new(&start.overview.state_dir));
     // Without its masks the log would copy what they hide: keep no log then.
     let masker = match Masker::new(&engine.pipeline().mask) {
         Ok(m) => m,
@@ -27,7 +27,7 @@ pub fn start(
     };
     match RunLogWriter::start(
         &engine.handle(),
-        snapshot,
+        start,
         masker,
         session,
         pipeline_file,

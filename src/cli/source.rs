@@ -136,16 +136,11 @@ async fn apply_offline(state_dir: &Path, command: Command, log_as: &str) -> Resu
     for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
-    let snapshot = engine
-        .snapshot()
+    let start = engine
+        .follow_start()
         .await
         .map_err(|e| Offline::Not(NotApplied::Failed(e.to_string())))?;
-    let run_log = super::run_log::start(
-        &engine,
-        snapshot,
-        Session::Command(log_as.to_string()),
-        None,
-    );
+    let run_log = super::run_log::start(&engine, start, Session::Command(log_as.to_string()), None);
     let handle = engine.handle();
     let join = tokio::spawn(engine.run());
     let result = handle.send(command).await;

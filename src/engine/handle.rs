@@ -56,6 +56,18 @@ pub struct RunOverview {
     pub live: Vec<LiveEvent>,
 }
 
+/// Where a follower of the run (the run log, progress lines) starts: the
+/// overview, the tasks in flight, and the run's totals, all as of the
+/// overview's `seq`. Small whatever the size of the run: pending and final
+/// tasks are only counted.
+#[derive(Debug, Clone, Default)]
+pub struct FollowStart {
+    pub overview: RunOverview,
+    /// Tasks that have started and are not final, whole.
+    pub tasks: Vec<Task>,
+    pub totals: crate::store::Totals,
+}
+
 impl RunSnapshot {
     /// The snapshot without its tasks.
     pub fn overview(&self) -> RunOverview {

@@ -18,7 +18,7 @@ pub mod state;
 pub mod task;
 
 pub use event::{Action, Actor, Command, Event, EventKind};
-pub use handle::{EngineHandle, Link, Refusal, RunSnapshot};
+pub use handle::{EngineHandle, FollowStart, Link, Refusal, RunOverview, RunSnapshot};
 pub use runtime::{Engine, EngineError, EngineOptions, RunSummary};
 pub use state::{PhaseState, TaskState};
 pub use task::Task;

@@ -18,7 +18,7 @@ use super::backoff::{Jitter, delay};
 use super::budget::{Average, Spend};
 use super::cost::{PriceTable, PricingError};
 use super::event::{Action, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
-use super::handle::{BudgetSnapshot, EngineHandle, Refusal, Request, RunSnapshot};
+use super::handle::{BudgetSnapshot, EngineHandle, FollowStart, Refusal, Request, RunSnapshot};
 use super::live::{LIVE_CAPACITY, LiveEvent};
 use super::rate_limit::{Admit, RateLimiter};
 use super::recovery;
@@ -1077,6 +1077,26 @@ impl Engine {
         snapshot.tasks = tasks;
         snapshot.seq = seq;
         Ok(snapshot)
+    }
+
+    /// Where a follower starts: the tasks this engine holds that are under
+    /// way, and the totals, after what it has queued is committed.
+    pub async fn follow_start(&mut self) -> Result<FollowStart, StoreError> {
+        self.send_outbox().await?;
+        self.store.flush().await?;
+        let totals = self.store.totals().await?;
+        let mut tasks: Vec<Task> = self
+            .tasks
+            .values()
+            .filter(|t| !t.state.is_final())
+            .cloned()
+            .collect();
+        tasks.sort_by_key(|t| self.rows.get(&t.id).map_or(i64::MAX, |(ord, _)| *ord));
+        Ok(FollowStart {
+            overview: self.snapshot_head().overview(),
+            tasks,
+            totals,
+        })
     }
 
     /// A snapshot without its tasks.

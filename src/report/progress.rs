@@ -9,33 +9,44 @@ use jiff::Timestamp;
 use super::format::{between, duration, symbol, thousands};
 use super::list::short_cost;
 use super::task_fold::{Figures, TaskFold};
-use crate::engine::cost::CostTotal;
-use crate::engine::{Event, RunSnapshot, TaskState};
+use crate::engine::{Event, FollowStart, RunSnapshot, Task, TaskState};
 
 pub struct Progress {
-    /// Each task as little as its lines need.
+    /// The work in flight, as little as its lines need, and the totals.
     tasks: TaskFold,
-    counts: [usize; 8],
     started: Timestamp,
     seq: u64,
 }
 
-fn slot(state: TaskState) -> usize {
-    TaskState::ALL.iter().position(|s| *s == state).unwrap_or(0)
-}
-
 impl Progress {
     pub fn new(snapshot: RunSnapshot) -> Progress {
-        let mut counts = [0; 8];
-        for t in &snapshot.tasks {
-            counts[slot(t.state)] += 1;
-        }
         Progress {
             tasks: TaskFold::of(snapshot.phases, snapshot.tasks),
-            counts,
             started: snapshot.started_at,
             seq: snapshot.seq,
         }
+    }
+
+    /// Progress that goes on from the store (the way an engine starts it).
+    pub fn follow(start: FollowStart) -> Progress {
+        Progress {
+            tasks: TaskFold::resume(start.overview.phases, start.tasks, start.totals),
+            started: start.overview.started_at,
+            seq: start.overview.seq,
+        }
+    }
+
+    /// The task to read from the store before `ev` can be folded.
+    pub fn needs<'e>(&self, ev: &'e Event) -> Option<&'e str> {
+        if ev.seq <= self.seq {
+            return None;
+        }
+        self.tasks.needs(ev)
+    }
+
+    /// Hands over a task read from the store as it was before the next event.
+    pub fn provide(&mut self, task: Task) {
+        self.tasks.provide(task);
     }
 
     /// Folds one event; returns the line to print when a task came to rest.
@@ -46,7 +57,6 @@ impl Progress {
         self.seq = ev.seq;
         let id = ev.task.as_ref()?;
         if self.tasks.submit(ev) {
-            self.counts[slot(TaskState::Pending)] += 1;
             return None;
         }
         let task = self.tasks.task_mut(id)?;
@@ -57,12 +67,6 @@ impl Progress {
             (applied.is_ok() && before != after && (after.is_final() || after.needs_human()))
                 .then(|| rest_line(&Figures::of(task)));
         self.tasks.settle(id);
-        applied.ok()?;
-        if before == after {
-            return None;
-        }
-        self.counts[slot(before)] -= 1;
-        self.counts[slot(after)] += 1;
         line
     }
 
@@ -72,7 +76,7 @@ impl Progress {
     }
 
     pub fn count(&self, state: TaskState) -> usize {
-        self.counts[slot(state)]
+        self.tasks.totals().count(state) as usize
     }
 
     /// Tasks not yet completed, failed or cancelled.
@@ -85,16 +89,12 @@ impl Progress {
     }
 
     pub fn line(&self, now: Timestamp) -> String {
-        let mut cost = CostTotal::default();
-        let mut tokens = 0;
-        for t in self.tasks.figures() {
-            cost.merge(t.cost);
-            tokens += t.tokens;
-        }
+        let totals = self.tasks.totals();
+        let (cost, tokens) = (totals.cost(), totals.tokens);
         let done = self.count(TaskState::Completed)
             + self.count(TaskState::Failed)
             + self.count(TaskState::Cancelled);
-        let mut parts = vec![format!("{done}/{} done", self.tasks.len())];
+        let mut parts = vec![format!("{done}/{} done", totals.tasks)];
         for state in [
             TaskState::Running,
             TaskState::Retrying,

@@ -16,8 +16,8 @@ use super::format::{between, duration, thousands};
 use super::markdown::{clock, code, date_time, day_of};
 use super::mask::Masker;
 use super::run_log_lines::{end_line, event_line, excerpt, run_event_line};
-use super::summary::{cost_words, summarize_figures};
-use super::task_fold::{Kept, TaskFold};
+use super::summary::{cost_words, from_totals};
+use super::task_fold::TaskFold;
 use crate::engine::{Actor, Event, EventKind, RunSnapshot, Task, TaskState};
 
 /// The longest excerpt of an input or output, in characters.
@@ -71,22 +71,32 @@ impl RunLog {
         }
     }
 
-    /// Starts over from a newer snapshot, after falling behind the stream;
-    /// says so in the log.
-    pub fn resync(&mut self, snapshot: RunSnapshot, skipped: u64, at: Timestamp) -> String {
-        let day = self.day;
-        let session_started = self.session_started;
-        let masker = std::mem::take(&mut self.masker);
-        *self = RunLog::new(snapshot, masker);
-        self.session_started = session_started;
-        self.day = day;
-        let mut out = self.day_heading(at);
-        let _ = writeln!(
-            out,
-            "- {} the log fell behind and left out {skipped} event(s); it goes on from the run's state now",
-            clock(at)
-        );
-        out
+    /// A log that goes on from the store: the run's overview, its tasks in
+    /// flight and its totals (the way an engine starts it).
+    pub fn follow(start: crate::engine::FollowStart, masker: Masker) -> RunLog {
+        RunLog {
+            masker,
+            pipeline: start.overview.pipeline,
+            state_dir: start.overview.state_dir,
+            session_started: start.overview.started_at,
+            tasks: TaskFold::resume(start.overview.phases, start.tasks, start.totals),
+            seq: start.overview.seq,
+            day: None,
+        }
+    }
+
+    /// The task to read from the store before `ev` can be told (see
+    /// [`TaskFold::needs`]).
+    pub fn needs<'e>(&self, ev: &'e Event) -> Option<&'e str> {
+        if ev.seq <= self.seq {
+            return None;
+        }
+        self.tasks.needs(ev)
+    }
+
+    /// Hands over a task read from the store as it was before the next event.
+    pub fn provide(&mut self, task: Task) {
+        self.tasks.provide(task);
     }
 
     /// The section heading for this session, with the run's context.
@@ -115,7 +125,7 @@ impl RunLog {
             Opening::Command(_) => "by",
         };
         let _ = writeln!(out, "- {who}: {by}");
-        let summary = summarize_figures(self.tasks.figures());
+        let summary = from_totals(self.tasks.totals());
         let states: Vec<String> = TaskState::ALL
             .iter()
             .filter(|s| summary.states.get(**s) > 0)
@@ -154,7 +164,7 @@ impl RunLog {
 
     /// The closing section: tasks per state, tokens, dollars and time.
     pub fn summary(&mut self, at: Timestamp) -> String {
-        let s = summarize_figures(self.tasks.figures());
+        let s = from_totals(self.tasks.totals());
         let mut out = String::new();
         let _ = writeln!(out, "\n### Summary · {}\n", date_time(at));
         let _ = writeln!(out, "| state | tasks |\n| --- | ---: |");
@@ -207,26 +217,22 @@ impl RunLog {
             lines.push(format!("{who} submitted · input {}", self.excerpt(input)));
             return lines;
         }
-        let Some(kept) = self.tasks.get(id) else {
-            return lines;
-        };
-        if let Kept::Rested(figures) = kept {
-            // Completed or cancelled: no event changes it, and what is left
-            // of it is its figures; the event is told from itself.
+        let Some(task) = self.tasks.task_mut(id) else {
+            // A task the log does not hold (final, or not read from the
+            // store): the event is told from itself.
             let mut task = Task::new(
                 id.to_string(),
                 serde_json::Value::Null,
                 self.tasks.phases(),
-                figures.created_at,
+                ev.at,
                 0,
             );
-            task.state = figures.state;
+            if let EventKind::TaskFinished { state, .. } = &ev.kind {
+                task.state = *state;
+            }
             if let Some(line) = event_line(&self.masker, &[], &task, ev) {
                 lines.push(format!("{who} {line}"));
             }
-            return lines;
-        }
-        let Some(task) = self.tasks.task_mut(id) else {
             return lines;
         };
         // Only what the lines need from before the event, not a copy of the

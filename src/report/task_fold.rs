@@ -1,11 +1,20 @@
-//! Tasks as the text reports (progress lines, the run log) keep them: no more
-//! than their lines need, so that a run of many thousand tasks costs little
-//! beside the engine's own fold.
+//! Tasks as the text reports (progress lines, the run log) follow them: the
+//! work in flight, never the whole run, so that a million tasks cost what
+//! is moving.
 //!
-//! A task that has not started is its submission time. A task that still
-//! moves is the task itself without its input, outputs, traces and HTTP
-//! exchanges, folded with `Task::apply` as the engine folds it. A completed
-//! or cancelled task, which no event changes again, is its figures.
+//! A task that is moving (started, waiting for a person) is kept as the
+//! task without its input, outputs, traces and HTTP exchanges, folded with
+//! `Task::apply` as the engine folds it. A pending task is kept as its
+//! submission time while there are few of them ([`FRESH_KEPT`]). A final
+//! task is dropped. The run's figures are kept as running [`Totals`],
+//! moved by each change the way the store moves its own.
+//!
+//! An event for a task the fold does not hold (a pending task past the
+//! limit, a failed task that is retried, a task of an earlier session)
+//! needs the task as it was before it: [`TaskFold::needs`] names it, the
+//! follower reads it from the store
+//! ([`RunReader::task_before`](crate::store::RunReader::task_before)) and
+//! hands it over with [`TaskFold::provide`].
 
 use std::collections::HashMap;
 
@@ -16,6 +25,11 @@ use crate::engine::cost::CostTotal;
 use crate::engine::event::TaskId;
 use crate::engine::task::PhaseRecord;
 use crate::engine::{Event, EventKind, Task, TaskState};
+use crate::store::{RowChange, TaskRow, Totals};
+
+/// Pending tasks kept as their submission time, at most; the first event of
+/// any other is told after reading it from the store.
+pub const FRESH_KEPT: usize = 4096;
 
 /// What the reports say about a task at rest, and add up over a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,24 +72,6 @@ impl Figures {
                 .map(|h| (h.phase.clone(), h.reason.clone())),
         }
     }
-
-    fn fresh(id: &str, created_at: Timestamp, phases: usize) -> Figures {
-        Figures {
-            id: id.to_string(),
-            state: TaskState::Pending,
-            created_at,
-            updated_at: created_at,
-            finished_at: None,
-            finish_reason: None,
-            phases,
-            phases_settled: 0,
-            attempts: 0,
-            tokens: 0,
-            cost: CostTotal::default(),
-            holds: 0,
-            first_hold: None,
-        }
-    }
 }
 
 /// One task, kept as little as it can be.
@@ -85,8 +81,6 @@ pub enum Kept {
     Fresh { created_at: Timestamp, seq: u64 },
     /// Still moving: the task without its payloads.
     Moving(Box<Task>),
-    /// Completed or cancelled for good.
-    Rested(Box<Figures>),
 }
 
 impl Kept {
@@ -94,7 +88,6 @@ impl Kept {
         match self {
             Kept::Fresh { .. } => TaskState::Pending,
             Kept::Moving(t) => t.state,
-            Kept::Rested(f) => f.state,
         }
     }
 
@@ -102,61 +95,114 @@ impl Kept {
         match self {
             Kept::Fresh { .. } => 0,
             Kept::Moving(t) => t.attempts(),
-            Kept::Rested(f) => f.attempts,
         }
     }
 }
 
-/// Completed and cancelled tasks take no more events.
-fn rests_for_good(state: TaskState) -> bool {
-    matches!(state, TaskState::Completed | TaskState::Cancelled)
-}
-
-/// Every task of a run, each kept as little as it can be.
+/// The work in flight of a run, and the run's running totals.
 #[derive(Debug, Clone, Default)]
 pub struct TaskFold {
     phases: Vec<String>,
     tasks: HashMap<TaskId, Kept>,
+    fresh: usize,
+    totals: Totals,
+    /// The row of the task handed out by `task_mut`, until `settle`.
+    before: Option<TaskRow>,
 }
 
 impl TaskFold {
     pub fn new(phases: Vec<String>) -> TaskFold {
         TaskFold {
             phases,
-            tasks: HashMap::new(),
+            ..TaskFold::default()
         }
     }
 
-    /// A fold of a snapshot's tasks.
+    /// A fold of every task of a run (the totals are theirs; the moving
+    /// and a few pending ones are kept).
     pub fn of(phases: Vec<String>, tasks: Vec<Task>) -> TaskFold {
         let mut fold = TaskFold::new(phases);
-        fold.tasks.reserve(tasks.len());
         for task in tasks {
+            fold.totals.apply_row(&RowChange {
+                old: None,
+                new: TaskRow::of(&task, 0),
+            });
             fold.insert(task);
         }
         fold
     }
 
-    /// Keeps a task as it is now.
-    pub fn insert(&mut self, task: Task) {
+    /// A fold that goes on from the store: the tasks in flight, and the
+    /// run's totals as committed with them.
+    pub fn resume(phases: Vec<String>, in_flight: Vec<Task>, totals: Totals) -> TaskFold {
+        let mut fold = TaskFold::new(phases);
+        fold.totals = totals;
+        for task in in_flight {
+            fold.insert(task);
+        }
+        fold
+    }
+
+    /// Keeps a task as it is now, unless it is final.
+    fn insert(&mut self, task: Task) {
         let id = task.id.clone();
-        let kept = self.keep(task);
-        self.tasks.insert(id, kept);
+        if let Some(kept) = self.keep(task) {
+            self.put(id, kept);
+        }
+    }
+
+    fn put(&mut self, id: TaskId, kept: Kept) {
+        let fresh = matches!(kept, Kept::Fresh { .. });
+        if fresh && self.fresh >= FRESH_KEPT {
+            return;
+        }
+        self.fresh += usize::from(fresh);
+        if let Some(Kept::Fresh { .. }) = self.tasks.insert(id, kept) {
+            self.fresh -= 1;
+        }
+    }
+
+    /// The run's figures: counts per state, attempts, tokens, dollars.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Takes a `TaskSubmitted` event in; `false` for any other event.
     pub fn submit(&mut self, ev: &Event) -> bool {
         match (&ev.kind, &ev.task) {
             (EventKind::TaskSubmitted { .. }, Some(id)) => {
+                let task = Task::new(id.clone(), Value::Null, &self.phases, ev.at, ev.seq);
+                self.totals.apply_row(&RowChange {
+                    old: None,
+                    new: TaskRow::of(&task, 0),
+                });
                 let kept = Kept::Fresh {
                     created_at: ev.at,
                     seq: ev.seq,
                 };
-                self.tasks.insert(id.clone(), kept);
+                self.put(id.clone(), kept);
                 true
             }
             _ => false,
         }
+    }
+
+    /// The task whose state before `ev` must be read from the store first:
+    /// an event about a task the fold does not hold.
+    pub fn needs<'e>(&self, ev: &'e Event) -> Option<&'e str> {
+        let id = ev.task.as_deref()?;
+        if matches!(ev.kind, EventKind::TaskSubmitted { .. }) || self.tasks.contains_key(id) {
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Hands over a task as it was before the next event about it, read
+    /// from the store after [`TaskFold::needs`] named it.
+    pub fn provide(&mut self, mut task: Task) {
+        lighten(&mut task);
+        let id = task.id.clone();
+        self.tasks.insert(id, Kept::Moving(Box::new(task)));
     }
 
     /// Phase ids in pipeline order.
@@ -164,6 +210,7 @@ impl TaskFold {
         &self.phases
     }
 
+    /// Tasks kept: the work in flight.
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -180,49 +227,46 @@ impl TaskFold {
         self.tasks.get(id)
     }
 
-    /// The task to fold the next event into; `None` for an unknown task and
-    /// for one at rest for good, which takes no event.
+    /// The task to fold the next event into; `None` for a task the fold
+    /// does not hold. Call [`TaskFold::settle`] after.
     pub fn task_mut(&mut self, id: &str) -> Option<&mut Task> {
         let kept = self.tasks.get_mut(id)?;
         if let Kept::Fresh { created_at, seq } = *kept {
             let task = Task::new(id.to_string(), Value::Null, &self.phases, created_at, seq);
             *kept = Kept::Moving(Box::new(task));
+            self.fresh -= 1;
         }
         match kept {
-            Kept::Moving(t) => Some(t),
-            _ => None,
+            Kept::Moving(t) => {
+                self.before = Some(TaskRow::of(t, 0));
+                Some(t)
+            }
+            Kept::Fresh { .. } => None,
         }
     }
 
-    /// After an event was folded into [`TaskFold::task_mut`]'s task: drops
-    /// what it brought that no line needs, and keeps a task that came to
-    /// rest for good as its figures.
+    /// After an event was folded into [`TaskFold::task_mut`]'s task: moves
+    /// the totals, drops what no line needs, and drops a final task.
     pub fn settle(&mut self, id: &str) {
-        let Some(kept) = self.tasks.get_mut(id) else {
+        let Some(Kept::Moving(task)) = self.tasks.get_mut(id) else {
             return;
         };
-        if let Kept::Moving(task) = kept {
-            if rests_for_good(task.state) {
-                *kept = Kept::Rested(Box::new(Figures::of(task)));
-            } else {
-                lighten(task);
-            }
+        if let Some(old) = self.before.take() {
+            self.totals.apply_row(&RowChange {
+                old: Some(old),
+                new: TaskRow::of(task, 0),
+            });
+        }
+        if task.state.is_final() {
+            self.tasks.remove(id);
+        } else {
+            lighten(task);
         }
     }
 
-    /// Every task's figures, in no particular order.
-    pub fn figures(&self) -> impl Iterator<Item = Figures> + '_ {
-        let phases = self.phases.len();
-        self.tasks.iter().map(move |(id, kept)| match kept {
-            Kept::Fresh { created_at, .. } => Figures::fresh(id, *created_at, phases),
-            Kept::Moving(t) => Figures::of(t),
-            Kept::Rested(f) => (**f).clone(),
-        })
-    }
-
-    fn keep(&self, mut task: Task) -> Kept {
-        if rests_for_good(task.state) {
-            return Kept::Rested(Box::new(Figures::of(&task)));
+    fn keep(&self, mut task: Task) -> Option<Kept> {
+        if task.state.is_final() {
+            return None;
         }
         let untouched = task.state == TaskState::Pending
             && task.updated_at == task.created_at
@@ -236,13 +280,13 @@ impl TaskFold {
                 .zip(&self.phases)
                 .all(|(p, id)| *p == PhaseRecord::new(id.clone()));
         if untouched {
-            return Kept::Fresh {
+            return Some(Kept::Fresh {
                 created_at: task.created_at,
                 seq: task.seq,
-            };
+            });
         }
         lighten(&mut task);
-        Kept::Moving(Box::new(task))
+        Some(Kept::Moving(Box::new(task)))
     }
 }
 
@@ -288,17 +332,8 @@ mod tests {
         vec!["one".to_string()]
     }
 
-    #[test]
-    fn a_task_is_fresh_then_moving_then_its_figures() {
-        let mut fold = TaskFold::new(phases());
-        assert!(fold.submit(&event(
-            1,
-            EventKind::TaskSubmitted {
-                input: json!({"big": "input"})
-            }
-        )));
-        assert!(matches!(fold.get("t1"), Some(Kept::Fresh { .. })));
-        let started = event(
+    fn started() -> Event {
+        event(
             2,
             EventKind::PhaseStarted {
                 phase: "one".into(),
@@ -309,9 +344,23 @@ mod tests {
                 route: None,
                 role: None,
             },
-        );
-        fold.task_mut("t1").unwrap().apply(&started).unwrap();
+        )
+    }
+
+    #[test]
+    fn a_task_is_fresh_then_moving_then_gone_and_the_totals_follow() {
+        let mut fold = TaskFold::new(phases());
+        assert!(fold.submit(&event(
+            1,
+            EventKind::TaskSubmitted {
+                input: json!({"big": "input"})
+            }
+        )));
+        assert!(matches!(fold.get("t1"), Some(Kept::Fresh { .. })));
+        assert_eq!(fold.totals().count(TaskState::Pending), 1);
+        fold.task_mut("t1").unwrap().apply(&started()).unwrap();
         fold.settle("t1");
+        assert_eq!(fold.totals().count(TaskState::Running), 1);
         let finished = event(
             3,
             EventKind::AttemptFinished {
@@ -344,26 +393,58 @@ mod tests {
         );
         fold.task_mut("t1").unwrap().apply(&done).unwrap();
         fold.settle("t1");
-        let Some(Kept::Rested(f)) = fold.get("t1") else {
-            panic!("a completed task is kept as its figures");
-        };
-        assert_eq!(f.state, TaskState::Completed);
-        assert_eq!((f.attempts, f.phases, f.phases_settled), (1, 1, 1));
-        assert_eq!(f.cost.usd, 0.5);
-        assert!(fold.task_mut("t1").is_none());
+        assert!(fold.get("t1").is_none(), "a final task is not kept");
+        let t = fold.totals();
+        assert_eq!(
+            (t.tasks, t.count(TaskState::Completed), t.attempts),
+            (1, 1, 1)
+        );
+        assert_eq!(t.cost().usd, 0.5);
+        assert_eq!(
+            fold.needs(&done),
+            Some("t1"),
+            "a later event reads it first"
+        );
     }
 
     #[test]
-    fn snapshot_tasks_are_kept_by_how_far_they_came() {
+    fn snapshot_tasks_count_in_the_totals_and_only_unfinished_ones_are_kept() {
         let at = Timestamp::from_second(1).unwrap();
         let fresh = Task::new("t1".into(), json!({"x": 1}), &phases(), at, 1);
         let mut done = Task::new("t2".into(), json!({}), &phases(), at, 2);
         done.state = TaskState::Cancelled;
         let fold = TaskFold::of(phases(), vec![fresh, done]);
         assert!(matches!(fold.get("t1"), Some(Kept::Fresh { .. })));
-        assert!(matches!(fold.get("t2"), Some(Kept::Rested(_))));
-        let mut states: Vec<TaskState> = fold.figures().map(|f| f.state).collect();
-        states.sort_by_key(|s| s.as_str());
-        assert_eq!(states, vec![TaskState::Cancelled, TaskState::Pending]);
+        assert!(fold.get("t2").is_none());
+        assert_eq!(fold.totals().tasks, 2);
+        assert_eq!(fold.totals().count(TaskState::Cancelled), 1);
+    }
+
+    #[test]
+    fn pending_tasks_past_the_limit_are_read_back_when_they_start() {
+        let mut fold = TaskFold::new(phases());
+        for i in 0..FRESH_KEPT + 10 {
+            let mut ev = event(i as u64 + 1, EventKind::TaskSubmitted { input: json!({}) });
+            ev.task = Some(format!("t{i}"));
+            fold.submit(&ev);
+        }
+        assert_eq!(fold.len(), FRESH_KEPT, "memory stays bounded");
+        assert_eq!(
+            fold.totals().count(TaskState::Pending),
+            FRESH_KEPT as u64 + 10
+        );
+        let mut start = started();
+        start.task = Some(format!("t{}", FRESH_KEPT + 5));
+        let id = fold.needs(&start).expect("not kept").to_string();
+        let at = Timestamp::from_second(1).unwrap();
+        fold.provide(Task::new(id.clone(), json!({"x": 1}), &phases(), at, 1));
+        assert!(fold.needs(&start).is_none());
+        fold.task_mut(&id).unwrap().apply(&start).unwrap();
+        fold.settle(&id);
+        assert_eq!(fold.totals().count(TaskState::Running), 1);
+        assert_eq!(
+            fold.totals().count(TaskState::Pending),
+            FRESH_KEPT as u64 + 9
+        );
     }
 }

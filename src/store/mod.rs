@@ -57,6 +57,10 @@ pub trait RunReader: Send + Sync {
     fn row<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<TaskRow>>;
     /// One task with everything: attempts, outputs, traces, decisions.
     fn task<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<Task>>;
+    /// One task as it was just before event `seq`: for followers that meet
+    /// an event about a task they do not hold. `None` when it did not
+    /// exist then (or a converted folder cannot go back that far).
+    fn task_before<'a>(&'a self, id: &'a str, seq: u64) -> StoreFuture<'a, Option<Task>>;
     /// Open reviews and blockers with their task's id, oldest first.
     fn waiting(&self, offset: u64, limit: Option<u64>) -> StoreFuture<'_, Vec<(String, Hold)>>;
     /// Events after `seq`, in order, at most `limit`.

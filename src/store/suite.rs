@@ -524,6 +524,26 @@ pub(crate) async fn a_task_reads_back_whole(open_store: Open) {
         d.store.existing(&["t1".into(), "t2".into()]).await.unwrap(),
         ["t1"]
     );
+    // As it was before an event: just submitted before its second event.
+    let events = d.store.events_after(0, 100).await.unwrap();
+    let second = events[1].seq;
+    let pending = d.store.task_before("t1", second).await.unwrap().unwrap();
+    assert_eq!(pending.state, TaskState::Pending);
+    assert_eq!(pending.attempts(), 0);
+    assert!(
+        d.store
+            .task_before("t1", events[0].seq)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let last = events.last().unwrap().seq;
+    let before_last = d.store.task_before("t1", last).await.unwrap().unwrap();
+    assert!(!before_last.state.is_final(), "{:?}", before_last.state);
+    assert_eq!(
+        d.store.task_before("t1", last + 1).await.unwrap().unwrap(),
+        stored
+    );
 }
 
 pub(crate) async fn a_reopened_store_gives_back_only_the_work_in_flight(open_store: Open) {

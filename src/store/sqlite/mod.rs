@@ -123,6 +123,9 @@ macro_rules! impl_reader {
                         .map(|t| t.map(|(_, t)| t))
                 })
             }
+            fn task_before<'a>(&'a self, id: &'a str, seq: u64) -> StoreFuture<'a, Option<Task>> {
+                Box::pin(async move { self.with(|c| read::task_before(c, id, seq, &self.phases)) })
+            }
             fn waiting(
                 &self,
                 offset: u64,

@@ -381,6 +381,17 @@ pub fn run_events(conn: &Connection) -> rusqlite::Result<Vec<Event>> {
 /// A task rebuilt from its row's base (converted folders) or its first
 /// event, then every later event of it.
 pub fn fold(conn: &Connection, ord: TaskNo, phases: &[String]) -> rusqlite::Result<Option<Task>> {
+    fold_before(conn, ord, phases, u64::MAX)
+}
+
+/// A task folded from its events before seq `before`; `None` when it did
+/// not exist then, or when a converted folder's base is already past it.
+pub fn fold_before(
+    conn: &Connection,
+    ord: TaskNo,
+    phases: &[String],
+    before: u64,
+) -> rusqlite::Result<Option<Task>> {
     let head: Option<(String, Option<String>, Option<i64>)> = conn
         .query_row(
             "SELECT id, base, base_seq FROM tasks WHERE ord = ?1",
@@ -391,13 +402,18 @@ pub fn fold(conn: &Connection, ord: TaskNo, phases: &[String]) -> rusqlite::Resu
     let Some((id, base, base_seq)) = head else {
         return Ok(None);
     };
+    let before = before.min(i64::MAX as u64) as i64;
+    if base.is_some() && base_seq.unwrap_or(0) >= before {
+        return Ok(None);
+    }
     let mut task: Option<Task> = base
         .map(|b| serde_json::from_str(&b).map_err(json_err))
         .transpose()?;
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, NULL, body FROM events WHERE task = ?1 AND seq > ?2 ORDER BY seq",
+        "SELECT seq, at, NULL, body FROM events WHERE task = ?1 AND seq > ?2 AND seq < ?3 \
+         ORDER BY seq",
     )?;
-    let events = stmt.query_map(params![ord, base_seq.unwrap_or(0)], event)?;
+    let events = stmt.query_map(params![ord, base_seq.unwrap_or(0), before], event)?;
     for ev in events {
         let mut ev = ev?;
         ev.task = Some(id.clone());
@@ -425,6 +441,18 @@ pub fn task(
 ) -> rusqlite::Result<Option<(TaskNo, Task)>> {
     match ord_of(conn, id)? {
         Some(ord) => Ok(fold(conn, ord, phases)?.map(|t| (ord, t))),
+        None => Ok(None),
+    }
+}
+
+pub fn task_before(
+    conn: &Connection,
+    id: &str,
+    seq: u64,
+    phases: &[String],
+) -> rusqlite::Result<Option<Task>> {
+    match ord_of(conn, id)? {
+        Some(ord) => fold_before(conn, ord, phases, seq),
         None => Ok(None),
     }
 }
