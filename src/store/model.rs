@@ -239,8 +239,9 @@ impl Totals {
 }
 
 /// How `list` orders tasks. Each has a natural direction (the one `list`
-/// uses); [`ListQuery::reverse`] turns it round. Ties keep submission order
-/// either way.
+/// uses); [`ListQuery::reverse`] turns the whole order round. Ties run the
+/// way the key runs: submission order when it rises, the reverse when it
+/// falls (so that an index gives any order in one scan).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
@@ -312,7 +313,7 @@ pub struct ListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     pub sort: Sort,
-    /// The sort's other direction (ties still in submission order).
+    /// The sort's other direction: the whole order reversed.
     #[serde(default)]
     pub reverse: bool,
     /// Only tasks that reached a final state at or after this time.

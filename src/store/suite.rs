@@ -345,7 +345,7 @@ pub(crate) async fn list_filters_sorts_and_pages(open_store: Open) {
 }
 
 /// Every sort, both ways, with and without a text filter, is the order a
-/// sort of the rows in memory gives (ties in submission order), and paging
+/// sort of the rows in memory gives (ties the way the key runs), and paging
 /// by key walks it without a gap or a repeat.
 pub(crate) async fn every_sort_and_the_text_filter_agree_with_a_recount(open_store: Open) {
     let dir = tempfile::tempdir().unwrap();
@@ -418,16 +418,13 @@ pub(crate) async fn every_sort_and_the_text_filter_agree_with_a_recount(open_sto
                     Sort::Updated | Sort::Tokens | Sort::Cost | Sort::Attempts | Sort::Elapsed
                 );
                 want.sort_by(|a, b| {
-                    let by = key(sort, a).cmp(&key(sort, b));
-                    let by = if natural_desc != reverse {
+                    let by = key(sort, a)
+                        .cmp(&key(sort, b))
+                        .then(a.ord.cmp(&b.ord));
+                    if natural_desc != reverse {
                         by.reverse()
                     } else {
                         by
-                    };
-                    if sort == Sort::Submitted && reverse {
-                        b.ord.cmp(&a.ord)
-                    } else {
-                        by.then(a.ord.cmp(&b.ord))
                     }
                 });
                 let want: Vec<String> = want.iter().map(|r| r.id.clone()).collect();

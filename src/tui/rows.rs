@@ -36,7 +36,7 @@ fn naturally_descending(sort: StoreSort) -> bool {
 }
 
 /// The rows `offset..offset + limit` of the table as sorted and filtered.
-/// Ties keep submission order whichever way the column runs.
+/// Ties run the way the column runs (see [`StoreSort`]).
 pub fn query(sort: Sort, filter: &str, offset: usize, limit: usize) -> ListQuery {
     let by = store_sort(sort.column);
     let text = filter.trim();

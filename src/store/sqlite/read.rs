@@ -270,7 +270,7 @@ fn list_sql(
                 let o = args.len();
                 let cmp = if desc { "<" } else { ">" };
                 clauses.push(format!(
-                    "({key} {cmp} ?{v} OR ({key} IS ?{v} AND ord > ?{o}))"
+                    "({key} {cmp} ?{v} OR ({key} IS ?{v} AND ord {cmp} ?{o}))"
                 ));
             }
             None => clauses.push("0".into()),
@@ -285,7 +285,9 @@ fn list_sql(
     let order = if key == "ord" {
         format!(" ORDER BY ord {dir}")
     } else {
-        format!(" ORDER BY {key} {dir}, ord")
+        // Ties run the way the key runs, so that one index scan, forwards
+        // or backwards, gives the order.
+        format!(" ORDER BY {key} {dir}, ord {dir}")
     };
     Ok((filter, order, args))
 }
