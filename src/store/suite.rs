@@ -388,7 +388,14 @@ pub(crate) async fn every_sort_and_the_text_filter_agree_with_a_recount(open_sto
     };
     for sort in Sort::ALL {
         for reverse in [false, true] {
-            for text in [None, Some("t0"), Some("REVIEW"), Some("%_")] {
+            for text in [
+                None,
+                Some("t0"),
+                Some("T01"),
+                Some("REVIEW"),
+                Some("%_"),
+                Some("_%_"),
+            ] {
                 let q = ListQuery {
                     sort,
                     reverse,
@@ -418,9 +425,7 @@ pub(crate) async fn every_sort_and_the_text_filter_agree_with_a_recount(open_sto
                     Sort::Updated | Sort::Tokens | Sort::Cost | Sort::Attempts | Sort::Elapsed
                 );
                 want.sort_by(|a, b| {
-                    let by = key(sort, a)
-                        .cmp(&key(sort, b))
-                        .then(a.ord.cmp(&b.ord));
+                    let by = key(sort, a).cmp(&key(sort, b)).then(a.ord.cmp(&b.ord));
                     if natural_desc != reverse {
                         by.reverse()
                     } else {

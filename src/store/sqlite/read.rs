@@ -207,6 +207,63 @@ fn sort_key(sort: Sort) -> (&'static str, bool) {
     }
 }
 
+/// Tasks whose id, state or current phase contains `text`, ignoring ASCII
+/// case, through indexes: the ids' trigram index (texts of three letters or
+/// more; shorter ones read every id), and the states and phases whose names
+/// contain it, by name.
+fn text_clause(
+    conn: &Connection,
+    text: &str,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<String> {
+    use rusqlite::types::Value;
+    let needle = text.to_ascii_lowercase();
+    let mut terms = Vec::new();
+    if text.chars().count() >= 3 {
+        // A phrase of the text's trigrams: the ids that contain it.
+        args.push(Value::Text(format!("\"{}\"", text.replace('"', "\"\""))));
+        terms.push(format!(
+            "ord IN (SELECT rowid FROM task_ids WHERE task_ids MATCH ?{})",
+            args.len()
+        ));
+    } else {
+        let mut pattern = String::with_capacity(text.len() + 2);
+        pattern.push('%');
+        for c in text.chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        args.push(Value::Text(pattern));
+        terms.push(format!("id LIKE ?{} ESCAPE '\\'", args.len()));
+    }
+    let states: Vec<String> = TaskState::ALL
+        .iter()
+        .filter(|s| s.as_str().contains(&needle))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    if !states.is_empty() {
+        terms.push(format!("state IN ({})", states.join(", ")));
+    }
+    let phases: Vec<String> = meta(conn)?
+        .map(|m| m.phases)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.to_ascii_lowercase().contains(&needle))
+        .collect();
+    if !phases.is_empty() {
+        let mut marks = Vec::new();
+        for p in phases {
+            args.push(Value::Text(p));
+            marks.push(format!("?{}", args.len()));
+        }
+        terms.push(format!("phase IN ({})", marks.join(", ")));
+    }
+    Ok(format!("({})", terms.join(" OR ")))
+}
+
 /// The WHERE clause and ORDER BY of a list query, with its parameters.
 fn list_sql(
     conn: &Connection,
@@ -224,22 +281,7 @@ fn list_sql(
         clauses.push(format!("phase = ?{}", args.len()));
     }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
-        // LIKE ignores ASCII case; the needle's own wildcards are escaped.
-        let mut pattern = String::with_capacity(text.len() + 2);
-        pattern.push('%');
-        for c in text.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('%');
-        args.push(Value::Text(pattern));
-        let n = args.len();
-        clauses.push(format!(
-            "(id LIKE ?{n} ESCAPE '\\' OR state LIKE ?{n} ESCAPE '\\' \
-             OR phase LIKE ?{n} ESCAPE '\\')"
-        ));
+        clauses.push(text_clause(conn, text, &mut args)?);
     }
     if let Some(since) = q.finished_since {
         args.push(Value::Text(ts(since)));

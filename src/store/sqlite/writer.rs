@@ -250,6 +250,7 @@ pub(crate) fn write_rows(
            seq = excluded.seq, attention = excluded.attention, phase_pos = excluded.phase_pos",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM holds WHERE task = ?1")?;
+    let mut new_id = tx.prepare_cached("INSERT INTO task_ids(rowid, id) VALUES (?1, ?2)")?;
     let mut hold = tx.prepare_cached(
         "INSERT INTO holds(task, pos, kind, phase, since, reason, review) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -277,6 +278,9 @@ pub(crate) fn write_rows(
             r.state.attention(),
             r.phase_pos.unwrap_or(u32::MAX),
         ])?;
+        if change.old.is_none() {
+            new_id.execute(params![r.ord, r.id])?;
+        }
         let had = change.old.as_ref().is_none_or(|o| !o.holds.is_empty());
         if had || !r.holds.is_empty() {
             if had {
