@@ -243,3 +243,55 @@ async fn a_role_falls_back_when_its_first_agent_is_rate_limited() {
     let senior = used.iter().filter(|(_, a)| a == "senior").count();
     assert_eq!(senior, 2, "{used:?}");
 }
+
+/// A retry waits its delay on the monotonic clock: a wall clock stepped back
+/// an hour while it waits does not strand it.
+#[tokio::test]
+async fn a_retry_runs_after_its_delay_though_the_clock_was_stepped_back() {
+    use baton::engine::EventKind;
+    use baton::engine::clock::SteppedClock;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = phase("a");
+    a.retry.max_attempts = 2;
+    a.retry.initial_delay = Duration::from_millis(300);
+    a.retry.max_delay = Duration::from_millis(300);
+    let p = pipeline(vec![a], &[]);
+    let agent = Arc::new(Scripted::new(|r| {
+        if r.attempt == 1 {
+            reply(baton::agents::Reply::Error {
+                message: "overloaded".into(),
+                retryable: true,
+            })
+        } else {
+            ok(json!({"done": true}))
+        }
+    }));
+    let clock = Arc::new(SteppedClock::new());
+    let o = EngineOptions {
+        clock: clock.clone(),
+        ..opts(true)
+    };
+    let mut engine = Engine::open(p.clone(), dir.path(), o).expect("open");
+    engine.replace_agent("scripted", agent);
+    let mut events = engine.handle().subscribe();
+    engine.submit(tasks(&["t1"])).await.expect("submit");
+    let stepper = tokio::spawn(async move {
+        while let Ok(ev) = events.recv().await {
+            if matches!(ev.kind, EventKind::RetryScheduled { .. }) {
+                clock.step(SignedDuration::from_hours(-1));
+                return true;
+            }
+        }
+        false
+    });
+    let summary = tokio::time::timeout(Duration::from_secs(20), engine.run())
+        .await
+        .expect("the retry is not stranded")
+        .expect("run");
+    assert!(stepper.await.unwrap(), "a retry was scheduled");
+    assert_eq!(summary.count(TaskState::Completed), 1);
+    let t1 = &load(p, dir.path()).await[0];
+    assert_eq!(t1.phases[0].attempts.len(), 2);
+}

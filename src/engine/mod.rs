@@ -5,6 +5,7 @@ pub mod advance;
 pub mod attempt;
 pub mod backoff;
 pub mod budget;
+pub mod clock;
 pub mod cost;
 pub mod event;
 pub mod handle;

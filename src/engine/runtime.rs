@@ -16,6 +16,7 @@ use super::advance::{follow_up, ready_phases};
 use super::attempt::{self, AttemptDone};
 use super::backoff::{Jitter, delay};
 use super::budget::{Average, Spend};
+use super::clock::{Clock, SystemClock};
 use super::cost::{PriceTable, PricingError};
 use super::event::{Action, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
 use super::handle::{BudgetSnapshot, EngineHandle, FollowStart, Refusal, Request, RunSnapshot};
@@ -49,6 +50,8 @@ pub struct EngineOptions {
     /// The window of agents' `rpm` and `tpm`: a minute. Shorter in tests,
     /// where the limits then mean per window.
     pub rate_window: Duration,
+    /// The wall clock events are stamped with (see [`super::clock`]).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for EngineOptions {
@@ -57,6 +60,7 @@ impl Default for EngineOptions {
             dispatch: true,
             exit_when_idle: true,
             rate_window: Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -192,7 +196,8 @@ pub struct Engine {
     queue: VecDeque<TaskId>,
     /// Tasks holding a concurrency slot.
     slots: HashSet<TaskId>,
-    timers: BTreeMap<(Instant, u64), TaskId>,
+    /// Retry wake-ups: when (monotonic), and the task with its recorded due time.
+    timers: BTreeMap<(Instant, u64), (TaskId, Timestamp)>,
     timer_seq: u64,
     /// Attempts in flight, by task. Kept per task while it holds a slot, so
     /// that starting an attempt does not allocate.
@@ -216,6 +221,8 @@ pub struct Engine {
     run_spend: Spend,
     jitter: Jitter,
     started_at: Timestamp,
+    /// Per task, the latest due time of a retry whose timer has fired.
+    released: HashMap<TaskId, Timestamp>,
     warnings: Vec<String>,
     /// The pipeline's name and phases, to record with the first commit.
     meta_pending: Option<RunMeta>,
@@ -304,6 +311,7 @@ impl Engine {
         }
         let meta_pending = stored.is_none_or(|m| m != meta).then_some(meta);
         let reader = store.reader()?;
+        let started_at = opts.clock.now();
         let mut engine = Engine {
             pipeline: Arc::new(pipeline),
             phase_ids,
@@ -337,7 +345,8 @@ impl Engine {
             rate_wake: None,
             run_spend,
             jitter: Jitter::from_clock(),
-            started_at: Timestamp::now(),
+            started_at,
+            released: HashMap::new(),
             warnings: recovered.warnings,
             meta_pending,
             reader,
@@ -405,7 +414,7 @@ impl Engine {
     /// the last engine stopped are marked interrupted and will run again;
     /// retries keep their due times.
     fn resume_recovered(&mut self) {
-        let now = Timestamp::now();
+        let now = self.opts.clock.now();
         let mut held: Vec<(TaskNo, TaskId)> = self
             .rows
             .iter()
@@ -435,7 +444,7 @@ impl Engine {
                 } else {
                     Duration::ZERO
                 };
-                self.add_timer(id.clone(), wait);
+                self.add_timer(id.clone(), wait, due);
             }
             match self.tasks[&id].state {
                 TaskState::Pending => self.queue.push_back(id.clone()),
@@ -501,7 +510,7 @@ impl Engine {
                 self.last_ord += 1;
                 let ev = Event {
                     seq: self.seq,
-                    at: Timestamp::now(),
+                    at: self.opts.clock.now(),
                     task: Some(name.clone()),
                     kind: EventKind::TaskSubmitted { input },
                 };
@@ -646,6 +655,7 @@ impl Engine {
             self.tasks.remove(&id);
             self.rows.remove(&id);
             self.slots.remove(&id);
+            self.released.remove(&id);
         }
         let events = std::mem::take(&mut self.outbox);
         self.store.append(Batch { events, rows }).await
@@ -716,7 +726,7 @@ impl Engine {
     /// Applies an event to its task and queues it for the journal, or
     /// changes nothing and says why.
     fn emit(&mut self, id: &TaskId, kind: EventKind) -> Result<(), ApplyError> {
-        self.emit_at(id, kind, Timestamp::now())
+        self.emit_at(id, kind, self.opts.clock.now())
     }
 
     fn emit_at(&mut self, id: &TaskId, kind: EventKind, at: Timestamp) -> Result<(), ApplyError> {
@@ -754,7 +764,7 @@ impl Engine {
         self.seq += 1;
         let ev = Event {
             seq: self.seq,
-            at: Timestamp::now(),
+            at: self.opts.clock.now(),
             task: None,
             kind,
         };
@@ -828,7 +838,7 @@ impl Engine {
         if !self.slots.contains(id) {
             return;
         }
-        let now = Timestamp::now();
+        let now = self.now_for(id);
         for idx in ready_phases(task, &self.pipeline, now) {
             self.start_phase(id, idx);
         }
@@ -963,7 +973,7 @@ impl Engine {
             if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
                 // The service's own `retry-after` wins over a shorter backoff.
                 let wait = delay(&policy, tries, self.jitter.unit()).max(retry_after);
-                let due = Timestamp::now() + wait;
+                let due = self.opts.clock.now() + wait;
                 let kind = EventKind::RetryScheduled {
                     phase: self.phase_ids[idx].clone(),
                     attempt: attempt + 1,
@@ -971,7 +981,7 @@ impl Engine {
                     due,
                 };
                 if self.emit_logged(&id, kind) {
-                    self.add_timer(id.clone(), wait);
+                    self.add_timer(id.clone(), wait, due);
                 }
             }
             self.advance(&id);
@@ -987,7 +997,7 @@ impl Engine {
             if slot.full() || slot.waiting.is_empty() {
                 break;
             }
-            let at = slot.limiter.clock(Timestamp::now());
+            let at = slot.limiter.clock(self.opts.clock.now());
             match slot.limiter.admit(at) {
                 Admit::Now => {}
                 Admit::At(t) => {
@@ -1002,7 +1012,7 @@ impl Engine {
             let still_ready = self
                 .tasks
                 .get(&id)
-                .is_some_and(|t| ready_phases(t, &self.pipeline, Timestamp::now()).contains(&idx));
+                .is_some_and(|t| ready_phases(t, &self.pipeline, self.now_for(&id)).contains(&idx));
             if still_ready && self.slots.contains(&id) {
                 self.start_phase(&id, idx);
             }
@@ -1017,10 +1027,12 @@ impl Engine {
         Some(running)
     }
 
-    fn add_timer(&mut self, id: TaskId, wait: Duration) {
+    /// Wakes a task's retry after `wait`, counted on the monotonic clock;
+    /// `due` is the wall-clock time recorded for it.
+    fn add_timer(&mut self, id: TaskId, wait: Duration, due: Timestamp) {
         self.timer_seq += 1;
         self.timers
-            .insert((Instant::now() + wait, self.timer_seq), id);
+            .insert((Instant::now() + wait, self.timer_seq), (id, due));
     }
 
     fn fire_timers(&mut self) {
@@ -1029,9 +1041,20 @@ impl Engine {
             if entry.key().0 > now {
                 break;
             }
-            let id = entry.remove();
+            let (id, due) = entry.remove();
+            // The wait is over whatever the wall clock says now: a clock
+            // stepped back must not strand the retry.
+            let released = self.released.entry(id.clone()).or_insert(due);
+            *released = (*released).max(due);
             self.advance(&id);
         }
+    }
+
+    /// The time a task's retries are judged by: the wall clock, or the due
+    /// time of a retry whose timer has fired, whichever is later.
+    fn now_for(&self, id: &str) -> Timestamp {
+        let now = self.opts.clock.now();
+        self.released.get(id).map_or(now, |r| now.max(*r))
     }
 
     async fn on_request(&mut self, request: Request) -> Result<(), StoreError> {
@@ -1185,7 +1208,7 @@ impl Engine {
             action,
             phase,
             by,
-            at: Timestamp::now(),
+            at: self.opts.clock.now(),
             note,
         };
         self.emit(&task, EventKind::DecisionRecorded { decision })

@@ -207,6 +207,7 @@ pub fn opts(exit_when_idle: bool) -> EngineOptions {
         dispatch: true,
         exit_when_idle,
         rate_window: Duration::from_secs(60),
+        ..EngineOptions::default()
     }
 }
 

@@ -16,7 +16,7 @@ impl Engine {
     /// rate limits), and the time to start at; else the phase waits in each
     /// agent's queue, with a wake-up set for when a rate limit lets it go.
     pub(super) fn pick_agent(&mut self, id: &TaskId, idx: usize) -> Option<(usize, Timestamp)> {
-        let now = Timestamp::now();
+        let now = self.opts.clock.now();
         let mut wake: Option<Timestamp> = None;
         for &a in &self.phase_agents[idx] {
             let slot = &mut self.agents[a];
@@ -43,7 +43,7 @@ impl Engine {
     }
 
     pub(super) fn wake_at(&mut self, t: Timestamp) {
-        let now = Timestamp::now();
+        let now = self.opts.clock.now();
         let wait = if t > now {
             t.duration_since(now).unsigned_abs()
         } else {
