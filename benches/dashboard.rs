@@ -133,7 +133,39 @@ fn screens(tasks: usize) -> Vec<(String, Want)> {
     out
 }
 
+/// Where the first page's time goes, query by query.
+fn print_breakdown(rt: &tokio::runtime::Runtime, reader: &SqliteReader, want: &Want) {
+    let time = |what: &str, f: &dyn Fn()| {
+        let mut ms: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        println!("      {what:<36} median {:>7.2} ms", ms[2]);
+    };
+    time("last seq", &|| {
+        rt.block_on(reader.last_seq()).expect("seq");
+    });
+    time("totals", &|| {
+        rt.block_on(reader.totals()).expect("totals");
+    });
+    time("table window (120 rows)", &|| {
+        rt.block_on(reader.list(&want.table)).expect("rows");
+    });
+    time("review queue page (60)", &|| {
+        rt.block_on(reader.waiting(0, Some(60))).expect("queue");
+    });
+    time("selected task, whole", &|| {
+        rt.block_on(reader.task("t0000042")).expect("task");
+    });
+}
+
 fn print_reads(rt: &tokio::runtime::Runtime, reader: &SqliteReader, tasks: usize) {
+    println!("    the first page, query by query:");
+    print_breakdown(rt, reader, &screens(tasks)[0].1);
     let mut worst = (0.0, String::new());
     for (what, want) in screens(tasks) {
         let (best, median) = time_read(rt, reader, &want);

@@ -490,3 +490,111 @@ fn sigterm_stops_a_run_cleanly_and_the_next_run_completes() {
         );
     }
 }
+
+/// The state folder's disk fills up mid-run (a file size limit on the
+/// process stands in for a full disk: every write past it fails, as with
+/// ENOSPC). The run stops with a clear error naming the database and what
+/// to do; what it had committed is intact; run again with room, it carries
+/// on and finishes, and no task completed before the failure runs again.
+#[test]
+fn a_full_disk_stops_the_run_clearly_and_it_resumes_when_there_is_room() {
+    use std::os::unix::process::CommandExt;
+
+    let sandbox = Sandbox::new();
+    let pipeline = sandbox.write(
+        "sim.toml",
+        r#"name = "full-disk"
+[defaults]
+concurrency = 8
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "200..400"
+[[phases]]
+id = "one"
+agent = "sim"
+[[phases]]
+id = "two"
+agent = "sim"
+"#,
+    );
+    let tasks: Vec<Value> = (0..3000)
+        .map(|i| json!({"id": format!("t{i:04}"), "note": "x".repeat(200)}))
+        .collect();
+    let inputs = sandbox.inputs(&tasks);
+    let run = |limit: Option<u64>| {
+        let mut cmd = cli::baton();
+        cmd.arg("run")
+            .arg(&pipeline)
+            .arg("--headless")
+            .arg("--input")
+            .arg(&inputs)
+            .arg("--state-dir")
+            .arg(sandbox.state());
+        if let Some(bytes) = limit {
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let lim = libc::rlimit {
+                        rlim_cur: bytes,
+                        rlim_max: libc::RLIM_INFINITY,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        cli::output(&mut cmd)
+    };
+
+    // Room for the submissions and some of the work, not all of it.
+    let full = run(Some(3 * 1024 * 1024));
+    assert_ne!(
+        full.code(),
+        0,
+        "the run cannot finish on a full disk\n{full}"
+    );
+    assert!(
+        full.stderr.contains("baton.db") && full.stderr.contains("could not be written"),
+        "the error names the database\n{full}"
+    );
+    assert!(
+        full.stderr.contains("space"),
+        "the error says what to check\n{full}"
+    );
+    assert!(!full.stderr.contains("panicked"), "{full}");
+    // What was committed reads back whole.
+    let before = sandbox.states();
+    assert!(!before.is_empty(), "the submissions were committed\n{full}");
+    let done_before: Vec<String> = before
+        .iter()
+        .filter(|(_, s)| s.as_str() == "completed")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(
+        done_before.len() < tasks.len(),
+        "the limit must stop the run before its end"
+    );
+    let outputs_before: Vec<(String, Value)> = done_before
+        .iter()
+        .take(20)
+        .map(|id| (id.clone(), sandbox.show(id)["phases"].clone()))
+        .collect();
+
+    // Room again: it goes on from the last commit and finishes.
+    let again = run(None);
+    again.expect(0);
+    let after = sandbox.states();
+    assert_eq!(after.len(), tasks.len(), "{again}");
+    assert!(after.values().all(|s| s == "completed"), "{again}");
+    for (id, phases) in outputs_before {
+        let now = sandbox.show(&id)["phases"].clone();
+        assert_eq!(
+            now, phases,
+            "{id} completed before the failure and ran again"
+        );
+    }
+}
