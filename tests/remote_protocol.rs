@@ -586,3 +586,46 @@ fn live_updates_reach_clients_that_ask_for_them() {
         assert_ne!(m["type"], "live", "a client that did not ask got {m}");
     }
 }
+
+#[test]
+fn a_remote_handle_reads_the_run_from_the_store_and_asks_the_engine_for_overviews() {
+    use baton::engine::{Actor, Command};
+    use baton::remote::{ClientOptions, remote_handle};
+
+    let sandbox = sandbox(3);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&sandbox.state(), "awaiting_review");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (handle, pid) = remote_handle::attach(sandbox.state(), ClientOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(pid, live.pid());
+        let reader = handle.reader().expect("a reader of the run's store");
+        assert_eq!(reader.totals().await.unwrap().tasks, 3);
+        let first = handle.overview().await.unwrap();
+        assert_eq!(first.pipeline, "remote-test");
+        assert!(!first.paused);
+
+        // After a command, the overview is the engine's, not the one from
+        // the connection.
+        let by = Actor {
+            user: "ann".into(),
+            ssh_client: None,
+        };
+        handle.send(Command::Pause { by }).await.unwrap();
+        let paused = handle.overview().await.unwrap();
+        assert!(paused.paused);
+        assert!(paused.seq > first.seq, "{} after {}", paused.seq, first.seq);
+
+        // A snapshot for tools: the tasks from the store, the rest from an overview.
+        let snapshot = handle.snapshot().await.unwrap();
+        assert_eq!(snapshot.tasks.len(), 3);
+        assert!(snapshot.paused);
+        assert!(snapshot.seq >= paused.seq);
+    });
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+}
