@@ -179,13 +179,10 @@ async fn bench(clients: usize, tasks: usize, linger: bool) {
         .expect("connecting")
         .expect("connect the clients");
     let mut holders = server.holders();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        holders.wait_for(|n| *n == clients),
-    )
-    .await
-    .expect("every client said hello in time")
-    .expect("the server is up");
+    tokio::time::timeout(Duration::from_secs(60), holders.wait_for(|n| *n == clients))
+        .await
+        .expect("every client said hello in time")
+        .expect("the server is up");
     let connected = rss_mb();
 
     let t0 = Instant::now();

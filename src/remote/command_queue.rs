@@ -3,13 +3,13 @@
 //! effect in that order. The queue is bounded: when it is full the
 //! connection stops reading the client's lines until there is room. Each
 //! answer goes back, in the same order, through a bounded channel that the
-//! connection writes out.
+//! connection writes out. A command that was queued is carried out even if
+//! the client goes away meanwhile, as one sent on its own would be.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::task::JoinHandle;
 
 use super::live_cache::LiveCache;
 use super::protocol::ServerMsg;
@@ -26,10 +26,10 @@ pub enum Job {
     Overview(u64),
 }
 
-/// The sending side, held by the connection.
+/// The sending side, held by the connection; dropping it lets the worker
+/// finish what is queued and end, which closes the answers.
 pub struct CommandQueue {
     jobs: mpsc::Sender<Job>,
-    worker: JoinHandle<()>,
 }
 
 impl CommandQueue {
@@ -40,8 +40,8 @@ impl CommandQueue {
     ) -> (CommandQueue, mpsc::Receiver<ServerMsg>) {
         let (jobs, rx) = mpsc::channel(QUEUED);
         let (done, answers) = mpsc::channel(QUEUED);
-        let worker = tokio::spawn(work(handle, live, rx, done));
-        (CommandQueue { jobs, worker }, answers)
+        tokio::spawn(work(handle, live, rx, done));
+        (CommandQueue { jobs }, answers)
     }
 
     /// Whether a request can be queued now without waiting.
@@ -76,14 +76,6 @@ impl CommandQueue {
     }
 }
 
-impl Drop for CommandQueue {
-    fn drop(&mut self) {
-        // A command already handed to the engine is carried out anyway;
-        // the ones still queued were never sent, and nobody reads answers.
-        self.worker.abort();
-    }
-}
-
 async fn work(
     handle: EngineHandle,
     live: Arc<LiveCache>,
@@ -93,6 +85,8 @@ async fn work(
     while let Some(job) = jobs.recv().await {
         let answer = match job {
             Job::Command(id, command) => reply(id, handle.send(command).await),
+            // Nobody left to read it.
+            Job::Overview(_) if done.is_closed() => continue,
             Job::Overview(id) => match overview(&handle, &live).await {
                 Some(overview) => ServerMsg::Overview {
                     id: Some(id),
@@ -104,9 +98,8 @@ async fn work(
                 },
             },
         };
-        if done.send(answer).await.is_err() {
-            return;
-        }
+        // The connection may be gone; the commands queued still go through.
+        let _ = done.send(answer).await;
     }
 }
 

@@ -194,6 +194,9 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
     let reading = tokio::spawn(read_incoming(reader, lines_tx, ctx.store.clone()));
     let _stop_reading = AbortOnDrop(reading);
     let (queue, mut answers) = CommandQueue::start(handle.clone(), ctx.live.clone());
+    // Dropped once the client has said all it will: what it queued is
+    // carried out and answered, then the connection ends.
+    let mut queue = Some(queue);
     let mut greeted = false;
     let mut read_only = false;
     let mut logs: Option<broadcast::Receiver<log_feed::LogLine>> = None;
@@ -202,27 +205,33 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
 
     loop {
         // The client's lines are read only while its requests have room.
-        let room = queue.has_room();
+        let room = queue.as_ref().is_some_and(CommandQueue::has_room);
+        let full = queue.as_ref().is_some_and(|q| !q.has_room());
         tokio::select! {
             // In this order: the engine broadcasts a command's events before
             // it answers, so a reply and its events are both ready at once,
             // and the events must reach the client first.
             biased;
             incoming = lines.recv(), if room => {
-                let Some(incoming) = incoming else { return Ok(()) };
                 let msg = match incoming {
-                    Incoming::Msg(msg) => msg,
-                    Incoming::Bad(id, message) => {
+                    Some(Incoming::Msg(msg)) => msg,
+                    Some(Incoming::Bad(id, message)) => {
                         out.send(&ServerMsg::Error { id, message }).await?;
                         continue;
                     }
-                    Incoming::End(last) => {
+                    Some(Incoming::End(last)) => {
                         if let Some(message) = last {
                             out.send(&ServerMsg::Error { id: None, message }).await?;
                         }
-                        return Ok(());
+                        queue = None;
+                        continue;
+                    }
+                    None => {
+                        queue = None;
+                        continue;
                     }
                 };
+                let Some(queue) = queue.as_ref() else { continue };
                 match msg {
                     ClientMsg::Hello { version, read_only: ro, logs: want_logs, live: want_live, hold } => {
                         if greeted {
@@ -269,7 +278,7 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
                     }
                 }
             }
-            () = queue.room(), if !room => {}
+            () = async { queue.as_ref().expect("guarded").room().await }, if full => {}
             event = events.recv() => match event {
                 Ok(event) => {
                     if event.seq > covered {
@@ -286,7 +295,9 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
                 }
                 Err(RecvError::Closed) => return Ok(()),
             },
-            Some(answer) = answers.recv() => {
+            answer = answers.recv() => {
+                // Every answer is out and the client will ask nothing more.
+                let Some(answer) = answer else { return Ok(()) };
                 if let ServerMsg::Overview { overview, .. } = &answer {
                     covered = covered.max(overview.seq);
                 }
@@ -443,6 +454,41 @@ mod tests {
         );
         feeding.abort();
         drop(client);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commands_sent_before_the_client_stops_writing_are_all_answered() {
+        let (client, conversation) = serve_pair(context(fake_engine(), WRITE_STALL));
+        let said = tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut writer = client.try_clone().unwrap();
+            let mut lines = format!("{{\"type\":\"hello\",\"version\":{VERSION}}}\n");
+            for id in 1..=3 {
+                lines.push_str(&format!(
+                    "{{\"type\":\"command\",\"id\":{id},\"command\":{{\"command\":\"pause\",\"by\":{{\"user\":\"ann\"}}}}}}\n"
+                ));
+            }
+            writer.write_all(lines.as_bytes()).unwrap();
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut all = Vec::new();
+            for line in StdBufReader::new(client).lines() {
+                all.push(serde_json::from_str::<serde_json::Value>(&line.unwrap()).unwrap());
+            }
+            all
+        })
+        .await
+        .unwrap();
+        let replies: Vec<_> = said
+            .iter()
+            .filter(|m| m["type"] == "reply")
+            .map(|m| (m["id"].as_u64().unwrap(), m["ok"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(replies, [(1, true), (2, true), (3, true)], "{said:?}");
+        let ended = tokio::time::timeout(Duration::from_secs(5), conversation)
+            .await
+            .expect("the conversation ends once all is answered")
+            .unwrap();
+        assert!(ended.is_ok(), "{ended:?}");
     }
 
     #[test]
