@@ -15,16 +15,16 @@ use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::command_queue::{CommandQueue, Job, overview};
+use super::event_stream::{EventStream, Next};
 use super::lines::{Line, read_line};
 use super::live_cache::LiveCache;
 use super::log_feed;
 use super::protocol::{
-    CLIENT_TYPES, ClientMsg, MAX_LINE, ServerMsg, VERSION, encode, encode_event, snapshot_is_gone,
+    CLIENT_TYPES, ClientMsg, MAX_LINE, ServerMsg, VERSION, encode, snapshot_is_gone,
 };
 use crate::engine::handle::EngineHandle;
 use crate::engine::live::LiveEvent;
@@ -76,7 +76,7 @@ impl Out {
         self.write(&encode(msg)).await
     }
 
-    async fn write(&mut self, line: &[u8]) -> Result<(), Ended> {
+    pub async fn write(&mut self, line: &[u8]) -> Result<(), Ended> {
         match tokio::time::timeout(self.stall, self.writer.write_all(line)).await {
             Ok(done) => Ok(done?),
             Err(_) => Err(Ended::Stalled(self.stall)),
@@ -171,7 +171,7 @@ fn parse(bytes: &[u8], store: &str) -> Incoming {
 pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Result<(), Ended> {
     let handle = &ctx.handle;
     // Subscribe before the overview so that no event falls between them.
-    let mut events = handle.subscribe();
+    let events = handle.subscribe();
     let Some(first) = overview(handle, &ctx.live).await else {
         return Ok(());
     };
@@ -183,7 +183,7 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
         store: ctx.store.clone(),
     })
     .await?;
-    let mut covered = first.seq;
+    let mut stream = EventStream::new(events, first.seq);
     out.send(&ServerMsg::Overview {
         id: None,
         overview: Box::new(first),
@@ -208,9 +208,8 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
         let room = queue.as_ref().is_some_and(CommandQueue::has_room);
         let full = queue.as_ref().is_some_and(|q| !q.has_room());
         tokio::select! {
-            // In this order: the engine broadcasts a command's events before
-            // it answers, so a reply and its events are both ready at once,
-            // and the events must reach the client first.
+            // Answers before events, so that a busy stream never holds them
+            // up; each answer goes out after the events queued ahead of it.
             biased;
             incoming = lines.recv(), if room => {
                 let msg = match incoming {
@@ -279,30 +278,20 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
                 }
             }
             () = async { queue.as_ref().expect("guarded").room().await }, if full => {}
-            event = events.recv() => match event {
-                Ok(event) => {
-                    if event.seq > covered {
-                        covered = event.seq;
-                        out.write(&encode_event(&event)).await?;
-                    }
-                }
-                Err(RecvError::Lagged(_)) => {
-                    // Too slow for the stream: go on from an overview of now;
-                    // the client re-reads what it shows from the store.
-                    let Some(now) = overview(handle, &ctx.live).await else { return Ok(()) };
-                    covered = now.seq;
-                    out.send(&ServerMsg::Overview { id: None, overview: Box::new(now) }).await?;
-                }
-                Err(RecvError::Closed) => return Ok(()),
-            },
             answer = answers.recv() => {
                 // Every answer is out and the client will ask nothing more.
                 let Some(answer) = answer else { return Ok(()) };
-                if let ServerMsg::Overview { overview, .. } = &answer {
-                    covered = covered.max(overview.seq);
-                }
-                out.send(&answer).await?;
+                stream.answer(out, ctx, &answer).await?;
             }
+            next = stream.next() => match next {
+                Next::Event(event) => stream.send(out, &event).await?,
+                Next::Lagged => {
+                    if !stream.lagged(out, ctx).await? {
+                        return Ok(());
+                    }
+                }
+                Next::Closed => return Ok(()),
+            },
             // Lossy: a client too slow for them skips to newer ones.
             update = async { live.as_mut().expect("guarded").recv().await }, if live.is_some() => {
                 if let Ok(update) = update {

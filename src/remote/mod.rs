@@ -11,6 +11,8 @@
 //! - `server`: the engine's side: binding, accepting, who may connect
 //! - `conversation`: one connection on the engine's side
 //! - `command_queue`: a connection's commands, to the engine in order
+//! - `event_stream`: a connection's place in the engine's events, and
+//!   where its answers go in them
 //! - `client`: one connection from the other side
 //! - `remote_handle`: an `EngineHandle` over a connection that comes back
 //!   after the engine restarts, for the dashboard, with a reader of the
@@ -22,6 +24,7 @@
 pub mod client;
 mod command_queue;
 mod conversation;
+mod event_stream;
 pub mod lines;
 pub mod live_cache;
 pub mod log_feed;
