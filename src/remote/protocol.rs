@@ -9,7 +9,9 @@
 //! after the overview's `seq`. The client answers with its own `hello` and
 //! may then send commands and overview requests, each with an `id` that the
 //! answer carries back. Commands from one connection take effect in the
-//! order sent, and their replies come back in that order.
+//! order sent, and their replies come back in that order, each after the
+//! command's events; an overview asked for comes after the events up to
+//! its `seq`.
 //!
 //! A client too slow for the event stream is sent an `overview` without an
 //! `id`: it missed events, and re-reads what it shows from the store.
