@@ -77,7 +77,7 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
 
     // Decisions go to the engine, which acts on them at once.
     let out = sandbox.cli(&["approve", "t1", "--note", "looks right"]);
@@ -88,11 +88,11 @@ fn commands_say_the_same_to_a_live_engine_and_to_a_stopped_folder() {
     out.expect(0);
     let live_json = json_of(&out);
     assert_eq!(live_json["recorded"], true);
-    remote::wait_for_state(&socket, "t1", "blocked");
-    remote::wait_for_state(&socket, "t2", "blocked");
+    remote::wait_for_state(&sandbox.state(), "t1", "blocked");
+    remote::wait_for_state(&sandbox.state(), "t2", "blocked");
     sandbox.cli(&["approve", "t3"]).expect(0);
     // t4 stays under review; t3 gets to its blocker.
-    remote::wait_for_state(&socket, "t3", "blocked");
+    remote::wait_for_state(&sandbox.state(), "t3", "blocked");
     let live_refused = sandbox.cli(&["resolve", "t4", "--skip"]);
     live_refused.expect(1);
     let live_refused_json = sandbox.cli(&["retry", "t4", "--json"]);

@@ -8,9 +8,13 @@ mod remote;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
 
 use cli::{Sandbox, baton, wait_for};
-use remote::{Proto, act, engine, sandbox, socket_of, wait_all, wait_all_but, wait_for_socket};
+use remote::{
+    Proto, VERSION, act, assert_no_tasks, engine, sandbox, socket_of, wait_all, wait_all_but,
+    wait_for_socket,
+};
 use serde_json::{Value, json};
 
 fn is_decision(msg: &Value, task: &str, user: &str) -> bool {
@@ -26,12 +30,13 @@ fn a_decision_from_one_client_reaches_the_other_and_the_second_of_two_is_refused
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
 
     let (mut ann, _) = Proto::connect(&socket, false);
-    let (mut bob, snap) = Proto::connect(&socket, false);
-    assert_eq!(snap["pipeline"], "remote-test");
-    assert_eq!(snap["tasks"].as_array().unwrap().len(), 3);
+    let (mut bob, overview) = Proto::connect(&socket, false);
+    assert_eq!(overview["pipeline"], "remote-test");
+    assert_eq!(overview["phases"], json!(["draft", "fix"]));
+    assert_eq!(remote::states(&sandbox.state()).len(), 3);
 
     // Ann approves; Bob sees it happen.
     let id = ann.command(act("t1", "approve", "ann"));
@@ -50,7 +55,7 @@ fn a_decision_from_one_client_reaches_the_other_and_the_second_of_two_is_refused
     assert!(why.contains("already decided by"), "{why}");
 
     // Blockers are settled the same way, and the other client sees it.
-    wait_all_but(&socket, "t3", "blocked");
+    wait_all_but(&sandbox.state(), "t3", "blocked");
     let id = bob.command(act("t1", "resolve_skip", "bob"));
     assert_eq!(bob.reply(id)["ok"], true);
     ann.wait_for("bob's resolution of t1", |m| is_decision(m, "t1", "bob"));
@@ -58,10 +63,7 @@ fn a_decision_from_one_client_reaches_the_other_and_the_second_of_two_is_refused
         let id = ann.command(act(task, action, "ann"));
         assert_eq!(ann.reply(id)["ok"], true);
     }
-    wait_for("t3 to be blocked", || {
-        let (_, snap) = Proto::connect(&socket, true);
-        (remote::states(&snap)["t3"] == "blocked").then_some(())
-    });
+    remote::wait_for_state(&sandbox.state(), "t3", "blocked");
     let id = ann.command(act("t3", "resolve_skip", "ann"));
     assert_eq!(ann.reply(id)["ok"], true);
 
@@ -85,7 +87,7 @@ fn read_only_clients_watch_but_every_command_is_refused() {
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
     let (mut watcher, _) = Proto::connect(&socket, true);
     for command in [
         act("t1", "approve", "eve"),
@@ -102,12 +104,27 @@ fn read_only_clients_watch_but_every_command_is_refused() {
             "{reply}"
         );
     }
+    // The whole run is no longer sent: a version 1 request says what to do.
     watcher.send(&json!({"type": "snapshot", "id": 42}));
-    let snap = watcher.wait_for("the snapshot asked for", |m| {
-        m["type"] == "snapshot" && m["id"] == 42
+    let gone = watcher.wait_for("the answer to a snapshot request", |m| m["id"] == 42);
+    assert_eq!(gone["type"], "error", "{gone}");
+    let said = gone["message"].as_str().unwrap();
+    assert!(said.contains("gone"), "{said}");
+    assert!(
+        said.contains("store") && said.contains("baton.db"),
+        "{said}"
+    );
+    assert!(said.contains("\"overview\""), "{said}");
+    // An overview is asked for by id, and answered with it.
+    watcher.send(&json!({"type": "overview", "id": 43}));
+    let answer = watcher.wait_for("the overview asked for", |m| {
+        m["type"] == "overview" && m["id"] == 43
     });
-    assert_eq!(remote::states(&snap["snapshot"])["t1"], "awaiting_review");
-    assert_eq!(snap["snapshot"]["budget"]["run_raise"], json!({}));
+    let overview = &answer["overview"];
+    assert_no_tasks(overview);
+    assert_eq!(overview["budget"]["run_raise"], json!({}));
+    assert_eq!(overview["paused"], false);
+    assert_eq!(remote::states(&sandbox.state())["t1"], "awaiting_review");
     assert_eq!(sandbox.show("t1").get("decisions"), None);
     assert!(
         sandbox
@@ -126,7 +143,7 @@ fn budgets_are_raised_over_the_socket_and_every_client_sees_it() {
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
     let (mut ann, _) = Proto::connect(&socket, false);
     let (mut bob, _) = Proto::connect(&socket, false);
 
@@ -158,9 +175,12 @@ fn budgets_are_raised_over_the_socket_and_every_client_sees_it() {
         "{reply}"
     );
 
-    let (_, snap) = Proto::connect(&socket, true);
-    assert_eq!(snap["budget"]["run_raise"]["tokens"], 900000, "{snap}");
-    let t1 = &snap["tasks"][0];
+    let (_, overview) = Proto::connect(&socket, true);
+    assert_eq!(
+        overview["budget"]["run_raise"]["tokens"], 900000,
+        "{overview}"
+    );
+    let t1 = sandbox.show("t1");
     assert_eq!(t1["budget"], json!({"usd": 2.5, "tokens": 5000}), "{t1}");
 
     live.signal(libc::SIGTERM);
@@ -181,7 +201,7 @@ fn the_socket_is_private_and_a_stale_one_is_replaced() {
     assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
 
     // Killed: the socket file stays behind but nobody answers.
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
     live.kill9();
     assert!(socket.exists());
     assert!(std::os::unix::net::UnixStream::connect(&socket).is_err());
@@ -193,8 +213,9 @@ fn the_socket_is_private_and_a_stale_one_is_replaced() {
     // The next engine replaces the stale socket and serves.
     let live = engine(&sandbox, false);
     wait_for_socket(&socket);
-    let (_, snap) = Proto::connect(&socket, false);
-    assert_eq!(remote::states(&snap)["t1"], "awaiting_review");
+    let (_, overview) = Proto::connect(&socket, false);
+    assert_eq!(overview["pipeline"], "remote-test");
+    assert_eq!(remote::states(&sandbox.state())["t1"], "awaiting_review");
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
     assert!(!socket.exists());
@@ -206,7 +227,7 @@ fn malformed_messages_get_errors_and_the_engine_carries_on() {
     let mut live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
 
     let error = |p: &mut Proto| {
         p.wait_for("an error", |m| m["type"] == "error")["message"]
@@ -295,11 +316,11 @@ fn a_peer_of_another_user_is_refused_and_logged() {
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     // An attached dashboard's log pane hears of the refusal too.
     let mut watcher = Proto::raw(&socket);
-    watcher.wait_for("the first snapshot", |m| m["type"] == "snapshot");
-    watcher.send(&json!({"type": "hello", "version": 1, "read_only": true, "logs": true}));
-    watcher.send(&json!({"type": "snapshot", "id": 1}));
+    watcher.wait_for("the first overview", |m| m["type"] == "overview");
+    watcher.send(&json!({"type": "hello", "version": VERSION, "read_only": true, "logs": true}));
+    watcher.send(&json!({"type": "overview", "id": 1}));
     watcher.wait_for("the hello to be taken", |m| {
-        m["type"] == "snapshot" && m["id"] == 1
+        m["type"] == "overview" && m["id"] == 1
     });
     let client = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\nprint(s.makefile().readline().strip())\n";
     let out = std::process::Command::new("python3")
@@ -334,8 +355,8 @@ fn a_peer_of_another_user_is_refused_and_logged() {
         "{logged}"
     );
     // The owner is still welcome.
-    let (_, snap) = Proto::connect(&socket, true);
-    assert_eq!(snap["pipeline"], "remote-test");
+    let (_, overview) = Proto::connect(&socket, true);
+    assert_eq!(overview["pipeline"], "remote-test");
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 }
@@ -365,7 +386,7 @@ fn a_state_folder_too_deep_for_a_socket_path_serves_from_the_runtime_dir() {
     let socket = std::path::PathBuf::from(socket.trim());
     assert!(socket.starts_with(runtime.path()), "{}", socket.display());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&deep, "awaiting_review");
     // Commands find it through the pointer.
     let out = cli::output(baton().args(["approve", "t1", "--state-dir"]).arg(&deep));
     out.expect(0);
@@ -395,7 +416,7 @@ fn a_state_folder_too_deep_for_a_socket_path_serves_from_the_runtime_dir() {
 }
 
 #[test]
-fn a_client_too_slow_for_the_stream_gets_a_fresh_snapshot() {
+fn a_client_too_slow_for_the_stream_gets_a_fresh_overview() {
     let sandbox = Sandbox::new();
     sandbox.write(
         "pipeline.toml",
@@ -423,29 +444,103 @@ review = "always"
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    // Say hello, then read nothing while the run floods the stream.
-    let mut slow = Proto::raw(&socket);
-    slow.send(&json!({"type": "hello", "version": 1}));
-    wait_all(&socket, "awaiting_review");
+    let (mut slow, first) = Proto::connect(&socket, false);
+    let mut seen = first["seq"].as_u64().unwrap();
 
-    let mut fresh = None;
-    let mut first = true;
-    while fresh.is_none() {
+    // Read slowly (the server drops a client that takes nothing for long)
+    // until the engine has committed far more than its broadcast keeps past
+    // what this client has seen, then read as fast as it sends.
+    let keeps = 16_384;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut far_behind = false;
+    let fresh = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no fresh overview: the client never fell behind the stream"
+        );
         let msg = slow.next();
-        if msg["type"] == "snapshot" && !first {
-            assert!(msg.get("id").is_none(), "nobody asked: {msg}");
-            fresh = Some(msg);
-        } else if msg["type"] == "snapshot" {
-            first = false;
+        match msg["type"].as_str() {
+            Some("overview") => break msg,
+            Some("event") => seen = msg["event"]["seq"].as_u64().unwrap(),
+            _ => {}
         }
-    }
-    // The fresh snapshot has every task, and the stream goes on after it.
-    let snap = &fresh.unwrap()["snapshot"];
-    assert_eq!(snap["tasks"].as_array().unwrap().len(), tasks);
+        if !far_behind {
+            far_behind = remote::last_seq(&sandbox.state()) > seen + keeps + 8192;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // Nobody asked: it says the client missed events, and the stream goes
+    // on after it.
+    assert!(fresh.get("id").is_none(), "nobody asked: {fresh}");
+    let overview = &fresh["overview"];
+    assert_no_tasks(overview);
+    let covered = overview["seq"].as_u64().unwrap();
+    assert!(covered > seen + keeps, "{covered} after {seen}");
+
+    remote::wait_for_state(&sandbox.state(), "t1", "awaiting_review");
     let id = slow.command(act("t1", "approve", "ann"));
     // The event is durable, and sent, before the reply.
-    slow.wait_for("t1's approval", |m| is_decision(m, "t1", "ann"));
+    let approval = slow.wait_for("t1's approval", |m| is_decision(m, "t1", "ann"));
+    assert!(
+        approval["event"]["seq"].as_u64().unwrap() > covered,
+        "{approval}"
+    );
     assert_eq!(slow.reply(id)["ok"], true);
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+}
+
+#[test]
+fn commands_from_one_connection_take_effect_in_the_order_sent() {
+    let sandbox = sandbox(1);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&sandbox.state(), "awaiting_review");
+    let (mut ann, _) = Proto::connect(&socket, false);
+    let by = json!({"user": "ann"});
+
+    // Sent all at once, without waiting for any answer: a pause, a run of
+    // budget raises (each must be above the one before, or it is refused),
+    // an approval and a resume.
+    let raises: Vec<u64> = (1..=60).map(|i| 100_000 + i).collect();
+    let mut ids = vec![ann.command(json!({"command": "pause", "by": by}))];
+    for tokens in &raises {
+        ids.push(ann.command(json!({"command": "raise_budget", "tokens": tokens, "by": by})));
+    }
+    ids.push(ann.command(act("t1", "approve", "ann")));
+    ids.push(ann.command(json!({"command": "resume", "by": by})));
+
+    // Every one is carried out, and the replies come back in the order sent.
+    let mut replied = Vec::new();
+    while replied.len() < ids.len() {
+        let msg = ann.wait_for("a reply", |m| m["type"] == "reply" || m["type"] == "error");
+        assert_eq!(msg["type"], "reply", "{msg}");
+        assert_eq!(msg["ok"], true, "{msg}");
+        replied.push(msg["id"].as_u64().unwrap());
+    }
+    assert_eq!(replied, ids);
+
+    // The engine's journal has them in the order sent.
+    let ours: Vec<(String, Value)> = remote::events(&sandbox.state())
+        .into_iter()
+        .filter(|(_, _, body)| {
+            body["by"]["user"] == "ann" || body["decision"]["by"]["user"] == "ann"
+        })
+        .map(|(_, kind, body)| (kind, body))
+        .collect();
+    let kinds: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
+    let mut want = vec!["run_paused"];
+    want.extend(std::iter::repeat_n("budget_raised", raises.len()));
+    want.extend(["decision_recorded", "run_resumed"]);
+    assert_eq!(kinds, want);
+    let tokens: Vec<u64> = ours
+        .iter()
+        .filter(|(k, _)| k == "budget_raised")
+        .map(|(_, b)| b["tokens"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tokens, raises);
+
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 }
@@ -474,12 +569,12 @@ fn live_updates_reach_clients_that_ask_for_them() {
 
     let mut quiet = Proto::raw(&socket);
     assert_eq!(quiet.next()["type"], "hello");
-    assert_eq!(quiet.next()["type"], "snapshot");
-    quiet.send(&json!({"type": "hello", "version": 1}));
+    assert_eq!(quiet.next()["type"], "overview");
+    quiet.send(&json!({"type": "hello", "version": VERSION}));
     let mut watcher = Proto::raw(&socket);
     assert_eq!(watcher.next()["type"], "hello");
-    assert_eq!(watcher.next()["type"], "snapshot");
-    watcher.send(&json!({"type": "hello", "version": 1, "live": true}));
+    assert_eq!(watcher.next()["type"], "overview");
+    watcher.send(&json!({"type": "hello", "version": VERSION, "live": true}));
 
     let trace = watcher.wait_for("the agent's stderr line, live", |m| {
         m["type"] == "live" && m["live"]["kind"]["line"] == "reading the note"
@@ -490,4 +585,47 @@ fn live_updates_reach_clients_that_ask_for_them() {
     while let Some(m) = quiet.try_next() {
         assert_ne!(m["type"], "live", "a client that did not ask got {m}");
     }
+}
+
+#[test]
+fn a_remote_handle_reads_the_run_from_the_store_and_asks_the_engine_for_overviews() {
+    use baton::engine::{Actor, Command};
+    use baton::remote::{ClientOptions, remote_handle};
+
+    let sandbox = sandbox(3);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&sandbox.state(), "awaiting_review");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (handle, pid) = remote_handle::attach(sandbox.state(), ClientOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(pid, live.pid());
+        let reader = handle.reader().expect("a reader of the run's store");
+        assert_eq!(reader.totals().await.unwrap().tasks, 3);
+        let first = handle.overview().await.unwrap();
+        assert_eq!(first.pipeline, "remote-test");
+        assert!(!first.paused);
+
+        // After a command, the overview is the engine's, not the one from
+        // the connection.
+        let by = Actor {
+            user: "ann".into(),
+            ssh_client: None,
+        };
+        handle.send(Command::Pause { by }).await.unwrap();
+        let paused = handle.overview().await.unwrap();
+        assert!(paused.paused);
+        assert!(paused.seq > first.seq, "{} after {}", paused.seq, first.seq);
+
+        // A snapshot for tools: the tasks from the store, the rest from an overview.
+        let snapshot = handle.snapshot().await.unwrap();
+        assert_eq!(snapshot.tasks.len(), 3);
+        assert!(snapshot.paused);
+        assert!(snapshot.seq >= paused.seq);
+    });
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
 }

@@ -115,7 +115,7 @@ fn an_attached_dashboard_says_when_the_engine_dies_and_reconnects_when_it_is_bac
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
     let attach = ["attach", "--state-dir", "state"];
     let mut term = Term::spawn(&attach, sandbox.root(), 140, 40, &[]);
     term.wait_for("1 need you", 30);
@@ -149,7 +149,7 @@ fn a_read_only_dashboard_says_actions_are_refused() {
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
     let attach = ["attach", "--read-only", "--state-dir", "state"];
     let mut term = Term::spawn(&attach, sandbox.root(), 140, 40, &[]);
     term.wait_for("READ-ONLY", 30);

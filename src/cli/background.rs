@@ -142,24 +142,19 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
         handle.link().map(|l| l.borrow().clone()),
         Some(Link::Connected { .. })
     );
-    let counts = if connected {
-        tokio::time::timeout(Duration::from_secs(5), handle.snapshot())
+    let counts = match handle.reader() {
+        Some(reader) if connected => tokio::time::timeout(Duration::from_secs(5), reader.totals())
             .await
             .ok()
-            .flatten()
-            .map(|s| {
-                let mut counts: Vec<(TaskState, usize)> = Vec::new();
-                for t in &s.tasks {
-                    match counts.iter_mut().find(|(st, _)| *st == t.state) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((t.state, 1)),
-                    }
-                }
-                counts.sort();
-                counts
-            })
-    } else {
-        None
+            .and_then(Result::ok)
+            .map(|totals| {
+                TaskState::ALL
+                    .into_iter()
+                    .zip(totals.states)
+                    .filter(|(_, n)| *n > 0)
+                    .collect::<Vec<(TaskState, u64)>>()
+            }),
+        _ => None,
     };
     let _ = handle.send(Command::Shutdown).await;
     let code = match child.wait().await {

@@ -1,5 +1,6 @@
 //! The client's side of the control socket: connect, exchange hellos, take
-//! the first snapshot, then send commands and read what the engine sends.
+//! the overview the engine sends first (small: the run without its tasks),
+//! then send commands and read what the engine sends.
 
 use std::path::{Path, PathBuf};
 
@@ -10,9 +11,9 @@ use tokio::sync::mpsc;
 
 use super::lines::{Line, read_line};
 use super::path::locate;
-use super::protocol::{ClientMsg, MAX_LINE, ServerMsg, VERSION, encode};
+use super::protocol::{ClientMsg, MAX_SERVER_LINE, ServerMsg, VERSION, encode};
 use crate::engine::event::Command;
-use crate::engine::handle::{Refusal, RunSnapshot};
+use crate::engine::handle::{Refusal, RunOverview};
 
 /// How a client introduces itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,8 +42,11 @@ pub enum ConnectError {
 pub struct Connection {
     pub pid: u32,
     pub pipeline: String,
-    /// The run as of the connection.
-    pub snapshot: RunSnapshot,
+    /// Where the engine keeps the run (its database).
+    pub store: String,
+    /// The run without its tasks as of the connection; events after its
+    /// `seq` follow.
+    pub overview: RunOverview,
     incoming: mpsc::Receiver<Result<ServerMsg, String>>,
     writer: OwnedWriteHalf,
     next_id: u64,
@@ -79,17 +83,8 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
     let mut conn = Connection {
         pid: 0,
         pipeline: String::new(),
-        snapshot: RunSnapshot {
-            pipeline: String::new(),
-            phases: Vec::new(),
-            state_dir: String::new(),
-            started_at: jiff::Timestamp::UNIX_EPOCH,
-            paused: false,
-            tasks: Vec::new(),
-            seq: 0,
-            budget: Default::default(),
-            live: Vec::new(),
-        },
+        store: String::new(),
+        overview: RunOverview::default(),
         incoming,
         writer,
         next_id: 1,
@@ -99,10 +94,12 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
             version,
             pid,
             pipeline,
+            store,
             ..
         })) if version == VERSION => {
             conn.pid = pid;
             conn.pipeline = pipeline;
+            conn.store = store;
         }
         Some(Ok(ServerMsg::Hello { version, .. })) => {
             return Err(broken(format!(
@@ -129,9 +126,9 @@ pub async fn connect(path: &Path, opts: ClientOptions) -> Result<Connection, Con
     };
     conn.send(&hello).await.map_err(|e| broken(e.to_string()))?;
     match conn.next().await {
-        Some(Ok(ServerMsg::Snapshot { snapshot, .. })) => conn.snapshot = *snapshot,
+        Some(Ok(ServerMsg::Overview { overview, .. })) => conn.overview = *overview,
         None => return Err(ConnectError::NoEngine(path.to_path_buf())),
-        Some(Ok(other)) => return Err(broken(format!("expected a snapshot, got {other:?}"))),
+        Some(Ok(other)) => return Err(broken(format!("expected an overview, got {other:?}"))),
         Some(Err(e)) => return Err(broken(e)),
     }
     Ok(conn)
@@ -145,7 +142,7 @@ async fn read_server(
 ) {
     let mut reader = BufReader::new(reader);
     loop {
-        let item = match read_line(&mut reader, MAX_LINE * 64).await {
+        let item = match read_line(&mut reader, MAX_SERVER_LINE).await {
             Ok(Line::Full(bytes)) => serde_json::from_slice(&bytes)
                 .map_err(|e| format!("the engine sent something unreadable: {e}")),
             Ok(Line::End) | Ok(Line::Partial(_)) => return,
@@ -169,7 +166,7 @@ impl Connection {
         self.writer.write_all(&encode(msg)).await
     }
 
-    /// A fresh id for a command or snapshot request.
+    /// A fresh id for a command or overview request.
     pub fn next_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;

@@ -1,12 +1,15 @@
 //! An `EngineHandle` on an engine in another process, so that the same
 //! dashboard runs on either. A bridge task owns the connection: it turns the
 //! handle's requests into socket messages and the engine's events back into
-//! the handle's broadcast. When the engine goes away it says so through the
-//! handle's `link` and reconnects with backoff; the reader then resyncs from
-//! a fresh snapshot.
+//! the handle's broadcast. The run itself is read from the store: the handle
+//! carries a read-only reader of the state folder's database (the engine
+//! holds the writer; readers never block it). When the engine goes away it
+//! says so through the handle's `link` and reconnects with backoff; when it
+//! is back, or when the engine says this client fell behind the event
+//! stream, the link's generation grows and readers re-read from the store.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +17,11 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::client::{ClientOptions, ConnectError, Connection, connect_dir};
 use super::protocol::{ClientMsg, ServerMsg};
-use crate::engine::handle::{EngineHandle, Link, Refusal, Request, RunSnapshot};
+use super::waiter::{Waiter, read_all_tasks};
+use crate::engine::handle::{EngineHandle, Link, Refusal, Request, RunOverview, RunSnapshot};
 use crate::engine::live::{LIVE_CAPACITY, LiveEvent};
+use crate::engine::task::Task;
+use crate::store::{RunReader, SqliteReader};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
@@ -27,59 +33,87 @@ pub async fn attach(
     opts: ClientOptions,
 ) -> Result<(EngineHandle, u32), ConnectError> {
     let conn = connect_dir(&state_dir, opts).await?;
+    let reader = open_reader(&state_dir, &conn.store)?;
     let pid = conn.pid;
     let (requests, requests_rx) = mpsc::channel(64);
+    let (composed_tx, composed) = mpsc::channel(4);
     let (events, _) = broadcast::channel(4096);
     let (live, _) = broadcast::channel(LIVE_CAPACITY);
     let (link_tx, link) = watch::channel(Link::Connected { generation: 0, pid });
     let bridge = Bridge {
         state_dir,
         opts,
+        reader: reader.clone(),
         events: events.clone(),
         live: live.clone(),
         link: link_tx,
         generation: 0,
         fresh: None,
+        last_seq: 0,
+        composed: composed_tx,
         commands: HashMap::new(),
-        snapshots: HashMap::new(),
+        pending: HashMap::new(),
         waiting: Vec::new(),
     };
-    tokio::spawn(bridge.run(conn, requests_rx));
+    tokio::spawn(bridge.run(conn, requests_rx, composed));
     Ok((
         EngineHandle {
             requests,
             events,
             live,
             link: Some(link),
-            reader: None,
+            reader: Some(reader),
         },
         pid,
     ))
 }
 
+/// The state folder's database, read-only, beside the engine that writes it.
+fn open_reader(state_dir: &Path, store: &str) -> Result<Arc<dyn RunReader>, ConnectError> {
+    match SqliteReader::open(state_dir) {
+        Ok(reader) => Ok(Arc::new(reader)),
+        Err(e) => Err(ConnectError::Broken {
+            path: PathBuf::from(store),
+            message: format!("cannot read the run the engine keeps: {e}"),
+        }),
+    }
+}
+
+/// Tasks read for a snapshot, to be answered with an overview.
+type Composed = (Vec<Task>, u64, oneshot::Sender<RunSnapshot>);
+
 struct Bridge {
     state_dir: PathBuf,
     opts: ClientOptions,
+    reader: Arc<dyn RunReader>,
     events: broadcast::Sender<Arc<crate::engine::Event>>,
     live: broadcast::Sender<Arc<LiveEvent>>,
     link: watch::Sender<Link>,
     generation: u64,
-    /// The last snapshot received, while no event has come after it: a
-    /// snapshot request is answered from it without a round trip.
-    fresh: Option<RunSnapshot>,
+    /// The last overview received, while no event has come after it: an
+    /// overview request is answered from it without a round trip.
+    fresh: Option<RunOverview>,
+    /// The seq of the last event received.
+    last_seq: u64,
+    /// Where snapshot reads hand their tasks back to the bridge.
+    composed: mpsc::Sender<Composed>,
     commands: HashMap<u64, oneshot::Sender<Result<(), Refusal>>>,
-    snapshots: HashMap<u64, oneshot::Sender<RunSnapshot>>,
-    /// Snapshot requests made while disconnected, answered on reconnecting.
-    waiting: Vec<oneshot::Sender<RunSnapshot>>,
+    /// Overview requests sent to the engine, by id.
+    pending: HashMap<u64, Waiter>,
+    /// Overview requests made while disconnected, answered on reconnecting.
+    waiting: Vec<Waiter>,
 }
 
 impl Bridge {
-    async fn run(mut self, first: Connection, mut requests: mpsc::Receiver<Request>) {
+    async fn run(
+        mut self,
+        mut first: Connection,
+        mut requests: mpsc::Receiver<Request>,
+        mut composed: mpsc::Receiver<Composed>,
+    ) {
+        self.last_seq = first.overview.seq;
+        self.fresh = Some(std::mem::take(&mut first.overview));
         let mut conn = Some(first);
-        if let Some(c) = conn.as_mut() {
-            // The bridge keeps the one copy; a run of many tasks is large.
-            self.fresh = Some(std::mem::take(&mut c.snapshot));
-        }
         let mut delay = FIRST_RETRY;
         loop {
             match conn.as_mut() {
@@ -87,12 +121,17 @@ impl Bridge {
                     tokio::select! {
                         request = requests.recv() => match request {
                             Some(r) => {
-                                if !self.on_request(c, r).await {
+                                if !self.on_request(Some(c), r).await {
                                     conn = self.lost(&mut conn, "the connection broke");
                                 }
                             }
                             None => return,
                         },
+                        Some((tasks, seq, reply)) = composed.recv() => {
+                            if !self.ask(Some(c), Waiter::Snapshot { tasks, seq, reply }).await {
+                                conn = self.lost(&mut conn, "the connection broke");
+                            }
+                        }
                         msg = c.next() => match msg {
                             Some(Ok(msg)) => self.on_message(msg),
                             Some(Err(e)) => conn = self.lost(&mut conn, &e),
@@ -106,15 +145,14 @@ impl Bridge {
                 None => {
                     tokio::select! {
                         request = requests.recv() => match request {
-                            Some(Request::Command(_, reply)) => {
-                                let _ = reply.send(Err(Refusal(
-                                    "not connected: the engine went away; reconnecting".into(),
-                                )));
+                            Some(r) => {
+                                self.on_request(None, r).await;
                             }
-                            Some(Request::Snapshot(reply)) => self.waiting.push(reply),
-                            Some(Request::Overview(reply)) => self.waiting.push(overview_of(reply)),
                             None => return,
                         },
+                        Some((tasks, seq, reply)) = composed.recv() => {
+                            self.ask(None, Waiter::Snapshot { tasks, seq, reply }).await;
+                        }
                         _ = tokio::time::sleep(delay) => {
                             delay = (delay * 2).min(LONGEST_RETRY);
                             match connect_dir(&self.state_dir, self.opts).await {
@@ -134,57 +172,92 @@ impl Bridge {
     }
 
     /// Returns false when the connection can no longer be written to.
-    async fn on_request(&mut self, c: &mut Connection, request: Request) -> bool {
+    async fn on_request(&mut self, c: Option<&mut Connection>, request: Request) -> bool {
         match request {
             Request::Command(command, reply) => {
+                let Some(c) = c else {
+                    let _ = reply.send(Err(Refusal(
+                        "not connected: the engine went away; reconnecting".into(),
+                    )));
+                    return true;
+                };
                 let id = c.next_id();
                 if c.send(&ClientMsg::Command { id, command }).await.is_err() {
                     let _ = reply.send(Err(Refusal("the connection to the engine broke".into())));
                     return false;
                 }
                 self.commands.insert(id, reply);
+                true
             }
-            Request::Overview(reply) => {
-                return Box::pin(self.on_request(c, Request::Snapshot(overview_of(reply)))).await;
-            }
+            Request::Overview(reply) => self.ask(c, Waiter::Overview(reply)).await,
             Request::Snapshot(reply) => {
-                // Handed over rather than copied: a later request asks the
-                // engine again.
-                if let Some(s) = self.fresh.take() {
-                    let _ = reply.send(s);
-                    return true;
-                }
-                let id = c.next_id();
-                if c.send(&ClientMsg::Snapshot { id }).await.is_err() {
-                    self.waiting.push(reply);
-                    return false;
-                }
-                self.snapshots.insert(id, reply);
+                // The tasks come from the store, read off the bridge so that
+                // events keep flowing meanwhile; the overview is asked after.
+                let (reader, composed) = (self.reader.clone(), self.composed.clone());
+                tokio::spawn(async move {
+                    match read_all_tasks(reader).await {
+                        Ok((tasks, seq)) => {
+                            let _ = composed.send((tasks, seq, reply)).await;
+                        }
+                        Err(e) => tracing::error!("cannot read the run for a snapshot: {e}"),
+                    }
+                });
+                true
             }
         }
+    }
+
+    /// Answers `waiter` from the fresh overview when that is new enough,
+    /// else asks the engine (or waits for it to be back). Returns false when
+    /// the connection can no longer be written to.
+    async fn ask(&mut self, c: Option<&mut Connection>, waiter: Waiter) -> bool {
+        if let Some(fresh) = self.fresh.as_ref().filter(|f| f.seq >= waiter.needs()) {
+            waiter.answer(fresh);
+            return true;
+        }
+        let Some(c) = c else {
+            self.waiting.push(waiter);
+            return true;
+        };
+        let id = c.next_id();
+        if c.send(&ClientMsg::Overview { id }).await.is_err() {
+            self.waiting.push(waiter);
+            return false;
+        }
+        self.pending.insert(id, waiter);
         true
+    }
+
+    /// Keeps `overview` to answer from, unless an event newer than it came.
+    fn keep_fresh(&mut self, overview: RunOverview) {
+        if overview.seq >= self.last_seq {
+            self.fresh = Some(overview);
+        }
     }
 
     fn on_message(&mut self, msg: ServerMsg) {
         match msg {
             ServerMsg::Event { event } => {
                 self.fresh = None;
+                self.last_seq = self.last_seq.max(event.seq);
                 let _ = self.events.send(Arc::new(*event));
             }
             ServerMsg::Live { live } => {
                 let _ = self.live.send(Arc::new(*live));
             }
-            ServerMsg::Snapshot {
+            ServerMsg::Overview {
                 id: Some(id),
-                snapshot,
+                overview,
             } => {
-                if let Some(reply) = self.snapshots.remove(&id) {
-                    let _ = reply.send(*snapshot);
+                if let Some(waiter) = self.pending.remove(&id) {
+                    waiter.answer(&overview);
                 }
+                self.keep_fresh(*overview);
             }
-            ServerMsg::Snapshot { id: None, snapshot } => {
-                // The engine started the stream over (we fell behind): readers resync.
-                self.fresh = Some(*snapshot);
+            ServerMsg::Overview { id: None, overview } => {
+                // We fell behind the event stream and missed events: readers
+                // re-read from the store.
+                self.keep_fresh(*overview);
                 self.bump();
             }
             ServerMsg::Reply { id, ok, refusal } => {
@@ -203,6 +276,9 @@ impl Bridge {
                 if let Some(reply) = self.commands.remove(&id) {
                     let _ = reply.send(Err(Refusal(message)));
                 } else {
+                    // An overview the engine could not give: its waiter goes
+                    // without (the handle answers `None`).
+                    self.pending.remove(&id);
                     tracing::warn!("the engine says: {message}");
                 }
             }
@@ -224,7 +300,7 @@ impl Bridge {
                 "the engine went away before it answered; check with `baton show TASK`".into(),
             )));
         }
-        self.waiting.extend(self.snapshots.drain().map(|(_, r)| r));
+        self.waiting.extend(self.pending.drain().map(|(_, w)| w));
         tracing::warn!("lost the engine: {reason}; reconnecting");
         let _ = self.link.send(Link::Lost {
             reason: reason.to_string(),
@@ -233,11 +309,12 @@ impl Bridge {
     }
 
     fn reconnected(&mut self, c: &mut Connection) {
-        let snapshot = std::mem::take(&mut c.snapshot);
-        for reply in self.waiting.drain(..) {
-            let _ = reply.send(snapshot.clone());
+        let overview = std::mem::take(&mut c.overview);
+        for waiter in self.waiting.drain(..) {
+            waiter.answer(&overview);
         }
-        self.fresh = Some(snapshot);
+        self.last_seq = overview.seq;
+        self.fresh = Some(overview);
         tracing::info!("reconnected to the engine (pid {})", c.pid);
         self.generation += 1;
         let _ = self.link.send(Link::Connected {
@@ -257,19 +334,6 @@ impl Bridge {
             pid,
         });
     }
-}
-
-/// A snapshot reply that answers an overview request.
-fn overview_of(
-    reply: oneshot::Sender<crate::engine::handle::RunOverview>,
-) -> oneshot::Sender<RunSnapshot> {
-    let (tx, rx) = oneshot::channel::<RunSnapshot>();
-    tokio::spawn(async move {
-        if let Ok(s) = rx.await {
-            let _ = reply.send(s.overview());
-        }
-    });
-    tx
 }
 
 /// The engine's log line into this process's log (the dashboard's log pane),

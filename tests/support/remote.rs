@@ -19,6 +19,9 @@ use crate::cli::{Live, Sandbox, baton, wait_for};
 /// Longest any wait for a message lasts before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
+/// The protocol version these tests speak.
+pub const VERSION: u64 = 2;
+
 /// The socket of a state folder (short paths keep it inside the folder).
 pub fn socket_of(state: &Path) -> PathBuf {
     std::fs::canonicalize(state)
@@ -48,16 +51,26 @@ impl Proto {
         }
     }
 
-    /// Connects, reads hello and the first snapshot, and says hello back.
+    /// Connects, reads hello and the first overview, and says hello back;
+    /// returns the overview (which never carries tasks).
     pub fn connect(socket: &Path, read_only: bool) -> (Proto, Value) {
         let mut p = Proto::raw(socket);
         let hello = p.next();
         assert_eq!(hello["type"], "hello", "{hello}");
-        assert_eq!(hello["version"], 1, "{hello}");
-        let snap = p.next();
-        assert_eq!(snap["type"], "snapshot", "{snap}");
-        p.send(&json!({"type": "hello", "version": 1, "read_only": read_only}));
-        (p, snap["snapshot"].clone())
+        assert_eq!(hello["version"], VERSION, "{hello}");
+        assert!(
+            hello["store"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("baton.db")),
+            "the hello says where the run is kept: {hello}"
+        );
+        let first = p.next();
+        assert_eq!(first["type"], "overview", "{first}");
+        assert!(first.get("id").is_none(), "{first}");
+        let overview = first["overview"].clone();
+        assert_no_tasks(&overview);
+        p.send(&json!({"type": "hello", "version": VERSION, "read_only": read_only}));
+        (p, overview)
     }
 
     pub fn send(&mut self, msg: &Value) {
@@ -164,19 +177,74 @@ pub fn wait_for_socket(socket: &Path) {
     }
 }
 
-/// The tasks of a snapshot by id: their states.
-pub fn states(snapshot: &Value) -> std::collections::BTreeMap<String, String> {
-    snapshot["tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .map(|t| {
-            (
-                t["id"].as_str().unwrap().to_string(),
-                t["state"].as_str().unwrap().to_string(),
-            )
+/// An overview is the run without its tasks.
+pub fn assert_no_tasks(overview: &Value) {
+    assert!(overview.is_object(), "not an overview: {overview}");
+    assert!(
+        overview.get("tasks").is_none(),
+        "an overview with tasks: {overview}"
+    );
+    assert!(overview["seq"].is_u64(), "{overview}");
+}
+
+/// The state folder's database, opened to read beside a running engine.
+fn database(state: &Path) -> Option<rusqlite::Connection> {
+    let path = state.join("baton.db");
+    if !path.is_file() {
+        return None;
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .ok()?;
+    conn.busy_timeout(Duration::from_secs(5)).ok()?;
+    conn.pragma_update(None, "query_only", true).ok()?;
+    Some(conn)
+}
+
+/// Task id to state, as committed in the state folder's store (nothing
+/// before the engine has made it).
+pub fn states(state: &Path) -> std::collections::BTreeMap<String, String> {
+    let Some(conn) = database(state) else {
+        return Default::default();
+    };
+    let Ok(mut stmt) = conn.prepare("SELECT id, state FROM tasks ORDER BY ord") else {
+        return Default::default();
+    };
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .unwrap_or_default()
+}
+
+/// Every committed event, in order: `(seq, kind, the event as JSON)`.
+pub fn events(state: &Path) -> Vec<(u64, String, Value)> {
+    let Some(conn) = database(state) else {
+        return Vec::new();
+    };
+    let mut stmt = conn
+        .prepare("SELECT seq, kind, body FROM events ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| {
+        let body: String = r.get(2)?;
+        let seq: i64 = r.get(0)?;
+        Ok((seq as u64, r.get(1)?, serde_json::from_str(&body).unwrap()))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// The highest seq committed in the state folder's store.
+pub fn last_seq(state: &Path) -> u64 {
+    database(state)
+        .and_then(|c| {
+            c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .ok()
         })
-        .collect()
+        .unwrap_or(0) as u64
 }
 
 /// Every task waits for a review of `draft`, then is blocked at `fix`.
@@ -235,30 +303,31 @@ pub fn engine(sandbox: &Sandbox, input: bool) -> Live {
     Live::from_child(child)
 }
 
-/// Waits until every task is in `state`, as the engine reports it.
-pub fn wait_all(socket: &Path, state: &str) {
+/// Waits until there are tasks and every one is in `state`, as committed
+/// in the store of the state folder `dir`.
+pub fn wait_all(dir: &Path, state: &str) {
     wait_for(&format!("every task {state}"), || {
-        let (_, snap) = Proto::connect(socket, true);
-        states(&snap).values().all(|s| s == state).then_some(())
+        let states = states(dir);
+        (!states.is_empty() && states.values().all(|s| s == state)).then_some(())
     });
 }
 
 /// Waits until every task but `except` is in `state`.
-pub fn wait_all_but(socket: &Path, except: &str, state: &str) {
+pub fn wait_all_but(dir: &Path, except: &str, state: &str) {
     wait_for(&format!("tasks other than {except} {state}"), || {
-        let (_, snap) = Proto::connect(socket, true);
-        states(&snap)
-            .iter()
-            .filter(|(id, _)| id.as_str() != except)
-            .all(|(_, s)| s == state)
-            .then_some(())
+        let states = states(dir);
+        (!states.is_empty()
+            && states
+                .iter()
+                .filter(|(id, _)| id.as_str() != except)
+                .all(|(_, s)| s == state))
+        .then_some(())
     });
 }
 
-/// Waits until task `id` is in `state`, as the engine reports it.
-pub fn wait_for_state(socket: &Path, id: &str, state: &str) {
+/// Waits until task `id` is in `state`, as committed.
+pub fn wait_for_state(dir: &Path, id: &str, state: &str) {
     wait_for(&format!("{id} to be {state}"), || {
-        let (_, snap) = Proto::connect(socket, true);
-        (states(&snap).get(id).map(String::as_str) == Some(state)).then_some(())
+        (states(dir).get(id).map(String::as_str) == Some(state)).then_some(())
     });
 }
