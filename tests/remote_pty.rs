@@ -174,7 +174,7 @@ fn attach_on_a_stopped_run_opens_it_read_only_and_says_so() {
     let live = engine(&sandbox, true);
     let socket = socket_of(&sandbox.state());
     wait_for_socket(&socket);
-    wait_all(&socket, "awaiting_review");
+    wait_all(&sandbox.state(), "awaiting_review");
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 
