@@ -39,17 +39,19 @@ pub fn meta(conn: &Connection) -> rusqlite::Result<Option<RunMeta>> {
         .transpose()
 }
 
+/// The highest seq committed: the last event's, or for a converted folder
+/// with no event since, the seq its conversion recorded (every task row's
+/// seq is one of those; reading them all would cost the size of the run).
 pub fn last_seq(conn: &Connection) -> rusqlite::Result<u64> {
     let from_events: Option<i64> =
         conn.query_row("SELECT max(seq) FROM events", [], |r| r.get(0))?;
-    let from_tasks: Option<i64> = conn.query_row("SELECT max(seq) FROM tasks", [], |r| r.get(0))?;
     let recorded: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = 'last_seq'", [], |r| {
             r.get(0)
         })
         .optional()?;
     let recorded = recorded.and_then(|s| s.parse::<i64>().ok());
-    Ok([from_events, from_tasks, recorded]
+    Ok([from_events, recorded]
         .into_iter()
         .flatten()
         .max()
