@@ -11,6 +11,10 @@
 //! cargo bench --bench engine_throughput [-- TASKS [CONCURRENCY [ROUNDS]]] [--run-log]
 //! Measure the curve: `-- 10000 16 1`, `-- 100000 16 1`, `-- 1000000 16 1`.
 //!
+//! With `--keep DIR` the last round's folder is left in DIR (pipeline file
+//! and `state/`), for timing the CLI on it; with `--reviews` one task in a
+//! thousand ends waiting for a review (for timing a restart with work left).
+//!
 //! With `--run-log` the markdown run log follows each round too, and its
 //! size and how long it took to finish after the engine are printed.
 
@@ -25,13 +29,18 @@ use serde_json::json;
 
 const PHASES: [&str; 5] = ["documentation", "coding", "compliance", "prior_auth", "qa"];
 
-fn pipeline_text(concurrency: usize) -> String {
+/// With `reviews`, the last phase asks a person to review one task in a
+/// thousand: a run that ends with work waiting, for timing a restart.
+fn pipeline_text(concurrency: usize, reviews: bool) -> String {
     let mut text = format!(
         "name = \"bench\"\n[defaults]\nconcurrency = {concurrency}\n\
-         [agents.sim]\nkind = \"sim\"\nlatency = \"0ms\"\ntokens = \"200..2000\"\nmodel = \"claude-sonnet-4-5\"\n"
+         [agents.sim]\nkind = \"sim\"\nlatency = \"0ms\"\ntokens = \"200..2000\"\nmodel = \"claude-sonnet-4-5\"\n\
+         [agents.last]\nkind = \"sim\"\nlatency = \"0ms\"\ntokens = \"200..2000\"\nmodel = \"claude-sonnet-4-5\"\nreview_rate = {}\n",
+        if reviews { 0.001 } else { 0.0 }
     );
-    for id in PHASES {
-        text.push_str(&format!("[[phases]]\nid = \"{id}\"\nagent = \"sim\"\n"));
+    for (i, id) in PHASES.iter().enumerate() {
+        let agent = if i + 1 == PHASES.len() { "last" } else { "sim" };
+        text.push_str(&format!("[[phases]]\nid = \"{id}\"\nagent = \"{agent}\"\n"));
     }
     text
 }
@@ -102,13 +111,28 @@ struct Round {
     shutdown_ms: f64,
 }
 
-async fn round(tasks: usize, concurrency: usize, run_log: bool) -> Round {
+async fn round(
+    tasks: usize,
+    concurrency: usize,
+    run_log: bool,
+    reviews: bool,
+    keep: Option<&PathBuf>,
+) -> Round {
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tempfile::tempdir_in(&root).expect("temp dir");
-    let file = dir.path().join("bench.toml");
-    std::fs::write(&file, pipeline_text(concurrency)).expect("write pipeline");
+    let temp = tempfile::tempdir_in(&root).expect("temp dir");
+    let at = match keep {
+        Some(k) => {
+            let _ = std::fs::remove_dir_all(k);
+            std::fs::create_dir_all(k).expect("the --keep folder");
+            k.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let dir = at.as_path();
+    let file = dir.join("bench.toml");
+    std::fs::write(&file, pipeline_text(concurrency, reviews)).expect("write pipeline");
     let pipeline = spec::load(&file).expect("pipeline");
-    let state = dir.path().join("state");
+    let state = dir.join("state");
     let mut engine = Engine::open(pipeline, &state, EngineOptions::default()).expect("engine");
     let mut events = engine.handle().subscribe();
     let watcher = tokio::spawn(async move {
@@ -190,11 +214,15 @@ async fn round(tasks: usize, concurrency: usize, run_log: bool) -> Round {
         .filter_map(|e| e.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
+    let waiting = summary.count(TaskState::AwaitingReview);
     assert_eq!(
-        summary.count(TaskState::Completed),
+        summary.count(TaskState::Completed) + waiting,
         tasks,
-        "every task completes"
+        "every task completes, or waits for a review when asked to"
     );
+    if reviews {
+        println!("  {waiting} task(s) left awaiting review");
+    }
     let done = last_finish.unwrap_or(closed);
     let phases = (tasks * PHASES.len()) as f64;
     let r = Round {
@@ -233,14 +261,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let keep_at = all.iter().position(|a| a == "--keep");
+    let keep = keep_at.and_then(|i| all.get(i + 1)).map(PathBuf::from);
+    let args: Vec<String> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with("--") && keep_at.is_none_or(|k| *i != k + 1))
+        .map(|(_, a)| a.clone())
         .collect();
     let tasks: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let concurrency: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(16);
     let rounds: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3).max(1);
     let run_log = std::env::args().any(|a| a == "--run-log");
+    let reviews = std::env::args().any(|a| a == "--reviews");
     println!(
         "engine_throughput: {tasks} tasks x {} phases, concurrency {concurrency}, every commit synced, {rounds} rounds{}",
         PHASES.len(),
@@ -251,7 +285,7 @@ fn main() {
         .build()
         .expect("runtime");
     let results: Vec<Round> = (0..rounds)
-        .map(|_| runtime.block_on(round(tasks, concurrency, run_log)))
+        .map(|_| runtime.block_on(round(tasks, concurrency, run_log, reviews, keep.as_ref())))
         .collect();
     println!(
         "  median: {:.0} phases/s, latency p50 {:.2} ms, p99 {:.2} ms, shutdown {:.0} ms",
