@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::advance::{follow_up, ready_phases};
@@ -18,7 +17,7 @@ use super::backoff::{Jitter, delay};
 use super::budget::{Average, Spend};
 use super::clock::{Clock, SystemClock};
 use super::cost::{PriceTable, PricingError};
-use super::event::{Action, AttemptOutcome, Command, Decision, Event, EventKind, TaskId};
+use super::event::{Action, AttemptOutcome, Command, Decision, EventKind, TaskId};
 use super::handle::{BudgetSnapshot, EngineHandle, FollowStart, Refusal, Request, RunSnapshot};
 use super::live::{LIVE_CAPACITY, LiveEvent};
 use super::rate_limit::{Admit, RateLimiter};
@@ -31,9 +30,15 @@ use crate::agents::{self, Agent};
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Batch, RowChange, RunMeta, RunStore, SqliteStore, StoreError, TaskNo, TaskRow};
+use attempts::{Attempts, Running};
+use checkpoint::Checkpoint;
+use retry_timers::RetryTimers;
 
+mod attempts;
 mod budget_gate;
 mod capacity;
+mod checkpoint;
+mod retry_timers;
 
 /// Pending tasks read from the store at a time, as slots free up.
 const PENDING_BATCH: u64 = 256;
@@ -112,16 +117,6 @@ impl AgentSlot {
     }
 }
 
-/// An attempt in flight.
-struct Running {
-    phase: usize,
-    /// The agent running it, an index into `agents`.
-    agent: usize,
-    /// Its place in the agent's rate limiter.
-    ticket: u64,
-    handle: AbortHandle,
-}
-
 /// What a run ended with.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
@@ -180,11 +175,8 @@ pub struct Engine {
     /// state leaves once its last events are handed to the store; its row
     /// stays there.
     tasks: HashMap<TaskId, Task>,
-    /// Each held task's place in submission order, and its row as last
-    /// handed to the store (`None` until then), to send what changed.
-    rows: HashMap<TaskId, (TaskNo, Option<TaskRow>)>,
-    /// Tasks changed since their row was last handed to the store.
-    touched: Vec<TaskId>,
+    /// Events and changed rows on their way to the store.
+    checkpoint: Checkpoint,
     /// The last task number given out.
     last_ord: TaskNo,
     /// Pending tasks in the store are read in submission order after this.
@@ -196,22 +188,16 @@ pub struct Engine {
     queue: VecDeque<TaskId>,
     /// Tasks holding a concurrency slot.
     slots: HashSet<TaskId>,
-    /// Retry wake-ups: when (monotonic), and the task with its recorded due time.
-    timers: BTreeMap<(Instant, u64), (TaskId, Timestamp)>,
-    timer_seq: u64,
-    /// Attempts in flight, by task. Kept per task while it holds a slot, so
-    /// that starting an attempt does not allocate.
-    running: HashMap<TaskId, Vec<Running>>,
-    /// Attempts in flight over all tasks.
-    in_flight: usize,
+    /// Retries waiting out their delay.
+    timers: RetryTimers,
+    /// Attempts in flight.
+    running: Attempts,
     results_tx: mpsc::UnboundedSender<AttemptDone>,
     results_rx: mpsc::UnboundedReceiver<AttemptDone>,
     /// Running attempts' progress, for watchers; never journaled.
     live: broadcast::Sender<Arc<LiveEvent>>,
     requests_tx: mpsc::Sender<Request>,
     requests_rx: mpsc::Receiver<Request>,
-    seq: u64,
-    outbox: Vec<(Option<TaskNo>, Event)>,
     /// The run's own state: paused, budget raises.
     run: RunState,
     stopping: bool,
@@ -221,11 +207,7 @@ pub struct Engine {
     run_spend: Spend,
     jitter: Jitter,
     started_at: Timestamp,
-    /// Per task, the latest due time of a retry whose timer has fired.
-    released: HashMap<TaskId, Timestamp>,
     warnings: Vec<String>,
-    /// The pipeline's name and phases, to record with the first commit.
-    meta_pending: Option<RunMeta>,
     /// A reader of the store for followers (see `EngineHandle::reader`).
     reader: Arc<dyn crate::store::RunReader>,
 }
@@ -303,13 +285,13 @@ impl Engine {
         }
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests_tx, requests_rx) = mpsc::channel(256);
+        let meta_pending = stored.is_none_or(|m| m != meta).then_some(meta);
+        let mut checkpoint = Checkpoint::new(recovered.last_seq, meta_pending);
         let mut tasks = HashMap::with_capacity(recovered.tasks.len());
-        let mut rows = HashMap::with_capacity(recovered.tasks.len());
         for (ord, task) in recovered.tasks {
-            rows.insert(task.id.clone(), (ord, Some(TaskRow::of(&task, ord))));
+            checkpoint.hold(task.id.clone(), ord, TaskRow::of(&task, ord));
             tasks.insert(task.id.clone(), task);
         }
-        let meta_pending = stored.is_none_or(|m| m != meta).then_some(meta);
         let reader = store.reader()?;
         let started_at = opts.clock.now();
         let mut engine = Engine {
@@ -322,33 +304,26 @@ impl Engine {
             state_dir: state_dir.to_path_buf(),
             opts,
             tasks,
-            rows,
-            touched: Vec::new(),
+            checkpoint,
             last_ord: recovered.last_ord,
             pending_cursor: 0,
             pending_left: true,
             queue: VecDeque::new(),
             slots: HashSet::new(),
-            timers: BTreeMap::new(),
-            timer_seq: 0,
-            running: HashMap::new(),
-            in_flight: 0,
+            timers: RetryTimers::default(),
+            running: Attempts::default(),
             results_tx,
             results_rx,
             live: broadcast::channel(LIVE_CAPACITY).0,
             requests_tx,
             requests_rx,
-            seq: recovered.last_seq,
-            outbox: Vec::new(),
             run: RunState::of(&recovered.run_events),
             stopping: false,
             rate_wake: None,
             run_spend,
             jitter: Jitter::from_clock(),
             started_at,
-            released: HashMap::new(),
             warnings: recovered.warnings,
-            meta_pending,
             reader,
         };
         engine.resume_recovered();
@@ -416,9 +391,9 @@ impl Engine {
     fn resume_recovered(&mut self) {
         let now = self.opts.clock.now();
         let mut held: Vec<(TaskNo, TaskId)> = self
-            .rows
-            .iter()
-            .map(|(id, (ord, _))| (*ord, id.clone()))
+            .tasks
+            .keys()
+            .filter_map(|id| Some((self.checkpoint.ord(id)?, id.clone())))
             .collect();
         held.sort_unstable();
         for (_, id) in held {
@@ -444,7 +419,7 @@ impl Engine {
                 } else {
                     Duration::ZERO
                 };
-                self.add_timer(id.clone(), wait, due);
+                self.timers.add(id.clone(), wait, due);
             }
             match self.tasks[&id].state {
                 TaskState::Pending => self.queue.push_back(id.clone()),
@@ -506,14 +481,14 @@ impl Engine {
                     result.already_present.push(name);
                     continue;
                 }
-                self.seq += 1;
                 self.last_ord += 1;
-                let ev = Event {
-                    seq: self.seq,
-                    at: self.opts.clock.now(),
-                    task: Some(name.clone()),
-                    kind: EventKind::TaskSubmitted { input },
-                };
+                let ev = self.checkpoint.next(
+                    Some(&name),
+                    EventKind::TaskSubmitted { input },
+                    self.opts.clock.now(),
+                );
+                // Straight to the store: the engine reads pending tasks from it.
+                self.checkpoint.skip_to(ev.seq);
                 let task = Task::from_submitted(&ev, &self.phase_ids)
                     .expect("a submitted event makes a task");
                 batch.rows.push(RowChange {
@@ -553,7 +528,7 @@ impl Engine {
             if self.stopping || (self.opts.exit_when_idle && self.idle()) {
                 break;
             }
-            let next_timer = self.timers.first_key_value().map(|((at, _), _)| *at);
+            let next_timer = self.timers.next_at();
             tokio::select! {
                 Some(done) = self.results_rx.recv() => {
                     self.on_result(done);
@@ -579,7 +554,7 @@ impl Engine {
 
     fn idle(&self) -> bool {
         !self.opts.dispatch
-            || (self.in_flight == 0
+            || (self.running.count() == 0
                 && self.timers.is_empty()
                 && self.queue.is_empty()
                 && (!self.pending_left || self.run.paused)
@@ -593,13 +568,8 @@ impl Engine {
         }
         // Attempts cut short here were never finished: record that, so the
         // next run starts them again.
-        let running: Vec<(TaskId, usize)> = self
-            .running
-            .iter()
-            .flat_map(|(id, list)| list.iter().map(move |r| (id.clone(), r.phase)))
-            .collect();
-        for (id, idx) in running {
-            if let Some(r) = self.take_running(&id, idx) {
+        for (id, idx) in self.running.all() {
+            if let Some(r) = self.running.take(&id, idx) {
                 r.handle.abort();
             }
             let open = self.tasks[&id].phases[idx]
@@ -630,54 +600,34 @@ impl Engine {
     /// changed; then lets go of tasks that are final and idle.
     async fn send_outbox(&mut self) -> Result<(), StoreError> {
         self.send_meta().await?;
-        if self.outbox.is_empty() && self.touched.is_empty() {
+        if self.checkpoint.is_empty() {
             return Ok(());
         }
-        let mut rows = Vec::with_capacity(self.touched.len());
-        let mut done = Vec::new();
-        for id in std::mem::take(&mut self.touched) {
-            let (Some(task), Some((ord, last))) = (self.tasks.get(&id), self.rows.get_mut(&id))
-            else {
-                continue;
-            };
-            let new = TaskRow::of(task, *ord);
-            if last.as_ref() != Some(&new) {
-                rows.push(RowChange {
-                    old: last.replace(new.clone()),
-                    new,
-                });
-            }
-            if task.state.is_final() && !self.running.contains_key(&id) {
-                done.push(id);
-            }
-        }
+        let running = &self.running;
+        let (batch, done) = self
+            .checkpoint
+            .take(&self.tasks, |t| t.state.is_final() && !running.keeps(&t.id));
         for id in done {
             self.tasks.remove(&id);
-            self.rows.remove(&id);
             self.slots.remove(&id);
-            self.released.remove(&id);
+            self.timers.forget(&id);
         }
-        let events = std::mem::take(&mut self.outbox);
-        self.store.append(Batch { events, rows }).await
+        self.store.append(batch).await
     }
 
     /// Records the pipeline's name and phases once, before the first events.
     async fn send_meta(&mut self) -> Result<(), StoreError> {
-        if let Some(meta) = self.meta_pending.take() {
+        if let Some(meta) = self.checkpoint.take_meta() {
             self.store.set_meta(meta).await?;
         }
         Ok(())
-    }
-
-    fn touch(&mut self, id: &TaskId) {
-        self.touched.push(id.clone());
     }
 
     /// Reads the next pending tasks from the store into the queue.
     async fn pull_pending(&mut self) -> Result<(), StoreError> {
         // The store answers from what is committed.
         self.send_outbox().await?;
-        if self.store.durable_seq() < self.seq {
+        if self.store.durable_seq() < self.checkpoint.seq() {
             self.store.flush().await?;
         }
         let found = self
@@ -693,8 +643,8 @@ impl Engine {
                 continue;
             }
             let id = task.id.clone();
-            self.rows
-                .insert(id.clone(), (ord, Some(TaskRow::of(&task, ord))));
+            self.checkpoint
+                .hold(id.clone(), ord, TaskRow::of(&task, ord));
             self.tasks.insert(id.clone(), task);
             self.queue.push_back(id);
         }
@@ -709,17 +659,17 @@ impl Engine {
             return Ok(true);
         }
         self.send_outbox().await?;
-        if self.store.durable_seq() < self.seq {
+        if self.store.durable_seq() < self.checkpoint.seq() {
             self.store.flush().await?;
         }
         let Some((ord, task)) = self.store.load(id).await? else {
             return Ok(false);
         };
-        self.rows
-            .insert(id.clone(), (ord, Some(TaskRow::of(&task, ord))));
+        self.checkpoint
+            .hold(id.clone(), ord, TaskRow::of(&task, ord));
         self.tasks.insert(id.clone(), task);
         // Looked at again at the next send: let go if nothing changed it.
-        self.touch(id);
+        self.checkpoint.touch(id);
         Ok(true)
     }
 
@@ -730,21 +680,13 @@ impl Engine {
     }
 
     fn emit_at(&mut self, id: &TaskId, kind: EventKind, at: Timestamp) -> Result<(), ApplyError> {
-        let ev = Event {
-            seq: self.seq + 1,
-            at,
-            task: Some(id.clone()),
-            kind,
-        };
+        let ev = self.checkpoint.next(Some(id), kind, at);
         let task = self.tasks.get_mut(id).ok_or_else(|| ApplyError::Refused {
             task: id.clone(),
             message: "no such task".into(),
         })?;
         task.apply(&ev)?;
-        self.seq = ev.seq;
-        let ord = self.rows.get(id).map(|(ord, _)| *ord);
-        self.touch(id);
-        self.outbox.push((ord, ev));
+        self.checkpoint.record(ev);
         Ok(())
     }
 
@@ -761,15 +703,9 @@ impl Engine {
     }
 
     fn emit_run_event(&mut self, kind: EventKind) {
-        self.seq += 1;
-        let ev = Event {
-            seq: self.seq,
-            at: self.opts.clock.now(),
-            task: None,
-            kind,
-        };
+        let ev = self.checkpoint.next(None, kind, self.opts.clock.now());
         self.run.apply(&ev);
-        self.outbox.push((None, ev));
+        self.checkpoint.record(ev);
     }
 
     /// Fills free concurrency slots from the queue, and the queue from the
@@ -818,9 +754,7 @@ impl Engine {
         let state = task.state;
         if state.is_final() || state.needs_human() {
             self.slots.remove(id);
-            if self.running.get(id).is_some_and(Vec::is_empty) {
-                self.running.remove(id);
-            }
+            self.running.release(id);
             return;
         }
         if state.is_active() && !self.slots.contains(id) {
@@ -853,14 +787,7 @@ impl Engine {
     }
 
     fn start_phase(&mut self, id: &TaskId, idx: usize) {
-        if !self.opts.dispatch
-            || self.run.paused
-            || self.stopping
-            || self
-                .running
-                .get(id)
-                .is_some_and(|l| l.iter().any(|r| r.phase == idx))
-        {
+        if !self.opts.dispatch || self.run.paused || self.stopping || self.running.runs(id, idx) {
             return;
         }
         let Some(task) = self.tasks.get(id) else {
@@ -919,17 +846,11 @@ impl Engine {
             ticket,
             handle,
         };
-        match self.running.get_mut(id) {
-            Some(list) => list.push(running),
-            None => {
-                self.running.insert(id.clone(), vec![running]);
-            }
-        }
-        self.in_flight += 1;
+        self.running.add(id, running);
     }
 
     fn on_result(&mut self, done: AttemptDone) {
-        let Some(run) = self.take_running(&done.task, done.phase) else {
+        let Some(run) = self.running.take(&done.task, done.phase) else {
             return; // cancelled while it finished
         };
         let a = run.agent;
@@ -981,7 +902,7 @@ impl Engine {
                     due,
                 };
                 if self.emit_logged(&id, kind) {
-                    self.add_timer(id.clone(), wait, due);
+                    self.timers.add(id.clone(), wait, due);
                 }
             }
             self.advance(&id);
@@ -1019,42 +940,15 @@ impl Engine {
         }
     }
 
-    fn take_running(&mut self, id: &str, idx: usize) -> Option<Running> {
-        let list = self.running.get_mut(id)?;
-        let pos = list.iter().position(|r| r.phase == idx)?;
-        let running = list.swap_remove(pos);
-        self.in_flight -= 1;
-        Some(running)
-    }
-
-    /// Wakes a task's retry after `wait`, counted on the monotonic clock;
-    /// `due` is the wall-clock time recorded for it.
-    fn add_timer(&mut self, id: TaskId, wait: Duration, due: Timestamp) {
-        self.timer_seq += 1;
-        self.timers
-            .insert((Instant::now() + wait, self.timer_seq), (id, due));
-    }
-
     fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let (id, due) = entry.remove();
-            // The wait is over whatever the wall clock says now: a clock
-            // stepped back must not strand the retry.
-            let released = self.released.entry(id.clone()).or_insert(due);
-            *released = (*released).max(due);
+        for id in self.timers.fire(Instant::now()) {
             self.advance(&id);
         }
     }
 
-    /// The time a task's retries are judged by: the wall clock, or the due
-    /// time of a retry whose timer has fired, whichever is later.
+    /// The time a task's retries are judged by (see [`RetryTimers::now_for`]).
     fn now_for(&self, id: &str) -> Timestamp {
-        let now = self.opts.clock.now();
-        self.released.get(id).map_or(now, |r| now.max(*r))
+        self.timers.now_for(id, self.opts.clock.now())
     }
 
     async fn on_request(&mut self, request: Request) -> Result<(), StoreError> {
@@ -1114,7 +1008,7 @@ impl Engine {
             .filter(|t| !t.state.is_final())
             .cloned()
             .collect();
-        tasks.sort_by_key(|t| self.rows.get(&t.id).map_or(i64::MAX, |(ord, _)| *ord));
+        tasks.sort_by_key(|t| self.checkpoint.ord(&t.id).unwrap_or(i64::MAX));
         Ok(FollowStart {
             overview: self.snapshot_head().overview(),
             tasks,
@@ -1131,7 +1025,7 @@ impl Engine {
             started_at: self.started_at,
             paused: self.run.paused,
             tasks: Vec::new(),
-            seq: self.seq,
+            seq: self.checkpoint.seq(),
             budget: BudgetSnapshot {
                 task: self.pipeline.defaults.task_budget,
                 run: self.pipeline.run_budget,
@@ -1224,7 +1118,7 @@ impl Engine {
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
         for idx in 0..self.phase_ids.len() {
-            if let Some(r) = self.take_running(id, idx) {
+            if let Some(r) = self.running.take(id, idx) {
                 r.handle.abort();
                 let slot = &mut self.agents[r.agent];
                 slot.inflight -= 1;

@@ -261,12 +261,32 @@ async fn run_on(
     if let Ok(size) = guard.terminal.size() {
         ui.area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
     }
+    // The first screen is read before any key is: a key pressed while the
+    // dashboard starts acts on what it then shows.
+    for _ in 0..4 {
+        let want = ui.want();
+        match fetch::fetch_off_thread(reader.clone(), want.clone()).await {
+            Ok(page) => {
+                ui.view.set_page(page, Timestamp::now());
+                ui.prepare(Timestamp::now());
+            }
+            Err(e) => {
+                ui.state.error(format!("cannot read the run: {e}"));
+                break;
+            }
+        }
+        if ui.want() == want {
+            break;
+        }
+    }
     let (replies, mut replies_rx) = mpsc::unbounded_channel();
     let mut source = Source::new(handle, reader, replies);
+    source.asked = Some(ui.want());
+    source.stale = false;
+    source.last_read = Some(Instant::now());
     let tz = TimeZone::system();
     let mut pacer = Pacer::new(opts.max_fps);
     let mut input = EventStream::new();
-    let opened = Instant::now();
 
     loop {
         if guard.reclaim_after_panic()? {
@@ -274,10 +294,7 @@ async fn run_on(
                 .error("a panic elsewhere in baton; its message is on the terminal after you quit");
             pacer.mark();
         }
-        // The first frame waits for the first read (a moment), so that it
-        // never shows an empty run that is not.
-        let first_read = ui.view.has_page() || opened.elapsed() > Duration::from_secs(1);
-        if first_read && pacer.should_draw(Instant::now()) {
+        if pacer.should_draw(Instant::now()) {
             let now = Timestamp::now();
             guard.terminal.draw(|f| ui.draw(f, now, &tz))?;
             pacer.drew(Instant::now());
@@ -285,11 +302,7 @@ async fn run_on(
         // Read what the screen now asks for (ui.draw has settled selection
         // and scrolling), or what changed.
         let want = ui.want();
-        let mut wake = if first_read {
-            pacer.wake_at(Instant::now())
-        } else {
-            Instant::now() + Duration::from_millis(20)
-        };
+        let mut wake = pacer.wake_at(Instant::now());
         match source.read_due(&want, Instant::now()) {
             Some(at) if at <= Instant::now() => source.read(want, Instant::now()),
             Some(at) => wake = wake.min(at),

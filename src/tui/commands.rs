@@ -154,6 +154,7 @@ impl Ui {
             self.state.waiting_for_task = Some(Action::RaiseBudget);
             return;
         }
+
         let task = self
             .state
             .selected

@@ -162,11 +162,6 @@ impl RunView {
         self.version += 1;
     }
 
-    /// Whether a page has been read at all.
-    pub fn has_page(&self) -> bool {
-        self.version > 0 && self.page.want.table.limit.is_some()
-    }
-
     /// Whether throughput has a starting point yet (else the next read
     /// should count recent finishes).
     pub fn has_throughput(&self) -> bool {

@@ -41,7 +41,7 @@ impl Engine {
         let limits = task.budget.over(self.pipeline.defaults.task_budget);
         if !limits.is_none() {
             let mut flying = Estimate::default();
-            for r in self.running.get(id).into_iter().flatten() {
+            for r in self.running.of(id) {
                 flying.add(self.agents[r.agent].average.estimate(1));
             }
             let spent = Spend::of_task(task);
@@ -92,9 +92,7 @@ impl Engine {
         };
         if self.emit_logged(id, kind) {
             self.slots.remove(id);
-            if self.running.get(id).is_some_and(Vec::is_empty) {
-                self.running.remove(id);
-            }
+            self.running.release(id);
         }
     }
 

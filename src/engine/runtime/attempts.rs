@@ -1,0 +1,81 @@
+//! Attempts in flight: which phase of which task runs on which agent, and
+//! how to stop it. Kept per task while the task holds a slot, so that
+//! starting an attempt does not allocate.
+
+use std::collections::HashMap;
+
+use tokio::task::AbortHandle;
+
+use crate::engine::event::TaskId;
+
+/// An attempt in flight.
+pub(super) struct Running {
+    pub(super) phase: usize,
+    /// The agent running it, an index into the engine's agents.
+    pub(super) agent: usize,
+    /// Its place in the agent's rate limiter.
+    pub(super) ticket: u64,
+    pub(super) handle: AbortHandle,
+}
+
+#[derive(Default)]
+pub(super) struct Attempts {
+    by_task: HashMap<TaskId, Vec<Running>>,
+    count: usize,
+}
+
+impl Attempts {
+    pub(super) fn add(&mut self, id: &TaskId, running: Running) {
+        match self.by_task.get_mut(id) {
+            Some(list) => list.push(running),
+            None => {
+                self.by_task.insert(id.clone(), vec![running]);
+            }
+        }
+        self.count += 1;
+    }
+
+    /// Takes the attempt of phase `idx` of task `id` out, if one runs.
+    pub(super) fn take(&mut self, id: &str, idx: usize) -> Option<Running> {
+        let list = self.by_task.get_mut(id)?;
+        let pos = list.iter().position(|r| r.phase == idx)?;
+        let running = list.swap_remove(pos);
+        self.count -= 1;
+        Some(running)
+    }
+
+    /// The attempts of task `id`.
+    pub(super) fn of(&self, id: &str) -> impl Iterator<Item = &Running> {
+        self.by_task.get(id).into_iter().flatten()
+    }
+
+    pub(super) fn runs(&self, id: &str, idx: usize) -> bool {
+        self.of(id).any(|r| r.phase == idx)
+    }
+
+    /// Whether the engine still keeps room for task `id`'s attempts (it
+    /// holds a slot, or an attempt runs).
+    pub(super) fn keeps(&self, id: &str) -> bool {
+        self.by_task.contains_key(id)
+    }
+
+    /// Gives up the room kept for task `id` when nothing of it runs.
+    pub(super) fn release(&mut self, id: &str) {
+        if self.by_task.get(id).is_some_and(Vec::is_empty) {
+            self.by_task.remove(id);
+        }
+    }
+
+    /// Attempts in flight over all tasks.
+    pub(super) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Every attempt in flight, as (task, phase).
+    pub(super) fn all(&self) -> Vec<(TaskId, usize)> {
+        self.by_task
+            .iter()
+            .flat_map(|(id, list)| list.iter().map(move |r| (id.clone(), r.phase)))
+            .collect()
+    }
+}
