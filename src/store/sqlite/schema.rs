@@ -116,6 +116,9 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The writer's page cache, in KiB (as a negative `cache_size`).
+const WRITER_CACHE_KIB: i64 = -32 * 1024;
+
 /// Settings every connection gets: WAL, so readers never block the writer;
 /// `synchronous = FULL`, so a commit is on disk when it returns; a busy
 /// timeout for readers that meet a checkpoint.
@@ -124,6 +127,9 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     if writer {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Room for the inner pages of every index of a run of millions, so
+        // that updating a task's row does not read them from the disk.
+        conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     }
     conn.pragma_update(None, "foreign_keys", false)?;
     Ok(())
