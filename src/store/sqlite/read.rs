@@ -188,8 +188,8 @@ fn hold(r: &Row<'_>) -> rusqlite::Result<Hold> {
 }
 
 /// The column or expression a sort orders by, and whether its natural
-/// direction is descending. Submitted, id, state, phase, updated, tokens
-/// and cost are indexed; progress, attempts and elapsed read every row.
+/// direction is descending. Every sort but elapsed (which depends on the
+/// time now) is an index scan; elapsed reads every row.
 fn sort_key(sort: Sort) -> (&'static str, bool) {
     match sort {
         Sort::Submitted => ("ord", false),

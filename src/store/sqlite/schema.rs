@@ -93,6 +93,11 @@ const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO task_ids(rowid, id) SELECT ord, id FROM tasks;
     "#,
+    // 4: the dashboard's progress and attempts columns, by index too.
+    r#"
+    CREATE INDEX tasks_by_progress ON tasks(phases_done, ord);
+    CREATE INDEX tasks_by_attempts ON tasks(attempts, ord);
+    "#,
 ];
 
 /// The version this build writes.
