@@ -541,3 +541,77 @@ fn wait_for_raise(dir: &Path, task: &str, tokens: u64) {
         show(dir, task)
     );
 }
+
+/// Four phases; the last one always asks for a review, so the held phase is
+/// far below the detail's first screen.
+const HELD_LAST: &str = r#"
+name = "held-last"
+[agents.sim]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+model = "claude-haiku-4-5"
+[agents.reviewer]
+kind = "sim"
+latency = "0ms"
+tokens = "100..200"
+model = "claude-haiku-4-5"
+review_rate = 1.0
+[[phases]]
+id = "plan"
+agent = "sim"
+[[phases]]
+id = "implement"
+agent = "sim"
+[[phases]]
+id = "test"
+agent = "sim"
+[[phases]]
+id = "code_review"
+agent = "reviewer"
+"#;
+
+/// The operator opens the task that waits for them: the held phase, its
+/// output and why it waits, are on screen without scrolling; `G` reaches
+/// the detail's last line; the decision reaches the state folder. At the
+/// sizes people use.
+#[test]
+fn opening_a_held_task_shows_the_held_phase_and_g_reaches_the_end() {
+    for (w, h) in [(80, 24), (160, 60)] {
+        let dir = tempfile::tempdir().unwrap();
+        setup_with(dir.path(), HELD_LAST, &["t1"]);
+        let run = ["run", "p.toml", "--input", "in.jsonl"];
+        let mut term = Term::spawn(&run, dir.path(), w, h, &[("USER", "operator")]);
+        term.wait_for("1 need you", 30);
+        // Open the detail of the selected (and only) task.
+        term.send("\r");
+        let screen = term.wait_for("code_review for task t1", 10);
+        assert!(
+            screen.contains("waiting for review"),
+            "{w}x{h}: the reason shows with the held phase\n{screen}"
+        );
+        // To the end: the held phase's output closes the detail.
+        term.send("G");
+        term.wait_until("the end of the detail", 10, |s| {
+            let rows: Vec<&str> = s.lines().collect();
+            // The focused pane, the detail, has the heavy border.
+            let Some(bottom) = rows.iter().rposition(|r| r.contains('┗')) else {
+                return false;
+            };
+            rows[..bottom]
+                .iter()
+                .rev()
+                .take(4)
+                .any(|r| r.contains("\"tokens\""))
+        });
+        term.send("a");
+        term.wait_until("t1 completed", 30, |s| {
+            s.contains("1 completed") || s.contains("✓1 done")
+        });
+        term.send("q");
+        assert_eq!(term.wait_exit(30), 0);
+        let t1 = show(dir.path(), "t1");
+        assert_eq!(t1["state"], "completed", "{w}x{h}");
+        assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+    }
+}

@@ -110,8 +110,16 @@ impl TaskDetail<'_> {
         let (ctx, t) = (self.ctx, self.ctx.theme);
         let last = p.attempts.last();
         let mut state = state_label(p.state.as_str());
+        let mut state_style = t.phase_state(p.state);
         if p.retry_due.is_some() {
             state = format!("{} waiting to retry", state_symbol("retrying"));
+        }
+        // A phase a person must decide on shows as that, not as its
+        // attempt's outcome (completed, pending).
+        if let Some(h) = self.holds_at(&p.id).next() {
+            let held = h.kind.state();
+            state = state_label(held.as_str());
+            state_style = t.task_state(held);
         }
         let spent: u64 = p.attempts.iter().filter_map(|a| a.duration_ms).sum();
         let running = p.running_attempt().map_or(SignedDuration::ZERO, |a| {
@@ -119,7 +127,7 @@ impl TaskDetail<'_> {
         });
         let mut line = vec![
             Span::styled(format!("▾ {}  ", p.id), t.text("ui.table.header")),
-            Span::styled(state, t.phase_state(p.state)),
+            Span::styled(state, state_style),
         ];
         if let Some(a) = last {
             let model = a.model.as_deref().unwrap_or("model unknown");
@@ -147,6 +155,18 @@ impl TaskDetail<'_> {
             line.push(self.cost(p.cost()));
         }
         out.push(Line::from(line));
+        // What this phase waits for, beside its output.
+        for h in self.holds_at(&p.id) {
+            let (sym, what) = match h.kind {
+                HoldKind::Review => (state_symbol("awaiting_review"), "waiting for review"),
+                HoldKind::Blocked => (state_symbol("blocked"), "blocked"),
+            };
+            let waited = duration(ctx.now.duration_since(h.since));
+            out.push(Line::styled(
+                format!("   {sym} {what} for {waited}: {}", h.reason),
+                t.task_state(h.kind.state()),
+            ));
+        }
         if p.approved {
             out.push(Line::styled("   approved", self.dim()));
         }
@@ -309,8 +329,29 @@ impl TaskDetail<'_> {
         }
     }
 
+    /// The selected task's open holds at `phase`.
+    fn holds_at<'h>(
+        &'h self,
+        phase: &'h str,
+    ) -> impl Iterator<Item = &'h crate::engine::task::Hold> {
+        self.ctx
+            .state
+            .selected
+            .as_deref()
+            .and_then(|id| self.ctx.view.task(id))
+            .into_iter()
+            .flat_map(|t| t.holds.iter())
+            .filter(move |h| h.phase == phase)
+    }
+
     /// Every line of the detail, before scrolling.
     pub fn lines(&self) -> Vec<Line<'static>> {
+        self.lines_and_anchor().0
+    }
+
+    /// Every line, and where the phase a person is waited on starts (the
+    /// oldest hold's), if the task waits for one.
+    fn lines_and_anchor(&self) -> (Vec<Line<'static>>, Option<usize>) {
         let ctx = self.ctx;
         let Some(task) = ctx
             .state
@@ -318,16 +359,37 @@ impl TaskDetail<'_> {
             .as_deref()
             .and_then(|id| ctx.view.whole_task(id))
         else {
-            return vec![Line::styled("select a task to see it here", self.dim())];
+            return (
+                vec![Line::styled("select a task to see it here", self.dim())],
+                None,
+            );
         };
         let task = &task;
+        let held = task.holds.first().map(|h| h.phase.as_str());
         let mut out = Vec::new();
+        let mut anchor = None;
         self.summary(task, &mut out);
         for p in &task.phases {
             out.push(Line::raw(""));
+            if held == Some(p.id.as_str()) {
+                anchor = Some(out.len());
+            }
             self.phase(&task.id, p, &mut out);
         }
-        out
+        (out, anchor)
+    }
+
+    /// Rows the detail takes at `width` once wrapped, and the row where the
+    /// held phase starts: what scrolling counts in.
+    pub fn rows(&self, width: u16) -> (usize, Option<usize>) {
+        let (lines, anchor) = self.lines_and_anchor();
+        let wrapped = |lines: &[Line<'static>]| {
+            Paragraph::new(lines.to_vec())
+                .wrap(Wrap { trim: false })
+                .line_count(width)
+        };
+        let total = wrapped(&lines);
+        (total, anchor.map(|a| wrapped(&lines[..a])))
     }
 }
 

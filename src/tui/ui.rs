@@ -196,22 +196,7 @@ impl Ui {
         if let Some(r) = self.review_position() {
             self.state.review_cursor = r;
         }
-        if self.state.detail_scroll > 0 {
-            // Keep the end of the detail on screen: no scrolling into nothing.
-            let tz = TimeZone::UTC;
-            let len = TaskDetail {
-                ctx: &self.ctx(now, &tz),
-                focused: false,
-            }
-            .lines()
-            .len();
-            let room = self
-                .areas()
-                .pane(Pane::Detail)
-                .map_or(1, |r| r.height.saturating_sub(2) as usize);
-            let max = len.saturating_sub(room).min(u16::MAX as usize) as u16;
-            self.state.detail_scroll = self.state.detail_scroll.min(max);
-        }
+        self.settle_detail(now);
         let pos = self
             .review_position()
             .or((self.state.focus == Pane::Review).then_some(self.state.review_cursor));
@@ -221,6 +206,42 @@ impl Ui {
             self.page(Pane::Review),
             self.view.review_len(),
         );
+    }
+
+    /// Keeps the detail's scroll within what it shows, counted in wrapped
+    /// rows; a newly selected task that waits for a person opens at the
+    /// phase it waits at (its output and the reason), not at its top.
+    fn settle_detail(&mut self, now: Timestamp) {
+        let anchor_due = self.state.detail_anchor
+            && self
+                .state
+                .selected
+                .as_deref()
+                .is_some_and(|id| self.view.task(id).is_some());
+        if self.state.detail_scroll == 0 && !anchor_due {
+            return;
+        }
+        let Some(rect) = self.areas().pane(Pane::Detail) else {
+            return;
+        };
+        let tz = TimeZone::UTC;
+        let (width, room) = (
+            rect.width.saturating_sub(2),
+            rect.height.saturating_sub(2) as usize,
+        );
+        let (total, anchor) = TaskDetail {
+            ctx: &self.ctx(now, &tz),
+            focused: false,
+        }
+        .rows(width);
+        if anchor_due {
+            self.state.detail_anchor = false;
+            if let Some(row) = anchor {
+                self.state.detail_scroll = row.min(u16::MAX as usize) as u16;
+            }
+        }
+        let max = total.saturating_sub(room).min(u16::MAX as usize) as u16;
+        self.state.detail_scroll = self.state.detail_scroll.min(max);
     }
 
     fn review_position(&self) -> Option<usize> {
@@ -378,6 +399,8 @@ impl Ui {
                 );
             }
             Pane::Detail => {
+                // The operator scrolls: no opening at the held phase now.
+                self.state.detail_anchor = false;
                 self.state.detail_scroll =
                     (self.state.detail_scroll as isize + by).clamp(0, u16::MAX as isize) as u16;
             }

@@ -166,6 +166,9 @@ pub struct ViewState {
     pub review_offset: usize,
     pub review_cursor: usize,
     pub detail_scroll: u16,
+    /// The detail should open at the selected task's held phase once the
+    /// task is read (set on selecting a task).
+    pub detail_anchor: bool,
     /// Index into the loaded themes.
     pub theme: usize,
     pub status: Option<Status>,
@@ -224,6 +227,7 @@ impl ViewState {
         if self.selected.as_deref() != id {
             self.selected = id.map(str::to_string);
             self.detail_scroll = 0;
+            self.detail_anchor = true;
             self.waiting_for_task = None;
         }
     }
