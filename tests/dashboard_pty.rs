@@ -615,3 +615,34 @@ fn opening_a_held_task_shows_the_held_phase_and_g_reaches_the_end() {
         assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
     }
 }
+
+/// The operator tabs to the review queue: its first line is selected; each
+/// approval moves the cursor to the next line, so `a` `a` `a` clears it.
+#[test]
+fn the_review_queue_has_a_cursor_that_moves_on_after_each_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1", "t2", "t3"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 48, &[("USER", "operator")]);
+    term.wait_for("3 need you", 30);
+    // Tasks → Detail → Review queue.
+    term.send("\t\t");
+    term.wait_for("Detail · t1", 10);
+    for (n, id) in ["t1", "t2", "t3"].iter().enumerate() {
+        term.wait_for(&format!("Detail · {id}"), 10);
+        term.send("a");
+        term.wait_for(&format!("approve {id}: done"), 10);
+        let left = 2 - n;
+        if left > 0 {
+            term.wait_for(&format!("{left} need you"), 10);
+        }
+    }
+    term.wait_for("3 completed", 30);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    for id in ["t1", "t2", "t3"] {
+        let t = show(dir.path(), id);
+        assert_eq!(t["state"], "completed", "{id}");
+        assert_eq!(t["decisions"][0]["by"]["user"], "operator", "{id}");
+    }
+}
