@@ -646,3 +646,84 @@ fn the_review_queue_has_a_cursor_that_moves_on_after_each_decision() {
         assert_eq!(t["decisions"][0]["by"]["user"], "operator", "{id}");
     }
 }
+
+/// Quits: `q`, then `y` when the dashboard asks; returns the exit status.
+fn quit_and_confirm(term: &mut Term) -> u32 {
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30)
+}
+
+const REVIEW_THEN_SLOW: &str = r#"
+name = "review-then-slow"
+[agents.rev]
+kind = "sim"
+latency = "0ms"
+review_rate = 1.0
+[agents.slow]
+kind = "sim"
+latency = "60s"
+[[phases]]
+id = "draft"
+agent = "rev"
+[[phases]]
+id = "finish"
+agent = "slow"
+"#;
+
+/// Quitting mid-run with one task running and one waiting for a person
+/// exits 4: work was left, and it takes precedence over waiting.
+#[test]
+fn quitting_with_work_left_and_a_task_waiting_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_THEN_SLOW, &["t1", "t2"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 48, &[("USER", "operator")]);
+    term.wait_for("2 need you", 30);
+    term.send("a");
+    term.wait_for("▶ 1 running", 30);
+    term.wait_for("1 need you", 10);
+    assert_eq!(quit_and_confirm(&mut term), 4);
+}
+
+/// The engine the dashboard started dies; another takes the folder and the
+/// dashboard reconnects to it. Quitting then says how the run stands, not
+/// how the first engine died.
+#[test]
+fn after_reconnecting_to_another_engine_quit_exits_with_the_runs_status() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 48, &[("USER", "operator")]);
+    term.wait_for("1 need you", 30);
+    let lock = dir.path().join("state/LOCK");
+    let first: i32 = std::fs::read_to_string(&lock)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe {
+        libc::kill(first, libc::SIGKILL);
+    }
+    term.wait_for("ENGINE GONE", 30);
+    let mut second = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args([
+            "run",
+            "p.toml",
+            "--headless",
+            "--wait",
+            "--state-dir",
+            "state",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    term.wait_for("reconnected to the engine", 60);
+    // One task waits for a review: 3, not the first engine's 137.
+    assert_eq!(quit_and_confirm(&mut term), 3);
+    let status = second.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the second engine was stopped too");
+}

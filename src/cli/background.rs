@@ -156,12 +156,33 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
             }),
         _ => None,
     };
+    let serving = match handle.link().map(|l| l.borrow().clone()) {
+        Some(Link::Connected { pid, .. }) => Some(pid),
+        _ => None,
+    };
     let _ = handle.send(Command::Shutdown).await;
-    let code = match child.wait().await {
-        Ok(status) => exit_code(status),
-        Err(e) => {
-            eprintln!("error: cannot wait for the engine: {e}");
-            2
+    let waited = child.wait().await;
+    let code = if serving.is_some_and(|p| p != pid) {
+        // Another engine serves the folder now (ours ended, and the
+        // dashboard reconnected): our child's status is about a run that
+        // was over; the status is the run's as it stands.
+        match handle.reader() {
+            Some(reader) => match reader.totals().await {
+                Ok(t) => baton::engine::exit_status::of(|s| t.count(s)),
+                Err(e) => {
+                    eprintln!("error: cannot read the run: {e}");
+                    2
+                }
+            },
+            None => 2,
+        }
+    } else {
+        match waited {
+            Ok(status) => exit_code(status),
+            Err(e) => {
+                eprintln!("error: cannot wait for the engine: {e}");
+                2
+            }
         }
     };
     let said: Vec<String> = counts

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod clock;
 pub mod cost;
 pub mod event;
+pub mod exit_status;
 pub mod handle;
 pub mod live;
 pub mod rate_limit;

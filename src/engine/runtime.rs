@@ -130,23 +130,9 @@ impl RunSummary {
         self.counts.get(&state).copied().unwrap_or(0)
     }
 
-    /// 3 when a task waits for a person, else 4 when tasks were left
-    /// unfinished (the operator quit, or the run was paused), else 1 when a
-    /// task failed, else 0. Cancelled tasks were settled by a person: done.
+    /// The run's exit status (see [`super::exit_status`]).
     pub fn exit_code(&self) -> i32 {
-        let unfinished = [TaskState::Pending, TaskState::Running, TaskState::Retrying]
-            .into_iter()
-            .map(|s| self.count(s))
-            .sum::<usize>();
-        if self.count(TaskState::AwaitingReview) + self.count(TaskState::Blocked) > 0 {
-            3
-        } else if unfinished > 0 {
-            4
-        } else if self.count(TaskState::Failed) > 0 {
-            1
-        } else {
-            0
-        }
+        super::exit_status::of(|s| self.count(s) as u64)
     }
 }
 
