@@ -284,3 +284,31 @@ fn the_demo_in_a_folder_of_ones_choosing_keeps_it_and_its_run_log() {
     assert!(log.contains("**DEV-"), "{log}");
     assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
 }
+
+/// A run whose every task is final is finished, not crashed: the attached
+/// dashboard says so with the exit status when the engine ends.
+#[test]
+fn a_finished_run_says_finished_not_engine_gone() {
+    let sandbox = sandbox(1);
+    // One phase that asks for a review: approved, the task completes.
+    sandbox.write("pipeline.toml", REVIEW_PIPELINE);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&sandbox.state(), "awaiting_review");
+    let attach = ["attach", "--state-dir", "state"];
+    let mut term = Term::spawn(&attach, sandbox.root(), 160, 40, &[]);
+    term.wait_for("1 need you", 30);
+    term.send("a");
+    let screen = term.wait_until("the run to finish", 60, |s| s.contains("FINISHED"));
+    assert!(!screen.contains("ENGINE GONE"), "{screen}");
+    // The --wait engine ends once every task is final and nobody holds it.
+    live.wait();
+    let screen = term.wait_until("the engine's end said", 30, |s| {
+        s.contains("the engine has ended")
+    });
+    assert!(!screen.contains("ENGINE GONE"), "{screen}");
+    assert!(screen.contains("all done (exit 0)"), "{screen}");
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+}

@@ -142,9 +142,18 @@ pub const READ_ONLY_STOPPED: &str = "no engine is running on this folder: this i
 fn on_link(ui: &mut Ui, source: &mut Source, link: Link) {
     match link {
         Link::Lost { reason } => {
-            ui.state.error(format!(
-                "the engine went away ({reason}); reconnecting… (q quits)"
-            ));
+            if ui.view.finished() {
+                // Every task is final: the engine ended because the run did.
+                let status = ui.view.exit_status();
+                ui.state.info(format!(
+                    "the run finished: {} (exit {status}); the engine has ended. q quits",
+                    crate::engine::exit_status::meaning(status)
+                ));
+            } else {
+                ui.state.error(format!(
+                    "the engine went away ({reason}); reconnecting… (q quits)"
+                ));
+            }
             ui.state.link.lost = Some(reason);
         }
         Link::Connected { pid, .. } => {
@@ -343,7 +352,15 @@ async fn run_on(
                 }
                 Err(RecvError::Closed) => {
                     events = None;
-                    ui.state.error("the engine has stopped; q quits");
+                    if ui.view.finished() {
+                        let status = ui.view.exit_status();
+                        ui.state.info(format!(
+                            "the run finished: {} (exit {status}); q quits",
+                            crate::engine::exit_status::meaning(status)
+                        ));
+                    } else {
+                        ui.state.error("the engine has stopped; q quits");
+                    }
                     source.stale = true;
                     pacer.mark();
                 }

@@ -46,13 +46,35 @@ const ORDER: [TaskState; 8] = [
 impl Header<'_> {
     fn title(&self) -> Line<'static> {
         let (ctx, t) = (self.ctx, self.ctx.theme);
-        let run_time = clock(ctx.now.duration_since(ctx.view.started_at));
+        // A finished run's clock stops at its last change.
+        let finished = ctx.view.finished();
+        let end = match ctx.view.last_change() {
+            Some(last) if finished => last,
+            _ => ctx.now,
+        };
+        let run_time = clock(end.duration_since(ctx.view.started_at));
         let mut spans = vec![
             Span::styled(" baton ▸ ", t.style("ui.text.dim")),
             Span::styled(ctx.view.pipeline.clone(), t.style("ui.header.name")),
             Span::styled(format!("   run {run_time}"), t.text("ui.text")),
         ];
-        if let Some(why) = &ctx.state.link.lost {
+        if finished {
+            let status = ctx.view.exit_status();
+            spans.push(Span::raw("   "));
+            spans.push(Span::styled(" ✓ FINISHED ", t.style("ui.paused")));
+            let engine = if ctx.state.link.lost.is_some() {
+                "; the engine has ended"
+            } else {
+                ""
+            };
+            spans.push(Span::styled(
+                format!(
+                    " {} (exit {status}){engine}",
+                    crate::engine::exit_status::meaning(status)
+                ),
+                t.text("ui.text.dim"),
+            ));
+        } else if let Some(why) = &ctx.state.link.lost {
             spans.push(Span::raw("   "));
             spans.push(Span::styled(" ⚠ ENGINE GONE ", t.style("ui.badge")));
             spans.push(Span::styled(

@@ -350,6 +350,22 @@ impl RunView {
         self.page.totals.count(state) as usize
     }
 
+    /// Every task is final (and there is at least one): nothing more will
+    /// happen unless a person retries one or tasks are added.
+    pub fn finished(&self) -> bool {
+        !self.is_empty() && self.unfinished() == 0
+    }
+
+    /// The run's exit status as it stands (see `engine::exit_status`).
+    pub fn exit_status(&self) -> i32 {
+        crate::engine::exit_status::of(|s| self.page.totals.count(s))
+    }
+
+    /// When the run's last task changed, for a finished run's clock.
+    pub fn last_change(&self) -> Option<Timestamp> {
+        self.page.totals.last_change_at
+    }
+
     /// Tasks not yet completed, failed or cancelled.
     pub fn unfinished(&self) -> usize {
         TaskState::ALL
@@ -409,8 +425,20 @@ impl RunView {
     }
 
     /// Tasks finished per minute over the last few minutes this dashboard
-    /// has watched.
+    /// has watched; for a finished run, over the whole run.
     pub fn throughput(&self, now: Timestamp) -> f64 {
+        if self.finished() {
+            // Over: the run's own rate, from its first task to its last change.
+            let t = &self.page.totals;
+            if let (Some(first), Some(last)) = (t.first_submitted_at, t.last_change_at) {
+                let secs = last.duration_since(first).as_secs_f64();
+                return if secs < 1.0 {
+                    0.0
+                } else {
+                    t.tasks as f64 * 60.0 / secs
+                };
+            }
+        }
         let (Some(&(from, first)), Some(&(_, last))) =
             (self.finished.front(), self.finished.back())
         else {
