@@ -312,3 +312,57 @@ fn a_finished_run_says_finished_not_engine_gone() {
     term.send("q");
     assert_eq!(term.wait_exit(30), 0);
 }
+
+/// `q` says that quitting stops the engine and offers `d`; the footer shows
+/// `d` too; a read-only dashboard lists no action keys.
+#[test]
+fn quit_says_it_stops_the_engine_and_offers_detach_and_read_only_shows_no_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1"]);
+    let run = [
+        "run",
+        "p.toml",
+        "--input",
+        "in.jsonl",
+        "--state-dir",
+        "state",
+    ];
+    let mut term = Term::spawn(&run, dir.path(), 160, 40, &[]);
+    term.wait_for("1 need you", 30);
+    let footer = term
+        .contents()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(footer.contains("d detach"), "{footer}");
+    assert!(footer.contains("a approve"), "{footer}");
+    term.send("q");
+    let screen = term.wait_for("Quit the dashboard?", 10);
+    assert!(screen.contains("Quitting stops the engine"), "{screen}");
+    assert!(screen.contains("detach: leave it running"), "{screen}");
+    term.send("d");
+    assert_eq!(term.wait_exit(30), 0);
+    assert!(term.contents().contains("detached"), "{}", term.contents());
+    let state = dir.path().join("state");
+    let pid = engine_pid(&state);
+    assert!(is_alive(pid), "d left the engine running");
+
+    let attach = ["attach", "--read-only", "--state-dir", "state"];
+    let mut term = Term::spawn(&attach, dir.path(), 160, 40, &[]);
+    term.wait_for("READ-ONLY", 30);
+    let footer = term
+        .contents()
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!footer.contains("approve"), "no action keys: {footer}");
+    assert!(footer.contains("q quit"), "{footer}");
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    wait_until_gone(pid);
+}

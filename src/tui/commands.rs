@@ -78,6 +78,7 @@ impl Ui {
                 }
                 self.state.popup = Some(Popup::Prompt(Prompt::Confirm(ConfirmKind::Quit {
                     unfinished,
+                    can_detach: self.state.link.remote,
                 })));
             }
             _ => {}
@@ -135,7 +136,11 @@ impl Ui {
                     self.state.error(format!("{id} is already {}", task.state));
                     return Effect::None;
                 }
-                Prompt::Confirm(ConfirmKind::Cancel { task: id })
+                let running = self
+                    .view
+                    .task(&id)
+                    .is_some_and(|t| t.phases.iter().any(|p| p.running_attempt().is_some()));
+                Prompt::Confirm(ConfirmKind::Cancel { task: id, running })
             }
             _ => return Effect::None,
         };

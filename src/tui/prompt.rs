@@ -28,10 +28,14 @@ pub enum TextKind {
 pub enum ConfirmKind {
     Cancel {
         task: TaskId,
+        /// An attempt of it runs now (and is stopped), or it only waits.
+        running: bool,
     },
-    /// Quitting with this many tasks unfinished.
+    /// Quitting, which stops the engine, with this many tasks unfinished.
     Quit {
         unfinished: usize,
+        /// The engine runs in a process of its own: `d` leaves it running.
+        can_detach: bool,
     },
 }
 
@@ -83,6 +87,8 @@ pub enum Outcome {
         tokens: Option<u64>,
     },
     Quit,
+    /// Leave the engine running and close the dashboard.
+    Detach,
 }
 
 /// The blocker choices, with the key that picks each.
@@ -207,7 +213,7 @@ impl Prompt {
             }
             Prompt::Confirm(kind) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => match kind {
-                    ConfirmKind::Cancel { task } => Outcome::Act {
+                    ConfirmKind::Cancel { task, .. } => Outcome::Act {
                         task: task.clone(),
                         action: Decide::Cancel,
                         phase: None,
@@ -215,6 +221,17 @@ impl Prompt {
                     },
                     ConfirmKind::Quit { .. } => Outcome::Quit,
                 },
+                KeyCode::Char('d') | KeyCode::Char('D')
+                    if matches!(
+                        kind,
+                        ConfirmKind::Quit {
+                            can_detach: true,
+                            ..
+                        }
+                    ) =>
+                {
+                    Outcome::Detach
+                }
                 KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => Outcome::Close,
                 _ => Outcome::Stay,
             },
@@ -365,28 +382,76 @@ impl PromptView<'_> {
                 lines
             }
             Prompt::Confirm(kind) => {
-                let question = match kind {
-                    ConfirmKind::Cancel { task } => {
-                        format!("Cancel {task}? Its running attempt is stopped.")
+                let mut lines = Vec::new();
+                let mut keys = vec![key("y"), Span::styled(" yes   ", dim)];
+                match kind {
+                    ConfirmKind::Cancel { task, running } => {
+                        lines.push(Line::raw(format!("Cancel {task}?")));
+                        lines.push(Line::styled(
+                            if *running {
+                                "Its running attempt is stopped; the task runs no more."
+                            } else {
+                                "It will not run again (a person can retry it later)."
+                            },
+                            dim,
+                        ));
                     }
-                    ConfirmKind::Quit { unfinished } => format!(
-                        "{unfinished} task{} unfinished. Quit the dashboard?",
-                        if *unfinished == 1 { " is" } else { "s are" }
-                    ),
-                };
-                vec![
-                    Line::raw(question),
-                    Line::raw(""),
-                    Line::from(vec![
-                        key("y"),
-                        Span::styled(" yes   ", dim),
-                        key("n"),
-                        Span::styled(" no", dim),
-                    ]),
-                ]
+                    ConfirmKind::Quit {
+                        unfinished,
+                        can_detach,
+                    } => {
+                        lines.push(Line::raw(format!(
+                            "{unfinished} task{} unfinished. Quit the dashboard?",
+                            if *unfinished == 1 { " is" } else { "s are" }
+                        )));
+                        lines.push(Line::styled(
+                            "Quitting stops the engine: the work waits until `baton run` goes on \
+                             (running attempts run again).",
+                            dim,
+                        ));
+                        keys = vec![key("y"), Span::styled(" quit and stop it   ", dim)];
+                        if *can_detach {
+                            keys.push(key("d"));
+                            keys.push(Span::styled(" detach: leave it running   ", dim));
+                        }
+                    }
+                }
+                keys.push(key("n"));
+                keys.push(Span::styled(" no", dim));
+                lines.push(Line::raw(""));
+                lines.push(Line::from(keys));
+                wrap_lines(lines, inner_width)
             }
         }
     }
+}
+
+/// Lines longer than `width` split at spaces, so that nothing is cut.
+fn wrap_lines(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
+    let width = width.max(10);
+    let mut out = Vec::new();
+    for line in lines {
+        let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+        if text.chars().count() <= width || line.spans.len() > 1 {
+            out.push(line);
+            continue;
+        }
+        let style = line.spans.first().map(|s| s.style).unwrap_or_default();
+        let mut current = String::new();
+        for word in text.split(' ') {
+            if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+                out.push(Line::styled(std::mem::take(&mut current), style));
+            }
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+        }
+        if !current.is_empty() {
+            out.push(Line::styled(current, style));
+        }
+    }
+    out
 }
 
 impl Widget for PromptView<'_> {

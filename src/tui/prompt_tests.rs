@@ -111,6 +111,7 @@ fn resolve_by_arrows_or_letter() {
 fn confirm_takes_y_or_n() {
     let mut p = Prompt::Confirm(ConfirmKind::Cancel {
         task: "t-002".into(),
+        running: true,
     });
     assert_eq!(p.handle(&key(KeyCode::Char('x'))), Outcome::Stay);
     assert!(matches!(
@@ -120,7 +121,17 @@ fn confirm_takes_y_or_n() {
             ..
         }
     ));
-    let mut q = Prompt::Confirm(ConfirmKind::Quit { unfinished: 3 });
+    let mut q = Prompt::Confirm(ConfirmKind::Quit {
+        unfinished: 3,
+        can_detach: true,
+    });
     assert_eq!(q.handle(&key(KeyCode::Char('n'))), Outcome::Close);
     assert_eq!(q.handle(&key(KeyCode::Char('y'))), Outcome::Quit);
+    assert_eq!(q.handle(&key(KeyCode::Char('d'))), Outcome::Detach);
+    // An engine in this process cannot be left running.
+    let mut here = Prompt::Confirm(ConfirmKind::Quit {
+        unfinished: 3,
+        can_detach: false,
+    });
+    assert_eq!(here.handle(&key(KeyCode::Char('d'))), Outcome::Stay);
 }

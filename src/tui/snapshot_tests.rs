@@ -274,7 +274,10 @@ fn resolve_prompt() {
 
 #[test]
 fn confirm_prompt() {
-    let prompt = Prompt::Confirm(ConfirmKind::Quit { unfinished: 5 });
+    let prompt = Prompt::Confirm(ConfirmKind::Quit {
+        unfinished: 5,
+        can_detach: true,
+    });
     snapshot_all(
         "prompt_confirm_quit",
         with_prompt(prompt),

@@ -18,40 +18,46 @@ pub struct StatusBar<'a> {
 impl StatusBar<'_> {
     fn hints(&self, width: usize) -> Vec<Span<'static>> {
         let (ctx, t) = (self.ctx, self.ctx.theme);
-        let acts: &[(Action, &'static str)] = match ctx.state.focus {
-            Pane::Log => &[
-                (Action::NextPane, "next pane"),
-                (Action::Help, "help"),
-                (Action::Quit, "quit"),
-            ],
-            _ => &[
-                (Action::Approve, "approve"),
-                (Action::Reject, "reject"),
-                (Action::Feedback, "feedback"),
-                (Action::Resolve, "resolve"),
-                (Action::RetryPhase, "retry"),
-                (Action::Cancel, "cancel"),
-                (
-                    Action::PauseResume,
-                    if ctx.view.paused { "resume" } else { "pause" },
-                ),
-                (Action::Filter, "filter"),
-                (Action::Sort, "sort"),
-                (Action::Help, "help"),
-                (Action::Quit, "quit"),
-            ],
-        };
-        // Help and quit always show; the others while they fit, in order.
-        let essential: usize = [Action::Help, Action::Quit]
+        let link = &ctx.state.link;
+        // A connection that cannot act shows no action keys.
+        let can_act = !link.read_only && !link.stopped;
+        let mut acts: Vec<(Action, &'static str)> = Vec::new();
+        if ctx.state.focus == Pane::Log {
+            acts.push((Action::NextPane, "next pane"));
+        } else {
+            if can_act {
+                acts.extend([
+                    (Action::Approve, "approve"),
+                    (Action::Reject, "reject"),
+                    (Action::Feedback, "feedback"),
+                    (Action::Resolve, "resolve"),
+                    (Action::RetryPhase, "retry"),
+                    (Action::Cancel, "cancel"),
+                    (
+                        Action::PauseResume,
+                        if ctx.view.paused { "resume" } else { "pause" },
+                    ),
+                ]);
+            }
+            acts.extend([(Action::Filter, "filter"), (Action::Sort, "sort")]);
+        }
+        if link.remote && !link.stopped {
+            acts.push((Action::Detach, "detach"));
+        }
+        acts.extend([(Action::Help, "help"), (Action::Quit, "quit")]);
+        // Help, quit (and detach) always show; the others while they fit, in order.
+        let always = |a: &Action| matches!(a, Action::Help | Action::Quit | Action::Detach);
+        let essential: usize = acts
             .iter()
-            .map(|a| ctx.keymap.hint(*a).chars().count() + 7)
+            .filter(|(a, _)| always(a))
+            .map(|(a, what)| ctx.keymap.hint(*a).chars().count() + what.chars().count() + 3)
             .sum();
         let mut room = width.saturating_sub(1 + essential);
         let mut spans = vec![Span::raw(" ")];
-        for (action, what) in acts {
+        for (action, what) in &acts {
             let key = ctx.keymap.hint(*action);
             let cells = key.chars().count() + what.chars().count() + 3;
-            let always = matches!(action, Action::Help | Action::Quit);
+            let always = always(action);
             if key.is_empty() || (!always && cells > room) {
                 continue;
             }

@@ -296,6 +296,10 @@ impl Ui {
                     Effect::None
                 }
                 Outcome::Quit => Effect::Quit,
+                Outcome::Detach => {
+                    self.state.popup = None;
+                    Effect::Detach
+                }
                 Outcome::Raise { task, usd, tokens } => {
                     self.state.popup = None;
                     self.raise_budget(task, usd, tokens)
