@@ -394,6 +394,20 @@ fn a_killed_run_leaves_a_database_that_reads_and_resumes() {
     // The write-ahead log the kill left behind is read back: nothing lost.
     let before = sandbox.cli(&["summary", "--json"]);
     before.expect(0);
+    // No engine holds the folder: what was under way shows as interrupted.
+    let list = sandbox.cli(&["list"]);
+    list.expect(0);
+    let under_way = sandbox
+        .list()
+        .iter()
+        .filter(|r| r["state"] == "running" || r["state"] == "retrying")
+        .count();
+    assert_eq!(
+        list.stdout.matches("interrupted").count(),
+        under_way,
+        "{list}"
+    );
+    assert!(!list.stdout.contains(" running "), "{list}");
     sandbox.resume().expect(0);
     let states = sandbox.states();
     assert_eq!(states.len(), 40);

@@ -43,7 +43,16 @@ pub fn row(task: &TaskRow) -> Row<'_> {
     }
 }
 
-pub fn text<'a>(tasks: impl Iterator<Item = &'a TaskRow>) -> String {
+/// A task recorded as under way in a folder no engine holds: it was
+/// interrupted, and resumes on the next `baton run`.
+pub fn interrupted(state: TaskState, stopped: bool) -> bool {
+    stopped && matches!(state, TaskState::Running | TaskState::Retrying)
+}
+
+/// The table of tasks. With `stopped` (no engine holds the folder), tasks
+/// recorded as running or retrying show as interrupted: they resume on the
+/// next `baton run`.
+pub fn text<'a>(tasks: impl Iterator<Item = &'a TaskRow>, stopped: bool) -> String {
     let tasks: Vec<&TaskRow> = tasks.collect();
     if tasks.is_empty() {
         return "no tasks\n".to_string();
@@ -66,8 +75,16 @@ pub fn text<'a>(tasks: impl Iterator<Item = &'a TaskRow>) -> String {
             out,
             "{:<id_width$}  {} {:<15}  {:<16}  {:>6}  {:>8}  {:>10}  {:>8}",
             r.id,
-            symbol(r.state),
-            r.state.as_str(),
+            if interrupted(r.state, stopped) {
+                "↯"
+            } else {
+                symbol(r.state)
+            },
+            if interrupted(r.state, stopped) {
+                "interrupted"
+            } else {
+                r.state.as_str()
+            },
             r.phase.unwrap_or("-"),
             format!("{}/{}", r.phases_done, r.phases_total),
             r.attempts,

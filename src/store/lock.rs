@@ -12,6 +12,22 @@ use std::io::{Read, Seek, Write};
 use super::error::{IoContext, StoreError};
 use super::legacy::layout::Layout;
 
+/// Whether an engine holds the state folder `dir` now (a look, not a
+/// hold: a shared lock taken and dropped at once when nobody holds it).
+pub fn held(dir: &std::path::Path) -> bool {
+    let path = Layout::new(dir).lock();
+    let Ok(file) = File::open(&path) else {
+        return false;
+    };
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(_) => true,
+    }
+}
+
 /// The held lock; dropping it releases the folder.
 #[derive(Debug)]
 pub(crate) struct StateLock {

@@ -26,6 +26,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 
 pub use error::StoreError;
+pub use lock::held as engine_holds;
 pub use model::{
     Batch, ListQuery, PhaseTotals, Recovered, RowChange, RunMeta, Sort, StoreStats, TaskNo,
     TaskRow, Totals,

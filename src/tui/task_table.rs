@@ -154,10 +154,17 @@ impl Widget for TaskTable<'_> {
         let rows = visible.iter().map(|&(pos, task)| {
             let cells = cols.iter().map(|c| match c.sort {
                 SortColumn::Id => Cell::from(fit(&task.id, c.width as usize)),
-                SortColumn::State => Cell::from(Span::styled(
-                    state_label(task.state.as_str()),
-                    t.task_state(task.state),
-                )),
+                SortColumn::State => {
+                    if crate::report::list::interrupted(task.state, ctx.state.link.stopped) {
+                        // No engine runs it: it resumes on the next `baton run`.
+                        Cell::from(Span::styled("↯ interrupted", t.text("state.retrying")))
+                    } else {
+                        Cell::from(Span::styled(
+                            state_label(task.state.as_str()),
+                            t.task_state(task.state),
+                        ))
+                    }
+                }
                 SortColumn::Phase => {
                     Cell::from(fit(task.phase.as_deref().unwrap_or("-"), c.width as usize))
                 }
