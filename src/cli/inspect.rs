@@ -91,7 +91,7 @@ pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
     } else {
-        let stopped = !baton::store::engine_holds(&state_dir);
+        let stopped = !baton::store::engine_holds(state_dir);
         print!("{}", list_report::text(rows.iter(), stopped));
     }
     0
