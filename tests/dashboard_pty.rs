@@ -727,3 +727,41 @@ fn after_reconnecting_to_another_engine_quit_exits_with_the_runs_status() {
     let status = second.wait().unwrap();
     assert_eq!(status.code(), Some(3), "the second engine was stopped too");
 }
+
+/// The log pane tells the run's events as they happen, readable at 80
+/// columns, and filters them with `/`.
+#[test]
+fn the_log_pane_tells_the_runs_events_and_filters_them() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1", "t2"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 80, 24, &[("USER", "operator")]);
+    term.wait_for("2 need you", 30);
+    // Tasks → Detail → Review → Log, as tabs at this size.
+    term.send("\t\t\t");
+    let screen = term.wait_for("the run's events", 10);
+    assert!(
+        screen.contains("t1 ⏸ waits for review at draft"),
+        "{screen}"
+    );
+    // A decision made now shows with who made it.
+    term.send("a");
+    term.wait_for("t1 approve at draft by operator", 10);
+    term.wait_for("t1 ✓ completed", 30);
+    // Only what matches the filter.
+    term.send("/completed\r");
+    let screen = term.wait_for("matching \"completed\"", 10);
+    assert!(screen.contains("t1 ✓ completed"), "{screen}");
+    assert!(!screen.contains("waits for review"), "{screen}");
+    term.send("\x1b");
+    term.wait_until("the filter cleared", 10, |s| s.contains("waits for review"));
+    // baton's own log is one key away, and back.
+    term.send("L");
+    term.wait_for("baton's own log", 10);
+    term.send("L");
+    term.wait_for("the run's events", 10);
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+}

@@ -159,6 +159,7 @@ pub fn init_logging_for(mode: &Mode) {
             let _ = tracing_subscriber::registry()
                 .with(filter)
                 .with(baton::tui::tracing_layer())
+                .with(baton::tui::run_feed::WarningLayer)
                 .try_init();
         }
     }

@@ -35,6 +35,9 @@ use super::ui::{Effect, Ui};
 use super::view_model::{Applied, RunView};
 use super::{Exit, TuiOptions, theme_file};
 
+/// Events read back for the log pane when the dashboard opens.
+const RECENT_EVENTS: u64 = 500;
+
 /// Most often the page is read again because the run changed.
 pub const REFRESH_EVERY: Duration = Duration::from_millis(100);
 
@@ -270,6 +273,16 @@ async fn run_on(
     if let Ok(size) = guard.terminal.size() {
         ui.area = ratatui::layout::Rect::new(0, 0, size.width, size.height);
     }
+    // The log pane starts with the run's recent past.
+    if let Ok(last) = reader.last_seq().await
+        && let Ok(recent) = reader
+            .events_after(last.saturating_sub(RECENT_EVENTS), RECENT_EVENTS)
+            .await
+    {
+        for ev in &recent {
+            ui.feed.event(ev);
+        }
+    }
     // The first screen is read before any key is: a key pressed while the
     // dashboard starts acts on what it then shows.
     for _ in 0..4 {
@@ -308,6 +321,9 @@ async fn run_on(
             guard.terminal.draw(|f| ui.draw(f, now, &tz))?;
             pacer.drew(Instant::now());
         }
+        if ui.feed.take_warnings() && ui.log_shown() {
+            pacer.mark();
+        }
         // Read what the screen now asks for (ui.draw has settled selection
         // and scrolling), or what changed.
         let want = ui.want();
@@ -336,6 +352,9 @@ async fn run_on(
             },
             msg = async { events.as_mut().expect("guarded").recv().await }, if events.is_some() => match msg {
                 Ok(ev) => {
+                    if ui.feed.event(&ev) && ui.log_shown() {
+                        pacer.mark();
+                    }
                     if ui.view.apply(&ev) == Applied::Changed {
                         source.stale = true;
                         if ev.task.is_none() {
@@ -345,6 +364,11 @@ async fn run_on(
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    ui.feed.push(crate::tui::run_feed::FeedLine {
+                        at: Timestamp::now(),
+                        tone: crate::tui::run_feed::Tone::Info,
+                        text: format!("… {missed} events went by too fast to show; RUN_LOG.md has them all"),
+                    });
                     // The store has every event: the next read covers them.
                     tracing::debug!("dashboard skipped {missed} events; reading the run again");
                     source.stale = true;

@@ -30,6 +30,7 @@ pub mod pacer;
 pub mod prompt;
 pub mod review_queue;
 pub mod rows;
+pub mod run_feed;
 pub mod screen;
 pub mod status_bar;
 pub mod task_detail;

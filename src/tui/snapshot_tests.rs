@@ -50,6 +50,11 @@ fn draw(
     let keymap = Keymap::default();
     let log = log_pane::new_state();
     let tz = TimeZone::UTC;
+    // The log pane tells the sample run's events.
+    let mut feed = super::run_feed::RunFeed::default();
+    for ev in super::test_support::sample_events() {
+        feed.event(&ev);
+    }
     let ctx = Ctx {
         view,
         state,
@@ -58,6 +63,7 @@ fn draw(
         now: now(),
         tz: &tz,
         log: &log,
+        feed: &feed,
     };
     let mut term = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     term.draw(|f| draw(&ctx, f.area(), f.buffer_mut()))

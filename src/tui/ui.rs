@@ -16,7 +16,7 @@ use super::action::Action;
 use super::fetch::Want;
 use super::keymap::Keymap;
 use super::layout::{Areas, Mode};
-use super::line_edit::Edit;
+use super::line_edit::{Edit, LineEdit};
 use super::log_pane;
 use super::prompt::Outcome;
 use super::rows;
@@ -49,6 +49,8 @@ pub struct Ui {
     /// Never empty: the built-in default is always there.
     pub themes: Vec<Theme>,
     pub log: TuiWidgetState,
+    /// The run's events and warnings, for the log pane.
+    pub feed: super::run_feed::RunFeed,
     /// Who the decisions are recorded as.
     pub actor: Actor,
     /// The terminal's size at the last frame, for paging and clicks.
@@ -75,6 +77,7 @@ impl Ui {
             keymap,
             themes,
             log: log_pane::new_state(),
+            feed: Default::default(),
             actor,
             area: Rect::new(0, 0, 80, 24),
             order: Default::default(),
@@ -257,6 +260,7 @@ impl Ui {
             now,
             tz,
             log: &self.log,
+            feed: &self.feed,
         }
     }
 
@@ -316,12 +320,18 @@ impl Ui {
             };
         }
         if let Some((edit, before)) = &mut self.state.filter_edit {
+            // The log pane's filter while it has the focus, else the table's.
+            let target = if self.state.focus == Pane::Log {
+                &mut self.state.log_filter
+            } else {
+                &mut self.state.filter
+            };
             match edit.handle(key) {
-                Edit::Changed => self.state.filter = edit.text().to_string(),
+                Edit::Changed => *target = edit.text().to_string(),
                 Edit::Same => {}
                 Edit::Submit => self.state.filter_edit = None,
                 Edit::Cancel => {
-                    self.state.filter = std::mem::take(before);
+                    *target = std::mem::take(before);
                     self.state.filter_edit = None;
                 }
             }
@@ -347,12 +357,9 @@ impl Ui {
             };
         }
         if self.state.focus == Pane::Log
-            && let Some(ev) = action
-                .and_then(log_pane::action)
-                .or_else(|| action.is_none().then(|| log_pane::raw_key(key)).flatten())
+            && let Some(effect) = self.on_log_key(key, action)
         {
-            self.log.transition(ev);
-            return Effect::None;
+            return effect;
         }
         match action {
             Some(a) => {
@@ -362,6 +369,46 @@ impl Ui {
             }
             None => Effect::None,
         }
+    }
+
+    /// Whether the log pane is on screen.
+    pub fn log_shown(&self) -> bool {
+        self.areas().pane(Pane::Log).is_some()
+    }
+
+    /// Keys the log pane takes for itself; `None` passes the key on.
+    fn on_log_key(&mut self, key: &KeyEvent, action: Option<Action>) -> Option<Effect> {
+        if key.code == crossterm::event::KeyCode::Char('L') {
+            self.state.log_own = !self.state.log_own;
+            self.state.log_scroll = 0;
+            return Some(Effect::None);
+        }
+        if self.state.log_own {
+            // baton's own log: tui-logger's keys.
+            let ev = action
+                .and_then(log_pane::action)
+                .or_else(|| action.is_none().then(|| log_pane::raw_key(key)).flatten())?;
+            self.log.transition(ev);
+            return Some(Effect::None);
+        }
+        let page = self.page(Pane::Log).max(1);
+        let scroll = &mut self.state.log_scroll;
+        match action? {
+            Action::Up => *scroll = scroll.saturating_add(1),
+            Action::Down => *scroll = scroll.saturating_sub(1),
+            Action::PageUp => *scroll = scroll.saturating_add(page),
+            Action::PageDown => *scroll = scroll.saturating_sub(page),
+            Action::Top => *scroll = usize::MAX / 2,
+            Action::Bottom => *scroll = 0,
+            Action::Back if *scroll > 0 => *scroll = 0,
+            Action::Back if !self.state.log_filter.is_empty() => self.state.log_filter.clear(),
+            Action::Filter => {
+                let current = self.state.log_filter.clone();
+                self.state.filter_edit = Some((LineEdit::new(&current), current));
+            }
+            _ => return None,
+        }
+        Some(Effect::None)
     }
 
     /// Moves a pane's selection (or scrolls the detail) by `by` rows.

@@ -173,6 +173,11 @@ pub struct ViewState {
     pub theme: usize,
     pub status: Option<Status>,
     pub link: LinkView,
+    /// The log pane: rows scrolled up from its newest line, its filter, and
+    /// whether it shows baton's own log instead of the run's events.
+    pub log_scroll: usize,
+    pub log_filter: String,
+    pub log_own: bool,
     /// A key that needs the selected task read whole, done once it is.
     pub waiting_for_task: Option<super::action::Action>,
 }

@@ -24,6 +24,7 @@ pub struct Ctx<'a> {
     pub now: Timestamp,
     pub tz: &'a TimeZone,
     pub log: &'a tui_logger::TuiWidgetState,
+    pub feed: &'a super::run_feed::RunFeed,
 }
 
 /// A bordered pane; the focused one is drawn so it stands out even without colour.
