@@ -765,3 +765,41 @@ fn the_log_pane_tells_the_runs_events_and_filters_them() {
     term.send("y");
     term.wait_exit(30);
 }
+
+/// A message longer than the status line is cut at a word and says where
+/// the whole of it is; the log pane has it whole.
+#[test]
+fn a_long_message_is_cut_visibly_and_read_whole_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), TWO_PHASES, &["t1"]);
+    let run = [
+        "run",
+        "p.toml",
+        "--input",
+        "in.jsonl",
+        "--budget",
+        "task.tokens=50",
+    ];
+    let mut term = Term::spawn(&run, dir.path(), 80, 24, &[("USER", "operator")]);
+    term.wait_for("1 need you", 30);
+    // Approving a task held for its budget without raising it is refused,
+    // with a reason longer than 80 columns.
+    term.send("a");
+    let screen = term.wait_for("(whole in the log pane)", 10);
+    let status = screen.lines().last().unwrap_or_default();
+    assert!(status.contains("refused"), "{status}");
+    // In the log pane, the whole reason, wrapped.
+    term.send("\t\t\t");
+    term.wait_for("the run's events", 10);
+    let screen = term.wait_for("B in the dashboard", 10);
+    let tail: String = screen
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(tail.contains("raise"), "{screen}");
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+}

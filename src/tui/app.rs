@@ -324,6 +324,18 @@ async fn run_on(
         if ui.feed.take_warnings() && ui.log_shown() {
             pacer.mark();
         }
+        // What the status line said, whole, in the log pane.
+        for told in std::mem::take(&mut ui.state.told) {
+            ui.feed.push(crate::tui::run_feed::FeedLine {
+                at: Timestamp::now(),
+                tone: if told.error {
+                    crate::tui::run_feed::Tone::Warn
+                } else {
+                    crate::tui::run_feed::Tone::Info
+                },
+                text: told.text,
+            });
+        }
         // Read what the screen now asks for (ui.draw has settled selection
         // and scrolling), or what changed.
         let want = ui.want();

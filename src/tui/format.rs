@@ -61,6 +61,21 @@ pub fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// `text` cut to `width` characters at a word boundary when it can be,
+/// ending in `tail` when cut (so that a cut is never silent).
+pub fn fit_words(text: &str, width: usize, tail: &str) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let room = width.saturating_sub(tail.chars().count());
+    let cut: String = text.chars().take(room).collect();
+    let at_word = match cut.rfind(' ') {
+        Some(i) if i > room / 2 => cut[..i].trim_end().to_string(),
+        _ => cut,
+    };
+    format!("{at_word}{tail}")
+}
+
 /// The first line of possibly multi-line text, for one-line places.
 pub fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
@@ -68,6 +83,20 @@ pub fn first_line(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_cut_ends_at_a_word_and_says_so() {
+        let text = "approve t1 refused: the task budget is still reached: raise it first";
+        let cut = fit_words(text, 40, "…");
+        assert!(cut.ends_with('…') && cut.chars().count() <= 40, "{cut}");
+        assert!(text.starts_with(cut.trim_end_matches('…')), "{cut}");
+        assert!(
+            cut.trim_end_matches('…').ends_with("budget is"),
+            "at a word: {cut}"
+        );
+        assert_eq!(fit_words("short", 40, "…"), "short");
+    }
+
     use super::*;
 
     #[test]

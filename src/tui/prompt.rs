@@ -303,7 +303,8 @@ impl PromptView<'_> {
                 ..
             } => {
                 let mut lines = vec![
-                    Line::raw(fit(&format!("Now: {current}"), inner_width)),
+                    // Whole, over as many lines as it takes.
+                    Line::raw(format!("Now: {current}")),
                     Line::raw("New limits, e.g. $1.50, 20k tok, or both:"),
                     field(edit),
                 ];
@@ -457,7 +458,8 @@ fn wrap_lines(lines: Vec<Line<'static>>, width: usize) -> Vec<Line<'static>> {
 impl Widget for PromptView<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let width = area.width.saturating_sub(4).min(64);
-        let lines = self.lines(width.saturating_sub(2) as usize);
+        let inner = width.saturating_sub(2) as usize;
+        let lines = wrap_lines(self.lines(inner), inner);
         let rect = centered(area, width, lines.len() as u16 + 2);
         Clear.render(rect, buf);
         let block = Block::bordered()

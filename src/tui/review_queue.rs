@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Row, Table, Widget};
 
 use crate::engine::state::HoldKind;
 
-use super::format::{duration, first_line};
+use super::format::{duration, first_line, fit_words};
 use super::task_table::{body, scroll_to};
 use super::theme::state_symbol;
 use super::widgets::{Ctx, pane_block};
@@ -40,6 +40,8 @@ impl Widget for ReviewQueue<'_> {
             .max()
             .unwrap_or(4)
             .clamp(4, 24);
+        // What the Why column has left: the others, and a space between each.
+        let why_width = (inner.width as usize).saturating_sub(id_width + 9 + 12 + 7 + 4);
         let rows = visible.into_iter().map(|(n, e)| {
             let (state, what) = match e.kind {
                 HoldKind::Review => ("awaiting_review", "review"),
@@ -55,7 +57,8 @@ impl Widget for ReviewQueue<'_> {
                 Cell::from(kind),
                 Cell::from(e.phase.to_string()),
                 Cell::from(Line::raw(waited).right_aligned()),
-                Cell::from(first_line(e.reason).to_string()),
+                // Cut with a mark: the detail shows the reason whole.
+                Cell::from(fit_words(first_line(e.reason), why_width, "…")),
             ]);
             if Some(n) == selected {
                 let scope = if self.focused {

@@ -94,9 +94,16 @@ impl Widget for StatusBar<'_> {
             } else {
                 t.style("ui.status.info")
             };
+            // Cut at a word, saying where the whole of it is.
+            let width = (area.width as usize).saturating_sub(2);
+            let tail = if ctx.state.focus == super::view_state::Pane::Log {
+                "…"
+            } else {
+                "… (whole in the log pane)"
+            };
             Line::from(vec![
                 Span::raw(" "),
-                Span::styled(status.text.clone(), style),
+                Span::styled(super::format::fit_words(&status.text, width, tail), style),
             ])
         } else {
             Line::from(self.hints(area.width as usize))

@@ -172,6 +172,8 @@ pub struct ViewState {
     /// Index into the loaded themes.
     pub theme: usize,
     pub status: Option<Status>,
+    /// Status messages not yet handed to the log pane, which keeps them whole.
+    pub told: Vec<Status>,
     pub link: LinkView,
     /// The log pane: rows scrolled up from its newest line, its filter, and
     /// whether it shows baton's own log instead of the run's events.
@@ -214,17 +216,21 @@ impl Default for LinkView {
 
 impl ViewState {
     pub fn info(&mut self, text: impl Into<String>) {
-        self.status = Some(Status {
+        let status = Status {
             text: text.into(),
             error: false,
-        });
+        };
+        self.told.push(status.clone());
+        self.status = Some(status);
     }
 
     pub fn error(&mut self, text: impl Into<String>) {
-        self.status = Some(Status {
+        let status = Status {
             text: text.into(),
             error: true,
-        });
+        };
+        self.told.push(status.clone());
+        self.status = Some(status);
     }
 
     /// Selects a task; a different one starts its detail at the top.
