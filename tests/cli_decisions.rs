@@ -67,6 +67,16 @@ fn reject_with_a_reason_fails_the_task() {
     out.expect(1);
     assert_eq!(state_of(&sandbox, "t"), "failed");
     assert_eq!(sandbox.runs_of("t", "two"), 0);
+
+    // Nothing failed on its own: retry says how to name the phase.
+    let out = sandbox.cli(&["retry", "t"]);
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("name the phase to run again: --phase one"),
+        "{out}"
+    );
+    sandbox.cli(&["retry", "t", "--phase", "one"]).expect(0);
 }
 
 #[test]
@@ -95,6 +105,12 @@ fn reject_with_feedback_runs_the_phase_again_with_the_feedback() {
     assert_eq!(
         t["decisions"][0]["action"],
         json!({"action": "send_back", "feedback": "cite the guideline"})
+    );
+    // `show` says what the phase was sent back with.
+    let text = sandbox.cli(&["show", "t"]);
+    assert!(
+        text.stdout.contains("send back with “cite the guideline”"),
+        "{text}"
     );
 }
 

@@ -378,3 +378,36 @@ fn list_and_show_explain_a_missing_state_folder_or_task() {
     assert!(out.stderr.contains("no task \"t9\""), "{out}");
     assert!(out.stderr.contains("t1"), "names the tasks there\n{out}");
 }
+
+/// `baton run --state-dir DIR` without the pipeline path goes on with the
+/// pipeline the folder keeps, and says which.
+#[test]
+fn run_without_a_pipeline_goes_on_with_the_folders_copy() {
+    let sandbox = cli::Sandbox::new();
+    sandbox.pipeline("[[phases]]\nid = \"one\"\nagent = \"a\"\n");
+    sandbox.inputs(&[serde_json::json!({"id": "t", "do": {"one": "review"}})]);
+    sandbox.run().expect(3);
+    sandbox.cli(&["approve", "t"]).expect(0);
+    let out = cli::output(
+        cli::baton()
+            .args(["run", "--headless", "--state-dir"])
+            .arg(sandbox.state()),
+    );
+    out.expect(0);
+    assert!(
+        out.stderr.contains("going on with the pipeline kept in")
+            && out.stderr.contains("pipeline.toml")
+            && out.stderr.contains("first run from"),
+        "{out}"
+    );
+    assert_eq!(sandbox.states()["t"], "completed");
+    // A folder with no run says what to give.
+    let empty = tempfile::tempdir().unwrap();
+    let out = cli::output(
+        cli::baton()
+            .args(["run", "--headless", "--state-dir"])
+            .arg(empty.path().join("none")),
+    );
+    out.expect(2);
+    assert!(out.stderr.contains("give the pipeline file"), "{out}");
+}

@@ -30,7 +30,8 @@ pub const ENGINE_LOG: &str = "engine.log";
 
 /// What to start the engine with.
 pub struct Plan<'a> {
-    pub pipeline_file: &'a Path,
+    /// `None`: the folder's kept pipeline.
+    pub pipeline_file: Option<&'a Path>,
     pub input: Option<&'a Path>,
     pub state_dir: &'a Path,
     /// `--budget` settings, handed on to the engine.
@@ -214,9 +215,11 @@ fn spawn(plan: &Plan<'_>) -> std::io::Result<(tokio::process::Child, PathBuf, u6
         .open(&log_path)?;
     let from = log.metadata()?.len();
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.arg("run")
-        .arg(plan.pipeline_file)
-        .args(["--headless", "--wait", "--state-dir"])
+    cmd.arg("run");
+    if let Some(file) = plan.pipeline_file {
+        cmd.arg(file);
+    }
+    cmd.args(["--headless", "--wait", "--state-dir"])
         .arg(plan.state_dir);
     if let Some(input) = plan.input {
         cmd.arg("--input").arg(input);

@@ -94,7 +94,7 @@ pub async fn run(args: DemoArgs) -> i32 {
     let opts = match mode {
         super::run::Mode::Headless => {
             let code = super::run::run_headless(
-                &pipeline_file,
+                Some(&pipeline_file),
                 pipeline,
                 demo_tasks(args.tasks),
                 &state_dir,
@@ -118,7 +118,7 @@ pub async fn run(args: DemoArgs) -> i32 {
         return 2;
     }
     let plan = super::background::Plan {
-        pipeline_file: &pipeline_file,
+        pipeline_file: Some(&pipeline_file),
         input: Some(&tickets),
         state_dir: &state_dir,
         budgets: &args.budgets,

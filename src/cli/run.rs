@@ -15,8 +15,9 @@ use super::state_meta;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The pipeline file.
-    pipeline: PathBuf,
+    /// The pipeline file. Without it, the run in --state-dir goes on with
+    /// the pipeline kept in the folder (its `pipeline.toml`).
+    pipeline: Option<PathBuf>,
     /// Tasks to add: a JSON Lines file (one task per line) or a folder of .json files.
     #[arg(long, value_name = "FILE|DIR")]
     input: Option<PathBuf>,
@@ -92,7 +93,26 @@ impl RunArgs {
 pub async fn run(args: RunArgs) -> i32 {
     let mode = Mode::choose(args.headless, &args.view);
     init_logging_for(&mode);
-    let mut pipeline = match spec::load(&args.pipeline) {
+    let loaded = match &args.pipeline {
+        Some(path) => spec::load(path).map_err(|e| e.to_string()),
+        None => {
+            let kept = state_meta::load(&args.dir.state_dir);
+            if let Ok(p) = &kept {
+                eprintln!(
+                    "{}: going on with the pipeline kept in {} ({})",
+                    p.name,
+                    state_meta::copy_path(&args.dir.state_dir).display(),
+                    state_meta::source(&args.dir.state_dir)
+                        .map(|s| format!("first run from {}", s.display()))
+                        .unwrap_or_else(|| "where it was first run from is not recorded".into())
+                );
+            }
+            kept.map_err(|e| {
+                format!("error: {e}\n  help: give the pipeline file: `baton run PIPELINE --state-dir DIR`")
+            })
+        }
+    };
+    let mut pipeline = match loaded {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -112,7 +132,7 @@ pub async fn run(args: RunArgs) -> i32 {
     };
     if let Mode::Dashboard(opts) = mode {
         let plan = super::background::Plan {
-            pipeline_file: &args.pipeline,
+            pipeline_file: args.pipeline.as_deref(),
             input: args.input.as_deref(),
             state_dir: &args.dir.state_dir,
             budgets: &args.budgets,
@@ -120,7 +140,7 @@ pub async fn run(args: RunArgs) -> i32 {
         return super::background::run(plan, opts).await.code();
     }
     run_headless(
-        &args.pipeline,
+        args.pipeline.as_deref(),
         pipeline,
         inputs,
         &args.dir.state_dir,
@@ -170,7 +190,7 @@ pub fn init_logging_for(mode: &Mode) {
 /// nothing more can happen without a person; with it, once every task is
 /// final and no dashboard that asked to hold it is attached.
 pub async fn run_headless(
-    pipeline_file: &Path,
+    pipeline_file: Option<&Path>,
     pipeline: spec::Pipeline,
     inputs: Vec<InputTask>,
     state_dir: &Path,
@@ -187,7 +207,10 @@ pub async fn run_headless(
             return 2;
         }
     };
-    if let Err(e) = state_meta::save(state_dir, pipeline_file) {
+    // A run given its file keeps a copy; one going on without it already has it.
+    if let Some(file) = pipeline_file
+        && let Err(e) = state_meta::save(state_dir, file)
+    {
         eprintln!("error: {e}");
         return 2;
     }
@@ -206,7 +229,13 @@ pub async fn run_headless(
     let resumed = start.totals.tasks;
     let handle = engine.handle();
     let mut events = handle.subscribe();
-    let run_log = super::run_log::start(&engine, start.clone(), Session::Run, Some(pipeline_file));
+    let kept = state_meta::copy_path(state_dir);
+    let run_log = super::run_log::start(
+        &engine,
+        start.clone(),
+        Session::Run,
+        Some(pipeline_file.unwrap_or(&kept)),
+    );
     let mut progress = Progress::follow(start);
     match engine.submit(inputs).await {
         Ok(s) => {

@@ -8,6 +8,18 @@ use baton::spec::{self, Pipeline};
 const COPY: &str = "pipeline.toml";
 const SOURCE: &str = "pipeline.source";
 
+/// Where a state folder keeps its pipeline.
+pub fn copy_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(COPY)
+}
+
+/// Where the kept pipeline was first run from, if recorded.
+pub fn source(state_dir: &Path) -> Option<PathBuf> {
+    std::fs::read_to_string(state_dir.join(SOURCE))
+        .ok()
+        .map(PathBuf::from)
+}
+
 /// Keeps a copy of the pipeline file and where it came from.
 pub fn save(state_dir: &Path, pipeline_file: &Path) -> Result<(), String> {
     let source = std::fs::canonicalize(pipeline_file)

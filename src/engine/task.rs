@@ -781,7 +781,29 @@ impl Task {
                     .iter()
                     .position(|p| p.state == PhaseState::Failed)
             })
-            .ok_or_else(|| self.refused(format!("nothing to retry (task is {})", self.state)))
+            .ok_or_else(|| {
+                if self.state == TaskState::Failed {
+                    // Failed by a decision (a rejection): no phase failed on
+                    // its own, so say which can run again and how to name it.
+                    let done: Vec<&str> = self
+                        .phases
+                        .iter()
+                        .filter(|p| p.state == PhaseState::Completed)
+                        .map(|p| p.id.as_str())
+                        .collect();
+                    self.refused(format!(
+                        "no phase of {} failed on its own (it was failed by a decision); name the phase to run again: --phase {}",
+                        self.id,
+                        if done.is_empty() {
+                            "PHASE".to_string()
+                        } else {
+                            done.join("|")
+                        }
+                    ))
+                } else {
+                    self.refused(format!("nothing to retry (task is {})", self.state))
+                }
+            })
     }
 }
 

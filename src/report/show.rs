@@ -182,15 +182,14 @@ pub fn text(task: &Task) -> String {
                 .as_deref()
                 .map(|n| format!(": {n}"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {} {}{} by {}{}",
-                d.at,
-                d.action.name(),
-                phase,
-                d.by,
-                note
-            );
+            // A send-back's feedback is what the phase ran again with.
+            let action = match &d.action {
+                crate::engine::event::Action::SendBack { feedback } => {
+                    format!("send back with “{feedback}”")
+                }
+                other => other.name().to_string(),
+            };
+            let _ = writeln!(out, "  {} {action}{} by {}{}", d.at, phase, d.by, note);
         }
     }
     out

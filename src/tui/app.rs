@@ -170,8 +170,9 @@ fn on_link(ui: &mut Ui, source: &mut Source, link: Link) {
     }
 }
 
-/// Keys from `keys_file`, else from the config folder's `keys.toml` when there is one.
-fn load_keymap(opts: &TuiOptions) -> (Keymap, Option<String>) {
+/// Keys from `keys_file`, else from the config folder's `keys.toml` when
+/// there is one; with a line for every problem in it.
+fn load_keymap(opts: &TuiOptions) -> (Keymap, Vec<String>) {
     let path = opts.keys_file.clone().or_else(|| {
         theme_file::config_dir()
             .map(|d| d.join("keys.toml"))
@@ -179,13 +180,14 @@ fn load_keymap(opts: &TuiOptions) -> (Keymap, Option<String>) {
     });
     match path {
         Some(p) => {
-            let (map, warning) = Keymap::load(&p);
-            (
-                map,
-                warning.map(|w| format!("{w} (using the default keys)")),
-            )
+            let (map, warnings) = Keymap::load(&p);
+            let warnings = warnings
+                .iter()
+                .map(|w| format!("{w} (that line is left out; the rest is used)"))
+                .collect();
+            (map, warnings)
         }
-        None => (Keymap::default(), None),
+        None => (Keymap::default(), Vec::new()),
     }
 }
 
@@ -250,13 +252,13 @@ async fn run_on(
     } = streams;
     let support = ColorSupport::detect(opts.no_color);
     let (themes, theme_warnings) = theme_file::themes(opts.theme.as_deref(), support);
-    let (keymap, key_warning) = load_keymap(&opts);
+    let (keymap, key_warnings) = load_keymap(&opts);
     let stopped = handle.is_none();
     let mut ui = Ui::new(RunView::new(overview), keymap, themes, Actor::current());
     let warnings: Vec<String> = theme_warnings
         .iter()
         .map(|w| format!("{w} (using the default theme)"))
-        .chain(key_warning)
+        .chain(key_warnings)
         .collect();
     for w in &warnings {
         tracing::warn!("{w}");

@@ -60,7 +60,15 @@ impl Help<'_> {
         ));
         lines.push(Line::raw(""));
         lines.push(Line::styled(
-            "  Bindings can be changed in keys.toml, e.g. approve = \"y\".",
+            "  Bindings can be changed in keys.toml in $XDG_CONFIG_HOME/baton (else",
+            t.text("ui.text.dim"),
+        ));
+        lines.push(Line::styled(
+            "  ~/.config/baton), or --keys FILE: e.g. approve = \"y\"; a bad line is",
+            t.text("ui.text.dim"),
+        ));
+        lines.push(Line::styled(
+            "  reported and left out.",
             t.text("ui.text.dim"),
         ));
         lines

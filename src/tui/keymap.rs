@@ -100,25 +100,30 @@ impl Keymap {
         Ok(Keymap { bindings, lookup })
     }
 
-    /// The defaults with a file's bindings laid over them; on any problem the
-    /// defaults alone, and the problem.
-    pub fn load(path: &Path) -> (Keymap, Option<FileWarning>) {
-        let result = config_file::read(path).and_then(|text| Keymap::from_text(path, &text));
-        match result {
-            Ok(map) => (map, None),
-            Err(w) => (Keymap::default(), Some(w)),
+    /// The defaults with a file's bindings laid over them, and every
+    /// problem found, each at its line: a bad entry is left out and the good
+    /// ones are kept. A file that cannot be read or parsed at all leaves the
+    /// defaults.
+    pub fn load(path: &Path) -> (Keymap, Vec<FileWarning>) {
+        match config_file::read(path) {
+            Ok(text) => Keymap::from_text(path, &text),
+            Err(w) => (Keymap::default(), vec![w]),
         }
     }
 
-    pub fn from_text(path: &Path, text: &str) -> Result<Keymap, FileWarning> {
+    pub fn from_text(path: &Path, text: &str) -> (Keymap, Vec<FileWarning>) {
         let src = Source { path, text };
-        let table = src.parse()?;
-        let mut bindings = Keymap::default().bindings;
-        let mut spans: HashMap<Action, Range<usize>> = HashMap::new();
+        let table = match src.parse() {
+            Ok(t) => t,
+            Err(w) => return (Keymap::default(), vec![w]),
+        };
+        let mut warnings = Vec::new();
+        // What the file sets, in its order, each entry with its place.
+        let mut set: Vec<(Action, Vec<KeyBinding>, Range<usize>)> = Vec::new();
         for (name, value) in table.iter() {
             let Some(action) = Action::parse(name.get_ref()) else {
                 let known: Vec<_> = Action::ALL.iter().map(|a| a.name()).collect();
-                return Err(src.warning(
+                warnings.push(src.warning(
                     name.span(),
                     format!(
                         "unknown action {:?}; known actions: {}",
@@ -126,18 +131,72 @@ impl Keymap {
                         known.join(", ")
                     ),
                 ));
+                continue;
             };
-            let keys = config_file::strings(&src, value)?
-                .into_iter()
-                .map(|(k, span)| KeyBinding::parse(k).map_err(|e| src.warning(span, e)))
-                .collect::<Result<Vec<_>, _>>()?;
-            spans.insert(action, name.span());
-            if let Some(slot) = bindings.iter_mut().find(|(a, _)| *a == action) {
-                slot.1 = keys;
+            let names = match config_file::strings(&src, value) {
+                Ok(n) => n,
+                Err(w) => {
+                    warnings.push(w);
+                    continue;
+                }
+            };
+            let mut keys = Vec::new();
+            let mut bad = false;
+            for (k, span) in names {
+                match KeyBinding::parse(k) {
+                    Ok(key) => keys.push(key),
+                    Err(e) => {
+                        bad = true;
+                        warnings.push(src.warning(span, e));
+                    }
+                }
+            }
+            // A line with nothing usable is left out: the action keeps its
+            // default keys (an empty list on purpose unbinds it).
+            if bad && keys.is_empty() {
+                continue;
+            }
+            set.push((action, keys, name.span()));
+        }
+        // The file's keys first, each to the first entry that claims it;
+        // then the defaults of what the file leaves alone, minus the keys
+        // the file took.
+        let mut lookup: HashMap<KeyBinding, Action> = HashMap::new();
+        let mut bindings: Vec<(Action, Vec<KeyBinding>)> = Keymap::default().bindings;
+        for (action, keys, span) in &set {
+            let mut kept = Vec::new();
+            for key in keys {
+                match lookup.get(key) {
+                    Some(other) if other != action => warnings.push(src.warning(
+                        span.clone(),
+                        format!(
+                            "key {key} is bound to both {} and {}; {} keeps it",
+                            other.name(),
+                            action.name(),
+                            other.name()
+                        ),
+                    )),
+                    _ => {
+                        lookup.insert(*key, *action);
+                        kept.push(*key);
+                    }
+                }
+            }
+            if let Some(slot) = bindings.iter_mut().find(|(a, _)| a == action) {
+                slot.1 = kept;
             }
         }
-        Keymap::build(bindings, |a| spans.get(&a).cloned().unwrap_or(0..0))
-            .map_err(|(span, msg)| src.warning(span, msg))
+        let from_file: Vec<Action> = set.iter().map(|(a, _, _)| *a).collect();
+        for (action, keys) in bindings.iter_mut() {
+            if from_file.contains(action) {
+                continue;
+            }
+            keys.retain(|k| !lookup.contains_key(k));
+            for k in keys.iter() {
+                lookup.insert(*k, *action);
+            }
+        }
+        (Keymap { bindings, lookup }, warnings)
     }
 
     pub fn action(&self, ev: &KeyEvent) -> Option<Action> {
@@ -216,8 +275,9 @@ mod tests {
     #[test]
     fn a_keys_file_overrides_only_what_it_names() {
         let path = PathBuf::from("keys.toml");
-        let map =
-            Keymap::from_text(&path, "approve = \"y\"\nquit = [\"x\", \"ctrl-q\"]\n").unwrap();
+        let (map, warnings) =
+            Keymap::from_text(&path, "approve = \"y\"\nquit = [\"x\", \"ctrl-q\"]\n");
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             map.action(&press(KeyCode::Char('y'))),
             Some(Action::Approve)
@@ -249,21 +309,52 @@ mod tests {
             ("approve = \n", "keys.toml:1:"),
         ];
         for (text, want) in cases {
-            let err = Keymap::from_text(&path, text).unwrap_err().to_string();
-            assert!(err.contains(want), "{text:?}: {err}");
+            let (_, warnings) = Keymap::from_text(&path, text);
+            let all: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+            assert!(all.iter().any(|w| w.contains(want)), "{text:?}: {all:?}");
         }
+    }
+
+    /// Every bad line is reported and the good bindings are kept.
+    #[test]
+    fn every_bad_line_is_reported_and_the_good_ones_kept() {
+        let path = PathBuf::from("keys.toml");
+        let text = "approve = \"y\"\nfly = \"x\"\nreject = \"hyper-r\"\nfeedback = \"F\"\ncancel = \"y\"\n";
+        let (map, warnings) = Keymap::from_text(&path, text);
+        let lines: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("keys.toml:2:"), "{lines:?}");
+        assert!(lines[1].contains("keys.toml:3:"), "{lines:?}");
+        assert!(lines[2].contains("keys.toml:5:") && lines[2].contains("approve keeps it"));
+        assert_eq!(
+            map.action(&press(KeyCode::Char('y'))),
+            Some(Action::Approve)
+        );
+        assert_eq!(
+            map.action(&press(KeyCode::Char('F'))),
+            Some(Action::Feedback)
+        );
+        // A default key the file gave to another action moves with it.
+        assert_eq!(map.action(&press(KeyCode::Char('f'))), None);
+        assert_eq!(
+            map.action(&press(KeyCode::Char('r'))),
+            Some(Action::Reject),
+            "reject's bad line is left out: its default stays"
+        );
     }
 
     #[test]
     fn a_bad_or_missing_file_falls_back_to_defaults_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.toml");
-        std::fs::write(&path, "approve = \"a\"\nreject = \"a\"\n").unwrap();
-        let (map, warning) = Keymap::load(&path);
-        let warning = warning.expect("a warning").to_string();
-        assert!(warning.contains("keys.toml:"), "{warning}");
+        std::fs::write(&path, "approve = [\n").unwrap();
+        let (map, warnings) = Keymap::load(&path);
+        assert!(
+            warnings[0].to_string().contains("keys.toml:"),
+            "{warnings:?}"
+        );
         assert_eq!(map.action(&press(KeyCode::Char('r'))), Some(Action::Reject));
         let (_, missing) = Keymap::load(&dir.path().join("nope.toml"));
-        assert!(missing.unwrap().to_string().contains("cannot read"));
+        assert!(missing[0].to_string().contains("cannot read"));
     }
 }
