@@ -366,3 +366,33 @@ fn quit_says_it_stops_the_engine_and_offers_detach_and_read_only_shows_no_action
     }
     wait_until_gone(pid);
 }
+
+/// The demo's terminal is closed (its dashboard dies): with nobody watching
+/// and nothing left to run, its engine ends after a while and removes the
+/// temporary folder, instead of waiting forever over it.
+#[test]
+fn a_demo_whose_terminal_closes_ends_and_cleans_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmpdir = tmp.path().to_str().unwrap();
+    let demo = ["demo", "--tasks", "3"];
+    let mut term = Term::spawn(
+        &demo,
+        tmp.path(),
+        140,
+        40,
+        &[("TMPDIR", tmpdir), ("BATON_DEMO_LINGER", "1")],
+    );
+    term.wait_for("demo-dev-squad", 30);
+    let dirs = demo_dirs(tmp.path());
+    assert_eq!(dirs.len(), 1);
+    let engine = engine_pid(&dirs[0].join("state"));
+    // The window is shut: the dashboard gets SIGHUP and is gone.
+    let dashboard = term.pid().expect("the dashboard's pid");
+    unsafe {
+        libc::kill(dashboard as i32, libc::SIGHUP);
+    }
+    wait_until_gone(engine);
+    wait_for("the demo folder to go", || {
+        demo_dirs(tmp.path()).is_empty().then_some(())
+    });
+}

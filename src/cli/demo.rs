@@ -60,6 +60,15 @@ pub fn demo_tasks(count: usize) -> Vec<InputTask> {
         .collect()
 }
 
+/// How long a demo's engine waits, with no dashboard attached and nothing
+/// left to run, before it ends: ten minutes, or `BATON_DEMO_LINGER` seconds.
+fn linger_secs() -> u64 {
+    std::env::var("BATON_DEMO_LINGER")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600)
+}
+
 pub async fn run(args: DemoArgs) -> i32 {
     let mode = super::run::Mode::choose(args.headless, &args.view);
     super::run::init_logging_for(&mode);
@@ -99,6 +108,7 @@ pub async fn run(args: DemoArgs) -> i32 {
                 demo_tasks(args.tasks),
                 &state_dir,
                 false,
+                None,
             )
             .await;
             look_around();
@@ -122,6 +132,9 @@ pub async fn run(args: DemoArgs) -> i32 {
         input: Some(&tickets),
         state_dir: &state_dir,
         budgets: &args.budgets,
+        // Nobody watching and nothing to run (a closed terminal, say): the
+        // demo ends after a while, and a temporary folder goes with it.
+        linger: Some((linger_secs(), temporary.then_some(dir.as_path()))),
     };
     let ended = super::background::run(plan, opts).await;
     match ended {
@@ -136,7 +149,12 @@ pub async fn run(args: DemoArgs) -> i32 {
             ),
         },
         super::background::Ended::Detached => {
-            eprintln!("the demo's files stay in {} while it runs", dir.display());
+            eprintln!(
+                "the demo's files stay in {} while it runs; with no dashboard attached and nothing left to run it ends after {} s{}",
+                dir.display(),
+                linger_secs(),
+                if temporary { " and removes them" } else { "" }
+            );
         }
         _ => look_around(),
     }

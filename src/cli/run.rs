@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use baton::engine::{Command, Engine, EngineError, EngineOptions, RunSummary};
+use baton::engine::{Command, Engine, EngineError, EngineOptions, RunSummary, TaskState};
 use baton::report::progress::Progress;
 use baton::run_log_writer::Session;
 use baton::spec::{self, input::InputTask};
@@ -28,6 +28,14 @@ pub struct RunArgs {
     /// or SIGTERM/SIGINT, serving `baton attach` and CLI decisions meanwhile.
     #[arg(long)]
     wait: bool,
+    /// With --wait: end once no dashboard holds the run and nothing is left
+    /// to run without a person, after this many seconds (a demo's engine).
+    #[arg(long, hide = true, value_name = "SECONDS", requires = "wait")]
+    linger: Option<u64>,
+    /// Remove this folder when the engine ends after lingering (a demo's
+    /// temporary folder).
+    #[arg(long, hide = true, value_name = "DIR", requires = "linger")]
+    remove_after: Option<PathBuf>,
     /// A budget for this run, over the pipeline's: task.usd=0.50, task.tokens=N, run.usd=20 or run.tokens=N (repeatable).
     #[arg(long = "budget", value_name = "SCOPE.UNIT=VALUE", value_parser = super::budget::parse_setting)]
     budgets: Vec<super::budget::BudgetSetting>,
@@ -136,17 +144,32 @@ pub async fn run(args: RunArgs) -> i32 {
             input: args.input.as_deref(),
             state_dir: &args.dir.state_dir,
             budgets: &args.budgets,
+            linger: None,
         };
         return super::background::run(plan, opts).await.code();
     }
+    let linger = args.linger.map(|secs| Linger {
+        after: Duration::from_secs(secs),
+        remove: args.remove_after.clone(),
+    });
     run_headless(
         args.pipeline.as_deref(),
         pipeline,
         inputs,
         &args.dir.state_dir,
         args.wait,
+        linger,
     )
     .await
+}
+
+/// How a `--wait` engine nobody watches ends: once no dashboard holds the
+/// run and nothing is left to run without a person, after `after`; then
+/// `remove` (a demo's temporary folder) goes.
+#[derive(Debug, Clone)]
+pub struct Linger {
+    pub after: Duration,
+    pub remove: Option<PathBuf>,
 }
 
 /// Logs go to the dashboard's log pane while it owns the screen, else to
@@ -195,6 +218,7 @@ pub async fn run_headless(
     inputs: Vec<InputTask>,
     state_dir: &Path,
     wait: bool,
+    linger: Option<Linger>,
 ) -> i32 {
     let opts = EngineOptions {
         exit_when_idle: !wait,
@@ -285,12 +309,35 @@ pub async fn run_headless(
     let mut stopped_by: Option<i32> = None;
     let mut sigterm =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut idle_since: Option<tokio::time::Instant> = None;
+    let mut lingered = false;
     let summary = loop {
         // With --wait, the end is when every task is final and nobody holds the run.
         let held = holders.as_ref().is_some_and(|h| *h.borrow() > 0);
         if wait && !stop_asked && !held && progress.unfinished() == 0 {
             stop_asked = true;
             let _ = handle.send(Command::Shutdown).await;
+        }
+        // A lingering engine also ends when nobody watches and only people
+        // could move it on.
+        let runnable = [TaskState::Pending, TaskState::Running, TaskState::Retrying]
+            .iter()
+            .map(|s| progress.count(*s))
+            .sum::<usize>();
+        match &linger {
+            Some(l) if !held && runnable == 0 && !stop_asked => {
+                let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= l.after {
+                    eprintln!(
+                        "no dashboard is attached and nothing is left to run: ending after {}s",
+                        l.after.as_secs()
+                    );
+                    stop_asked = true;
+                    lingered = true;
+                    let _ = handle.send(Command::Shutdown).await;
+                }
+            }
+            _ => idle_since = None,
         }
         tokio::select! {
             changed = async { holders.as_mut().expect("guarded").changed().await }, if holders.is_some() => {
@@ -325,6 +372,13 @@ pub async fn run_headless(
     };
     super::run_log::finish(run_log).await;
     drop(server);
+    if lingered && let Some(dir) = linger.as_ref().and_then(|l| l.remove.as_ref()) {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => eprintln!("removed {}", dir.display()),
+            Err(e) => eprintln!("warning: cannot remove {}: {e}", dir.display()),
+        }
+        return 0;
+    }
     let summary = match settled(summary) {
         Ok(s) => s,
         Err(code) => return code,
