@@ -375,7 +375,7 @@ fn a_demo_whose_terminal_closes_ends_and_cleans_up() {
     let tmp = tempfile::tempdir().unwrap();
     let tmpdir = tmp.path().to_str().unwrap();
     let demo = ["demo", "--tasks", "3"];
-    let mut term = Term::spawn(
+    let term = Term::spawn(
         &demo,
         tmp.path(),
         140,
