@@ -329,12 +329,10 @@ fn quit_says_it_stops_the_engine_and_offers_detach_and_read_only_shows_no_action
     ];
     let mut term = Term::spawn(&run, dir.path(), 160, 40, &[]);
     term.wait_for("1 need you", 30);
-    let footer = term
-        .contents()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let screen = term.wait_until("the whole frame, down to the footer", 10, |s| {
+        s.lines().last().is_some_and(|l| l.contains("quit"))
+    });
+    let footer = screen.lines().last().unwrap_or_default().to_string();
     assert!(footer.contains("d detach"), "{footer}");
     assert!(footer.contains("a approve"), "{footer}");
     term.send("q");
@@ -351,12 +349,10 @@ fn quit_says_it_stops_the_engine_and_offers_detach_and_read_only_shows_no_action
     let attach = ["attach", "--read-only", "--state-dir", "state"];
     let mut term = Term::spawn(&attach, dir.path(), 160, 40, &[]);
     term.wait_for("READ-ONLY", 30);
-    let footer = term
-        .contents()
-        .lines()
-        .last()
-        .unwrap_or_default()
-        .to_string();
+    let screen = term.wait_until("the whole frame, down to the footer", 10, |s| {
+        s.lines().last().is_some_and(|l| l.contains("quit"))
+    });
+    let footer = screen.lines().last().unwrap_or_default().to_string();
     assert!(!footer.contains("approve"), "no action keys: {footer}");
     assert!(footer.contains("q quit"), "{footer}");
     term.send("q");
