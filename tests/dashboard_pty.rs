@@ -803,3 +803,67 @@ fn a_long_message_is_cut_visibly_and_read_whole_in_the_log() {
     term.send("y");
     term.wait_exit(30);
 }
+
+const SLOW_REVIEW: &str = r#"
+name = "slow-review"
+[agents.rev]
+kind = "sim"
+latency = "2s"
+review_rate = 1.0
+[[phases]]
+id = "draft"
+agent = "rev"
+"#;
+
+/// When a task starts waiting for a person, the terminal is told: the bell
+/// by default, an OSC 9 notification when asked; and the header says how
+/// long the oldest has waited.
+#[test]
+fn a_task_that_starts_waiting_rings_the_bell_or_notifies() {
+    let dir = tempfile::tempdir().unwrap();
+    // The review comes after a reply that takes two seconds: the dashboard
+    // is open by then.
+    setup_with(dir.path(), SLOW_REVIEW, &["t1"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 40, &[]);
+    term.wait_for("▶ 1 running", 30);
+    assert!(!term.wrote(b"\x07"), "nothing waits yet");
+    term.wait_for("1 need you", 30);
+    term.wait_for_bytes("the bell", b"\x07", 10);
+    term.wait_for("oldest ", 10);
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), SLOW_REVIEW, &["t1"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl", "--notify", "osc9"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 40, &[]);
+    term.wait_for("1 need you", 30);
+    term.wait_for_bytes(
+        "an OSC 9 notification",
+        b"\x1b]9;baton: t1 waits for review at draft\x07",
+        10,
+    );
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+
+    // What already waits when a dashboard opens is told once.
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl", "--notify", "osc777"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 40, &[]);
+    term.wait_for("1 need you", 30);
+    term.wait_for_bytes(
+        "an OSC 777 notification",
+        b"\x1b]777;notify;baton;a task waits for you\x07",
+        10,
+    );
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+}

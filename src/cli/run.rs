@@ -57,6 +57,20 @@ pub struct ViewArgs {
     /// Most frames the dashboard draws per second.
     #[arg(long, default_value_t = 10, value_name = "N")]
     fps: u32,
+    /// How a task that starts waiting for a person is announced: bell,
+    /// osc9, osc777 (desktop notifications) or off (default: the config
+    /// folder's dashboard.toml `notify`, else bell).
+    #[arg(long, value_name = "HOW", value_parser = parse_notify)]
+    notify: Option<baton::tui::attention::Notify>,
+}
+
+fn parse_notify(s: &str) -> Result<baton::tui::attention::Notify, String> {
+    baton::tui::attention::Notify::parse(s).ok_or_else(|| {
+        format!(
+            "{s:?}: use one of {}",
+            baton::tui::attention::Notify::NAMES.join(", ")
+        )
+    })
 }
 
 impl ViewArgs {
@@ -65,6 +79,7 @@ impl ViewArgs {
             theme: self.theme.clone(),
             keys_file: self.keys.clone(),
             max_fps: self.fps.max(1),
+            notify: self.notify,
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             ..baton::tui::TuiOptions::default()
         }

@@ -254,11 +254,19 @@ async fn run_on(
     let (themes, theme_warnings) = theme_file::themes(opts.theme.as_deref(), support);
     let (keymap, key_warnings) = load_keymap(&opts);
     let stopped = handle.is_none();
+    let config = theme_file::config_dir().map(|d| d.join("dashboard.toml"));
+    let (configured, config_warnings) = match &config {
+        Some(path) => super::attention::from_config(path),
+        None => (None, Vec::new()),
+    };
+    let mut attention =
+        super::attention::Attention::new(opts.notify.or(configured).unwrap_or_default());
     let mut ui = Ui::new(RunView::new(overview), keymap, themes, Actor::current());
     let warnings: Vec<String> = theme_warnings
         .iter()
         .map(|w| format!("{w} (using the default theme)"))
         .chain(key_warnings)
+        .chain(config_warnings.iter().map(|w| w.to_string()))
         .collect();
     for w in &warnings {
         tracing::warn!("{w}");
@@ -303,6 +311,7 @@ async fn run_on(
             break;
         }
     }
+    attention.already_waiting(ui.view.review_len());
     let (replies, mut replies_rx) = mpsc::unbounded_channel();
     let mut source = Source::new(handle, reader, replies);
     source.asked = Some(ui.want());
@@ -341,7 +350,16 @@ async fn run_on(
         // Read what the screen now asks for (ui.draw has settled selection
         // and scrolling), or what changed.
         let want = ui.want();
+        // A task started waiting for a person: tell the terminal.
+        if let Some(bytes) = attention.due(Instant::now()) {
+            use std::io::Write;
+            let mut out = std::io::stdout();
+            let _ = out.write_all(&bytes).and_then(|_| out.flush());
+        }
         let mut wake = pacer.wake_at(Instant::now());
+        if let Some(at) = attention.next_at() {
+            wake = wake.min(at);
+        }
         match source.read_due(&want, Instant::now()) {
             Some(at) if at <= Instant::now() => source.read(want, Instant::now()),
             Some(at) => wake = wake.min(at),
@@ -366,6 +384,7 @@ async fn run_on(
             },
             msg = async { events.as_mut().expect("guarded").recv().await }, if events.is_some() => match msg {
                 Ok(ev) => {
+                    attention.on_event(&ev);
                     if ui.feed.event(&ev) && ui.log_shown() {
                         pacer.mark();
                     }

@@ -31,6 +31,10 @@ pub struct Page {
     pub matching: u64,
     /// Open holds from `want.queue_offset` on, with their task ids.
     pub queue: Vec<(String, Hold)>,
+    /// What each task in `queue` has spent: tokens and dollars.
+    pub queue_spent: std::collections::HashMap<String, (u64, crate::engine::cost::CostTotal)>,
+    /// Since when the longest-waiting hold of the run has waited.
+    pub oldest_wait: Option<jiff::Timestamp>,
     pub selected: Option<Task>,
     /// Tasks finished since `want.finished_since`, when asked.
     pub finished_recently: Option<u64>,
@@ -66,6 +70,23 @@ pub async fn fetch(reader: &dyn RunReader, want: Want) -> Result<Page, StoreErro
             .waiting(want.queue_offset, Some(want.queue_limit))
             .await?
     };
+    let mut queue_spent = std::collections::HashMap::new();
+    for (id, _) in &queue {
+        if !queue_spent.contains_key(id)
+            && let Some(row) = reader.row(id).await?
+        {
+            queue_spent.insert(id.clone(), (row.tokens, row.cost()));
+        }
+    }
+    let oldest_wait = if want.queue_offset == 0 || queue.is_empty() {
+        queue.first().map(|(_, h)| h.since)
+    } else {
+        reader
+            .waiting(0, Some(1))
+            .await?
+            .first()
+            .map(|(_, h)| h.since)
+    };
     let selected = match &want.selected {
         Some(id) => reader.task(id).await?,
         None => None,
@@ -87,6 +108,8 @@ pub async fn fetch(reader: &dyn RunReader, want: Want) -> Result<Page, StoreErro
         rows,
         matching,
         queue,
+        queue_spent,
+        oldest_wait,
         selected,
         finished_recently,
         seq,

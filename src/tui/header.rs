@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use crate::engine::budget;
 use crate::engine::state::TaskState;
 
-use super::format::{clock, fit, tokens};
+use super::format::{clock, duration, fit, tokens};
 use super::theme::state_symbol;
 use super::widgets::Ctx;
 
@@ -104,6 +104,12 @@ impl Header<'_> {
                 format!(" {queue} need you "),
                 t.style("ui.badge"),
             ));
+            if let Some(since) = ctx.view.oldest_wait() {
+                spans.push(Span::styled(
+                    format!(" oldest {}", duration(ctx.now.duration_since(since))),
+                    t.text("ui.text.dim"),
+                ));
+            }
         }
         Line::from(spans)
     }

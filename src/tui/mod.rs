@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 pub mod action;
 pub mod app;
+pub mod attention;
 pub mod budget_input;
 pub mod color;
 pub mod commands;
@@ -63,6 +64,9 @@ pub struct TuiOptions {
     pub quit_stops_engine: bool,
     /// Attached with `--read-only`; shown in the header.
     pub read_only: bool,
+    /// How a task that starts waiting for a person is announced; `None`:
+    /// the config file's `notify`, else the bell.
+    pub notify: Option<attention::Notify>,
 }
 
 impl Default for TuiOptions {
@@ -74,6 +78,7 @@ impl Default for TuiOptions {
             no_color: false,
             quit_stops_engine: true,
             read_only: false,
+            notify: None,
         }
     }
 }

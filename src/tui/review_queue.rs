@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Row, Table, Widget};
 
 use crate::engine::state::HoldKind;
 
-use super::format::{duration, first_line, fit_words};
+use super::format::{cost_short, duration, first_line, fit_words};
 use super::task_table::{body, scroll_to};
 use super::theme::state_symbol;
 use super::widgets::{Ctx, pane_block};
@@ -41,7 +41,7 @@ impl Widget for ReviewQueue<'_> {
             .unwrap_or(4)
             .clamp(4, 24);
         // What the Why column has left: the others, and a space between each.
-        let why_width = (inner.width as usize).saturating_sub(id_width + 9 + 12 + 7 + 4);
+        let why_width = (inner.width as usize).saturating_sub(id_width + 9 + 12 + 7 + 9 + 5);
         let rows = visible.into_iter().map(|(n, e)| {
             let (state, what) = match e.kind {
                 HoldKind::Review => ("awaiting_review", "review"),
@@ -57,6 +57,15 @@ impl Widget for ReviewQueue<'_> {
                 Cell::from(kind),
                 Cell::from(e.phase.to_string()),
                 Cell::from(Line::raw(waited).right_aligned()),
+                Cell::from(
+                    Line::raw(
+                        ctx.view
+                            .queue_spent(e.task)
+                            .map(|(_, cost)| cost_short(cost))
+                            .unwrap_or_default(),
+                    )
+                    .right_aligned(),
+                ),
                 // Cut with a mark: the detail shows the reason whole.
                 Cell::from(fit_words(first_line(e.reason), why_width, "…")),
             ]);
@@ -76,9 +85,10 @@ impl Widget for ReviewQueue<'_> {
             Constraint::Length(9),
             Constraint::Length(12),
             Constraint::Length(7),
+            Constraint::Length(9),
             Constraint::Fill(1),
         ];
-        let header = Row::new(["Task", "Waiting", "Phase", "Waited", "Why"])
+        let header = Row::new(["Task", "Waiting", "Phase", "Waited", "Spent", "Why"])
             .style(t.text("ui.table.header"));
         let title = format!(" Review queue · {len} waiting ");
         Table::new(rows, widths)

@@ -453,6 +453,16 @@ impl RunView {
         last.saturating_sub(first) as f64 * 60.0 / span.as_secs_f64()
     }
 
+    /// Since when the run's longest-waiting hold has waited.
+    pub fn oldest_wait(&self) -> Option<Timestamp> {
+        self.page.oldest_wait
+    }
+
+    /// What a task in the review queue's page has spent.
+    pub fn queue_spent(&self, id: &str) -> Option<(u64, CostTotal)> {
+        self.page.queue_spent.get(id).copied()
+    }
+
     /// Open holds: the review queue's length.
     pub fn review_len(&self) -> usize {
         self.page.totals.holds as usize

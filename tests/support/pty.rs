@@ -49,6 +49,8 @@ pub struct Term {
     made: Made,
     /// Bytes the program has written to the terminal so far.
     written: Arc<AtomicU64>,
+    /// Everything it wrote, raw (the first 64 MiB).
+    raw: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Term {
@@ -82,6 +84,8 @@ impl Term {
         let s = screen.clone();
         let written = Arc::new(AtomicU64::new(0));
         let counter = written.clone();
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let raw_in = raw.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             loop {
@@ -89,6 +93,12 @@ impl Term {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         counter.fetch_add(n as u64, Ordering::Relaxed);
+                        {
+                            let mut r = raw_in.lock().unwrap();
+                            if r.len() < 64 << 20 {
+                                r.extend_from_slice(&buf[..n]);
+                            }
+                        }
                         s.lock().unwrap().process(&buf[..n]);
                     }
                 }
@@ -102,7 +112,26 @@ impl Term {
             screen,
             made,
             written,
+            raw,
         }
+    }
+
+    /// Whether the program has written `needle` to the terminal, raw.
+    pub fn wrote(&self, needle: &[u8]) -> bool {
+        let raw = self.raw.lock().unwrap();
+        raw.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// Waits until the program has written `needle`, raw.
+    pub fn wait_for_bytes(&self, what: &str, needle: &[u8], secs: u64) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < until {
+            if self.wrote(needle) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("timed out waiting for {what} in the terminal's output");
     }
 
     /// Bytes written to the terminal since the start.
