@@ -9,6 +9,7 @@
 
 pub mod agents;
 pub mod engine;
+pub mod filter;
 pub mod remote;
 pub mod report;
 pub mod run_log_writer;

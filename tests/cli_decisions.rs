@@ -302,3 +302,49 @@ fn decisions_record_the_user_and_the_ssh_client_address() {
         "203.0.113.7"
     );
 }
+
+/// `--where` decides every task a filter keeps, printing each; a bad
+/// filter points at the character.
+#[test]
+fn approve_where_decides_every_task_the_filter_keeps() {
+    let review = json!({"one": "review"});
+    let sandbox = stopped(
+        &[
+            json!({"id": "qa-1", "do": review}),
+            json!({"id": "qa-2", "do": review}),
+            json!({"id": "ops-1", "do": review}),
+            json!({"id": "done-1"}),
+        ],
+        3,
+    );
+    let out = sandbox.cli(&["approve", "--where", "state:awaiting_review id:qa-*"]);
+    out.expect(0);
+    assert!(
+        out.stdout.contains("approve: recorded for task qa-1"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("approve: recorded for task qa-2"),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("ops-1"), "{out}");
+    assert!(
+        out.stderr.contains("approve: 2 recorded, 0 refused"),
+        "{out}"
+    );
+    for id in ["qa-1", "qa-2"] {
+        assert_eq!(
+            sandbox.show(id)["decisions"][0]["action"]["action"],
+            "approve"
+        );
+    }
+    assert!(sandbox.show("ops-1").get("decisions").is_none());
+
+    let bad = sandbox.cli(&["approve", "--where", "state:awaiting phase:one"]);
+    bad.expect(2);
+    assert!(bad.stderr.contains("at character 7"), "{bad}");
+    assert!(bad.stderr.contains("      ^"), "the caret under it: {bad}");
+    let none = sandbox.cli(&["cancel", "--where", "id:zzz*"]);
+    none.expect(1);
+    assert!(none.stderr.contains("no task matches"), "{none}");
+}

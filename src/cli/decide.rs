@@ -19,7 +19,14 @@ pub struct Output {
 
 #[derive(clap::Args)]
 pub struct ApproveArgs {
-    task: String,
+    /// The task; or every task `--where` keeps.
+    #[arg(required_unless_present = "filter")]
+    task: Option<String>,
+    /// Act on every task this filter keeps (see `baton help filter` in the
+    /// README: `phase:qa state:awaiting_review`, `cost>0.1`, `/regex/`…),
+    /// printing each decided.
+    #[arg(long = "where", value_name = "FILTER", conflicts_with = "task")]
+    filter: Option<String>,
     /// Why, for the record.
     #[arg(long)]
     note: Option<String>,
@@ -32,7 +39,14 @@ pub struct ApproveArgs {
 
 #[derive(clap::Args)]
 pub struct RejectArgs {
-    task: String,
+    /// The task; or every task `--where` keeps.
+    #[arg(required_unless_present = "filter")]
+    task: Option<String>,
+    /// Act on every task this filter keeps (see `baton help filter` in the
+    /// README: `phase:qa state:awaiting_review`, `cost>0.1`, `/regex/`…),
+    /// printing each decided.
+    #[arg(long = "where", value_name = "FILTER", conflicts_with = "task")]
+    filter: Option<String>,
     /// Why, for the record.
     #[arg(long, alias = "note")]
     reason: Option<String>,
@@ -48,7 +62,14 @@ pub struct RejectArgs {
 #[derive(clap::Args)]
 #[group(id = "how", required = true, multiple = false)]
 pub struct ResolveArgs {
-    task: String,
+    /// The task; or every task `--where` keeps.
+    #[arg(required_unless_present = "filter")]
+    task: Option<String>,
+    /// Act on every task this filter keeps (see `baton help filter` in the
+    /// README: `phase:qa state:awaiting_review`, `cost>0.1`, `/regex/`…),
+    /// printing each decided.
+    #[arg(long = "where", value_name = "FILTER", conflicts_with = "task")]
+    filter: Option<String>,
     /// Run the blocked phase again.
     #[arg(long, group = "how")]
     retry: bool,
@@ -68,7 +89,14 @@ pub struct ResolveArgs {
 
 #[derive(clap::Args)]
 pub struct RetryArgs {
-    task: String,
+    /// The task; or every task `--where` keeps.
+    #[arg(required_unless_present = "filter")]
+    task: Option<String>,
+    /// Act on every task this filter keeps (see `baton help filter` in the
+    /// README: `phase:qa state:awaiting_review`, `cost>0.1`, `/regex/`…),
+    /// printing each decided.
+    #[arg(long = "where", value_name = "FILTER", conflicts_with = "task")]
+    filter: Option<String>,
     /// The phase to run again (default: the one waiting to retry, else the first failed one).
     #[arg(long)]
     phase: Option<String>,
@@ -80,7 +108,14 @@ pub struct RetryArgs {
 
 #[derive(clap::Args)]
 pub struct CancelArgs {
-    task: String,
+    /// The task; or every task `--where` keeps.
+    #[arg(required_unless_present = "filter")]
+    task: Option<String>,
+    /// Act on every task this filter keeps (see `baton help filter` in the
+    /// README: `phase:qa state:awaiting_review`, `cost>0.1`, `/regex/`…),
+    /// printing each decided.
+    #[arg(long = "where", value_name = "FILTER", conflicts_with = "task")]
+    filter: Option<String>,
     #[arg(long)]
     note: Option<String>,
     #[command(flatten)]
@@ -88,7 +123,7 @@ pub struct CancelArgs {
 }
 
 pub async fn approve(a: ApproveArgs) -> i32 {
-    act(&a.out, a.task, Action::Approve, a.phase, a.note).await
+    act_on(&a.out, a.task, a.filter, Action::Approve, a.phase, a.note).await
 }
 
 pub async fn reject(a: RejectArgs) -> i32 {
@@ -96,7 +131,7 @@ pub async fn reject(a: RejectArgs) -> i32 {
         Some(feedback) => Action::SendBack { feedback },
         None => Action::Reject,
     };
-    act(&a.out, a.task, action, a.phase, a.reason).await
+    act_on(&a.out, a.task, a.filter, action, a.phase, a.reason).await
 }
 
 pub async fn resolve(a: ResolveArgs) -> i32 {
@@ -107,15 +142,74 @@ pub async fn resolve(a: ResolveArgs) -> i32 {
     } else {
         Action::ResolveFail
     };
-    act(&a.out, a.task, action, a.phase, a.note).await
+    act_on(&a.out, a.task, a.filter, action, a.phase, a.note).await
 }
 
 pub async fn retry(a: RetryArgs) -> i32 {
-    act(&a.out, a.task, Action::Retry, a.phase, a.note).await
+    act_on(&a.out, a.task, a.filter, Action::Retry, a.phase, a.note).await
 }
 
 pub async fn cancel(a: CancelArgs) -> i32 {
-    act(&a.out, a.task, Action::Cancel, None, a.note).await
+    act_on(&a.out, a.task, a.filter, Action::Cancel, None, a.note).await
+}
+
+/// One task, or every task a filter keeps, one after another.
+async fn act_on(
+    out: &Output,
+    task: Option<String>,
+    filter: Option<String>,
+    action: Action,
+    phase: Option<String>,
+    note: Option<String>,
+) -> i32 {
+    let Some(text) = filter else {
+        return act(out, task.unwrap_or_default(), action, phase, note).await;
+    };
+    let filter = match baton::filter::Filter::parse(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: --where {text:?}: {e}\n  {text}\n  {}^",
+                " ".repeat(e.at)
+            );
+            return 2;
+        }
+    };
+    let reader = match source::reader(&out.dir.state_dir) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let query = baton::store::ListQuery {
+        filter: Some(filter),
+        ..Default::default()
+    };
+    let rows = match baton::store::RunReader::list(&reader, &query).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if rows.is_empty() {
+        eprintln!("no task matches --where {text:?}");
+        return 1;
+    }
+    let (mut recorded, mut refused) = (0, 0);
+    for row in rows {
+        match act(out, row.id, action.clone(), phase.clone(), note.clone()).await {
+            0 => recorded += 1,
+            1 => refused += 1,
+            code => return code,
+        }
+    }
+    eprintln!(
+        "{}: {recorded} recorded, {refused} refused (--where {text:?})",
+        action.name()
+    );
+    if refused > 0 { 1 } else { 0 }
 }
 
 async fn act(

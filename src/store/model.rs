@@ -26,6 +26,11 @@ pub struct TaskRow {
     /// Where `phase` stands in the pipeline, for sorting by phase.
     #[serde(skip)]
     pub phase_pos: Option<u32>,
+    /// The agent and model of the latest attempt.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     pub phases_done: u32,
     pub phases_total: u32,
     pub attempts: u32,
@@ -54,6 +59,8 @@ impl TaskRow {
                 .current_phase()
                 .and_then(|p| task.phase_index(p))
                 .map(|i| i as u32),
+            agent: latest(task).map(|a| a.agent.clone()),
+            model: latest(task).and_then(|a| a.model.clone()),
             phases_done: task.phases_settled() as u32,
             phases_total: task.phases.len() as u32,
             attempts: task.attempts() as u32,
@@ -80,6 +87,14 @@ impl TaskRow {
     pub fn waiting(&self) -> Option<&Hold> {
         self.holds.first()
     }
+}
+
+/// The task's attempt that started last.
+fn latest(task: &Task) -> Option<&crate::engine::task::AttemptRecord> {
+    task.phases
+        .iter()
+        .flat_map(|p| &p.attempts)
+        .max_by_key(|a| a.started_at)
 }
 
 /// A task's row before and after a batch; `old` is `None` for a new task.
@@ -316,6 +331,9 @@ pub struct ListQuery {
     /// The sort's other direction: the whole order reversed.
     #[serde(default)]
     pub reverse: bool,
+    /// Only tasks the filter language's filter keeps (see [`crate::filter`]).
+    #[serde(skip)]
+    pub filter: Option<crate::filter::Filter>,
     /// Only tasks that reached a final state at or after this time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_since: Option<Timestamp>,

@@ -469,6 +469,118 @@ pub(crate) async fn every_sort_and_the_text_filter_agree_with_a_recount(open_sto
     }
 }
 
+/// The filter language's terms, one by one and together, keep what an
+/// evaluation of the rows in memory keeps.
+pub(crate) async fn the_filter_language_agrees_with_a_recount(open_store: Open) {
+    use crate::filter::{Field, Filter, Number, Op, Test};
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    for i in 0..12 {
+        d.submit(&format!("DEV-{i:02}"));
+    }
+    for i in 0..12 {
+        let id = format!("DEV-{i:02}");
+        match i % 4 {
+            0 => d.finish(&id),
+            1 => d.attempt(&id, "a", 100 * i as u64, Some(0.01 * i as f64)),
+            2 => d.hold(&id),
+            _ => {}
+        }
+    }
+    d.commit().await;
+    let all = d.store.list(&ListQuery::default()).await.unwrap();
+    let now = jiff::Timestamp::now();
+    let keeps = |test: &Test, r: &TaskRow| -> bool {
+        let cmp = |a: f64, op: Op, b: f64| match op {
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Eq => a == b,
+        };
+        match test {
+            Test::Is { field, value } => match field {
+                Field::State => r.state.as_str() == value,
+                Field::Phase => r.phase.as_deref() == Some(value),
+                Field::Agent => r.agent.as_deref() == Some(value),
+                Field::Model => r.model.as_deref() == Some(value),
+                Field::Id => r.id == *value,
+            },
+            Test::IdPrefix(p) => r.id.starts_with(p.as_str()),
+            Test::Compare { number, op, value } => match number {
+                Number::Cost => cmp(r.cost_usd, *op, *value),
+                Number::Tokens => cmp(r.tokens as f64, *op, *value),
+                Number::Attempts => cmp(r.attempts as f64, *op, *value),
+                Number::Waited => r
+                    .waiting()
+                    .is_some_and(|h| cmp(now.duration_since(h.since).as_secs_f64(), *op, *value)),
+            },
+            Test::Regex(p) => {
+                let re = regex::Regex::new(p).unwrap();
+                re.is_match(&r.id)
+                    || re.is_match(r.finish_reason.as_deref().unwrap_or(""))
+                    || r.holds.iter().any(|h| re.is_match(&h.reason))
+            }
+            Test::Text(t) => {
+                let n = t.to_ascii_lowercase();
+                r.id.to_ascii_lowercase().contains(&n)
+                    || r.state.as_str().contains(&n)
+                    || r.phase
+                        .as_deref()
+                        .is_some_and(|p| p.to_ascii_lowercase().contains(&n))
+            }
+        }
+    };
+    let agent = all
+        .iter()
+        .find_map(|r| r.agent.clone())
+        .expect("an agent recorded");
+    let texts = [
+        "state:completed".to_string(),
+        "!state:completed".into(),
+        "phase:a".into(),
+        format!("agent:{agent}"),
+        "id:DEV-1*".into(),
+        "id:DEV-03".into(),
+        "cost>0.02".into(),
+        "tokens>=500 !state:pending".into(),
+        "attempts>=2".into(),
+        "attempts<1".into(),
+        "waited>0s".into(),
+        "waited>1d".into(),
+        "/DEV-0[0-4]/".into(),
+        "/needs/".into(),
+        "DEV-1 state:running".into(),
+        "review".into(),
+    ];
+    for text in texts {
+        let filter = Filter::parse(&text).unwrap();
+        let q = ListQuery {
+            filter: Some(filter.clone()),
+            ..ListQuery::default()
+        };
+        let got: Vec<String> = d
+            .store
+            .list(&q)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        let want: Vec<String> = all
+            .iter()
+            .filter(|r| filter.terms.iter().all(|t| keeps(&t.test, r) != t.negated))
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(got, want, "{text}");
+        assert_eq!(
+            d.store.count(&q).await.unwrap(),
+            want.len() as u64,
+            "{text}"
+        );
+    }
+}
+
 pub(crate) async fn the_review_queue_is_oldest_first(open_store: Open) {
     let dir = tempfile::tempdir().unwrap();
     let mut d = open(open_store, dir.path()).await;
@@ -641,6 +753,10 @@ macro_rules! store_suite {
         #[tokio::test]
         async fn every_sort_and_the_text_filter_agree_with_a_recount() {
             super::every_sort_and_the_text_filter_agree_with_a_recount($open).await
+        }
+        #[tokio::test]
+        async fn the_filter_language_agrees_with_a_recount() {
+            super::the_filter_language_agrees_with_a_recount($open).await
         }
         #[tokio::test]
         async fn the_review_queue_is_oldest_first() {

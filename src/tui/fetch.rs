@@ -50,6 +50,7 @@ pub async fn fetch(reader: &dyn RunReader, want: Want) -> Result<Page, StoreErro
     let totals = reader.totals().await?;
     let rows = reader.list(&want.table).await?;
     let filtered = want.table.text.as_deref().is_some_and(|t| !t.is_empty())
+        || want.table.filter.as_ref().is_some_and(|f| !f.is_empty())
         || want.table.state.is_some()
         || want.table.phase.is_some();
     let matching = if filtered {

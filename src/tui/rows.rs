@@ -37,13 +37,21 @@ fn naturally_descending(sort: StoreSort) -> bool {
 
 /// The rows `offset..offset + limit` of the table as sorted and filtered.
 /// Ties run the way the column runs (see [`StoreSort`]).
+/// The filter is the filter language (see [`crate::filter`]); text it
+/// cannot parse (being typed, say) is searched as plain text meanwhile.
 pub fn query(sort: Sort, filter: &str, offset: usize, limit: usize) -> ListQuery {
     let by = store_sort(sort.column);
     let text = filter.trim();
+    let (parsed, plain) = match crate::filter::Filter::parse(text) {
+        Ok(f) if !f.is_empty() => (Some(f), None),
+        Ok(_) => (None, None),
+        Err(_) => (None, Some(text.to_string())),
+    };
     ListQuery {
         sort: by,
         reverse: sort.descending != naturally_descending(by),
-        text: (!text.is_empty()).then(|| text.to_string()),
+        text: plain,
+        filter: parsed,
         offset: offset as u64,
         limit: Some(limit as u64),
         ..ListQuery::default()
@@ -72,7 +80,16 @@ mod tests {
     fn each_column_runs_its_way_with_the_filter_trimmed() {
         let q = query(Sort::default(), "  t-1 ", 40, 60);
         assert_eq!((q.sort, q.reverse), (StoreSort::Submitted, false));
-        assert_eq!(q.text.as_deref(), Some("t-1"));
+        assert_eq!(
+            q.filter.as_ref().map(|f| f.terms.len()),
+            Some(1),
+            "a bare word is a term of the filter language"
+        );
+        // Half typed: searched as text until it parses.
+        assert_eq!(
+            query(Sort::default(), "state:", 0, 1).text.as_deref(),
+            Some("state:")
+        );
         assert_eq!((q.offset, q.limit), (40, Some(60)));
         let tokens = Sort {
             column: SortColumn::Tokens,
@@ -85,5 +102,6 @@ mod tests {
         assert!(query(tokens.reversed(), "", 0, 1).reverse);
         assert!(query(Sort::default().reversed(), "", 0, 1).reverse);
         assert_eq!(query(Sort::default(), " ", 0, 1).text, None);
+        assert_eq!(query(Sort::default(), " ", 0, 1).filter, None);
     }
 }

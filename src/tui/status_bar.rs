@@ -86,7 +86,12 @@ impl Widget for StatusBar<'_> {
                 Span::styled(before, input),
                 Span::styled(at, input.add_modifier(Modifier::REVERSED)),
                 Span::styled(after, input),
-                Span::raw("   enter keeps · esc clears"),
+                match crate::filter::Filter::parse(edit.text()) {
+                    // Says what is wrong as it is typed; the table meanwhile
+                    // searches the text as plain text.
+                    Err(e) => Span::styled(format!("   {e}"), t.style("ui.status.error")),
+                    Ok(_) => Span::raw("   enter keeps · esc clears"),
+                },
             ])
         } else if let Some(status) = &ctx.state.status {
             let style = if status.error {

@@ -140,7 +140,8 @@ impl Ui {
     /// Whether the page read is for the table's current sort and filter.
     fn page_is_current(&self) -> bool {
         let (have, want) = (&self.view.page().want.table, self.want().table);
-        (&have.sort, have.reverse, &have.text) == (&want.sort, want.reverse, &want.text)
+        (&have.sort, have.reverse, &have.text, &have.filter)
+            == (&want.sort, want.reverse, &want.text, &want.filter)
     }
 
     /// Brings selection and scroll positions up to date before a frame.

@@ -113,7 +113,7 @@ pub fn totals(conn: &Connection) -> rusqlite::Result<Totals> {
 /// The columns `row` reads, in its order.
 const ROW_COLUMNS: &str = "ord, id, state, phase, phases_done, phases_total, attempts, tokens, \
      cost_usd, cost_unknown, holds, created_at, updated_at, finished_at, finish_reason, seq, \
-     nullif(phase_pos, 4294967295)";
+     nullif(phase_pos, 4294967295), agent, model";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<(TaskRow, i64)> {
     let state: String = r.get(2)?;
@@ -131,6 +131,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<(TaskRow, i64)> {
             state,
             phase: r.get(3)?,
             phase_pos: r.get(16)?,
+            agent: r.get(17)?,
+            model: r.get(18)?,
             phases_done: r.get(4)?,
             phases_total: r.get(5)?,
             attempts: r.get(6)?,
@@ -266,6 +268,88 @@ fn text_clause(
     Ok(format!("({})", terms.join(" OR ")))
 }
 
+/// The filter language's terms as one WHERE condition: every term holds.
+fn filter_clause(
+    conn: &Connection,
+    filter: &crate::filter::Filter,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<String> {
+    use crate::filter::{Field, Number, Op, Test};
+    use rusqlite::types::Value;
+    let mut parts = Vec::new();
+    for term in &filter.terms {
+        let mut arg = |v: Value| {
+            args.push(v);
+            format!("?{}", args.len())
+        };
+        let clause = match &term.test {
+            Test::Is { field, value } => {
+                let column = match field {
+                    Field::State => "state",
+                    Field::Phase => "phase",
+                    Field::Agent => "agent",
+                    Field::Model => "model",
+                    Field::Id => "id",
+                };
+                format!("{column} IS {}", arg(Value::Text(value.clone())))
+            }
+            Test::IdPrefix(prefix) => {
+                // GLOB keeps the id index; its own wildcards are bracketed.
+                let mut pattern = String::new();
+                for c in prefix.chars() {
+                    match c {
+                        '*' | '?' | '[' => {
+                            pattern.push('[');
+                            pattern.push(c);
+                            pattern.push(']');
+                        }
+                        c => pattern.push(c),
+                    }
+                }
+                pattern.push('*');
+                format!("id GLOB {}", arg(Value::Text(pattern)))
+            }
+            Test::Compare { number, op, value } => match number {
+                Number::Cost => format!("cost_usd {} {}", op.sql(), arg(Value::Real(*value))),
+                Number::Tokens => format!("tokens {} {}", op.sql(), arg(Value::Real(*value))),
+                Number::Attempts => format!("attempts {} {}", op.sql(), arg(Value::Real(*value))),
+                Number::Waited => {
+                    // Waited longer than X: waiting since before now - X.
+                    let secs = value.clamp(0.0, 1e10);
+                    let at = Timestamp::now()
+                        .checked_sub(jiff::SignedDuration::from_secs_f64(secs))
+                        .unwrap_or(Timestamp::MIN);
+                    let flipped = match op {
+                        Op::Gt => "<",
+                        Op::Ge => "<=",
+                        Op::Lt => ">",
+                        Op::Le => ">=",
+                        Op::Eq => "=",
+                    };
+                    format!(
+                        "(waiting_since IS NOT NULL AND waiting_since {flipped} {})",
+                        arg(Value::Text(ts(at)))
+                    )
+                }
+            },
+            Test::Regex(pattern) => {
+                let p = arg(Value::Text(pattern.clone()));
+                format!(
+                    "(regexp({p}, id) OR regexp({p}, coalesce(finish_reason, '')) \
+                     OR EXISTS (SELECT 1 FROM holds h WHERE h.task = tasks.ord AND regexp({p}, h.reason)))"
+                )
+            }
+            Test::Text(text) => text_clause(conn, text, args)?,
+        };
+        parts.push(if term.negated {
+            format!("NOT coalesce({clause}, 0)")
+        } else {
+            clause
+        });
+    }
+    Ok(format!("({})", parts.join(" AND ")))
+}
+
 /// The WHERE clause and ORDER BY of a list query, with its parameters.
 fn list_sql(
     conn: &Connection,
@@ -284,6 +368,9 @@ fn list_sql(
     }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
         clauses.push(text_clause(conn, text, &mut args)?);
+    }
+    if let Some(filter) = q.filter.as_ref().filter(|f| !f.is_empty()) {
+        clauses.push(filter_clause(conn, filter, &mut args)?);
     }
     if let Some(since) = q.finished_since {
         args.push(Value::Text(ts(since)));

@@ -98,6 +98,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_by_progress ON tasks(phases_done, ord);
     CREATE INDEX tasks_by_attempts ON tasks(attempts, ord);
     "#,
+    // 5: the agent and model of a task's latest attempt, for the filter
+    // language's agent: and model: (filled in from the events of older runs).
+    r#"
+    ALTER TABLE tasks ADD COLUMN agent TEXT;
+    ALTER TABLE tasks ADD COLUMN model TEXT;
+    UPDATE tasks SET
+        agent = (SELECT json_extract(e.body, '$.agent') FROM events e
+                 WHERE e.task = tasks.ord AND e.kind = 'phase_started' ORDER BY e.seq DESC LIMIT 1),
+        model = (SELECT json_extract(e.body, '$.model') FROM events e
+                 WHERE e.task = tasks.ord AND e.kind = 'phase_started' ORDER BY e.seq DESC LIMIT 1);
+    "#,
 ];
 
 /// The version this build writes.
@@ -137,7 +148,30 @@ pub fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
     }
     conn.pragma_update(None, "foreign_keys", false)?;
-    Ok(())
+    regexp(conn)
+}
+
+/// `regexp(PATTERN, TEXT)`, for the filter language's `/regex/` (SQLite has
+/// the operator but no function behind it). A pattern is compiled once per
+/// statement; one that does not compile matches nothing.
+fn regexp(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re: std::sync::Arc<Option<regex::Regex>> = ctx.get_or_create_aux(0, |v| {
+                Ok::<_, rusqlite::Error>(
+                    v.as_str()
+                        .ok()
+                        .and_then(|p| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok()),
+                )
+            })?;
+            let text = ctx.get_raw(1).as_str().unwrap_or("");
+            Ok(re.as_ref().as_ref().is_some_and(|r| r.is_match(text)))
+        },
+    )
 }
 
 #[cfg(test)]
