@@ -867,3 +867,59 @@ fn a_task_that_starts_waiting_rings_the_bell_or_notifies() {
     term.send("y");
     term.wait_exit(30);
 }
+
+/// Space marks rows; `a` approves every marked row after one question that
+/// gives the count; the others are left as they are.
+#[test]
+fn marked_rows_are_approved_together_after_one_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1", "t2", "t3"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 40, &[("USER", "operator")]);
+    term.wait_for("3 need you", 30);
+    term.send("  ");
+    term.wait_for("2 marked", 10);
+    term.send("a");
+    let screen = term.wait_for("approve 2 tasks (marked)?", 10);
+    assert!(screen.contains("t1, t2"), "{screen}");
+    term.send("y");
+    term.wait_for("approve: 2 done", 30);
+    term.wait_for("1 need you", 30);
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+    assert_eq!(show(dir.path(), "t1")["state"], "completed");
+    assert_eq!(show(dir.path(), "t2")["state"], "completed");
+    assert_eq!(show(dir.path(), "t3")["state"], "awaiting_review");
+}
+
+/// `:` takes an action and a filter, with tab completion; it asks first,
+/// with the count, then decides every task the filter keeps.
+#[test]
+fn the_command_line_approves_every_task_a_filter_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["qa-1", "qa-2", "ops-1"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 160, 40, &[("USER", "operator")]);
+    term.wait_for("3 need you", 30);
+    term.send(":appr\t");
+    term.wait_for(": approve ", 10);
+    term.send("id:qa-* state:aw\t");
+    term.wait_for("state:awaiting_review", 10);
+    term.send("\r");
+    let screen = term.wait_for(
+        "approve 2 tasks (matching id:qa-* state:awaiting_review)?",
+        10,
+    );
+    assert!(screen.contains("qa-1, qa-2"), "{screen}");
+    term.send("y");
+    term.wait_for("approve: 2 done", 30);
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+    assert_eq!(show(dir.path(), "qa-1")["state"], "completed");
+    assert_eq!(show(dir.path(), "qa-2")["state"], "completed");
+    assert_eq!(show(dir.path(), "ops-1")["state"], "awaiting_review");
+}

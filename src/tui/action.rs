@@ -31,11 +31,13 @@ pub enum Action {
     Help,
     Quit,
     Detach,
+    Mark,
+    CommandLine,
 }
 
 impl Action {
     /// In the order the help overlay lists them.
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 27] = [
         Action::Approve,
         Action::Reject,
         Action::Feedback,
@@ -61,6 +63,8 @@ impl Action {
         Action::Help,
         Action::Quit,
         Action::Detach,
+        Action::Mark,
+        Action::CommandLine,
     ];
 
     /// The name used in `keys.toml`.
@@ -91,6 +95,8 @@ impl Action {
             Action::Help => "help",
             Action::Quit => "quit",
             Action::Detach => "detach",
+            Action::Mark => "mark",
+            Action::CommandLine => "command_line",
         }
     }
 
@@ -119,13 +125,15 @@ impl Action {
             Action::Bottom => "last row",
             Action::Open => "open the task's detail",
             Action::Back => "close, clear the filter, or go back",
-            Action::Filter => "filter tasks by id, state or phase",
+            Action::Filter => "filter: state:failed phase:qa cost>0.1 /re/ !…",
             Action::Sort => "sort by the next column",
             Action::SortReverse => "reverse the sort",
             Action::CycleTheme => "next theme",
             Action::Help => "this help",
             Action::Quit => "quit (asks while work is running)",
             Action::Detach => "detach, leaving the run going",
+            Action::Mark => "mark the row: a r R c then act on every marked row",
+            Action::CommandLine => ":approve|reject|retry|cancel FILTER, over every match",
         }
     }
 

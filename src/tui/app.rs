@@ -35,6 +35,9 @@ use super::ui::{Effect, Ui};
 use super::view_model::{Applied, RunView};
 use super::{Exit, TuiOptions, theme_file};
 
+/// Most tasks one command line acts on.
+const MAX_BULK: u64 = 100_000;
+
 /// Events read back for the log pane when the dashboard opens.
 const RECENT_EVENTS: u64 = 500;
 
@@ -49,6 +52,14 @@ enum Reply {
     },
     Page(Box<Result<Page, StoreError>>),
     Overview(Option<RunOverview>),
+    /// The tasks a command line's filter keeps.
+    Matched(super::bulk::CommandLine, Result<Vec<String>, StoreError>),
+    /// What a run of commands came to.
+    SentAll {
+        label: String,
+        done: usize,
+        refused: Vec<String>,
+    },
 }
 
 /// Where the dashboard's run comes from: the store to read, and the engine
@@ -95,6 +106,53 @@ impl Source {
         tokio::spawn(async move {
             let result = handle.send(command).await;
             let _ = replies.send(Reply::Sent { label, result });
+        });
+    }
+
+    /// Sends each command in order, one after another, and reports once.
+    fn send_all(&self, all: Vec<(Command, String)>) {
+        let Some(handle) = self.handle.clone() else {
+            let _ = self.replies.send(Reply::Sent {
+                label: "bulk".into(),
+                result: Err(Refusal(READ_ONLY_STOPPED.into())),
+            });
+            return;
+        };
+        let replies = self.replies.clone();
+        tokio::spawn(async move {
+            let label = all
+                .first()
+                .map(|(_, l)| l.split(' ').next().unwrap_or("").to_string())
+                .unwrap_or_default();
+            let (mut done, mut refused) = (0, Vec::new());
+            for (command, what) in all {
+                match handle.send(command).await {
+                    Ok(()) => done += 1,
+                    Err(r) => refused.push(format!("{what}: {r}")),
+                }
+            }
+            let _ = replies.send(Reply::SentAll {
+                label,
+                done,
+                refused,
+            });
+        });
+    }
+
+    /// Asks the store which tasks a command line's filter keeps.
+    fn find(&self, cmd: super::bulk::CommandLine) {
+        let (reader, replies) = (self.reader.clone(), self.replies.clone());
+        tokio::spawn(async move {
+            let query = crate::store::ListQuery {
+                filter: Some(cmd.filter.clone()),
+                limit: Some(MAX_BULK),
+                ..Default::default()
+            };
+            let found = reader
+                .list(&query)
+                .await
+                .map(|rows| rows.into_iter().map(|r| r.id).collect());
+            let _ = replies.send(Reply::Matched(cmd, found));
         });
     }
 
@@ -374,6 +432,8 @@ async fn run_on(
                         Effect::Quit => return Ok(Exit::Quit),
                         Effect::Detach => return Ok(Exit::Detach),
                         Effect::Send { command, label } => source.send(command, label),
+                        Effect::SendAll(all) => source.send_all(all),
+                        Effect::Match(cmd) => source.find(cmd),
                     }
                     // Selection and scrolling settle before the next read.
                     ui.prepare(Timestamp::now());
@@ -447,6 +507,8 @@ async fn run_on(
                         ui.prepare(Timestamp::now());
                         match ui.on_task_read() {
                             Effect::Send { command, label } => source.send(command, label),
+                            Effect::SendAll(all) => source.send_all(all),
+                            Effect::Match(cmd) => source.find(cmd),
                             Effect::Quit => return Ok(Exit::Quit),
                             Effect::Detach => return Ok(Exit::Detach),
                             Effect::None => {}
@@ -468,6 +530,22 @@ async fn run_on(
                         source.stale = true;
                     }
                     Reply::Overview(None) => {}
+                    Reply::Matched(cmd, Ok(tasks)) => ui.confirm_matched(cmd, tasks),
+                    Reply::Matched(_, Err(e)) => ui.state.error(format!("cannot read the run: {e}")),
+                    Reply::SentAll { label, done, refused } => {
+                        if refused.is_empty() {
+                            ui.state.info(format!("{label}: {done} done"));
+                        } else {
+                            for why in &refused {
+                                tracing::warn!("refused: {why}");
+                            }
+                            ui.state.error(format!(
+                                "{label}: {done} done, {} refused (each in the log pane): {}",
+                                refused.len(),
+                                refused[0]
+                            ));
+                        }
+                    }
                 }
             },
             changed = async { link.as_mut().expect("guarded").changed().await }, if link.is_some() => {

@@ -19,6 +19,24 @@ pub const DETACH_UNAVAILABLE: &str = "this engine runs inside the dashboard, so 
 
 impl Ui {
     pub fn on_action(&mut self, action: Action) -> Effect {
+        // With rows marked, a r R c act on all of them, after one question.
+        if !self.state.marks.is_empty()
+            && let Some(decide) = match action {
+                Action::Approve => Some(Decide::Approve),
+                Action::Reject => Some(Decide::Reject),
+                Action::RetryPhase => Some(Decide::Retry),
+                Action::Cancel => Some(Decide::Cancel),
+                _ => None,
+            }
+        {
+            let tasks: Vec<TaskId> = self.state.marks.iter().cloned().collect();
+            self.state.popup = Some(Popup::Prompt(Prompt::Confirm(ConfirmKind::Bulk {
+                action: decide,
+                tasks,
+                what: "marked".into(),
+            })));
+            return Effect::None;
+        }
         if action.needs_task() {
             return self.task_action(action);
         }
@@ -36,6 +54,23 @@ impl Ui {
                 if matches!(focus, Pane::Tasks | Pane::Review) && self.state.selected.is_some() =>
             {
                 self.state.focus = Pane::Detail;
+            }
+            Action::Back if !self.state.marks.is_empty() => {
+                let n = self.state.marks.len();
+                self.state.marks.clear();
+                self.state.info(format!("{n} marks cleared"));
+            }
+            Action::Mark if matches!(focus, Pane::Tasks | Pane::Review) => {
+                if let Some(id) = self.state.selected.clone()
+                    && !self.state.marks.remove(&id)
+                {
+                    self.state.marks.insert(id);
+                }
+                // On to the next row, so that space space space marks a run of them.
+                self.scroll(focus, 1);
+            }
+            Action::CommandLine => {
+                self.state.command_edit = Some(LineEdit::new(""));
             }
             Action::Back => {
                 if !self.state.filter.is_empty() {

@@ -45,6 +45,8 @@ pub const DEFAULT_KEYS: &[(Action, &[&str])] = &[
     (Action::Help, &["?"]),
     (Action::Quit, &["q", "ctrl-c"]),
     (Action::Detach, &["d"]),
+    (Action::Mark, &["space"]),
+    (Action::CommandLine, &[":"]),
 ];
 
 #[derive(Debug, Clone)]

@@ -13,6 +13,7 @@ pub mod action;
 pub mod app;
 pub mod attention;
 pub mod budget_input;
+pub mod bulk;
 pub mod color;
 pub mod commands;
 pub mod config_file;

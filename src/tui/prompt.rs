@@ -31,6 +31,13 @@ pub enum ConfirmKind {
         /// An attempt of it runs now (and is stopped), or it only waits.
         running: bool,
     },
+    /// One decision for many tasks: marked rows, or a command line's matches.
+    Bulk {
+        action: Decide,
+        tasks: Vec<TaskId>,
+        /// How they were picked, for the question.
+        what: String,
+    },
     /// Quitting, which stops the engine, with this many tasks unfinished.
     Quit {
         unfinished: usize,
@@ -89,6 +96,11 @@ pub enum Outcome {
     Quit,
     /// Leave the engine running and close the dashboard.
     Detach,
+    /// One decision for each of these tasks.
+    ActAll {
+        action: Decide,
+        tasks: Vec<TaskId>,
+    },
 }
 
 /// The blocker choices, with the key that picks each.
@@ -220,6 +232,10 @@ impl Prompt {
                         note: None,
                     },
                     ConfirmKind::Quit { .. } => Outcome::Quit,
+                    ConfirmKind::Bulk { action, tasks, .. } => Outcome::ActAll {
+                        action: action.clone(),
+                        tasks: tasks.clone(),
+                    },
                 },
                 KeyCode::Char('d') | KeyCode::Char('D')
                     if matches!(
@@ -275,6 +291,7 @@ impl PromptView<'_> {
             Prompt::Budget { .. } => " Raise the run's budget ".into(),
             Prompt::Confirm(ConfirmKind::Cancel { .. }) => " Cancel task ".into(),
             Prompt::Confirm(ConfirmKind::Quit { .. }) => " Quit ".into(),
+            Prompt::Confirm(ConfirmKind::Bulk { .. }) => " Many tasks ".into(),
         }
     }
 
@@ -394,6 +411,36 @@ impl PromptView<'_> {
                             } else {
                                 "It will not run again (a person can retry it later)."
                             },
+                            dim,
+                        ));
+                    }
+                    ConfirmKind::Bulk {
+                        action,
+                        tasks,
+                        what,
+                    } => {
+                        lines.push(Line::raw(format!(
+                            "{} {} task{} ({what})?",
+                            action.name(),
+                            tasks.len(),
+                            if tasks.len() == 1 { "" } else { "s" }
+                        )));
+                        let shown: Vec<&str> = tasks.iter().take(8).map(String::as_str).collect();
+                        let more = tasks.len().saturating_sub(shown.len());
+                        lines.push(Line::styled(
+                            format!(
+                                "{}{}",
+                                shown.join(", "),
+                                if more > 0 {
+                                    format!(" and {more} more")
+                                } else {
+                                    String::new()
+                                }
+                            ),
+                            dim,
+                        ));
+                        lines.push(Line::styled(
+                            "Each is decided on its own; a task that cannot take it is refused and said so.",
                             dim,
                         ));
                     }

@@ -74,7 +74,21 @@ impl StatusBar<'_> {
 impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (ctx, t) = (self.ctx, self.ctx.theme);
-        let line = if let Some((edit, _)) = &ctx.state.filter_edit {
+        let line = if let Some(edit) = &ctx.state.command_edit {
+            let width = (area.width as usize).saturating_sub(40);
+            let (shown, cursor) = edit.visible(width);
+            let before: String = shown.chars().take(cursor).collect();
+            let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
+            let after: String = shown.chars().skip(cursor + 1).collect();
+            let input = t.style("ui.input");
+            Line::from(vec![
+                Span::styled(" : ", t.style("ui.key")),
+                Span::styled(before, input),
+                Span::styled(at, input.add_modifier(Modifier::REVERSED)),
+                Span::styled(after, input),
+                Span::raw("   tab completes · enter asks first · esc closes"),
+            ])
+        } else if let Some((edit, _)) = &ctx.state.filter_edit {
             let width = (area.width as usize).saturating_sub(30);
             let (shown, cursor) = edit.visible(width);
             let before: String = shown.chars().take(cursor).collect();

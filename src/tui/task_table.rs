@@ -88,6 +88,12 @@ impl TaskTable<'_> {
             "▲"
         };
         title.push_str(&format!("· sort {} {dir} ", ctx.state.sort.column.name()));
+        if !ctx.state.marks.is_empty() {
+            title.push_str(&format!(
+                "· {} marked: a r R c act on them, esc clears ",
+                ctx.state.marks.len()
+            ));
+        }
         Line::raw(title)
     }
 }
@@ -111,7 +117,7 @@ impl Widget for TaskTable<'_> {
 
         let id_width = visible
             .iter()
-            .map(|(_, r)| r.id.chars().count())
+            .map(|(_, r)| r.id.chars().count() + usize::from(ctx.state.marks.contains(&r.id)))
             .max()
             .unwrap_or(2)
             .clamp(2, 24) as u16;
@@ -153,7 +159,16 @@ impl Widget for TaskTable<'_> {
 
         let rows = visible.iter().map(|&(pos, task)| {
             let cells = cols.iter().map(|c| match c.sort {
-                SortColumn::Id => Cell::from(fit(&task.id, c.width as usize)),
+                SortColumn::Id => {
+                    if ctx.state.marks.contains(&task.id) {
+                        Cell::from(Span::styled(
+                            fit(&format!("●{}", task.id), c.width as usize),
+                            t.style("ui.badge"),
+                        ))
+                    } else {
+                        Cell::from(fit(&task.id, c.width as usize))
+                    }
+                }
                 SortColumn::State => {
                     if crate::report::list::interrupted(task.state, ctx.state.link.stopped) {
                         // No engine runs it: it resumes on the next `baton run`.

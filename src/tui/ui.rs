@@ -40,6 +40,11 @@ pub enum Effect {
     Quit,
     /// Leave the engine running in the background.
     Detach,
+    /// Send each, in order.
+    SendAll(Vec<(Command, String)>),
+    /// Ask the store which tasks the command line's filter keeps, then
+    /// confirm the action over them.
+    Match(super::bulk::CommandLine),
 }
 
 pub struct Ui {
@@ -318,7 +323,38 @@ impl Ui {
                     self.state.popup = None;
                     self.act(task, action, phase, note)
                 }
+                Outcome::ActAll { action, tasks } => {
+                    self.state.popup = None;
+                    self.state.marks.clear();
+                    self.act_all(action, tasks)
+                }
             };
+        }
+        if let Some(edit) = &mut self.state.command_edit {
+            if key.code == crossterm::event::KeyCode::Tab {
+                if let Some(done) = super::bulk::complete(edit.text(), &self.view.phases) {
+                    *edit = LineEdit::new(&done);
+                }
+                return Effect::None;
+            }
+            match edit.handle(key) {
+                Edit::Changed | Edit::Same => {}
+                Edit::Cancel => self.state.command_edit = None,
+                Edit::Submit => {
+                    let line = edit.text().to_string();
+                    match super::bulk::parse(&line) {
+                        Ok(cmd) => {
+                            self.state.command_edit = None;
+                            self.state
+                                .info(format!("finding the tasks {:?} keeps…", cmd.filter_text));
+                            return Effect::Match(cmd);
+                        }
+                        // The line stays, to be fixed.
+                        Err(why) => self.state.error(why),
+                    }
+                }
+            }
+            return Effect::None;
         }
         if let Some((edit, before)) = &mut self.state.filter_edit {
             // The log pane's filter while it has the focus, else the table's.
@@ -370,6 +406,49 @@ impl Ui {
             }
             None => Effect::None,
         }
+    }
+
+    /// One command per task, the same decision for each.
+    pub fn act_all(&mut self, action: crate::engine::event::Action, tasks: Vec<String>) -> Effect {
+        let n = tasks.len();
+        self.state.info(format!(
+            "{} {n} task{}…",
+            action.name(),
+            if n == 1 { "" } else { "s" }
+        ));
+        Effect::SendAll(
+            tasks
+                .into_iter()
+                .map(|task| {
+                    let label = format!("{} {task}", action.name());
+                    let command = Command::Act {
+                        task,
+                        action: action.clone(),
+                        phase: None,
+                        note: None,
+                        by: self.actor.clone(),
+                    };
+                    (command, label)
+                })
+                .collect(),
+        )
+    }
+
+    /// The store said which tasks a command line's filter keeps: confirm.
+    pub fn confirm_matched(&mut self, cmd: super::bulk::CommandLine, tasks: Vec<String>) {
+        if tasks.is_empty() {
+            self.state
+                .error(format!("no task matches {:?}", cmd.filter_text));
+            return;
+        }
+        self.state.status = None;
+        self.state.popup = Some(super::view_state::Popup::Prompt(
+            super::prompt::Prompt::Confirm(super::prompt::ConfirmKind::Bulk {
+                action: cmd.action,
+                tasks,
+                what: format!("matching {}", cmd.filter_text),
+            }),
+        ));
     }
 
     /// Whether the log pane is on screen.

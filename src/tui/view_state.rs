@@ -180,6 +180,10 @@ pub struct ViewState {
     pub log_scroll: usize,
     pub log_filter: String,
     pub log_own: bool,
+    /// Rows marked with space, for acting on all of them at once.
+    pub marks: std::collections::BTreeSet<TaskId>,
+    /// The `:` command line being typed.
+    pub command_edit: Option<super::line_edit::LineEdit>,
     /// A key that needs the selected task read whole, done once it is.
     pub waiting_for_task: Option<super::action::Action>,
 }
