@@ -5,8 +5,11 @@
 use crate::engine::event::Action as Decide;
 use crate::filter::{Field, Filter, Number};
 
+/// Makes the decision an action name stands for.
+type MakeDecision = fn() -> Decide;
+
 /// The actions a command line or marks can take, by the names typed.
-pub const ACTIONS: [(&str, fn() -> Decide); 7] = [
+pub const ACTIONS: [(&str, MakeDecision); 7] = [
     ("approve", || Decide::Approve),
     ("reject", || Decide::Reject),
     ("retry", || Decide::Retry),
