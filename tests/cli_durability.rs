@@ -598,3 +598,49 @@ agent = "sim"
         );
     }
 }
+
+/// A descendant that calls `setsid` leaves the agent's process group and
+/// session, out of reach of a group kill; it is gone all the same once its
+/// attempt is over, whether the agent replied and exited or hung and was
+/// timed out.
+#[test]
+fn a_descendant_that_calls_setsid_does_not_outlive_its_attempt() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(
+        r#"
+[[phases]]
+id = "one"
+agent = "a"
+timeout = "3s"
+retry = { max_attempts = 1 }
+"#,
+    );
+    let exits = sandbox.path("exits.pid");
+    let hangs = sandbox.path("hangs.pid");
+    sandbox.inputs(&[
+        json!({"id": "exits", "do": {"one": "escape"}, "pidfile": exits}),
+        json!({"id": "hangs", "do": {"one": "escape_hang"}, "pidfile": hangs}),
+    ]);
+    let out = sandbox.run();
+    out.expect(1);
+    let states = sandbox.states();
+    assert_eq!(states["exits"], "completed", "{out}");
+    assert_eq!(states["hangs"], "failed", "{out}");
+    let hung = sandbox.show("hangs");
+    assert_eq!(
+        hung["phases"][0]["attempts"][0]["outcome"]["class"], "timeout",
+        "{hung}"
+    );
+    for (what, pidfile) in [("replied", &exits), ("timed out", &hangs)] {
+        assert!(
+            pidfile.exists(),
+            "the agent that {what} started no descendant"
+        );
+        let pid = read_pid(pidfile);
+        // Killed before the attempt's end was recorded: no waiting here.
+        assert!(
+            !is_alive(pid),
+            "the setsid descendant (pid {pid}) of the agent that {what} outlived its attempt"
+        );
+    }
+}

@@ -175,6 +175,8 @@ pub async fn run_headless(
     state_dir: &Path,
     wait: bool,
 ) -> i32 {
+    // Orphans of the agents' processes come here, to be killed with their attempts.
+    baton::agents::command::own_all_children();
     let opts = EngineOptions {
         exit_when_idle: !wait,
         ..EngineOptions::default()
@@ -295,6 +297,7 @@ pub async fn run_headless(
     };
     super::run_log::finish(run_log).await;
     drop(server);
+    baton::agents::command::kill_leftovers();
     let summary = match settled(summary) {
         Ok(s) => s,
         Err(code) => return code,
