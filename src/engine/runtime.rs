@@ -1048,6 +1048,9 @@ impl Engine {
 
     /// Carries out an operator's command; `Err` only when the store fails.
     async fn on_command(&mut self, command: Command) -> Result<Result<(), Refusal>, StoreError> {
+        if let Err(refusal) = super::bounds::check(&command) {
+            return Ok(Err(refusal));
+        }
         Ok(match command {
             Command::Act {
                 task,

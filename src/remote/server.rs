@@ -159,7 +159,7 @@ async fn serve(stream: UnixStream, ctx: &Context, owner: u32) {
             .await;
         return;
     }
-    match converse(reader, &mut out, ctx).await {
+    match converse(reader, &mut out, ctx, peer).await {
         Ok(()) => {}
         Err(e @ Ended::Stalled(_)) => {
             tracing::warn!(

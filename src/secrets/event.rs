@@ -101,7 +101,7 @@ impl Secrets {
     }
 
     fn mask_actor(&self, by: &mut Actor) {
-        self.mask_string(&mut by.user);
+        self.mask_string(&mut by.user.name);
         if let Some(addr) = &mut by.ssh_client {
             self.mask_string(addr);
         }

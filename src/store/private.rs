@@ -176,10 +176,7 @@ fn tightened(dir: &Path, loosened: &[(PathBuf, u32)]) -> Vec<String> {
     )]
 }
 
-fn euid() -> u32 {
-    // SAFETY: geteuid has no failure mode and touches no memory.
-    unsafe { libc::geteuid() }
-}
+use crate::engine::account::{euid, name_of as account_name};
 
 /// "name (uid N)", or "uid N" for a uid with no name.
 pub fn user_name(uid: u32) -> String {
@@ -187,23 +184,6 @@ pub fn user_name(uid: u32) -> String {
         Some(name) => format!("{name} (uid {uid})"),
         None => format!("uid {uid}"),
     }
-}
-
-/// The account name of `uid` from the password database.
-pub fn account_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    // SAFETY: a zeroed passwd is a valid value for getpwuid_r to fill.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer handed over is valid for the call, and `buf`
-    // outlives the use of `pwd`.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut out) };
-    if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r filled `pw_name` with a NUL-terminated string in `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]

@@ -188,6 +188,19 @@ pub fn baton() -> Command {
     cmd
 }
 
+/// The account name of the user the tests run as, as the system knows it
+/// (baton records that, not `$USER`).
+pub fn os_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The uid the tests run as.
+pub fn os_uid() -> u32 {
+    // SAFETY: geteuid only reads the process's credentials.
+    unsafe { libc::geteuid() }
+}
+
 /// Runs `cmd` to its end, within `COMMAND_DEADLINE`.
 pub fn output(cmd: &mut Command) -> Out {
     let child = cmd
