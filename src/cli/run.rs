@@ -348,7 +348,8 @@ async fn fold_progress(
         progress.provide(task);
     }
     if let Some(line) = progress.apply(ev) {
-        println!("{line}");
+        // A reader that went away stops the lines, not the run.
+        super::out::line(line);
     }
 }
 
