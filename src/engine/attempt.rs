@@ -53,6 +53,15 @@ fn completed_outputs(task: &Task) -> serde_json::Map<String, serde_json::Value> 
         .collect()
 }
 
+/// Where an attempt's result and what it shows meanwhile go.
+pub struct Outlets {
+    pub results: mpsc::UnboundedSender<AttemptDone>,
+    /// Progress and trace lines, lossy, never journaled.
+    pub live: broadcast::Sender<Arc<LiveEvent>>,
+    /// Masked out of what goes on `live`.
+    pub secrets: Arc<Secrets>,
+}
+
 /// Runs the call on the runtime, and turns its result into an event there,
 /// off the engine's thread. Aborting the returned handle drops the call,
 /// which stops the agent's work. While the call runs, its progress and
@@ -65,10 +74,13 @@ pub fn spawn(
     pipeline: Arc<Pipeline>,
     phase: usize,
     prices: Arc<PriceTable>,
-    results: mpsc::UnboundedSender<AttemptDone>,
-    live: broadcast::Sender<Arc<LiveEvent>>,
-    secrets: Arc<Secrets>,
+    outlets: Outlets,
 ) -> AbortHandle {
+    let Outlets {
+        results,
+        live,
+        secrets,
+    } = outlets;
     let attempt = request.attempt;
     let handle = tokio::spawn(async move {
         let spec = &pipeline.phases[phase];

@@ -847,9 +847,11 @@ impl Engine {
             pipeline.clone(),
             idx,
             self.prices.clone(),
-            self.results_tx.clone(),
-            self.live.clone(),
-            self.secrets.clone(),
+            attempt::Outlets {
+                results: self.results_tx.clone(),
+                live: self.live.clone(),
+                secrets: self.secrets.clone(),
+            },
         );
         let running = Running {
             phase: idx,
