@@ -236,6 +236,10 @@ pub async fn run_headless(
     // The submitted tasks are durable and broadcast: count them in before
     // anything asks how many are unfinished.
     catch_up(&handle, &mut events, &mut progress).await;
+    // Taken before the socket is served: a client may SIGTERM the engine as
+    // soon as it answers, and must find it ready to stop cleanly.
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let server = match baton::remote::Server::start(state_dir, handle.clone()).await {
         Ok(s) => Some(s),
         Err(e) if wait => {
@@ -255,8 +259,6 @@ pub async fn run_headless(
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     let mut stopped_by: Option<i32> = None;
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let summary = loop {
         // With --wait, the end is when every task is final and nobody holds the run.
         let held = holders.as_ref().is_some_and(|h| *h.borrow() > 0);
