@@ -13,6 +13,7 @@ pub mod filter;
 pub mod remote;
 pub mod report;
 pub mod run_log_writer;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod tui;

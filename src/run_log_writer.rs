@@ -5,7 +5,7 @@
 //! for it: a writer that falls behind re-reads the run's state and says so
 //! in the log.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -61,7 +61,7 @@ impl RunLogWriter {
         by: &Actor,
     ) -> io::Result<RunLogWriter> {
         let path = path_in(Path::new(&start.overview.state_dir));
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = crate::store::private::append_file(&path)?;
         let is_new = file.metadata()?.len() == 0;
         let (opening, summary) = match session {
             Session::Run if is_new => (Opening::Started, true),

@@ -145,7 +145,10 @@ fn resolve_settles_blocked_tasks_by_retry_skip_or_fail() {
     let s = sandbox.show("s");
     assert_eq!(s["state"], "completed");
     assert_eq!(s["phases"][1]["state"], "skipped");
-    assert_eq!(s["phases"][1]["skip_reason"], "skipped by tester");
+    assert_eq!(
+        s["phases"][1]["skip_reason"],
+        format!("skipped by {}", cli::os_user())
+    );
     assert_eq!(sandbox.runs_of("s", "two"), 0);
 
     let f = sandbox.show("f");
@@ -208,7 +211,10 @@ fn cancel_ends_a_task_for_good() {
         .expect(0);
     let c = sandbox.show("c");
     assert_eq!(c["state"], "cancelled");
-    assert_eq!(c["finish_reason"], "cancelled by tester: duplicate ticket");
+    assert_eq!(
+        c["finish_reason"],
+        format!("cancelled by {}: duplicate ticket", cli::os_user())
+    );
 
     let out = sandbox.resume();
     out.expect(0);
@@ -263,7 +269,7 @@ fn a_decision_without_a_state_folder_exits_2() {
 }
 
 #[test]
-fn decisions_record_the_user_and_the_ssh_client_address() {
+fn decisions_record_the_system_user_and_the_claimed_ssh_client_address() {
     let sandbox = stopped(
         &[
             json!({"id": "remote", "do": {"one": "review"}}),
@@ -286,13 +292,16 @@ fn decisions_record_the_user_and_the_ssh_client_address() {
     );
     decide("local", &[("USER", "bob")]);
 
+    // The user is the one the system says, whatever `$USER` claims; the
+    // SSH address is kept as the client's claim.
+    let (me, uid) = (cli::os_user(), cli::os_uid());
     assert_eq!(
         sandbox.show("remote")["decisions"][0]["by"],
-        json!({"user": "alice", "ssh_client": "203.0.113.7"})
+        json!({"user": me, "uid": uid, "ssh_client": "203.0.113.7"})
     );
     assert_eq!(
         sandbox.show("local")["decisions"][0]["by"],
-        json!({"user": "bob"})
+        json!({"user": me, "uid": uid})
     );
 
     // They stay recorded once the tasks go on.
@@ -301,6 +310,26 @@ fn decisions_record_the_user_and_the_ssh_client_address() {
         sandbox.show("remote")["decisions"][0]["by"]["ssh_client"],
         "203.0.113.7"
     );
+}
+
+#[test]
+fn a_decision_records_the_user_the_system_says_and_a_note_past_the_limit_is_refused() {
+    let sandbox = stopped(&[json!({"id": "c", "do": {"one": "review"}})], 3);
+    // `baton()` sets USER=tester: anyone can set it, so it is not recorded.
+    let out = sandbox.cli(&["approve", "c", "--note", &"n".repeat(10_001)]);
+    out.expect(1);
+    assert!(
+        out.stderr
+            .contains("refused: the note is longer than 10000 characters"),
+        "{out}"
+    );
+    assert!(sandbox.show("c").get("decisions").is_none());
+    sandbox
+        .cli(&["approve", "c", "--note", &"n".repeat(10_000)])
+        .expect(0);
+    let by = &sandbox.show("c")["decisions"][0]["by"];
+    assert_eq!(by["user"], cli::os_user(), "{by}");
+    assert_eq!(by["uid"], cli::os_uid(), "{by}");
 }
 
 /// `--where` decides every task a filter keeps, printing each; a bad

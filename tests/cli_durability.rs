@@ -4,6 +4,8 @@
 
 #[path = "support/cli.rs"]
 mod cli;
+#[path = "support/remote.rs"]
+mod remote;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
@@ -149,7 +151,8 @@ struct Ledger {
     settled: BTreeMap<(String, String), (usize, Value)>,
     /// Tasks a run printed as completed before it stopped.
     reported: BTreeSet<String>,
-    approved: bool,
+    /// Tasks whose review was approved, and said so (exit status 0).
+    approved: BTreeSet<String>,
 }
 
 impl Ledger {
@@ -203,16 +206,18 @@ impl Ledger {
                     }
                 }
             }
-            if self.approved && id == REVIEWED {
+            if self.approved.contains(id) {
                 assert_eq!(
                     task["decisions"][0]["action"]["action"], "approve",
-                    "the approval of {REVIEWED} was lost\n{task}"
+                    "the approval of {id} was lost\n{task}"
                 );
             }
         }
-        if states.get(REVIEWED).map(String::as_str) == Some("awaiting_review") {
-            sandbox.cli(&["approve", REVIEWED]).expect(0);
-            self.approved = true;
+        for (id, state) in &states {
+            if state == "awaiting_review" {
+                sandbox.cli(&["approve", id]).expect(0);
+                self.approved.insert(id.clone());
+            }
         }
     }
 }
@@ -303,7 +308,10 @@ fn kill_9_at_many_points_loses_nothing_and_repeats_only_interrupted_work() {
         states.values().all(|s| s == "completed"),
         "not all completed: {states:?}"
     );
-    assert!(ledger.approved, "{REVIEWED} never waited for its review");
+    assert!(
+        ledger.approved.contains(REVIEWED),
+        "{REVIEWED} never waited for its review"
+    );
 
     let log = sandbox.side_log_lines();
     let runs = Ledger::runs(&sandbox);
@@ -610,5 +618,190 @@ agent = "sim"
             now, phases,
             "{id} completed before the failure and ran again"
         );
+    }
+}
+
+/// A descendant that calls `setsid` leaves the agent's process group and
+/// session, out of reach of a group kill; it is gone all the same once its
+/// attempt is over, whether the agent replied and exited or hung and was
+/// timed out.
+#[test]
+fn a_descendant_that_calls_setsid_does_not_outlive_its_attempt() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(
+        r#"
+[[phases]]
+id = "one"
+agent = "a"
+timeout = "3s"
+retry = { max_attempts = 1 }
+"#,
+    );
+    let exits = sandbox.path("exits.pid");
+    let hangs = sandbox.path("hangs.pid");
+    sandbox.inputs(&[
+        json!({"id": "exits", "do": {"one": "escape"}, "pidfile": exits}),
+        json!({"id": "hangs", "do": {"one": "escape_hang"}, "pidfile": hangs}),
+    ]);
+    let out = sandbox.run();
+    out.expect(1);
+    let states = sandbox.states();
+    assert_eq!(states["exits"], "completed", "{out}");
+    assert_eq!(states["hangs"], "failed", "{out}");
+    let hung = sandbox.show("hangs");
+    assert_eq!(
+        hung["phases"][0]["attempts"][0]["outcome"]["class"], "timeout",
+        "{hung}"
+    );
+    for (what, pidfile) in [("replied", &exits), ("timed out", &hangs)] {
+        assert!(
+            pidfile.exists(),
+            "the agent that {what} started no descendant"
+        );
+        let pid = read_pid(pidfile);
+        // Killed before the attempt's end was recorded: no waiting here.
+        assert!(
+            !is_alive(pid),
+            "the setsid descendant (pid {pid}) of the agent that {what} outlived its attempt"
+        );
+    }
+}
+
+/// About 30 kill -9s of a real engine over a run whose tasks ask for
+/// reviews, approved while the engine runs (over its socket) and between
+/// kills (in the folder): no approval that was acknowledged is lost, no
+/// completed phase runs again or changes, and the run ends with every task
+/// completed by outputs its agents really produced.
+#[test]
+fn soak_of_30_kill_9s_over_a_run_with_reviews_and_decisions() {
+    let started = std::time::Instant::now();
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(FAN);
+    let tasks: Vec<Value> = (0..16)
+        .map(|i| {
+            let sleeps: serde_json::Map<String, Value> = FAN_PHASES
+                .iter()
+                .enumerate()
+                .map(|(j, p)| (p.to_string(), json!((i * 31 + j * 17) % 60 + 5)))
+                .collect();
+            let mut t = json!({"id": format!("s{i:02}"), "sleep_ms": sleeps});
+            if i % 4 == 1 {
+                t["do"] = json!({"draft": "review"});
+            }
+            t
+        })
+        .collect();
+    let reviewed: BTreeSet<String> = tasks
+        .iter()
+        .filter(|t| t.get("do").is_some())
+        .map(|t| str_at(t, "id"))
+        .collect();
+    sandbox.inputs(&tasks);
+    let side_runs = || sandbox.side_log_lines().len();
+    let spawn = || {
+        let child = cli::baton()
+            .arg("run")
+            .arg(sandbox.path("pipeline.toml"))
+            .args(["--headless", "--wait", "--input"])
+            .arg(sandbox.path("tasks.jsonl"))
+            .arg("--state-dir")
+            .arg(sandbox.state())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start baton");
+        cli::Live::from_child(child)
+    };
+
+    let mut ledger = Ledger::default();
+    let mut live_approvals = 0;
+    let mut done = false;
+    for round in 0..60 {
+        if ledger.kills >= 30 {
+            break;
+        }
+        let target = side_runs() + 1 + round % 3;
+        let mut live = spawn();
+        // Let it work, approving what waits for a review as it goes: the
+        // engine answers only once the approval is committed.
+        loop {
+            if live.has_exited() || side_runs() >= target {
+                break;
+            }
+            for (id, state) in remote::states(&sandbox.state()) {
+                if state == "awaiting_review" && !ledger.approved.contains(&id) {
+                    let out = sandbox.cli(&["approve", &id]);
+                    if out.status.code() == Some(0) {
+                        ledger.approved.insert(id);
+                        live_approvals += 1;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis((round as u64 * 7) % 25));
+        let out = live.kill9();
+        if out.status.signal() == Some(libc::SIGKILL) {
+            ledger.kills += 1;
+        }
+        ledger.check_stop(&sandbox, &out);
+        if out.status.code() == Some(0) {
+            done = true;
+            break;
+        }
+    }
+    // The rest without kills; a review the last run stopped for is
+    // approved in the folder between runs.
+    for _ in 0..6 {
+        if done {
+            break;
+        }
+        let out = sandbox.run();
+        ledger.check_stop(&sandbox, &out);
+        match out.code() {
+            0 => done = true,
+            3 => {}
+            _ => panic!("the final run failed\n{out}"),
+        }
+    }
+    assert!(done, "the run did not finish");
+    eprintln!(
+        "soak: {} kills, {} agent runs, {live_approvals} approvals to a live engine, {} approvals in all, {:.1}s",
+        ledger.kills,
+        side_runs(),
+        ledger.approved.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(ledger.kills >= 25, "only {} kills landed", ledger.kills);
+    let states = sandbox.states();
+    assert_eq!(states.len(), 16, "{states:?}");
+    assert!(states.values().all(|s| s == "completed"), "{states:?}");
+    assert_eq!(ledger.approved, reviewed, "every review was approved once");
+    let log = sandbox.side_log_lines();
+    let runs = Ledger::runs(&sandbox);
+    for id in states.keys() {
+        let task = sandbox.show(id);
+        for phase in task["phases"].as_array().unwrap() {
+            let pid = str_at(phase, "id");
+            let output = &phase["output"];
+            let nonce = str_at(output, "nonce");
+            let attempt = output["attempt"].as_u64().unwrap().to_string();
+            assert!(
+                log.iter()
+                    .any(|l| l[0] == *id && l[1] == pid && l[2] == attempt && l[3] == nonce),
+                "{id}/{pid}: output not from any logged run"
+            );
+            let n = runs.get(&(id.clone(), pid.clone())).copied().unwrap_or(0);
+            assert!(
+                n <= 1 + ledger.kills,
+                "{id}/{pid} ran {n} times with {} kills",
+                ledger.kills
+            );
+        }
+        if reviewed.contains(id) {
+            let decisions = task["decisions"].as_array().unwrap();
+            assert_eq!(decisions.len(), 1, "{id}: {task}");
+            assert_eq!(decisions[0]["action"]["action"], "approve");
+        }
     }
 }

@@ -47,7 +47,9 @@ fn the_run_log_tells_the_run_masked_and_a_restart_appends() {
         "{first}"
     );
     has(&first, "- pipeline: cli-test (`");
-    has(&first, "- started by: tester\n");
+    // The user the system says, not what `$USER` says (`tester`).
+    let me = cli::os_user();
+    has(&first, &format!("- started by: {me}\n"));
     // Attempts, the retry and its reason.
     has(&first, "**t1** `one` #1 started · agent a");
     has(
@@ -99,16 +101,21 @@ fn the_run_log_tells_the_run_masked_and_a_restart_appends() {
     assert!(decided.starts_with(&first), "a decision appends");
     let added = &decided[first.len()..];
     has(added, "\n## `baton reject t1` · ");
-    has(added, "- by: tester (ssh from 10.9.8.7)\n");
     has(
         added,
-        "**t1** ↩ **sent back** at `two` by tester (ssh from 10.9.8.7) at ",
+        &format!("- by: {me} (ssh from 10.9.8.7, as its client claims)\n"),
+    );
+    has(
+        added,
+        &format!(
+            "**t1** ↩ **sent back** at `two` by {me} (ssh from 10.9.8.7, as its client claims) at "
+        ),
     );
     has(added, " waiting · feedback “add the code; ask [email]”");
     has(added, "\n## `baton resolve t2` · ");
     has(
         added,
-        "**t2** ✔ **blocker resolved: skip** at `one` by tester at ",
+        &format!("**t2** ✔ **blocker resolved: skip** at `one` by {me} at "),
     );
     has(added, " · note “credential not needed”");
 
@@ -121,7 +128,7 @@ fn the_run_log_tells_the_run_masked_and_a_restart_appends() {
     );
     let resumed = &last[decided.len()..];
     assert!(resumed.starts_with("\n## Run resumed · "), "{resumed}");
-    has(resumed, "- resumed by: tester\n");
+    has(resumed, &format!("- resumed by: {me}\n"));
     has(resumed, "- tasks in the folder: 2: 2 running\n");
     has(
         resumed,

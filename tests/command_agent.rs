@@ -504,3 +504,63 @@ async fn a_daemon_holding_the_pipes_does_not_hold_the_call() {
     // A reply, not a timeout: the daemon did not hold the call open.
     assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));
 }
+
+/// `setsid sleep 600` in the background, its pid in `$PIDS`, then `rest`.
+fn escaping(rest: &str, dir: &Path) -> (CommandSpec, PathBuf) {
+    let pids = dir.join("pids");
+    let mut s = sh(
+        &format!(
+            r#"setsid sleep 600 </dev/null >/dev/null 2>&1 & echo $! > "$PIDS.tmp"; mv "$PIDS.tmp" "$PIDS"; {rest}"#
+        ),
+        dir,
+    );
+    s.env.insert("PIDS".into(), pids.display().to_string());
+    (s, pids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setsid_descendant_dies_when_the_agent_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, pids) = escaping(r#"echo '{"output": 1}'"#, dir.path());
+    let r = call(s).await;
+    assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));
+    let escaped = read_pid(&pids).await;
+    assert!(
+        gone(escaped),
+        "the setsid descendant {escaped} outlived the call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setsid_descendant_dies_when_the_attempt_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, pids) = escaping("sleep 600", dir.path());
+    let r = CommandAgent::new(s)
+        .call(request(json!({})), ctx(Duration::from_secs(3)))
+        .await;
+    assert_eq!(failure(&r).0, ErrorClass::Timeout);
+    let escaped = read_pid(&pids).await;
+    assert!(
+        gone(escaped),
+        "the setsid descendant {escaped} outlived the call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setsid_descendant_dies_when_the_call_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, pids) = escaping("sleep 600", dir.path());
+    let agent = CommandAgent::new(s);
+    let mut fut = agent.call(request(json!({})), ctx(GENEROUS));
+    tokio::select! {
+        r = &mut fut => panic!("call ended early: {:?}", r.reply),
+        () = async {
+            while !pids.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        } => {}
+    }
+    drop(fut);
+    let escaped = read_pid(&pids).await;
+    assert_gone(escaped, "setsid descendant").await;
+}

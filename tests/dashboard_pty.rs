@@ -57,18 +57,24 @@ fn approve_from_the_dashboard_reaches_the_state_folder() {
     let t1 = show(dir.path(), "t1");
     assert_eq!(t1["state"], "completed");
     assert_eq!(t1["decisions"][0]["action"]["action"], "approve");
-    assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+    assert_eq!(t1["decisions"][0]["by"]["user"], os_user());
     let log = run_log(dir.path());
     // Written by the engine's process alone: one run, one summary.
     assert_eq!(log.matches("## Run started · ").count(), 1, "{log}");
     assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
-    assert!(log.contains("- started by: operator"), "{log}");
+    assert!(
+        log.contains(&format!("- started by: {}", os_user())),
+        "{log}"
+    );
     assert!(
         log.contains("**t1** ⏸ review requested at `draft`"),
         "{log}"
     );
     assert!(
-        log.contains("**t1** ✔ **approved** at `draft` by operator at "),
+        log.contains(&format!(
+            "**t1** ✔ **approved** at `draft` by {} at ",
+            os_user()
+        )),
         "{log}"
     );
     assert!(log.contains("**t1** ✓ **task completed**"), "{log}");
@@ -176,7 +182,7 @@ fn reject_asks_for_a_reason_and_records_it() {
     let decision = &t1["decisions"][0];
     assert_eq!(decision["action"]["action"], "reject");
     assert_eq!(decision["note"], "dosage looks wrong");
-    assert_eq!(decision["by"]["user"], "operator");
+    assert_eq!(decision["by"]["user"], os_user());
 }
 
 /// A command agent that puts the reviewer's feedback into its output, and a
@@ -516,14 +522,17 @@ fn a_budget_flag_reaches_the_engine_and_b_raises_the_held_task() {
     let t1 = show(dir.path(), "t1");
     assert_eq!(t1["state"], "completed");
     assert_eq!(t1["budget"]["tokens"], 1_000_000);
-    assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+    assert_eq!(t1["decisions"][0]["by"]["user"], os_user());
     let log = run_log(dir.path());
     assert!(
         log.contains("**t1** ⏸ review requested at `sign`: task budget: "),
         "{log}"
     );
     assert!(
-        log.contains("**t1** $ **budget raised** to 1,000,000 tokens by operator"),
+        log.contains(&format!(
+            "**t1** $ **budget raised** to 1,000,000 tokens by {}",
+            os_user()
+        )),
         "{log}"
     );
 }
@@ -612,7 +621,7 @@ fn opening_a_held_task_shows_the_held_phase_and_g_reaches_the_end() {
         assert_eq!(term.wait_exit(30), 0);
         let t1 = show(dir.path(), "t1");
         assert_eq!(t1["state"], "completed", "{w}x{h}");
-        assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+        assert_eq!(t1["decisions"][0]["by"]["user"], os_user());
     }
 }
 
@@ -643,7 +652,7 @@ fn the_review_queue_has_a_cursor_that_moves_on_after_each_decision() {
     for id in ["t1", "t2", "t3"] {
         let t = show(dir.path(), id);
         assert_eq!(t["state"], "completed", "{id}");
-        assert_eq!(t["decisions"][0]["by"]["user"], "operator", "{id}");
+        assert_eq!(t["decisions"][0]["by"]["user"], os_user(), "{id}");
     }
 }
 
@@ -746,7 +755,7 @@ fn the_log_pane_tells_the_runs_events_and_filters_them() {
     );
     // A decision made now shows with who made it.
     term.send("a");
-    term.wait_for("t1 approve at draft by operator", 10);
+    term.wait_for(&format!("t1 approve at draft by {}", os_user()), 10);
     term.wait_for("t1 ✓ completed", 30);
     // Only what matches the filter.
     term.send("/completed\r");
@@ -922,4 +931,11 @@ fn the_command_line_approves_every_task_a_filter_keeps() {
     assert_eq!(show(dir.path(), "qa-1")["state"], "completed");
     assert_eq!(show(dir.path(), "qa-2")["state"], "completed");
     assert_eq!(show(dir.path(), "ops-1")["state"], "awaiting_review");
+}
+
+/// The user the system says the tests run as: baton records that, not
+/// `$USER` (which the dashboard tests set to `operator`).
+fn os_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -171,3 +171,95 @@ fn a_key_that_is_not_set_stops_the_run_before_it_starts() {
     assert!(openai.requests().is_empty());
     assert!(!sandbox.state().exists(), "the state folder was made");
 }
+
+/// Every run of eight characters of `secret` found in `text`, in any case.
+fn pieces_in(text: &str, secret: &str) -> Vec<String> {
+    let hay = text.to_ascii_lowercase();
+    let secret: Vec<char> = secret.to_ascii_lowercase().chars().collect();
+    secret
+        .windows(8)
+        .map(|w| w.iter().collect::<String>())
+        .filter(|piece| hay.contains(piece.as_str()))
+        .collect()
+}
+
+/// Files under `dir` holding a piece of `secret` in any case, with the pieces.
+fn files_with_pieces(dir: &Path, secret: &str) -> Vec<(String, Vec<String>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            let pieces = pieces_in(&text, secret);
+            if !pieces.is_empty() {
+                found.push((path.display().to_string(), pieces));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_key_in_a_successful_reply_is_masked_in_any_case_and_cut_short() {
+    const LONG_KEY: &str = "sk-live-7f3a9c2e5b1d4086";
+    let said = format!(
+        "whole {LONG_KEY}, upper {}, head cut {}, tail cut {}, a piece {}.",
+        LONG_KEY.to_uppercase(),
+        &LONG_KEY[1..],
+        &LONG_KEY[..LONG_KEY.len() - 1],
+        &LONG_KEY[6..16],
+    );
+    let stream = [
+        (None, json!({"choices": [{"index": 0, "delta": {"content": said}, "finish_reason": null}]}).to_string()),
+        (None, json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 9, "completion_tokens": 3}}).to_string()),
+        (None, "[DONE]".to_string()),
+    ];
+    let openai = Server::start(vec![Step::sse(&stream)]);
+    let sandbox = Sandbox::new();
+    let text = format!(
+        "name = \"reply-key\"\n\
+         [agents.gpt]\nkind = \"http\"\nprovider = \"openai\"\nbase_url = \"{}\"\napi_key_env = \"BATON_TEST_OPENAI_KEY\"\nmodel = \"gpt-4o-mini\"\nprompt = \"Plan: {{{{input.note}}}}\"\n\
+         [[phases]]\nid = \"plan\"\nagent = \"gpt\"\n",
+        openai.url("/v1"),
+    );
+    sandbox.write("pipeline.toml", &text);
+    sandbox.inputs(&[json!({"id": "t1", "note": "chest pain"})]);
+    let run = output(
+        baton()
+            .args([
+                "run",
+                "pipeline.toml",
+                "--headless",
+                "--input",
+                "tasks.jsonl",
+            ])
+            .args(["--state-dir", "state"])
+            .current_dir(sandbox.root())
+            .env("BATON_TEST_OPENAI_KEY", LONG_KEY),
+    );
+    run.expect(0);
+    let shown = sandbox.cli(&["show", "t1"]);
+    let json_shown = sandbox.cli(&["show", "t1", "--json"]);
+    let task: serde_json::Value = serde_json::from_str(&json_shown.stdout).unwrap();
+    assert_eq!(
+        task["phases"][0]["output"]["text"],
+        "whole [secret], upper [secret], head cut [secret], tail cut [secret], a piece [secret].",
+        "{task}"
+    );
+    for (what, text) in [
+        ("run", format!("{}{}", run.stdout, run.stderr)),
+        ("show", shown.stdout.clone()),
+        ("show --json", json_shown.stdout.clone()),
+    ] {
+        assert_eq!(
+            pieces_in(&text, LONG_KEY),
+            Vec::<String>::new(),
+            "{what}:\n{text}"
+        );
+    }
+    assert_eq!(
+        files_with_pieces(&sandbox.state(), LONG_KEY),
+        Vec::<(String, Vec<String>)>::new(),
+        "the state folder holds the key"
+    );
+}

@@ -17,11 +17,13 @@ use remote::{
 };
 use serde_json::{Value, json};
 
-fn is_decision(msg: &Value, task: &str, user: &str) -> bool {
+/// A decision on `task`, recorded as the user the tests run as: every
+/// client here is that user, whatever name it sends (`_claimed`).
+fn is_decision(msg: &Value, task: &str, _claimed: &str) -> bool {
     msg["type"] == "event"
         && msg["event"]["task"] == task
         && msg["event"]["event"] == "decision_recorded"
-        && msg["event"]["decision"]["by"]["user"] == user
+        && msg["event"]["decision"]["by"]["user"] == cli::os_user()
 }
 
 #[test]
@@ -156,7 +158,7 @@ fn budgets_are_raised_over_the_socket_and_every_client_sees_it() {
         m["type"] == "event" && m["event"]["event"] == "budget_raised" && m["event"]["task"] == "t1"
     });
     assert_eq!(seen["event"]["usd"], 2.5, "{seen}");
-    assert_eq!(seen["event"]["by"]["user"], "ann", "{seen}");
+    assert_eq!(seen["event"]["by"]["user"], cli::os_user(), "{seen}");
 
     let id =
         bob.command(json!({"command": "raise_budget", "tokens": 900000, "by": {"user": "bob"}}));
@@ -525,7 +527,8 @@ fn commands_from_one_connection_take_effect_in_the_order_sent() {
     let ours: Vec<(String, Value)> = remote::events(&sandbox.state())
         .into_iter()
         .filter(|(_, _, body)| {
-            body["by"]["user"] == "ann" || body["decision"]["by"]["user"] == "ann"
+            let me = cli::os_user();
+            body["by"]["user"] == me || body["decision"]["by"]["user"] == me
         })
         .map(|(_, kind, body)| (kind, body))
         .collect();
@@ -626,6 +629,65 @@ fn a_remote_handle_reads_the_run_from_the_store_and_asks_the_engine_for_overview
         assert!(snapshot.paused);
         assert!(snapshot.seq >= paused.seq);
     });
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+}
+
+#[test]
+fn a_decision_records_the_peer_the_kernel_names_not_the_name_the_client_sends() {
+    let sandbox = sandbox(3);
+    let live = engine(&sandbox, true);
+    let socket = socket_of(&sandbox.state());
+    wait_for_socket(&socket);
+    wait_all(&sandbox.state(), "awaiting_review");
+    let (mut p, _) = Proto::connect(&socket, false);
+
+    // Over-long fields are refused, each with the figures; nothing is recorded.
+    let long_name = act("t1", "approve", &"m".repeat(100_000));
+    let mut long_note = act("t1", "approve", "ann");
+    long_note["note"] = json!("n".repeat(10_001));
+    let mut long_feedback = act("t1", "reject", "ann");
+    long_feedback["action"] = json!({"action": "send_back", "feedback": "f".repeat(10_001)});
+    let mut long_address = act("t1", "approve", "ann");
+    long_address["by"]["ssh_client"] = json!("1".repeat(5_000));
+    for (command, what) in [
+        (long_name, "user name is longer than 1000"),
+        (long_note, "note is longer than 10000"),
+        (long_feedback, "feedback is longer than 10000"),
+        (long_address, "SSH address is longer than 1000"),
+    ] {
+        let id = p.command(command);
+        let reply = p.reply(id);
+        assert_eq!(reply["ok"], false, "{reply}");
+        let refusal = reply["refusal"].as_str().unwrap();
+        assert!(refusal.contains(what), "{refusal}");
+    }
+    assert_eq!(remote::states(&sandbox.state())["t1"], "awaiting_review");
+
+    // A forged name: recorded as the peer the kernel names, the address as claimed.
+    let mut forged = act("t1", "approve", "the-ceo");
+    forged["by"]["ssh_client"] = json!("203.0.113.7");
+    forged["note"] = json!("n".repeat(10_000));
+    let id = p.command(forged);
+    assert_eq!(p.reply(id)["ok"], true);
+    let recorded = remote::events(&sandbox.state())
+        .into_iter()
+        .rev()
+        .find(|(_, kind, _)| kind == "decision_recorded")
+        .expect("the decision is recorded")
+        .2;
+    let by = &recorded["decision"]["by"];
+    assert_eq!(by["user"], cli::os_user(), "{recorded}");
+    assert_eq!(by["uid"], cli::os_uid(), "{recorded}");
+    assert_eq!(by["ssh_client"], "203.0.113.7", "{recorded}");
+    let shown = sandbox.cli(&["show", "t1"]);
+    assert!(
+        shown
+            .stdout
+            .contains("(ssh from 203.0.113.7, as its client claims)"),
+        "{shown}"
+    );
+    assert!(!shown.stdout.contains("the-ceo"), "{shown}");
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
 }

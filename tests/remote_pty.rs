@@ -106,7 +106,7 @@ fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
     );
     let t1: serde_json::Value = serde_json::from_str(&t1.stdout).unwrap();
     assert_eq!(t1["state"], "completed");
-    assert_eq!(t1["decisions"][0]["by"]["user"], "operator");
+    assert_eq!(t1["decisions"][0]["by"]["user"], cli::os_user());
 }
 
 #[test]
@@ -280,7 +280,10 @@ fn the_demo_in_a_folder_of_ones_choosing_keeps_it_and_its_run_log() {
     assert!(!screen.contains("removed the demo folder"), "{screen}");
     assert!(dir.join("state").is_dir());
     let log = run_log(&dir.join("state"));
-    assert!(log.contains("- started by: operator"), "{log}");
+    assert!(
+        log.contains(&format!("- started by: {}", cli::os_user())),
+        "{log}"
+    );
     assert!(log.contains("**DEV-"), "{log}");
     assert_eq!(log.matches("### Summary · ").count(), 1, "{log}");
 }

@@ -210,12 +210,11 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
 /// state folder's engine log. Returns the child, the log, and where this
 /// start's lines begin in it.
 fn spawn(plan: &Plan<'_>) -> std::io::Result<(tokio::process::Child, PathBuf, u64)> {
-    std::fs::create_dir_all(plan.state_dir)?;
+    for w in baton::store::private::secure(plan.state_dir).map_err(std::io::Error::other)? {
+        eprintln!("warning: {w}");
+    }
     let log_path = plan.state_dir.join(ENGINE_LOG);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)?;
+    let log = baton::store::private::append_file(&log_path)?;
     let from = log.metadata()?.len();
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.arg("run");

@@ -219,6 +219,7 @@ async fn act(
     phase: Option<String>,
     note: Option<String>,
 ) -> i32 {
+    super::fail::json_errors(out.json);
     let name = action.name();
     let log_as = format!("baton {} {task}", verb(&action));
     let command = Command::Act {
@@ -232,10 +233,7 @@ async fn act(
     let (recorded, refusal) = match &result {
         Ok(_) => (true, None),
         Err(NotApplied::Refused(why)) => (false, Some(why.as_str())),
-        Err(NotApplied::Failed(e)) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+        Err(NotApplied::Failed(e)) => return super::fail::error(e),
     };
     if out.json {
         let value = serde_json::json!({
@@ -244,12 +242,12 @@ async fn act(
             "recorded": recorded,
             "refusal": refusal,
         });
-        println!("{value}");
+        super::out::line(value);
     }
     match result {
         Ok(applied) => {
             if !out.json {
-                println!("{name}: recorded for task {task}");
+                super::out::line(format!("{name}: recorded for task {task}"));
             }
             match applied {
                 Applied::Live(pid) => {

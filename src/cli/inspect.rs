@@ -11,7 +11,7 @@ use baton::report::{
 use baton::store::{ListQuery, RunReader, Sort};
 use serde::Serialize;
 
-use super::source;
+use super::{fail, source};
 
 /// What `baton list` was asked for.
 pub struct ListArgs {
@@ -24,47 +24,43 @@ pub struct ListArgs {
 }
 
 pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
+    fail::json_errors(args.json);
     let state = match args.state.as_deref().map(|s| (s, TaskState::parse(s))) {
         Some((_, Some(st))) => Some(st),
         Some((s, None)) => {
             let all: Vec<&str> = TaskState::ALL.iter().map(|s| s.as_str()).collect();
-            eprintln!(
-                "error: unknown state \"{s}\"\n  help: use one of {}",
+            return fail::error(&format!(
+                "unknown state \"{s}\"\n  help: use one of {}",
                 all.join(", ")
-            );
-            return 2;
+            ));
         }
         None => None,
     };
     let Some(sort) = Sort::parse(&args.sort) else {
         let all: Vec<&str> = Sort::ALL.iter().map(|s| s.as_str()).collect();
-        eprintln!(
-            "error: unknown order \"{}\"\n  help: use one of {}",
+        return fail::error(&format!(
+            "unknown order \"{}\"\n  help: use one of {}",
             args.sort,
             all.join(", ")
-        );
-        return 2;
+        ));
     };
     let reader = match source::reader(state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     if let Some(after) = &args.after {
         match reader.row(after).await {
             Ok(Some(_)) => {}
             Ok(None) => {
-                eprintln!(
-                    "error: --after {after}: no such task in {}\n  help: give the id of the last task of the previous page",
+                return fail::error(&format!(
+                    "--after {after}: no such task in {}\n  help: give the id of the last task of the previous page",
                     state_dir.display()
-                );
-                return 2;
+                ));
             }
             Err(e) => {
-                eprintln!("error: {e}");
-                return 2;
+                return fail::error(&e);
             }
         }
     }
@@ -80,8 +76,7 @@ pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
     let rows = match reader.list(&query).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     if args.json {
@@ -98,18 +93,17 @@ pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
 }
 
 pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
+    fail::json_errors(json);
     let reader = match source::reader(state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     let task = match reader.task(id).await {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     let Some(task) = task else {
@@ -122,12 +116,14 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
             .await
             .map(|rows| rows.into_iter().map(|r| r.id).collect())
             .unwrap_or_default();
-        eprintln!(
-            "error: no task \"{id}\" in {}\n  help: tasks there include: {}",
-            state_dir.display(),
-            known.join(", ")
+        return fail::error_code(
+            &format!(
+                "no task \"{id}\" in {}\n  help: tasks there include: {}",
+                state_dir.display(),
+                known.join(", ")
+            ),
+            1,
         );
-        return 1;
     };
     if json {
         println!(
@@ -150,18 +146,17 @@ struct SummaryJson<'a> {
 }
 
 pub async fn summary(state_dir: &Path, json: bool) -> i32 {
+    fail::json_errors(json);
     let reader = match source::reader(state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     let (meta, totals) = match (reader.meta().await, reader.totals().await) {
         (Ok(m), Ok(t)) => (m.unwrap_or_default(), t),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     let summary = summary_report::from_totals(&totals);
@@ -180,18 +175,17 @@ pub async fn summary(state_dir: &Path, json: bool) -> i32 {
 }
 
 pub async fn review(state_dir: &Path, json: bool) -> i32 {
+    fail::json_errors(json);
     let reader = match source::reader(state_dir) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     let holds = match reader.waiting(0, None).await {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
+            return fail::error(&e);
         }
     };
     let queue = review_queue::from_holds(

@@ -11,7 +11,9 @@ mod budget;
 mod clean;
 mod decide;
 mod demo;
+mod fail;
 mod inspect;
+mod out;
 mod run;
 mod run_log;
 mod source;
@@ -135,6 +137,18 @@ pub fn main() -> i32 {
     };
     if draws_a_dashboard {
         allocator::one_arena_for_the_dashboard();
+    }
+    // `baton list | head`: the commands that only print what they read end
+    // quietly when their reader goes away.
+    if matches!(
+        cli.command,
+        Cmd::List { .. }
+            | Cmd::Show { .. }
+            | Cmd::Summary { .. }
+            | Cmd::Review { .. }
+            | Cmd::Validate { .. }
+    ) {
+        out::die_quietly_on_a_closed_pipe();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

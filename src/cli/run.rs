@@ -235,6 +235,8 @@ pub async fn run_headless(
     wait: bool,
     linger: Option<Linger>,
 ) -> i32 {
+    // Orphans of the agents' processes come here, to be killed with their attempts.
+    baton::agents::command::own_all_children();
     let opts = EngineOptions {
         exit_when_idle: !wait,
         ..EngineOptions::default()
@@ -303,6 +305,10 @@ pub async fn run_headless(
     // The submitted tasks are durable and broadcast: count them in before
     // anything asks how many are unfinished.
     catch_up(&handle, &mut events, &mut progress).await;
+    // Taken before the socket is served: a client may SIGTERM the engine as
+    // soon as it answers, and must find it ready to stop cleanly.
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let server = match baton::remote::Server::start(state_dir, handle.clone()).await {
         Ok(s) => Some(s),
         Err(e) if wait => {
@@ -322,8 +328,6 @@ pub async fn run_headless(
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tick.tick().await;
     let mut stopped_by: Option<i32> = None;
-    let mut sigterm =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut idle_since: Option<tokio::time::Instant> = None;
     let mut lingered = false;
     let summary = loop {
@@ -387,6 +391,7 @@ pub async fn run_headless(
     };
     super::run_log::finish(run_log).await;
     drop(server);
+    baton::agents::command::kill_leftovers();
     if lingered && let Some(dir) = linger.as_ref().and_then(|l| l.remove.as_ref()) {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => eprintln!("removed {}", dir.display()),
@@ -444,7 +449,8 @@ async fn fold_progress(
         progress.provide(task);
     }
     if let Some(line) = progress.apply(ev) {
-        println!("{line}");
+        // A reader that went away stops the lines, not the run.
+        super::out::line(line);
     }
 }
 

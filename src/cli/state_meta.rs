@@ -31,10 +31,7 @@ pub fn save(state_dir: &Path, pipeline_file: &Path) -> Result<(), String> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|_| std::fs::rename(&tmp, path))
+    baton::store::private::write_file(path, bytes)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 

@@ -15,6 +15,7 @@ use super::live::{LiveEvent, LiveKind};
 use super::state::PhaseState;
 use super::task::Task;
 use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Reply, TaskRef};
+use crate::secrets::Secrets;
 use crate::spec::Pipeline;
 use crate::spec::model::PhaseSpec;
 
@@ -52,10 +53,20 @@ fn completed_outputs(task: &Task) -> serde_json::Map<String, serde_json::Value> 
         .collect()
 }
 
+/// Where an attempt's result and what it shows meanwhile go.
+pub struct Outlets {
+    pub results: mpsc::UnboundedSender<AttemptDone>,
+    /// Progress and trace lines, lossy, never journaled.
+    pub live: broadcast::Sender<Arc<LiveEvent>>,
+    /// Masked out of what goes on `live`.
+    pub secrets: Arc<Secrets>,
+}
+
 /// Runs the call on the runtime, and turns its result into an event there,
 /// off the engine's thread. Aborting the returned handle drops the call,
 /// which stops the agent's work. While the call runs, its progress and
-/// trace lines go out on `live` (lossy, never journaled). Usage that names
+/// trace lines go out on `live` (lossy, never journaled), with `secrets`
+/// masked. Usage that names
 /// no model is priced as the request's model, else the agent's.
 pub fn spawn(
     agent: Arc<dyn Agent>,
@@ -63,9 +74,13 @@ pub fn spawn(
     pipeline: Arc<Pipeline>,
     phase: usize,
     prices: Arc<PriceTable>,
-    results: mpsc::UnboundedSender<AttemptDone>,
-    live: broadcast::Sender<Arc<LiveEvent>>,
+    outlets: Outlets,
 ) -> AbortHandle {
+    let Outlets {
+        results,
+        live,
+        secrets,
+    } = outlets;
     let attempt = request.attempt;
     let handle = tokio::spawn(async move {
         let spec = &pipeline.phases[phase];
@@ -82,12 +97,14 @@ pub fn spawn(
         let publish = |kind: LiveKind| {
             // Nobody watching: nothing to build.
             if live.receiver_count() > 0 {
-                let _ = live.send(Arc::new(LiveEvent {
+                let mut event = LiveEvent {
                     task: task.clone(),
                     phase: spec.id.clone(),
                     attempt,
                     kind,
-                }));
+                };
+                secrets.mask_live(&mut event);
+                let _ = live.send(Arc::new(event));
             }
         };
         let call = tokio::time::timeout(timeout, agent.call(request.clone(), ctx));

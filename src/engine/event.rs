@@ -297,35 +297,136 @@ impl ReviewReason {
     }
 }
 
-/// Who did something: the OS user and, over SSH, the client's address.
+/// Who did something: the user the operating system says it is (the uid
+/// of the process, or of the control socket's peer, and its account name)
+/// and, over SSH, the address the client claims to come from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ActorRecord", into = "ActorRecord")]
 pub struct Actor {
-    pub user: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: User,
+    /// Claimed by the client (its `SSH_CLIENT`); nothing vouches for it.
     pub ssh_client: Option<String>,
 }
 
+/// A user: the account name, and the uid when the system gave it (older
+/// records and the engine's own decisions have none).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct User {
+    pub name: String,
+    pub uid: Option<u32>,
+}
+
+impl User {
+    /// The user with this uid, named by the password database ("uid N"
+    /// when it has no name for it).
+    pub fn of_uid(uid: u32) -> User {
+        User {
+            name: super::account::name_of(uid).unwrap_or_else(|| format!("uid {uid}")),
+            uid: Some(uid),
+        }
+    }
+}
+
+impl From<&str> for User {
+    fn from(name: &str) -> User {
+        User {
+            name: name.to_string(),
+            uid: None,
+        }
+    }
+}
+
+impl From<String> for User {
+    fn from(name: String) -> User {
+        User { name, uid: None }
+    }
+}
+
+impl std::ops::Deref for User {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl PartialEq<&str> for User {
+    fn eq(&self, other: &&str) -> bool {
+        self.name == *other
+    }
+}
+
+impl PartialEq<str> for User {
+    fn eq(&self, other: &str) -> bool {
+        self.name == other
+    }
+}
+
+impl std::fmt::Display for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// How an actor is written: `{"user": "ann", "uid": 1000, "ssh_client": "10.0.0.5"}`.
+#[derive(Serialize, Deserialize)]
+struct ActorRecord {
+    user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ssh_client: Option<String>,
+}
+
+impl From<ActorRecord> for Actor {
+    fn from(r: ActorRecord) -> Actor {
+        Actor {
+            user: User {
+                name: r.user,
+                uid: r.uid,
+            },
+            ssh_client: r.ssh_client,
+        }
+    }
+}
+
+impl From<Actor> for ActorRecord {
+    fn from(a: Actor) -> ActorRecord {
+        ActorRecord {
+            user: a.user.name,
+            uid: a.user.uid,
+            ssh_client: a.ssh_client,
+        }
+    }
+}
+
 impl Actor {
-    /// The person running this process.
+    /// The person running this process, as the system knows them (not as
+    /// `$USER` says, which anyone can set).
     pub fn current() -> Actor {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .ok()
-            .filter(|u| !u.is_empty())
-            .or_else(login_name)
-            .unwrap_or_else(|| format!("uid:{}", unsafe { libc::getuid() }));
         // SSH_CLIENT is "address port localport"; SSH_CONNECTION starts the same way.
         let ssh_client = std::env::var("SSH_CLIENT")
             .or_else(|_| std::env::var("SSH_CONNECTION"))
             .ok()
             .and_then(|v| v.split_whitespace().next().map(str::to_string));
-        Actor { user, ssh_client }
+        Actor {
+            user: User::of_uid(super::account::euid()),
+            ssh_client,
+        }
+    }
+
+    /// The peer of a control-socket connection: the uid the kernel gave for
+    /// it, and the SSH address its client claims.
+    pub fn peer(uid: u32, claimed_ssh_client: Option<String>) -> Actor {
+        Actor {
+            user: User::of_uid(uid),
+            ssh_client: claimed_ssh_client,
+        }
     }
 
     /// The engine itself, for decisions made by policy.
     pub fn engine() -> Actor {
         Actor {
-            user: "baton".to_string(),
+            user: "baton".into(),
             ssh_client: None,
         }
     }
@@ -334,33 +435,10 @@ impl Actor {
 impl std::fmt::Display for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.ssh_client {
-            Some(addr) => write!(f, "{} (ssh from {addr})", self.user),
-            None => f.write_str(&self.user),
+            Some(addr) => write!(f, "{} (ssh from {addr}, as its client claims)", self.user),
+            None => write!(f, "{}", self.user),
         }
     }
-}
-
-/// The account name of this process's user, from the password database.
-fn login_name() -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer handed over is valid for the call, and `buf` outlives the use of `pwd`.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            libc::getuid(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    if rc != 0 || out.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpwuid_r filled `pw_name` with a NUL-terminated string inside `buf`.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned()).filter(|n| !n.is_empty())
 }
 
 /// A person's decision, as recorded.

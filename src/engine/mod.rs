@@ -1,9 +1,11 @@
 //! The engine: tasks, their lifecycles, scheduling, attempts, reviews and
 //! costs. It emits events and takes commands; it never touches a terminal.
 
+pub mod account;
 pub mod advance;
 pub mod attempt;
 pub mod backoff;
+pub mod bounds;
 pub mod budget;
 pub mod clock;
 pub mod cost;

@@ -27,6 +27,7 @@ use super::run_state::RunState;
 use super::state::TaskState;
 use super::task::{ApplyError, Task};
 use crate::agents::{self, Agent};
+use crate::secrets::Secrets;
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Batch, RowChange, RunMeta, RunStore, SqliteStore, StoreError, TaskNo, TaskRow};
@@ -196,6 +197,8 @@ pub struct Engine {
     warnings: Vec<String>,
     /// A reader of the store for followers (see `EngineHandle::reader`).
     reader: Arc<dyn crate::store::RunReader>,
+    /// Masked out of events and of what running attempts show.
+    secrets: Arc<Secrets>,
 }
 
 impl Engine {
@@ -206,6 +209,8 @@ impl Engine {
         opts: EngineOptions,
     ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
+        let (secrets, secret_warnings) = Secrets::of(&pipeline);
+        let secrets = Arc::new(secrets);
         // Agents first: one that cannot work stops the run before the state
         // folder is touched.
         let mut agents = Vec::new();
@@ -272,7 +277,7 @@ impl Engine {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
         let (requests_tx, requests_rx) = mpsc::channel(256);
         let meta_pending = stored.is_none_or(|m| m != meta).then_some(meta);
-        let mut checkpoint = Checkpoint::new(recovered.last_seq, meta_pending);
+        let mut checkpoint = Checkpoint::new(recovered.last_seq, meta_pending, secrets.clone());
         let mut tasks = HashMap::with_capacity(recovered.tasks.len());
         for (ord, task) in recovered.tasks {
             checkpoint.hold(task.id.clone(), ord, TaskRow::of(&task, ord));
@@ -309,8 +314,13 @@ impl Engine {
             run_spend,
             jitter: Jitter::from_clock(),
             started_at,
-            warnings: recovered.warnings,
+            warnings: recovered
+                .warnings
+                .into_iter()
+                .chain(secret_warnings)
+                .collect(),
             reader,
+            secrets,
         };
         engine.resume_recovered();
         Ok(engine)
@@ -823,8 +833,11 @@ impl Engine {
             pipeline.clone(),
             idx,
             self.prices.clone(),
-            self.results_tx.clone(),
-            self.live.clone(),
+            attempt::Outlets {
+                results: self.results_tx.clone(),
+                live: self.live.clone(),
+                secrets: self.secrets.clone(),
+            },
         );
         let running = Running {
             phase: idx,
@@ -1023,6 +1036,9 @@ impl Engine {
 
     /// Carries out an operator's command; `Err` only when the store fails.
     async fn on_command(&mut self, command: Command) -> Result<Result<(), Refusal>, StoreError> {
+        if let Err(refusal) = super::bounds::check(&command) {
+            return Ok(Err(refusal));
+        }
         Ok(match command {
             Command::Act {
                 task,

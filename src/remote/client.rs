@@ -31,6 +31,9 @@ pub enum ConnectError {
     /// No socket, or a socket nobody answers (left by an engine that was killed).
     #[error("no engine answers on {0}")]
     NoEngine(PathBuf),
+    /// The state folder is another user's: whatever runs on it is theirs.
+    #[error("{0}")]
+    NotYours(String),
     /// The engine answered but would not talk to us.
     #[error("the engine at {path} refused the connection: {message}")]
     Refused { path: PathBuf, message: String },
@@ -57,6 +60,8 @@ pub async fn connect_dir(
     state_dir: &Path,
     opts: ClientOptions,
 ) -> Result<Connection, ConnectError> {
+    crate::store::private::check_dir_owner(state_dir)
+        .map_err(|e| ConnectError::NotYours(e.to_string()))?;
     connect(&locate(state_dir), opts).await
 }
 

@@ -20,9 +20,11 @@ use tokio::task::JoinHandle;
 
 use super::command_queue::{CommandQueue, Job, overview};
 use super::event_stream::{EventStream, Next};
+use super::identity::stamp;
 use super::lines::{Line, read_line};
 use super::live_cache::LiveCache;
 use super::log_feed;
+use super::peer::Peer;
 use super::protocol::{
     CLIENT_TYPES, ClientMsg, MAX_LINE, ServerMsg, VERSION, encode, snapshot_is_gone,
 };
@@ -167,8 +169,14 @@ fn parse(bytes: &[u8], store: &str) -> Incoming {
     }
 }
 
-/// One connection, from the server's hello to the close.
-pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Result<(), Ended> {
+/// One connection, from the server's hello to the close. Commands are
+/// recorded as `peer`'s, whatever name they carry.
+pub async fn converse(
+    reader: OwnedReadHalf,
+    out: &mut Out,
+    ctx: &Context,
+    peer: Peer,
+) -> Result<(), Ended> {
     let handle = &ctx.handle;
     // Subscribe before the overview so that no event falls between them.
     let events = handle.subscribe();
@@ -266,6 +274,13 @@ pub async fn converse(reader: OwnedReadHalf, out: &mut Out, ctx: &Context) -> Re
                         out.send(&ServerMsg::Reply { id, ok: false, refusal: Some(READ_ONLY_REFUSAL.into()) }).await?;
                     }
                     ClientMsg::Command { id, command } => {
+                        let command = match stamp(command, peer) {
+                            Ok(c) => c,
+                            Err(why) => {
+                                out.send(&ServerMsg::Reply { id, ok: false, refusal: Some(why) }).await?;
+                                continue;
+                            }
+                        };
                         if let Err(refused) = queue.push(Job::Command(id, command)) {
                             out.send(&refused).await?;
                         }
@@ -375,7 +390,11 @@ mod tests {
         let conversation = tokio::spawn(async move {
             let (reader, writer) = server.into_split();
             let mut out = Out::new(writer, ctx.stall);
-            converse(reader, &mut out, &ctx).await
+            let peer = Peer {
+                uid: crate::engine::account::euid(),
+                pid: None,
+            };
+            converse(reader, &mut out, &ctx, peer).await
         });
         (client, conversation)
     }

@@ -8,6 +8,7 @@
 //! - `lines`: reading lines with a size cap
 //! - `path`: where the socket lives
 //! - `peer`: who may connect (the engine's own user)
+//! - `identity`: who a command is from, by the kernel's word, and its size
 //! - `server`: the engine's side: binding, accepting, who may connect
 //! - `conversation`: one connection on the engine's side
 //! - `command_queue`: a connection's commands, to the engine in order
@@ -25,6 +26,7 @@ pub mod client;
 mod command_queue;
 mod conversation;
 mod event_stream;
+mod identity;
 pub mod lines;
 pub mod live_cache;
 pub mod log_feed;

@@ -35,8 +35,11 @@ impl Server {
         let placement = choose(state_dir, runtime.as_deref())?;
         let listener = bind(&placement).await?;
         if let Some(pointer) = &placement.pointer {
-            std::fs::write(pointer, placement.socket.to_string_lossy().as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", pointer.display()))?;
+            crate::store::private::write_file(
+                pointer,
+                placement.socket.to_string_lossy().as_bytes(),
+            )
+            .map_err(|e| format!("cannot write {}: {e}", pointer.display()))?;
         } else {
             // A pointer left by an engine that ran with another XDG_RUNTIME_DIR.
             let _ = std::fs::remove_file(absolute_pointer(state_dir));
@@ -156,7 +159,7 @@ async fn serve(stream: UnixStream, ctx: &Context, owner: u32) {
             .await;
         return;
     }
-    match converse(reader, &mut out, ctx).await {
+    match converse(reader, &mut out, ctx, peer).await {
         Ok(()) => {}
         Err(e @ Ended::Stalled(_)) => {
             tracing::warn!(

@@ -145,7 +145,7 @@ fn headers_name_the_run_the_folder_and_who() {
         "\n## Run started · 1970-01-01 00:00:00 UTC\n\n\
          - pipeline: demo (`/p/demo.toml`)\n\
          - state folder: `/srv/state`\n\
-         - started by: ann (ssh from 10.1.2.3)\n\
+         - started by: ann (ssh from 10.1.2.3, as its client claims)\n\
          - tasks in the folder: 0\n\n"
     );
     let tasks = vec![
@@ -167,7 +167,10 @@ fn headers_name_the_run_the_folder_and_who() {
         at(0),
     );
     assert!(h.starts_with("\n## `baton approve t1` · "), "{h}");
-    assert!(h.contains("- by: ann (ssh from 10.1.2.3)\n"), "{h}");
+    assert!(
+        h.contains("- by: ann (ssh from 10.1.2.3, as its client claims)\n"),
+        "{h}"
+    );
 }
 
 #[test]
@@ -363,7 +366,7 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
     );
     assert_eq!(
         back,
-        "- 00:01:05.000 **t1** ↩ **sent back** at `one` by ann (ssh from 10.1.2.3) at 00:01:05.000 after 1m03s waiting · feedback “cite the note; ask [email]”\n"
+        "- 00:01:05.000 **t1** ↩ **sent back** at `one` by ann (ssh from 10.1.2.3, as its client claims) at 00:01:05.000 after 1m03s waiting · feedback “cite the note; ask [email]”\n"
     );
     let again = f.push(
         66,
@@ -395,7 +398,7 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
     let approved = f.decide(70, Action::Approve, Some("fine by me"));
     assert_eq!(
         approved,
-        "- 00:01:10.000 **t1** ✔ **approved** at `one` by ann (ssh from 10.1.2.3) at 00:01:10.000 after 3.0s waiting · note “fine by me”\n"
+        "- 00:01:10.000 **t1** ✔ **approved** at `one` by ann (ssh from 10.1.2.3, as its client claims) at 00:01:10.000 after 3.0s waiting · note “fine by me”\n"
     );
     f.run_to_review(71, "two", 1);
     let rejected = f.decide(
@@ -405,7 +408,7 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
     );
     assert_eq!(
         rejected,
-        "- 00:01:20.000 **t1** ✘ **rejected** at `two` by ann (ssh from 10.1.2.3) at 00:01:20.000 after 9.0s waiting · reason “wrong patient, call [phone]”\n\
+        "- 00:01:20.000 **t1** ✘ **rejected** at `two` by ann (ssh from 10.1.2.3, as its client claims) at 00:01:20.000 after 9.0s waiting · reason “wrong patient, call [phone]”\n\
          - 00:01:20.000 **t1** ✗ **task failed**: “rejected at two: wrong patient, call [phone]” · in 1m19s (1m20s since submitted) · 3 attempt(s) · 30 tok · $0.0300\n"
     );
 }
@@ -453,7 +456,7 @@ fn blockers_and_their_resolution() {
         let line = f.decide(31, action, Some("key added"));
         assert!(
             line.starts_with(&format!(
-                "- 00:00:31.000 **t1** {word} at `one` by ann (ssh from 10.1.2.3) at 00:00:31.000 after 30.0s waiting · note “key added”\n"
+                "- 00:00:31.000 **t1** {word} at `one` by ann (ssh from 10.1.2.3, as its client claims) at 00:00:31.000 after 30.0s waiting · note “key added”\n"
             )),
             "{line}"
         );
@@ -478,7 +481,7 @@ fn cancel_retry_interrupt_and_completion() {
     let cancelled = f.decide(2, Action::Cancel, Some("duplicate"));
     assert_eq!(
         cancelled,
-        "- 00:00:02.000 **t1** ⊘ **cancel asked** by ann (ssh from 10.1.2.3) at 00:00:02.000 · note “duplicate”\n\
+        "- 00:00:02.000 **t1** ⊘ **cancel asked** by ann (ssh from 10.1.2.3, as its client claims) at 00:00:02.000 · note “duplicate”\n\
          - 00:00:02.000 **t1** ⊘ **task cancelled**: “cancelled by ann: duplicate” · in 1.0s (2.0s since submitted) · 1 attempt(s) · 0 tok · $0.0000\n"
     );
 
@@ -519,7 +522,7 @@ fn cancel_retry_interrupt_and_completion() {
     let retry = f.decide(5, Action::Retry, None);
     assert_eq!(
         retry,
-        "- 00:00:05.000 **t1** ↻ **retry asked** at `one` by ann (ssh from 10.1.2.3) at 00:00:05.000\n"
+        "- 00:00:05.000 **t1** ↻ **retry asked** at `one` by ann (ssh from 10.1.2.3, as its client claims) at 00:00:05.000\n"
     );
     f.push(5, started("one", 3));
     f.push(
@@ -549,11 +552,11 @@ fn pause_and_resume_name_who() {
     let mut f = Feed::new();
     assert_eq!(
         f.push_for(None, 5, EventKind::RunPaused { by: tester() }),
-        "- 00:00:05.000 ⏸ **run paused** by ann (ssh from 10.1.2.3)\n"
+        "- 00:00:05.000 ⏸ **run paused** by ann (ssh from 10.1.2.3, as its client claims)\n"
     );
     assert_eq!(
         f.push_for(None, 6, EventKind::RunResumed { by: tester() }),
-        "- 00:00:06.000 ▶ **run resumed** by ann (ssh from 10.1.2.3)\n"
+        "- 00:00:06.000 ▶ **run resumed** by ann (ssh from 10.1.2.3, as its client claims)\n"
     );
 }
 
@@ -710,7 +713,7 @@ fn budgets_roles_and_routes_are_logged() {
     );
     assert_eq!(
         raised,
-        "- 00:00:03.000 **t1** $ **budget raised** to $2.0000 and 20,000 tokens by ann (ssh from 10.1.2.3)\n"
+        "- 00:00:03.000 **t1** $ **budget raised** to $2.0000 and 20,000 tokens by ann (ssh from 10.1.2.3, as its client claims)\n"
     );
     let run = f.push_for(
         None,
@@ -724,6 +727,6 @@ fn budgets_roles_and_routes_are_logged() {
     );
     assert_eq!(
         run,
-        "- 00:00:04.000 $ **run budget raised** to 5,000,000 tokens by ann (ssh from 10.1.2.3)\n"
+        "- 00:00:04.000 $ **run budget raised** to 5,000,000 tokens by ann (ssh from 10.1.2.3, as its client claims)\n"
     );
 }

@@ -9,7 +9,7 @@ use super::agents::read_agents;
 use super::defaults::{read_defaults, read_run_budget};
 use super::error::{Diag, SpecError};
 use super::http_agent::check_phase_refs;
-use super::mask::read_mask;
+use super::mask::{read_mask, read_secret_env};
 use super::model::Pipeline;
 use super::paths::{base_dir_of, resolve};
 use super::phases::read_phases;
@@ -20,6 +20,7 @@ const TOP_KEYS: &[&str] = &[
     "name",
     "pricing",
     "mask",
+    "secret_env",
     "defaults",
     "run_budget",
     "agents",
@@ -96,6 +97,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
     }
     let pricing = pricing.map(|p| resolve(&base_dir, p.get_ref()));
     let mask = read_mask(&mut d, &root);
+    let secret_env = read_secret_env(&mut d, &root);
     let defaults = read_defaults(&mut d, &root);
     let run_budget = read_run_budget(&mut d, &root);
     let mut phase_refs = Vec::new();
@@ -132,6 +134,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
         phases,
         pricing,
         mask,
+        secret_env,
         run_budget,
         roles,
     })

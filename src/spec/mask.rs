@@ -41,6 +41,32 @@ pub(crate) fn read_mask(d: &mut Diag<'_>, root: &Table<'_, '_>) -> Vec<String> {
     out
 }
 
+/// `secret_env = ["NAME", ...]`: the names, each checked to be one; the
+/// values are read from the environment when a run starts.
+pub(crate) fn read_secret_env(d: &mut Diag<'_>, root: &Table<'_, '_>) -> Vec<String> {
+    let Some(items) = root.strings(d, "secret_env") else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let name = *item.get_ref();
+        let ok = !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        if ok {
+            out.push(name.to_string());
+        } else {
+            // Never echo it: it may be the secret itself, pasted by mistake.
+            d.error(
+                item.span(),
+                "`secret_env` must hold names of environment variables",
+                "give the variable's NAME, not its value, e.g. secret_env = [\"TEAM_TOKEN\"]",
+            );
+        }
+    }
+    out
+}
+
 /// The regex crate's message, on one line: its last line says what is wrong.
 fn regex_problem(e: &regex::Error) -> String {
     match e {
@@ -71,6 +97,24 @@ mod tests {
         assert_eq!(p.mask, ["MRN-\\d{6}", "acct [0-9]+"]);
         let p = parse(&format!("name = \"p\"{REST}"), Path::new("p.toml")).unwrap();
         assert!(p.mask.is_empty());
+    }
+
+    #[test]
+    fn secret_env_names_load_and_values_are_never_echoed() {
+        let text = format!("name = \"p\"\nsecret_env = [\"TEAM_TOKEN\", \"DB_PASS\"]{REST}");
+        let p = parse(&text, Path::new("p.toml")).unwrap();
+        assert_eq!(p.secret_env, ["TEAM_TOKEN", "DB_PASS"]);
+        let p = parse(&format!("name = \"p\"{REST}"), Path::new("p.toml")).unwrap();
+        assert!(p.secret_env.is_empty());
+        let text = format!("name = \"p\"\nsecret_env = [\"sk-live-1234 5678\"]{REST}");
+        let shown = parse(&text, Path::new("p.toml")).unwrap_err().to_string();
+        assert!(
+            shown.contains(
+                "p.toml:2:15: error: `secret_env` must hold names of environment variables"
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("1234 5678"), "{shown}");
     }
 
     #[test]

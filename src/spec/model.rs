@@ -27,6 +27,9 @@ pub struct Pipeline {
     /// Regular expressions (checked at load) whose matches the run log hides
     /// as `[masked]`, on top of the built-in email and phone masks.
     pub mask: Vec<String>,
+    /// `secret_env`: environment variables whose values are secrets,
+    /// masked wherever baton writes or shows text (as http agents' keys are).
+    pub secret_env: Vec<String>,
     /// `[run_budget]`: limits over every task of the state folder.
     pub run_budget: BudgetLimits,
     /// `[roles]`: agents that can serve a role, first preferred.

@@ -68,11 +68,35 @@ pub enum StoreError {
     #[error("{} holds no baton run (no baton.db)\n  help: start one with `baton run PIPELINE --state-dir {}`", dir.display(), dir.display())]
     NoRun { dir: PathBuf },
 
+    /// The folder, or something in it, belongs to another user.
+    #[error(
+        "the state folder {} is not yours: {} belongs to {owner}, and baton runs as {me}; \
+         working in it would leave files of two owners\n  help: run baton as its owner, or take the folder over with `chown -R {} {}`, or use another --state-dir",
+        dir.display(),
+        path.display(),
+        chown_user(me),
+        dir.display()
+    )]
+    NotYours {
+        dir: PathBuf,
+        path: PathBuf,
+        /// "name (uid N)".
+        owner: String,
+        me: String,
+    },
+
     /// The journal only takes events in increasing `seq` order.
     #[error(
         "event seq {seq} was appended after seq {after}; events must be appended in increasing seq order"
     )]
     OutOfOrder { seq: u64, after: u64 },
+}
+
+/// The user as `chown` takes it: "ann (uid 1000)" gives "ann", "uid 7" gives "7".
+fn chown_user(described: &str) -> &str {
+    described
+        .strip_prefix("uid ")
+        .unwrap_or_else(|| described.split(" (uid ").next().unwrap_or(described))
 }
 
 fn describe_pid(pid: Option<u32>) -> String {

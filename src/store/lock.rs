@@ -8,6 +8,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 
 use super::error::{IoContext, StoreError};
 use super::legacy::layout::Layout;
@@ -44,6 +45,7 @@ impl StateLock {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(super::private::FILE_MODE)
             .open(&path)
             .at(&path)?;
         match file.try_lock() {

@@ -16,6 +16,7 @@ mod error;
 pub(crate) mod legacy;
 mod lock;
 pub mod model;
+pub mod private;
 pub mod sqlite;
 #[cfg(test)]
 mod suite;

@@ -27,8 +27,11 @@ pub const POLL_DEADLINE: Duration = Duration::from_secs(45);
 ///
 /// - `input.do[phase]`: `ok` (default), `review` (asks for a review unless
 ///   the request carries feedback), `fail` (retryable error), `fatal`,
-///   `block`, `hang` (sleeps for ten minutes), or `grandchild` (starts a
-///   background `sleep`, writes its pid to `input.pidfile`, then hangs).
+///   `block`, `hang` (sleeps for ten minutes), `grandchild` (starts a
+///   background `sleep`, writes its pid to `input.pidfile`, then hangs),
+///   `escape` (starts `setsid sleep 600`, which leaves the agent's process
+///   group and session, writes its pid to `input.pidfile`, then replies) or
+///   `escape_hang` (the same, then hangs).
 ///   A list gives one action per attempt, the last one repeating.
 /// - `input.sleep_ms`: a number, or an object by phase: sleep before replying.
 /// - `input.pidfile`: with `hang`, the agent writes its own pid there.
@@ -71,6 +74,12 @@ if action == "grandchild":
     child = subprocess.Popen(["sleep", "600"])
     write_pid(child.pid)
     time.sleep(600)
+if action in ("escape", "escape_hang"):
+    quiet = subprocess.DEVNULL
+    child = subprocess.Popen(["setsid", "sleep", "600"], stdin=quiet, stdout=quiet, stderr=quiet)
+    write_pid(child.pid)
+    if action == "escape_hang":
+        time.sleep(600)
 
 out = {
     "task": task,
@@ -177,6 +186,19 @@ pub fn baton() -> Command {
         .env_remove("BATON_LOG")
         .stdin(Stdio::null());
     cmd
+}
+
+/// The account name of the user the tests run as, as the system knows it
+/// (baton records that, not `$USER`).
+pub fn os_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("run id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The uid the tests run as.
+pub fn os_uid() -> u32 {
+    // SAFETY: geteuid only reads the process's credentials.
+    unsafe { libc::geteuid() }
 }
 
 /// Runs `cmd` to its end, within `COMMAND_DEADLINE`.

@@ -64,6 +64,7 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
         phases,
         pricing: None,
         mask: Vec::new(),
+        secret_env: Vec::new(),
         run_budget: BudgetLimits::default(),
         roles: BTreeMap::new(),
     }

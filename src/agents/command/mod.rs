@@ -4,10 +4,13 @@
 //!
 //! The child runs directly (no shell, so task data is never interpreted) in
 //! a process group of its own; timeouts, oversized replies and cancellation
-//! kill that whole group.
+//! kill that whole group, and every descendant it started, inside the group
+//! or not, is killed when the attempt ends (see `contain`).
 
+mod contain;
 mod group;
 mod io;
+mod procfs;
 mod reply;
 
 use std::os::unix::process::ExitStatusExt;
@@ -21,9 +24,11 @@ use tokio::time::{Instant, sleep_until};
 use super::{Agent, AgentRequest, BoxFuture, CallContext, CallResult, Failure};
 use crate::engine::event::ErrorClass;
 use crate::spec::model::CommandSpec;
+use contain::Attempt;
 use group::{ProcessGroup, signal_name};
 use io::{TraceLog, read_capped, read_lines, write_request};
 
+pub use contain::{TOKEN_VAR, is_subreaper, kill_leftovers, own_all_children};
 pub use reply::{ParsedReply, ReplyError, parse_reply};
 
 /// Exit code asking for another try (`EX_TEMPFAIL` in sysexits.h).
@@ -91,19 +96,25 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
         .envs(&spec.env)
         .process_group(0);
     group::die_with_parent(&mut command);
-    let mut child = match command
+    command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Cancellation drops the child; tokio then kills it and reaps it in
-        // the background, while the group guard kills its descendants.
-        .kill_on_drop(true)
-        .spawn()
-    {
+        // the background, while the guards below kill its descendants.
+        .kill_on_drop(true);
+    let (contained, spawned) = Attempt::spawn(&mut command);
+    let mut child = match spawned {
         Ok(child) => child,
-        Err(e) => return CallResult::failed(ErrorClass::Spawn, spawn_message(&spec, &e)),
+        Err(e) => {
+            contained.finish().await;
+            return CallResult::failed(ErrorClass::Spawn, spawn_message(&spec, &e));
+        }
     };
     let mut group = ProcessGroup::new(child.id().unwrap_or(0));
+    // Declared after the child and its group, so dropped before them: on
+    // cancellation the tree is still whole when it is walked.
+    let mut contained = contained;
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -131,12 +142,17 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
                     read_out = true;
                     if r.is_err() {
                         finish.overflow = true;
+                        contained.sweep().await;
                         group.kill();
                     }
                 }
                 _ = &mut errors, if !read_err => read_err = true,
                 s = child.wait(), if finish.status.is_none() => {
                     if s.is_ok() {
+                        // What it left behind (background helpers, daemons
+                        // that may hold the pipes) goes with it.
+                        contained.leader_reaped();
+                        contained.sweep().await;
                         group.leader_reaped();
                     }
                     finish.status = Some(s);
@@ -160,12 +176,15 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
     let exited = matches!(finish.status, Some(Ok(_)));
     if finish.status.is_none() {
         // Timed out, or gave up waiting after an oversized reply.
+        contained.sweep().await;
         group.kill();
         if let Ok(s) = tokio::time::timeout(REAP_WAIT, child.wait()).await {
             finish.status = Some(s);
+            contained.leader_reaped();
             group.leader_reaped();
         }
     }
+    contained.finish().await;
     log.flush();
     let program = spec.program.display().to_string();
 
@@ -185,7 +204,7 @@ async fn run(spec: Arc<CommandSpec>, request: Arc<AgentRequest>, ctx: CallContex
             ErrorClass::Timeout,
             with_stderr(
                 format!(
-                    "no reply within {:?}; killed `{program}` and its process group",
+                    "no reply within {:?}; killed `{program}` and every process it started",
                     ctx.timeout
                 ),
                 &log,

@@ -4,11 +4,13 @@
 //! task first; only an event its task took is recorded here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::engine::event::{Event, EventKind, TaskId};
 use crate::engine::task::Task;
+use crate::secrets::Secrets;
 use crate::store::{Batch, RowChange, RunMeta, TaskNo, TaskRow};
 
 #[derive(Debug, Default)]
@@ -23,13 +25,16 @@ pub(super) struct Checkpoint {
     rows: HashMap<TaskId, (TaskNo, Option<TaskRow>)>,
     /// The pipeline's name and phases, to record with the first commit.
     meta: Option<RunMeta>,
+    /// Masked out of every event before anything sees it.
+    secrets: Arc<Secrets>,
 }
 
 impl Checkpoint {
-    pub(super) fn new(seq: u64, meta: Option<RunMeta>) -> Checkpoint {
+    pub(super) fn new(seq: u64, meta: Option<RunMeta>, secrets: Arc<Secrets>) -> Checkpoint {
         Checkpoint {
             seq,
             meta,
+            secrets,
             ..Checkpoint::default()
         }
     }
@@ -40,7 +45,10 @@ impl Checkpoint {
     }
 
     /// The next event, not recorded yet: `record` it once its task took it.
-    pub(super) fn next(&self, task: Option<&TaskId>, kind: EventKind, at: Timestamp) -> Event {
+    /// Its text is masked here, so no secret reaches a task, the store or
+    /// anyone who follows the events.
+    pub(super) fn next(&self, task: Option<&TaskId>, mut kind: EventKind, at: Timestamp) -> Event {
+        self.secrets.mask_event(&mut kind);
         Event {
             seq: self.seq + 1,
             at,
@@ -129,7 +137,7 @@ mod tests {
     fn a_row_goes_once_per_change_and_a_done_task_is_let_go() {
         let at: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let phases = vec!["one".to_string()];
-        let mut cp = Checkpoint::new(10, None);
+        let mut cp = Checkpoint::new(10, None, Arc::default());
         let ev = cp.next(
             Some(&"t1".to_string()),
             EventKind::TaskSubmitted { input: json!({}) },

@@ -113,7 +113,14 @@ fn count_attempts(task: &Task, totals: &mut Totals) {
 fn move_aside(dir: &Path) -> Result<PathBuf, StoreError> {
     let stamp = Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
     let kept = dir.join(format!("legacy-{stamp}"));
-    fs::create_dir_all(&kept).at(&kept)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(crate::store::private::DIR_MODE)
+            .create(&kept)
+            .at(&kept)?;
+    }
     let layout = Layout::new(dir);
     for from in [layout.journal(), layout.tasks(), layout.quarantine()] {
         if from.exists() {

@@ -8,7 +8,6 @@ pub(crate) mod schema;
 pub(crate) mod shared;
 mod writer;
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -20,6 +19,7 @@ use super::error::{IoContext, StoreError};
 use super::legacy::{self, layout::Layout};
 use super::lock::StateLock;
 use super::model::{Batch, ListQuery, Recovered, RunMeta, StoreStats, TaskNo, TaskRow, Totals};
+use super::private;
 use super::{BROADCAST_CAPACITY, RunReader, RunStore, StoreFuture};
 use crate::engine::event::Event;
 use crate::engine::task::{Hold, Task};
@@ -32,6 +32,18 @@ pub const DB_FILE: &str = "baton.db";
 /// Where a folder's database is.
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
+}
+
+fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+fn shm_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-shm");
+    PathBuf::from(p)
 }
 
 /// A connection that reads only. It is opened read-write, with writes
@@ -61,6 +73,10 @@ impl SqliteReader {
     /// that was never converted gives `StoreError::NeedsConversion`.
     pub fn open(dir: &Path) -> Result<SqliteReader, StoreError> {
         let path = db_path(dir);
+        // Reading may make SQLite's -shm file: never in another's folder.
+        if dir.exists() {
+            private::check_owner(dir)?;
+        }
         if !path.is_file() {
             if legacy::present(dir) {
                 return Err(StoreError::NeedsConversion {
@@ -185,10 +201,13 @@ impl SqliteStore {
         dir: &Path,
         meta: &RunMeta,
     ) -> Result<(SqliteStore, Recovered, Option<RunMeta>), StoreError> {
-        fs::create_dir_all(dir).at(dir)?;
+        let tightened = private::secure(dir)?;
         let lock = StateLock::acquire(&Layout::new(dir))?;
         let path = db_path(dir);
         let db = |e| StoreError::db(&path, e);
+        // Made 0600 before SQLite opens it: its -wal and -shm files take
+        // the database's mode when SQLite makes them.
+        private::append_file(&path).at(&path)?;
         let mut conn = Connection::open(&path).map_err(db)?;
         schema::configure(&conn, true).map_err(db)?;
         let found = schema::version(&conn).map_err(db)?;
@@ -200,7 +219,10 @@ impl SqliteStore {
             });
         }
         schema::migrate(&mut conn).map_err(db)?;
-        let mut warnings = Vec::new();
+        for file in [wal_path(&path), shm_path(&path)] {
+            private::restrict_path(&file)?;
+        }
+        let mut warnings = tightened;
         if legacy::present(dir) {
             let done = convert::convert(&mut conn, &path, dir, meta)?;
             warnings.extend(done.warnings);
