@@ -393,8 +393,13 @@ async fn run_on(
         if ui.feed.take_warnings() && ui.log_shown() {
             pacer.mark();
         }
-        // What the status line said, whole, in the log pane.
-        for told in std::mem::take(&mut ui.state.told) {
+        // What the status line said, whole, in the log pane: errors, and
+        // what it could not show whole.
+        let room = ui.area.width.saturating_sub(2) as usize;
+        for told in std::mem::take(&mut ui.state.told)
+            .into_iter()
+            .filter(|t| t.error || t.text.chars().count() > room)
+        {
             ui.feed.push(crate::tui::run_feed::FeedLine {
                 at: Timestamp::now(),
                 tone: if told.error {
