@@ -96,6 +96,93 @@ impl TaskDetail<'_> {
         }
     }
 
+    /// Where the task's time went, on one axis from its submission to its
+    /// end (or now): per phase, `█` an attempt running, `░` waiting out a
+    /// retry's backoff, `▒` waiting for a person, blank nothing of it.
+    fn timeline(&self, task: &Task, out: &mut Vec<Line<'static>>) {
+        let (ctx, t) = (self.ctx, self.ctx.theme);
+        let start = task.created_at;
+        let end = task.finished_at.unwrap_or(ctx.now).max(start);
+        let span = end.duration_since(start).as_secs_f64();
+        if task.phases.iter().all(|p| p.attempts.is_empty()) || span <= 0.0 {
+            return;
+        }
+        let label = task
+            .phases
+            .iter()
+            .map(|p| p.id.chars().count())
+            .max()
+            .unwrap_or(5)
+            .min(14);
+        let width = 40usize;
+        let cell = |at: jiff::Timestamp| -> usize {
+            let f = at.duration_since(start).as_secs_f64() / span;
+            ((f * width as f64) as usize).min(width - 1)
+        };
+        out.push(Line::styled(
+            format!(
+                "timeline {} · █ running  ░ backoff  ▒ waiting for a person",
+                duration(end.duration_since(start))
+            ),
+            self.dim(),
+        ));
+        for p in &task.phases {
+            let mut bar = vec![' '; width];
+            let mut paint = |from: jiff::Timestamp, to: jiff::Timestamp, c: char| {
+                if to < from {
+                    return;
+                }
+                for slot in &mut bar[cell(from)..=cell(to)] {
+                    // Running shows over the rest; waiting over backoff.
+                    let rank = |c: char| match c {
+                        '█' => 3,
+                        '▒' => 2,
+                        '░' => 1,
+                        _ => 0,
+                    };
+                    if rank(c) >= rank(*slot) {
+                        *slot = c;
+                    }
+                }
+            };
+            for (i, a) in p.attempts.iter().enumerate() {
+                let finished = a.finished_at.unwrap_or(end);
+                paint(a.started_at, finished, '█');
+                // Between a failed attempt and the next: backoff.
+                if let Some(next) = p.attempts.get(i + 1) {
+                    paint(finished, next.started_at, '░');
+                } else if p.retry_due.is_some() {
+                    paint(finished, end, '░');
+                }
+                // Asked a person: from then to the decision on this phase.
+                if matches!(
+                    a.outcome,
+                    Some(AttemptOutcome::ReviewRequested { .. })
+                        | Some(AttemptOutcome::Blocked { .. })
+                ) {
+                    let decided = task
+                        .decisions
+                        .iter()
+                        .filter(|d| d.phase.as_deref() == Some(p.id.as_str()) && d.at >= finished)
+                        .map(|d| d.at)
+                        .min()
+                        .unwrap_or(end);
+                    paint(finished, decided, '▒');
+                }
+            }
+            // Held by a budget before the attempt started: from the hold on.
+            for h in task.holds.iter().filter(|h| h.phase == p.id) {
+                paint(h.since, end, '▒');
+            }
+            let name: String = p.id.chars().take(label).collect();
+            out.push(Line::from(vec![
+                Span::styled(format!("  {name:<label$} ▕"), self.dim()),
+                Span::styled(bar.into_iter().collect::<String>(), t.phase_state(p.state)),
+                Span::styled("▏", self.dim()),
+            ]));
+        }
+    }
+
     fn cost(&self, c: crate::engine::cost::CostTotal) -> Span<'static> {
         let t = self.ctx.theme;
         let style = if c.is_known() {
@@ -369,6 +456,7 @@ impl TaskDetail<'_> {
         let mut out = Vec::new();
         let mut anchor = None;
         self.summary(task, &mut out);
+        self.timeline(task, &mut out);
         for p in &task.phases {
             out.push(Line::raw(""));
             if held == Some(p.id.as_str()) {
