@@ -306,6 +306,50 @@ fn filter_being_typed() {
 }
 
 #[test]
+fn bulk_prompt() {
+    let prompt = Prompt::Confirm(ConfirmKind::Bulk {
+        action: crate::engine::event::Action::Approve,
+        tasks: vec!["t-004".into(), "t-005".into()],
+        what: "matching state:awaiting_review".into(),
+    });
+    snapshot_all("prompt_bulk", with_prompt(prompt), |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
+fn marked_rows_and_the_command_line() {
+    let state = ViewState {
+        marks: ["t-002".to_string(), "t-004".to_string()]
+            .into_iter()
+            .collect(),
+        command_edit: Some(LineEdit::new("approve phase:draft state:aw")),
+        ..selected("t-004")
+    };
+    snapshot_all("marks_and_command_line", state, |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
+fn filter_language_error_while_typing() {
+    let state = ViewState {
+        filter: "state:awai".into(),
+        filter_edit: Some((LineEdit::new("state:awai"), String::new())),
+        ..selected("t-002")
+    };
+    let view = sample_for(&state);
+    for (w, h) in SIZES {
+        let buf = draw(&view, &state, &themes()[1].1, w, h, |ctx, area, buf| {
+            Screen { ctx }.render(area, buf)
+        });
+        let text = format!("{buf:?}");
+        assert!(text.contains("no state"), "{text}");
+        insta::assert_snapshot!(format!("filter_error_{w}x{h}_nocolor"), text);
+    }
+}
+
+#[test]
 fn too_small() {
     let view = sample_for(&ViewState::default());
     let buf = draw(
