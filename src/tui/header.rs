@@ -168,9 +168,15 @@ impl Header<'_> {
         let rate = ctx.view.throughput(ctx.now);
         let toks = tokens(ctx.view.tokens());
         // Labels in full when they fit, else the short forms.
+        // The last five minutes, a character a slice: tasks finished, dollars spent.
+        let (done, spent) = ctx.view.recent(ctx.now, 10);
         let full = [
             format!(" tokens {toks}   cost "),
-            format!("   {rate:.1} tasks/min   state "),
+            format!(
+                "   {rate:.1} tasks/min {} $ {}   state ",
+                sparkline(&done),
+                sparkline(&spent)
+            ),
         ];
         let short = [format!(" {toks} tok  "), format!("  {rate:.1}/min  ")];
         let len = |p: &[String; 2], b: &str| {
@@ -267,5 +273,32 @@ impl Widget for Header<'_> {
         Paragraph::new(lines)
             .style(self.ctx.theme.style("ui.header"))
             .render(area, buf);
+    }
+}
+
+/// Eight heights of block, one per value, scaled to the largest.
+fn sparkline(values: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|&v| {
+            if max == 0 {
+                ' '
+            } else if v == 0 {
+                '▁'
+            } else {
+                BARS[((v * 7).div_ceil(max)) as usize]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod sparkline_tests {
+    #[test]
+    fn bars_scale_to_the_largest() {
+        assert_eq!(super::sparkline(&[0, 1, 2, 4, 8]), "▁▂▃▅█");
+        assert_eq!(super::sparkline(&[0, 0]), "  ");
     }
 }

@@ -93,6 +93,9 @@ pub struct RunView {
     page: Page,
     /// (when, tasks final by then), oldest first, for throughput.
     finished: VecDeque<(Timestamp, u64)>,
+    /// (when, dollars spent by then in nano-dollars), oldest first, over
+    /// the same window, for the spend sparkline.
+    spent: VecDeque<(Timestamp, i64)>,
     /// Running attempts' progress, by task and phase id.
     live: HashMap<(TaskId, String), LiveAttempt>,
 }
@@ -110,6 +113,7 @@ impl RunView {
             version: 0,
             page: Page::default(),
             finished: VecDeque::new(),
+            spent: VecDeque::new(),
             live: HashMap::new(),
         };
         for ev in &overview.live {
@@ -123,9 +127,11 @@ impl RunView {
     pub fn set_overview(&mut self, overview: RunOverview) {
         let page = std::mem::take(&mut self.page);
         let finished = std::mem::take(&mut self.finished);
+        let spent = std::mem::take(&mut self.spent);
         *self = RunView::new(overview);
         self.page = page;
         self.finished = finished;
+        self.spent = spent;
         self.version += 1;
     }
 
@@ -152,6 +158,17 @@ impl RunView {
         }
         if self.finished.back().is_none_or(|&(_, n)| n != done) || self.finished.len() < 2 {
             self.finished.push_back((now, done));
+        }
+        while self
+            .spent
+            .front()
+            .is_some_and(|&(at, _)| now.duration_since(at) > THROUGHPUT_WINDOW)
+        {
+            self.spent.pop_front();
+        }
+        let cost = page.totals.cost_nano;
+        if self.spent.back().is_none_or(|&(_, c)| c != cost) {
+            self.spent.push_back((now, cost));
         }
         if let Some(task) = &page.selected {
             self.live.retain(|(t, phase), l| {
@@ -461,6 +478,30 @@ impl RunView {
     /// What a task in the review queue's page has spent.
     pub fn queue_spent(&self, id: &str) -> Option<(u64, CostTotal)> {
         self.page.queue_spent.get(id).copied()
+    }
+
+    /// Tasks finished and nano-dollars spent in each of `n` equal slices of
+    /// the last few minutes, oldest first: the header's sparklines.
+    pub fn recent(&self, now: Timestamp, n: usize) -> (Vec<u64>, Vec<u64>) {
+        let from = now - THROUGHPUT_WINDOW;
+        let slice = THROUGHPUT_WINDOW.as_secs_f64() / n.max(1) as f64;
+        let at = |t: Timestamp| -> Option<usize> {
+            let s = t.duration_since(from).as_secs_f64();
+            (s >= 0.0).then(|| ((s / slice) as usize).min(n - 1))
+        };
+        let mut done = vec![0u64; n];
+        for w in self.finished.iter().collect::<Vec<_>>().windows(2) {
+            if let Some(i) = at(w[1].0) {
+                done[i] += w[1].1.saturating_sub(w[0].1);
+            }
+        }
+        let mut dollars = vec![0u64; n];
+        for w in self.spent.iter().collect::<Vec<_>>().windows(2) {
+            if let Some(i) = at(w[1].0) {
+                dollars[i] += (w[1].1 - w[0].1).max(0) as u64;
+            }
+        }
+        (done, dollars)
     }
 
     /// Open holds: the review queue's length.

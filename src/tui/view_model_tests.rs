@@ -302,3 +302,30 @@ fn the_view_holds_the_window_not_the_run() {
     assert_eq!(view.row_of("t-04059"), Some(4_059));
     assert!(view.row_at(3_999).is_none() && view.row_at(4_060).is_none());
 }
+
+#[test]
+fn recent_slices_count_what_finished_and_what_was_spent_in_each() {
+    let run = StoredRun::sample();
+    let mut view = RunView::new(run.overview.clone());
+    let page = run.page(want_all(None));
+    let completed = TaskState::ALL
+        .iter()
+        .position(|s| *s == TaskState::Completed)
+        .unwrap();
+    let start = now() - SignedDuration::from_secs(290);
+    view.set_page(page.clone(), start);
+    // Two minutes later: 2 more done, $0.50 more spent.
+    let mut later = page.clone();
+    later.totals.states[completed] += 2;
+    later.totals.cost_nano += 500_000_000;
+    view.set_page(later.clone(), start + SignedDuration::from_secs(120));
+    // Just now: 1 more done.
+    let mut last = later;
+    last.totals.states[completed] += 1;
+    view.set_page(last, now());
+    let (done, spent) = view.recent(now(), 10);
+    assert_eq!(done.iter().sum::<u64>(), 3);
+    assert_eq!(done[9], 1, "the newest slice: {done:?}");
+    assert_eq!(spent.iter().sum::<u64>(), 500_000_000, "{spent:?}");
+    assert_eq!(spent.iter().filter(|&&v| v > 0).count(), 1);
+}
