@@ -192,8 +192,12 @@ impl Task {
         self.phases.iter().find(|p| p.id == id)
     }
 
+    /// Tokens over every phase; saturates rather than wraps.
     pub fn tokens(&self) -> u64 {
-        self.phases.iter().map(PhaseRecord::tokens).sum()
+        self.phases
+            .iter()
+            .map(PhaseRecord::tokens)
+            .fold(0, u64::saturating_add)
     }
 
     pub fn cost(&self) -> CostTotal {
@@ -820,12 +824,13 @@ impl PhaseRecord {
         self.error = None;
     }
 
+    /// Tokens over every attempt; saturates rather than wraps.
     pub fn tokens(&self) -> u64 {
         self.attempts
             .iter()
             .filter_map(|a| a.usage.as_ref())
             .map(Usage::tokens)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     pub fn cost(&self) -> CostTotal {
@@ -1041,6 +1046,40 @@ mod tests {
         assert_eq!(t.phases[0].state, PhaseState::Completed);
         assert_eq!(t.phases[0].attempts.len(), 2);
         assert_eq!(t.phases[0].error, None);
+    }
+
+    #[test]
+    fn sums_of_stored_figures_saturate_rather_than_wrap() {
+        // Figures a folder may hold from before replies were checked.
+        let huge = |phase: &str, outcome| EventKind::AttemptFinished {
+            phase: phase.into(),
+            attempt: 1,
+            duration_ms: 5,
+            outcome,
+            usage: Some(Usage {
+                input_tokens: u64::MAX,
+                output_tokens: 4,
+                ..Usage::default()
+            }),
+            cost_usd: Some(1e308),
+            output: Some(json!({"ok": true})),
+            trace: vec![],
+            http: None,
+            retry_after_ms: None,
+        };
+        let mut t = task();
+        run(
+            &mut t,
+            vec![
+                started("a", 1),
+                huge("a", AttemptOutcome::Succeeded),
+                started("b", 1),
+                huge("b", AttemptOutcome::Succeeded),
+            ],
+        );
+        assert_eq!(t.phases[0].tokens(), u64::MAX);
+        assert_eq!(t.tokens(), u64::MAX, "not wrapped to a small figure");
+        assert!(t.cost().usd.is_finite(), "{}", t.cost());
     }
 
     #[test]
