@@ -1,28 +1,12 @@
-//! Fuzzing pipeline files: generated pipelines (every key with values that
-//! fit, values at and past their ranges, values of the wrong type, names
-//! that do not resolve) and mutations of those and of the shipped
-//! pipelines (bytes cut, added, some not UTF-8; lines doubled or swapped;
-//! numbers and durations swapped for extreme ones; deep nesting) go
-//! through `spec::load` like `baton validate`. A pipeline that loads is
-//! then put to what the engine does with its numbers: every retry's delay
-//! and due time, rate limiters at their limits, each condition evaluated.
-//! Each must end in a pipeline or errors at file:line:col; never a panic,
-//! an abort or a hang. See `fuzz_support` for `BATON_FUZZ_CASES`.
+//! Pipeline files generated whole: every key with values that fit, at and
+//! past their ranges, or of the wrong type (`generated`), and files that
+//! should load (`well_formed`).
 
-mod fuzz_support;
-
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use baton::engine::backoff::delay;
-use baton::engine::clock;
-use baton::engine::rate_limit::{Admit, RateLimiter};
-use baton::spec::Pipeline;
-use fuzz_support::{
-    Outcome, Watchdog, condition_text, duration_text, float_text, fuzz, integer_text, range_text,
-    toml_string,
-};
 use proptest::prelude::*;
+
+use crate::fuzz_support::{
+    condition_text, duration_text, float_text, integer_text, range_text, toml_string,
+};
 
 /// A value for `key`: mostly of the right kind, at and past its range;
 /// now and then of another kind.
@@ -205,7 +189,7 @@ fn phase(i: usize) -> impl Strategy<Value = String> {
 }
 
 /// A whole pipeline file, well formed TOML with values of every sort.
-fn generated() -> impl Strategy<Value = String> {
+pub fn generated() -> impl Strategy<Value = String> {
     let defaults = (table_body(DEFAULTS), prop::option::of(retry_table()))
         .prop_map(|(b, r)| format!("[defaults]\n{b}{}", r.unwrap_or_default()));
     let run_budget = (value_for("usd"), value_for("tokens"))
@@ -235,7 +219,7 @@ fn generated() -> impl Strategy<Value = String> {
 /// A pipeline that should load: every value within its range (often at
 /// an end of it), names that resolve, delays in order, rates that add up
 /// to at most 1. Mutated, it gives files that are wrong in one place.
-fn well_formed() -> impl Strategy<Value = String> {
+pub fn well_formed() -> impl Strategy<Value = String> {
     fn pick(v: &'static [&'static str]) -> prop::sample::Select<&'static str> {
         prop::sample::select(v.to_vec())
     }
@@ -319,262 +303,4 @@ fn well_formed() -> impl Strategy<Value = String> {
             phases.concat()
         )
     })
-}
-
-/// The pipelines the repository ships, and those its tests load.
-fn shipped() -> Vec<String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut texts = Vec::new();
-    for dir in [
-        "pipelines",
-        "tests/fixtures/valid_pipelines",
-        "tests/fixtures/invalid_pipelines",
-    ] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
-        texts.extend(files.iter().map(|f| std::fs::read_to_string(f).unwrap()));
-    }
-    texts
-}
-
-/// One change to a file's bytes.
-#[derive(Debug, Clone)]
-enum Edit {
-    Cut(prop::sample::Index, usize),
-    Insert(prop::sample::Index, Vec<u8>),
-    Truncate(prop::sample::Index),
-    DoubleLine(prop::sample::Index),
-    SwapLines(prop::sample::Index, prop::sample::Index),
-    /// The number or quoted duration at a place becomes another.
-    Replace(prop::sample::Index, String),
-    /// Many copies of a snippet at a place.
-    Repeat(prop::sample::Index, Vec<u8>, usize),
-}
-
-fn edit() -> impl Strategy<Value = Edit> {
-    let index = any::<prop::sample::Index>;
-    let snippet = prop_oneof![
-        prop::sample::select(vec![
-            "[",
-            "]",
-            "{",
-            "}",
-            "\"",
-            "'",
-            "=",
-            "\n",
-            ",",
-            ".",
-            "#",
-            "[[phases]]\n",
-            "[agents.a]\n",
-            "when = \"",
-            "not ",
-            "(",
-            ")",
-            "\"\"\"",
-            "'''",
-            "\\u0000",
-            "\\",
-            "..",
-            "\r\n",
-            "\t",
-            "é",
-            "\u{202e}",
-        ])
-        .prop_map(|s| s.as_bytes().to_vec()),
-        prop::collection::vec(any::<u8>(), 1..4),
-    ];
-    prop_oneof![
-        (index(), 1usize..40).prop_map(|(i, n)| Edit::Cut(i, n)),
-        (index(), snippet.clone()).prop_map(|(i, s)| Edit::Insert(i, s)),
-        index().prop_map(Edit::Truncate),
-        index().prop_map(Edit::DoubleLine),
-        (index(), index()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
-        (
-            index(),
-            prop_oneof![integer_text(), float_text(), duration_text()]
-        )
-            .prop_map(|(i, s)| Edit::Replace(i, s)),
-        (
-            index(),
-            snippet,
-            prop_oneof![12 => 1usize..100, 1 => 1_000usize..20_000]
-        )
-            .prop_map(|(i, s, n)| Edit::Repeat(i, s, n)),
-    ]
-}
-
-fn line_starts(bytes: &[u8]) -> Vec<usize> {
-    std::iter::once(0)
-        .chain(
-            bytes
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| **b == b'\n')
-                .map(|(i, _)| i + 1),
-        )
-        .collect()
-}
-
-fn apply(bytes: &mut Vec<u8>, edit: Edit) {
-    let len = bytes.len();
-    match edit {
-        Edit::Cut(at, n) => {
-            let i = at.index(len + 1);
-            bytes.drain(i..(i + n).min(len));
-        }
-        Edit::Insert(at, s) => {
-            let i = at.index(len + 1);
-            bytes.splice(i..i, s);
-        }
-        Edit::Truncate(at) => bytes.truncate(at.index(len + 1)),
-        Edit::DoubleLine(at) => {
-            let starts = line_starts(bytes);
-            let s = starts[at.index(starts.len())];
-            let e = bytes[s..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(len, |p| s + p + 1);
-            let line = bytes[s..e].to_vec();
-            bytes.splice(s..s, line);
-        }
-        Edit::SwapLines(a, b) => {
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            let mut lines: Vec<&str> = text.split('\n').collect();
-            let n = lines.len();
-            lines.swap(a.index(n), b.index(n));
-            *bytes = lines.join("\n").into_bytes();
-        }
-        Edit::Replace(at, with) => {
-            // The digit run or quoted text at or after the place.
-            let i = at.index(len + 1);
-            let Some(start) = bytes[i..]
-                .iter()
-                .position(|b| b.is_ascii_digit() || *b == b'"')
-                .map(|p| i + p)
-            else {
-                return;
-            };
-            let end = if bytes[start] == b'"' {
-                bytes[start + 1..]
-                    .iter()
-                    .position(|b| *b == b'"')
-                    .map_or(len, |p| start + p + 2)
-            } else {
-                bytes[start..]
-                    .iter()
-                    .position(|b| !(b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.'))
-                    .map_or(len, |p| start + p)
-            };
-            let with = if bytes[start] == b'"' {
-                toml_string(&with)
-            } else {
-                with
-            };
-            bytes.splice(start..end, with.into_bytes());
-        }
-        Edit::Repeat(at, s, n) => {
-            let i = at.index(len + 1);
-            let many: Vec<u8> = s.iter().copied().cycle().take(s.len() * n).collect();
-            bytes.splice(i..i, many);
-        }
-    }
-}
-
-fn mutated(bases: impl Strategy<Value = String>) -> impl Strategy<Value = Vec<u8>> {
-    (bases, prop::collection::vec(edit(), 1..6)).prop_map(|(base, edits)| {
-        let mut bytes = base.into_bytes();
-        for e in edits {
-            apply(&mut bytes, e);
-        }
-        bytes
-    })
-}
-
-/// What the engine does with a loaded pipeline's numbers, short of
-/// running it: each retry's delay and due time, the agents' rate limits at
-/// their edges, every condition on a few inputs.
-fn exercise(p: &Pipeline) {
-    let now = jiff::Timestamp::now();
-    for phase in &p.phases {
-        let tries = phase.retry.max_attempts.min(8);
-        for retry in (0..=tries).chain([63, 64, phase.retry.max_attempts, u32::MAX]) {
-            for unit in [0.0, 0.999_999] {
-                let wait = delay(&phase.retry, retry, unit);
-                assert!(wait <= phase.retry.max_delay);
-                let _ = clock::after(now, wait);
-                let _ = clock::instant_after(wait);
-                let _ = clock::millis(wait);
-            }
-        }
-        if let Some(w) = &phase.when_condition {
-            for input in inputs() {
-                let _ = w.condition.eval(&input);
-            }
-        }
-    }
-    for agent in p.agents.values() {
-        let mut limiter = RateLimiter::new(agent.rpm, agent.tpm, Duration::from_secs(60));
-        for i in 0..3 {
-            let at = limiter.clock(now);
-            if limiter.admit(at) == Admit::Now || i == 0 {
-                let ticket = limiter.started(at);
-                limiter.finished(ticket, Some(u64::MAX / 2));
-            }
-        }
-        for route in &agent.routes {
-            if let Some(c) = &route.when {
-                for input in inputs() {
-                    let _ = c.eval(&input);
-                }
-            }
-        }
-    }
-}
-
-fn inputs() -> [serde_json::Value; 3] {
-    [
-        serde_json::json!({}),
-        serde_json::json!({"risk": "high", "pages": 30, "payer": "Aetna", "a": {"b": [1, 2]}}),
-        serde_json::json!({"risk": null, "pages": 1e300, "draft": true}),
-    ]
-}
-
-#[test]
-fn generated_and_mutated_pipeline_files_load_or_fail_at_a_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("fuzz.toml");
-    let watchdog = Watchdog::new(move |bytes: Vec<u8>| {
-        std::fs::write(&file, &bytes).unwrap();
-        match baton::spec::load(&file) {
-            Ok(p) => {
-                exercise(&p);
-                Outcome::Accepted
-            }
-            Err(e) => {
-                assert!(!e.problems.is_empty(), "an error without a problem");
-                for p in &e.problems {
-                    assert!(!p.message.is_empty());
-                }
-                // Shown as `baton validate` shows it.
-                let _ = e.to_string();
-                Outcome::Refused
-            }
-        }
-    });
-    let shipped = shipped();
-    let strategy = prop_oneof![
-        3 => well_formed().prop_map(String::into_bytes),
-        3 => mutated(well_formed()),
-        3 => generated().prop_map(String::into_bytes),
-        2 => mutated(generated()),
-        3 => mutated(prop::sample::select(shipped.clone())),
-        1 => prop::sample::select(shipped).prop_map(String::into_bytes),
-    ];
-    fuzz("fuzz pipelines", 1000, strategy, watchdog);
 }
