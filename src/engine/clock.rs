@@ -116,7 +116,7 @@ mod tests {
         let far = instant_after(Duration::MAX);
         assert!(far > soon + Duration::from_secs(50 * 365 * 24 * 3600));
         assert!(instant_after(Duration::from_millis(5)) < soon + Duration::from_secs(60));
-        assert_eq!(until(now, Timestamp::MAX).is_zero(), false);
+        assert!(!until(now, Timestamp::MAX).is_zero());
         assert_eq!(until(Timestamp::MAX, now), Duration::ZERO);
         assert_eq!(millis(Duration::MAX), u64::MAX);
         assert_eq!(millis(Duration::from_secs(2)), 2000);
