@@ -108,6 +108,55 @@ after = ["left", "right"]
 }
 
 #[test]
+fn deeply_nested_conditions_are_refused_at_the_place_not_by_a_stack_overflow() {
+    let sandbox = Sandbox::new();
+    let nots = format!("{}input.a", "not ".repeat(100_000));
+    let parens = format!("{}input.a{}", "(".repeat(10_000), ")".repeat(10_000));
+    let file = sandbox.pipeline(&format!(
+        "[agents.r]\nkind = \"sim\"\n[[agents.r.route]]\nwhen = \"{nots}\"\nmodel = \"m\"\n[[phases]]\nid = \"one\"\nagent = \"r\"\nwhen = \"{parens}\"\n"
+    ));
+    let out = validate(&file);
+    out.expect(2);
+    let shown = file.display();
+    for want in [
+        format!(
+            "{shown}:6:265: error: bad condition in `when` in route #1 of agent \"r\": the condition nests deeper than 64 levels"
+        ),
+        format!(
+            "{shown}:11:73: error: bad condition in `when` in phase \"one\": the condition nests deeper than 64 levels"
+        ),
+    ] {
+        assert!(out.stderr.contains(&want), "missing {want:?}\n{out}");
+    }
+    sandbox.inputs(&[serde_json::json!({"id": "t1", "a": true})]);
+    sandbox.run().expect(2);
+
+    // Long but flat: fine, however many terms.
+    let flat = vec!["input.a"; 50_000].join(" and ");
+    let file = sandbox.pipeline(&format!(
+        "[[phases]]\nid = \"one\"\nagent = \"a\"\nwhen = \"{flat} or ((((not input.b))))\"\n"
+    ));
+    validate(&file).expect(0);
+}
+
+#[test]
+fn a_pipeline_file_that_is_not_utf8_names_line_column_and_byte() {
+    let sandbox = Sandbox::new();
+    let path = sandbox.path("latin1.toml");
+    std::fs::write(&path, b"name = \"p\"\n# caf\xe9 au lait\n[agents.a]\n").unwrap();
+    let out = validate(&path);
+    out.expect(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}:2:6: error: the pipeline file is not UTF-8: byte 0xE9 at offset 16 is not valid UTF-8",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(out.stderr.contains("help: save the file as UTF-8"), "{out}");
+}
+
+#[test]
 fn a_missing_pipeline_file_is_named_and_exits_2() {
     let sandbox = Sandbox::new();
     let missing = sandbox.path("nowhere.toml");

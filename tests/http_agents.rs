@@ -681,7 +681,7 @@ async fn command_agents_stderr_lines_are_seen_live_too() {
     let dir = tempfile::tempdir().unwrap();
     let gate = dir.path().join("gate");
     let text = format!(
-        "name = \"x\"\n[agents.cmd]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo 'reading the note' >&2; while [ ! -e {} ]; do sleep 0.01; done; echo '{{\\\"output\\\": 1}}'\"]\n[[phases]]\nid = \"sum\"\nagent = \"cmd\"\n",
+        "name = \"x\"\n[agents.cmd]\nkind = \"command\"\ncommand = [\"sh\", \"-c\", \"echo 'reading the note' >&2; while [ ! -e {} ]; do sleep 0.01; done; echo '{{\\\"output\\\": {{\\\"n\\\": 1}}}}'\"]\n[[phases]]\nid = \"sum\"\nagent = \"cmd\"\n",
         gate.display()
     );
     let path = dir.path().join("p.toml");
@@ -706,7 +706,7 @@ async fn command_agents_stderr_lines_are_seen_live_too() {
     std::fs::write(&gate, "").unwrap();
     run.await.unwrap().unwrap();
     let task = load(p, &state).await.remove(0);
-    assert_eq!(task.phases[0].output, Some(json!(1)));
+    assert_eq!(task.phases[0].output, Some(json!({"n": 1})));
     assert_eq!(task.phases[0].attempts[0].trace, ["reading the note"]);
 }
 

@@ -41,11 +41,15 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
+    /// Uniform in [lo, hi], for any two values.
     fn between(&mut self, lo: u64, hi: u64) -> u64 {
         if hi <= lo {
-            lo
-        } else {
-            lo + self.next_u64() % (hi - lo + 1)
+            return lo;
+        }
+        match (hi - lo).checked_add(1) {
+            Some(span) => lo + self.next_u64() % span,
+            // The whole of u64.
+            None => self.next_u64(),
         }
     }
 }
@@ -72,13 +76,13 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
             &req.attempt.to_le_bytes(),
         ],
     ));
-    let lo = spec.latency.lo.as_micros() as u64;
-    let hi = spec.latency.hi.as_micros() as u64;
-    let latency = Duration::from_micros(rng.between(lo, hi));
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let latency =
+        Duration::from_micros(rng.between(micros(spec.latency.lo), micros(spec.latency.hi)));
     let output_tokens = rng.between(spec.tokens.lo, spec.tokens.hi);
     let usage = Usage {
         model: Some(req.model.clone().unwrap_or_else(|| spec.model.clone())),
-        input_tokens: output_tokens / 4 + 50,
+        input_tokens: (output_tokens / 4).saturating_add(50),
         output_tokens,
         ..Usage::default()
     };
@@ -274,6 +278,24 @@ mod tests {
             let usage = decide(&s, &req(&format!("t{i}"), 1)).1.usage.unwrap();
             assert!((100..=200).contains(&usage.output_tokens));
             assert_eq!(usage.model.as_deref(), Some("claude-sonnet-4-5"));
+        }
+    }
+
+    #[test]
+    fn ranges_as_wide_as_the_types_do_not_panic() {
+        let mut s = spec(0.0, 0.0, 0.0, 0.0);
+        s.tokens = Range {
+            lo: 0,
+            hi: u64::MAX,
+        };
+        s.latency = Range {
+            lo: Duration::ZERO,
+            hi: Duration::MAX,
+        };
+        for i in 0..100 {
+            let (latency, result) = decide(&s, &req(&format!("t{i}"), 1));
+            assert!(latency <= Duration::MAX);
+            assert!(result.usage.is_some());
         }
     }
 

@@ -9,12 +9,13 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::advance::missing_fields;
+use super::clock;
 use super::cost::{PriceTable, Usage};
 use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
 use super::live::{LiveEvent, LiveKind};
 use super::state::PhaseState;
 use super::task::Task;
-use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Reply, TaskRef};
+use crate::agents::{Agent, AgentRequest, CallContext, CallResult, Failure, Reply, TaskRef};
 use crate::secrets::Secrets;
 use crate::spec::Pipeline;
 use crate::spec::model::PhaseSpec;
@@ -169,6 +170,12 @@ pub fn finished(
         }
         u
     });
+    // Figures no call can have are the agent misbehaving: the attempt fails,
+    // and they are not kept, so that no sum or budget takes them in.
+    let (usage, impossible) = match usage.as_ref().map(Usage::check) {
+        Some(Err(why)) => (None, Some(why)),
+        _ => (usage, None),
+    };
     let cost_usd = usage.as_ref().and_then(|u| prices.cost(u));
     let contract = |output: &serde_json::Value| -> Option<AttemptOutcome> {
         if spec.required_output.is_empty() {
@@ -188,6 +195,18 @@ pub fn finished(
             class: ErrorClass::Contract,
             message: format!("output lacks required field(s): {}", missing.join(", ")),
         })
+    };
+    let reply = match (reply, impossible) {
+        (_, Some(why)) => Err(Failure::new(
+            ErrorClass::Protocol,
+            format!("the agent reported usage no call can have: {why}"),
+        )),
+        (Ok(Reply::Output { output } | Reply::Review { output, .. }), None)
+            if !output.is_object() =>
+        {
+            Err(Failure::new(ErrorClass::Protocol, not_an_object(&output)))
+        }
+        (reply, None) => reply,
     };
     let (outcome, output) = match reply {
         Ok(Reply::Output { output }) => (
@@ -218,13 +237,168 @@ pub fn finished(
     EventKind::AttemptFinished {
         phase: spec.id.clone(),
         attempt,
-        duration_ms: duration.as_millis() as u64,
+        duration_ms: clock::millis(duration),
         outcome,
         usage,
         cost_usd,
         output,
         trace,
         http,
-        retry_after_ms: retry_after.map(|d| d.as_millis() as u64),
+        retry_after_ms: retry_after.map(clock::millis),
+    }
+}
+
+/// Why `output` cannot be a phase's output: later phases and conditions
+/// read it as `outputs.PHASE.FIELD`, so it must be an object.
+fn not_an_object(output: &serde_json::Value) -> String {
+    let what = match output {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    };
+    format!(
+        "the output is {what}, not a JSON object; a phase's output must be an object of fields (later phases read them as outputs.PHASE.FIELD), e.g. {{\"output\": {{\"result\": ...}}}}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::spec::model::{Backoff, OnFailure, RetryPolicy, ReviewMode};
+
+    fn spec() -> PhaseSpec {
+        PhaseSpec {
+            id: "one".into(),
+            agent: "a".into(),
+            role: None,
+            after: Vec::new(),
+            when: Vec::new(),
+            when_condition: None,
+            on_failure: OnFailure::Stop,
+            review: ReviewMode::Never,
+            required_output: Vec::new(),
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy {
+                max_attempts: 1,
+                backoff: Backoff::Fixed,
+                initial_delay: Duration::ZERO,
+                max_delay: Duration::ZERO,
+                jitter: 0.0,
+            },
+        }
+    }
+
+    fn outcome_of(
+        reply: Reply,
+        usage: Option<Usage>,
+    ) -> (AttemptOutcome, Option<Usage>, Option<Value>) {
+        let result = CallResult {
+            reply: Ok(reply),
+            usage,
+            trace: Vec::new(),
+            http: None,
+            retry_after: None,
+        };
+        let prices = PriceTable::built_in();
+        match finished(result, 1, Duration::MAX, &spec(), Some("gpt-4o"), &prices) {
+            EventKind::AttemptFinished {
+                outcome,
+                usage,
+                output,
+                duration_ms,
+                ..
+            } => {
+                assert_eq!(duration_ms, u64::MAX, "saturates");
+                (outcome, usage, output)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn protocol_message(outcome: &AttemptOutcome) -> &str {
+        match outcome {
+            AttemptOutcome::Failed {
+                class: ErrorClass::Protocol,
+                message,
+            } => message,
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn impossible_usage_fails_the_attempt_and_is_not_kept() {
+        let huge = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: 4,
+            ..Usage::default()
+        };
+        let (outcome, usage, output) = outcome_of(
+            Reply::Output {
+                output: json!({"a": 1}),
+            },
+            Some(huge),
+        );
+        let message = protocol_message(&outcome);
+        assert!(message.contains("input_tokens"), "{message}");
+        assert!(usage.is_none() && output.is_none());
+        let dear = Usage {
+            input_tokens: 1,
+            cost_usd: Some(1e308),
+            ..Usage::default()
+        };
+        let (outcome, ..) = outcome_of(Reply::Output { output: json!({}) }, Some(dear));
+        assert!(protocol_message(&outcome).contains("cost_usd"));
+        let fine = Usage {
+            input_tokens: 10,
+            ..Usage::default()
+        };
+        let (outcome, usage, _) = outcome_of(Reply::Output { output: json!({}) }, Some(fine));
+        assert_eq!(outcome, AttemptOutcome::Succeeded);
+        assert_eq!(usage.unwrap().model.as_deref(), Some("gpt-4o"));
+    }
+
+    #[test]
+    fn an_output_that_is_not_an_object_is_a_protocol_error() {
+        for (output, what) in [
+            (json!(5), "a number"),
+            (json!("text"), "a string"),
+            (json!([1, 2]), "an array"),
+            (Value::Null, "null"),
+            (json!(true), "a boolean"),
+        ] {
+            let (outcome, _, kept) = outcome_of(
+                Reply::Output {
+                    output: output.clone(),
+                },
+                None,
+            );
+            let message = protocol_message(&outcome);
+            assert!(
+                message.contains(&format!("the output is {what}, not a JSON object")),
+                "{message}"
+            );
+            assert!(kept.is_none());
+            let (outcome, ..) = outcome_of(
+                Reply::Review {
+                    reason: "unsure".into(),
+                    output,
+                },
+                None,
+            );
+            protocol_message(&outcome);
+        }
+        let (outcome, _, kept) = outcome_of(
+            Reply::Output {
+                output: json!({"a": 1}),
+            },
+            None,
+        );
+        assert_eq!(outcome, AttemptOutcome::Succeeded);
+        assert_eq!(kept, Some(json!({"a": 1})));
     }
 }

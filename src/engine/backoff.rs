@@ -6,20 +6,22 @@ use crate::spec::model::{Backoff, RetryPolicy};
 
 /// The wait before retry number `retry` (1 for the first retry), with
 /// `unit` a uniform draw in [0, 1) that places the jitter. Never more than
-/// `max_delay`.
+/// `max_delay`. Worked in floating seconds, clamped before it becomes a
+/// `Duration` again, so that no policy (however long its delays) panics.
 pub fn delay(policy: &RetryPolicy, retry: u32, unit: f64) -> Duration {
+    let max = policy.max_delay.as_secs_f64();
+    let initial = policy.initial_delay.as_secs_f64();
     let base = match policy.backoff {
-        Backoff::Fixed => policy.initial_delay,
-        Backoff::Exponential => {
-            let factor = 2f64.powi(retry.saturating_sub(1).min(62) as i32);
-            policy.initial_delay.mul_f64(factor.min(1e12))
-        }
+        Backoff::Fixed => initial,
+        Backoff::Exponential => initial * 2f64.powi(retry.saturating_sub(1).min(62) as i32),
     }
-    .min(policy.max_delay);
+    .min(max);
     let jitter = policy.jitter.clamp(0.0, 1.0);
     // Spread the wait over [base * (1 - jitter), base * (1 + jitter)].
-    let scaled = base.as_secs_f64() * (1.0 - jitter + 2.0 * jitter * unit.clamp(0.0, 1.0));
-    Duration::from_secs_f64(scaled.max(0.0)).min(policy.max_delay)
+    let scaled = base * (1.0 - jitter + 2.0 * jitter * unit.clamp(0.0, 1.0));
+    Duration::try_from_secs_f64(scaled.clamp(0.0, max))
+        .unwrap_or(policy.max_delay)
+        .min(policy.max_delay)
 }
 
 /// A small random source for jitter, seeded from the clock.
@@ -64,6 +66,38 @@ mod tests {
         let secs: Vec<u64> = (1..=8).map(|n| delay(&p, n, 0.5).as_secs()).collect();
         assert_eq!(secs, vec![1, 2, 4, 8, 16, 32, 60, 60]);
         assert_eq!(delay(&p, 1000, 0.5), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn delays_too_long_for_any_clock_do_not_panic() {
+        for (initial, max) in [
+            (
+                Duration::from_secs(360_000_000_000),
+                Duration::from_secs(720_000_000_000),
+            ),
+            (Duration::MAX, Duration::MAX),
+            (Duration::from_secs(1), Duration::MAX),
+        ] {
+            for backoff in [Backoff::Exponential, Backoff::Fixed] {
+                let p = RetryPolicy {
+                    max_attempts: u32::MAX,
+                    backoff,
+                    initial_delay: initial,
+                    max_delay: max,
+                    jitter: 1.0,
+                };
+                for retry in [0, 1, 2, 63, 64, 1000, u32::MAX] {
+                    for unit in [0.0, 0.5, 0.999, 1.0, f64::NAN] {
+                        assert!(delay(&p, retry, unit) <= max);
+                    }
+                }
+            }
+        }
+        let odd = RetryPolicy {
+            jitter: f64::NAN,
+            ..policy(Backoff::Exponential, 0.0)
+        };
+        assert!(delay(&odd, 3, 0.5) <= Duration::from_secs(60));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::cost::{CostTotal, Usage};
+use super::cost::{CostTotal, Usage, add_usd};
 use super::task::Task;
 
 pub use crate::spec::model::BudgetLimits as Limits;
@@ -91,12 +91,12 @@ impl Spend {
         if usage.is_some() || cost_usd.is_some() {
             self.cost.add(cost_usd);
         }
-        self.tokens += usage.map_or(0, Usage::tokens);
+        self.tokens = self.tokens.saturating_add(usage.map_or(0, Usage::tokens));
     }
 
     pub fn merge(&mut self, other: Spend) {
         self.cost.merge(other.cost);
-        self.tokens += other.tokens;
+        self.tokens = self.tokens.saturating_add(other.tokens);
     }
 }
 
@@ -111,9 +111,9 @@ pub struct Estimate {
 
 impl Estimate {
     pub fn add(&mut self, other: Estimate) {
-        self.usd += other.usd;
-        self.tokens += other.tokens;
-        self.unestimated += other.unestimated;
+        self.usd = add_usd(self.usd, other.usd);
+        self.tokens = self.tokens.saturating_add(other.tokens);
+        self.unestimated = self.unestimated.saturating_add(other.unestimated);
     }
 }
 
@@ -131,12 +131,12 @@ impl Average {
     /// Counts a finished attempt that reported usage or a cost.
     pub fn add(&mut self, usage: Option<&Usage>, cost_usd: Option<f64>) {
         if let Some(c) = cost_usd {
-            self.usd_sum += c;
-            self.usd_n += 1;
+            self.usd_sum = add_usd(self.usd_sum, c);
+            self.usd_n = self.usd_n.saturating_add(1);
         }
         if let Some(u) = usage {
-            self.tokens_sum += u.tokens();
-            self.tokens_n += 1;
+            self.tokens_sum = self.tokens_sum.saturating_add(u.tokens());
+            self.tokens_n = self.tokens_n.saturating_add(1);
         }
     }
 
@@ -148,11 +148,12 @@ impl Average {
         let known = self.usd_n > 0 || self.tokens_n > 0;
         Estimate {
             usd: if self.usd_n > 0 {
-                self.usd_sum / f64::from(self.usd_n) * f64::from(n)
+                (self.usd_sum / f64::from(self.usd_n) * f64::from(n)).min(f64::MAX)
             } else {
                 0.0
             },
-            tokens: (self.tokens_sum / u64::from(self.tokens_n.max(1))) * u64::from(n),
+            tokens: (self.tokens_sum / u64::from(self.tokens_n.max(1)))
+                .saturating_mul(u64::from(n)),
             unestimated: if known { 0 } else { n },
         }
     }
@@ -172,7 +173,7 @@ pub fn reached(
                 "${limit:.4} cannot be checked: {unknown} attempt(s) of unknown cost (add their model to the price table, or raise the budget to accept them)"
             ));
         }
-        let projected = spent.cost.usd + in_flight.usd;
+        let projected = add_usd(spent.cost.usd, in_flight.usd);
         if projected >= limit {
             return Some(format!(
                 "${limit:.4} reached: ${:.4} spent{}",
@@ -182,7 +183,7 @@ pub fn reached(
         }
     }
     if let Some(limit) = limits.tokens {
-        let projected = spent.tokens + in_flight.tokens;
+        let projected = spent.tokens.saturating_add(in_flight.tokens);
         if projected >= limit {
             let flying = if in_flight.tokens > 0 {
                 format!(" + {} in flight", in_flight.tokens)
@@ -335,6 +336,57 @@ mod tests {
         assert_eq!(e.tokens, 300);
         assert!((e.usd - 1.5).abs() < 1e-12);
         assert_eq!(e.unestimated, 0);
+    }
+
+    #[test]
+    fn huge_counts_saturate_and_still_reach_the_limit() {
+        let huge = Usage {
+            input_tokens: u64::MAX,
+            output_tokens: 4,
+            ..Usage::default()
+        };
+        let mut s = Spend::default();
+        s.add_attempt(Some(&huge), Some(f64::MAX));
+        s.add_attempt(Some(&huge), Some(f64::MAX));
+        assert_eq!(
+            s.tokens,
+            u64::MAX,
+            "saturates, never wraps to a small figure"
+        );
+        assert!(s.cost.usd.is_finite());
+        let mut merged = s;
+        merged.merge(s);
+        assert_eq!(merged.tokens, u64::MAX);
+        let l = Limits {
+            usd: Some(1.0),
+            tokens: Some(1000),
+        };
+        assert!(reached(l, s, Estimate::default(), 0).is_some());
+        let tokens_only = Limits {
+            usd: None,
+            tokens: Some(1000),
+        };
+        let why = reached(
+            tokens_only,
+            spend(0.0, 0, 3),
+            Estimate {
+                usd: 0.0,
+                tokens: u64::MAX,
+                unestimated: 0,
+            },
+            0,
+        );
+        assert!(why.is_some());
+        let mut a = Average::default();
+        a.add(Some(&huge), Some(f64::MAX));
+        a.add(Some(&huge), Some(f64::MAX));
+        let e = a.estimate(u32::MAX);
+        assert_eq!(e.tokens, u64::MAX);
+        assert!(e.usd.is_finite());
+        let mut both = e;
+        both.add(e);
+        assert_eq!(both.tokens, u64::MAX);
+        assert!(both.usd.is_finite());
     }
 
     #[test]

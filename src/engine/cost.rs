@@ -10,6 +10,18 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// The most tokens of each kind one call may report. No model reads or
+/// writes this many in one call; a count beyond it is a misbehaving agent,
+/// and the attempt fails with a protocol error rather than a wrapped sum.
+pub const MAX_CALL_TOKENS: u64 = 1_000_000_000_000;
+
+/// The most dollars one call may report as its cost.
+pub const MAX_CALL_USD: f64 = 1_000_000.0;
+
+/// The highest price a price file may give, in dollars per token. With
+/// token counts bounded by [`MAX_CALL_TOKENS`], every cost stays finite.
+pub const MAX_PRICE_PER_TOKEN: f64 = 1.0;
+
 /// What one call used, as the agent reported it.
 ///
 /// The four token counts do not overlap: `input_tokens` are the prompt
@@ -33,8 +45,50 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// All four counts; saturates rather than wraps, whatever was stored.
     pub fn tokens(&self) -> u64 {
-        self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        self.input_tokens
+            .saturating_add(self.output_tokens)
+            .saturating_add(self.cache_read_tokens)
+            .saturating_add(self.cache_write_tokens)
+    }
+
+    /// Why these figures cannot come from a real call, if they cannot: a
+    /// count beyond [`MAX_CALL_TOKENS`], or a cost that is negative, not a
+    /// number, infinite or beyond [`MAX_CALL_USD`].
+    pub fn check(&self) -> Result<(), String> {
+        for (name, n) in [
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+        ] {
+            if n > MAX_CALL_TOKENS {
+                return Err(format!(
+                    "usage has \"{name}\" = {n}, more than the {MAX_CALL_TOKENS} tokens one call can use"
+                ));
+            }
+        }
+        check_call_cost(self.cost_usd)
+    }
+}
+
+/// A cost one call may have reported: `None`, or dollars from 0 to
+/// [`MAX_CALL_USD`].
+pub fn check_call_cost(cost_usd: Option<f64>) -> Result<(), String> {
+    match cost_usd {
+        Some(c) if !(0.0..=MAX_CALL_USD).contains(&c) => {
+            // Short either way: 1e308, not 309 digits.
+            let shown = if c.abs() < 1e15 {
+                c.to_string()
+            } else {
+                format!("{c:e}")
+            };
+            Err(format!(
+                "usage has \"cost_usd\" = {shown}, not a number of dollars from 0 to {MAX_CALL_USD}"
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -181,8 +235,15 @@ impl RawPrice {
             price.cache_read_input_token_cost,
             price.cache_creation_input_token_cost,
         ];
-        if all.iter().flatten().any(|p| !p.is_finite() || *p < 0.0) {
-            return Err("prices must be numbers of 0 or more".into());
+        if all
+            .iter()
+            .flatten()
+            .any(|p| !(0.0..=MAX_PRICE_PER_TOKEN).contains(p))
+        {
+            return Err(
+                "has a price out of range: prices run from 0 to 1 dollar per token (1_000_000 per million tokens)"
+                    .into(),
+            );
         }
         Ok(price)
     }
@@ -289,17 +350,28 @@ pub struct CostTotal {
     pub unknown: u32,
 }
 
+/// `sum + cost` in dollars, never negative, NaN or infinite: a cost that
+/// is not a number adds nothing, and the sum stops at `f64::MAX`. Costs are
+/// checked where replies are read; this keeps figures stored before that
+/// check (or summed over very many calls) from showing `$inf`.
+pub fn add_usd(sum: f64, cost: f64) -> f64 {
+    if cost.is_nan() {
+        return sum;
+    }
+    (sum + cost.max(0.0)).clamp(0.0, f64::MAX)
+}
+
 impl CostTotal {
     pub fn add(&mut self, cost: Option<f64>) {
         match cost {
-            Some(c) => self.usd += c,
-            None => self.unknown += 1,
+            Some(c) => self.usd = add_usd(self.usd, c),
+            None => self.unknown = self.unknown.saturating_add(1),
         }
     }
 
     pub fn merge(&mut self, other: CostTotal) {
-        self.usd += other.usd;
-        self.unknown += other.unknown;
+        self.usd = add_usd(self.usd, other.usd);
+        self.unknown = self.unknown.saturating_add(other.unknown);
     }
 
     pub fn is_known(&self) -> bool {
@@ -449,6 +521,72 @@ mod tests {
             err.contains("model \"c\" missing `output_cost_per_token`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn prices_out_of_range_are_an_error_at_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pricing.toml");
+        for bad in ["1e308", "-1e-6", "nan", "inf", "1.5"] {
+            std::fs::write(
+                &path,
+                format!("[models.a]\ninput_cost_per_token = {bad}\noutput_cost_per_token = 1e-6\n"),
+            )
+            .unwrap();
+            let err = PriceTable::with_file(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("pricing.toml:1:1: model \"a\" has a price out of range: prices run from 0 to 1 dollar per token"),
+                "{bad}: {err}"
+            );
+        }
+        std::fs::write(
+            &path,
+            "[models.a]\ninput_per_mtok = 1_000_000\noutput_per_mtok = 0\n",
+        )
+        .unwrap();
+        assert!(PriceTable::with_file(&path).is_ok());
+    }
+
+    #[test]
+    fn cost_sums_never_reach_infinity() {
+        let mut total = CostTotal::default();
+        total.add(Some(1e308));
+        total.add(Some(1e308));
+        total.add(Some(f64::INFINITY));
+        total.add(Some(f64::NAN));
+        total.add(Some(-5.0));
+        assert!(total.usd.is_finite(), "{total}");
+        assert!(!total.to_string().contains("inf"), "{total}");
+        let mut other = CostTotal {
+            usd: f64::MAX,
+            unknown: u32::MAX,
+        };
+        other.merge(total);
+        assert!(other.usd.is_finite());
+        assert_eq!(other.unknown, u32::MAX);
+        assert_eq!(add_usd(1.5, 2.0), 3.5);
+    }
+
+    #[test]
+    fn impossible_usage_is_named() {
+        let mut u = usage(None, u64::MAX, 1, None);
+        assert_eq!(u.tokens(), u64::MAX, "saturates, never wraps");
+        let err = u.check().unwrap_err();
+        assert!(
+            err.contains("\"input_tokens\" = 18446744073709551615"),
+            "{err}"
+        );
+        u.input_tokens = MAX_CALL_TOKENS;
+        assert!(u.check().is_ok());
+        u.cache_write_tokens = MAX_CALL_TOKENS + 1;
+        assert!(u.check().unwrap_err().contains("cache_write_tokens"));
+        u.cache_write_tokens = 0;
+        for bad in [-0.01, f64::NAN, f64::INFINITY, 1e308, MAX_CALL_USD * 1.0001] {
+            u.cost_usd = Some(bad);
+            assert!(u.check().unwrap_err().contains("cost_usd"), "{bad}");
+        }
+        u.cost_usd = Some(MAX_CALL_USD);
+        assert!(u.check().is_ok());
     }
 
     #[test]

@@ -100,7 +100,12 @@ impl RateLimiter {
             if self.log.len() >= rpm {
                 // The oldest starts must leave the window first.
                 let leaving = self.log[self.log.len() - rpm];
-                wait = Some(leaving.at + self.window);
+                wait = Some(
+                    leaving
+                        .at
+                        .saturating_add(self.window)
+                        .unwrap_or(Timestamp::MAX),
+                );
             }
         }
         if let Some(tpm) = self.tpm {
@@ -109,13 +114,13 @@ impl RateLimiter {
                 return Admit::AfterCall;
             }
             let weight = |e: &Entry| e.tokens.unwrap_or(mean.unwrap_or(0));
-            let mut used: u64 = self.log.iter().map(weight).sum();
+            let mut used: u64 = self.log.iter().map(weight).fold(0, u64::saturating_add);
             if used >= tpm {
                 let mut at = None;
                 for e in &self.log {
-                    used -= weight(e);
+                    used = used.saturating_sub(weight(e));
                     if used < tpm {
-                        at = Some(e.at + self.window);
+                        at = Some(e.at.saturating_add(self.window).unwrap_or(Timestamp::MAX));
                         break;
                     }
                 }
@@ -151,8 +156,8 @@ impl RateLimiter {
     pub fn finished(&mut self, ticket: u64, tokens: Option<u64>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(t) = tokens {
-            self.tokens_sum += t;
-            self.tokens_n += 1;
+            self.tokens_sum = self.tokens_sum.saturating_add(t);
+            self.tokens_n = self.tokens_n.saturating_add(1);
         }
         if let Some(e) = self.log.iter_mut().find(|e| e.ticket == ticket) {
             e.tokens = Some(tokens.unwrap_or(0));
@@ -182,6 +187,19 @@ mod tests {
         assert_eq!(r.admit(t(60_000)), Admit::Now);
         r.started(t(60_000));
         assert_eq!(r.admit(t(60_001)), Admit::At(t(60_010)));
+    }
+
+    #[test]
+    fn huge_token_counts_saturate_and_hold_the_window() {
+        let mut r = RateLimiter::new(Some(1_000_000), Some(1000), W);
+        let a = r.started(t(0));
+        r.finished(a, Some(u64::MAX));
+        let b = r.started(t(0));
+        r.finished(b, Some(u64::MAX));
+        assert_eq!(r.admit(t(1)), Admit::At(t(60_000)));
+        let mut late = RateLimiter::new(Some(1), None, W);
+        late.started(Timestamp::MAX);
+        assert_eq!(late.admit(Timestamp::MAX), Admit::At(Timestamp::MAX));
     }
 
     #[test]

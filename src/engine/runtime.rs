@@ -15,7 +15,7 @@ use super::advance::{follow_up, ready_phases};
 use super::attempt::{self, AttemptDone};
 use super::backoff::{Jitter, delay};
 use super::budget::{Average, Spend};
-use super::clock::{Clock, SystemClock};
+use super::clock::{self, Clock, SystemClock};
 use super::cost::{PriceTable, PricingError};
 use super::event::{Action, AttemptOutcome, Command, Decision, EventKind, TaskId};
 use super::handle::{BudgetSnapshot, EngineHandle, FollowStart, Refusal, Request, RunSnapshot};
@@ -410,12 +410,7 @@ impl Engine {
                 .filter_map(|p| p.retry_due)
                 .collect();
             for due in dues {
-                let wait = if due > now {
-                    due.duration_since(now).unsigned_abs()
-                } else {
-                    Duration::ZERO
-                };
-                self.timers.add(id.clone(), wait, due);
+                self.timers.add(id.clone(), clock::until(now, due), due);
             }
             match self.tasks[&id].state {
                 TaskState::Pending => self.queue.push_back(id.clone()),
@@ -893,11 +888,11 @@ impl Engine {
             if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
                 // The service's own `retry-after` wins over a shorter backoff.
                 let wait = delay(&policy, tries, self.jitter.unit()).max(retry_after);
-                let due = self.opts.clock.now() + wait;
+                let due = clock::after(self.opts.clock.now(), wait);
                 let kind = EventKind::RetryScheduled {
                     phase: self.phase_ids[idx].clone(),
-                    attempt: attempt + 1,
-                    delay_ms: wait.as_millis() as u64,
+                    attempt: attempt.saturating_add(1),
+                    delay_ms: clock::millis(wait),
                     due,
                 };
                 if self.emit_logged(&id, kind) {

@@ -192,8 +192,12 @@ impl Task {
         self.phases.iter().find(|p| p.id == id)
     }
 
+    /// Tokens over every phase; saturates rather than wraps.
     pub fn tokens(&self) -> u64 {
-        self.phases.iter().map(PhaseRecord::tokens).sum()
+        self.phases
+            .iter()
+            .map(PhaseRecord::tokens)
+            .fold(0, u64::saturating_add)
     }
 
     pub fn cost(&self) -> CostTotal {
@@ -272,14 +276,33 @@ impl Task {
         }
         // Every branch checks before it changes anything, so a refused event
         // leaves the task as it was.
-        self.state = self.apply_in_place(ev)?;
+        self.state = self.apply_in_place(ev, Payloads::Copy)?;
+        self.seq = ev.seq;
+        self.updated_at = ev.at;
+        Ok(())
+    }
+
+    /// Like [`Task::apply`], but an attempt's output, trace and HTTP
+    /// exchange are not copied into the task: for followers that keep a
+    /// task's state and figures, not its payloads. An output can be many
+    /// megabytes, and many times that as a JSON tree.
+    pub fn apply_light(&mut self, ev: &Event) -> Result<(), ApplyError> {
+        if ev.task.as_deref() != Some(self.id.as_str()) {
+            return Err(ApplyError::WrongTask {
+                seq: ev.seq,
+                got: ev.task.clone(),
+                want: self.id.clone(),
+            });
+        }
+        self.state = self.apply_in_place(ev, Payloads::Skip)?;
         self.seq = ev.seq;
         self.updated_at = ev.at;
         Ok(())
     }
 
     /// Applies the event and returns the task's next state.
-    fn apply_in_place(&mut self, ev: &Event) -> Result<TaskState, ApplyError> {
+    fn apply_in_place(&mut self, ev: &Event, payloads: Payloads) -> Result<TaskState, ApplyError> {
+        let copy = payloads == Payloads::Copy;
         let at = ev.at;
         let to = match &ev.kind {
             EventKind::TaskSubmitted { .. } => return Err(self.refused("was already submitted")),
@@ -394,14 +417,14 @@ impl Task {
                 let p = &mut self.phases[idx];
                 match outcome {
                     AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
-                        p.output = output.clone();
+                        p.output = if copy { output.clone() } else { None };
                         p.error = None;
                         p.feedback = None;
                         p.finished_at = Some(at);
                     }
                     AttemptOutcome::Failed { message, .. } => {
                         p.error = Some(message.clone());
-                        if output.is_some() {
+                        if output.is_some() && copy {
                             p.output = output.clone();
                         }
                     }
@@ -414,8 +437,10 @@ impl Task {
                 a.duration_ms = Some(*duration_ms);
                 a.usage = usage.clone();
                 a.cost_usd = *cost_usd;
-                a.trace = trace.clone();
-                a.http = http.clone();
+                if copy {
+                    a.trace = trace.clone();
+                    a.http = http.clone();
+                }
                 a.retry_after_ms = *retry_after_ms;
                 to
             }
@@ -842,12 +867,13 @@ impl PhaseRecord {
         self.error = None;
     }
 
+    /// Tokens over every attempt; saturates rather than wraps.
     pub fn tokens(&self) -> u64 {
         self.attempts
             .iter()
             .filter_map(|a| a.usage.as_ref())
             .map(Usage::tokens)
-            .sum()
+            .fold(0, u64::saturating_add)
     }
 
     pub fn cost(&self) -> CostTotal {
@@ -873,6 +899,13 @@ impl PhaseRecord {
             Some(AttemptOutcome::ReviewRequested { .. })
         )
     }
+}
+
+/// Whether applying an event copies an attempt's payloads into the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Payloads {
+    Copy,
+    Skip,
 }
 
 #[cfg(test)]
@@ -1063,6 +1096,83 @@ mod tests {
         assert_eq!(t.phases[0].state, PhaseState::Completed);
         assert_eq!(t.phases[0].attempts.len(), 2);
         assert_eq!(t.phases[0].error, None);
+    }
+
+    #[test]
+    fn sums_of_stored_figures_saturate_rather_than_wrap() {
+        // Figures a folder may hold from before replies were checked.
+        let huge = |phase: &str, outcome| EventKind::AttemptFinished {
+            phase: phase.into(),
+            attempt: 1,
+            duration_ms: 5,
+            outcome,
+            usage: Some(Usage {
+                input_tokens: u64::MAX,
+                output_tokens: 4,
+                ..Usage::default()
+            }),
+            cost_usd: Some(1e308),
+            output: Some(json!({"ok": true})),
+            trace: vec![],
+            http: None,
+            retry_after_ms: None,
+        };
+        let mut t = task();
+        run(
+            &mut t,
+            vec![
+                started("a", 1),
+                huge("a", AttemptOutcome::Succeeded),
+                started("b", 1),
+                huge("b", AttemptOutcome::Succeeded),
+            ],
+        );
+        assert_eq!(t.phases[0].tokens(), u64::MAX);
+        assert_eq!(t.tokens(), u64::MAX, "not wrapped to a small figure");
+        assert!(t.cost().usd.is_finite(), "{}", t.cost());
+    }
+
+    #[test]
+    fn a_light_fold_reaches_the_same_state_without_the_payloads() {
+        let events = vec![
+            started("a", 1),
+            finished(
+                "a",
+                1,
+                AttemptOutcome::Failed {
+                    class: ErrorClass::Timeout,
+                    message: "slow".into(),
+                },
+            ),
+            EventKind::RetryScheduled {
+                phase: "a".into(),
+                attempt: 2,
+                delay_ms: 1000,
+                due: Timestamp::from_second(1_700_000_100).unwrap(),
+            },
+            started("a", 2),
+            finished("a", 2, AttemptOutcome::Succeeded),
+        ];
+        let (mut full, mut light) = (task(), task());
+        for (i, kind) in events.into_iter().enumerate() {
+            let e = ev(2 + i as u64, kind);
+            full.apply(&e).unwrap();
+            light.apply_light(&e).unwrap();
+        }
+        assert_eq!(full.phases[0].output, Some(json!({"ok": true})));
+        assert_eq!(light.phases[0].output, None);
+        assert_eq!((light.state, light.seq), (full.state, full.seq));
+        assert_eq!(light.phases[0].state, full.phases[0].state);
+        assert_eq!(light.phases[0].attempts.len(), 2);
+        assert_eq!(light.tokens(), full.tokens());
+        assert!(
+            light
+                .apply_light(&Event {
+                    task: Some("other".into()),
+                    ..ev(9, started("b", 1))
+                })
+                .is_err()
+        );
     }
 
     #[test]

@@ -65,12 +65,12 @@ pub fn text<'a>(tasks: impl Iterator<Item = &'a TaskRow>, stopped: bool) -> Stri
         "ID", "STATE", "PHASE", "DONE", "ATTEMPTS", "TOKENS", "COST"
     );
     let mut total = CostTotal::default();
-    let mut tokens = 0;
+    let mut tokens: u64 = 0;
     for t in &tasks {
         let r = row(t);
         let cost = t.cost();
         total.merge(cost);
-        tokens += r.tokens;
+        tokens = tokens.saturating_add(r.tokens);
         let _ = writeln!(
             out,
             "{:<id_width$}  {} {:<15}  {:<16}  {:>6}  {:>8}  {:>10}  {:>8}",

@@ -19,18 +19,46 @@ pub fn cap(text: &str, max: usize) -> String {
 }
 
 /// The start of a value's compact JSON: enough to cap and mask without
-/// rendering a huge output whole.
+/// rendering a huge output whole. Writing stops once the head is full, so
+/// the cost is the head's, whatever the value's size.
 pub fn json_head(v: &Value) -> String {
     const HEAD_BYTES: usize = 8 * 1024;
-    let text = v.to_string();
-    if text.len() <= HEAD_BYTES {
-        return text;
+    let mut head = Head {
+        bytes: Vec::with_capacity(1024),
+        room: HEAD_BYTES,
+    };
+    // An error only says the head is full.
+    let _ = serde_json::to_writer(&mut head, v);
+    let mut bytes = head.bytes;
+    // Cut at a character boundary: the JSON is UTF-8 up to the cut.
+    let end = match std::str::from_utf8(&bytes) {
+        Ok(_) => bytes.len(),
+        Err(e) => e.valid_up_to(),
+    };
+    bytes.truncate(end);
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// A writer that takes at most `room` bytes, then fails.
+struct Head {
+    bytes: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for Head {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.room == 0 {
+            return Err(std::io::Error::other("the head is full"));
+        }
+        let n = buf.len().min(self.room);
+        self.bytes.extend_from_slice(&buf[..n]);
+        self.room -= n;
+        Ok(n)
     }
-    let mut end = HEAD_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
-    text[..end].to_string()
 }
 
 /// Markdown inline code that survives backticks in the text.
@@ -95,6 +123,15 @@ mod tests {
         let v = serde_json::json!({"t": "é".repeat(10_000)});
         let head = json_head(&v);
         assert!(head.len() <= 8 * 1024 && head.starts_with("{\"t\":\"é"));
+        assert!(head.len() > 8 * 1024 - 4, "{}", head.len());
+        let small = serde_json::json!({"a": [1, 2, "x"]});
+        assert_eq!(json_head(&small), small.to_string());
+        let big: serde_json::Map<String, Value> = (0..100_000)
+            .map(|i| (format!("k{i}"), Value::from(i)))
+            .collect();
+        let head = json_head(&Value::Object(big));
+        assert_eq!(head.len(), 8 * 1024);
+        assert!(head.starts_with("{\"k0\":0,\"k1\":1,"), "{head}");
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Progress {
         }
         let task = self.tasks.task_mut(id)?;
         let before = task.state;
-        let applied = task.apply(ev);
+        let applied = task.apply_light(ev);
         let after = task.state;
         let line =
             (applied.is_ok() && before != after && (after.is_final() || after.needs_human()))

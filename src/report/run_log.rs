@@ -245,7 +245,7 @@ impl RunLog {
         // An event the snapshot already holds (at or below its seq) is told
         // from the task as it is; the engine sends no event a task refuses.
         if ev.seq > self.seq {
-            let _ = task.apply(ev);
+            let _ = task.apply_light(ev);
         }
         let task = &*task;
         if state_before == TaskState::Pending && task.state == TaskState::Running {

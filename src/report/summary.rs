@@ -138,7 +138,7 @@ pub fn summarize_figures(tasks: impl IntoIterator<Item = Figures>) -> Summary {
         states.add(t.state);
         cost.merge(t.cost);
         attempts += t.attempts;
-        tokens += t.tokens;
+        tokens = u64::saturating_add(tokens, t.tokens);
         holds += t.holds;
         first = Some(first.map_or(t.created_at, |f| f.min(t.created_at)));
         last = Some(last.map_or(t.updated_at, |l| l.max(t.updated_at)));

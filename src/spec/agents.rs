@@ -14,6 +14,7 @@ use toml::de::DeValue;
 
 use super::error::Diag;
 use super::http_agent::{HTTP_KEYS, PhaseRef, read_http};
+use super::limits::{MAX_OUTPUT_BYTES, MAX_PARALLEL, MAX_RPM, MAX_SIM_TOKENS, MAX_TPM, show_count};
 use super::model::{AgentKind, AgentSpec, CommandSpec, Range, Route, SimSpec};
 use super::paths::resolve;
 use super::phases::read_condition;
@@ -116,12 +117,12 @@ fn read_agent(
         "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API) or kind = \"sim\" (a simulated agent)",
     );
     let max_parallel = t
-        .at_least(d, "max_parallel", 1)
+        .count(d, "max_parallel", 1, MAX_PARALLEL)
         .map(|n| usize::try_from(n.into_inner()).unwrap_or(usize::MAX));
     let rpm = t
-        .at_least(d, "rpm", 1)
+        .count(d, "rpm", 1, MAX_RPM)
         .map(|n| u32::try_from(n.into_inner()).unwrap_or(u32::MAX));
-    let tpm = t.at_least(d, "tpm", 1).map(|n| n.into_inner());
+    let tpm = t.count(d, "tpm", 1, MAX_TPM).map(|n| n.into_inner());
     let routes = read_routes(d, name, t);
     let kind = match kind.as_ref().map(|k| *k.get_ref()) {
         Some("command") => {
@@ -292,7 +293,7 @@ fn read_command(d: &mut Diag<'_>, t: &Table<'_, '_>, base_dir: &Path) -> Option<
     );
     let env = read_env(d, t);
     let max_output_bytes = t
-        .at_least(d, "max_output_bytes", 1)
+        .count(d, "max_output_bytes", 1, MAX_OUTPUT_BYTES)
         .map_or(DEFAULT_MAX_OUTPUT_BYTES, |n| {
             usize::try_from(n.into_inner()).unwrap_or(usize::MAX)
         });
@@ -375,7 +376,9 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
         rates_ok = false;
     }
     let model = t.string(d, "model").map_or("sim", |m| *m.get_ref());
-    let seed = t.at_least(d, "seed", 0).map_or(0, |s| s.into_inner());
+    let seed = t
+        .count(d, "seed", 0, i64::MAX as u64)
+        .map_or(0, |s| s.into_inner());
     let fields = match t.get("fields") {
         None => Some(Vec::new()),
         Some(_) => t
@@ -399,10 +402,8 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
     })
 }
 
-const LATENCY_HELP: &str =
-    "write a duration or a range of them, e.g. latency = \"50ms..400ms\" or latency = \"0ms\"";
-const TOKENS_HELP: &str =
-    "write a whole number or a range, e.g. tokens = \"200..2000\" or tokens = 500";
+const LATENCY_HELP: &str = "write a duration or a range of them, each from 0s to 720h (30 days), e.g. latency = \"50ms..400ms\" or latency = \"0ms\"";
+const TOKENS_HELP: &str = "write a whole number or a range, each from 0 to 1_000_000_000_000, e.g. tokens = \"200..2000\" or tokens = 500";
 
 fn read_latency(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<Duration>> {
     let Some(v) = t.get("latency") else {
@@ -434,10 +435,14 @@ fn read_tokens(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Range<u64>> {
         return Some(Range { lo: 0, hi: 0 });
     };
     let parsed = match v.get_ref() {
-        DeValue::String(s) => parse_u64_range(s),
+        DeValue::String(s) => parse_u64_range(s, MAX_SIM_TOKENS),
         DeValue::Integer(_) => match integer_value(v.get_ref()).map(u64::try_from) {
-            Some(Ok(n)) => Ok(Range { lo: n, hi: n }),
-            _ => Err(RangeError::Bound(
+            Some(Ok(n)) if n <= MAX_SIM_TOKENS => Ok(Range { lo: n, hi: n }),
+            Some(Ok(_)) | None => Err(RangeError::Bound(format!(
+                "a token count must be at most {}",
+                show_count(MAX_SIM_TOKENS)
+            ))),
+            Some(Err(_)) => Err(RangeError::Bound(
                 "a token count must be a whole number, 0 or more".into(),
             )),
         },
@@ -735,6 +740,31 @@ mod tests {
         ] {
             assert!(err.contains(want), "missing {want:?} in\n{err}");
         }
+    }
+
+    #[test]
+    fn numbers_past_their_ranges_are_refused_where_written() {
+        let err = agents(
+            "[agents.a]\nkind = \"sim\"\nlatency = \"0ms..18446744073709551615ms\"\ntokens = \"0..18446744073709551615\"\nmax_parallel = 1_000_000_000_000\nrpm = 4294967296\ntpm = 9223372036854775807\n[agents.b]\nkind = \"sim\"\ntokens = 1_000_000_000_001\nlatency = \"721h\"\n[agents.c]\nkind = \"command\"\ncommand = [\"x\"]\nmax_output_bytes = 1_073_741_825\n",
+        )
+        .unwrap_err();
+        for want in [
+            "p.toml:3:11: error: bad `latency` in agent \"a\": \"18446744073709551615ms\" is longer than 720h (30 days)",
+            "p.toml:4:10: error: bad `tokens` in agent \"a\": \"18446744073709551615\" is more than 1_000_000_000_000",
+            "p.toml:5:16: error: `max_parallel` in agent \"a\" must be at most 100_000, not 1_000_000_000_000",
+            "p.toml:6:7: error: `rpm` in agent \"a\" must be at most 1_000_000, not 4294967296",
+            "p.toml:7:7: error: `tpm` in agent \"a\" must be at most 1_000_000_000_000, not 9223372036854775807",
+            "p.toml:10:10: error: bad `tokens` in agent \"b\": a token count must be at most 1_000_000_000_000",
+            "p.toml:11:11: error: bad `latency` in agent \"b\": \"721h\" is longer than 720h (30 days)",
+            "p.toml:15:20: error: `max_output_bytes` in agent \"c\" must be at most 1_073_741_824, not 1_073_741_825",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+        let a = agents(
+            "[agents.a]\nkind = \"sim\"\nlatency = \"0ms..720h\"\ntokens = \"0..1_000_000_000_000\"\nmax_parallel = 100_000\nrpm = 1_000_000\ntpm = 1_000_000_000_000\nseed = 9223372036854775807\n",
+        )
+        .unwrap();
+        assert_eq!(sim(&a["a"]).tokens.hi, 1_000_000_000_000);
     }
 
     #[test]

@@ -10,16 +10,26 @@
 //! null nor false. `==` and `!=` compare any JSON values (numbers by value);
 //! `<`, `<=`, `>`, `>=` compare two numbers or two strings and are false for
 //! anything else, as is every comparison with a missing field but `!=`.
+//!
+//! Parentheses and `not`s nest at most [`MAX_DEPTH`] deep; the parser counts
+//! them as it goes and stops at the first one past the limit, so no
+//! condition (however long) can exhaust the stack. Chains of `and` and `or`
+//! are flat lists, as long as one likes.
 
 use std::cmp::Ordering;
 
 use serde_json::Value;
 
+/// How deep parentheses and `not`s may nest in one condition.
+pub const MAX_DEPTH: usize = 64;
+
 /// A parsed condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Condition {
-    Or(Box<Condition>, Box<Condition>),
-    And(Box<Condition>, Box<Condition>),
+    /// Two or more alternatives; true when any holds.
+    Or(Vec<Condition>),
+    /// Two or more terms; true when all hold.
+    And(Vec<Condition>),
     Not(Box<Condition>),
     Compare(Operand, Op, Operand),
     Truthy(Operand),
@@ -56,6 +66,7 @@ impl Condition {
             tokens,
             pos: 0,
             end: text.len(),
+            depth: 0,
         };
         let c = p.or()?;
         if let Some(t) = p.peek() {
@@ -67,8 +78,8 @@ impl Condition {
     /// Whether the condition holds for a task's input.
     pub fn eval(&self, input: &Value) -> bool {
         match self {
-            Condition::Or(a, b) => a.eval(input) || b.eval(input),
-            Condition::And(a, b) => a.eval(input) && b.eval(input),
+            Condition::Or(all) => all.iter().any(|c| c.eval(input)),
+            Condition::And(all) => all.iter().all(|c| c.eval(input)),
             Condition::Not(c) => !c.eval(input),
             Condition::Truthy(o) => !matches!(
                 o.value(input),
@@ -284,6 +295,8 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     end: usize,
+    /// Parentheses and `not`s open around the token being read.
+    depth: usize,
 }
 
 impl Parser {
@@ -305,35 +318,76 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Condition, ConditionError> {
-        let mut left = self.and()?;
+        let mut terms = vec![self.and()?];
         while self.next_if(&Kind::Or) {
-            left = Condition::Or(Box::new(left), Box::new(self.and()?));
+            terms.push(self.and()?);
         }
-        Ok(left)
+        Ok(match terms.len() {
+            1 => terms.remove(0),
+            _ => Condition::Or(terms),
+        })
     }
 
     fn and(&mut self) -> Result<Condition, ConditionError> {
-        let mut left = self.not()?;
+        let mut terms = vec![self.not()?];
         while self.next_if(&Kind::And) {
-            left = Condition::And(Box::new(left), Box::new(self.not()?));
+            terms.push(self.not()?);
         }
-        Ok(left)
+        Ok(match terms.len() {
+            1 => terms.remove(0),
+            _ => Condition::And(terms),
+        })
     }
 
-    fn not(&mut self) -> Result<Condition, ConditionError> {
-        if self.next_if(&Kind::Not) {
-            return Ok(Condition::Not(Box::new(self.not()?)));
+    /// One level deeper, for the `(` or `not` at `offset`; an error there
+    /// past [`MAX_DEPTH`].
+    fn enter(&mut self, offset: usize) -> Result<(), ConditionError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.error_at(
+                offset,
+                format!(
+                    "the condition nests deeper than {MAX_DEPTH} levels of parentheses and `not` here; write it flatter"
+                ),
+            ));
         }
-        self.comparison()
+        Ok(())
+    }
+
+    /// `not`s in a row are counted in a loop, not by recursion.
+    fn not(&mut self) -> Result<Condition, ConditionError> {
+        let mut nots = 0;
+        while let Some(offset) = self
+            .peek()
+            .filter(|t| t.kind == Kind::Not)
+            .map(|t| t.offset)
+        {
+            self.pos += 1;
+            self.enter(offset)?;
+            nots += 1;
+        }
+        let mut c = self.comparison()?;
+        for _ in 0..nots {
+            c = Condition::Not(Box::new(c));
+        }
+        self.depth -= nots;
+        Ok(c)
     }
 
     fn comparison(&mut self) -> Result<Condition, ConditionError> {
-        if self.next_if(&Kind::Open) {
+        if let Some(offset) = self
+            .peek()
+            .filter(|t| t.kind == Kind::Open)
+            .map(|t| t.offset)
+        {
+            self.pos += 1;
+            self.enter(offset)?;
             let inner = self.or()?;
             if !self.next_if(&Kind::Close) {
                 let at = self.peek().map_or(self.end, |t| t.offset);
                 return Err(self.error_at(at, "expected `)`".into()));
             }
+            self.depth -= 1;
             return Ok(inner);
         }
         let left = self.operand()?;
@@ -414,6 +468,55 @@ mod tests {
         ));
         assert!(holds("not input.c and input.b == 2", input.clone()));
         assert!(holds("not (input.a == 2)", input));
+    }
+
+    #[test]
+    fn nesting_past_the_limit_is_an_error_at_the_first_level_too_deep() {
+        let ok = format!("{}input.a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(holds(&ok, json!({"a": 1})));
+        let ok = format!("{}input.a", "not ".repeat(MAX_DEPTH));
+        assert!(holds(&ok, json!({"a": 1})), "an even number of nots");
+        let mixed = format!(
+            "{}input.a{}",
+            "not (".repeat(MAX_DEPTH / 2),
+            ")".repeat(MAX_DEPTH / 2)
+        );
+        assert!(Condition::parse(&mixed).is_ok());
+
+        let deep = format!("{}input.a{}", "(".repeat(10_000), ")".repeat(10_000));
+        let e = Condition::parse(&deep).unwrap_err();
+        assert_eq!(e.offset, MAX_DEPTH, "the 65th parenthesis");
+        assert!(e.message.contains("deeper than 64 levels"), "{}", e.message);
+        let nots = format!("{}input.a", "not ".repeat(100_000));
+        let e = Condition::parse(&nots).unwrap_err();
+        assert_eq!(e.offset, 4 * MAX_DEPTH, "the 65th not");
+        let mixed = format!(
+            "{}input.a{}",
+            "not (".repeat(MAX_DEPTH),
+            ")".repeat(MAX_DEPTH)
+        );
+        assert_eq!(
+            Condition::parse(&mixed).unwrap_err().offset,
+            5 * (MAX_DEPTH / 2),
+            "the 33rd not"
+        );
+        // Siblings do not add up: depth is per path.
+        let siblings =
+            vec![format!("{}input.a{}", "(".repeat(60), ")".repeat(60)); 100].join(" and ");
+        assert!(Condition::parse(&siblings).is_ok());
+    }
+
+    #[test]
+    fn long_flat_chains_parse_evaluate_and_drop_without_recursion() {
+        let chain = vec!["input.a == 1"; 200_000].join(" and ");
+        let c = Condition::parse(&chain).unwrap();
+        assert!(c.eval(&json!({"a": 1})));
+        assert!(!c.eval(&json!({"a": 2})));
+        let either = vec!["input.a == 1"; 200_000].join(" or ");
+        assert!(Condition::parse(&either).unwrap().eval(&json!({"a": 1})));
+        let copy = c.clone();
+        assert_eq!(copy, c);
+        drop(copy);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::duration::show;
 use super::error::Diag;
+use super::limits::{MAX_ATTEMPTS, MAX_BUDGET_TOKENS, MAX_BUDGET_USD, MAX_CONCURRENCY};
 use super::model::{Backoff, BudgetLimits, Defaults, RetryPolicy};
 use super::raw::Table;
 
@@ -34,13 +35,10 @@ pub(crate) fn read_defaults(d: &mut Diag<'_>, root: &Table<'_, '_>) -> Defaults 
     if let Some(retry) = t.table(d, "retry", t.part("retry")) {
         out.retry = read_retry(d, &retry, &out.retry);
     }
-    if let Some(n) = t.at_least(d, "concurrency", 1) {
+    if let Some(n) = t.count(d, "concurrency", 1, MAX_CONCURRENCY) {
         out.concurrency = usize::try_from(n.into_inner()).unwrap_or(usize::MAX);
     }
-    out.task_budget = BudgetLimits {
-        usd: t.dollars(d, "budget_usd").map(|v| v.into_inner()),
-        tokens: t.at_least(d, "budget_tokens", 1).map(|v| v.into_inner()),
-    };
+    out.task_budget = read_budget(d, &t, "budget_usd", "budget_tokens");
     out
 }
 
@@ -53,9 +51,15 @@ pub(crate) fn read_run_budget(d: &mut Diag<'_>, root: &Table<'_, '_>) -> BudgetL
         matches!(k, "budget_usd" | "budget_tokens")
             .then(|| format!("`{k}` is a per-task limit and belongs in [defaults]"))
     });
+    read_budget(d, &t, "usd", "tokens")
+}
+
+fn read_budget(d: &mut Diag<'_>, t: &Table<'_, '_>, usd: &str, tokens: &str) -> BudgetLimits {
     BudgetLimits {
-        usd: t.dollars(d, "usd").map(|v| v.into_inner()),
-        tokens: t.at_least(d, "tokens", 1).map(|v| v.into_inner()),
+        usd: t.dollars(d, usd, MAX_BUDGET_USD).map(|v| v.into_inner()),
+        tokens: t
+            .count(d, tokens, 1, MAX_BUDGET_TOKENS)
+            .map(|v| v.into_inner()),
     }
 }
 
@@ -63,15 +67,8 @@ pub(crate) fn read_run_budget(d: &mut Diag<'_>, root: &Table<'_, '_>) -> BudgetL
 pub(crate) fn read_retry(d: &mut Diag<'_>, t: &Table<'_, '_>, base: &RetryPolicy) -> RetryPolicy {
     t.check_keys(d, RETRY_KEYS, |_| None);
     let mut out = base.clone();
-    if let Some(n) = t.at_least(d, "max_attempts", 1) {
-        match u32::try_from(*n.get_ref()) {
-            Ok(n) => out.max_attempts = n,
-            Err(_) => d.error(
-                n.span(),
-                format!("`max_attempts` {} is too large", t.place),
-                format!("use a number up to {}", u32::MAX),
-            ),
-        }
+    if let Some(n) = t.count(d, "max_attempts", 1, MAX_ATTEMPTS) {
+        out.max_attempts = u32::try_from(n.into_inner()).unwrap_or(u32::MAX);
     }
     if let Some(b) = t.choice(d, "backoff", &["exponential", "fixed"]) {
         out.backoff = match *b.get_ref() {
@@ -215,6 +212,32 @@ mod tests {
         ] {
             assert!(err.contains(want), "missing {want:?} in\n{err}");
         }
+    }
+
+    #[test]
+    fn numbers_past_their_ranges_are_refused_where_written() {
+        let err = defaults(
+            "[defaults]\nconcurrency = 1_000_000_000_000\ntimeout = \"9223372036854775807ms\"\nbudget_usd = 1e308\nbudget_tokens = 18446744073709551615\nretry = { max_attempts = 4294967296, initial_delay = \"100000000h\", max_delay = \"721h\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "p.toml:2:15: error: `concurrency` in [defaults] must be at most 100_000, not 1_000_000_000_000\n  help: set concurrency to a whole number from 1 to 100_000",
+            "p.toml:3:11: error: bad duration for `timeout` in [defaults]: \"9223372036854775807ms\" is longer than 720h (30 days)",
+            "p.toml:4:14: error: `budget_usd` in [defaults] must be at most 1_000_000_000 dollars",
+            "p.toml:5:17: error: `budget_tokens` in [defaults] must be at most 1_000_000_000_000_000, not 18446744073709551615",
+            "p.toml:6:26: error: `max_attempts` in the retry of [defaults] must be at most 10_000, not 4294967296",
+            "p.toml:6:54: error: bad duration for `initial_delay` in the retry of [defaults]: \"100000000h\" is longer than 720h (30 days)",
+            "p.toml:6:80: error: bad duration for `max_delay`",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+        let got = defaults(
+            "[defaults]\nconcurrency = 100_000\ntimeout = \"720h\"\nretry = { max_attempts = 10_000, initial_delay = \"720h\", max_delay = \"720h\" }\n",
+        )
+        .unwrap();
+        assert_eq!(got.concurrency, 100_000);
+        assert_eq!(got.retry.max_attempts, 10_000);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-/// The accepted forms, for help lines.
-pub(crate) const DURATION_FORMS: &str =
-    "write a whole number followed by ms, s, m or h, e.g. \"250ms\", \"30s\", \"5m\", \"1h\"";
+use super::limits::{MAX_DURATION, show_max_duration};
 
-/// Parses a whole number followed by a unit: `ms`, `s`, `m` or `h`.
+/// The accepted forms and range, for help lines.
+pub(crate) const DURATION_FORMS: &str = "write a whole number followed by ms, s, m or h, from 0s to 720h (30 days), e.g. \"250ms\", \"30s\", \"5m\", \"1h\"";
+
+/// Parses a whole number followed by a unit: `ms`, `s`, `m` or `h`, up to
+/// [`MAX_DURATION`] (30 days), the longest a pipeline file may hold.
 ///
 /// The error names what is wrong and the forms that are accepted.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -25,9 +27,8 @@ pub(crate) fn parse(s: &str) -> Result<Duration, String> {
             _ => format!("\"{s}\" does not start with a whole number"),
         });
     }
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("\"{s}\" is too large"))?;
+    let too_long = || format!("\"{s}\" is longer than {}", show_max_duration());
+    let n: u64 = number.parse().map_err(|_| too_long())?;
     let millis_per_unit: u64 = match unit {
         "ms" => 1,
         "s" => 1_000,
@@ -38,7 +39,8 @@ pub(crate) fn parse(s: &str) -> Result<Duration, String> {
     };
     n.checked_mul(millis_per_unit)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("\"{s}\" is too large"))
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(too_long)
 }
 
 /// A duration the way a file would write it, for messages: the largest unit
@@ -84,6 +86,26 @@ mod tests {
     fn overflow_is_an_error_not_a_panic() {
         assert!(parse_duration("99999999999999999999s").is_err());
         assert!(parse_duration("18446744073709551615h").is_err());
+    }
+
+    #[test]
+    fn durations_run_up_to_thirty_days() {
+        assert_eq!(parse("720h"), Ok(MAX_DURATION));
+        assert_eq!(parse("43200m"), Ok(MAX_DURATION));
+        for long in [
+            "721h",
+            "2592000001ms",
+            "100000000h",
+            "9223372036854775807ms",
+            "18446744073709551615ms",
+        ] {
+            let err = parse(long).unwrap_err();
+            assert!(
+                err.contains("is longer than 720h (30 days)"),
+                "{long}: {err}"
+            );
+        }
+        assert!(DURATION_FORMS.contains(&show_max_duration()));
     }
 
     #[test]

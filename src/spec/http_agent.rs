@@ -12,6 +12,7 @@ use std::ops::Range;
 use toml::de::DeValue;
 
 use super::error::Diag;
+use super::limits::MAX_HTTP_MAX_TOKENS;
 use super::model::{HttpSpec, OutputFormat, Provider, Template};
 use super::raw::Table;
 use super::suggest::did_you_mean;
@@ -116,7 +117,9 @@ pub(crate) fn read_http(
         );
     }
     let prompt = read_template(d, t, "prompt", name, refs);
-    let max_tokens = t.at_least(d, "max_tokens", 1).map(|n| n.into_inner());
+    let max_tokens = t
+        .count(d, "max_tokens", 1, MAX_HTTP_MAX_TOKENS)
+        .map(|n| n.into_inner());
     let temperature = read_temperature(d, t);
     let timeout = t.timeout(d, "timeout").map(|t| t.into_inner());
     let output = t

@@ -31,14 +31,40 @@ const TOP_KEYS: &[&str] = &[
 /// Reads and validates the pipeline file at `path`. Relative paths in it are
 /// resolved against the file's folder.
 pub fn load(path: &Path) -> Result<Pipeline, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         SpecError::whole_file(
             path,
             format!("cannot read the pipeline file: {e}"),
             "check the path, and that the file is readable UTF-8 text",
         )
     })?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, e.as_bytes(), e.utf8_error()))?;
     parse(&text, path)
+}
+
+/// Where a file stops being UTF-8: the line and column of the first bad
+/// byte (columns counted in characters of the good text before it), and
+/// its offset.
+fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> SpecError {
+    let offset = e.valid_up_to();
+    let good = std::str::from_utf8(&bytes[..offset]).unwrap_or_default();
+    let (line, col) = super::line_col(good, offset);
+    SpecError {
+        file: path.to_path_buf(),
+        problems: vec![super::error::Problem {
+            line,
+            col,
+            message: format!(
+                "the pipeline file is not UTF-8: byte 0x{:02X} at offset {offset} is not valid UTF-8",
+                bytes[offset]
+            ),
+            help: Some(
+                "save the file as UTF-8 (an editor's \"save with encoding\"); pipeline files are UTF-8 text"
+                    .into(),
+            ),
+        }],
+    }
 }
 
 /// Validates pipeline `text`; `path` names the file in messages and gives
@@ -243,6 +269,33 @@ mod tests {
         assert!(shown.contains("`timeout` belongs in [defaults]"), "{shown}");
         assert!(shown.contains("missing key `name`"), "{shown}");
         assert!(err.problems.iter().all(|p| p.help.is_some()));
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_names_line_column_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, b"name = \"p\"\n# caf\xe9\n").unwrap();
+        let err = load(&path).unwrap_err();
+        assert_eq!((err.problems[0].line, err.problems[0].col), (2, 6));
+        assert!(
+            err.to_string().contains(
+                "p.toml:2:6: error: the pipeline file is not UTF-8: byte 0xE9 at offset 16"
+            ),
+            "{err}"
+        );
+        // Columns count characters: `é` before the bad byte is one column.
+        std::fs::write(
+            &path,
+            "é\u{1F600}x".bytes().chain([0xff]).collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        let err = load(&path).unwrap_err();
+        assert_eq!((err.problems[0].line, err.problems[0].col), (1, 4));
+        assert!(err.to_string().contains("byte 0xFF at offset 7"), "{err}");
+        std::fs::write(&path, [0x80]).unwrap();
+        let err = load(&path).unwrap_err();
+        assert_eq!((err.problems[0].line, err.problems[0].col), (1, 1));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod error;
 mod graph;
 mod http_agent;
 pub mod input;
+mod limits;
 mod load;
 mod mask;
 pub mod model;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::duration;
+use super::limits::show_count;
 use super::model::Range;
 
 /// Why a range did not parse; the message says what is wrong.
@@ -19,12 +20,17 @@ pub(crate) fn parse_duration_range(s: &str) -> Result<Range<Duration>, RangeErro
     parse_with(s, duration::parse)
 }
 
-/// `"200..2000"` or `"500"`.
-pub(crate) fn parse_u64_range(s: &str) -> Result<Range<u64>, RangeError> {
+/// `"200..2000"` or `"500"`, each end at most `max`.
+pub(crate) fn parse_u64_range(s: &str, max: u64) -> Result<Range<u64>, RangeError> {
     parse_with(s, |part| {
-        part.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("\"{}\" is not a whole number", part.trim()))
+        let written = part.trim();
+        let digits = written.replace('_', "");
+        let whole = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        match digits.parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ if whole => Err(format!("\"{written}\" is more than {}", show_count(max))),
+            _ => Err(format!("\"{written}\" is not a whole number")),
+        }
     })
 }
 
@@ -80,7 +86,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            parse_u64_range("2000..200"),
+            parse_u64_range("2000..200", u64::MAX),
             Err(RangeError::Backwards { .. })
         ));
     }
@@ -95,10 +101,16 @@ mod tests {
             parse_duration_range(".."),
             Err(RangeError::Bound(_))
         ));
-        assert!(matches!(parse_u64_range("1..x"), Err(RangeError::Bound(_))));
-        assert!(matches!(parse_u64_range("-5"), Err(RangeError::Bound(_))));
         assert!(matches!(
-            parse_u64_range("1...3"),
+            parse_u64_range("1..x", 9),
+            Err(RangeError::Bound(_))
+        ));
+        assert!(matches!(
+            parse_u64_range("-5", 9),
+            Err(RangeError::Bound(_))
+        ));
+        assert!(matches!(
+            parse_u64_range("1...3", 9),
             Err(RangeError::Bound(_))
         ));
     }
@@ -106,9 +118,23 @@ mod tests {
     #[test]
     fn token_ranges() {
         assert_eq!(
-            parse_u64_range("200..2000"),
+            parse_u64_range("200..2000", 2000),
             Ok(Range { lo: 200, hi: 2000 })
         );
-        assert_eq!(parse_u64_range("500"), Ok(Range { lo: 500, hi: 500 }));
+        assert_eq!(parse_u64_range("500", 500), Ok(Range { lo: 500, hi: 500 }));
+        assert_eq!(
+            parse_u64_range("1_000..2_000", 2000),
+            Ok(Range { lo: 1000, hi: 2000 })
+        );
+        assert_eq!(
+            parse_u64_range("0..2001", 2000),
+            Err(RangeError::Bound("\"2001\" is more than 2000".into()))
+        );
+        assert_eq!(
+            parse_u64_range("0..99999999999999999999999", 2000),
+            Err(RangeError::Bound(
+                "\"99999999999999999999999\" is more than 2000".into()
+            ))
+        );
     }
 }

@@ -13,6 +13,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::duration::{self, DURATION_FORMS};
 use super::error::Diag;
+use super::limits::show_count;
 use super::suggest::did_you_mean;
 
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
@@ -42,8 +43,14 @@ fn a_type(v: &DeValue<'_>) -> &'static str {
 
 /// The value of a TOML integer, if it fits an `i64`.
 pub(crate) fn integer_value(v: &DeValue<'_>) -> Option<i64> {
+    wide_integer_value(v).and_then(|n| i64::try_from(n).ok())
+}
+
+/// The value of a TOML integer, if it fits an `i128`: wide enough to tell
+/// a number just past a range from one past every integer type.
+pub(crate) fn wide_integer_value(v: &DeValue<'_>) -> Option<i128> {
     match v {
-        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
+        DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix()).ok(),
         _ => None,
     }
 }
@@ -160,43 +167,49 @@ impl<'a, 'i> Table<'a, 'i> {
         None
     }
 
-    pub(crate) fn integer(&self, d: &mut Diag<'_>, key: &str) -> Option<Spanned<i64>> {
+    /// A whole number from `min` to `max`. Below or above is a problem at
+    /// the value that names the range; so is a number too long for any
+    /// integer type.
+    pub(crate) fn count(
+        &self,
+        d: &mut Diag<'_>,
+        key: &str,
+        min: u64,
+        max: u64,
+    ) -> Option<Spanned<u64>> {
         let v = self.get(key)?;
         if !matches!(v.get_ref(), DeValue::Integer(_)) {
             self.wrong_type(d, key, v, "a whole number", "4");
             return None;
         }
-        match integer_value(v.get_ref()) {
-            Some(n) => Some(Spanned::new(v.span(), n)),
-            None => {
-                d.error(
-                    v.span(),
-                    format!("`{key}` {} is too large", self.place),
-                    format!("use a number up to {}", i64::MAX),
-                );
-                None
-            }
+        let n = wide_integer_value(v.get_ref());
+        if let Some(n) = n.filter(|n| (i128::from(min)..=i128::from(max)).contains(n)) {
+            return Some(Spanned::new(v.span(), n as u64));
         }
-    }
-
-    /// A whole number of at least `min`.
-    pub(crate) fn at_least(&self, d: &mut Diag<'_>, key: &str, min: u64) -> Option<Spanned<u64>> {
-        let n = self.integer(d, key)?;
-        match u64::try_from(*n.get_ref()) {
-            Ok(v) if v >= min => Some(Spanned::new(n.span(), v)),
-            _ => {
-                d.error(
-                    n.span(),
-                    format!(
-                        "`{key}` {} must be at least {min}, not {}",
-                        self.place,
-                        n.get_ref()
-                    ),
-                    format!("set {key} to {min} or more"),
-                );
-                None
+        let written = d.text().get(v.span()).unwrap_or("it").trim().to_string();
+        let message = match n {
+            Some(n) if n < i128::from(min) => {
+                format!(
+                    "`{key}` {} must be at least {min}, not {written}",
+                    self.place
+                )
             }
-        }
+            _ => format!(
+                "`{key}` {} must be at most {}, not {written}",
+                self.place,
+                show_count(max)
+            ),
+        };
+        d.error(
+            v.span(),
+            message,
+            format!(
+                "set {key} to a whole number from {} to {}",
+                show_count(min),
+                show_count(max)
+            ),
+        );
+        None
     }
 
     /// A number from 0 to 1; integers are taken as floats.
@@ -223,8 +236,9 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
-    /// An amount of money above zero; integers are taken as floats.
-    pub(crate) fn dollars(&self, d: &mut Diag<'_>, key: &str) -> Option<Spanned<f64>> {
+    /// An amount of money above zero and at most `max`; integers are taken
+    /// as floats.
+    pub(crate) fn dollars(&self, d: &mut Diag<'_>, key: &str, max: f64) -> Option<Spanned<f64>> {
         let v = self.get(key)?;
         let x = match v.get_ref() {
             DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
@@ -234,13 +248,22 @@ impl<'a, 'i> Table<'a, 'i> {
                 return None;
             }
         };
+        let max_shown = show_count(max as u64);
         match x {
-            Some(x) if x.is_finite() && x > 0.0 => Some(Spanned::new(v.span(), x)),
+            Some(x) if x.is_finite() && x > 0.0 && x <= max => Some(Spanned::new(v.span(), x)),
+            Some(x) if x > max => {
+                d.error(
+                    v.span(),
+                    format!("`{key}` {} must be at most {max_shown} dollars", self.place),
+                    format!("write dollars from more than 0 to {max_shown}, e.g. {key} = 0.50, or leave the key out for no limit"),
+                );
+                None
+            }
             _ => {
                 d.error(
                     v.span(),
                     format!("`{key}` {} must be more than 0 dollars", self.place),
-                    format!("write dollars as a number, e.g. {key} = 0.50, or leave the key out for no limit"),
+                    format!("write dollars as a number from more than 0 to {max_shown}, e.g. {key} = 0.50, or leave the key out for no limit"),
                 );
                 None
             }
@@ -369,11 +392,11 @@ mod tests {
     #[test]
     fn numbers_and_fractions() {
         let found = with_table("a = 0\nb = 3\nc = 1.5\nd = 1\ne = 0x10\n", |d, t| {
-            assert!(t.at_least(d, "a", 1).is_none());
-            assert_eq!(t.at_least(d, "b", 1).map(|s| *s.get_ref()), Some(3));
+            assert!(t.count(d, "a", 1, 10).is_none());
+            assert_eq!(t.count(d, "b", 1, 10).map(|s| *s.get_ref()), Some(3));
             assert!(t.fraction(d, "c").is_none());
             assert_eq!(t.fraction(d, "d").map(|s| *s.get_ref()), Some(1.0));
-            assert_eq!(t.integer(d, "e").map(|s| *s.get_ref()), Some(16));
+            assert_eq!(t.count(d, "e", 0, 16).map(|s| *s.get_ref()), Some(16));
         });
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found[0].starts_with("1:5: error: `a` at the top level must be at least 1, not 0"));
@@ -384,11 +407,95 @@ mod tests {
     fn numbers_with_underscores_and_special_floats() {
         let found = with_table("a = 0.000_5\nb = 1_000\nc = nan\nd = inf\n", |d, t| {
             assert_eq!(t.fraction(d, "a").map(|s| *s.get_ref()), Some(0.0005));
-            assert_eq!(t.integer(d, "b").map(|s| *s.get_ref()), Some(1000));
+            assert_eq!(t.count(d, "b", 0, 1000).map(|s| *s.get_ref()), Some(1000));
             assert!(t.fraction(d, "c").is_none());
             assert!(t.fraction(d, "d").is_none());
         });
         assert_eq!(found.len(), 2, "{found:?}");
+    }
+
+    #[test]
+    fn counts_past_their_range_name_it_however_large() {
+        let found = with_table(
+            "a = 100_001\nb = 1_000_000_000_000\nc = 99999999999999999999999999999999999999999\nd = -9223372036854775808\ne = 100_000\n",
+            |d, t| {
+                assert!(t.count(d, "a", 1, 100_000).is_none());
+                assert!(t.count(d, "b", 1, 100_000).is_none());
+                assert!(t.count(d, "c", 1, 100_000).is_none());
+                assert!(t.count(d, "d", 1, 100_000).is_none());
+                assert_eq!(
+                    t.count(d, "e", 1, 100_000).map(|s| *s.get_ref()),
+                    Some(100_000)
+                );
+            },
+        );
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(
+            found[0].starts_with("1:5: error: `a` at the top level must be at most 100_000, not 100_001\n  help: set a to a whole number from 1 to 100_000"),
+            "{found:?}"
+        );
+        assert!(found[1].starts_with(
+            "2:5: error: `b` at the top level must be at most 100_000, not 1_000_000_000_000"
+        ));
+        assert!(
+            found[2]
+                .starts_with("3:5: error: `c` at the top level must be at most 100_000, not 9999")
+        );
+        assert!(found[3].starts_with(
+            "4:5: error: `d` at the top level must be at least 1, not -9223372036854775808"
+        ));
+    }
+
+    #[test]
+    fn dollars_have_a_ceiling() {
+        let found = with_table(
+            "a = 1e9\nb = 1_000_000_001\nc = 1e308\nd = inf\ne = -1\n",
+            |d, t| {
+                assert_eq!(t.dollars(d, "a", 1e9).map(|s| *s.get_ref()), Some(1e9));
+                assert!(t.dollars(d, "b", 1e9).is_none());
+                assert!(t.dollars(d, "c", 1e9).is_none());
+                assert!(t.dollars(d, "d", 1e9).is_none());
+                assert!(t.dollars(d, "e", 1e9).is_none());
+            },
+        );
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "2:5: error: `b` at the top level must be at most 1_000_000_000 dollars"
+            ),
+            "{found:?}"
+        );
+        assert!(
+            found[1].contains("must be at most 1_000_000_000 dollars"),
+            "{found:?}"
+        );
+        assert!(
+            found[2].contains("must be at most 1_000_000_000 dollars"),
+            "{found:?}"
+        );
+        assert!(
+            found[3].contains("must be more than 0 dollars"),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn durations_past_thirty_days_are_refused_with_the_range() {
+        let found = with_table(
+            "a = \"100000000h\"\nb = \"9223372036854775807ms\"\nc = \"720h\"\n",
+            |d, t| {
+                assert!(t.duration(d, "a").is_none());
+                assert!(t.timeout(d, "b").is_none());
+                assert!(t.duration(d, "c").is_some());
+            },
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("1:5: error: bad duration for `a` at the top level: \"100000000h\" is longer than 720h (30 days)"), "{found:?}");
+        assert!(
+            found[1].starts_with("2:5: error: bad duration for `b`"),
+            "{found:?}"
+        );
+        assert!(found[1].contains("from 0s to 720h (30 days)"), "{found:?}");
     }
 
     #[test]

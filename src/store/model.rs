@@ -180,7 +180,7 @@ impl Totals {
                 *s = s.saturating_sub(1);
                 self.attempts = self.attempts.saturating_sub(old.attempts as u64);
                 self.tokens = self.tokens.saturating_sub(old.tokens);
-                self.cost_nano -= nano(old.cost_usd);
+                self.cost_nano = self.cost_nano.saturating_sub(nano(old.cost_usd));
                 self.cost_unknown = self.cost_unknown.saturating_sub(old.cost_unknown as u64);
                 self.holds = self.holds.saturating_sub(old.holds.len() as u64);
             }
@@ -193,10 +193,12 @@ impl Totals {
             }
         }
         self.states[state_index(new.state)] += 1;
-        self.attempts += new.attempts as u64;
-        self.tokens += new.tokens;
-        self.cost_nano += nano(new.cost_usd);
-        self.cost_unknown += new.cost_unknown as u64;
+        // Saturating: a folder may hold figures from before replies were
+        // checked, and a sum must never wrap to a small one.
+        self.attempts = self.attempts.saturating_add(new.attempts as u64);
+        self.tokens = self.tokens.saturating_add(new.tokens);
+        self.cost_nano = self.cost_nano.saturating_add(nano(new.cost_usd));
+        self.cost_unknown = self.cost_unknown.saturating_add(new.cost_unknown as u64);
         self.holds += new.holds.len() as u64;
         self.last_change_at = Some(
             self.last_change_at
@@ -245,8 +247,8 @@ impl Totals {
             .saturating_add(usage.as_ref().map_or(0, |u| u.tokens()));
         if usage.is_some() || cost_usd.is_some() {
             match cost_usd {
-                Some(c) => p.cost_usd += c,
-                None => p.cost_unknown += 1,
+                Some(c) => p.cost_usd = crate::engine::cost::add_usd(p.cost_usd, *c),
+                None => p.cost_unknown = p.cost_unknown.saturating_add(1),
             }
         }
         p.duration_ms = p.duration_ms.saturating_add(*duration_ms);

@@ -214,14 +214,19 @@ fn parse_usage(u: &Map<String, Value>, default_model: Option<&str>) -> Result<Us
             _ => return Err("has \"cost_usd\" that is not a number of 0 or more".into()),
         },
     };
-    Ok(Usage {
+    let usage = Usage {
         model: model.or_else(|| default_model.map(str::to_string)),
         input_tokens: tokens("input_tokens")?,
         output_tokens: tokens("output_tokens")?,
         cache_read_tokens: optional_tokens("cache_read_tokens")?,
         cache_write_tokens: optional_tokens("cache_write_tokens")?,
         cost_usd,
-    })
+    };
+    // "has ..." reads on from `reply field "usage"`.
+    usage
+        .check()
+        .map_err(|why| why.replacen("usage has", "has", 1))?;
+    Ok(usage)
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -360,6 +365,22 @@ mod tests {
             (
                 r#"{"output": 1, "usage": 5}"#,
                 "\"usage\" must be an object",
+            ),
+            (
+                r#"{"output": {}, "usage": {"input_tokens": 18446744073709551615, "output_tokens": 4}}"#,
+                "reply field \"usage\" has \"input_tokens\" = 18446744073709551615, more than the 1000000000000 tokens one call can use",
+            ),
+            (
+                r#"{"output": {}, "usage": {"input_tokens": 1, "output_tokens": 4, "cache_read_tokens": 1000000000001}}"#,
+                "\"cache_read_tokens\" = 1000000000001",
+            ),
+            (
+                r#"{"output": {}, "usage": {"input_tokens": 1, "output_tokens": 1, "cost_usd": 1e308}}"#,
+                "reply field \"usage\" has \"cost_usd\" = 1e308, not a number of dollars from 0 to 1000000",
+            ),
+            (
+                r#"{"output": {}, "usage": {"input_tokens": 1, "output_tokens": 1, "cost_usd": 1000000.5}}"#,
+                "\"cost_usd\" = 1000000.5",
             ),
         ];
         for (input, want) in cases {

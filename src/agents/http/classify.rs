@@ -89,9 +89,12 @@ pub fn retry_after(headers: &HeaderMap, now: Timestamp) -> Option<Duration> {
     let at = jiff::fmt::rfc2822::DateTimeParser::new()
         .parse_timestamp(v)
         .ok()?;
-    let wait = at.duration_since(now);
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+    let wait = Duration::try_from(at.duration_since(now)).unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
 }
+
+/// The longest a server's `retry-after` is heeded: a day.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(86_400);
 
 fn seconds(s: f64) -> Option<Duration> {
     (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)))
@@ -172,5 +175,11 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h, now), None);
+        // A date far ahead is heeded for a day at most, as seconds are.
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 01 Jan 9000 00:00:00 GMT"),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(86_400)));
     }
 }

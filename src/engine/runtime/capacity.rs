@@ -2,11 +2,9 @@
 //! its role's, preferred first) that has room under `max_parallel` and its
 //! rate limits.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
-use tokio::time::Instant;
 
+use super::super::clock;
 use super::super::event::TaskId;
 use super::super::rate_limit::Admit;
 use super::Engine;
@@ -43,13 +41,7 @@ impl Engine {
     }
 
     pub(super) fn wake_at(&mut self, t: Timestamp) {
-        let now = self.opts.clock.now();
-        let wait = if t > now {
-            t.duration_since(now).unsigned_abs()
-        } else {
-            Duration::ZERO
-        };
-        let at = Instant::now() + wait;
+        let at = clock::instant_after(clock::until(self.opts.clock.now(), t));
         self.rate_wake = Some(self.rate_wake.map_or(at, |w| w.min(at)));
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+use crate::engine::clock;
 use crate::engine::event::TaskId;
 
 #[derive(Debug, Default)]
@@ -26,7 +27,7 @@ impl RetryTimers {
     pub(super) fn add(&mut self, id: TaskId, wait: Duration, due: Timestamp) {
         self.next += 1;
         self.waiting
-            .insert((Instant::now() + wait, self.next), (id, due));
+            .insert((clock::instant_after(wait), self.next), (id, due));
     }
 
     /// When the next timer fires, if any waits.
@@ -84,5 +85,14 @@ mod tests {
         assert_eq!(timers.now_for("t2", stepped_back), stepped_back);
         timers.forget("t1");
         assert_eq!(timers.now_for("t1", stepped_back), stepped_back);
+    }
+
+    #[test]
+    fn a_wait_too_long_to_add_waits_far_off_instead_of_panicking() {
+        let mut timers = RetryTimers::default();
+        timers.add("t1".into(), Duration::MAX, Timestamp::MAX);
+        let at = timers.next_at().unwrap();
+        assert!(timers.fire(Instant::now()).is_empty());
+        assert!(at > Instant::now() + Duration::from_secs(10 * 365 * 24 * 3600));
     }
 }
