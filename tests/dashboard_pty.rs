@@ -409,13 +409,21 @@ fn t_cycles_through_every_shipped_theme_and_back() {
             "{shipped} not in {seen:?}"
         );
     }
+    // The detail's timeline moves with the clock (a task waiting for a
+    // person waits longer): its rows are left out of the comparison.
+    let live: Vec<usize> = first_text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains('▕') || l.contains('▏') || l.contains("timeline"))
+        .map(|(i, _)| i)
+        .collect();
     let now = above_status(&term);
     let differ: Vec<usize> = (0..now.len())
-        .filter(|&i| now[i] != first[i])
+        .filter(|&i| now[i] != first[i] && !live.contains(&(i / 120)))
         .map(|i| i / 120)
         .collect();
     assert!(
-        now == above_status_of(&first),
+        differ.is_empty(),
         "back at the default, yet drawn unlike at first: rows {differ:?}\nfirst:\n{first_text}\nnow:\n{}",
         term.contents()
     );

@@ -113,8 +113,10 @@ impl TaskDetail<'_> {
             .map(|p| p.id.chars().count())
             .max()
             .unwrap_or(5)
-            .min(14);
-        let width = 40usize;
+            .min(12);
+        // Narrow enough for the detail beside the table (a third of 120
+        // columns) without wrapping.
+        let width = 24usize;
         let cell = |at: jiff::Timestamp| -> usize {
             let f = at.duration_since(start).as_secs_f64() / span;
             ((f * width as f64) as usize).min(width - 1)
