@@ -13,6 +13,7 @@
 
 pub mod clean;
 mod error;
+pub mod histogram;
 pub(crate) mod legacy;
 mod lock;
 pub mod model;
