@@ -111,7 +111,7 @@ fn project_phase(f: &AttemptFigures, left: u64, stats: &RunStats) -> (PhaseProje
         p.no_basis = Some(if passes == 0 {
             "no task is past this phase yet".to_string()
         } else {
-            "no attempt of known cost yet".to_string()
+            "the cost of its attempts is unknown (a model with no price)".to_string()
         });
         return (p, 0.0, 0.0);
     };

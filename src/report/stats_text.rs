@@ -101,6 +101,7 @@ fn breakdown(f: &Figures) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(" · "))
 }
 
+/// " (42% of the budget)".
 fn share(total: f64, budget: f64) -> String {
     if budget > 0.0 {
         format!(" ({:.0}%)", total / budget * 100.0)
@@ -112,10 +113,11 @@ fn share(total: f64, budget: f64) -> String {
 pub fn text(r: &StatsReport) -> String {
     let mut out = String::new();
     let t = &r.tasks;
+    let _ = writeln!(out, "pipeline   {}  ({})", r.pipeline, r.state_dir);
     let _ = writeln!(
         out,
-        "pipeline {} ({}) · {} tasks: {} completed, {} failed, {} cancelled, {} not done",
-        r.pipeline, r.state_dir, t.total, t.completed, t.failed, t.cancelled, t.not_done
+        "tasks      {}: {} completed, {} failed, {} cancelled, {} not done",
+        t.total, t.completed, t.failed, t.cancelled, t.not_done
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -144,7 +146,7 @@ pub fn text(r: &StatsReport) -> String {
     if r.phases.iter().any(|p| p.figures.cost_unknown > 0) {
         let _ = writeln!(
             out,
-            "+? some attempts' cost is unknown (a model with no price): dollars are lower bounds"
+            "+? some attempts have no price: their dollars are unknown, the sums lower bounds"
         );
     }
     let pr = &r.projection;
@@ -173,10 +175,9 @@ pub fn text(r: &StatsReport) -> String {
             let _ = writeln!(out, "    no estimate: {why}");
         }
     }
-    let bound = if pr.complete { "" } else { " (at least)" };
     let _ = writeln!(
         out,
-        "{:<NAME$} {:>6} {:>9} {:>10} {:>11} {:>11}{bound}",
+        "{:<NAME$} {:>6} {:>9} {:>10} {:>11} {:>11}",
         "all",
         "",
         "",
@@ -184,37 +185,34 @@ pub fn text(r: &StatsReport) -> String {
         usd(pr.p50_usd),
         usd(pr.p95_usd)
     );
-    let s = &r.spend;
-    let spent = if s.cost_unknown > 0 {
-        format!(
-            "{}+? ({} of unknown cost)",
-            usd(s.spent_usd),
-            s.cost_unknown
-        )
-    } else {
-        usd(s.spent_usd)
-    };
-    match s.budget_usd {
-        Some(b) => {
-            let _ = writeln!(
-                out,
-                "spent {spent} · run budget {} · at the finish: p50 {}{}, p95 {}{}",
-                usd(b),
-                usd(s.p50_total_usd),
-                share(s.p50_total_usd, b),
-                usd(s.p95_total_usd),
-                share(s.p95_total_usd, b)
-            );
-        }
-        None => {
-            let _ = writeln!(
-                out,
-                "spent {spent} · no run budget · at the finish: p50 {}, p95 {}",
-                usd(s.p50_total_usd),
-                usd(s.p95_total_usd)
-            );
-        }
+    if !pr.complete {
+        let _ = writeln!(
+            out,
+            "    at least: the phases with no estimate are left out"
+        );
     }
+    let s = &r.spend;
+    let _ = write!(out, "spent          {}", usd(s.spent_usd));
+    if s.cost_unknown > 0 {
+        let _ = write!(out, " and {} attempt(s) of unknown cost", s.cost_unknown);
+    }
+    let _ = writeln!(out);
+    let _ = match s.budget_usd {
+        Some(b) => writeln!(out, "run budget     {}", usd(b)),
+        None => writeln!(out, "run budget     none"),
+    };
+    let (p50, p95) = (s.p50_total_usd, s.p95_total_usd);
+    let _ = match s.budget_usd {
+        Some(b) => writeln!(
+            out,
+            "at the finish  p50 {}{}, p95 {}{}",
+            usd(p50),
+            share(p50, b),
+            usd(p95),
+            share(p95, b)
+        ),
+        None => writeln!(out, "at the finish  p50 {}, p95 {}", usd(p50), usd(p95)),
+    };
     let _ = writeln!(
         out,
         "(each attempt left costs like a finished one of its phase; p95 adds the spread)"
