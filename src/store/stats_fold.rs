@@ -4,7 +4,8 @@
 //! commit.
 //!
 //! What it remembers is bounded by the attempts in flight: an attempt's
-//! entry goes when it ends, or when its task is cancelled. On reopening,
+//! entry goes when it ends, or when its task ends (cancelled, failed by a
+//! decision, finished). On reopening,
 //! the entries come back from the tasks the engine recovers (every open
 //! attempt is in one of them).
 
@@ -158,9 +159,23 @@ impl StatsFold {
                     }
                 }
                 (Action::ResolveSkip, Some(phase)) => self.count_end(phase, |e| e.skipped += 1),
-                (Action::ResolveFail, Some(phase)) => self.count_end(phase, |e| e.failed += 1),
+                (Action::ResolveFail, phase) => {
+                    if let Some(phase) = phase {
+                        self.count_end(phase, |e| e.failed += 1);
+                    }
+                    self.open.remove(&ord);
+                }
+                (Action::Reject, _) => {
+                    self.open.remove(&ord);
+                }
                 _ => {}
             },
+            // A task that ends takes no more events: an attempt of another
+            // phase still under way (phases run side by side) never ends in
+            // the record, and is not counted.
+            EventKind::TaskFinished { .. } => {
+                self.open.remove(&ord);
+            }
             _ => {}
         }
     }
@@ -263,6 +278,21 @@ mod tests {
             (f.attempts, f.succeeded, f.cancelled, f.failed.total()),
             (2000, 500, 500, 1000)
         );
+    }
+
+    #[test]
+    fn an_attempt_under_way_when_its_task_ends_is_forgotten() {
+        let mut fold = StatsFold::default();
+        fold.apply_event(Some(1), &started("a", Some("m")));
+        fold.apply_event(Some(1), &started("b", Some("m")));
+        fold.apply_event(Some(1), &finished("a", AttemptOutcome::Succeeded, None));
+        let failed = EventKind::TaskFinished {
+            state: crate::engine::TaskState::Failed,
+            reason: None,
+        };
+        fold.apply_event(Some(1), &failed);
+        assert_eq!(fold.open_attempts(), 0);
+        assert_eq!(fold.stats().attempts.len(), 1, "b never ended: not counted");
     }
 
     #[test]
