@@ -18,6 +18,7 @@ mod run;
 mod run_log;
 mod source;
 mod state_meta;
+mod stats;
 mod validate;
 
 use std::path::PathBuf;
@@ -87,6 +88,13 @@ enum Cmd {
     },
     /// Totals of the state folder: tasks per state, who waits, tokens, dollars, run time.
     Summary {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
+    /// Figures per phase, agent and model (attempts, failures, durations, tokens, dollars) and the projected cost to finish.
+    Stats {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -187,6 +195,7 @@ pub fn main() -> i32 {
             }
             Cmd::Show { task, json, dir } => inspect::show(&dir.state_dir, &task, json).await,
             Cmd::Summary { json, dir } => inspect::summary(&dir.state_dir, json).await,
+            Cmd::Stats { json, dir } => stats::stats(&dir.state_dir, json).await,
             Cmd::Review { json, dir } => inspect::review(&dir.state_dir, json).await,
             Cmd::CleanState { force, dir } => clean::run(&dir.state_dir, force),
             Cmd::Approve(args) => decide::approve(args).await,

@@ -64,6 +64,31 @@ pub fn reader(state_dir: &Path) -> Result<SqliteReader, String> {
     }
 }
 
+/// The folder's run for reading, its database upgraded first when an
+/// older baton wrote it and no engine holds it (an engine that does has
+/// upgraded it already, unless it is an older baton itself).
+pub async fn current_reader(state_dir: &Path) -> Result<SqliteReader, String> {
+    use baton::store::RunReader;
+    let reader = reader(state_dir)?;
+    if reader.is_current() || baton::store::engine_holds(state_dir) {
+        return Ok(reader);
+    }
+    let meta = match reader.meta().await.map_err(|e| e.to_string())? {
+        Some(m) => m,
+        None => {
+            let pipeline = state_meta::load(state_dir)?;
+            RunMeta {
+                pipeline: pipeline.name.clone(),
+                phases: pipeline.phases.iter().map(|p| p.id.clone()).collect(),
+            }
+        }
+    };
+    drop(reader);
+    let (store, _, _) = SqliteStore::open(state_dir, &meta).map_err(|e| e.to_string())?;
+    drop(store);
+    SqliteReader::open(state_dir).map_err(|e| e.to_string())
+}
+
 /// Where a command was carried out.
 pub enum Applied {
     /// By the running engine with this pid.

@@ -229,6 +229,17 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in the order figures list them.
+    pub const ALL: [ErrorClass; 7] = [
+        ErrorClass::Retryable,
+        ErrorClass::Fatal,
+        ErrorClass::Timeout,
+        ErrorClass::Crashed,
+        ErrorClass::Contract,
+        ErrorClass::Protocol,
+        ErrorClass::Spawn,
+    ];
+
     pub fn is_retryable(self) -> bool {
         matches!(
             self,

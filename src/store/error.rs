@@ -57,6 +57,19 @@ pub enum StoreError {
         supported: i64,
     },
 
+    /// The database was made by an older baton and lacks what a question
+    /// needs; opening the folder for writing upgrades it.
+    #[error(
+        "state database {} has schema version {found}; {what} needs version {needed}\n  help: it is upgraded when the folder is next opened by `baton run` (or by this command when no engine holds the folder)",
+        path.display()
+    )]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        needed: i64,
+        what: &'static str,
+    },
+
     /// The folder has the layout of an older baton and no database yet.
     #[error(
         "{} was written by an older baton (journal/ and tasks/) and is not converted yet\n  help: any command that takes the folder converts it once, keeping the old files: e.g. `baton run PIPELINE --state-dir {}`",

@@ -13,11 +13,14 @@
 
 pub mod clean;
 mod error;
+pub mod histogram;
 pub(crate) mod legacy;
 mod lock;
 pub mod model;
 pub mod private;
 pub mod sqlite;
+pub mod stats;
+mod stats_fold;
 #[cfg(test)]
 mod suite;
 
@@ -33,6 +36,7 @@ pub use model::{
     TaskRow, Totals,
 };
 pub use sqlite::{SqliteReader, SqliteStore};
+pub use stats::{AttemptFigures, RunStats};
 
 use crate::engine::event::Event;
 use crate::engine::task::{Hold, Task};
@@ -51,6 +55,9 @@ pub trait RunReader: Send + Sync {
     fn meta(&self) -> StoreFuture<'_, Option<RunMeta>>;
     /// The running totals: counts per state, tokens, dollars, per phase.
     fn totals(&self) -> StoreFuture<'_, Totals>;
+    /// Figures per phase, agent and model, and tasks by phases settled:
+    /// kept with every commit, like the totals.
+    fn run_stats(&self) -> StoreFuture<'_, RunStats>;
     /// Task rows matching `q`, in its order, from its offset, up to its limit.
     fn list<'a>(&'a self, q: &'a ListQuery) -> StoreFuture<'a, Vec<TaskRow>>;
     /// How many rows `q` matches, ignoring its offset and limit.

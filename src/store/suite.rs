@@ -2,6 +2,8 @@
 //! backend: each backend names a function that opens a fresh store in a
 //! folder (see the bottom of this file).
 
+mod figures;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -778,6 +780,10 @@ macro_rules! store_suite {
         async fn a_reader_sees_whole_commits_only() {
             super::a_reader_sees_whole_commits_only($open, $reader).await
         }
+        #[tokio::test]
+        async fn figures_per_phase_agent_and_model_equal_a_recount() {
+            super::figures::figures_per_phase_agent_and_model_equal_a_recount($open).await
+        }
     };
 }
 
@@ -796,6 +802,11 @@ mod sqlite {
     }
 
     store_suite!(open, reader);
+
+    #[tokio::test]
+    async fn a_database_before_the_figures_gets_them_from_its_events() {
+        super::figures::a_database_before_the_figures_gets_them_from_its_events(open).await
+    }
 
     /// Group commit: batches queued while the writer is busy share one
     /// commit, and none is seen before it.

@@ -1,7 +1,8 @@
 //! Converting a folder of the old layout (journal and snapshots) into the
 //! database, once, in one transaction. Each task becomes a row whose `base`
 //! is the task as the old store had it; run-level events are copied; the
-//! totals are counted once here and kept up to date from then on. The old
+//! totals and the figures per phase are counted once here and kept up to
+//! date from then on. The old
 //! files are then moved, not deleted, into `legacy-<time>/`.
 
 use std::fs;
@@ -17,6 +18,7 @@ use crate::engine::task::Task;
 use crate::store::error::{IoContext, StoreError};
 use crate::store::legacy::{self, layout::Layout};
 use crate::store::model::{RowChange, RunMeta, TaskNo, TaskRow, Totals};
+use crate::store::stats_fold::StatsFold;
 
 /// What a conversion did, for the operator.
 pub(crate) struct Converted {
@@ -33,6 +35,7 @@ pub(crate) fn convert(
 ) -> Result<Converted, StoreError> {
     let run = legacy::read(dir, &meta.phases)?;
     let mut totals = Totals::default();
+    let mut stats = StatsFold::default();
     let tx = conn.transaction().map_err(|e| StoreError::db(db_path, e))?;
     let result = (|| -> rusqlite::Result<()> {
         let first_ord: TaskNo = super::read::last_ord(&tx)? + 1;
@@ -51,11 +54,12 @@ pub(crate) fn convert(
             let json = serde_json::to_string(task).map_err(json_err)?;
             base.execute(params![change.new.ord, json, task.seq as i64])?;
             count_attempts(task, &mut totals);
+            stats.count_task(change.new.ord, task);
         }
         drop(base);
         let events: Vec<(Option<TaskNo>, Event)> =
             run.run_events.iter().map(|e| (None, e.clone())).collect();
-        write_events(&tx, &events, &mut totals)?;
+        write_events(&tx, &events, &mut totals, &mut stats)?;
         tx.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('last_seq', ?1)",
             [run.last_seq.to_string()],
@@ -69,6 +73,7 @@ pub(crate) fn convert(
             [ts(Timestamp::now())],
         )?;
         write_totals(&tx, &totals)?;
+        super::stats::write(&tx, &mut stats)?;
         Ok(())
     })();
     result

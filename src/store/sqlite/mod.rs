@@ -6,6 +6,7 @@ mod convert;
 pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod shared;
+mod stats;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,8 @@ use super::legacy::{self, layout::Layout};
 use super::lock::StateLock;
 use super::model::{Batch, ListQuery, Recovered, RunMeta, StoreStats, TaskNo, TaskRow, Totals};
 use super::private;
+use super::stats::RunStats;
+use super::stats_fold::StatsFold;
 use super::{BROADCAST_CAPACITY, RunReader, RunStore, StoreFuture};
 use crate::engine::event::Event;
 use crate::engine::task::{Hold, Task};
@@ -66,6 +69,8 @@ pub struct SqliteReader {
     path: PathBuf,
     conn: Mutex<Connection>,
     phases: Vec<String>,
+    /// The schema version found at open; older ones lack newer tables.
+    version: i64,
 }
 
 impl SqliteReader {
@@ -105,6 +110,25 @@ impl SqliteReader {
             path,
             conn: Mutex::new(conn),
             phases,
+            version: found,
+        })
+    }
+
+    /// Whether the database was at this build's schema version when
+    /// opened; an older one lacks newer tables until a store opens it.
+    pub fn is_current(&self) -> bool {
+        self.version >= schema::VERSION
+    }
+
+    fn needs_version(&self, needed: i64, what: &'static str) -> Result<(), StoreError> {
+        if self.version >= needed {
+            return Ok(());
+        }
+        Err(StoreError::OlderSchema {
+            path: self.path.clone(),
+            found: self.version,
+            needed,
+            what,
         })
     }
 
@@ -123,6 +147,12 @@ macro_rules! impl_reader {
             }
             fn totals(&self) -> StoreFuture<'_, Totals> {
                 Box::pin(async move { self.with(read::totals) })
+            }
+            fn run_stats(&self) -> StoreFuture<'_, RunStats> {
+                Box::pin(async move {
+                    self.needs_version(schema::STATS_VERSION, "figures per phase")?;
+                    self.with(stats::read)
+                })
             }
             fn list<'a>(&'a self, q: &'a ListQuery) -> StoreFuture<'a, Vec<TaskRow>> {
                 Box::pin(async move { self.with(|c| read::list(c, q)) })
@@ -248,6 +278,7 @@ impl SqliteStore {
             totals: read::totals(&conn).map_err(db)?,
             warnings,
         };
+        let stats = StatsFold::new(stats::read(&conn).map_err(db)?, &recovered.tasks);
         let reader = open_query_only(&path).map_err(db)?;
         let shared = Arc::new(Shared::new(recovered.last_seq));
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -258,6 +289,7 @@ impl SqliteStore {
             shared.clone(),
             broadcast.clone(),
             recovered.totals.clone(),
+            stats,
         )
         .spawn(rx)
         .at(&path)?;
@@ -279,6 +311,11 @@ impl SqliteStore {
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         f(&conn).map_err(|e| StoreError::db(&self.path, e))
+    }
+
+    /// The store migrated its database when it opened: every table is there.
+    fn needs_version(&self, _needed: i64, _what: &'static str) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Msg>, StoreError> {

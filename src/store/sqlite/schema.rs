@@ -4,10 +4,21 @@
 
 use rusqlite::{Connection, Transaction};
 
+/// One step: SQL, then what SQL cannot do (filling a new table from the
+/// events' JSON through the same fold the writer uses), in one transaction.
+struct Migration {
+    sql: &'static str,
+    then: Option<fn(&Transaction<'_>) -> rusqlite::Result<()>>,
+}
+
+const fn sql(sql: &'static str) -> Migration {
+    Migration { sql, then: None }
+}
+
 /// Migrations in order; `MIGRATIONS[i]` takes version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+const MIGRATIONS: &[Migration] = &[
     // 1: events, task rows, holds, totals, meta.
-    r#"
+    sql(r#"
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
@@ -66,10 +77,10 @@ const MIGRATIONS: &[&str] = &[
         key   TEXT PRIMARY KEY,
         value
     ) WITHOUT ROWID;
-    "#,
+    "#),
     // 2: sort keys for the dashboard's columns: how much a task's state asks
     // of a person, and where its current phase stands in the pipeline.
-    r#"
+    sql(r#"
     ALTER TABLE tasks ADD COLUMN attention INTEGER NOT NULL DEFAULT 9;
     ALTER TABLE tasks ADD COLUMN phase_pos INTEGER NOT NULL DEFAULT 4294967295; -- none: last
     UPDATE tasks SET attention = CASE state
@@ -83,24 +94,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_by_attention ON tasks(attention, ord);
     CREATE INDEX tasks_by_phase_pos ON tasks(phase_pos, ord);
     CREATE INDEX tasks_by_finish ON tasks(finished_at) WHERE finished_at IS NOT NULL;
-    "#,
+    "#),
     // 3: every three letters of every id, for finding ids that contain a
     // text without reading every row (the dashboard's filter). Written
     // once per task, with its row; holds no copy of the ids.
-    r#"
+    sql(r#"
     CREATE VIRTUAL TABLE task_ids USING fts5(
         id, tokenize = 'trigram case_sensitive 0', content = ''
     );
     INSERT INTO task_ids(rowid, id) SELECT ord, id FROM tasks;
-    "#,
+    "#),
     // 4: the dashboard's progress and attempts columns, by index too.
-    r#"
+    sql(r#"
     CREATE INDEX tasks_by_progress ON tasks(phases_done, ord);
     CREATE INDEX tasks_by_attempts ON tasks(attempts, ord);
-    "#,
+    "#),
     // 5: the agent and model of a task's latest attempt, for the filter
     // language's agent: and model: (filled in from the events of older runs).
-    r#"
+    sql(r#"
     ALTER TABLE tasks ADD COLUMN agent TEXT;
     ALTER TABLE tasks ADD COLUMN model TEXT;
     UPDATE tasks SET
@@ -108,11 +119,53 @@ const MIGRATIONS: &[&str] = &[
                  WHERE e.task = tasks.ord AND e.kind = 'phase_started' ORDER BY e.seq DESC LIMIT 1),
         model = (SELECT json_extract(e.body, '$.model') FROM events e
                  WHERE e.task = tasks.ord AND e.kind = 'phase_started' ORDER BY e.seq DESC LIMIT 1);
+    "#),
+    // 6: figures per phase, agent and model, kept by the writer from the
+    // attempts' events (`baton stats`), and how often each phase was
+    // skipped or failed for good. Filled from the events already there.
+    Migration {
+        sql: r#"
+    CREATE TABLE attempt_stats (
+        phase              TEXT NOT NULL,
+        agent              TEXT NOT NULL,     -- '' when not known
+        model              TEXT NOT NULL,     -- as started, else as its usage says; '' when neither
+        attempts           INTEGER NOT NULL,  -- attempts that ended, however they ended
+        succeeded          INTEGER NOT NULL,  -- with the phase's output (or a review asked)
+        blocked            INTEGER NOT NULL,
+        failed_retryable   INTEGER NOT NULL,  -- failures by class (ErrorClass)
+        failed_fatal       INTEGER NOT NULL,
+        failed_timeout     INTEGER NOT NULL,
+        failed_crashed     INTEGER NOT NULL,
+        failed_contract    INTEGER NOT NULL,
+        failed_protocol    INTEGER NOT NULL,
+        failed_spawn       INTEGER NOT NULL,
+        interrupted        INTEGER NOT NULL,  -- lost to a restart
+        cancelled          INTEGER NOT NULL,  -- cut short by a cancellation
+        input_tokens       INTEGER NOT NULL,
+        output_tokens      INTEGER NOT NULL,
+        cache_read_tokens  INTEGER NOT NULL,
+        cache_write_tokens INTEGER NOT NULL,
+        cost_nano          INTEGER NOT NULL,  -- known dollars, in nano-dollars
+        cost_sq            REAL NOT NULL,     -- sum of each priced attempt's dollars squared
+        cost_unknown       INTEGER NOT NULL,  -- attempts with usage and no price
+        duration_ms        TEXT NOT NULL,     -- histogram: JSON [[bucket, count], ...]
+        PRIMARY KEY (phase, agent, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE phase_ends (
+        phase   TEXT PRIMARY KEY,
+        skipped INTEGER NOT NULL,             -- by its condition, or a person's decision
+        failed  INTEGER NOT NULL              -- for good: retries spent, fatal, or a person's decision
+    ) WITHOUT ROWID;
     "#,
+        then: Some(super::stats::fill),
+    },
 ];
 
 /// The version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The first version with `attempt_stats` and `phase_ends`.
+pub const STATS_VERSION: i64 = 6;
 
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -124,7 +177,11 @@ pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let mut at = version(conn)?;
     while at < VERSION {
         let tx: Transaction = conn.transaction()?;
-        tx.execute_batch(MIGRATIONS[at as usize])?;
+        let step = &MIGRATIONS[at as usize];
+        tx.execute_batch(step.sql)?;
+        if let Some(then) = step.then {
+            then(&tx)?;
+        }
         tx.pragma_update(None, "user_version", at + 1)?;
         tx.commit()?;
         at += 1;
@@ -183,7 +240,7 @@ mod tests {
     #[test]
     fn version_two_fills_the_sort_keys_of_existing_rows() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[0].sql).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute_batch(
             r#"INSERT INTO meta VALUES ('run', '{"pipeline":"p","phases":["draft","review"]}');

@@ -3,7 +3,8 @@
 //!
 //! It blocks for the next message, drains whatever else is already queued,
 //! and writes all of it in one transaction: the events, the task rows they
-//! changed (the newest of each), the holds, and the totals. With
+//! changed (the newest of each), the holds, the totals and the figures
+//! per phase, agent and model. With
 //! `synchronous = FULL` the commit is on disk when it returns; only then are
 //! the events broadcast and `flush` callers released. Under load the queue
 //! fills while a commit runs, so one commit covers many events.
@@ -23,6 +24,7 @@ use crate::engine::event::Event;
 use crate::engine::state::HoldKind;
 use crate::store::error::StoreError;
 use crate::store::model::{Batch, RowChange, RunMeta, TaskNo, Totals};
+use crate::store::stats_fold::StatsFold;
 
 /// Batches the queue holds before `append` waits: the backpressure point.
 pub(crate) const QUEUE_BATCHES: usize = 1024;
@@ -52,6 +54,9 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     broadcast: broadcast::Sender<Arc<Event>>,
     totals: Totals,
+    /// Changed in place: after a failed commit the writer takes no more
+    /// events, so it is never written ahead of what was committed.
+    stats: StatsFold,
 }
 
 impl Writer {
@@ -61,6 +66,7 @@ impl Writer {
         shared: Arc<Shared>,
         broadcast: broadcast::Sender<Arc<Event>>,
         totals: Totals,
+        stats: StatsFold,
     ) -> Writer {
         Writer {
             conn,
@@ -68,6 +74,7 @@ impl Writer {
             shared,
             broadcast,
             totals,
+            stats,
         }
     }
 
@@ -128,7 +135,8 @@ impl Writer {
         {
             let mut totals = self.totals.clone();
             let rows = coalesce(rows);
-            match commit(&mut self.conn, &events, &rows, &metas, &mut totals) {
+            let stats = &mut self.stats;
+            match commit(&mut self.conn, &events, &rows, &metas, &mut totals, stats) {
                 Ok(()) => {
                     self.totals = totals;
                     if let Some((_, last)) = events.last() {
@@ -190,9 +198,10 @@ fn commit(
     rows: &[RowChange],
     metas: &[RunMeta],
     totals: &mut Totals,
+    stats: &mut StatsFold,
 ) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    write_events(&tx, events, totals)?;
+    write_events(&tx, events, totals, stats)?;
     write_rows(&tx, rows, totals)?;
     for meta in metas {
         let text = serde_json::to_string(meta).map_err(json_err)?;
@@ -203,6 +212,7 @@ fn commit(
         )?;
     }
     write_totals(&tx, totals)?;
+    super::stats::write(&tx, stats)?;
     tx.commit()
 }
 
@@ -210,6 +220,7 @@ pub(crate) fn write_events(
     tx: &Transaction<'_>,
     events: &[(Option<TaskNo>, Event)],
     totals: &mut Totals,
+    stats: &mut StatsFold,
 ) -> rusqlite::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO events(seq, task, at, kind, body) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -219,6 +230,7 @@ pub(crate) fn write_events(
         let kind = event_name(&body);
         stmt.execute(params![e.seq as i64, ord, ts(e.at), kind, body])?;
         totals.apply_event(e);
+        stats.apply_event(*ord, &e.kind);
     }
     Ok(())
 }
