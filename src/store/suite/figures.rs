@@ -346,7 +346,7 @@ pub(crate) async fn figures_per_phase_agent_and_model_equal_a_recount(open_store
     );
 }
 
-/// A database written before the figures were kept (schema 4) gets them
+/// A database written before the figures were kept (schema 5) gets them
 /// from its events when opened: the same as the writer kept.
 pub(crate) async fn a_database_before_the_figures_gets_them_from_its_events(open_store: Open) {
     let dir = tempfile::tempdir().unwrap();
@@ -371,7 +371,7 @@ pub(crate) async fn a_database_before_the_figures_gets_them_from_its_events(open
     let kept = d.store.run_stats().await.unwrap();
     d.store.close().await.unwrap();
     let conn = rusqlite::Connection::open(crate::store::sqlite::db_path(dir.path())).unwrap();
-    conn.execute_batch("DROP TABLE attempt_stats; DROP TABLE phase_ends; PRAGMA user_version = 4;")
+    conn.execute_batch("DROP TABLE attempt_stats; DROP TABLE phase_ends; PRAGMA user_version = 5;")
         .unwrap();
     drop(conn);
     let (store, _) = open_store(dir.path()).unwrap();
