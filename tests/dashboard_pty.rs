@@ -947,3 +947,48 @@ fn os_user() -> String {
     let out = Command::new("id").arg("-un").output().expect("run id -un");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
+
+/// `$` shows the run's figures per phase, agent and model and the cost to
+/// finish, as `baton stats` prints them.
+#[test]
+fn dollar_shows_the_figures_per_phase_and_the_cost_to_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1", "t2"]);
+    let run = ["run", "p.toml", "--input", "in.jsonl"];
+    let mut term = Term::spawn(&run, dir.path(), 120, 40, &[]);
+    term.wait_for("2 need you", 30);
+    term.send("$");
+    let screen = term.wait_for("Figures", 10);
+    assert!(screen.contains("PHASE / AGENT·MODEL"), "{screen}");
+    assert!(screen.contains("draft"), "{screen}");
+    assert!(screen.contains("TO FINISH"), "{screen}");
+    term.send("\x1b");
+    term.wait_until("the figures closed", 10, |s| !s.contains("TO FINISH"));
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+}
+
+/// With a dollar budget, the header projects what the run will have cost at
+/// its finish, beside the budget.
+#[test]
+fn the_header_projects_the_cost_at_the_finish_beside_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), REVIEW_PIPELINE, &["t1", "t2", "t3"]);
+    let run = [
+        "run",
+        "p.toml",
+        "--input",
+        "in.jsonl",
+        "--budget",
+        "run.usd=5",
+    ];
+    let mut term = Term::spawn(&run, dir.path(), 200, 40, &[]);
+    term.wait_for("3 need you", 30);
+    term.wait_for("at the finish $", 20);
+    term.send("q");
+    term.wait_for("Quit the dashboard?", 10);
+    term.send("y");
+    term.wait_exit(30);
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use baton::engine::run_state::RunState;
-use baton::report::{stats as stats_report, stats_text, tasks_left};
+use baton::report::{stats as stats_report, stats_text};
 use baton::store::RunReader;
 
 use super::{source, state_meta};
@@ -30,24 +30,13 @@ pub async fn stats(state_dir: &Path, json: bool) -> i32 {
 async fn report(state_dir: &Path) -> Result<stats_report::StatsReport, String> {
     let reader = source::current_reader(state_dir).await?;
     let err = |e: baton::store::StoreError| e.to_string();
-    let meta = reader.meta().await.map_err(err)?.unwrap_or_default();
-    let totals = reader.totals().await.map_err(err)?;
-    let figures = reader.run_stats().await.map_err(err)?;
     let run = RunState::of(&reader.run_events().await.map_err(err)?);
     // The budget is the pipeline's, as kept in the folder, raised by
     // operators since; a folder whose pipeline no longer loads has none.
     let budget_usd = state_meta::load(state_dir)
         .ok()
         .and_then(|p| run.raise.over(p.run_budget).usd);
-    let left = tasks_left::tasks_left(&reader, &meta.phases, &totals)
+    stats_report::from_reader(&reader, &state_dir.display().to_string(), budget_usd)
         .await
-        .map_err(err)?;
-    Ok(stats_report::build(stats_report::Inputs {
-        meta: &meta,
-        state_dir: &state_dir.display().to_string(),
-        stats: &figures,
-        totals: &totals,
-        tasks_left: &left,
-        budget_usd,
-    }))
+        .map_err(err)
 }

@@ -226,3 +226,25 @@ pub fn build(i: Inputs<'_>) -> StatsReport {
         spend,
     }
 }
+
+/// The report of a run, read from its store: what `baton stats` prints and
+/// the dashboard's figures view shows. `budget_usd` is the run's dollar
+/// budget in force, if any.
+pub async fn from_reader(
+    reader: &dyn crate::store::RunReader,
+    state_dir: &str,
+    budget_usd: Option<f64>,
+) -> Result<StatsReport, crate::store::StoreError> {
+    let meta = reader.meta().await?.unwrap_or_default();
+    let totals = reader.totals().await?;
+    let figures = reader.run_stats().await?;
+    let left = super::tasks_left::tasks_left(reader, &meta.phases, &totals).await?;
+    Ok(build(Inputs {
+        meta: &meta,
+        state_dir,
+        stats: &figures,
+        totals: &totals,
+        tasks_left: &left,
+        budget_usd,
+    }))
+}

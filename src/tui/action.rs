@@ -33,11 +33,12 @@ pub enum Action {
     Detach,
     Mark,
     CommandLine,
+    Figures,
 }
 
 impl Action {
     /// In the order the help overlay lists them.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 28] = [
         Action::Approve,
         Action::Reject,
         Action::Feedback,
@@ -65,6 +66,7 @@ impl Action {
         Action::Detach,
         Action::Mark,
         Action::CommandLine,
+        Action::Figures,
     ];
 
     /// The name used in `keys.toml`.
@@ -97,6 +99,7 @@ impl Action {
             Action::Detach => "detach",
             Action::Mark => "mark",
             Action::CommandLine => "command_line",
+            Action::Figures => "figures",
         }
     }
 
@@ -134,6 +137,7 @@ impl Action {
             Action::Detach => "detach, leaving the run going",
             Action::Mark => "mark the row: a r R c then act on every marked row",
             Action::CommandLine => ":approve|reject|retry|cancel FILTER, over every match",
+            Action::Figures => "figures per phase, agent, model; cost to finish",
         }
     }
 

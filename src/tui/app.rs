@@ -35,6 +35,9 @@ use super::ui::{Effect, Ui};
 use super::view_model::{Applied, RunView};
 use super::{Exit, TuiOptions, theme_file};
 
+/// How often the cost at the finish is projected again.
+const PROJECT_EVERY: Duration = Duration::from_secs(15);
+
 /// Most tasks one command line acts on.
 const MAX_BULK: u64 = 100_000;
 
@@ -54,6 +57,10 @@ enum Reply {
     Overview(Option<RunOverview>),
     /// The tasks a command line's filter keeps.
     Matched(super::bulk::CommandLine, Result<Vec<String>, StoreError>),
+    /// The run's figures, for the figures view.
+    Figures(Result<Box<crate::report::stats::StatsReport>, StoreError>),
+    /// What the run is projected to have cost at its finish: p50, p95.
+    Projection(Option<(f64, f64)>),
     /// What a run of commands came to.
     SentAll {
         label: String,
@@ -136,6 +143,39 @@ impl Source {
                 done,
                 refused,
             });
+        });
+    }
+
+    /// Reads the run's figures (on a blocking thread: they read the tasks
+    /// in flight).
+    fn figures(&self, state_dir: String, budget_usd: Option<f64>) {
+        let (reader, replies) = (self.reader.clone(), self.replies.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let report = runtime.block_on(crate::report::stats::from_reader(
+                reader.as_ref(),
+                &state_dir,
+                budget_usd,
+            ));
+            let _ = replies.send(Reply::Figures(report.map(Box::new)));
+        });
+    }
+
+    /// Projects the cost at the finish, for the header beside the budget.
+    fn projection(&self, state_dir: String, budget_usd: Option<f64>) {
+        let (reader, replies) = (self.reader.clone(), self.replies.clone());
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let report = runtime.block_on(crate::report::stats::from_reader(
+                reader.as_ref(),
+                &state_dir,
+                budget_usd,
+            ));
+            let _ = replies.send(Reply::Projection(
+                report
+                    .ok()
+                    .map(|r| (r.spend.p50_total_usd, r.spend.p95_total_usd)),
+            ));
         });
     }
 
@@ -378,6 +418,7 @@ async fn run_on(
     let tz = TimeZone::system();
     let mut pacer = Pacer::new(opts.max_fps);
     let mut input = EventStream::new();
+    let mut next_projection = Instant::now();
 
     loop {
         if guard.reclaim_after_panic()? {
@@ -413,6 +454,15 @@ async fn run_on(
         // Read what the screen now asks for (ui.draw has settled selection
         // and scrolling), or what changed.
         let want = ui.want();
+        // With a dollar budget, what the run will have cost at its finish,
+        // beside it in the header, every little while.
+        if ui.view.budget.run_limits().usd.is_some()
+            && !ui.view.finished()
+            && next_projection <= Instant::now()
+        {
+            next_projection = Instant::now() + PROJECT_EVERY;
+            source.projection(ui.view.state_dir.clone(), ui.view.budget.run_limits().usd);
+        }
         // A task started waiting for a person: tell the terminal.
         if let Some(bytes) = attention.due(Instant::now()) {
             use std::io::Write;
@@ -439,6 +489,7 @@ async fn run_on(
                         Effect::Send { command, label } => source.send(command, label),
                         Effect::SendAll(all) => source.send_all(all),
                         Effect::Match(cmd) => source.find(cmd),
+                        Effect::Figures => source.figures(ui.view.state_dir.clone(), ui.view.budget.run_limits().usd),
                     }
                     // Selection and scrolling settle before the next read.
                     ui.prepare(Timestamp::now());
@@ -514,6 +565,7 @@ async fn run_on(
                             Effect::Send { command, label } => source.send(command, label),
                             Effect::SendAll(all) => source.send_all(all),
                             Effect::Match(cmd) => source.find(cmd),
+                            Effect::Figures => source.figures(ui.view.state_dir.clone(), ui.view.budget.run_limits().usd),
                             Effect::Quit => return Ok(Exit::Quit),
                             Effect::Detach => return Ok(Exit::Detach),
                             Effect::None => {}
@@ -536,6 +588,15 @@ async fn run_on(
                     }
                     Reply::Overview(None) => {}
                     Reply::Matched(cmd, Ok(tasks)) => ui.confirm_matched(cmd, tasks),
+                    Reply::Figures(Ok(report)) => {
+                        ui.state.status = None;
+                        ui.state.popup = Some(super::view_state::Popup::Figures {
+                            text: crate::report::stats_text::text(&report),
+                            scroll: 0,
+                        });
+                    }
+                    Reply::Figures(Err(e)) => ui.state.error(format!("cannot read the run's figures: {e}")),
+                    Reply::Projection(p) => ui.view.projection = p,
                     Reply::Matched(_, Err(e)) => ui.state.error(format!("cannot read the run: {e}")),
                     Reply::SentAll { label, done, refused } => {
                         if refused.is_empty() {

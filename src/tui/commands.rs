@@ -91,6 +91,10 @@ impl Ui {
                 self.state.info(format!("theme: {name}"));
             }
             Action::Help => self.state.popup = Some(Popup::Help { scroll: 0 }),
+            Action::Figures => {
+                self.state.info("reading the run's figures…");
+                return Effect::Figures;
+            }
             Action::Detach if self.state.link.remote => return Effect::Detach,
             Action::RaiseBudget => self.open_budget_prompt(),
             Action::Detach => self.state.error(DETACH_UNAVAILABLE),

@@ -163,7 +163,11 @@ impl Header<'_> {
         let limits = ctx.view.budget.run_limits();
         let spend = ctx.view.spend();
         let flying = ctx.view.in_flight();
-        let budget_full = budget_full(limits, spend, flying);
+        let mut budget_full = budget_full(limits, spend, flying);
+        // What the run will have cost at its finish, beside the budget.
+        if let (Some(_), Some((p50, p95))) = (limits.usd, ctx.view.projection) {
+            budget_full.push_str(&format!(" · at the finish ${p50:.2}–${p95:.2}"));
+        }
         let budget_short = budget_short(limits, spend, flying);
         let rate = ctx.view.throughput(ctx.now);
         let toks = tokens(ctx.view.tokens());

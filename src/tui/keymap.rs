@@ -47,6 +47,7 @@ pub const DEFAULT_KEYS: &[(Action, &[&str])] = &[
     (Action::Detach, &["d"]),
     (Action::Mark, &["space"]),
     (Action::CommandLine, &[":"]),
+    (Action::Figures, &["$"]),
 ];
 
 #[derive(Debug, Clone)]

@@ -18,6 +18,7 @@ pub mod color;
 pub mod commands;
 pub mod config_file;
 pub mod fetch;
+pub mod figures_view;
 pub mod format;
 pub mod header;
 pub mod help;

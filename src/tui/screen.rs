@@ -78,6 +78,12 @@ impl Widget for Screen<'_> {
                 scroll: *scroll,
             }
             .render(area, buf),
+            Some(Popup::Figures { text, scroll }) => super::figures_view::FiguresView {
+                text,
+                theme: ctx.theme,
+                scroll: *scroll,
+            }
+            .render(area, buf),
             Some(Popup::Prompt(prompt)) => PromptView {
                 prompt,
                 theme: ctx.theme,

@@ -350,6 +350,28 @@ fn filter_language_error_while_typing() {
 }
 
 #[test]
+fn figures_view() {
+    let report = RUN.with(|run| {
+        let reader = run.reader.clone();
+        super::test_support::block_on(async move {
+            crate::report::stats::from_reader(reader.as_ref(), "./state/run-42", Some(1.0))
+                .await
+                .expect("a report")
+        })
+    });
+    let state = ViewState {
+        popup: Some(Popup::Figures {
+            text: crate::report::stats_text::text(&report),
+            scroll: 0,
+        }),
+        ..selected("t-002")
+    };
+    snapshot_all("figures_view", state, |ctx, area, buf| {
+        Screen { ctx }.render(area, buf)
+    });
+}
+
+#[test]
 fn too_small() {
     let view = sample_for(&ViewState::default());
     let buf = draw(

@@ -42,6 +42,8 @@ pub enum Effect {
     Detach,
     /// Send each, in order.
     SendAll(Vec<(Command, String)>),
+    /// Read the run's figures for the figures view.
+    Figures,
     /// Ask the store which tasks the command line's filter keeps, then
     /// confirm the action over them.
     Match(super::bulk::CommandLine),
@@ -375,6 +377,17 @@ impl Ui {
             return Effect::None;
         }
         let action = self.keymap.action(key);
+        if let Some(Popup::Figures { scroll, .. }) = &mut self.state.popup {
+            match action {
+                Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                Some(Action::Down) => *scroll = scroll.saturating_add(1),
+                Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
+                Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
+                Some(Action::Quit) => return self.on_action(Action::Quit),
+                _ => self.state.popup = None,
+            }
+            return Effect::None;
+        }
         if let Some(Popup::Help { scroll }) = &mut self.state.popup {
             match action {
                 Some(Action::Up) => *scroll = scroll.saturating_sub(1),

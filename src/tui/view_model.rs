@@ -86,6 +86,9 @@ pub struct RunView {
     pub paused: bool,
     /// Budgets as configured, and the run's raises.
     pub budget: BudgetSnapshot,
+    /// What the run is projected to have cost at its finish (p50, p95),
+    /// when a dollar budget is set (see `report::stats`).
+    pub projection: Option<(f64, f64)>,
     /// The last event seen.
     seq: u64,
     /// Bumped on every change, so derived caches know when to rebuild.
@@ -109,6 +112,7 @@ impl RunView {
             started_at: overview.started_at,
             paused: overview.paused,
             budget: overview.budget,
+            projection: None,
             seq: overview.seq,
             version: 0,
             page: Page::default(),

@@ -137,7 +137,14 @@ impl Sort {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Popup {
-    Help { scroll: u16 },
+    Help {
+        scroll: u16,
+    },
+    /// The figures view: the report's text, as `baton stats` prints it.
+    Figures {
+        text: String,
+        scroll: u16,
+    },
     Prompt(Prompt),
 }
 
