@@ -59,6 +59,25 @@ impl Help<'_> {
             "select a task (shift-drag still selects text)",
         ));
         lines.push(Line::raw(""));
+        lines.push(section("Filter (/, :, --where)"));
+        for (k, what) in [
+            (
+                "state:failed",
+                "state, phase, agent, model, id (id:DEV-1* a prefix)",
+            ),
+            ("cost>0.10", "also tokens, attempts, waited>5m; > >= < <= ="),
+            ("/re/", "ids, hold and end reasons matching the expression"),
+            ("!term", "not; terms joined by spaces must all hold"),
+        ] {
+            lines.push(row(k.into(), what));
+        }
+        lines.push(Line::raw(""));
+        lines.push(section("Attention"));
+        lines.push(row(
+            "--notify".into(),
+            "bell (default), osc9, osc777 or off when a task waits for you",
+        ));
+        lines.push(Line::raw(""));
         lines.push(Line::styled(
             "  Bindings can be changed in keys.toml in $XDG_CONFIG_HOME/baton (else",
             t.text("ui.text.dim"),
