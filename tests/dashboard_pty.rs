@@ -958,7 +958,10 @@ fn dollar_shows_the_figures_per_phase_and_the_cost_to_finish() {
     let mut term = Term::spawn(&run, dir.path(), 120, 40, &[]);
     term.wait_for("2 need you", 30);
     term.send("$");
-    let screen = term.wait_for("Figures", 10);
+    // The whole view, down to the projection.
+    let screen = term.wait_until("the figures view", 10, |s| {
+        s.contains("Figures") && s.contains("TO FINISH") && s.contains("at the finish")
+    });
     assert!(screen.contains("PHASE / AGENT·MODEL"), "{screen}");
     assert!(screen.contains("draft"), "{screen}");
     assert!(screen.contains("TO FINISH"), "{screen}");
