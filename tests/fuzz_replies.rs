@@ -38,6 +38,7 @@ fn spec(required: Vec<String>) -> PhaseSpec {
             max_delay: Duration::from_secs(60),
             jitter: 0.2,
         },
+        disabled: None,
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Plan<'a> {
     pub state_dir: &'a Path,
     /// `--budget` settings, handed on to the engine.
     pub budgets: &'a [super::budget::BudgetSetting],
+    /// `--disable` and `--only`, handed on to the engine.
+    pub switches: &'a super::run::Switches,
     /// For a demo: end the engine once nobody watches and nothing is left
     /// to run, after this long, and remove this folder.
     pub linger: Option<(u64, Option<&'a Path>)>,
@@ -229,6 +231,7 @@ fn spawn(plan: &Plan<'_>) -> std::io::Result<(tokio::process::Child, PathBuf, u6
     for arg in plan.budgets.iter().flat_map(|b| b.to_args()) {
         cmd.arg("--budget").arg(arg);
     }
+    cmd.args(plan.switches.to_args());
     if let Some((secs, remove)) = plan.linger {
         cmd.arg("--linger").arg(secs.to_string());
         if let Some(dir) = remove {

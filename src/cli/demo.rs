@@ -24,6 +24,8 @@ pub struct DemoArgs {
     #[arg(long = "budget", value_name = "SCOPE.UNIT=VALUE", value_parser = super::budget::parse_setting)]
     budgets: Vec<super::budget::BudgetSetting>,
     #[command(flatten)]
+    switches: super::run::Switches,
+    #[command(flatten)]
     view: super::run::ViewArgs,
 }
 
@@ -92,6 +94,10 @@ pub async fn run(args: DemoArgs) -> i32 {
         }
     };
     super::budget::apply(&mut pipeline, &args.budgets);
+    if let Err(e) = pipeline.switch_off(&args.switches.disable, &args.switches.only) {
+        eprintln!("{e}");
+        return 2;
+    }
     let state_dir = dir.join("state");
     eprintln!("demo files and state in {}", dir.display());
     let look_around = || {
@@ -132,6 +138,7 @@ pub async fn run(args: DemoArgs) -> i32 {
         input: Some(&tickets),
         state_dir: &state_dir,
         budgets: &args.budgets,
+        switches: &args.switches,
         // Nobody watching and nothing to run (a closed terminal, say): the
         // demo ends after a while, and a temporary folder goes with it.
         linger: Some((linger_secs(), temporary.then_some(dir.as_path()))),

@@ -53,6 +53,9 @@ enum Cmd {
     Validate {
         /// The pipeline file.
         file: PathBuf,
+        /// Check the plan with these switches, as `run` would take them.
+        #[command(flatten)]
+        switches: run::Switches,
     },
     /// Open the dashboard on the engine running on a state folder; quitting leaves it running.
     Attach(attach::AttachArgs),
@@ -172,7 +175,7 @@ pub fn main() -> i32 {
         match cli.command {
             Cmd::Run(args) => run::run(args).await,
             Cmd::Demo(args) => demo::run(args).await,
-            Cmd::Validate { file } => validate::run(&file),
+            Cmd::Validate { file, switches } => validate::run(&file, &switches),
             Cmd::Attach(args) => attach::run(args).await,
             Cmd::List {
                 state,

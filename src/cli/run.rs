@@ -40,9 +40,38 @@ pub struct RunArgs {
     #[arg(long = "budget", value_name = "SCOPE.UNIT=VALUE", value_parser = super::budget::parse_setting)]
     budgets: Vec<super::budget::BudgetSetting>,
     #[command(flatten)]
+    switches: Switches,
+    #[command(flatten)]
     view: ViewArgs,
     #[command(flatten)]
     dir: super::StateDir,
+}
+
+/// Phases switched off for one run: each task records them as skipped.
+#[derive(clap::Args, Clone, Default)]
+pub struct Switches {
+    /// Switch a phase off for this run (repeatable): it never runs, and each
+    /// task records it as skipped ("disabled by --disable").
+    #[arg(long, value_name = "PHASE")]
+    pub disable: Vec<String>,
+    /// Run only these phases; the others are recorded as skipped ("not in --only").
+    #[arg(long, value_name = "PHASE,...", value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+impl Switches {
+    /// The same switches as command-line arguments, for an engine started
+    /// in the background.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for d in &self.disable {
+            args.extend(["--disable".to_string(), d.clone()]);
+        }
+        if !self.only.is_empty() {
+            args.extend(["--only".to_string(), self.only.join(",")]);
+        }
+        args
+    }
 }
 
 /// How the dashboard looks and answers keys.
@@ -143,6 +172,13 @@ pub async fn run(args: RunArgs) -> i32 {
         }
     };
     super::budget::apply(&mut pipeline, &args.budgets);
+    if let Err(mut e) = pipeline.switch_off(&args.switches.disable, &args.switches.only) {
+        if let Some(path) = &args.pipeline {
+            e.file = path.clone();
+        }
+        eprintln!("{e}");
+        return 2;
+    }
     let inputs = match &args.input {
         Some(path) => match spec::input::load_inputs(path) {
             Ok(inputs) => inputs,
@@ -159,6 +195,7 @@ pub async fn run(args: RunArgs) -> i32 {
             input: args.input.as_deref(),
             state_dir: &args.dir.state_dir,
             budgets: &args.budgets,
+            switches: &args.switches,
             linger: None,
         };
         return super::background::run(plan, opts).await.code();

@@ -4,8 +4,16 @@ use std::path::Path;
 
 use baton::spec::{self, Pipeline};
 
-pub fn run(file: &Path) -> i32 {
-    match spec::load(file) {
+pub fn run(file: &Path, switches: &super::run::Switches) -> i32 {
+    let loaded = spec::load(file).and_then(|mut p| {
+        p.switch_off(&switches.disable, &switches.only)
+            .map_err(|e| spec::SpecError {
+                file: file.to_path_buf(),
+                problems: e.problems,
+            })?;
+        Ok(p)
+    });
+    match loaded {
         Ok(p) => {
             println!(
                 "ok: {} — pipeline \"{}\", {} phase(s), {} agent(s)",
@@ -16,6 +24,9 @@ pub fn run(file: &Path) -> i32 {
             );
             for (i, wave) in waves(&p).iter().enumerate() {
                 println!("  wave {}: {}", i + 1, wave.join(", "));
+            }
+            for (id, why) in p.disabled_phases() {
+                println!("  off: {id} ({why})");
             }
             for (whose, limits) in [
                 ("each task", p.defaults.task_budget),

@@ -133,6 +133,16 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
     if !task.holds.is_empty() {
         return None;
     }
+    // Switched-off phases are skipped at once, so every task records them.
+    for (idx, spec) in pipeline.phases.iter().enumerate() {
+        let p = &task.phases[idx];
+        if let (PhaseState::Pending, Some(reason)) = (p.state, &spec.disabled) {
+            return Some(EventKind::PhaseSkipped {
+                phase: p.id.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
     // Phases whose turn has come but whose condition fails are skipped.
     for (idx, spec) in pipeline.phases.iter().enumerate() {
         let p = &task.phases[idx];
@@ -177,7 +187,8 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
         let p = &task.phases[idx];
         let startable = match p.state {
             PhaseState::Pending => {
-                deps_settled(task, pipeline, idx)
+                spec.disabled.is_none()
+                    && deps_settled(task, pipeline, idx)
                     && (!p.attempts.is_empty() || when_fails(spec, &task.input).is_none())
             }
             // Between attempts, its wait over (or cut short), and a retry is still allowed.
@@ -197,4 +208,34 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
         }
     }
     ready
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const TWO: &str = "name = \"p\"\n[agents.a]\nkind = \"sim\"\n[[phases]]\nid = \"one\"\nagent = \"a\"\nenabled = false\n[[phases]]\nid = \"two\"\nagent = \"a\"\n";
+
+    #[test]
+    fn a_disabled_phase_is_skipped_with_its_reason_and_never_started() {
+        let pipeline = crate::spec::parse(TWO, Path::new("p.toml")).expect("valid");
+        let ids: Vec<String> = pipeline.phases.iter().map(|p| p.id.clone()).collect();
+        let mut task = Task::new("t".into(), json!({}), &ids, Timestamp::UNIX_EPOCH, 1);
+        assert!(ready_phases(&task, &pipeline, Timestamp::UNIX_EPOCH).is_empty());
+        match follow_up(&task, &pipeline) {
+            Some(EventKind::PhaseSkipped { phase, reason }) => {
+                assert_eq!(phase, "one");
+                assert_eq!(reason, crate::spec::IN_FILE);
+            }
+            other => panic!("expected a skip, got {other:?}"),
+        }
+        // Once skipped, the phase after it runs.
+        task.phases[0].state = PhaseState::Skipped;
+        assert_eq!(follow_up(&task, &pipeline), None);
+        assert_eq!(ready_phases(&task, &pipeline, Timestamp::UNIX_EPOCH), [1]);
+    }
 }

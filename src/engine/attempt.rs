@@ -290,6 +290,7 @@ mod tests {
                 max_delay: Duration::ZERO,
                 jitter: 0.0,
             },
+            disabled: None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::defaults::{read_defaults, read_run_budget};
 use super::error::{Diag, SpecError};
 use super::http_agent::check_phase_refs;
 use super::mask::{read_mask, read_secret_env};
-use super::model::Pipeline;
+use super::model::{OutputUse, Pipeline};
 use super::paths::{base_dir_of, resolve};
 use super::phases::read_phases;
 use super::raw::Table;
@@ -151,7 +151,19 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
             "check the file against the pipeline format",
         ));
     };
-    Ok(Pipeline {
+    let output_uses = phase_refs
+        .into_iter()
+        .map(|r| {
+            let (line, col) = super::line_col(text, r.at.start);
+            OutputUse {
+                agent: r.agent,
+                phase: r.phase,
+                line,
+                col,
+            }
+        })
+        .collect();
+    let pipeline = Pipeline {
         name: name.get_ref().to_string(),
         source: base_dir.join(path.file_name().unwrap_or(path.as_os_str())),
         base_dir,
@@ -163,7 +175,13 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
         secret_env,
         run_budget,
         roles,
-    })
+        output_uses,
+    };
+    pipeline.check_switched_off().map_err(|e| SpecError {
+        file: path.to_path_buf(),
+        problems: e.problems,
+    })?;
+    Ok(pipeline)
 }
 
 fn into_error(d: Diag<'_>, path: &Path) -> SpecError {

@@ -19,6 +19,7 @@ mod range;
 mod raw;
 mod roles;
 mod suggest;
+mod switch;
 
 #[cfg(test)]
 mod fixture_tests;
@@ -27,6 +28,7 @@ pub use duration::parse_duration;
 pub use error::{Problem, SpecError};
 pub use load::{load, parse};
 pub use model::Pipeline;
+pub use switch::{BY_DISABLE, IN_FILE, NOT_IN_ONLY};
 
 /// 1-based line and column (in characters) of a byte offset in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -34,6 +34,19 @@ pub struct Pipeline {
     pub run_budget: BudgetLimits,
     /// `[roles]`: agents that can serve a role, first preferred.
     pub roles: BTreeMap<String, Vec<String>>,
+    /// Every `{{outputs.PHASE}}` place in an agent's prompt, so that a plan
+    /// that switches off a phase whose output is needed can be refused.
+    pub output_uses: Vec<OutputUse>,
+}
+
+/// An agent's prompt reads `outputs.PHASE`, at this place of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputUse {
+    pub agent: String,
+    pub phase: String,
+    /// 1-based; 0 when the place is not known.
+    pub line: usize,
+    pub col: usize,
 }
 
 impl Pipeline {
@@ -299,4 +312,7 @@ pub struct PhaseSpec {
     pub required_output: Vec<String>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Why the phase is switched off, if it is (`enabled = false`,
+    /// `--disable`, `--only`): each task records it as skipped with this reason.
+    pub disabled: Option<String>,
 }

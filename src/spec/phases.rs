@@ -27,6 +27,7 @@ const PHASE_KEYS: &[&str] = &[
     "required_output",
     "timeout",
     "retry",
+    "enabled",
 ];
 
 /// A phase as read, before `after` is resolved.
@@ -108,6 +109,7 @@ fn read_phase<'a>(
         required_output: Vec::new(),
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
+        disabled: None,
     };
     let DeValue::Table(inner) = item.get_ref() else {
         d.error(
@@ -193,6 +195,17 @@ fn read_phase<'a>(
     }
     if let Some(retry) = t.table(d, "retry", t.part("retry")) {
         spec.retry = read_retry(d, &retry, &defaults.retry);
+    }
+    if let Some(v) = t.get("enabled") {
+        match v.get_ref() {
+            DeValue::Boolean(true) => {}
+            DeValue::Boolean(false) => spec.disabled = Some(super::switch::IN_FILE.into()),
+            _ => d.error(
+                v.span(),
+                format!("`enabled` {} must be true or false", t.place),
+                "write enabled = false to switch the phase off (each task records it as skipped), or leave the key out",
+            ),
+        }
     }
     Draft {
         span: item.span(),

@@ -37,6 +37,7 @@ pub fn phase(id: &str) -> PhaseSpec {
             max_delay: Duration::from_millis(5),
             jitter: 0.0,
         },
+        disabled: None,
     }
 }
 
@@ -67,6 +68,7 @@ pub fn pipeline(mut phases: Vec<PhaseSpec>, explicit_after: &[(&str, &[&str])]) 
         secret_env: Vec::new(),
         run_budget: BudgetLimits::default(),
         roles: BTreeMap::new(),
+        output_uses: Vec::new(),
     }
 }
 
