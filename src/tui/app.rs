@@ -149,20 +149,32 @@ impl Source {
     /// Reads the run's figures (on a blocking thread: they read the tasks
     /// in flight).
     fn figures(&self, state_dir: String, budget_usd: Option<f64>) {
-        let (reader, replies) = (self.reader.clone(), self.replies.clone());
-        let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let report = runtime.block_on(crate::report::stats::from_reader(
-                reader.as_ref(),
-                &state_dir,
-                budget_usd,
-            ));
-            let _ = replies.send(Reply::Figures(report.map(Box::new)));
+        self.read_report(state_dir, budget_usd, |report| {
+            Reply::Figures(report.map(Box::new))
         });
     }
 
     /// Projects the cost at the finish, for the header beside the budget.
     fn projection(&self, state_dir: String, budget_usd: Option<f64>) {
+        self.read_report(state_dir, budget_usd, |report| {
+            Reply::Projection(
+                report
+                    .ok()
+                    .map(|r| (r.spend.p50_total_usd, r.spend.p95_total_usd)),
+            )
+        });
+    }
+
+    /// Reads the run's stats report on a blocking thread (it reads the
+    /// tasks in flight) and replies with what `reply` makes of it.
+    fn read_report(
+        &self,
+        state_dir: String,
+        budget_usd: Option<f64>,
+        reply: impl FnOnce(Result<crate::report::stats::StatsReport, StoreError>) -> Reply
+        + Send
+        + 'static,
+    ) {
         let (reader, replies) = (self.reader.clone(), self.replies.clone());
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
@@ -171,12 +183,23 @@ impl Source {
                 &state_dir,
                 budget_usd,
             ));
-            let _ = replies.send(Reply::Projection(
-                report
-                    .ok()
-                    .map(|r| (r.spend.p50_total_usd, r.spend.p95_total_usd)),
-            ));
+            let _ = replies.send(reply(report));
         });
+    }
+
+    /// Carries out what a key (or a key that waited for its task) asks of
+    /// the engine or the store; `Some` when the dashboard is to end.
+    fn carry_out(&self, effect: Effect, view: &RunView) -> Option<Exit> {
+        match effect {
+            Effect::None => {}
+            Effect::Quit => return Some(Exit::Quit),
+            Effect::Detach => return Some(Exit::Detach),
+            Effect::Send { command, label } => self.send(command, label),
+            Effect::SendAll(all) => self.send_all(all),
+            Effect::Match(cmd) => self.find(cmd),
+            Effect::Figures => self.figures(view.state_dir.clone(), view.budget.run_limits().usd),
+        }
+        None
     }
 
     /// Asks the store which tasks a command line's filter keeps.
@@ -482,14 +505,9 @@ async fn run_on(
             ev = input.next() => match ev {
                 Some(Ok(ev)) => {
                     pacer.mark();
-                    match ui.on_terminal(&ev) {
-                        Effect::None => {}
-                        Effect::Quit => return Ok(Exit::Quit),
-                        Effect::Detach => return Ok(Exit::Detach),
-                        Effect::Send { command, label } => source.send(command, label),
-                        Effect::SendAll(all) => source.send_all(all),
-                        Effect::Match(cmd) => source.find(cmd),
-                        Effect::Figures => source.figures(ui.view.state_dir.clone(), ui.view.budget.run_limits().usd),
+                    let effect = ui.on_terminal(&ev);
+                    if let Some(exit) = source.carry_out(effect, &ui.view) {
+                        return Ok(exit);
                     }
                     // Selection and scrolling settle before the next read.
                     ui.prepare(Timestamp::now());
@@ -561,14 +579,9 @@ async fn run_on(
                         source.reading = false;
                         ui.view.set_page(page, Timestamp::now());
                         ui.prepare(Timestamp::now());
-                        match ui.on_task_read() {
-                            Effect::Send { command, label } => source.send(command, label),
-                            Effect::SendAll(all) => source.send_all(all),
-                            Effect::Match(cmd) => source.find(cmd),
-                            Effect::Figures => source.figures(ui.view.state_dir.clone(), ui.view.budget.run_limits().usd),
-                            Effect::Quit => return Ok(Exit::Quit),
-                            Effect::Detach => return Ok(Exit::Detach),
-                            Effect::None => {}
+                        let effect = ui.on_task_read();
+                        if let Some(exit) = source.carry_out(effect, &ui.view) {
+                            return Ok(exit);
                         }
                         if ui.want() != ui.view.page().want {
                             // Another read is needed for the screen as it

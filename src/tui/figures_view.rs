@@ -5,11 +5,11 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget};
+use ratatui::text::Line;
+use ratatui::widgets::Widget;
 
 use super::theme::Theme;
-use super::widgets::centered;
+use super::widgets::scrolled_popup;
 
 pub struct FiguresView<'a> {
     pub text: &'a str,
@@ -28,21 +28,15 @@ impl Widget for FiguresView<'_> {
             .iter()
             .map(|l| l.width() as u16 + 4)
             .max()
-            .unwrap_or(40)
-            .min(area.width.saturating_sub(2));
-        let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-        let rect = centered(area, width, height);
-        Clear.render(rect, buf);
-        let block = Block::bordered()
-            .border_style(self.theme.style("ui.popup.border"))
-            .title(Span::styled(
-                " Figures · esc closes · ↑↓ scroll · baton stats prints the same ",
-                self.theme.style("ui.title.focus"),
-            ))
-            .style(self.theme.style("ui.popup"));
-        Paragraph::new(lines)
-            .block(block)
-            .scroll((self.scroll, 0))
-            .render(rect, buf);
+            .unwrap_or(40);
+        scrolled_popup(
+            lines,
+            " Figures · esc closes · ↑↓ scroll · baton stats prints the same ",
+            width,
+            self.scroll,
+            self.theme,
+            area,
+            buf,
+        );
     }
 }

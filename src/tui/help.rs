@@ -4,12 +4,12 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph, Widget};
+use ratatui::widgets::Widget;
 
 use super::keymap::Keymap;
 use super::log_pane::LOG_KEYS;
 use super::theme::Theme;
-use super::widgets::centered;
+use super::widgets::scrolled_popup;
 
 pub struct Help<'a> {
     pub keymap: &'a Keymap,
@@ -96,20 +96,14 @@ impl Help<'_> {
 
 impl Widget for Help<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let lines = self.lines();
-        let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
-        let rect = centered(area, 76.min(area.width.saturating_sub(2)), height);
-        Clear.render(rect, buf);
-        let block = Block::bordered()
-            .border_style(self.theme.style("ui.popup.border"))
-            .title(Span::styled(
-                " Help · esc closes · ↑↓ scroll ",
-                self.theme.style("ui.title.focus"),
-            ))
-            .style(self.theme.style("ui.popup"));
-        Paragraph::new(lines)
-            .block(block)
-            .scroll((self.scroll, 0))
-            .render(rect, buf);
+        scrolled_popup(
+            self.lines(),
+            " Help · esc closes · ↑↓ scroll ",
+            76,
+            self.scroll,
+            self.theme,
+            area,
+            buf,
+        );
     }
 }

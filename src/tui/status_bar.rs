@@ -71,42 +71,53 @@ impl StatusBar<'_> {
     }
 }
 
+/// A line being typed: its label, the text with the cursor shown, then a tail.
+fn input_line(
+    label: &'static str,
+    edit: &super::line_edit::LineEdit,
+    width: usize,
+    tail: Span<'static>,
+    t: &super::theme::Theme,
+) -> Line<'static> {
+    let (shown, cursor) = edit.visible(width);
+    let before: String = shown.chars().take(cursor).collect();
+    let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
+    let after: String = shown.chars().skip(cursor + 1).collect();
+    let input = t.style("ui.input");
+    Line::from(vec![
+        Span::styled(label, t.style("ui.key")),
+        Span::styled(before, input),
+        Span::styled(at, input.add_modifier(Modifier::REVERSED)),
+        Span::styled(after, input),
+        tail,
+    ])
+}
+
 impl Widget for StatusBar<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let (ctx, t) = (self.ctx, self.ctx.theme);
         let line = if let Some(edit) = &ctx.state.command_edit {
-            let width = (area.width as usize).saturating_sub(40);
-            let (shown, cursor) = edit.visible(width);
-            let before: String = shown.chars().take(cursor).collect();
-            let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
-            let after: String = shown.chars().skip(cursor + 1).collect();
-            let input = t.style("ui.input");
-            Line::from(vec![
-                Span::styled(" : ", t.style("ui.key")),
-                Span::styled(before, input),
-                Span::styled(at, input.add_modifier(Modifier::REVERSED)),
-                Span::styled(after, input),
+            input_line(
+                " : ",
+                edit,
+                (area.width as usize).saturating_sub(40),
                 Span::raw("   tab completes · enter asks first · esc closes"),
-            ])
+                t,
+            )
         } else if let Some((edit, _)) = &ctx.state.filter_edit {
-            let width = (area.width as usize).saturating_sub(30);
-            let (shown, cursor) = edit.visible(width);
-            let before: String = shown.chars().take(cursor).collect();
-            let at: String = shown.chars().nth(cursor).map_or(" ".into(), String::from);
-            let after: String = shown.chars().skip(cursor + 1).collect();
-            let input = t.style("ui.input");
-            Line::from(vec![
-                Span::styled(" filter / ", t.style("ui.key")),
-                Span::styled(before, input),
-                Span::styled(at, input.add_modifier(Modifier::REVERSED)),
-                Span::styled(after, input),
-                match crate::filter::Filter::parse(edit.text()) {
-                    // Says what is wrong as it is typed; the table meanwhile
-                    // searches the text as plain text.
-                    Err(e) => Span::styled(format!("   {e}"), t.style("ui.status.error")),
-                    Ok(_) => Span::raw("   enter keeps · esc clears"),
-                },
-            ])
+            let tail = match crate::filter::Filter::parse(edit.text()) {
+                // Says what is wrong as it is typed; the table meanwhile
+                // searches the text as plain text.
+                Err(e) => Span::styled(format!("   {e}"), t.style("ui.status.error")),
+                Ok(_) => Span::raw("   enter keeps · esc clears"),
+            };
+            input_line(
+                " filter / ",
+                edit,
+                (area.width as usize).saturating_sub(30),
+                tail,
+                t,
+            )
         } else if let Some(status) = &ctx.state.status {
             let style = if status.error {
                 t.style("ui.status.error")

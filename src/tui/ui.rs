@@ -377,18 +377,9 @@ impl Ui {
             return Effect::None;
         }
         let action = self.keymap.action(key);
-        if let Some(Popup::Figures { scroll, .. }) = &mut self.state.popup {
-            match action {
-                Some(Action::Up) => *scroll = scroll.saturating_sub(1),
-                Some(Action::Down) => *scroll = scroll.saturating_add(1),
-                Some(Action::PageUp) => *scroll = scroll.saturating_sub(10),
-                Some(Action::PageDown) => *scroll = scroll.saturating_add(10),
-                Some(Action::Quit) => return self.on_action(Action::Quit),
-                _ => self.state.popup = None,
-            }
-            return Effect::None;
-        }
-        if let Some(Popup::Help { scroll }) = &mut self.state.popup {
+        // The help and the figures view scroll; any other key closes them.
+        if let Some(Popup::Figures { scroll, .. } | Popup::Help { scroll }) = &mut self.state.popup
+        {
             match action {
                 Some(Action::Up) => *scroll = scroll.saturating_sub(1),
                 Some(Action::Down) => *scroll = scroll.saturating_add(1),

@@ -3,10 +3,11 @@
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Widget};
 
 use super::keymap::Keymap;
 use super::theme::{Theme, state_symbol};
@@ -51,6 +52,34 @@ pub fn pane_block<'a>(title: impl Into<Line<'a>>, focused: bool, theme: &Theme) 
 /// "✓ completed": a state by symbol and name.
 pub fn state_label(state: &str) -> String {
     format!("{} {state}", state_symbol(state))
+}
+
+/// Lines in a bordered box over the middle of `area`, `width` wide and as
+/// tall as they need (within the screen), scrolled down `scroll` rows: the
+/// help and the figures view.
+pub fn scrolled_popup(
+    lines: Vec<Line<'static>>,
+    title: &str,
+    width: u16,
+    scroll: u16,
+    theme: &Theme,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2));
+    let rect = centered(area, width.min(area.width.saturating_sub(2)), height);
+    Clear.render(rect, buf);
+    let block = Block::bordered()
+        .border_style(theme.style("ui.popup.border"))
+        .title(Span::styled(
+            title.to_string(),
+            theme.style("ui.title.focus"),
+        ))
+        .style(theme.style("ui.popup"));
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((scroll, 0))
+        .render(rect, buf);
 }
 
 /// A rectangle of at most `width` x `height` in the middle of `area`.
