@@ -223,13 +223,17 @@ impl Ui {
     /// rows; a newly selected task that waits for a person opens at the
     /// phase it waits at (its output and the reason), not at its top.
     fn settle_detail(&mut self, now: Timestamp) {
-        let anchor_due = self.state.detail_anchor
+        // Following the held phase until the operator scrolls: worked out
+        // again at every frame, as the pane's width changes with the focus
+        // and the layout, and the hold with the run.
+        let follow = self.state.detail_anchor
             && self
                 .state
                 .selected
                 .as_deref()
-                .is_some_and(|id| self.view.task(id).is_some());
-        if self.state.detail_scroll == 0 && !anchor_due {
+                .and_then(|id| self.view.task(id))
+                .is_some_and(|t| !t.holds.is_empty());
+        if self.state.detail_scroll == 0 && !follow {
             return;
         }
         let Some(rect) = self.areas().pane(Pane::Detail) else {
@@ -245,11 +249,8 @@ impl Ui {
             focused: false,
         }
         .rows(width);
-        if anchor_due {
-            self.state.detail_anchor = false;
-            if let Some(row) = anchor {
-                self.state.detail_scroll = row.min(u16::MAX as usize) as u16;
-            }
+        if follow && let Some(row) = anchor {
+            self.state.detail_scroll = row.min(u16::MAX as usize) as u16;
         }
         let max = total.saturating_sub(room).min(u16::MAX as usize) as u16;
         self.state.detail_scroll = self.state.detail_scroll.min(max);

@@ -487,3 +487,30 @@ fn the_budget_prompt_closes_on_esc_without_sending() {
     assert_eq!(press(&mut ui, KeyCode::Esc), Effect::None);
     assert!(ui.state.popup.is_none());
 }
+
+/// Opening the detail widens it (the focused pane takes more room): the
+/// held phase is still where the detail starts, worked out at the new width.
+#[test]
+fn the_held_phase_stays_at_the_top_when_the_detail_widens() {
+    let mut ui = ui();
+    ui.area = Rect::new(0, 0, 160, 30);
+    select(&mut ui, "t-004");
+    press(&mut ui, KeyCode::Enter);
+    assert_eq!(ui.state.focus, Pane::Detail);
+    let rect = ui.areas().pane(Pane::Detail).unwrap();
+    let tz = TimeZone::UTC;
+    let (total, anchor) = TaskDetail {
+        ctx: &ui.ctx(now(), &tz),
+        focused: true,
+    }
+    .rows(rect.width - 2);
+    // At the held phase, or as near as the end of the detail allows.
+    let room = rect.height as usize - 2;
+    let want = anchor.unwrap().min(total.saturating_sub(room));
+    assert_eq!(ui.state.detail_scroll as usize, want);
+    // Scrolled by hand, it stays where the operator put it.
+    press(&mut ui, KeyCode::Home);
+    assert_eq!(ui.state.detail_scroll, 0);
+    press(&mut ui, KeyCode::Tab);
+    assert_eq!(ui.state.detail_scroll, 0);
+}

@@ -173,8 +173,8 @@ pub struct ViewState {
     pub review_offset: usize,
     pub review_cursor: usize,
     pub detail_scroll: u16,
-    /// The detail should open at the selected task's held phase once the
-    /// task is read (set on selecting a task).
+    /// The detail follows the selected task's held phase (set on selecting
+    /// a task, cleared when the operator scrolls the detail).
     pub detail_anchor: bool,
     /// Index into the loaded themes.
     pub theme: usize,
