@@ -18,14 +18,15 @@
 //! With `--run-log` the markdown run log follows each round too, and its
 //! size and how long it took to finish after the engine are printed.
 
+#[path = "support/seed.rs"]
+mod seed;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use baton::engine::{Engine, EngineOptions, EventKind, TaskState};
 use baton::spec;
-use baton::spec::input::InputTask;
-use serde_json::json;
 
 const PHASES: [&str; 5] = ["documentation", "coding", "compliance", "prior_auth", "qa"];
 
@@ -175,20 +176,7 @@ async fn round(
         .expect("run log")
     });
     let t0 = Instant::now();
-    // Submitted in chunks, as `baton run --input` reads a large file.
-    let mut next = 0;
-    while next < tasks {
-        let end = (next + 10_000).min(tasks);
-        let inputs = (next..end)
-            .map(|i| InputTask {
-                id: Some(format!("t{i:07}")),
-                input: json!({"n": i}),
-                origin: "bench".into(),
-            })
-            .collect();
-        engine.submit(inputs).await.expect("submit");
-        next = end;
-    }
+    seed::submit_numbered(&mut engine, tasks).await;
     let submitted = t0.elapsed();
     let summary = engine.run().await.expect("run");
     let closed = Instant::now();

@@ -14,6 +14,9 @@
 //! With `--linger` it then waits past the server's write stall and counts
 //! the clients the server has dropped.
 
+#[path = "support/seed.rs"]
+mod seed;
+
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -23,7 +26,6 @@ use std::time::{Duration, Instant};
 use baton::engine::{Actor, Command, Engine, EngineHandle, EngineOptions, TaskState};
 use baton::remote::Server;
 use baton::spec;
-use baton::spec::input::InputTask;
 use serde_json::json;
 
 const PHASES: usize = 5;
@@ -147,19 +149,7 @@ async fn bench(clients: usize, tasks: usize, linger: bool) {
         ..EngineOptions::default()
     };
     let mut engine = Engine::open(pipeline, &state, opts).expect("engine");
-    let mut next = 0;
-    while next < tasks {
-        let end = (next + 10_000).min(tasks);
-        let inputs = (next..end)
-            .map(|i| InputTask {
-                id: Some(format!("t{i:07}")),
-                input: json!({"n": i}),
-                origin: "bench".into(),
-            })
-            .collect();
-        engine.submit(inputs).await.expect("submit");
-        next = end;
-    }
+    seed::submit_numbered(&mut engine, tasks).await;
     let handle = engine.handle();
     let server = Server::start(&state, handle.clone())
         .await
