@@ -315,4 +315,6 @@ pub struct PhaseSpec {
     /// Why the phase is switched off, if it is (`enabled = false`,
     /// `--disable`, `--only`): each task records it as skipped with this reason.
     pub disabled: Option<String>,
+    /// `for_each`: the phase runs once per item of a list.
+    pub fan_out: Option<super::fan_out::FanOut>,
 }

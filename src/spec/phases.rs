@@ -28,6 +28,9 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "enabled",
+    "for_each",
+    "on_item_failure",
+    "max_items_in_flight",
 ];
 
 /// A phase as read, before `after` is resolved.
@@ -39,6 +42,7 @@ struct Draft<'a> {
     id: Option<Spanned<&'a str>>,
     /// `None` when absent: the phase then runs after the one before it.
     after: Option<Vec<Spanned<&'a str>>>,
+    fan_out: super::fan_out::FanOutDraft,
     spec: PhaseSpec,
 }
 
@@ -78,15 +82,19 @@ pub(crate) fn read_phases(
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
     check_cycles(d, &drafts, &edges);
-    drafts
+    let mut fan_outs = Vec::with_capacity(drafts.len());
+    let mut specs: Vec<PhaseSpec> = drafts
         .into_iter()
         .zip(edges)
         .map(|(draft, edges)| {
             let mut spec = draft.spec;
             spec.after = edges.into_iter().map(|(to, _)| to).collect();
+            fan_outs.push(draft.fan_out);
             spec
         })
-        .collect()
+        .collect();
+    super::fan_out::link(d, &mut specs, fan_outs, &first_by_id);
+    specs
 }
 
 fn read_phase<'a>(
@@ -110,6 +118,7 @@ fn read_phase<'a>(
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
+        fan_out: None,
     };
     let DeValue::Table(inner) = item.get_ref() else {
         d.error(
@@ -121,6 +130,7 @@ fn read_phase<'a>(
             span: item.span(),
             id: None,
             after: None,
+            fan_out: Default::default(),
             spec,
         };
     };
@@ -207,10 +217,12 @@ fn read_phase<'a>(
             ),
         }
     }
+    let fan_out = super::fan_out::read(d, &t);
     Draft {
         span: item.span(),
         id,
         after,
+        fan_out,
         spec,
     }
 }
