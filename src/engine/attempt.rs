@@ -24,6 +24,8 @@ use crate::spec::model::PhaseSpec;
 pub struct AttemptDone {
     pub task: TaskId,
     pub phase: usize,
+    /// The item, for a `for_each` phase.
+    pub item: Option<u32>,
     /// An `AttemptFinished` event, priced and checked against the contract.
     pub event: EventKind,
 }
@@ -42,6 +44,8 @@ pub fn request(task: &Task, idx: usize, model: Option<String>) -> AgentRequest {
         outputs: completed_outputs(task),
         feedback: p.feedback.clone(),
         model,
+        item: None,
+        item_index: None,
     }
 }
 
@@ -83,6 +87,7 @@ pub fn spawn(
         secrets,
     } = outlets;
     let attempt = request.attempt;
+    let item = request.item_index;
     let handle = tokio::spawn(async move {
         let spec = &pipeline.phases[phase];
         let task = request.task.id.clone();
@@ -134,7 +139,12 @@ pub fn spawn(
         };
         let model = request.model.as_deref().or(agent.model());
         let event = finished(result, attempt, started.elapsed(), spec, model, &prices);
-        let _ = results.send(AttemptDone { task, phase, event });
+        let _ = results.send(AttemptDone {
+            task,
+            phase,
+            item,
+            event,
+        });
     });
     handle.abort_handle()
 }

@@ -116,6 +116,57 @@ pub enum EventKind {
         accept_unknown: u32,
         by: Actor,
     },
+    /// A `for_each` phase's list, read when its turn came: `count` items;
+    /// or, with `error`, why there is no list (the phase fails).
+    ItemsListed {
+        phase: String,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// One attempt of one item of a `for_each` phase started.
+    ItemStarted {
+        phase: String,
+        item: u32,
+        attempt: u32,
+        agent: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
+    /// One attempt of one item ended; fields as for `AttemptFinished`.
+    ItemFinished {
+        phase: String,
+        item: u32,
+        attempt: u32,
+        duration_ms: u64,
+        outcome: AttemptOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+    },
+    ItemRetryScheduled {
+        phase: String,
+        item: u32,
+        /// The attempt that will run.
+        attempt: u32,
+        delay_ms: u64,
+        due: Timestamp,
+    },
+    /// An item failed for good (after its retries, or blocked, or asking
+    /// for a review, which an item cannot hold its task for).
+    ItemFailed {
+        phase: String,
+        item: u32,
+        error: String,
+    },
+    /// Every item of a `for_each` phase is done or failed: the phase is
+    /// complete, its output the list of the items' outputs in item order.
+    ItemsSettled {
+        phase: String,
+    },
 }
 
 /// Which routing rule of an agent chose the model of an attempt.
@@ -147,7 +198,13 @@ impl EventKind {
             | EventKind::PhaseFailed { phase, .. }
             | EventKind::PhaseSkipped { phase, .. }
             | EventKind::ReviewRequested { phase, .. }
-            | EventKind::TaskBlocked { phase, .. } => Some(phase),
+            | EventKind::TaskBlocked { phase, .. }
+            | EventKind::ItemsListed { phase, .. }
+            | EventKind::ItemStarted { phase, .. }
+            | EventKind::ItemFinished { phase, .. }
+            | EventKind::ItemRetryScheduled { phase, .. }
+            | EventKind::ItemFailed { phase, .. }
+            | EventKind::ItemsSettled { phase } => Some(phase),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod cost;
 pub mod event;
 pub mod exit_status;
+pub mod fan_out;
 pub mod handle;
 pub mod live;
 pub mod rate_limit;

@@ -39,6 +39,7 @@ mod attempts;
 mod budget_gate;
 mod capacity;
 mod checkpoint;
+mod items;
 mod retry_timers;
 
 /// Pending tasks read from the store at a time, as slots free up.
@@ -199,6 +200,8 @@ pub struct Engine {
     reader: Arc<dyn crate::store::RunReader>,
     /// Masked out of events and of what running attempts show.
     secrets: Arc<Secrets>,
+    /// Some phase runs once per item (`for_each`).
+    has_fan_out: bool,
 }
 
 impl Engine {
@@ -321,7 +324,9 @@ impl Engine {
                 .collect(),
             reader,
             secrets,
+            has_fan_out: false,
         };
+        engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
         Ok(engine)
     }
@@ -404,6 +409,7 @@ impl Engine {
             for (phase, attempt) in open {
                 self.emit_logged(&id, recovery::interrupted(phase, attempt));
             }
+            self.resume_items(&id, now);
             let dues: Vec<Timestamp> = self.tasks[&id]
                 .phases
                 .iter()
@@ -573,6 +579,7 @@ impl Engine {
                 );
             }
         }
+        self.interrupt_items();
         self.send_outbox().await?;
         self.store.flush().await?;
         let totals = self.store.totals().await?;
@@ -726,7 +733,8 @@ impl Engine {
 
     /// Emits whatever the task's state calls for, then starts what is ready.
     fn advance(&mut self, id: &TaskId) {
-        for _ in 0..(4 * self.phase_ids.len() + 8) {
+        let items_waiting = self.tasks.get(id).map_or(0, super::fan_out::waiting);
+        for _ in 0..(4 * self.phase_ids.len() + 8 + items_waiting) {
             let Some(task) = self.tasks.get(id) else {
                 return;
             };
@@ -744,6 +752,9 @@ impl Engine {
         };
         let state = task.state;
         if state.is_final() || state.needs_human() {
+            if state.is_final() {
+                self.abort_items(id);
+            }
             self.slots.remove(id);
             self.running.release(id);
             return;
@@ -767,6 +778,7 @@ impl Engine {
         for idx in ready_phases(task, &self.pipeline, now) {
             self.start_phase(id, idx);
         }
+        self.start_items(id);
     }
 
     /// Advances every task that holds a slot: at start, and on resume.
@@ -836,6 +848,7 @@ impl Engine {
         );
         let running = Running {
             phase: idx,
+            item: None,
             agent: a,
             ticket,
             handle,
@@ -844,31 +857,19 @@ impl Engine {
     }
 
     fn on_result(&mut self, done: AttemptDone) {
+        if let Some(item) = done.item {
+            return self.on_item_result(done, item);
+        }
         let Some(run) = self.running.take(&done.task, done.phase) else {
             return; // cancelled while it finished
         };
         let a = run.agent;
-        if let EventKind::AttemptFinished {
-            usage, cost_usd, ..
-        } = &done.event
-        {
-            let slot = &mut self.agents[a];
-            slot.inflight -= 1;
-            slot.limiter
-                .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
-            if usage.is_some() || cost_usd.is_some() {
-                slot.average.add(usage.as_ref(), *cost_usd);
-            }
-            self.run_spend.add_attempt(usage.as_ref(), *cost_usd);
-        } else {
-            let slot = &mut self.agents[a];
-            slot.inflight -= 1;
-            slot.limiter.finished(run.ticket, None);
-        }
+        self.agent_done(&run, &done.event);
         let AttemptDone {
             task: id,
             phase: idx,
             event: kind,
+            ..
         } = done;
         let (retry, retry_after) = match &kind {
             EventKind::AttemptFinished {
@@ -904,6 +905,25 @@ impl Engine {
         self.start_waiting(a);
     }
 
+    /// Gives back the agent's place an attempt took, and counts what it spent.
+    fn agent_done(&mut self, run: &Running, event: &EventKind) {
+        let slot = &mut self.agents[run.agent];
+        slot.inflight -= 1;
+        if let EventKind::AttemptFinished {
+            usage, cost_usd, ..
+        } = event
+        {
+            slot.limiter
+                .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
+            if usage.is_some() || cost_usd.is_some() {
+                slot.average.add(usage.as_ref(), *cost_usd);
+            }
+            self.run_spend.add_attempt(usage.as_ref(), *cost_usd);
+        } else {
+            slot.limiter.finished(run.ticket, None);
+        }
+    }
+
     /// Starts phases that waited for this agent, as far as its capacity and
     /// rate limits allow.
     fn start_waiting(&mut self, a: usize) {
@@ -924,6 +944,12 @@ impl Engine {
             let Some((id, idx)) = self.agents[a].waiting.pop_front() else {
                 break;
             };
+            if self.pipeline.phases[idx].fan_out.is_some() {
+                if self.slots.contains(&id) {
+                    self.start_items(&id);
+                }
+                continue;
+            }
             let still_ready = self
                 .tasks
                 .get(&id)
@@ -1114,6 +1140,7 @@ impl Engine {
     /// Stops a cancelled task's attempts; dropping their futures kills any
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
+        self.abort_items(id);
         for idx in 0..self.phase_ids.len() {
             if let Some(r) = self.running.take(id, idx) {
                 r.handle.abort();

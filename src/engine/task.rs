@@ -15,6 +15,9 @@ use super::state::{
     TaskState, phase_transition, task_transition,
 };
 
+mod items;
+pub use items::{ItemRecord, ItemState, ItemsRecord};
+
 /// Trace lines kept per attempt; later ones are counted, not kept.
 pub const MAX_TRACE_LINES: usize = 200;
 
@@ -71,6 +74,9 @@ pub struct PhaseRecord {
     pub started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
+    /// A `for_each` phase's items, once listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Box<ItemsRecord>>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -209,7 +215,10 @@ impl Task {
     }
 
     pub fn attempts(&self) -> usize {
-        self.phases.iter().map(|p| p.attempts.len()).sum()
+        self.phases
+            .iter()
+            .map(|p| p.attempts.len() + p.items.as_ref().map_or(0, |i| i.attempts as usize))
+            .sum()
     }
 
     /// The phase to show as current: running first, then held, then the last touched.
@@ -306,6 +315,12 @@ impl Task {
         let at = ev.at;
         let to = match &ev.kind {
             EventKind::TaskSubmitted { .. } => return Err(self.refused("was already submitted")),
+            kind @ (EventKind::ItemsListed { .. }
+            | EventKind::ItemStarted { .. }
+            | EventKind::ItemFinished { .. }
+            | EventKind::ItemRetryScheduled { .. }
+            | EventKind::ItemFailed { .. }
+            | EventKind::ItemsSettled { .. }) => self.apply_item(kind, at, payloads)?,
             EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => {
                 return Err(self.refused("run events do not apply to a task"));
             }
@@ -854,11 +869,16 @@ impl PhaseRecord {
             retry_due: None,
             started_at: None,
             finished_at: None,
+            items: None,
         }
     }
 
-    /// Back to a fresh series of attempts, keeping the history.
+    /// Back to a fresh series of attempts, keeping the history. A
+    /// `for_each` phase keeps its finished items and runs the others again.
     fn reset(&mut self, feedback: Option<String>) {
+        if let Some(items) = self.items.as_deref_mut() {
+            items.reopen(self.output.take());
+        }
         self.feedback = feedback;
         self.approved = false;
         self.tries = 0;
@@ -867,17 +887,23 @@ impl PhaseRecord {
         self.error = None;
     }
 
-    /// Tokens over every attempt; saturates rather than wraps.
+    /// Tokens over every attempt, items' included; saturates rather than wraps.
     pub fn tokens(&self) -> u64 {
         self.attempts
             .iter()
             .filter_map(|a| a.usage.as_ref())
             .map(Usage::tokens)
-            .fold(0, u64::saturating_add)
+            .fold(
+                self.items.as_ref().map_or(0, |i| i.tokens),
+                u64::saturating_add,
+            )
     }
 
     pub fn cost(&self) -> CostTotal {
-        let mut total = CostTotal::default();
+        let mut total = self
+            .items
+            .as_ref()
+            .map_or_else(CostTotal::default, |i| i.cost);
         for a in self
             .attempts
             .iter()
