@@ -1,0 +1,161 @@
+//! Fan-out through the binary: kill -9 in the middle of a task's items,
+//! again and again; every item finished before a kill never runs again,
+//! and the fan-in still gets every item's output in item order. Then
+//! `show` reports the items' progress and failures.
+
+#[path = "support/cli.rs"]
+mod cli;
+
+use std::collections::BTreeMap;
+
+use cli::{Sandbox, wait_for};
+use serde_json::{Value, json};
+
+/// A command agent for item phases: `parse` lists `input.count` scenes;
+/// an item phase sleeps `input.sleep_ms`, appends `task phase item
+/// attempt` to the side log, and replies with its item's number; item
+/// numbers in `input.fail` fail for good; `metrics` counts what it got.
+const ITEM_AGENT: &str = r#"
+import json, os, sys, time
+
+req = json.loads(sys.stdin.readline())
+inp = req["task"]["input"]
+phase = req["phase"]
+if phase == "parse":
+    out = {"scenes": [{"n": i} for i in range(inp["count"])]}
+elif phase == "metrics":
+    got = req["outputs"]["light"]
+    out = {"order": [o and o["n"] for o in got]}
+else:
+    item = req["item_index"]
+    assert req["item"]["n"] == item
+    time.sleep(inp.get("sleep_ms", 0) / 1000.0)
+    if item in inp.get("fail", []):
+        sys.stdout.write(json.dumps({"error": {"message": "scene %d is unreadable" % item, "retryable": False}}))
+        sys.exit(0)
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, ("%s %s %d %d\n" % (req["task"]["id"], phase, item, req["attempt"])).encode())
+    os.close(fd)
+    out = {"n": item}
+sys.stdout.write(json.dumps({"output": out}))
+"#;
+
+const PHASES: &str = r#"
+[defaults]
+concurrency = 2
+retry = { max_attempts = 2, initial_delay = "10ms", max_delay = "20ms" }
+
+[[phases]]
+id = "parse"
+agent = "items"
+
+[[phases]]
+id = "enrich"
+agent = "items"
+for_each = "outputs.parse.scenes"
+max_items_in_flight = 4
+on_item_failure = "continue"
+
+[[phases]]
+id = "light"
+agent = "items"
+for_each = "outputs.parse.scenes"
+on_item_failure = "continue"
+
+[[phases]]
+id = "metrics"
+agent = "items"
+"#;
+
+fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::new();
+    sandbox.write("items.py", ITEM_AGENT);
+    sandbox.pipeline(&format!(
+        "{PHASES}\n[agents.items]\nkind = \"command\"\ncommand = [\"python3\", {:?}, {:?}]\n",
+        sandbox.path("items.py"),
+        sandbox.side_log()
+    ));
+    sandbox
+}
+
+/// Runs of each (phase, item) the side log records.
+fn runs(sandbox: &Sandbox) -> BTreeMap<(String, u64), usize> {
+    let mut n = BTreeMap::new();
+    for l in sandbox.side_log_lines() {
+        *n.entry((l[1].clone(), l[2].parse().unwrap())).or_default() += 1;
+    }
+    n
+}
+
+/// The (phase, item) pairs `show --json` has as done.
+fn done_items(task: &Value) -> Vec<(String, u64)> {
+    let mut done = Vec::new();
+    for p in task["phases"].as_array().unwrap() {
+        let Some(items) = p["items"]["items"].as_array() else {
+            continue;
+        };
+        for (i, it) in items.iter().enumerate() {
+            if it["state"] == "done" {
+                done.push((p["id"].as_str().unwrap().to_string(), i as u64));
+            }
+        }
+    }
+    done
+}
+
+#[test]
+fn kill_9_mid_fan_out_never_runs_a_finished_item_again() {
+    let sandbox = sandbox();
+    sandbox.inputs(&[json!({"id": "t", "count": 24, "sleep_ms": 30, "fail": [5]})]);
+    // Kill once the side log has this many lines: items at both phases
+    // finish between kills.
+    let mut settled: BTreeMap<(String, u64), usize> = BTreeMap::new();
+    let mut kills = 0;
+    for lines in [3, 9, 16, 24, 33, 40] {
+        let mut live = sandbox.spawn_run(true);
+        let reached = wait_for("the kill point or the end of the run", || {
+            if sandbox.side_log_lines().len() >= lines {
+                Some(true)
+            } else if live.has_exited() {
+                Some(false)
+            } else {
+                None
+            }
+        });
+        if !reached {
+            live.wait().expect(0);
+            break;
+        }
+        live.kill9();
+        kills += 1;
+        sandbox.wait_for_no_stray_agents();
+        let task = sandbox.show("t");
+        let now = runs(&sandbox);
+        for key in done_items(&task) {
+            let count = now.get(&key).copied().unwrap_or(0);
+            assert!(count >= 1, "{key:?} is done but never ran");
+            match settled.get(&key) {
+                None => {
+                    settled.insert(key, count);
+                }
+                Some(then) => {
+                    assert_eq!(count, *then, "{key:?} ran again after it finished")
+                }
+            }
+        }
+    }
+    assert!(kills >= 3, "the run ended before the kills: only {kills}");
+    // The last run, to the end: item 5 failed, and was skipped.
+    sandbox.resume().expect(0);
+    let task = sandbox.show("t");
+    assert_eq!(task["state"], "completed", "{task}");
+    let now = runs(&sandbox);
+    for (key, then) in &settled {
+        assert_eq!(now[key], *then, "{key:?} ran again after it finished");
+    }
+    let mut order: Vec<Value> = (0..24).map(|i| json!(i)).collect();
+    order[5] = Value::Null;
+    let metrics = &task["phases"][3]["output"];
+    assert_eq!(metrics["order"], Value::Array(order), "{task}");
+    assert!(!now.contains_key(&("light".to_string(), 5)));
+}
