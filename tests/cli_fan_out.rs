@@ -159,3 +159,37 @@ fn kill_9_mid_fan_out_never_runs_a_finished_item_again() {
     assert_eq!(metrics["order"], Value::Array(order), "{task}");
     assert!(!now.contains_key(&("light".to_string(), 5)));
 }
+
+#[test]
+fn show_gives_item_progress_and_lists_failed_items() {
+    let sandbox = sandbox();
+    sandbox.inputs(&[json!({"id": "t", "count": 6, "fail": [2, 4]})]);
+    sandbox.run().expect(0);
+    let out = sandbox.cli(&["show", "t"]);
+    out.expect(0);
+    for want in [
+        "items     4/6 items · 2 failed\n",
+        "failed    item 2: fatal: scene 2 is unreadable\n",
+        "failed    item 4: fatal: scene 4 is unreadable\n",
+        "items     4/6 items · 2 skipped\n",
+    ] {
+        assert!(out.stdout.contains(want), "missing {want:?} in\n{out}");
+    }
+    let task = sandbox.show("t");
+    let progress = &task["item_progress"];
+    assert_eq!(progress[0]["phase"], "enrich");
+    assert_eq!(progress[0]["done"], 4);
+    assert_eq!(progress[0]["total"], 6);
+    assert_eq!(
+        progress[0]["failed"],
+        json!([
+            {"item": 2, "error": "fatal: scene 2 is unreadable"},
+            {"item": 4, "error": "fatal: scene 4 is unreadable"}
+        ])
+    );
+    assert_eq!(progress[1]["skipped"], 2);
+    assert_eq!(
+        task["phases"][3]["output"]["order"],
+        json!([0, 1, null, 3, null, 5])
+    );
+}

@@ -1,6 +1,7 @@
 //! Text for people and JSON for scripts, from state; never changes it.
 
 pub mod format;
+pub mod item_progress;
 pub mod list;
 pub mod markdown;
 pub mod mask;
