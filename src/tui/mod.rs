@@ -98,4 +98,6 @@ pub enum Exit {
 pub(crate) mod test_support;
 
 #[cfg(test)]
+mod fan_out_tests;
+#[cfg(test)]
 mod snapshot_tests;
