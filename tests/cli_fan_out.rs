@@ -193,3 +193,32 @@ fn show_gives_item_progress_and_lists_failed_items() {
         json!([0, 1, null, 3, null, 5])
     );
 }
+
+#[test]
+fn validate_shows_the_chains_and_points_at_a_bad_for_each() {
+    let sandbox = sandbox();
+    let out = cli::output(
+        cli::baton()
+            .arg("validate")
+            .arg(sandbox.path("pipeline.toml")),
+    );
+    out.expect(0);
+    for want in [
+        "for each: enrich over outputs.parse.scenes (on item failure: continue; at most 4 items in flight)\n",
+        "for each: light over outputs.parse.scenes, after enrich in its chain (on item failure: continue)\n",
+    ] {
+        assert!(out.stdout.contains(want), "missing {want:?} in\n{out}");
+    }
+    let bad = sandbox.write(
+        "bad.toml",
+        "name = \"x\"\n[agents.a]\nkind = \"sim\"\n[[phases]]\nid = \"light\"\nagent = \"a\"\nfor_each = \"outputs.light.scenes\"\n",
+    );
+    let out = cli::output(cli::baton().arg("validate").arg(&bad));
+    out.expect(2);
+    assert!(
+        out.stderr.contains(
+            "bad.toml:7:12: error: phase \"light\" fans out over outputs.light, but \"light\" does not run before it"
+        ),
+        "{out}"
+    );
+}
