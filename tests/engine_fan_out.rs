@@ -238,3 +238,40 @@ async fn an_operator_retry_runs_only_the_failed_items_again() {
     );
     live.stop().await;
 }
+
+#[tokio::test]
+async fn an_item_that_blocks_or_asks_for_review_fails_without_holding_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = parsed(
+        "[[phases]]\nid = \"each\"\nagent = \"scripted\"\nfor_each = \"input.scenes\"\non_item_failure = \"continue\"\n",
+    );
+    let agent = Arc::new(Scripted::new(|r| match r.item_index {
+        Some(1) => reply(Reply::Blocked {
+            reason: "needs a credential".into(),
+        }),
+        Some(2) => reply(Reply::Review {
+            reason: "unsure".into(),
+            output: json!({"i": 2}),
+        }),
+        _ => ok(json!({"i": r.item_index})),
+    }));
+    let inputs = vec![input("t1", json!({"scenes": [0, 1, 2, 3]}))];
+    let (summary, tasks) = run_to_idle(p, dir.path(), agent.clone(), inputs).await;
+    assert_eq!(summary.count(TaskState::Completed), 1);
+    let t = &tasks[0];
+    assert!(t.holds.is_empty() && t.decisions.is_empty());
+    let items = t.phases[0].items.as_deref().unwrap();
+    assert_eq!(
+        items.items[1].error.as_deref(),
+        Some("blocked: needs a credential")
+    );
+    assert_eq!(
+        items.items[2].error.as_deref(),
+        Some("asked for a review: unsure")
+    );
+    assert_eq!(
+        t.phases[0].output,
+        Some(json!([{"i": 0}, null, null, {"i": 3}]))
+    );
+    assert_eq!(agent.requests_for("each").len(), 4, "neither is retried");
+}
