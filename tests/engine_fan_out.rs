@@ -275,3 +275,54 @@ async fn an_item_that_blocks_or_asks_for_review_fails_without_holding_the_task()
     );
     assert_eq!(agent.requests_for("each").len(), 4, "neither is retried");
 }
+
+#[tokio::test]
+async fn a_budget_reached_mid_fan_out_holds_the_task_until_raised_and_approved() {
+    use baton::engine::{Actor, Command, Engine};
+    let dir = tempfile::tempdir().unwrap();
+    // The simulator's own replies: 175 tokens an attempt; the budget is
+    // reached after the third item.
+    let text = "name = \"fan\"\n[defaults]\nbudget_tokens = 525\n\
+        [agents.sim]\nkind = \"sim\"\nlatency = \"0ms\"\ntokens = \"100\"\n\
+        [[phases]]\nid = \"each\"\nagent = \"sim\"\nfor_each = \"input.scenes\"\nmax_items_in_flight = 1\n";
+    let p = baton::spec::parse(text, Path::new("fan.toml")).unwrap();
+    let mut engine = Engine::open(p, dir.path(), opts(false)).expect("open");
+    let handle = engine.handle();
+    let join = tokio::spawn(async move {
+        engine
+            .submit(vec![input("t1", json!({"scenes": [0, 1, 2, 3, 4, 5]}))])
+            .await
+            .expect("submit");
+        engine.run().await.expect("run")
+    });
+    let live = Live { handle, join };
+    let snap = live
+        .wait_for("the budget hold", |s| {
+            task(s, "t1").state == TaskState::AwaitingReview
+        })
+        .await;
+    let t = task(&snap, "t1");
+    assert_eq!(t.holds[0].phase, "each");
+    assert!(t.holds[0].is_budget(), "{:?}", t.holds[0]);
+    assert_eq!(t.phases[0].items.as_deref().unwrap().done, 3);
+    assert_eq!(t.tokens(), 525);
+    live.handle
+        .send(Command::RaiseBudget {
+            task: Some("t1".into()),
+            usd: None,
+            tokens: Some(10_000),
+            by: Actor::engine(),
+        })
+        .await
+        .expect("raise");
+    live.act("t1", Action::Approve, None).await.unwrap();
+    let snap = live
+        .wait_for("completion", |s| {
+            task(s, "t1").state == TaskState::Completed
+        })
+        .await;
+    let each = &task(&snap, "t1").phases[0];
+    assert_eq!(each.output.as_ref().unwrap().as_array().unwrap().len(), 6);
+    assert_eq!(each.items.as_deref().unwrap().attempts, 6);
+    live.stop().await;
+}
