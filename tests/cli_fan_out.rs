@@ -222,3 +222,35 @@ fn validate_shows_the_chains_and_points_at_a_bad_for_each() {
         "{out}"
     );
 }
+
+#[test]
+fn sigterm_mid_fan_out_records_running_items_as_interrupted_and_the_next_run_finishes() {
+    let sandbox = sandbox();
+    sandbox.inputs(&[json!({"id": "t", "count": 12, "sleep_ms": 200})]);
+    let live = sandbox.spawn_run(true);
+    wait_for("a few items to finish", || {
+        (sandbox.side_log_lines().len() >= 2).then_some(())
+    });
+    live.signal(libc::SIGTERM);
+    live.wait().expect(143);
+    sandbox.wait_for_no_stray_agents();
+    let task = sandbox.show("t");
+    let items = &task["phases"][1]["items"];
+    assert_eq!(items["running"], 0, "{items}");
+    let states: Vec<&str> = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["state"].as_str().unwrap())
+        .collect();
+    assert!(!states.contains(&"running"), "{states:?}");
+    let before = runs(&sandbox);
+    let done = done_items(&task);
+    assert!(!done.is_empty());
+    sandbox.resume().expect(0);
+    let after = runs(&sandbox);
+    for key in done {
+        assert_eq!(after[&key], before[&key], "{key:?} ran again");
+    }
+    assert_eq!(sandbox.show("t")["state"], "completed");
+}
