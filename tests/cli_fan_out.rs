@@ -192,6 +192,22 @@ fn show_gives_item_progress_and_lists_failed_items() {
         task["phases"][3]["output"]["order"],
         json!([0, 1, null, 3, null, 5])
     );
+    // Figures per phase count each item's attempt.
+    let out = sandbox.cli(&["stats", "--json"]);
+    out.expect(0);
+    let stats: Value = serde_json::from_str(&out.stdout).unwrap();
+    let phase = |id: &str| {
+        stats["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["phase"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {stats}"))
+    };
+    assert_eq!(phase("enrich")["attempts"], 6, "{stats}");
+    assert_eq!(phase("enrich")["succeeded"], 4, "{stats}");
+    assert_eq!(phase("light")["attempts"], 4, "{stats}");
 }
 
 #[test]

@@ -138,6 +138,10 @@ pub enum EventKind {
         phase: String,
         item: u32,
         attempt: u32,
+        /// The agent that ran it, for the figures per phase; empty for an
+        /// attempt found interrupted when the engine restarted.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        agent: String,
         duration_ms: u64,
         outcome: AttemptOutcome,
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -393,7 +393,7 @@ pub fn waiting(task: &Task) -> usize {
 /// The `ItemFinished` event for an item's finished call: the
 /// `AttemptFinished` event the call became, for item `item`. `None` for
 /// any other event.
-pub fn item_finished(event: EventKind, item: u32) -> Option<EventKind> {
+pub fn item_finished(event: EventKind, item: u32, agent: &str) -> Option<EventKind> {
     match event {
         EventKind::AttemptFinished {
             phase,
@@ -408,6 +408,7 @@ pub fn item_finished(event: EventKind, item: u32) -> Option<EventKind> {
             phase,
             item,
             attempt,
+            agent: agent.to_string(),
             duration_ms,
             outcome,
             usage,
@@ -418,12 +419,14 @@ pub fn item_finished(event: EventKind, item: u32) -> Option<EventKind> {
     }
 }
 
-/// The event that records an item attempt lost to a restart.
-pub fn item_interrupted(phase: String, item: u32, attempt: u32) -> EventKind {
+/// The event that records an item attempt lost to a restart; `agent` is
+/// empty when no longer known.
+pub fn item_interrupted(phase: String, item: u32, attempt: u32, agent: &str) -> EventKind {
     EventKind::ItemFinished {
         phase,
         item,
         attempt,
+        agent: agent.to_string(),
         duration_ms: 0,
         outcome: AttemptOutcome::Interrupted,
         usage: None,

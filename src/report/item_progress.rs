@@ -160,6 +160,7 @@ mod tests {
                     phase: "each".into(),
                     item: i,
                     attempt: 1,
+                    agent: "a".into(),
                     duration_ms: 1,
                     outcome,
                     usage: None,

@@ -73,6 +73,7 @@ fn fanned_out() -> StoredRun {
                 phase: "draft".into(),
                 item,
                 attempt: 1,
+                agent: "a".into(),
                 duration_ms: 900,
                 outcome,
                 usage: None,

@@ -120,7 +120,8 @@ impl Engine {
             }
             _ => Duration::ZERO,
         };
-        let Some(kind) = fan_out::item_finished(done.event, item) else {
+        let agent = self.agents[a].name.clone();
+        let Some(kind) = fan_out::item_finished(done.event, item, &agent) else {
             return;
         };
         let retry = match &kind {
@@ -192,7 +193,7 @@ impl Engine {
             }
         }
         for (phase, item, attempt) in open {
-            self.emit_logged(id, fan_out::item_interrupted(phase, item, attempt));
+            self.emit_logged(id, fan_out::item_interrupted(phase, item, attempt, ""));
         }
         for due in dues {
             self.timers.add(id.clone(), clock::until(now, due), due);
@@ -217,7 +218,8 @@ impl Engine {
                     && !self.tasks[&id].state.is_final()
                 {
                     let phase = self.phase_ids[r.phase].clone();
-                    self.emit_logged(&id, fan_out::item_interrupted(phase, item, attempt));
+                    let agent = self.agents[r.agent].name.clone();
+                    self.emit_logged(&id, fan_out::item_interrupted(phase, item, attempt, &agent));
                 }
             }
         }

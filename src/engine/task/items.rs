@@ -476,6 +476,7 @@ mod tests {
             phase: "each".into(),
             item,
             attempt,
+            agent: "a".into(),
             duration_ms: 1,
             outcome,
             usage: Some(Usage {
