@@ -155,6 +155,9 @@ async fn with_stop_one_item_failing_for_good_fails_the_task_after_its_retries() 
         "no new item starts once the task fails"
     );
     assert!(agent.requests_for("metrics").is_empty());
+    let enrich = t.phase("enrich").unwrap().items.as_deref().unwrap();
+    assert_eq!(enrich.running, 0, "items cut short are pending again");
+    assert!(enrich.items.iter().all(|i| i.state != ItemState::Running));
 }
 
 #[tokio::test]

@@ -554,6 +554,13 @@ impl Task {
                 }
                 self.finish_reason = reason.clone();
                 self.finished_at = Some(at);
+                for items in self
+                    .phases
+                    .iter_mut()
+                    .filter_map(|p| p.items.as_deref_mut())
+                {
+                    items.stop_running();
+                }
                 to
             }
         };
@@ -782,6 +789,9 @@ impl Task {
                             },
                         )?;
                         p.retry_due = None;
+                    }
+                    if let Some(items) = p.items.as_deref_mut() {
+                        items.stop_running();
                     }
                 }
                 self.holds.clear();

@@ -127,6 +127,22 @@ impl ItemsRecord {
         self.running = 0;
     }
 
+    /// Items still running when their task ended (failed or cancelled):
+    /// their attempts were cut short, so they are pending again.
+    pub(super) fn stop_running(&mut self) {
+        if self.running == 0 {
+            return;
+        }
+        for (i, item) in self.items.iter_mut().enumerate() {
+            if item.state == ItemState::Running {
+                item.state = ItemState::Pending;
+                item.tries = item.tries.saturating_sub(1);
+                self.cursor = self.cursor.min(i as u32);
+            }
+        }
+        self.running = 0;
+    }
+
     /// The items' outputs in item order; `null` for an item without one.
     /// The outputs move out: the phase's output holds them from now on.
     fn take_outputs(&mut self) -> Value {
