@@ -239,6 +239,7 @@ async fn the_pipeline_points_at_the_scripts() {
         outputs: Map::new(),
         feedback: None,
         model: None,
+        send_back: None,
     };
     let ctx = CallContext {
         timeout: Duration::from_secs(60),

@@ -42,6 +42,7 @@ fn request(input: Value) -> Arc<AgentRequest> {
         outputs: Map::new(),
         feedback: Some("use the newer codes".into()),
         model: None,
+        send_back: None,
     })
 }
 
@@ -85,6 +86,7 @@ async fn each_reply_shape() {
             r#"{"blocked": {"reason": "no note"}}"#,
             Reply::Blocked {
                 reason: "no note".into(),
+                escalation: Default::default(),
             },
         ),
         (
@@ -92,6 +94,7 @@ async fn each_reply_shape() {
             Reply::Review {
                 reason: "unsure".into(),
                 output: json!(3),
+                escalation: Default::default(),
             },
         ),
     ];

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::engine::cost::Usage;
+use crate::engine::escalation::Escalation;
 use crate::engine::event::{ErrorClass, HttpInfo};
 use crate::engine::live::Progress;
 use crate::spec::model::{AgentKind, AgentSpec};
@@ -35,6 +36,19 @@ pub struct AgentRequest {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The phases this phase may send the task back to (its `send_back`),
+    /// with the rounds so far and the most allowed; absent when it may not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_back: Option<SendBackOffer>,
+}
+
+/// What a reviewer phase may do with `{"send_back": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendBackOffer {
+    pub to: Vec<String>,
+    /// Rounds this phase has already sent the task back.
+    pub rounds: u32,
+    pub max_rounds: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,11 +70,21 @@ pub enum Reply {
     },
     Blocked {
         reason: String,
+        escalation: Escalation,
     },
     /// Output that a person must look at before the task goes on.
     Review {
         reason: String,
         output: Value,
+        escalation: Escalation,
+    },
+    /// A reviewer's verdict: phase `to`, which ran before this one, runs
+    /// again with `feedback`; allowed where the phase has `send_back`.
+    SendBack {
+        to: String,
+        feedback: String,
+        /// The reviewer's own output, kept with its attempt.
+        output: Option<Value>,
     },
 }
 

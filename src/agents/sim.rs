@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Agent, AgentRequest, BoxFuture, CallContext, CallResult, Failure, Reply};
 use crate::engine::cost::Usage;
+use crate::engine::escalation::{Escalation, Severity};
 use crate::engine::event::ErrorClass;
 use crate::spec::model::SimSpec;
 
@@ -110,6 +111,13 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
                 "simulated blocker: {} needs information it lacks",
                 req.phase
             ),
+            escalation: Escalation {
+                attempted: vec![
+                    "searched the task's input".into(),
+                    "asked the earlier phases' outputs".into(),
+                ],
+                severity: Some(Severity::Medium),
+            },
         })
     } else if roll < {
         edge += spec.review_rate;
@@ -118,6 +126,21 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
         Ok(Reply::Review {
             reason: "simulated low confidence".into(),
             output: output(spec, req, output_tokens),
+            escalation: Escalation::default(),
+        })
+    } else if let Some(to) = req.send_back.as_ref().and_then(|s| s.to.first())
+        && roll < {
+            edge += spec.send_back_rate;
+            edge
+        }
+    {
+        Ok(Reply::SendBack {
+            to: to.clone(),
+            feedback: format!(
+                "simulated review: {to} misses the error cases (round {})",
+                req.send_back.as_ref().map_or(0, |s| s.rounds) + 1
+            ),
+            output: Some(output(spec, req, output_tokens)),
         })
     } else {
         Ok(Reply::Output {
@@ -214,6 +237,7 @@ mod tests {
             fatal_rate: fatal,
             block_rate: block,
             review_rate: review,
+            send_back_rate: 0.0,
             model: "claude-sonnet-4-5".into(),
             seed: 7,
             output_fields: vec!["plan".into()],
@@ -231,6 +255,7 @@ mod tests {
             outputs: Map::new(),
             feedback: None,
             model: None,
+            send_back: None,
         }
     }
 

@@ -30,7 +30,12 @@ pub struct AttemptDone {
 
 /// The request for the next attempt of phase `idx`, on `model` when a
 /// routing rule chose one.
-pub fn request(task: &Task, idx: usize, model: Option<String>) -> AgentRequest {
+pub fn request(
+    task: &Task,
+    pipeline: &Pipeline,
+    idx: usize,
+    model: Option<String>,
+) -> AgentRequest {
     let p = &task.phases[idx];
     AgentRequest {
         task: TaskRef {
@@ -42,6 +47,7 @@ pub fn request(task: &Task, idx: usize, model: Option<String>) -> AgentRequest {
         outputs: completed_outputs(task),
         feedback: p.feedback.clone(),
         model,
+        send_back: super::send_back::offer(task, pipeline, idx),
     }
 }
 
@@ -201,11 +207,17 @@ pub fn finished(
             ErrorClass::Protocol,
             format!("the agent reported usage no call can have: {why}"),
         )),
-        (Ok(Reply::Output { output } | Reply::Review { output, .. }), None)
-            if !output.is_object() =>
-        {
-            Err(Failure::new(ErrorClass::Protocol, not_an_object(&output)))
-        }
+        (
+            Ok(
+                Reply::Output { output }
+                | Reply::Review { output, .. }
+                | Reply::SendBack {
+                    output: Some(output),
+                    ..
+                },
+            ),
+            None,
+        ) if !output.is_object() => Err(Failure::new(ErrorClass::Protocol, not_an_object(&output))),
         (reply, None) => reply,
     };
     let (outcome, output) = match reply {
@@ -213,10 +225,28 @@ pub fn finished(
             contract(&output).unwrap_or(AttemptOutcome::Succeeded),
             Some(output),
         ),
-        Ok(Reply::Review { reason, output }) => (
-            contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason }),
+        Ok(Reply::Review {
+            reason,
+            output,
+            escalation,
+        }) => (
+            contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason, escalation }),
             Some(output),
         ),
+        Ok(Reply::SendBack {
+            to,
+            feedback,
+            output,
+        }) => match super::send_back::refusal(spec, &to) {
+            Some(message) => (
+                AttemptOutcome::Failed {
+                    class: ErrorClass::Protocol,
+                    message,
+                },
+                None,
+            ),
+            None => (AttemptOutcome::SentBack { to, feedback }, output),
+        },
         Ok(Reply::Error { message, retryable }) => {
             let class = if retryable {
                 ErrorClass::Retryable
@@ -225,7 +255,9 @@ pub fn finished(
             };
             (AttemptOutcome::Failed { class, message }, None)
         }
-        Ok(Reply::Blocked { reason }) => (AttemptOutcome::Blocked { reason }, None),
+        Ok(Reply::Blocked { reason, escalation }) => {
+            (AttemptOutcome::Blocked { reason, escalation }, None)
+        }
         Err(failure) => (
             AttemptOutcome::Failed {
                 class: failure.class,
@@ -291,6 +323,7 @@ mod tests {
                 jitter: 0.0,
             },
             disabled: None,
+            send_back: None,
         }
     }
 
@@ -388,6 +421,7 @@ mod tests {
                 Reply::Review {
                     reason: "unsure".into(),
                     output,
+                    escalation: Default::default(),
                 },
                 None,
             );

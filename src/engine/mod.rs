@@ -9,6 +9,7 @@ pub mod bounds;
 pub mod budget;
 pub mod clock;
 pub mod cost;
+pub mod escalation;
 pub mod event;
 pub mod exit_status;
 pub mod handle;
@@ -18,6 +19,7 @@ pub mod recovery;
 pub mod route;
 pub mod run_state;
 pub mod runtime;
+pub mod send_back;
 pub mod state;
 pub mod task;
 

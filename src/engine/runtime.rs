@@ -804,7 +804,7 @@ impl Engine {
             Some((model, choice)) => (Some(model), Some(choice)),
             None => (None, None),
         };
-        let request = attempt::request(task, idx, model.clone());
+        let request = attempt::request(task, &pipeline, idx, model.clone());
         let agent = slot.agent.clone();
         let kind = EventKind::PhaseStarted {
             phase: spec.id.clone(),

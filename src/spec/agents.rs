@@ -43,6 +43,7 @@ const SIM_KEYS: &[&str] = &[
     "fatal_rate",
     "block_rate",
     "review_rate",
+    "send_back_rate",
     "model",
     "seed",
     "fields",
@@ -52,7 +53,13 @@ const SIM_KEYS: &[&str] = &[
     "route",
 ];
 const ROUTE_KEYS: &[&str] = &["when", "model"];
-const RATES: [&str; 4] = ["fail_rate", "fatal_rate", "block_rate", "review_rate"];
+const RATES: [&str; 5] = [
+    "fail_rate",
+    "fatal_rate",
+    "block_rate",
+    "review_rate",
+    "send_back_rate",
+];
 const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
 /// The kind, other than `except`, that has key `k`, as a hint for a key
@@ -352,7 +359,7 @@ fn read_env(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<BTreeMap<String, Stri
 fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
     let latency = read_latency(d, t);
     let tokens = read_tokens(d, t);
-    let mut rates = [0.0f64; 4];
+    let mut rates = [0.0f64; RATES.len()];
     let mut rates_ok = true;
     for (rate, key) in rates.iter_mut().zip(RATES) {
         match (t.get(key), t.fraction(d, key)) {
@@ -371,7 +378,7 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
                 t.place,
                 (sum * 1e6).round() / 1e6
             ),
-            "fail_rate, fatal_rate, block_rate and review_rate are shares of the same calls; lower them so they add up to at most 1",
+            "fail_rate, fatal_rate, block_rate, review_rate and send_back_rate are shares of the same calls; lower them so they add up to at most 1",
         );
         rates_ok = false;
     }
@@ -388,7 +395,13 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
     if !rates_ok {
         return None;
     }
-    let [fail_rate, fatal_rate, block_rate, review_rate] = rates;
+    let [
+        fail_rate,
+        fatal_rate,
+        block_rate,
+        review_rate,
+        send_back_rate,
+    ] = rates;
     Some(SimSpec {
         latency: latency?,
         tokens: tokens?,
@@ -396,6 +409,7 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
         fatal_rate,
         block_rate,
         review_rate,
+        send_back_rate,
         model: model.to_string(),
         seed,
         output_fields: fields?,
@@ -589,7 +603,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields, provider, base_url, api_key_env, system, prompt, max_tokens, temperature, timeout, output, stream"),
+            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, send_back_rate, seed, fields, provider, base_url, api_key_env, system, prompt, max_tokens, temperature, timeout, output, stream"),
             "{err}"
         );
     }

@@ -18,6 +18,7 @@ mod phases;
 mod range;
 mod raw;
 mod roles;
+mod send_back;
 mod suggest;
 mod switch;
 

@@ -266,6 +266,9 @@ pub struct SimSpec {
     pub block_rate: f64,
     /// Share of calls that reply `review`.
     pub review_rate: f64,
+    /// Share of calls that send the task back, where the phase allows it
+    /// (`send_back`): to its first target, with made-up feedback.
+    pub send_back_rate: f64,
     pub model: String,
     pub seed: u64,
     /// Keys the output object carries, so that phases with a
@@ -315,4 +318,15 @@ pub struct PhaseSpec {
     /// Why the phase is switched off, if it is (`enabled = false`,
     /// `--disable`, `--only`): each task records it as skipped with this reason.
     pub disabled: Option<String>,
+    /// The phases this one's agent may send the task back to.
+    pub send_back: Option<SendBackSpec>,
+}
+
+/// A reviewer loop: the phases a reviewer may send a task back to, and how
+/// many rounds it gets before a person decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendBackSpec {
+    /// Phase ids, each one that runs before the reviewer.
+    pub to: Vec<String>,
+    pub max_rounds: u32,
 }

@@ -28,6 +28,7 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "enabled",
+    "send_back",
 ];
 
 /// A phase as read, before `after` is resolved.
@@ -39,6 +40,7 @@ struct Draft<'a> {
     id: Option<Spanned<&'a str>>,
     /// `None` when absent: the phase then runs after the one before it.
     after: Option<Vec<Spanned<&'a str>>>,
+    send_back: Option<super::send_back::Draft<'a>>,
     spec: PhaseSpec,
 }
 
@@ -78,12 +80,32 @@ pub(crate) fn read_phases(
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
     check_cycles(d, &drafts, &edges);
+    let after: Vec<Vec<usize>> = edges
+        .iter()
+        .map(|e| e.iter().map(|(to, _)| *to).collect())
+        .collect();
+    let ids: Vec<Option<&str>> = drafts
+        .iter()
+        .map(|p| p.id.as_ref().map(|id| *id.get_ref()))
+        .collect();
+    let loops: Vec<_> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, draft)| {
+            draft
+                .send_back
+                .as_ref()
+                .map(|s| super::send_back::resolve(d, i, &ids, s, &after, &first_by_id))
+        })
+        .collect();
     drafts
         .into_iter()
-        .zip(edges)
-        .map(|(draft, edges)| {
+        .zip(after)
+        .zip(loops)
+        .map(|((draft, after), send_back)| {
             let mut spec = draft.spec;
-            spec.after = edges.into_iter().map(|(to, _)| to).collect();
+            spec.after = after;
+            spec.send_back = send_back;
             spec
         })
         .collect()
@@ -110,6 +132,7 @@ fn read_phase<'a>(
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
+        send_back: None,
     };
     let DeValue::Table(inner) = item.get_ref() else {
         d.error(
@@ -121,6 +144,7 @@ fn read_phase<'a>(
             span: item.span(),
             id: None,
             after: None,
+            send_back: None,
             spec,
         };
     };
@@ -207,10 +231,12 @@ fn read_phase<'a>(
             ),
         }
     }
+    let send_back = super::send_back::read(d, &t);
     Draft {
         span: item.span(),
         id,
         after,
+        send_back,
         spec,
     }
 }

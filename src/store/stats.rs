@@ -112,9 +112,9 @@ impl AttemptFigures {
     ) {
         self.attempts += 1;
         match outcome {
-            AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
-                self.succeeded += 1
-            }
+            AttemptOutcome::Succeeded
+            | AttemptOutcome::ReviewRequested { .. }
+            | AttemptOutcome::SentBack { .. } => self.succeeded += 1,
             AttemptOutcome::Blocked { .. } => self.blocked += 1,
             AttemptOutcome::Failed { class, .. } => self.failed.add(*class),
             AttemptOutcome::Interrupted => self.interrupted += 1,

@@ -98,4 +98,6 @@ pub enum Exit {
 pub(crate) mod test_support;
 
 #[cfg(test)]
+mod loop_view_tests;
+#[cfg(test)]
 mod snapshot_tests;

@@ -38,6 +38,7 @@ pub fn phase(id: &str) -> PhaseSpec {
             jitter: 0.0,
         },
         disabled: None,
+        send_back: None,
     }
 }
 
@@ -94,6 +95,7 @@ pub fn sim_agent(name: &str, output_tokens: u64, model: &str) -> AgentSpec {
             fatal_rate: 0.0,
             block_rate: 0.0,
             review_rate: 0.0,
+            send_back_rate: 0.0,
             model: model.into(),
             seed: 1,
             output_fields: Vec::new(),

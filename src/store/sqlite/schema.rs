@@ -159,6 +159,11 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: Some(super::stats::fill),
     },
+    // 7: what an agent tried, and how severe it says the problem is, for
+    // the holds it opened (JSON; NULL when it said neither).
+    sql(r#"
+    ALTER TABLE holds ADD COLUMN escalation TEXT;
+    "#),
 ];
 
 /// The version this build writes.
