@@ -995,3 +995,58 @@ fn the_header_projects_the_cost_at_the_finish_beside_the_budget() {
     term.send("y");
     term.wait_exit(30);
 }
+
+/// A planner that echoes the feedback it ran with, and a reviewer that
+/// always sends the plan back: one round, then a person decides.
+const LOOP_PIPELINE: &str = r#"
+name = "loop"
+[agents.planner]
+kind = "command"
+command = ["python3", "-c", "import json,sys; r=json.load(sys.stdin); print(json.dumps({'output': {'heard': r.get('feedback')}}))"]
+[agents.reviewer]
+kind = "command"
+command = ["python3", "-c", "print('{\"send_back\": {\"to\": \"plan\", \"feedback\": \"too short\"}}')"]
+
+[[phases]]
+id = "plan"
+agent = "planner"
+
+[[phases]]
+id = "plan_review"
+agent = "reviewer"
+send_back = { to = ["plan"], max_rounds = 1 }
+"#;
+
+#[test]
+fn past_its_rounds_a_reviewer_loop_waits_in_the_queue_and_feedback_grants_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), LOOP_PIPELINE, &["t1"]);
+    let mut term = Term::spawn(RUN, dir.path(), 160, 48, &[("USER", "operator")]);
+    term.wait_for("Review queue · 1 waiting", 30);
+    term.wait_for("sent back to plan after 1 rounds: too short", 10);
+    // Tasks → Detail → Review queue, then send back with a person's feedback.
+    term.send("\t\t");
+    term.wait_for("Detail · t1", 10);
+    term.send("f");
+    term.wait_for("feedback", 10);
+    term.send("list the risks\r");
+    // The plan runs again with it; the reviewer objects once more.
+    term.wait_until("the granted round to come back to the queue", 30, |s| {
+        s.contains("Review queue · 1 waiting") && s.contains("with feedback: list the risks")
+    });
+    term.send("a");
+    term.wait_for("1 completed", 10);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "completed");
+    assert_eq!(t1["phases"][0]["output"]["heard"], "list the risks");
+    assert_eq!(
+        attempts(&t1, 0),
+        3,
+        "first run, the agent's round, the granted round"
+    );
+    assert_eq!(t1["phases"][1]["rounds"], 2);
+    assert_eq!(t1["decisions"][0]["action"]["action"], "send_back");
+    assert_eq!(t1["decisions"][1]["action"]["action"], "approve");
+}
