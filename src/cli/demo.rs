@@ -111,6 +111,7 @@ pub async fn run(args: DemoArgs) -> i32 {
             let code = super::run::run_headless(
                 Some(&pipeline_file),
                 pipeline,
+                &args.switches,
                 demo_tasks(args.tasks),
                 &state_dir,
                 false,

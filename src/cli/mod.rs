@@ -19,6 +19,7 @@ mod run_log;
 mod source;
 mod state_meta;
 mod stats;
+mod switches;
 mod validate;
 
 use std::path::PathBuf;
