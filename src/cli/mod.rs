@@ -12,6 +12,7 @@ mod clean;
 mod decide;
 mod demo;
 mod fail;
+mod in_process;
 mod inspect;
 mod out;
 mod run;

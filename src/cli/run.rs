@@ -24,6 +24,11 @@ pub struct RunArgs {
     /// Print progress lines instead of opening the dashboard.
     #[arg(long)]
     headless: bool,
+    /// Run the engine inside the dashboard's process instead of in one of
+    /// its own: no detaching (`d` says so), quitting stops the run; the
+    /// control socket is served all the same.
+    #[arg(long, conflicts_with = "headless")]
+    in_process: bool,
     /// Keep running while tasks wait for a person, until every task is final
     /// or SIGTERM/SIGINT, serving `baton attach` and CLI decisions meanwhile.
     #[arg(long)]
@@ -172,6 +177,16 @@ pub async fn run(args: RunArgs) -> i32 {
         None => Vec::new(),
     };
     if let Mode::Dashboard(opts) = mode {
+        if args.in_process || super::in_process::by_default() {
+            let plan = super::in_process::InProcess {
+                pipeline_file: args.pipeline.as_deref(),
+                pipeline,
+                switches: &switches,
+                inputs,
+                state_dir: &args.dir.state_dir,
+            };
+            return super::in_process::run(plan, opts).await;
+        }
         let plan = super::background::Plan {
             pipeline_file: args.pipeline.as_deref(),
             input: args.input.as_deref(),
