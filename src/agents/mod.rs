@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::engine::cost::Usage;
 use crate::engine::event::{ErrorClass, HttpInfo};
 use crate::engine::live::Progress;
-use crate::spec::model::{AgentKind, AgentSpec};
+use crate::spec::model::{AgentKind, AgentSpec, OutputSchema};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -119,6 +119,10 @@ pub struct CallContext {
     /// The reply as it grows, for whoever watches; never journaled, and
     /// may be dropped when nobody does.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// The phase's `output_schema`: an http agent that gets output breaking
+    /// it asks the model again with the errors, and the simulator shapes
+    /// its output to fit it.
+    pub output_schema: Option<OutputSchema>,
 }
 
 impl CallContext {
@@ -128,6 +132,7 @@ impl CallContext {
             timeout,
             trace: None,
             progress: None,
+            output_schema: None,
         }
     }
 }

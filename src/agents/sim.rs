@@ -320,6 +320,7 @@ mod tests {
             timeout: Duration::from_millis(10),
             trace: None,
             progress: None,
+            output_schema: None,
         };
         let r = agent.call(Arc::new(req("t", 1)), ctx).await;
         assert_eq!(r.reply.unwrap_err().class, ErrorClass::Timeout);

@@ -8,7 +8,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::advance::missing_fields;
 use super::clock;
 use super::cost::{PriceTable, Usage};
 use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
@@ -94,6 +93,7 @@ pub fn spawn(
             timeout,
             trace: Some(trace_tx),
             progress: Some(progress_tx),
+            output_schema: spec.output_schema.clone(),
         };
         let publish = |kind: LiveKind| {
             // Nobody watching: nothing to build.
@@ -177,23 +177,10 @@ pub fn finished(
         _ => (usage, None),
     };
     let cost_usd = usage.as_ref().and_then(|u| prices.cost(u));
-    let contract = |output: &serde_json::Value| -> Option<AttemptOutcome> {
-        if spec.required_output.is_empty() {
-            return None;
-        }
-        if !output.is_object() {
-            return Some(AttemptOutcome::Failed {
-                class: ErrorClass::Contract,
-                message: format!(
-                    "output is not an object with {}",
-                    spec.required_output.join(", ")
-                ),
-            });
-        }
-        let missing = missing_fields(output, &spec.required_output);
-        (!missing.is_empty()).then(|| AttemptOutcome::Failed {
+    let contract = |output: &serde_json::Value| {
+        super::contract::broken(spec, output).map(|message| AttemptOutcome::Failed {
             class: ErrorClass::Contract,
-            message: format!("output lacks required field(s): {}", missing.join(", ")),
+            message,
         })
     };
     let reply = match (reply, impossible) {
@@ -282,6 +269,7 @@ mod tests {
             on_failure: OnFailure::Stop,
             review: ReviewMode::Never,
             required_output: Vec::new(),
+            output_schema: None,
             timeout: Duration::from_secs(1),
             retry: RetryPolicy {
                 max_attempts: 1,
