@@ -163,7 +163,8 @@ impl Inner {
     }
 
     /// The messages for this attempt: the prompt, and when the last attempt
-    /// of this phase was not the JSON asked for, that reply and why.
+    /// of this phase was not the JSON asked for or broke the phase's
+    /// schema, that reply and what was wrong with it.
     fn conversation(&self, request: &AgentRequest) -> Result<Conversation, String> {
         let system = match &self.spec.system {
             Some(t) => Some(t.render(request).map_err(|e| format!("system: {e}"))?),
