@@ -2,9 +2,8 @@
 //! format as documented: whole and streamed replies, usage with cache
 //! counts, every error class with its retries and `retry-after`, hangs,
 //! broken streams, bad JSON, the JSON contract and the output schema fed
-//! back, refusals, the
-//! live progress of a streaming reply (and of a command agent's stderr),
-//! and http agents under routes, budgets and rate limits.
+//! back, refusals, the live progress of a streaming reply (and of a command
+//! agent's stderr), and http agents under routes, budgets and rate limits.
 
 #[path = "support/llm_server.rs"]
 mod llm_server;
