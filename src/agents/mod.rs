@@ -4,6 +4,7 @@
 pub mod command;
 pub mod http;
 pub mod sim;
+mod sim_schema;
 
 use std::future::Future;
 use std::pin::Pin;

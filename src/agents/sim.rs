@@ -176,7 +176,15 @@ impl Agent for SimAgent {
     fn call(&self, request: Arc<AgentRequest>, ctx: CallContext) -> BoxFuture<CallResult> {
         let spec = self.spec.clone();
         Box::pin(async move {
-            let (latency, result) = decide(&spec, &request);
+            let (latency, mut result) = decide(&spec, &request);
+            if let Some(schema) = &ctx.output_schema {
+                match &mut result.reply {
+                    Ok(Reply::Output { output } | Reply::Review { output, .. }) => {
+                        *output = super::sim_schema::fit(schema, std::mem::take(output));
+                    }
+                    _ => {}
+                }
+            }
             if latency > ctx.timeout {
                 tokio::time::sleep(ctx.timeout).await;
                 return CallResult::failed(
@@ -324,5 +332,27 @@ mod tests {
         };
         let r = agent.call(Arc::new(req("t", 1)), ctx).await;
         assert_eq!(r.reply.unwrap_err().class, ErrorClass::Timeout);
+    }
+
+    #[tokio::test]
+    async fn the_output_is_shaped_to_the_phases_schema() {
+        let schema = crate::spec::model::OutputSchema::compile(
+            "s.json".into(),
+            json!({"type": "object", "required": ["groups"], "properties": {
+                "groups": {"type": "array", "items": {"type": "object", "required": ["intensity"],
+                    "properties": {"intensity": {"type": "number", "minimum": 0, "maximum": 1}}}}
+            }}),
+        )
+        .unwrap();
+        let mut ctx = CallContext::quiet(Duration::from_secs(1));
+        ctx.output_schema = Some(schema.clone());
+        let agent = SimAgent::new(spec(0.0, 0.0, 0.0, 0.0));
+        let r = agent.call(Arc::new(req("t", 1)), ctx).await;
+        let Ok(Reply::Output { output }) = r.reply else {
+            panic!("{:?}", r.reply)
+        };
+        assert!(schema.holds(&output), "{output}");
+        assert_eq!(output["groups"], json!([{"intensity": 0.5}]));
+        assert_eq!(output["plan"], "plan of t", "the usual fields stay");
     }
 }
