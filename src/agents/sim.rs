@@ -177,13 +177,10 @@ impl Agent for SimAgent {
         let spec = self.spec.clone();
         Box::pin(async move {
             let (latency, mut result) = decide(&spec, &request);
-            if let Some(schema) = &ctx.output_schema {
-                match &mut result.reply {
-                    Ok(Reply::Output { output } | Reply::Review { output, .. }) => {
-                        *output = super::sim_schema::fit(schema, std::mem::take(output));
-                    }
-                    _ => {}
-                }
+            if let (Some(schema), Ok(Reply::Output { output } | Reply::Review { output, .. })) =
+                (&ctx.output_schema, &mut result.reply)
+            {
+                *output = super::sim_schema::fit(schema, std::mem::take(output));
             }
             if latency > ctx.timeout {
                 tokio::time::sleep(ctx.timeout).await;
