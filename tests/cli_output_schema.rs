@@ -59,6 +59,18 @@ output_schema = "schemas/lighting.json"
     sandbox
 }
 
+#[test]
+fn validate_names_each_phases_schema() {
+    let sandbox = sandbox();
+    let out = output(baton().arg("validate").arg(sandbox.path("pipeline.toml")));
+    out.expect(0);
+    assert!(
+        out.stdout
+            .contains("  schema: lighting (schemas/lighting.json)\n"),
+        "{out}"
+    );
+}
+
 const BROKEN: &str = "output breaks its schema (schemas/lighting.json): /groups/2/intensity: 1.4 is greater than the maximum of 1";
 
 #[test]

@@ -4,7 +4,8 @@
 //! keywords (`type`, `properties`, `required`, `items`, `minItems`, `enum`,
 //! `const`, `examples`, `default`, bounds, `minLength`, local `$ref`,
 //! `allOf`, `anyOf`, `oneOf`); a schema it cannot satisfy (a `pattern`, a
-//! `format`) leaves the usual output, and the attempt fails its contract.
+//! checked `format`) leaves the usual output, and the attempt fails its
+//! contract.
 
 use serde_json::{Map, Value, json};
 
