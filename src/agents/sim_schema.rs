@@ -7,12 +7,17 @@
 //! checked `format`) leaves the usual output, and the attempt fails its
 //! contract.
 
+use std::cell::Cell;
+
 use serde_json::{Map, Value, json};
 
 use crate::spec::model::OutputSchema;
 
 /// How deep the example goes, so that a recursive schema ends.
 const MAX_DEPTH: usize = 16;
+/// Values the example may hold in all, so that a schema whose parts refer
+/// back to it many times over ends soon too.
+const MAX_VALUES: usize = 10_000;
 
 /// `base` if it fits the schema; else `base` with the example's fields laid
 /// over it, if that fits; else the example, if it fits; else `base`.
@@ -22,6 +27,7 @@ pub(crate) fn fit(schema: &OutputSchema, base: Value) -> Value {
     }
     let example = Example {
         root: &schema.document,
+        left: Cell::new(MAX_VALUES),
     }
     .of(&schema.document, 0);
     if let (Value::Object(base_fields), Value::Object(fields)) = (&base, &example) {
@@ -41,6 +47,8 @@ pub(crate) fn fit(schema: &OutputSchema, base: Value) -> Value {
 struct Example<'a> {
     /// For `$ref` to `#/...`.
     root: &'a Value,
+    /// Values still allowed.
+    left: Cell<usize>,
 }
 
 impl Example<'_> {
@@ -48,9 +56,10 @@ impl Example<'_> {
         let Value::Object(s) = schema else {
             return json!({});
         };
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.left.get() == 0 {
             return Value::Null;
         }
+        self.left.set(self.left.get() - 1);
         if let Some(v) = s.get("const") {
             return v.clone();
         }
@@ -237,6 +246,15 @@ mod tests {
             "required": ["next"],
             "properties": {"next": {"$ref": "#"}}
         }));
+        assert_eq!(fit(&s, json!({"a": 1})), json!({"a": 1}));
+        // Nor does one that refers back to itself many times over take long.
+        let props: Map<String, Value> = (0..10)
+            .map(|i| (format!("p{i}"), json!({"$ref": "#"})))
+            .collect();
+        let s = schema(
+            json!({"type": "object", "properties": props, "required": ["x"],
+            "additionalProperties": false}),
+        );
         assert_eq!(fit(&s, json!({"a": 1})), json!({"a": 1}));
     }
 }

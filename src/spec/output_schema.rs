@@ -50,6 +50,14 @@ impl OutputSchema {
     /// Compiles `document`, or says why it is not a JSON Schema.
     pub fn compile(label: String, document: Value) -> Result<OutputSchema, String> {
         let validator = jsonschema::validator_for(&document).map_err(|e| {
+            if let jsonschema::error::ValidationErrorKind::Referencing(
+                jsonschema::ReferencingError::Unretrievable { uri, .. },
+            ) = e.kind()
+            {
+                return format!(
+                    "`$ref` to {uri} leads outside the schema, which is not followed; copy what it refers to under \"$defs\" and refer to it as \"#/$defs/NAME\""
+                );
+            }
             let at = e.instance_path().as_str();
             match at {
                 "" => e.to_string(),
@@ -428,9 +436,15 @@ mod tests {
         assert!(err.contains("objekt"), "{err}");
         assert!(err.contains("help: fix the schema"), "{err}");
         // A reference to another file is not followed: the schema must stand alone.
-        let dir = with_file("s.json", r#"{"$ref": "other.json"}"#);
-        let err = load_in(dir.path(), "output_schema = \"s.json\"\n").unwrap_err();
-        assert!(err.contains("is not a valid JSON Schema (s.json)"), "{err}");
+        for reference in ["other.json", "https://example.com/lighting.json"] {
+            let dir = with_file("s.json", &format!(r#"{{"$ref": "{reference}"}}"#));
+            let err = load_in(dir.path(), "output_schema = \"s.json\"\n").unwrap_err();
+            assert!(
+                err.contains("is not a valid JSON Schema (s.json): `$ref` to "),
+                "{err}"
+            );
+            assert!(err.contains("leads outside the schema, which is not followed; copy what it refers to under \"$defs\""), "{err}");
+        }
     }
 
     #[test]
