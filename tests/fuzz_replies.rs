@@ -39,6 +39,7 @@ fn spec(required: Vec<String>) -> PhaseSpec {
             jitter: 0.2,
         },
         disabled: None,
+        cache: None,
     }
 }
 

@@ -291,6 +291,7 @@ mod tests {
                 jitter: 0.0,
             },
             disabled: None,
+            cache: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! file:line:col and say how to fix them.
 
 mod agents;
+mod cache;
 pub mod condition;
 mod defaults;
 mod duration;

@@ -315,4 +315,18 @@ pub struct PhaseSpec {
     /// Why the phase is switched off, if it is (`enabled = false`,
     /// `--disable`, `--only`): each task records it as skipped with this reason.
     pub disabled: Option<String>,
+    /// `cache_key` (and `cache_ttl`): tasks with the same key share one
+    /// output of this phase (see `engine::step_cache`).
+    pub cache: Option<CacheSpec>,
+}
+
+/// A phase's shared step cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSpec {
+    /// Rendered per task; the same text means the same output.
+    pub key: Template,
+    /// The key as written, part of the phase's definition.
+    pub text: String,
+    /// Entries older than this are not reused; `None` keeps them until cleared.
+    pub ttl: Option<Duration>,
 }

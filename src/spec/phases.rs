@@ -8,6 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::cache::{KeyRef, check_key_refs, read_cache};
 use super::condition::Condition;
 use super::defaults::read_retry;
 use super::error::Diag;
@@ -28,6 +29,8 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "enabled",
+    "cache_key",
+    "cache_ttl",
 ];
 
 /// A phase as read, before `after` is resolved.
@@ -39,6 +42,8 @@ struct Draft<'a> {
     id: Option<Spanned<&'a str>>,
     /// `None` when absent: the phase then runs after the one before it.
     after: Option<Vec<Spanned<&'a str>>>,
+    /// Phases its `cache_key` names, checked once `after` is resolved.
+    key_refs: Vec<KeyRef>,
     spec: PhaseSpec,
 }
 
@@ -78,6 +83,16 @@ pub(crate) fn read_phases(
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
     check_cycles(d, &drafts, &edges);
+    let ids: Vec<&str> = drafts
+        .iter()
+        .map(|p| p.id.as_ref().map_or("", |id| *id.get_ref()))
+        .collect();
+    let afters: Vec<Vec<usize>> = edges
+        .iter()
+        .map(|e| e.iter().map(|(to, _)| *to).collect())
+        .collect();
+    let key_refs: Vec<Vec<KeyRef>> = drafts.iter().map(|p| p.key_refs.clone()).collect();
+    check_key_refs(d, &key_refs, &ids, &afters);
     drafts
         .into_iter()
         .zip(edges)
@@ -110,6 +125,7 @@ fn read_phase<'a>(
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
+        cache: None,
     };
     let DeValue::Table(inner) = item.get_ref() else {
         d.error(
@@ -121,6 +137,7 @@ fn read_phase<'a>(
             span: item.span(),
             id: None,
             after: None,
+            key_refs: Vec::new(),
             spec,
         };
     };
@@ -207,10 +224,13 @@ fn read_phase<'a>(
             ),
         }
     }
+    let (cache, key_refs) = read_cache(d, &t);
+    spec.cache = cache;
     Draft {
         span: item.span(),
         id,
         after,
+        key_refs,
         spec,
     }
 }
