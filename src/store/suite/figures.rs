@@ -371,7 +371,9 @@ pub(crate) async fn a_database_before_the_figures_gets_them_from_its_events(open
     let kept = d.store.run_stats().await.unwrap();
     d.store.close().await.unwrap();
     let conn = rusqlite::Connection::open(crate::store::sqlite::db_path(dir.path())).unwrap();
-    conn.execute_batch("DROP TABLE attempt_stats; DROP TABLE phase_ends; PRAGMA user_version = 5;")
+    conn.execute_batch(
+        "DROP TABLE attempt_stats; DROP TABLE phase_ends; DROP TABLE step_cache; PRAGMA user_version = 5;",
+    )
         .unwrap();
     drop(conn);
     let (store, _) = open_store(dir.path()).unwrap();
