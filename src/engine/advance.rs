@@ -21,8 +21,9 @@ pub fn is_settled(p: &PhaseRecord, on_failure: OnFailure, needs_approval: bool) 
     }
 }
 
-fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
-    review == ReviewMode::Always || p.agent_asked_review()
+/// A cached output was approved when it was stored, if it needed to be.
+pub fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
+    p.cached.is_none() && (review == ReviewMode::Always || p.agent_asked_review())
 }
 
 fn settled_at(task: &Task, pipeline: &Pipeline, idx: usize) -> bool {
@@ -84,7 +85,7 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 }
                 OnFailure::Continue => {}
             },
-            PhaseState::Completed if !p.approved && !held(task, id) => {
+            PhaseState::Completed if !p.approved && p.cached.is_none() && !held(task, id) => {
                 if let Some(AttemptOutcome::ReviewRequested { reason }) =
                     p.attempts.last().and_then(|a| a.outcome.as_ref())
                 {

@@ -71,6 +71,19 @@ pub struct PhaseRecord {
     pub started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
+    /// The output came from the shared step cache, not from an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<CacheHit>,
+}
+
+/// Where a phase's cached output came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheHit {
+    /// The phase's `cache_key` as rendered for the task.
+    pub key: String,
+    /// The task whose attempt made the output.
+    pub from_task: TaskId,
+    pub stored_at: Timestamp,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -346,6 +359,7 @@ impl Task {
                 let p = &mut self.phases[idx];
                 p.tries += 1;
                 p.retry_due = None;
+                p.cached = None;
                 p.started_at.get_or_insert(at);
                 p.finished_at = None;
                 // Most phases run once or twice: room for this attempt only,
@@ -495,6 +509,43 @@ impl Task {
                 let p = &mut self.phases[idx];
                 p.skip_reason = Some(reason.clone());
                 p.finished_at = Some(at);
+                to
+            }
+            EventKind::PhaseCached {
+                phase,
+                key,
+                output,
+                from_task,
+                stored_at,
+            } => {
+                let idx = self.index(phase)?;
+                // Pending, or between attempts: a retry may find the output
+                // another task's attempt stored meanwhile.
+                let p = &self.phases[idx];
+                let between = p.state == PhaseState::Running
+                    && !p.attempts.last().is_some_and(AttemptRecord::is_open);
+                if p.state != PhaseState::Pending && !between {
+                    return Err(self.refused(format!(
+                        "phase {phase} is {}{}; only a phase that is not running takes a cached output",
+                        p.state.as_str(),
+                        if p.state == PhaseState::Running { " an attempt" } else { "" }
+                    )));
+                }
+                let to = task_transition(self.state, TaskSignal::PhaseStarted)?;
+                self.phase_step(idx, PhaseSignal::Start)?;
+                self.phase_step(idx, PhaseSignal::Succeed)?;
+                let p = &mut self.phases[idx];
+                p.output = if copy { Some(output.clone()) } else { None };
+                p.error = None;
+                p.feedback = None;
+                p.retry_due = None;
+                p.started_at.get_or_insert(at);
+                p.finished_at = Some(at);
+                p.cached = Some(CacheHit {
+                    key: key.clone(),
+                    from_task: from_task.clone(),
+                    stored_at: *stored_at,
+                });
                 to
             }
             EventKind::ReviewRequested { phase, reason } => self.open_hold(
@@ -854,11 +905,13 @@ impl PhaseRecord {
             retry_due: None,
             started_at: None,
             finished_at: None,
+            cached: None,
         }
     }
 
     /// Back to a fresh series of attempts, keeping the history.
     fn reset(&mut self, feedback: Option<String>) {
+        self.cached = None;
         self.feedback = feedback;
         self.approved = false;
         self.tries = 0;

@@ -55,6 +55,16 @@ impl Secrets {
                 }
             }
             EventKind::RetryScheduled { .. } => {}
+            EventKind::PhaseCached {
+                key,
+                output,
+                from_task,
+                ..
+            } => {
+                m(key);
+                m(from_task);
+                self.mask_value(output);
+            }
             EventKind::PhaseFailed { error: text, .. }
             | EventKind::PhaseSkipped { reason: text, .. }
             | EventKind::TaskBlocked { reason: text, .. } => m(text),
