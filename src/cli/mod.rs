@@ -8,6 +8,7 @@ mod allocator;
 mod attach;
 mod background;
 mod budget;
+mod cache;
 mod clean;
 mod decide;
 mod demo;
@@ -130,6 +131,9 @@ enum Cmd {
     Cancel(decide::CancelArgs),
     /// Raise a task's budget, or the run's without TASK: in the running engine, or in the state folder.
     Budget(budget::BudgetArgs),
+    /// The shared step cache of phases with a cache_key: list its entries, or clear them.
+    #[command(subcommand)]
+    Cache(cache::CacheCmd),
 }
 
 pub fn main() -> i32 {
@@ -158,6 +162,7 @@ pub fn main() -> i32 {
             | Cmd::Summary { .. }
             | Cmd::Review { .. }
             | Cmd::Validate { .. }
+            | Cmd::Cache(cache::CacheCmd::List { .. })
     ) {
         out::die_quietly_on_a_closed_pipe();
     }
@@ -207,6 +212,7 @@ pub fn main() -> i32 {
             Cmd::Retry(args) => decide::retry(args).await,
             Cmd::Cancel(args) => decide::cancel(args).await,
             Cmd::Budget(args) => budget::raise(args).await,
+            Cmd::Cache(cmd) => cache::run(cmd).await,
         }
     })
 }

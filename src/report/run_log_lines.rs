@@ -131,7 +131,7 @@ pub(super) fn event_line(
         } => format!(
             "✓ `{phase}` cached · key {} · from task {} · 0 tokens · $0 · output {}",
             quote(m, key),
-            quote(m, from_task),
+            m.mask(from_task),
             excerpt(m, output)
         ),
         EventKind::ReviewRequested { phase, reason } => {
