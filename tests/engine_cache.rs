@@ -320,3 +320,56 @@ async fn an_output_that_needs_approval_is_cached_once_approved() {
     }
     live.stop().await;
 }
+
+#[tokio::test]
+async fn a_cached_phase_takes_no_agent_slot_and_no_rate_limit_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fetch = phase("fetch");
+    fetch.cache = cached_pipeline(None).phases[0].cache.clone();
+    let p = pipeline(vec![fetch], &[]);
+    run_to_idle(p.clone(), dir.path(), Arc::new(fetcher()), with_q(&["t0"], "cats")).await;
+    // Now one call at a time and one a minute, and that one never ends.
+    let mut tight = p;
+    let agent = tight.agents.get_mut("scripted").unwrap();
+    agent.max_parallel = Some(1);
+    agent.rpm = Some(1);
+    let slow = Arc::new(fetcher().with_delay(Duration::from_secs(3600)));
+    let mut inputs = with_q(&["busy"], "birds");
+    inputs.extend(with_q(&["c1", "c2", "c3"], "cats"));
+    let live = Live::start(tight, dir.path(), slow.clone(), inputs);
+    let snap = live
+        .wait_for("the cached tasks to finish beside the busy one", |s| {
+            ["c1", "c2", "c3"]
+                .iter()
+                .all(|id| task(s, id).state == TaskState::Completed)
+        })
+        .await;
+    assert_eq!(task(&snap, "busy").state, TaskState::Running);
+    assert_eq!(slow.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    live.stop().await;
+}
+
+#[tokio::test]
+async fn a_spent_run_budget_still_lets_cached_outputs_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut fetch = phase("fetch");
+    fetch.cache = cached_pipeline(None).phases[0].cache.clone();
+    let p = pipeline(vec![fetch], &[]);
+    run_to_idle(p.clone(), dir.path(), Arc::new(fetcher()), with_q(&["t0"], "cats")).await;
+    // The first run spent 150 tokens: past this budget, no attempt starts.
+    let mut capped = p;
+    capped.run_budget.tokens = Some(100);
+    let agent = Arc::new(fetcher());
+    let (_, tasks) = run_to_idle(
+        capped,
+        dir.path(),
+        agent.clone(),
+        vec![input("c1", json!({"q": "cats"})), input("b1", json!({"q": "birds"}))],
+    )
+    .await;
+    assert_eq!(find(&tasks, "c1").state, TaskState::Completed);
+    assert_eq!(find(&tasks, "b1").state, TaskState::AwaitingReview, "held for the budget");
+    assert_eq!(calls_for(&agent, "fetch"), 0);
+    let reader = SqliteReader::open(dir.path()).unwrap();
+    assert_eq!(reader.totals().await.unwrap().tokens, 150, "the reuse cost nothing");
+}
