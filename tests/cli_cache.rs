@@ -159,3 +159,24 @@ fn validate_points_at_a_bad_cache_key() {
     );
     assert!(out.stderr.contains("pipeline.toml:10:14: error:"), "{out}");
 }
+
+#[test]
+fn an_output_approved_after_the_run_stopped_serves_the_tasks_that_waited() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(&PHASES.replace("cache_ttl = \"7d\"", "review = \"always\""));
+    sandbox.inputs(&[ask("t1", "cats"), ask("t2", "cats"), ask("t3", "cats")]);
+    // t1's output waits for a person; t2 and t3 wait for t1's, still
+    // pending when the headless run stops.
+    sandbox.run().expect(4);
+    let states = sandbox.states();
+    assert_eq!(states["t1"], "awaiting_review");
+    assert_eq!((states["t2"].as_str(), states["t3"].as_str()), ("pending", "pending"));
+    assert_eq!(calls(&sandbox, "fetch"), 1);
+    sandbox.cli(&["approve", "t1"]).expect(0);
+    assert_eq!(cache_json(&sandbox).len(), 1, "stored when approved");
+    sandbox.resume().expect(0);
+    assert_eq!(calls(&sandbox, "fetch"), 1, "t2 and t3 took the approved output");
+    for id in ["t2", "t3"] {
+        assert_eq!(sandbox.show(id)["phases"][0]["cached"]["from_task"], "t1");
+    }
+}

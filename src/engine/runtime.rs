@@ -1120,7 +1120,7 @@ impl Engine {
         if cancel {
             self.abort_task(&task);
         }
-        self.cache_settle(&task);
+        self.cache_after_decision(&task);
         self.advance(&task);
         Ok(())
     }

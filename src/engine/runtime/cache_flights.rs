@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use super::super::advance::needs_approval;
 use super::super::cache_key;
 use super::super::clock;
-use super::super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
+use super::super::event::{Action, AttemptOutcome, ErrorClass, EventKind, TaskId};
 use super::super::state::PhaseState;
 use super::Engine;
 use crate::spec::Pipeline;
@@ -262,10 +262,75 @@ impl Engine {
     /// After something happened to task `id` (an attempt ended, a person
     /// decided, a cancel): settles the flights it owns.
     pub(super) fn cache_settle(&mut self, id: &TaskId) {
+        self.settle_owned(id);
+    }
+
+    /// Settles the flights task `id` owns; gives their phases.
+    fn settle_owned(&mut self, id: &TaskId) -> Vec<usize> {
+        let mut owned = Vec::new();
         for idx in 0..self.phase_ids.len() {
             if let Some(ck) = self.cache.owners.get(&(id.clone(), idx)).cloned() {
+                owned.push(idx);
                 self.settle_flight(id, idx, ck);
             }
+        }
+        owned
+    }
+
+    /// After a person's decision on task `id`: its flights settle, and an
+    /// output just approved is stored even when no flight owns it.
+    pub(super) fn cache_after_decision(&mut self, id: &TaskId) {
+        let owned = self.settle_owned(id);
+        self.store_approved(id, &owned);
+    }
+
+    /// A person approved an output the cache waits for, though no flight
+    /// of this engine owns it (it was made before a restart, or the
+    /// decision is applied to a stopped folder): it is stored now.
+    fn store_approved(&mut self, id: &TaskId, settled: &[usize]) {
+        let Some(task) = self.tasks.get(id) else {
+            return;
+        };
+        let Some(phase) = task
+            .decisions
+            .last()
+            .filter(|d| d.action == Action::Approve)
+            .and_then(|d| d.phase.clone())
+        else {
+            return;
+        };
+        let Some(idx) = task.phase_index(&phase).filter(|i| !settled.contains(i)) else {
+            return;
+        };
+        let (Some(definition), Some(spec)) = (
+            self.cache.definitions[idx].clone(),
+            self.pipeline.phases[idx].cache.as_ref(),
+        ) else {
+            return;
+        };
+        let p = &task.phases[idx];
+        let made_here = p.attempts.last().is_some_and(|a| a.feedback.is_none());
+        let accepted = p.state == PhaseState::Completed && p.approved && p.cached.is_none();
+        let (Some(output), true, true) = (p.output.clone(), made_here, accepted) else {
+            return;
+        };
+        let Ok(key) = cache_key::render(spec, task, idx) else {
+            return;
+        };
+        let ck = CacheKey {
+            phase,
+            definition,
+            key,
+        };
+        let entry = CacheEntry {
+            key: ck.clone(),
+            output,
+            task: id.clone(),
+            created_at: self.opts.clock.now(),
+        };
+        self.cache.writes.push(CacheWrite::Put(entry.clone()));
+        if self.cache.flights.contains_key(&ck) {
+            self.serve_flight(&ck, &entry, Some(id));
         }
     }
 
