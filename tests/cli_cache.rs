@@ -69,8 +69,15 @@ fn a_cached_phase_runs_once_per_key_across_tasks_and_runs() {
     assert_eq!(fetch["output"]["task"], "t1", "t1's output, reused");
     let text = sandbox.cli(&["show", "t3"]);
     text.expect(0);
-    assert!(text.stdout.contains("phase fetch  completed (cached)"), "{text}");
-    assert!(text.stdout.contains("cached    key \"cats\" · from task t1"), "{text}");
+    assert!(
+        text.stdout.contains("phase fetch  completed (cached)"),
+        "{text}"
+    );
+    assert!(
+        text.stdout
+            .contains("cached    key \"cats\" · from task t1"),
+        "{text}"
+    );
     let log = std::fs::read_to_string(sandbox.state().join("RUN_LOG.md")).unwrap();
     assert!(
         log.contains("✓ `fetch` cached · key “cats” · from task t1 · 0 tokens · $0"),
@@ -84,12 +91,24 @@ fn a_cached_phase_runs_once_per_key_across_tasks_and_runs() {
     assert!(lines[0].starts_with("KEY   PHASE  AGE"), "{listed}");
     let cats = lines.iter().find(|l| l.starts_with("cats ")).expect("cats");
     let words: Vec<&str> = cats.split_whitespace().collect();
-    assert_eq!((words[1], words[3], words[6]), ("fetch", "3", "t1"), "{listed}");
-    assert!(lines.last().unwrap().starts_with("2 entries · 3 reuses · "), "{listed}");
+    assert_eq!(
+        (words[1], words[3], words[6]),
+        ("fetch", "3", "t1"),
+        "{listed}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("2 entries · 3 reuses · "),
+        "{listed}"
+    );
     let entries = cache_json(&sandbox);
     let mut uses: Vec<(String, u64)> = entries
         .iter()
-        .map(|e| (e["key"].as_str().unwrap().to_string(), e["uses"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["key"].as_str().unwrap().to_string(),
+                e["uses"].as_u64().unwrap(),
+            )
+        })
         .collect();
     uses.sort();
     assert_eq!(uses, [("cats".into(), 3), ("dogs".into(), 0)]);
@@ -104,7 +123,9 @@ fn a_cached_phase_runs_once_per_key_across_tasks_and_runs() {
     let cleared = sandbox.cli(&["cache", "clear", "--phase", "fetch", "--key", "cats"]);
     cleared.expect(0);
     assert!(
-        cleared.stdout.contains("removed 1 step cache entry of phase fetch and key \"cats\""),
+        cleared
+            .stdout
+            .contains("removed 1 step cache entry of phase fetch and key \"cats\""),
         "{cleared}"
     );
     let left: Vec<Value> = cache_json(&sandbox);
@@ -115,9 +136,15 @@ fn a_cached_phase_runs_once_per_key_across_tasks_and_runs() {
     assert_eq!(calls(&sandbox, "fetch"), 3);
     let all = sandbox.cli(&["cache", "clear"]);
     all.expect(0);
-    assert!(all.stdout.contains("removed 2 step cache entries from"), "{all}");
+    assert!(
+        all.stdout.contains("removed 2 step cache entries from"),
+        "{all}"
+    );
     let empty = sandbox.cli(&["cache", "list"]);
-    assert!(empty.stdout.starts_with("no step cache entries in "), "{empty}");
+    assert!(
+        empty.stdout.starts_with("no step cache entries in "),
+        "{empty}"
+    );
 }
 
 #[test]
@@ -152,9 +179,8 @@ fn validate_points_at_a_bad_cache_key() {
     let out = output(cli::baton().arg("validate").arg(&path));
     out.expect(2);
     assert!(
-        out.stderr.contains(
-            "uses outputs.use, but phase \"use\" does not run before \"fetch\""
-        ),
+        out.stderr
+            .contains("uses outputs.use, but phase \"use\" does not run before \"fetch\""),
         "{out}"
     );
     assert!(out.stderr.contains("pipeline.toml:10:14: error:"), "{out}");
@@ -170,12 +196,19 @@ fn an_output_approved_after_the_run_stopped_serves_the_tasks_that_waited() {
     sandbox.run().expect(4);
     let states = sandbox.states();
     assert_eq!(states["t1"], "awaiting_review");
-    assert_eq!((states["t2"].as_str(), states["t3"].as_str()), ("pending", "pending"));
+    assert_eq!(
+        (states["t2"].as_str(), states["t3"].as_str()),
+        ("pending", "pending")
+    );
     assert_eq!(calls(&sandbox, "fetch"), 1);
     sandbox.cli(&["approve", "t1"]).expect(0);
     assert_eq!(cache_json(&sandbox).len(), 1, "stored when approved");
     sandbox.resume().expect(0);
-    assert_eq!(calls(&sandbox, "fetch"), 1, "t2 and t3 took the approved output");
+    assert_eq!(
+        calls(&sandbox, "fetch"),
+        1,
+        "t2 and t3 took the approved output"
+    );
     for id in ["t2", "t3"] {
         assert_eq!(sandbox.show(id)["phases"][0]["cached"]["from_task"], "t1");
     }

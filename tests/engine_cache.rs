@@ -100,7 +100,10 @@ async fn one_call_serves_every_task_with_the_key_at_no_cost() {
     let reader = SqliteReader::open(dir.path()).unwrap();
     assert_eq!(reader.totals().await.unwrap().tokens, 150 * (2 + 7));
     let entries = reader.cache_list(&CacheFilter::default()).await.unwrap();
-    let mut uses: Vec<(String, u64)> = entries.iter().map(|e| (e.key.key.clone(), e.uses)).collect();
+    let mut uses: Vec<(String, u64)> = entries
+        .iter()
+        .map(|e| (e.key.key.clone(), e.uses))
+        .collect();
     uses.sort();
     assert_eq!(uses, [("cats".to_string(), 4), ("dogs".to_string(), 1)]);
 }
@@ -128,7 +131,11 @@ async fn a_later_run_on_the_folder_reuses_the_output() {
     assert_eq!(summary.count(TaskState::Completed), 3);
     assert_eq!(calls_for(&second, "fetch"), 0, "stored by the first run");
     assert_eq!(
-        find(&tasks, "t3").phases[0].cached.as_ref().unwrap().from_task,
+        find(&tasks, "t3").phases[0]
+            .cached
+            .as_ref()
+            .unwrap()
+            .from_task,
         "t1"
     );
 }
@@ -164,7 +171,13 @@ async fn a_changed_phase_definition_misses_the_cache() {
         sim_agent("scripted", 10, "another-model"),
     );
     let third = Arc::new(fetcher());
-    run_to_idle(remodelled, dir.path(), third.clone(), with_q(&["t3"], "cats")).await;
+    run_to_idle(
+        remodelled,
+        dir.path(),
+        third.clone(),
+        with_q(&["t3"], "cats"),
+    )
+    .await;
     assert_eq!(calls_for(&third, "fetch"), 1);
 }
 
@@ -207,7 +220,11 @@ async fn an_entry_past_its_ttl_is_not_reused() {
     assert_eq!(calls_for(&agent, "fetch"), 2);
     assert!(find(&tasks, "t3").phases[0].cached.is_none());
     assert_eq!(
-        find(&tasks, "t4").phases[0].cached.as_ref().unwrap().from_task,
+        find(&tasks, "t4").phases[0]
+            .cached
+            .as_ref()
+            .unwrap()
+            .from_task,
         "t3"
     );
 }
@@ -220,8 +237,7 @@ async fn many_tasks_asking_at_once_wait_for_the_one_attempt() {
     let agent = Arc::new(fetcher().with_delay(Duration::from_millis(200)));
     let ids: Vec<String> = (0..40).map(|i| format!("t{i:02}")).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let (summary, tasks) =
-        run_to_idle(p, dir.path(), agent.clone(), with_q(&ids, "cats")).await;
+    let (summary, tasks) = run_to_idle(p, dir.path(), agent.clone(), with_q(&ids, "cats")).await;
     assert_eq!(summary.count(TaskState::Completed), 40);
     assert_eq!(calls_for(&agent, "fetch"), 1, "exactly one attempt");
     let made: Vec<&str> = tasks
@@ -257,7 +273,11 @@ async fn a_failed_attempt_is_not_cached_and_a_waiter_runs_its_own() {
         with_q(&["t1", "t2", "t3", "t4"], "cats"),
     )
     .await;
-    assert_eq!(calls_for(&agent, "fetch"), 2, "t1 failed, t2 ran for the rest");
+    assert_eq!(
+        calls_for(&agent, "fetch"),
+        2,
+        "t1 failed, t2 ran for the rest"
+    );
     assert_eq!(find(&tasks, "t1").phases[0].state, PhaseState::Failed);
     assert!(find(&tasks, "t2").phases[0].cached.is_none());
     for id in ["t3", "t4"] {
@@ -297,7 +317,12 @@ async fn an_output_that_needs_approval_is_cached_once_approved() {
     let mut p = cached_pipeline(None);
     p.phases[0].review = ReviewMode::Always;
     let agent = Arc::new(fetcher());
-    let live = Live::start(p, dir.path(), agent.clone(), with_q(&["t1", "t2", "t3"], "cats"));
+    let live = Live::start(
+        p,
+        dir.path(),
+        agent.clone(),
+        with_q(&["t1", "t2", "t3"], "cats"),
+    );
     live.wait_for("t1's review", |s| {
         task(s, "t1").state == TaskState::AwaitingReview
     })
@@ -316,7 +341,10 @@ async fn an_output_that_needs_approval_is_cached_once_approved() {
     for id in ["t2", "t3"] {
         let t = task(&snap, id);
         assert!(t.phases[0].cached.is_some(), "{id}");
-        assert!(t.holds.is_empty() && !t.phases[0].approved, "{id}: no second approval");
+        assert!(
+            t.holds.is_empty() && !t.phases[0].approved,
+            "{id}: no second approval"
+        );
     }
     live.stop().await;
 }
@@ -327,7 +355,13 @@ async fn a_cached_phase_takes_no_agent_slot_and_no_rate_limit_token() {
     let mut fetch = phase("fetch");
     fetch.cache = cached_pipeline(None).phases[0].cache.clone();
     let p = pipeline(vec![fetch], &[]);
-    run_to_idle(p.clone(), dir.path(), Arc::new(fetcher()), with_q(&["t0"], "cats")).await;
+    run_to_idle(
+        p.clone(),
+        dir.path(),
+        Arc::new(fetcher()),
+        with_q(&["t0"], "cats"),
+    )
+    .await;
     // Now one call at a time and one a minute, and that one never ends.
     let mut tight = p;
     let agent = tight.agents.get_mut("scripted").unwrap();
@@ -355,7 +389,13 @@ async fn a_spent_run_budget_still_lets_cached_outputs_through() {
     let mut fetch = phase("fetch");
     fetch.cache = cached_pipeline(None).phases[0].cache.clone();
     let p = pipeline(vec![fetch], &[]);
-    run_to_idle(p.clone(), dir.path(), Arc::new(fetcher()), with_q(&["t0"], "cats")).await;
+    run_to_idle(
+        p.clone(),
+        dir.path(),
+        Arc::new(fetcher()),
+        with_q(&["t0"], "cats"),
+    )
+    .await;
     // The first run spent 150 tokens: past this budget, no attempt starts.
     let mut capped = p;
     capped.run_budget.tokens = Some(100);
@@ -364,12 +404,23 @@ async fn a_spent_run_budget_still_lets_cached_outputs_through() {
         capped,
         dir.path(),
         agent.clone(),
-        vec![input("c1", json!({"q": "cats"})), input("b1", json!({"q": "birds"}))],
+        vec![
+            input("c1", json!({"q": "cats"})),
+            input("b1", json!({"q": "birds"})),
+        ],
     )
     .await;
     assert_eq!(find(&tasks, "c1").state, TaskState::Completed);
-    assert_eq!(find(&tasks, "b1").state, TaskState::AwaitingReview, "held for the budget");
+    assert_eq!(
+        find(&tasks, "b1").state,
+        TaskState::AwaitingReview,
+        "held for the budget"
+    );
     assert_eq!(calls_for(&agent, "fetch"), 0);
     let reader = SqliteReader::open(dir.path()).unwrap();
-    assert_eq!(reader.totals().await.unwrap().tokens, 150, "the reuse cost nothing");
+    assert_eq!(
+        reader.totals().await.unwrap().tokens,
+        150,
+        "the reuse cost nothing"
+    );
 }

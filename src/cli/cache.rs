@@ -38,7 +38,9 @@ pub enum CacheCmd {
 pub async fn run(cmd: CacheCmd) -> i32 {
     let result = match cmd {
         CacheCmd::List { phase, json, dir } => list(&dir.state_dir, phase, json).await,
-        CacheCmd::Clear { phase, key, dir } => clear(&dir.state_dir, CacheFilter { phase, key }).await,
+        CacheCmd::Clear { phase, key, dir } => {
+            clear(&dir.state_dir, CacheFilter { phase, key }).await
+        }
     };
     match result {
         Ok(()) => 0,

@@ -122,11 +122,11 @@ mod tests {
             lines[1],
             "cats                                       fetch  2m05s     4  2.0 KB  t1"
         );
-        assert!(lines[2].starts_with(&format!("{}… ", "q".repeat(40))), "{shown}");
-        assert_eq!(lines[3], "2 entries · 5 reuses · 2.0 KB");
-        assert_eq!(
-            text(&[], now, "state"),
-            "no step cache entries in state\n"
+        assert!(
+            lines[2].starts_with(&format!("{}… ", "q".repeat(40))),
+            "{shown}"
         );
+        assert_eq!(lines[3], "2 entries · 5 reuses · 2.0 KB");
+        assert_eq!(text(&[], now, "state"), "no step cache entries in state\n");
     }
 }

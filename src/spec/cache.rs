@@ -102,9 +102,7 @@ pub(crate) fn read_cache(d: &mut Diag<'_>, t: &Table<'_, '_>) -> (Option<CacheSp
 /// than zero.
 fn read_ttl(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<Duration> {
     let v = t.get("cache_ttl")?;
-    let Some(s) = t.string(d, "cache_ttl") else {
-        return None;
-    };
+    let s = t.string(d, "cache_ttl")?;
     match parse_ttl(s.get_ref()) {
         Ok(ttl) if ttl.is_zero() => {
             d.error(
@@ -216,8 +214,8 @@ mod tests {
 
     #[test]
     fn a_key_and_a_ttl_are_read() {
-        let p = with("cache_key = \"{{input.q}}/{{outputs.fetch.id}}\"\ncache_ttl = \"7d\"\n")
-            .unwrap();
+        let p =
+            with("cache_key = \"{{input.q}}/{{outputs.fetch.id}}\"\ncache_ttl = \"7d\"\n").unwrap();
         let c = p.phases[1].cache.as_ref().unwrap();
         assert_eq!(c.text, "{{input.q}}/{{outputs.fetch.id}}");
         assert_eq!(c.ttl, Some(Duration::from_secs(7 * 86_400)));
@@ -241,7 +239,9 @@ mod tests {
     fn a_key_naming_an_unknown_or_later_phase_is_refused_at_its_place() {
         let e = with("cache_key = \"{{outputs.fetsh.id}}\"\n").unwrap_err();
         assert!(
-            e.contains("p.toml:10:14: error: unknown phase \"fetsh\" in `cache_key` in phase \"draft\""),
+            e.contains(
+                "p.toml:10:14: error: unknown phase \"fetsh\" in `cache_key` in phase \"draft\""
+            ),
             "{e}"
         );
         assert!(e.contains("did you mean \"fetch\"?"), "{e}");
@@ -255,28 +255,51 @@ mod tests {
         assert!(e.contains("add \"fetch\" to its after list"), "{e}");
         // Its own output cannot be part of its key either.
         let e = with("cache_key = \"{{outputs.draft}}\"\n").unwrap_err();
-        assert!(e.contains("phase \"draft\" does not run before \"draft\""), "{e}");
+        assert!(
+            e.contains("phase \"draft\" does not run before \"draft\""),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_keys_and_ttls_say_where_and_how_to_fix() {
         let e = with("cache_key = \"{{input.q\"\n").unwrap_err();
         assert!(
-            e.contains("p.toml:10:14: error: `{{` is not closed by `}}` in `cache_key` in phase \"draft\""),
+            e.contains(
+                "p.toml:10:14: error: `{{` is not closed by `}}` in `cache_key` in phase \"draft\""
+            ),
             "{e}"
         );
         let e = with("cache_key = \"same\"\n").unwrap_err();
-        assert!(e.contains("p.toml:10:13: error: `cache_key` in phase \"draft\" names no field"), "{e}");
+        assert!(
+            e.contains("p.toml:10:13: error: `cache_key` in phase \"draft\" names no field"),
+            "{e}"
+        );
         let e = with("cache_key = \"{{input.q}} {{feedback}}\"\n").unwrap_err();
-        assert!(e.contains("p.toml:10:26: error: `{{feedback}}` in `cache_key`"), "{e}");
+        assert!(
+            e.contains("p.toml:10:26: error: `{{feedback}}` in `cache_key`"),
+            "{e}"
+        );
         let e = with("cache_key = 5\n").unwrap_err();
-        assert!(e.contains("`cache_key` in phase \"draft\" must be a string"), "{e}");
+        assert!(
+            e.contains("`cache_key` in phase \"draft\" must be a string"),
+            "{e}"
+        );
         let e = with("cache_ttl = \"7d\"\n").unwrap_err();
-        assert!(e.contains("p.toml:10:13: error: `cache_ttl` in phase \"draft\" has no `cache_key`"), "{e}");
+        assert!(
+            e.contains("p.toml:10:13: error: `cache_ttl` in phase \"draft\" has no `cache_key`"),
+            "{e}"
+        );
         let e = with("cache_key = \"{{input.q}}\"\ncache_ttl = \"1w\"\n").unwrap_err();
-        assert!(e.contains("p.toml:11:13: error: bad duration for `cache_ttl` in phase \"draft\""), "{e}");
+        assert!(
+            e.contains("p.toml:11:13: error: bad duration for `cache_ttl` in phase \"draft\""),
+            "{e}"
+        );
         assert!(e.contains("whole days such as \"7d\""), "{e}");
         let e = with("cache_key = \"{{input.q}}\"\ncache_ttl = \"0d\"\n").unwrap_err();
-        assert!(e.contains("`cache_ttl` in phase \"draft\" must be longer than 0s"), "{e}");
+        assert!(
+            e.contains("`cache_ttl` in phase \"draft\" must be longer than 0s"),
+            "{e}"
+        );
     }
 }

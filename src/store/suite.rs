@@ -10,11 +10,11 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::cache::{CacheEntry, CacheFilter, CacheKey, CacheWrite};
 use super::{
     Batch, ListQuery, Recovered, RowChange, RunMeta, RunReader, RunStore, Sort, StoreError, TaskNo,
     TaskRow,
 };
-use super::cache::{CacheEntry, CacheFilter, CacheKey, CacheWrite};
 use crate::engine::cost::Usage;
 use crate::engine::event::{AttemptOutcome, Event, EventKind, ReviewReason};
 use crate::engine::task::Task;
@@ -833,7 +833,10 @@ pub(crate) async fn the_step_cache_keeps_finds_counts_and_clears(
     let left = d.store.cache_list(&CacheFilter::default()).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].key, other);
-    assert_eq!(d.store.cache_clear(CacheFilter::default()).await.unwrap(), 1);
+    assert_eq!(
+        d.store.cache_clear(CacheFilter::default()).await.unwrap(),
+        1
+    );
 }
 
 /// Every test of the suite, on one backend.

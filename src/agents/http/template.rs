@@ -133,7 +133,7 @@ impl Template {
 
     /// Whether the template has a `{{feedback}}` place.
     pub fn uses_feedback(&self) -> bool {
-        self.parts.iter().any(|p| *p == Part::Feedback)
+        self.parts.contains(&Part::Feedback)
     }
 
     /// The text for one request. A place whose value the request lacks is

@@ -345,9 +345,7 @@ impl Engine {
         let spec = &self.pipeline.phases[idx];
         let asks_approval = needs_approval(p, spec.review);
         let output = p.output.clone().filter(|_| {
-            p.state == PhaseState::Completed
-                && p.cached.is_none()
-                && (!asks_approval || p.approved)
+            p.state == PhaseState::Completed && p.cached.is_none() && (!asks_approval || p.approved)
         });
         if let Some(output) = output {
             let entry = CacheEntry {

@@ -205,7 +205,10 @@ macro_rules! impl_reader {
                     self.with(|c| cache::get(c, keys))
                 })
             }
-            fn cache_list<'a>(&'a self, filter: &'a CacheFilter) -> StoreFuture<'a, Vec<CacheInfo>> {
+            fn cache_list<'a>(
+                &'a self,
+                filter: &'a CacheFilter,
+            ) -> StoreFuture<'a, Vec<CacheInfo>> {
                 Box::pin(async move {
                     self.needs_version(cache::CACHE_VERSION, "the step cache")?;
                     self.with(|c| cache::list(c, filter))

@@ -171,8 +171,7 @@ impl Writer {
         }
         for (filter, tx) in clears {
             let done = self.shared.check().and_then(|()| {
-                super::cache::clear(&self.conn, &filter)
-                    .map_err(|e| StoreError::db(&self.path, e))
+                super::cache::clear(&self.conn, &filter).map_err(|e| StoreError::db(&self.path, e))
             });
             let _ = tx.send(done);
         }
