@@ -175,6 +175,14 @@ fn clearing_is_refused_while_an_engine_runs_on_the_folder() {
 #[test]
 fn validate_points_at_a_bad_cache_key() {
     let sandbox = Sandbox::new();
+    let good = sandbox.pipeline(PHASES);
+    let out = output(cli::baton().arg("validate").arg(&good));
+    out.expect(0);
+    assert!(
+        out.stdout
+            .contains("  cached: fetch by {{input.q}}, kept 7d"),
+        "{out}"
+    );
     let path = sandbox.pipeline(&PHASES.replace("{{input.q}}", "{{outputs.use.id}}"));
     let out = output(cli::baton().arg("validate").arg(&path));
     out.expect(2);
