@@ -54,6 +54,9 @@ pub(super) struct CacheFlights {
     wake: Vec<TaskId>,
     /// Changes for the store, sent with the next outbox.
     writes: Vec<CacheWrite>,
+    /// An entry was handed to the store since its last flush: a lookup
+    /// waits for that commit, so that it finds the entry.
+    stored_unflushed: bool,
 }
 
 impl CacheFlights {
@@ -192,7 +195,9 @@ impl Engine {
             // The store answers from what is committed: what this engine
             // stored a moment ago included.
             self.send_outbox().await?;
-            self.store.flush().await?;
+            if std::mem::take(&mut self.cache.stored_unflushed) {
+                self.store.flush().await?;
+            }
             let found = self.store.cache_get(&keys).await?;
             let now = self.opts.clock.now();
             for (ck, entry) in keys.into_iter().zip(found) {
@@ -410,6 +415,9 @@ impl Engine {
             return Ok(());
         }
         let writes = std::mem::take(&mut self.cache.writes);
+        if writes.iter().any(|w| matches!(w, CacheWrite::Put(_))) {
+            self.cache.stored_unflushed = true;
+        }
         self.store.cache_write(writes).await
     }
 }
