@@ -1434,4 +1434,51 @@ mod tests {
         let back: Task = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
     }
+
+    fn cached(phase: &str) -> EventKind {
+        EventKind::PhaseCached {
+            phase: phase.into(),
+            key: "k".into(),
+            output: json!({"rows": 1}),
+            from_task: "t0".into(),
+            stored_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_cached_output_completes_a_phase_without_an_attempt_and_only_when_none_runs() {
+        let mut t = task();
+        run(&mut t, vec![cached("a")]);
+        let a = &t.phases[0];
+        assert_eq!(a.state, PhaseState::Completed);
+        assert!(a.attempts.is_empty() && a.tries == 0);
+        assert_eq!(a.output, Some(json!({"rows": 1})));
+        assert_eq!(a.cached.as_ref().unwrap().from_task, "t0");
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(t.tokens(), 0);
+        // A completed phase, or one whose attempt runs, takes none.
+        refused_untouched(&t, cached("a"));
+        run(&mut t, vec![started("b", 1)]);
+        refused_untouched(&t, cached("b"));
+        // Between attempts, a retry may take one.
+        run(
+            &mut t,
+            vec![finished(
+                "b",
+                1,
+                AttemptOutcome::Failed {
+                    class: ErrorClass::Retryable,
+                    message: "busy".into(),
+                },
+            )],
+        );
+        run(&mut t, vec![cached("b")]);
+        assert_eq!(t.phases[1].state, PhaseState::Completed);
+        // A new attempt is its own again.
+        let mut again = task();
+        run(&mut again, vec![cached("a")]);
+        again.phases[0].state = PhaseState::Pending;
+        run(&mut again, vec![started("a", 1)]);
+        assert!(again.phases[0].cached.is_none());
+    }
 }
