@@ -42,6 +42,7 @@ fn request(input: Value) -> Arc<AgentRequest> {
         outputs: Map::new(),
         feedback: Some("use the newer codes".into()),
         model: None,
+        send_back: None,
     })
 }
 
@@ -50,6 +51,7 @@ fn ctx(timeout: Duration) -> CallContext {
         timeout,
         trace: None,
         progress: None,
+        output_schema: None,
     }
 }
 
@@ -85,6 +87,7 @@ async fn each_reply_shape() {
             r#"{"blocked": {"reason": "no note"}}"#,
             Reply::Blocked {
                 reason: "no note".into(),
+                escalation: Default::default(),
             },
         ),
         (
@@ -92,6 +95,7 @@ async fn each_reply_shape() {
             Reply::Review {
                 reason: "unsure".into(),
                 output: json!(3),
+                escalation: Default::default(),
             },
         ),
     ];
@@ -199,6 +203,7 @@ async fn stderr_lines_become_the_trace_live_and_kept() {
         timeout: GENEROUS,
         trace: Some(tx),
         progress: None,
+        output_schema: None,
     };
     let r = agent.call(request(json!({})), context).await;
     assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));

@@ -33,6 +33,9 @@ pub fn run(file: &Path, switches: &super::run::Switches) -> i32 {
                     let kept = c.ttl.map_or("until cleared".to_string(), show_ttl);
                     println!("  cached: {} by {}, kept {kept}", phase.id, c.text);
                 }
+                if let Some(schema) = &phase.output_schema {
+                    println!("  schema: {} ({})", phase.id, schema.label);
+                }
             }
             for (whose, limits) in [
                 ("each task", p.defaults.task_budget),

@@ -44,6 +44,9 @@ fn definition_text(pipeline: &Pipeline, idx: usize) -> String {
         let _ = writeln!(out, "cache_key {:?}", c.text);
     }
     let _ = writeln!(out, "required_output {:?}", spec.required_output);
+    if let Some(schema) = &spec.output_schema {
+        let _ = writeln!(out, "output_schema {}", schema.document);
+    }
     let agents: Vec<&str> = match &spec.role {
         Some(role) => pipeline
             .roles
@@ -90,14 +93,22 @@ fn agent_text(out: &mut String, agent: &AgentSpec) {
             h.output
         ),
         AgentKind::Sim(s) => writeln!(out, "sim {s:?}"),
+        // A function of the embedding program: its code is out of sight,
+        // so only its name and model are part of the definition.
+        AgentKind::Rust { model } => writeln!(out, "rust model {model:?}"),
     };
 }
 
 /// Phase `idx`'s key for `task`: its template filled from the task's input
 /// and the outputs of its completed phases. An error names the field the
 /// task lacks.
-pub fn render(spec: &CacheSpec, task: &Task, idx: usize) -> Result<String, String> {
-    let request = attempt::request(task, idx, None);
+pub fn render(
+    spec: &CacheSpec,
+    task: &Task,
+    pipeline: &Pipeline,
+    idx: usize,
+) -> Result<String, String> {
+    let request = attempt::request(task, pipeline, idx, None);
     spec.key.render(&request).map_err(|e| {
         format!(
             "cannot make the cache key {:?}: {}; give every task that field, or key on one it has",
@@ -156,9 +167,9 @@ timeout = "10s"
         let spec = p.phases[0].cache.as_ref().unwrap();
         let at = jiff::Timestamp::UNIX_EPOCH;
         let task = Task::new("t1".into(), json!({"q": "cats"}), &["fetch".into()], at, 1);
-        assert_eq!(render(spec, &task, 0).unwrap(), "cats");
+        assert_eq!(render(spec, &task, &p, 0).unwrap(), "cats");
         let task = Task::new("t2".into(), json!({}), &["fetch".into()], at, 1);
-        let e = render(spec, &task, 0).unwrap_err();
+        let e = render(spec, &task, &p, 0).unwrap_err();
         assert!(
             e.contains("cannot make the cache key \"{{input.q}}\": the key uses input.q, which task t2 does not have"),
             "{e}"

@@ -9,7 +9,9 @@ pub mod bounds;
 pub mod budget;
 pub mod cache_key;
 pub mod clock;
+pub mod contract;
 pub mod cost;
+pub mod escalation;
 pub mod event;
 pub mod exit_status;
 pub mod handle;
@@ -19,6 +21,7 @@ pub mod recovery;
 pub mod route;
 pub mod run_state;
 pub mod runtime;
+pub mod send_back;
 pub mod state;
 pub mod task;
 

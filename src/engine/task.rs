@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::budget::Raise;
 use super::cost::{CostTotal, Usage};
+use super::escalation::Escalation;
 use super::event::{
     Action, AttemptOutcome, Decision, Event, EventKind, HttpInfo, ReviewReason, RouteChoice, TaskId,
 };
@@ -74,6 +75,17 @@ pub struct PhaseRecord {
     /// The output came from the shared step cache, not from an attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<CacheHit>,
+    /// Rounds this phase's agent has sent the task back (reviewer loops);
+    /// kept when the phase runs again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounds: u32,
+    /// A person's feedback granting one more round after the rounds ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a phase's cached output came from.
@@ -145,6 +157,25 @@ pub struct Hold {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewReason>,
+    /// What the agent tried and how severe it says the problem is.
+    #[serde(default, skip_serializing_if = "Escalation::is_empty")]
+    pub escalation: Escalation,
+}
+
+impl Hold {
+    /// The reason with what the agent tried and how severe it says the
+    /// problem is: "high · REASON · tried: a; b".
+    pub fn why(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.escalation.severity {
+            parts.push(s.as_str().to_string());
+        }
+        parts.push(self.reason.clone());
+        if !self.escalation.attempted.is_empty() {
+            parts.push(format!("tried: {}", self.escalation.attempted.join("; ")));
+        }
+        parts.join(" · ")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -410,7 +441,9 @@ impl Task {
                     );
                 }
                 let (phase_signal, task_signal) = match outcome {
-                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
+                    AttemptOutcome::Succeeded
+                    | AttemptOutcome::ReviewRequested { .. }
+                    | AttemptOutcome::SentBack { .. } => {
                         (PhaseSignal::Succeed, TaskSignal::AttemptFinished)
                     }
                     AttemptOutcome::Failed { .. } => {
@@ -430,7 +463,9 @@ impl Task {
                 self.phase_step(idx, phase_signal)?;
                 let p = &mut self.phases[idx];
                 match outcome {
-                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
+                    AttemptOutcome::Succeeded
+                    | AttemptOutcome::ReviewRequested { .. }
+                    | AttemptOutcome::SentBack { .. } => {
                         p.output = if copy { output.clone() } else { None };
                         p.error = None;
                         p.feedback = None;
@@ -555,9 +590,25 @@ impl Task {
                 Some(reason.clone()),
                 at,
             )?,
-            EventKind::TaskBlocked { phase, reason } => {
-                self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?
+            EventKind::TaskBlocked {
+                phase,
+                reason,
+                escalation,
+            } => {
+                let to = self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?;
+                if let Some(h) = self.holds.last_mut() {
+                    h.escalation = escalation.clone();
+                }
+                to
             }
+            EventKind::LoopRound {
+                phase,
+                to,
+                feedback,
+                round,
+                reset,
+                granted,
+            } => self.loop_round(phase, to, feedback, *round, reset, *granted, at)?,
             EventKind::DecisionRecorded { decision } => {
                 // Decisions touch several parts of a task; they are rare, so
                 // they work on a copy and replace the task only on success.
@@ -632,14 +683,59 @@ impl Task {
             TaskSignal::Hold(kind)
         };
         let to = task_transition(self.state, signal)?;
+        let escalation = match &review {
+            Some(ReviewReason::AgentAsked { escalation, .. }) => escalation.clone(),
+            _ => Escalation::default(),
+        };
         self.holds.push(Hold {
             kind,
             phase: phase.to_string(),
             since: at,
             reason,
             review,
+            escalation,
         });
         Ok(to)
+    }
+
+    /// A reviewer's send-back carried out: the phases in `reset` pending
+    /// again, `to` with the feedback, and the round counted on the reviewer.
+    #[allow(clippy::too_many_arguments)]
+    fn loop_round(
+        &mut self,
+        phase: &str,
+        to: &str,
+        feedback: &str,
+        round: u32,
+        reset: &[String],
+        granted: bool,
+        at: Timestamp,
+    ) -> Result<TaskState, ApplyError> {
+        let idx = self.index(phase)?;
+        let state = task_transition(self.state, TaskSignal::LoopedBack)?;
+        let p = &self.phases[idx];
+        if p.state != PhaseState::Completed || p.sent_back().is_none() || p.approved {
+            return Err(self.refused(format!("phase {phase} has no send-back to carry out")));
+        }
+        if granted != p.granted.is_some() || round != p.rounds.saturating_add(1) {
+            return Err(self.refused(format!(
+                "phase {phase}'s round {round} is out of order (it has sent back {} times)",
+                p.rounds
+            )));
+        }
+        self.index(to)?;
+        let mut next = self.clone();
+        for id in reset {
+            let i = next.index(id)?;
+            next.phase_step(i, PhaseSignal::Reset)?;
+            next.phases[i].reset((id == to).then(|| feedback.to_string()));
+        }
+        let p = &mut next.phases[idx];
+        p.rounds = round;
+        p.granted = None;
+        next.updated_at = at;
+        *self = next;
+        Ok(state)
     }
 
     /// The hold a decision of `kind` settles: the named phase's, else the
@@ -750,6 +846,14 @@ impl Task {
                             None => format!("rejected at {}", hold.phase),
                         });
                         TaskSignal::HoldFailed
+                    }
+                    // The reviewer's rounds are spent: a person's feedback
+                    // grants one more, carried out as the agent's would be.
+                    Action::SendBack { feedback }
+                        if matches!(hold.review, Some(ReviewReason::RoundsSpent { .. })) =>
+                    {
+                        self.phases[idx].granted = Some(feedback.clone());
+                        self.settled()
                     }
                     Action::SendBack { feedback } => {
                         self.phase_step(idx, PhaseSignal::Reset)?;
@@ -906,6 +1010,8 @@ impl PhaseRecord {
             started_at: None,
             finished_at: None,
             cached: None,
+            rounds: 0,
+            granted: None,
         }
     }
 
@@ -943,6 +1049,18 @@ impl PhaseRecord {
 
     pub fn running_attempt(&self) -> Option<&AttemptRecord> {
         self.attempts.last().filter(|a| a.is_open())
+    }
+
+    /// Where and with what the last attempt sent the task back, if it did.
+    pub fn sent_back(&self) -> Option<(&str, &str)> {
+        if self.cached.is_some() {
+            // Served from the cache since: that verdict is over.
+            return None;
+        }
+        match self.attempts.last().and_then(|a| a.outcome.as_ref()) {
+            Some(AttemptOutcome::SentBack { to, feedback }) => Some((to, feedback)),
+            _ => None,
+        }
     }
 
     /// The last attempt asked for a person to look at its output.
@@ -1241,12 +1359,14 @@ mod tests {
                     1,
                     AttemptOutcome::ReviewRequested {
                         reason: "unsure".into(),
+                        escalation: Default::default(),
                     },
                 ),
                 EventKind::ReviewRequested {
                     phase: "a".into(),
                     reason: ReviewReason::AgentAsked {
                         reason: "unsure".into(),
+                        escalation: Default::default(),
                     },
                 },
                 finished(
@@ -1254,11 +1374,13 @@ mod tests {
                     1,
                     AttemptOutcome::Blocked {
                         reason: "no key".into(),
+                        escalation: Default::default(),
                     },
                 ),
                 EventKind::TaskBlocked {
                     phase: "b".into(),
                     reason: "no key".into(),
+                    escalation: Default::default(),
                 },
             ],
         );

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::format::{between, duration};
 use crate::engine::Task;
+use crate::engine::escalation::Escalation;
 use crate::engine::event::ReviewReason;
 use crate::engine::state::HoldKind;
 use crate::engine::task::Hold;
@@ -24,6 +25,9 @@ pub struct Waiting<'a> {
     /// For reviews: why, as data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<&'a ReviewReason>,
+    /// What the agent tried and how severe it says the problem is.
+    #[serde(skip_serializing_if = "Escalation::is_empty")]
+    pub escalation: &'a Escalation,
     /// Since when (RFC 3339, UTC).
     pub since: String,
     pub waited_ms: u64,
@@ -57,6 +61,7 @@ pub fn from_holds<'a>(
                     phase: &h.phase,
                     reason: &h.reason,
                     review: h.review.as_ref(),
+                    escalation: &h.escalation,
                     since: h.since.to_string(),
                     waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                 },
@@ -65,6 +70,19 @@ pub fn from_holds<'a>(
         .collect();
     holds.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.task.cmp(y.task)).then(x.phase.cmp(y.phase)));
     holds.into_iter().map(|(_, w)| w).collect()
+}
+
+/// The reason, with the severity before it and what was tried after.
+fn why(w: &Waiting<'_>) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = w.escalation.severity {
+        parts.push(s.as_str().to_string());
+    }
+    parts.push(w.reason.to_string());
+    if !w.escalation.attempted.is_empty() {
+        parts.push(format!("tried: {}", w.escalation.attempted.join("; ")));
+    }
+    parts.join(" · ")
 }
 
 pub fn text(queue: &[Waiting<'_>]) -> String {
@@ -95,7 +113,7 @@ pub fn text(queue: &[Waiting<'_>]) -> String {
             w.task,
             w.phase,
             duration(std::time::Duration::from_millis(w.waited_ms)),
-            w.reason
+            why(w)
         );
     }
     let reviews = queue.iter().filter(|w| w.kind == HoldKind::Review).count();

@@ -209,6 +209,7 @@ mod tests {
             outputs,
             feedback: Some("shorter".into()),
             model: None,
+            send_back: None,
         }
     }
 

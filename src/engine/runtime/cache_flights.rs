@@ -100,7 +100,7 @@ impl Engine {
         if task.phases[idx].feedback.is_some() {
             return Gate::Run;
         }
-        let key = match cache_key::render(spec, task, idx) {
+        let key = match cache_key::render(spec, task, &self.pipeline, idx) {
             Ok(key) => key,
             Err(why) => {
                 self.fail_without_key(id, idx, why);
@@ -319,7 +319,7 @@ impl Engine {
         let (Some(output), true, true) = (p.output.clone(), made_here, accepted) else {
             return;
         };
-        let Ok(key) = cache_key::render(spec, task, idx) else {
+        let Ok(key) = cache_key::render(spec, task, &self.pipeline, idx) else {
             return;
         };
         let ck = CacheKey {

@@ -6,7 +6,7 @@ use super::read::{json_err, parse_ts, ts};
 use crate::store::cache::{CacheEntry, CacheFilter, CacheInfo, CacheKey, CacheWrite};
 
 /// The first schema version with the `step_cache` table.
-pub const CACHE_VERSION: i64 = 7;
+pub const CACHE_VERSION: i64 = 8;
 
 /// The entry at each key, in the order asked.
 pub fn get(conn: &Connection, keys: &[CacheKey]) -> rusqlite::Result<Vec<Option<CacheEntry>>> {

@@ -159,7 +159,12 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: Some(super::stats::fill),
     },
-    // 7: the shared step cache (`cache_key` on a phase, `baton cache`): one
+    // 7: what an agent tried, and how severe it says the problem is, for
+    // the holds it opened (JSON; NULL when it said neither).
+    sql(r#"
+    ALTER TABLE holds ADD COLUMN escalation TEXT;
+    "#),
+    // 8: the shared step cache (`cache_key` on a phase, `baton cache`): one
     // output per phase, phase definition and rendered key.
     sql(r#"
     CREATE TABLE step_cache (

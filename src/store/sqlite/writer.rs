@@ -300,8 +300,8 @@ pub(crate) fn write_rows(
     let mut clear = tx.prepare_cached("DELETE FROM holds WHERE task = ?1")?;
     let mut new_id = tx.prepare_cached("INSERT INTO task_ids(rowid, id) VALUES (?1, ?2)")?;
     let mut hold = tx.prepare_cached(
-        "INSERT INTO holds(task, pos, kind, phase, since, reason, review) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO holds(task, pos, kind, phase, since, reason, review, escalation) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for change in rows {
         let r = &change.new;
@@ -347,6 +347,10 @@ pub(crate) fn write_rows(
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(json_err)?;
+                let escalation = (!h.escalation.is_empty())
+                    .then(|| serde_json::to_string(&h.escalation))
+                    .transpose()
+                    .map_err(json_err)?;
                 hold.execute(params![
                     r.ord,
                     pos as i64,
@@ -354,7 +358,8 @@ pub(crate) fn write_rows(
                     h.phase,
                     ts(h.since),
                     h.reason,
-                    review
+                    review,
+                    escalation
                 ])?;
             }
         }
