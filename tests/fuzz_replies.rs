@@ -40,6 +40,7 @@ fn spec(required: Vec<String>) -> PhaseSpec {
             jitter: 0.2,
         },
         disabled: None,
+        cache: None,
         send_back: None,
     }
 }

@@ -23,8 +23,10 @@ pub fn is_settled(p: &PhaseRecord, on_failure: OnFailure, needs_approval: bool) 
 }
 
 /// Its output waits for a person, or for its send-back to be carried out.
-fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
-    review == ReviewMode::Always || p.agent_asked_review() || p.sent_back().is_some()
+/// A cached output was approved when it was stored, if it needed to be.
+pub fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
+    p.cached.is_none()
+        && (review == ReviewMode::Always || p.agent_asked_review() || p.sent_back().is_some())
 }
 
 fn settled_at(task: &Task, pipeline: &Pipeline, idx: usize) -> bool {
@@ -86,7 +88,7 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 }
                 OnFailure::Continue => {}
             },
-            PhaseState::Completed if !p.approved && !held(task, id) => {
+            PhaseState::Completed if !p.approved && p.cached.is_none() && !held(task, id) => {
                 if p.sent_back().is_some() {
                     // A round waits while a phase it would reset runs.
                     match send_back::next(task, pipeline, idx) {

@@ -311,6 +311,7 @@ mod tests {
                 jitter: 0.0,
             },
             disabled: None,
+            cache: None,
             send_back: None,
         }
     }

@@ -82,6 +82,18 @@ pub enum EventKind {
         phase: String,
         reason: String,
     },
+    /// The phase took the shared step cache's output for its key instead
+    /// of running: no attempt, no tokens, no cost.
+    PhaseCached {
+        phase: String,
+        /// The phase's `cache_key` as rendered for this task.
+        key: String,
+        output: Value,
+        /// The task whose attempt made the output.
+        from_task: TaskId,
+        /// When the output was stored.
+        stored_at: Timestamp,
+    },
     ReviewRequested {
         phase: String,
         reason: ReviewReason,
@@ -165,6 +177,7 @@ impl EventKind {
             | EventKind::RetryScheduled { phase, .. }
             | EventKind::PhaseFailed { phase, .. }
             | EventKind::PhaseSkipped { phase, .. }
+            | EventKind::PhaseCached { phase, .. }
             | EventKind::ReviewRequested { phase, .. }
             | EventKind::TaskBlocked { phase, .. }
             | EventKind::LoopRound { phase, .. } => Some(phase),

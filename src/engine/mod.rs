@@ -7,6 +7,7 @@ pub mod attempt;
 pub mod backoff;
 pub mod bounds;
 pub mod budget;
+pub mod cache_key;
 pub mod clock;
 pub mod contract;
 pub mod cost;

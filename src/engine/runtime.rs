@@ -32,11 +32,13 @@ use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Batch, RowChange, RunMeta, RunStore, SqliteStore, StoreError, TaskNo, TaskRow};
 use attempts::{Attempts, Running};
+use cache_flights::{CacheFlights, Gate};
 use checkpoint::Checkpoint;
 use retry_timers::RetryTimers;
 
 mod attempts;
 mod budget_gate;
+mod cache_flights;
 mod capacity;
 mod checkpoint;
 mod retry_timers;
@@ -199,6 +201,8 @@ pub struct Engine {
     reader: Arc<dyn crate::store::RunReader>,
     /// Masked out of events and of what running attempts show.
     secrets: Arc<Secrets>,
+    /// The shared step cache's flights (see `cache_flights`).
+    cache: CacheFlights,
 }
 
 impl Engine {
@@ -338,6 +342,7 @@ impl Engine {
         }
         let reader = store.reader()?;
         let started_at = opts.clock.now();
+        let cache = CacheFlights::new(&pipeline);
         let mut engine = Engine {
             pipeline: Arc::new(pipeline),
             phase_ids,
@@ -374,6 +379,7 @@ impl Engine {
                 .collect(),
             reader,
             secrets,
+            cache,
         };
         engine.resume_recovered();
         Ok(engine)
@@ -575,6 +581,7 @@ impl Engine {
             self.advance_slotted();
         }
         loop {
+            self.run_cache_flights().await?;
             self.send_outbox().await?;
             if self.stopping || (self.opts.exit_when_idle && self.idle()) {
                 break;
@@ -651,6 +658,7 @@ impl Engine {
     /// changed; then lets go of tasks that are final and idle.
     async fn send_outbox(&mut self) -> Result<(), StoreError> {
         self.send_meta().await?;
+        self.send_cache_writes().await?;
         if self.checkpoint.is_empty() {
             return Ok(());
         }
@@ -848,6 +856,10 @@ impl Engine {
         if !task.holds.is_empty() || task.state.is_final() {
             return;
         }
+        // Before the budget: a cached output costs nothing.
+        if let Gate::Held = self.cache_gate(id, idx) {
+            return;
+        }
         if let Some((scope, detail)) = self.budget_reached(id) {
             self.hold_for_budget(id, idx, scope, detail);
             return;
@@ -961,6 +973,7 @@ impl Engine {
             }
             self.advance(&id);
         }
+        self.cache_settle(&id);
         self.start_waiting(a);
     }
 
@@ -1167,6 +1180,7 @@ impl Engine {
         if cancel {
             self.abort_task(&task);
         }
+        self.cache_after_decision(&task);
         self.advance(&task);
         Ok(())
     }
@@ -1182,6 +1196,7 @@ impl Engine {
                 slot.limiter.finished(r.ticket, None);
             }
         }
+        self.cache_forget(id);
         for a in 0..self.agents.len() {
             self.agents[a].waiting.retain(|(t, _)| t != id);
             self.start_waiting(a);

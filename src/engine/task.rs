@@ -72,6 +72,9 @@ pub struct PhaseRecord {
     pub started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
+    /// The output came from the shared step cache, not from an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<CacheHit>,
     /// Rounds this phase's agent has sent the task back (reviewer loops);
     /// kept when the phase runs again.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -83,6 +86,16 @@ pub struct PhaseRecord {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// Where a phase's cached output came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheHit {
+    /// The phase's `cache_key` as rendered for the task.
+    pub key: String,
+    /// The task whose attempt made the output.
+    pub from_task: TaskId,
+    pub stored_at: Timestamp,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -377,6 +390,7 @@ impl Task {
                 let p = &mut self.phases[idx];
                 p.tries += 1;
                 p.retry_due = None;
+                p.cached = None;
                 p.started_at.get_or_insert(at);
                 p.finished_at = None;
                 // Most phases run once or twice: room for this attempt only,
@@ -530,6 +544,43 @@ impl Task {
                 let p = &mut self.phases[idx];
                 p.skip_reason = Some(reason.clone());
                 p.finished_at = Some(at);
+                to
+            }
+            EventKind::PhaseCached {
+                phase,
+                key,
+                output,
+                from_task,
+                stored_at,
+            } => {
+                let idx = self.index(phase)?;
+                // Pending, or between attempts: a retry may find the output
+                // another task's attempt stored meanwhile.
+                let p = &self.phases[idx];
+                let between = p.state == PhaseState::Running
+                    && !p.attempts.last().is_some_and(AttemptRecord::is_open);
+                if p.state != PhaseState::Pending && !between {
+                    return Err(self.refused(format!(
+                        "phase {phase} is {}{}; only a phase that is not running takes a cached output",
+                        p.state.as_str(),
+                        if p.state == PhaseState::Running { " an attempt" } else { "" }
+                    )));
+                }
+                let to = task_transition(self.state, TaskSignal::PhaseStarted)?;
+                self.phase_step(idx, PhaseSignal::Start)?;
+                self.phase_step(idx, PhaseSignal::Succeed)?;
+                let p = &mut self.phases[idx];
+                p.output = if copy { Some(output.clone()) } else { None };
+                p.error = None;
+                p.feedback = None;
+                p.retry_due = None;
+                p.started_at.get_or_insert(at);
+                p.finished_at = Some(at);
+                p.cached = Some(CacheHit {
+                    key: key.clone(),
+                    from_task: from_task.clone(),
+                    stored_at: *stored_at,
+                });
                 to
             }
             EventKind::ReviewRequested { phase, reason } => self.open_hold(
@@ -958,6 +1009,7 @@ impl PhaseRecord {
             retry_due: None,
             started_at: None,
             finished_at: None,
+            cached: None,
             rounds: 0,
             granted: None,
         }
@@ -965,6 +1017,7 @@ impl PhaseRecord {
 
     /// Back to a fresh series of attempts, keeping the history.
     fn reset(&mut self, feedback: Option<String>) {
+        self.cached = None;
         self.feedback = feedback;
         self.approved = false;
         self.tries = 0;
@@ -1000,6 +1053,10 @@ impl PhaseRecord {
 
     /// Where and with what the last attempt sent the task back, if it did.
     pub fn sent_back(&self) -> Option<(&str, &str)> {
+        if self.cached.is_some() {
+            // Served from the cache since: that verdict is over.
+            return None;
+        }
         match self.attempts.last().and_then(|a| a.outcome.as_ref()) {
             Some(AttemptOutcome::SentBack { to, feedback }) => Some((to, feedback)),
             _ => None,
@@ -1498,5 +1555,52 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         let back: Task = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
+    }
+
+    fn cached(phase: &str) -> EventKind {
+        EventKind::PhaseCached {
+            phase: phase.into(),
+            key: "k".into(),
+            output: json!({"rows": 1}),
+            from_task: "t0".into(),
+            stored_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_cached_output_completes_a_phase_without_an_attempt_and_only_when_none_runs() {
+        let mut t = task();
+        run(&mut t, vec![cached("a")]);
+        let a = &t.phases[0];
+        assert_eq!(a.state, PhaseState::Completed);
+        assert!(a.attempts.is_empty() && a.tries == 0);
+        assert_eq!(a.output, Some(json!({"rows": 1})));
+        assert_eq!(a.cached.as_ref().unwrap().from_task, "t0");
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(t.tokens(), 0);
+        // A completed phase, or one whose attempt runs, takes none.
+        refused_untouched(&t, cached("a"));
+        run(&mut t, vec![started("b", 1)]);
+        refused_untouched(&t, cached("b"));
+        // Between attempts, a retry may take one.
+        run(
+            &mut t,
+            vec![finished(
+                "b",
+                1,
+                AttemptOutcome::Failed {
+                    class: ErrorClass::Retryable,
+                    message: "busy".into(),
+                },
+            )],
+        );
+        run(&mut t, vec![cached("b")]);
+        assert_eq!(t.phases[1].state, PhaseState::Completed);
+        // A new attempt is its own again.
+        let mut again = task();
+        run(&mut again, vec![cached("a")]);
+        again.phases[0].state = PhaseState::Pending;
+        run(&mut again, vec![started("a", 1)]);
+        assert!(again.phases[0].cached.is_none());
     }
 }

@@ -133,6 +133,18 @@ pub(super) fn event_line(
         EventKind::PhaseSkipped { phase, reason } => {
             format!("· `{phase}` skipped: {}", quote(m, reason))
         }
+        EventKind::PhaseCached {
+            phase,
+            key,
+            output,
+            from_task,
+            ..
+        } => format!(
+            "✓ `{phase}` cached · key {} · from task {} · 0 tokens · $0 · output {}",
+            quote(m, key),
+            m.mask(from_task),
+            excerpt(m, output)
+        ),
         EventKind::ReviewRequested { phase, reason } => {
             format!(
                 "⏸ review requested at `{phase}`: {}",

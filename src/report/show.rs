@@ -59,7 +59,15 @@ pub fn text(task: &Task) -> String {
         }
     }
     for p in &task.phases {
-        let _ = writeln!(out, "\nphase {}  {}", p.id, p.state);
+        let cached = if p.cached.is_some() { " (cached)" } else { "" };
+        let _ = writeln!(out, "\nphase {}  {}{cached}", p.id, p.state);
+        if let Some(hit) = &p.cached {
+            let _ = writeln!(
+                out,
+                "  cached    key {:?} · from task {} · stored {}",
+                hit.key, hit.from_task, hit.stored_at
+            );
+        }
         if let (Some(s), Some(f)) = (p.started_at, p.finished_at) {
             let _ = writeln!(out, "  duration  {}", duration(between(s, f)));
         }

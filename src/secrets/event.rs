@@ -56,6 +56,16 @@ impl Secrets {
                 }
             }
             EventKind::RetryScheduled { .. } => {}
+            EventKind::PhaseCached {
+                key,
+                output,
+                from_task,
+                ..
+            } => {
+                m(key);
+                m(from_task);
+                self.mask_value(output);
+            }
             EventKind::PhaseFailed { error: text, .. }
             | EventKind::PhaseSkipped { reason: text, .. }
             | EventKind::LoopRound { feedback: text, .. } => m(text),

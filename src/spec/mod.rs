@@ -3,6 +3,7 @@
 
 mod agents;
 mod builder;
+mod cache;
 pub mod condition;
 mod defaults;
 mod duration;

@@ -337,8 +337,22 @@ pub struct PhaseSpec {
     /// Why the phase is switched off, if it is (`enabled = false`,
     /// `--disable`, `--only`): each task records it as skipped with this reason.
     pub disabled: Option<String>,
+    /// `cache_key` (and `cache_ttl`): tasks with the same key share one
+    /// output of this phase (see `engine::step_cache`).
+    pub cache: Option<CacheSpec>,
     /// The phases this one's agent may send the task back to.
     pub send_back: Option<SendBackSpec>,
+}
+
+/// A phase's shared step cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSpec {
+    /// Rendered per task; the same text means the same output.
+    pub key: Template,
+    /// The key as written, part of the phase's definition.
+    pub text: String,
+    /// Entries older than this are not reused; `None` keeps them until cleared.
+    pub ttl: Option<Duration>,
 }
 
 /// A reviewer loop: the phases a reviewer may send a task back to, and how

@@ -8,6 +8,7 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::cache::{KeyRef, check_key_refs, read_cache};
 use super::condition::Condition;
 use super::defaults::read_retry;
 use super::error::Diag;
@@ -30,6 +31,8 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "enabled",
+    "cache_key",
+    "cache_ttl",
     "send_back",
 ];
 
@@ -42,6 +45,8 @@ struct Draft<'a> {
     id: Option<Spanned<&'a str>>,
     /// `None` when absent: the phase then runs after the one before it.
     after: Option<Vec<Spanned<&'a str>>>,
+    /// Phases its `cache_key` names, checked once `after` is resolved.
+    key_refs: Vec<KeyRef>,
     send_back: Option<super::send_back::Draft<'a>>,
     spec: PhaseSpec,
 }
@@ -101,6 +106,12 @@ pub(crate) fn read_phases(
                 .map(|s| super::send_back::resolve(d, i, &ids, s, &after, &first_by_id))
         })
         .collect();
+    let names: Vec<&str> = drafts
+        .iter()
+        .map(|p| p.id.as_ref().map_or("", |id| *id.get_ref()))
+        .collect();
+    let key_refs: Vec<Vec<KeyRef>> = drafts.iter().map(|p| p.key_refs.clone()).collect();
+    check_key_refs(d, &key_refs, &names, &after);
     drafts
         .into_iter()
         .zip(after)
@@ -137,6 +148,7 @@ fn read_phase<'a>(
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
+        cache: None,
         send_back: None,
     };
     let DeValue::Table(inner) = item.get_ref() else {
@@ -149,6 +161,7 @@ fn read_phase<'a>(
             span: item.span(),
             id: None,
             after: None,
+            key_refs: Vec::new(),
             send_back: None,
             spec,
         };
@@ -237,11 +250,14 @@ fn read_phase<'a>(
             ),
         }
     }
+    let (cache, key_refs) = read_cache(d, &t);
+    spec.cache = cache;
     let send_back = super::send_back::read(d, &t);
     Draft {
         span: item.span(),
         id,
         after,
+        key_refs,
         send_back,
         spec,
     }

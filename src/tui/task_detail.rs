@@ -227,7 +227,13 @@ impl TaskDetail<'_> {
             Span::styled(format!("▾ {}  ", p.id), t.text("ui.table.header")),
             Span::styled(state, state_style),
         ];
-        if let Some(a) = last {
+        if let Some(hit) = &p.cached {
+            line.push(Span::styled(
+                format!("  cached · from {} · 0 tok · $0", hit.from_task),
+                self.dim(),
+            ));
+        }
+        if let Some(a) = last.filter(|_| p.cached.is_none()) {
             let model = a.model.as_deref().unwrap_or("model unknown");
             let model = match (&a.role, &a.route) {
                 (Some(role), _) if a.route.is_none() => format!("{model} (role {role})"),

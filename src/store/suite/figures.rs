@@ -375,7 +375,7 @@ pub(crate) async fn a_database_before_the_figures_gets_them_from_its_events(open
     let conn = rusqlite::Connection::open(crate::store::sqlite::db_path(dir.path())).unwrap();
     // As a schema 5 folder was: what migrations 6 and later add, taken away.
     conn.execute_batch(
-        "DROP TABLE attempt_stats; DROP TABLE phase_ends; \
+        "DROP TABLE attempt_stats; DROP TABLE phase_ends; DROP TABLE step_cache; \
          ALTER TABLE holds DROP COLUMN escalation; PRAGMA user_version = 5;",
     )
     .unwrap();
