@@ -59,7 +59,9 @@ def check(cmd, cwd):
         return False, f"did not finish within {CHECK_TIMEOUT_SECONDS}s"
     said = (done.stdout + done.stderr).strip()
     # Paths inside the temporary folder are given relative to it.
-    return done.returncode == 0, said.replace(cwd + os.sep, "")
+    for prefix in {os.path.realpath(cwd), cwd}:
+        said = said.replace(prefix + os.sep, "")
+    return done.returncode == 0, said
 
 
 def shorten(text):
