@@ -386,17 +386,14 @@ fn agents_answer_input_they_cannot_use_with_a_reply_not_a_crash() {
         assert!(!retryable);
         for input in &bad_inputs {
             let outputs = json!({"plan": {"steps": "x"}, "implement": {"code": "def ("}});
+            // Any reply will do but a crash turned into an error.
             let reply = agent(script, &request(phase, input.clone(), outputs));
-            assert!(
-                matches!(
-                    reply,
-                    Reply::Output { .. }
-                        | Reply::Error { .. }
-                        | Reply::Blocked { .. }
-                        | Reply::SendBack { .. }
-                ),
-                "{script} on {input}: {reply:?}"
-            );
+            if let Reply::Error { message, .. } = &reply {
+                assert!(
+                    message.starts_with("quality gate: "),
+                    "{script} on {input}: {message}"
+                );
+            }
         }
     }
     // A function the implementer does not know blocks, saying what it tried.

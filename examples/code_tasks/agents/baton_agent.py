@@ -25,6 +25,34 @@ def task_input(request):
     return value if isinstance(value, dict) else {}
 
 
+def earlier(request, phase):
+    """The output of an earlier phase, always an object ({} when absent)."""
+    outputs = request.get("outputs")
+    value = outputs.get(phase) if isinstance(outputs, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def feedback_of(request):
+    """A reviewer's feedback for this attempt, or ""."""
+    value = request.get("feedback")
+    return value if isinstance(value, str) else ""
+
+
+def send_back_offer(request):
+    """(phases this one may send the task back to, rounds so far, max rounds)
+    from the request's send_back; ([], 0, 0) when the phase may not."""
+    offer = request.get("send_back")
+    if not isinstance(offer, dict):
+        return [], 0, 0
+
+    def count(key):
+        value = offer.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+    to = [t for t in offer.get("to") or [] if isinstance(t, str)] if isinstance(offer.get("to"), list) else []
+    return to, count("rounds"), count("max_rounds")
+
+
 def log(*parts):
     """A trace line (stderr), flushed at once so it shows live."""
     print(*parts, file=sys.stderr, flush=True)
@@ -73,6 +101,19 @@ def reply_blocked(request, reason, attempted=(), severity=None, model=DEFAULT_MO
     reply = {"blocked": blocked}
     if model:
         reply["usage"] = usage(request, reason, model)
+    _send(reply)
+
+
+def reply_review(request, reason, output, attempted=(), severity=None, model=DEFAULT_MODEL):
+    """Asks a person to look at `output` before the task goes on."""
+    review = {"reason": reason}
+    if attempted:
+        review["attempted"] = list(attempted)
+    if severity:
+        review["severity"] = severity
+    reply = {"review": review, "output": output}
+    if model:
+        reply["usage"] = usage(request, output, model)
     _send(reply)
 
 

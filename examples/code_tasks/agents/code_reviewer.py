@@ -6,7 +6,16 @@ the implementer as feedback (the phase's send_back)."""
 
 import ast
 
-from baton_agent import log, reply_output, reply_send_back, run, task_input
+from baton_agent import (
+    earlier,
+    log,
+    reply_output,
+    reply_review,
+    reply_send_back,
+    run,
+    send_back_offer,
+    task_input,
+)
 from spec import call_text, raising_cases
 
 
@@ -48,17 +57,16 @@ def concerns_of(inp, code):
 
 def handle(request):
     inp = task_input(request)
-    impl = (request.get("outputs") or {}).get("implement") or {}
-    code = impl.get("code") if isinstance(impl, dict) else None
+    code = earlier(request, "implement").get("code")
     if not isinstance(code, str) or not code.strip():
         concerns = ["there is no code to review (outputs.implement.code is empty)"]
     else:
         concerns = concerns_of(inp, code)
-    offer = request.get("send_back") or {}
+    may_send_to, rounds, _ = send_back_offer(request)
     verdict = {
         "verdict": "approved" if not concerns else "changes requested",
         "concerns": concerns,
-        "round": offer.get("rounds", 0) + 1,
+        "round": rounds + 1,
     }
     for c in concerns:
         log(f"concern: {c}")
@@ -67,6 +75,10 @@ def handle(request):
         reply_output(request, verdict, model="claude-haiku-4-5")
         return
     feedback = "Code review: " + "; ".join(f"({n}) {c}" for n, c in enumerate(concerns, 1)) + "."
+    if "implement" not in may_send_to:
+        # The phase may not send back: a person reads the concerns instead.
+        reply_review(request, feedback, verdict, model="claude-haiku-4-5")
+        return
     reply_send_back(request, "implement", feedback, verdict, model="claude-haiku-4-5")
 
 

@@ -8,7 +8,7 @@ cannot change what a task's cases ask for: when a test still fails with
 nothing left to fix, it says so in its notes and hands the same code on.
 """
 
-from baton_agent import log, reply_blocked, reply_output, run, task_input
+from baton_agent import earlier, feedback_of, log, reply_blocked, reply_output, run, task_input
 from catalogue import FUNCTIONS, source
 from spec import BadTask, function_name
 
@@ -41,8 +41,8 @@ def handle(request):
             severity="medium",
         )
         return
-    plan = (request.get("outputs") or {}).get("plan") or {}
-    feedback = request.get("feedback") or ""
+    plan = earlier(request, "plan")
+    feedback = feedback_of(request)
     flaws = set(FUNCTIONS[name]["draft"])
     notes = []
     if feedback:
@@ -61,7 +61,8 @@ def handle(request):
     for note in notes:
         log(note)
     log(f"wrote {name}: {len(code.splitlines())} lines")
-    steps = [s.get("text") for s in plan.get("steps", []) if isinstance(s, dict)]
+    steps = plan.get("steps") if isinstance(plan.get("steps"), list) else []
+    steps = [s.get("text") for s in steps if isinstance(s, dict)]
     reply_output(
         request,
         {"function": name, "code": code, "notes": notes, "followed": steps},

@@ -5,12 +5,22 @@ handling) and a rollback step that actually rolls back. Concerns go back to
 the planner as feedback (the phase's send_back), naming what to add and what
 to keep."""
 
-from baton_agent import log, reply_output, reply_send_back, run, task_input
+from baton_agent import (
+    earlier,
+    log,
+    reply_output,
+    reply_review,
+    reply_send_back,
+    run,
+    send_back_offer,
+    task_input,
+)
 from spec import call_text, raising_cases, risk
 
 
 def concerns_of(inp, plan):
-    steps = [s for s in plan.get("steps") or [] if isinstance(s, dict)]
+    steps = plan.get("steps") if isinstance(plan.get("steps"), list) else []
+    steps = [s for s in steps if isinstance(s, dict)]
     kinds = {s.get("kind") for s in steps}
     name = plan.get("function") or inp.get("function") or "the function"
     area = inp.get("area") or "this area"
@@ -47,15 +57,13 @@ def concerns_of(inp, plan):
 
 def handle(request):
     inp = task_input(request)
-    plan = (request.get("outputs") or {}).get("plan")
-    if not isinstance(plan, dict):
-        plan = {}
+    plan = earlier(request, "plan")
     concerns, kept = concerns_of(inp, plan)
-    offer = request.get("send_back") or {}
+    may_send_to, rounds, _ = send_back_offer(request)
     verdict = {
         "verdict": "approved" if not concerns else "changes requested",
         "concerns": concerns,
-        "round": offer.get("rounds", 0) + 1,
+        "round": rounds + 1,
     }
     for c in concerns:
         log(f"concern: {c}")
@@ -66,6 +74,10 @@ def handle(request):
     feedback = "Plan rejected: " + "; ".join(f"({n}) {c}" for n, c in enumerate(concerns, 1)) + "."
     if kept:
         feedback += " Keep " + " and ".join(kept) + "."
+    if "plan" not in may_send_to:
+        # The phase may not send back: a person reads the concerns instead.
+        reply_review(request, feedback, verdict, model="claude-haiku-4-5")
+        return
     reply_send_back(request, "plan", feedback, verdict, model="claude-haiku-4-5")
 
 

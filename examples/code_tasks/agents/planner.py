@@ -10,7 +10,7 @@ that says why there is none: the planner cannot invent a way back the task
 rules out.
 """
 
-from baton_agent import log, reply_output, run, task_input
+from baton_agent import feedback_of, log, reply_output, run, task_input
 from spec import BadTask, call_text, cases, function_name, raising_cases, risk
 
 
@@ -52,7 +52,7 @@ def handle(request):
             severity="medium",
         )
         return
-    feedback = (request.get("feedback") or "").lower()
+    feedback = feedback_of(request).lower()
     steps = [
         {"kind": "implement", "text": f"Write {name} for: {inp.get('goal', 'the task')}"},
         {"kind": "test", "text": f"Turn the {len(found)} example cases into unit tests and run them"},
@@ -77,8 +77,8 @@ def handle(request):
         "steps": steps,
         "addressed": addressed,
     }
-    if request.get("feedback"):
-        plan["feedback"] = request["feedback"]
+    if feedback:
+        plan["feedback"] = feedback_of(request)
     reply_output(request, plan, model="claude-sonnet-4-5")
 
 

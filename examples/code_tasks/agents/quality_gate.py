@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 
-from baton_agent import log, reply_error, reply_output, reply_send_back, run, task_input
+from baton_agent import earlier, log, reply_error, reply_output, reply_send_back, run, send_back_offer, task_input
 from spec import BadTask, call_text, cases, function_name
 
 CHECK_TIMEOUT_SECONDS = 60
@@ -78,8 +78,7 @@ def handle(request):
     except BadTask as e:
         reply_error(request, f"quality gate: {e}")
         return
-    impl = (request.get("outputs") or {}).get("implement") or {}
-    code = impl.get("code") if isinstance(impl, dict) else None
+    code = earlier(request, "implement").get("code")
     if not isinstance(code, str) or not code.strip():
         reply_error(request, "quality gate: there is no code (outputs.implement.code)")
         return
@@ -102,8 +101,8 @@ def handle(request):
         reply_output(request, {"passed": True, "tests": len(found), "checks": checks}, model=None)
         return
     report = f"`{failed[0]['check']}` failed:\n{shorten(failed[0]['output'])}"
-    offer = request.get("send_back") or {}
-    if "implement" in (offer.get("to") or []) and offer.get("rounds", 0) < offer.get("max_rounds", 0):
+    may_send_to, rounds, max_rounds = send_back_offer(request)
+    if "implement" in may_send_to and rounds < max_rounds:
         log("sending the code back to implement with the test output")
         reply_send_back(
             request, "implement", report,
