@@ -107,7 +107,9 @@ fn most_at_once(of: &[&Attempt]) -> usize {
 
 #[test]
 fn the_pipeline_validates() {
-    output(baton().arg("validate").arg(pipeline())).expect(0);
+    let out = output(baton().arg("validate").arg(pipeline()));
+    out.expect(0);
+    assert!(out.stdout.contains("5 phase(s), 5 agent(s)"), "{out}");
 }
 
 #[test]
