@@ -334,7 +334,8 @@ fn the_squad_shares_work_by_capacity_and_escalates_what_it_cannot_finish() {
             "payments v2 is next quarter",
         ])
         .expect(0);
-    run(&sandbox, false);
+    // SQ-104 still waits for its product decision: exit status 3.
+    run(&sandbox, false).expect(3);
     let states = sandbox.states();
     assert_eq!(states["SQ-106"], "completed");
     assert_eq!(states["SQ-105"], "failed");
