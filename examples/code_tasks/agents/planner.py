@@ -10,7 +10,7 @@ that says why there is none: the planner cannot invent a way back the task
 rules out.
 """
 
-from baton_agent import feedback_of, log, reply_output, run, task_input
+from baton_agent import feedback_of, log, reply_blocked, reply_output, run, task_input
 from spec import BadTask, call_text, cases, function_name, raising_cases, risk
 
 
@@ -43,8 +43,6 @@ def handle(request):
         name = function_name(inp)
         found = cases(inp)
     except BadTask as e:
-        from baton_agent import reply_blocked
-
         reply_blocked(
             request,
             f"cannot plan: {e}",
