@@ -1,5 +1,7 @@
-//! The real dashboard in a pseudo-terminal: keys in, screen and state
-//! folder checked.
+// The real dashboard in a pseudo-terminal: keys in, screen and state
+// folder checked. `dashboard_pty_in_process.rs` runs the same tests with
+// the engine inside the dashboard's process (`--in-process`). (Plain
+// comments, so that file can include this one.)
 
 #[path = "support/pty.rs"]
 mod pty;
@@ -709,6 +711,10 @@ fn quitting_with_work_left_and_a_task_waiting_exits_4() {
 /// how the first engine died.
 #[test]
 fn after_reconnecting_to_another_engine_quit_exits_with_the_runs_status() {
+    if pty::in_process_suite() {
+        // An engine inside the dashboard's process is never reconnected to.
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     setup_with(dir.path(), REVIEW_PIPELINE, &["t1"]);
     let run = ["run", "p.toml", "--input", "in.jsonl"];
@@ -1049,4 +1055,27 @@ fn past_its_rounds_a_reviewer_loop_waits_in_the_queue_and_feedback_grants_a_roun
     assert_eq!(t1["phases"][1]["rounds"], 2);
     assert_eq!(t1["decisions"][0]["action"]["action"], "send_back");
     assert_eq!(t1["decisions"][1]["action"]["action"], "approve");
+}
+
+#[test]
+fn a_decision_from_another_terminal_reaches_the_run_on_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[("USER", "operator")]);
+    term.wait_for("Review queue · 1 waiting", 30);
+    // The control socket is served either way: the CLI reaches the engine.
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["approve", "t1", "--state-dir", "state"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    term.wait_for("1 completed", 30);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    assert_eq!(show(dir.path(), "t1")["state"], "completed");
 }

@@ -3,7 +3,10 @@
 
 pub mod command;
 pub mod http;
+pub mod rust;
 pub mod sim;
+
+pub use rust::{Agents, Answer, FnAgent, agent_fn};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -176,5 +179,9 @@ pub fn build(spec: &AgentSpec) -> Arc<dyn Agent> {
         AgentKind::Command(c) => Arc::new(command::CommandAgent::new(c.clone())),
         AgentKind::Sim(s) => Arc::new(sim::SimAgent::new(s.clone())),
         AgentKind::Http(h) => Arc::new(http::HttpAgent::new(&spec.name, h.clone())),
+        AgentKind::Rust { model } => Arc::new(rust::Unregistered {
+            name: spec.name.clone(),
+            model: model.clone(),
+        }),
     }
 }

@@ -12,6 +12,7 @@ mod clean;
 mod decide;
 mod demo;
 mod fail;
+mod in_process;
 mod inspect;
 mod out;
 mod run;
@@ -19,6 +20,7 @@ mod run_log;
 mod source;
 mod state_meta;
 mod stats;
+mod switches;
 mod validate;
 
 use std::path::PathBuf;

@@ -26,7 +26,7 @@ use super::route;
 use super::run_state::RunState;
 use super::state::TaskState;
 use super::task::{ApplyError, Task};
-use crate::agents::{self, Agent};
+use crate::agents::{self, Agent, Agents};
 use crate::secrets::Secrets;
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
@@ -208,6 +208,43 @@ impl Engine {
         state_dir: &Path,
         opts: EngineOptions,
     ) -> Result<Engine, EngineError> {
+        Engine::open_with_agents(pipeline, state_dir, opts, Agents::new())
+    }
+
+    /// As [`Engine::open`], with Rust agents standing in for the pipeline's
+    /// agents of the same names: its `kind = "rust"` agents, which nothing
+    /// else can run, and any other it should not run its own way.
+    ///
+    /// ```
+    /// use baton::{Agents, Engine, EngineOptions, InputTask, PhaseBuilder, Pipeline, Reply, TaskState, agent_fn};
+    /// use serde_json::json;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pipeline = Pipeline::builder("tickets")
+    ///     .rust_agent("planner")
+    ///     .phase(PhaseBuilder::new("plan", "planner"))
+    ///     .build()?;
+    /// let agents = Agents::new().with(
+    ///     "planner",
+    ///     agent_fn(|req| async move {
+    ///         Reply::output(json!({"plan": format!("steps for {}", req.task.id)}))
+    ///     }),
+    /// );
+    /// let state = tempfile::tempdir()?;
+    /// let mut engine = Engine::open_with_agents(pipeline, state.path(), EngineOptions::default(), agents)?;
+    /// engine.submit(vec![InputTask::new("T-1", json!({"title": "fix the login"}))]).await?;
+    /// let summary = engine.run().await?;
+    /// assert_eq!(summary.count(TaskState::Completed), 1);
+    /// assert_eq!(summary.exit_code(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn open_with_agents(
+        pipeline: Pipeline,
+        state_dir: &Path,
+        opts: EngineOptions,
+        registered: Agents,
+    ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
         let (secrets, secret_warnings) = Secrets::of(&pipeline);
         let secrets = Arc::new(secrets);
@@ -227,6 +264,22 @@ impl Engine {
                 average: Average::default(),
                 routes: spec.routes.clone(),
             });
+        }
+        for (name, agent) in registered.into_map() {
+            match by_name.get(&name) {
+                Some(&i) => agents[i].agent = agent,
+                None => {
+                    return Err(EngineError::AgentNotReady(format!(
+                        "a Rust agent is registered as \"{name}\", but the pipeline has no agent of that name (its agents: {}); declare it with [agents.{name}] kind = \"rust\", or register it under one of those names",
+                        pipeline
+                            .agents
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
         }
         let phase_agents: Vec<Vec<usize>> = pipeline
             .phases
@@ -336,6 +389,13 @@ impl Engine {
             }
             None => false,
         }
+    }
+
+    /// Whether `run` ends once nothing more can happen without a person
+    /// (`EngineOptions::exit_when_idle`); a dashboard in this process keeps
+    /// it up until the operator quits.
+    pub fn set_exit_when_idle(&mut self, exit: bool) {
+        self.opts.exit_when_idle = exit;
     }
 
     /// Warnings from recovery (quarantined files, events that did not apply).

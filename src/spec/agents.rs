@@ -22,7 +22,10 @@ use super::range::{RangeError, parse_duration_range, parse_u64_range};
 use super::raw::{Table, integer_value};
 use super::suggest::did_you_mean;
 
-const KINDS: &[&str] = &["command", "sim", "http"];
+const KINDS: &[&str] = &["command", "sim", "http", "rust"];
+/// A `rust` agent is a function of the program that embeds baton: the file
+/// only names it and sets its limits.
+const RUST_KEYS: &[&str] = &["kind", "model", "max_parallel", "rpm", "tpm", "route"];
 const COMMAND_KEYS: &[&str] = &[
     "kind",
     "command",
@@ -69,6 +72,7 @@ fn kind_with_key(k: &str, except: &str) -> Option<String> {
         ("command", COMMAND_KEYS),
         ("sim", SIM_KEYS),
         ("http", HTTP_KEYS),
+        ("rust", RUST_KEYS),
     ]
     .into_iter()
     .find(|(kind, keys)| *kind != except && keys.contains(&k))
@@ -121,7 +125,7 @@ fn read_agent(
     let kind = t.required_string(
         d,
         "kind",
-        "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API) or kind = \"sim\" (a simulated agent)",
+        "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API), kind = \"sim\" (a simulated agent) or kind = \"rust\" (a function registered by a Rust program)",
     );
     let max_parallel = t
         .count(d, "max_parallel", 1, MAX_PARALLEL)
@@ -143,6 +147,12 @@ fn read_agent(
         Some("http") => {
             t.check_keys(d, HTTP_KEYS, |k| kind_with_key(k, "http"));
             read_http(d, name, t, refs).map(AgentKind::Http)
+        }
+        Some("rust") => {
+            t.check_keys(d, RUST_KEYS, |k| kind_with_key(k, "rust"));
+            Some(AgentKind::Rust {
+                model: t.string(d, "model").map(|m| m.get_ref().to_string()),
+            })
         }
         other => {
             if let (Some(k), Some(written)) = (kind.as_ref(), other) {

@@ -2,6 +2,7 @@
 //! file:line:col and say how to fix them.
 
 mod agents;
+mod builder;
 pub mod condition;
 mod defaults;
 mod duration;
@@ -25,6 +26,7 @@ mod switch;
 #[cfg(test)]
 mod fixture_tests;
 
+pub use builder::{PhaseBuilder, PipelineBuilder};
 pub use duration::parse_duration;
 pub use error::{Problem, SpecError};
 pub use load::{load, parse};

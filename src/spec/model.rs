@@ -166,6 +166,12 @@ pub enum AgentKind {
     Command(CommandSpec),
     Sim(SimSpec),
     Http(HttpSpec),
+    /// A function of the program that embeds baton, registered with
+    /// [`crate::agents::Agents`]; `model` is what it reports when its
+    /// replies name none.
+    Rust {
+        model: Option<String>,
+    },
 }
 
 /// Which wire format an http agent speaks.

@@ -9,7 +9,7 @@
 //! never load the whole run.
 //!
 //! The embedded backend is SQLite ([`sqlite`]); folders of the old layout
-//! (journal and snapshots, [`legacy`]) are converted on first open.
+//! (journal and snapshots, `legacy`) are converted on first open.
 
 pub mod clean;
 mod error;

@@ -1,6 +1,6 @@
 //! Figures per phase, agent and model, as the store keeps them: counted by
 //! the writer from each attempt's events in the same transaction as the
-//! events (see [`super::stats_fold`]), never recounted by reading tasks.
+//! events (see `stats_fold`), never recounted by reading tasks.
 
 use serde::Serialize;
 

@@ -17,6 +17,7 @@ pub mod bulk;
 pub mod color;
 pub mod commands;
 pub mod config_file;
+pub mod dashboard;
 pub mod fetch;
 pub mod figures_view;
 pub mod format;
@@ -47,6 +48,7 @@ pub mod view_state;
 pub mod widgets;
 
 pub use app::run;
+pub use dashboard::{Dashboard, DashboardError};
 pub use log_pane::tracing_layer;
 
 /// How the dashboard starts.
