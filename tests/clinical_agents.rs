@@ -245,6 +245,7 @@ async fn the_pipeline_points_at_the_scripts() {
         timeout: Duration::from_secs(60),
         trace: None,
         progress: None,
+        output_schema: None,
     };
     let r = CommandAgent::new(spec).call(Arc::new(req), ctx).await;
     let Ok(Reply::Output { output }) = r.reply else {

@@ -51,6 +51,7 @@ fn ctx(timeout: Duration) -> CallContext {
         timeout,
         trace: None,
         progress: None,
+        output_schema: None,
     }
 }
 
@@ -202,6 +203,7 @@ async fn stderr_lines_become_the_trace_live_and_kept() {
         timeout: GENEROUS,
         trace: Some(tx),
         progress: None,
+        output_schema: None,
     };
     let r = agent.call(request(json!({})), context).await;
     assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));

@@ -5,6 +5,7 @@ pub mod command;
 pub mod http;
 pub mod rust;
 pub mod sim;
+mod sim_schema;
 
 pub use rust::{Agents, Answer, FnAgent, agent_fn};
 
@@ -21,7 +22,7 @@ use crate::engine::cost::Usage;
 use crate::engine::escalation::Escalation;
 use crate::engine::event::{ErrorClass, HttpInfo};
 use crate::engine::live::Progress;
-use crate::spec::model::{AgentKind, AgentSpec};
+use crate::spec::model::{AgentKind, AgentSpec, OutputSchema};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -146,6 +147,10 @@ pub struct CallContext {
     /// The reply as it grows, for whoever watches; never journaled, and
     /// may be dropped when nobody does.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// The phase's `output_schema`: an http agent that gets output breaking
+    /// it asks the model again with the errors, and the simulator shapes
+    /// its output to fit it.
+    pub output_schema: Option<OutputSchema>,
 }
 
 impl CallContext {
@@ -155,6 +160,7 @@ impl CallContext {
             timeout,
             trace: None,
             progress: None,
+            output_schema: None,
         }
     }
 }

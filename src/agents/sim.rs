@@ -199,7 +199,12 @@ impl Agent for SimAgent {
     fn call(&self, request: Arc<AgentRequest>, ctx: CallContext) -> BoxFuture<CallResult> {
         let spec = self.spec.clone();
         Box::pin(async move {
-            let (latency, result) = decide(&spec, &request);
+            let (latency, mut result) = decide(&spec, &request);
+            if let (Some(schema), Ok(Reply::Output { output } | Reply::Review { output, .. })) =
+                (&ctx.output_schema, &mut result.reply)
+            {
+                *output = super::sim_schema::fit(schema, std::mem::take(output));
+            }
             if latency > ctx.timeout {
                 tokio::time::sleep(ctx.timeout).await;
                 return CallResult::failed(
@@ -345,8 +350,31 @@ mod tests {
             timeout: Duration::from_millis(10),
             trace: None,
             progress: None,
+            output_schema: None,
         };
         let r = agent.call(Arc::new(req("t", 1)), ctx).await;
         assert_eq!(r.reply.unwrap_err().class, ErrorClass::Timeout);
+    }
+
+    #[tokio::test]
+    async fn the_output_is_shaped_to_the_phases_schema() {
+        let schema = crate::spec::model::OutputSchema::compile(
+            "s.json".into(),
+            json!({"type": "object", "required": ["groups"], "properties": {
+                "groups": {"type": "array", "items": {"type": "object", "required": ["intensity"],
+                    "properties": {"intensity": {"type": "number", "minimum": 0, "maximum": 1}}}}
+            }}),
+        )
+        .unwrap();
+        let mut ctx = CallContext::quiet(Duration::from_secs(1));
+        ctx.output_schema = Some(schema.clone());
+        let agent = SimAgent::new(spec(0.0, 0.0, 0.0, 0.0));
+        let r = agent.call(Arc::new(req("t", 1)), ctx).await;
+        let Ok(Reply::Output { output }) = r.reply else {
+            panic!("{:?}", r.reply)
+        };
+        assert!(schema.holds(&output), "{output}");
+        assert_eq!(output["groups"], json!([{"intensity": 0.5}]));
+        assert_eq!(output["plan"], "plan of t", "the usual fields stay");
     }
 }

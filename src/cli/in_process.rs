@@ -53,7 +53,7 @@ pub async fn run(plan: InProcess<'_>, opts: TuiOptions) -> i32 {
         }
     };
     if let Some(file) = pipeline_file
-        && let Err(e) = state_meta::save(state_dir, file)
+        && let Err(e) = state_meta::save(state_dir, file, &engine.pipeline().schema_files())
     {
         eprintln!("error: {e}");
         return 2;

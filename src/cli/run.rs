@@ -286,7 +286,7 @@ pub async fn run_headless(
     };
     // A run given its file keeps a copy; one going on without it already has it.
     if let Some(file) = pipeline_file
-        && let Err(e) = state_meta::save(state_dir, file)
+        && let Err(e) = state_meta::save(state_dir, file, &engine.pipeline().schema_files())
     {
         eprintln!("error: {e}");
         return 2;

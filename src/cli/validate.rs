@@ -28,6 +28,11 @@ pub fn run(file: &Path, switches: &super::run::Switches) -> i32 {
             for (id, why) in p.disabled_phases() {
                 println!("  off: {id} ({why})");
             }
+            for phase in &p.phases {
+                if let Some(schema) = &phase.output_schema {
+                    println!("  schema: {} ({})", phase.id, schema.label);
+                }
+            }
             for (whose, limits) in [
                 ("each task", p.defaults.task_budget),
                 ("the run", p.run_budget),

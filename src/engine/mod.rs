@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod bounds;
 pub mod budget;
 pub mod clock;
+pub mod contract;
 pub mod cost;
 pub mod escalation;
 pub mod event;

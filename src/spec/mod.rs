@@ -14,6 +14,7 @@ mod limits;
 mod load;
 mod mask;
 pub mod model;
+mod output_schema;
 mod paths;
 mod phases;
 mod range;
@@ -29,7 +30,7 @@ mod fixture_tests;
 pub use builder::{PhaseBuilder, PipelineBuilder};
 pub use duration::parse_duration;
 pub use error::{Problem, SpecError};
-pub use load::{load, parse};
+pub use load::{load, parse, parse_kept};
 pub use model::Pipeline;
 pub use switch::{BY_DISABLE, IN_FILE, NOT_IN_ONLY};
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::condition::Condition;
+pub use super::output_schema::OutputSchema;
 pub use crate::agents::http::template::Template;
 
 /// A pipeline after loading and validation.
@@ -52,6 +53,16 @@ pub struct OutputUse {
 impl Pipeline {
     pub fn phase_index(&self, id: &str) -> Option<usize> {
         self.phases.iter().position(|p| p.id == id)
+    }
+
+    /// The schema files the phases were loaded with, by resolved path, as
+    /// read: what a run keeps so that it goes on with the same contracts.
+    pub fn schema_files(&self) -> BTreeMap<PathBuf, String> {
+        self.phases
+            .iter()
+            .filter_map(|p| p.output_schema.as_ref())
+            .filter_map(|s| Some((s.file.clone()?, s.text.as_deref()?.to_string())))
+            .collect()
     }
 }
 
@@ -319,6 +330,8 @@ pub struct PhaseSpec {
     pub review: ReviewMode,
     /// Top-level keys the output object must have.
     pub required_output: Vec<String>,
+    /// `output_schema`: a JSON Schema the output must satisfy, compiled at load.
+    pub output_schema: Option<OutputSchema>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     /// Why the phase is switched off, if it is (`enabled = false`,

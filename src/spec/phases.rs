@@ -13,6 +13,7 @@ use super::defaults::read_retry;
 use super::error::Diag;
 use super::graph;
 use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode, WrittenCondition};
+use super::output_schema::{SchemaFiles, read_output_schema};
 use super::raw::Table;
 use super::suggest::did_you_mean;
 
@@ -25,6 +26,7 @@ const PHASE_KEYS: &[&str] = &[
     "on_failure",
     "review",
     "required_output",
+    "output_schema",
     "timeout",
     "retry",
     "enabled",
@@ -54,6 +56,7 @@ pub(crate) fn read_phases(
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
     roles: &BTreeMap<String, Vec<String>>,
+    schemas: &SchemaFiles<'_>,
 ) -> Vec<PhaseSpec> {
     const ADD_A_PHASE: &str = "add a [[phases]] table with an id and an agent";
     let Some(value) = root.get("phases") else {
@@ -75,7 +78,7 @@ pub(crate) fn read_phases(
     let drafts: Vec<Draft<'_>> = items
         .iter()
         .enumerate()
-        .map(|(i, item)| read_phase(d, i, item, defaults, agents, roles))
+        .map(|(i, item)| read_phase(d, i, item, defaults, agents, roles, schemas))
         .collect();
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
@@ -118,6 +121,7 @@ fn read_phase<'a>(
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
     roles: &BTreeMap<String, Vec<String>>,
+    schemas: &SchemaFiles<'_>,
 ) -> Draft<'a> {
     let mut spec = PhaseSpec {
         id: String::new(),
@@ -129,6 +133,7 @@ fn read_phase<'a>(
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
+        output_schema: None,
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
@@ -201,6 +206,7 @@ fn read_phase<'a>(
         _ => spec.when = list(d, "when"),
     }
     spec.required_output = list(d, "required_output");
+    spec.output_schema = read_output_schema(d, &t, schemas);
     if let Some(f) = t.choice(d, "on_failure", &["stop", "continue", "review"]) {
         spec.on_failure = match *f.get_ref() {
             "continue" => OnFailure::Continue,

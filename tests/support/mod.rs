@@ -29,6 +29,7 @@ pub fn phase(id: &str) -> PhaseSpec {
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
+        output_schema: None,
         timeout: Duration::from_secs(30),
         retry: RetryPolicy {
             max_attempts: 3,
