@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::format::{between, duration};
+use super::markdown::one_line;
 use crate::engine::Task;
 use crate::engine::escalation::Escalation;
 use crate::engine::event::ReviewReason;
@@ -72,15 +73,17 @@ pub fn from_holds<'a>(
     holds.into_iter().map(|(_, w)| w).collect()
 }
 
-/// The reason, with the severity before it and what was tried after.
+/// The reason, with the severity before it and what was tried after, on
+/// one line: a multi-line reason (a test run's output) keeps its row.
 fn why(w: &Waiting<'_>) -> String {
     let mut parts = Vec::new();
     if let Some(s) = w.escalation.severity {
         parts.push(s.as_str().to_string());
     }
-    parts.push(w.reason.to_string());
+    parts.push(one_line(w.reason));
     if !w.escalation.attempted.is_empty() {
-        parts.push(format!("tried: {}", w.escalation.attempted.join("; ")));
+        let tried: Vec<String> = w.escalation.attempted.iter().map(|a| one_line(a)).collect();
+        parts.push(format!("tried: {}", tried.join("; ")));
     }
     parts.join(" · ")
 }
@@ -165,5 +168,26 @@ mod tests {
         assert_eq!(v[1]["review"]["kind"], "agent_asked");
         assert_eq!(v[0]["since"], "1970-01-01T00:00:40Z");
         assert_eq!(text(&[]), "nothing waits for a person\n");
+    }
+
+    #[test]
+    fn a_reason_over_several_lines_keeps_to_its_row() {
+        let mut t = held(task("t1", 0), HoldKind::Review, 1, None);
+        t.holds[0].reason = "tests failed:\nFAIL: test_one\n\n  AssertionError: 1 != 2\n".into();
+        t.holds[0].escalation.attempted = vec!["ran\nthe tests".into()];
+        let shown = text(&queue([&t], at(60)));
+        assert_eq!(shown.lines().count(), 3, "{shown}");
+        assert!(
+            shown.contains(
+                "tests failed: FAIL: test_one AssertionError: 1 != 2 · tried: ran the tests\n"
+            ),
+            "{shown}"
+        );
+        // The JSON keeps the reason as the agent gave it.
+        let v = serde_json::to_value(queue([&t], at(60))).unwrap();
+        assert_eq!(
+            v[0]["reason"],
+            "tests failed:\nFAIL: test_one\n\n  AssertionError: 1 != 2\n"
+        );
     }
 }
