@@ -342,6 +342,40 @@ mod tests {
     }
 
     #[test]
+    fn a_phase_run_again_that_fails_shows_no_output_from_before() {
+        let mut r = Run::new();
+        for phase in ["plan", "code", "docs"] {
+            r.start(phase);
+            r.finish(phase, AttemptOutcome::Succeeded);
+        }
+        r.start("review");
+        r.finish("review", back("again"));
+        assert_eq!(r.task.phase("plan").unwrap().state, PhaseState::Pending);
+        r.start("plan");
+        r.apply(EventKind::AttemptFinished {
+            phase: "plan".into(),
+            attempt: 2,
+            duration_ms: 1,
+            outcome: AttemptOutcome::Failed {
+                class: crate::engine::event::ErrorClass::Fatal,
+                message: "no".into(),
+            },
+            usage: None,
+            cost_usd: None,
+            output: None,
+            trace: Vec::new(),
+            http: None,
+            retry_after_ms: None,
+        });
+        let plan = r.task.phase("plan").unwrap();
+        assert_eq!(
+            plan.output, None,
+            "the first run's output is not shown beside the new error"
+        );
+        assert_eq!(plan.error.as_deref(), Some("no"));
+    }
+
+    #[test]
     fn refusals_say_what_to_add() {
         let r = Run::new();
         let none = refusal(&r.pipeline.phases[0], "x").unwrap();

@@ -473,7 +473,10 @@ impl Task {
                     }
                     AttemptOutcome::Failed { message, .. } => {
                         p.error = Some(message.clone());
-                        if output.is_some() && copy {
+                        // The phase shows what its latest attempt gave:
+                        // an output that broke its contract, or none, never
+                        // one left from before the phase was sent back.
+                        if copy {
                             p.output = output.clone();
                         }
                     }
