@@ -113,6 +113,56 @@ fn disable_on_the_command_line_skips_the_phase_in_every_task() {
 }
 
 #[test]
+fn a_run_goes_on_with_its_switches_until_new_ones_or_all_phases_are_given() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(THREE);
+    sandbox.inputs(&[json!({"id": "t1"})]);
+    run_with(&sandbox, &["--disable", "two"]).expect(0);
+    // Going on with new tasks and no switches: two stays off, and it says so.
+    sandbox.inputs(&[json!({"id": "t2"})]);
+    let out = run_with(&sandbox, &[]);
+    out.expect(0);
+    assert!(
+        out.stderr
+            .contains("going on with the phases switched off when this run began (--disable two)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sandbox.runs_of("t2", "two"), 0);
+    assert_eq!(
+        phases(&sandbox, "t2")[1],
+        row("two", "skipped", "disabled by --disable")
+    );
+    // Going on without the pipeline file keeps them too.
+    sandbox.inputs(&[json!({"id": "t3"})]);
+    output(
+        baton()
+            .arg("run")
+            .arg("--headless")
+            .arg("--input")
+            .arg(sandbox.path("tasks.jsonl"))
+            .arg("--state-dir")
+            .arg(sandbox.state()),
+    )
+    .expect(0);
+    assert_eq!(sandbox.runs_of("t3", "two"), 0);
+    // --all-phases forgets them: every phase runs for the next task.
+    sandbox.inputs(&[json!({"id": "t4"})]);
+    run_with(&sandbox, &["--all-phases"]).expect(0);
+    assert_eq!(sandbox.runs_of("t4", "two"), 1);
+    sandbox.inputs(&[json!({"id": "t5"})]);
+    run_with(&sandbox, &[]).expect(0);
+    assert_eq!(
+        sandbox.runs_of("t5", "two"),
+        1,
+        "nothing kept after --all-phases"
+    );
+    // Switches and --all-phases together are refused by the parser.
+    let both = run_with(&sandbox, &["--all-phases", "--disable", "two"]);
+    assert_eq!(both.code(), 2, "{both}");
+}
+
+#[test]
 fn only_runs_just_the_phases_named() {
     let sandbox = Sandbox::new();
     sandbox.pipeline(THREE);

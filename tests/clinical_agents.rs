@@ -241,11 +241,13 @@ async fn the_pipeline_points_at_the_scripts() {
         model: None,
         item: None,
         item_index: None,
+        send_back: None,
     };
     let ctx = CallContext {
         timeout: Duration::from_secs(60),
         trace: None,
         progress: None,
+        output_schema: None,
     };
     let r = CommandAgent::new(spec).call(Arc::new(req), ctx).await;
     let Ok(Reply::Output { output }) = r.reply else {

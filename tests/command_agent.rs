@@ -44,6 +44,7 @@ fn request(input: Value) -> Arc<AgentRequest> {
         model: None,
         item: None,
         item_index: None,
+        send_back: None,
     })
 }
 
@@ -52,6 +53,7 @@ fn ctx(timeout: Duration) -> CallContext {
         timeout,
         trace: None,
         progress: None,
+        output_schema: None,
     }
 }
 
@@ -87,6 +89,7 @@ async fn each_reply_shape() {
             r#"{"blocked": {"reason": "no note"}}"#,
             Reply::Blocked {
                 reason: "no note".into(),
+                escalation: Default::default(),
             },
         ),
         (
@@ -94,6 +97,7 @@ async fn each_reply_shape() {
             Reply::Review {
                 reason: "unsure".into(),
                 output: json!(3),
+                escalation: Default::default(),
             },
         ),
     ];
@@ -201,6 +205,7 @@ async fn stderr_lines_become_the_trace_live_and_kept() {
         timeout: GENEROUS,
         trace: Some(tx),
         progress: None,
+        output_schema: None,
     };
     let r = agent.call(request(json!({})), context).await;
     assert_eq!(r.reply, Ok(Reply::Output { output: json!(1) }));

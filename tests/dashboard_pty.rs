@@ -1,5 +1,7 @@
-//! The real dashboard in a pseudo-terminal: keys in, screen and state
-//! folder checked.
+// The real dashboard in a pseudo-terminal: keys in, screen and state
+// folder checked. `dashboard_pty_in_process.rs` runs the same tests with
+// the engine inside the dashboard's process (`--in-process`). (Plain
+// comments, so that file can include this one.)
 
 #[path = "support/pty.rs"]
 mod pty;
@@ -709,6 +711,10 @@ fn quitting_with_work_left_and_a_task_waiting_exits_4() {
 /// how the first engine died.
 #[test]
 fn after_reconnecting_to_another_engine_quit_exits_with_the_runs_status() {
+    if pty::in_process_suite() {
+        // An engine inside the dashboard's process is never reconnected to.
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     setup_with(dir.path(), REVIEW_PIPELINE, &["t1"]);
     let run = ["run", "p.toml", "--input", "in.jsonl"];
@@ -994,4 +1000,82 @@ fn the_header_projects_the_cost_at_the_finish_beside_the_budget() {
     term.wait_for("Quit the dashboard?", 10);
     term.send("y");
     term.wait_exit(30);
+}
+
+/// A planner that echoes the feedback it ran with, and a reviewer that
+/// always sends the plan back: one round, then a person decides.
+const LOOP_PIPELINE: &str = r#"
+name = "loop"
+[agents.planner]
+kind = "command"
+command = ["python3", "-c", "import json,sys; r=json.load(sys.stdin); print(json.dumps({'output': {'heard': r.get('feedback')}}))"]
+[agents.reviewer]
+kind = "command"
+command = ["python3", "-c", "print('{\"send_back\": {\"to\": \"plan\", \"feedback\": \"too short\"}}')"]
+
+[[phases]]
+id = "plan"
+agent = "planner"
+
+[[phases]]
+id = "plan_review"
+agent = "reviewer"
+send_back = { to = ["plan"], max_rounds = 1 }
+"#;
+
+#[test]
+fn past_its_rounds_a_reviewer_loop_waits_in_the_queue_and_feedback_grants_a_round() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_with(dir.path(), LOOP_PIPELINE, &["t1"]);
+    let mut term = Term::spawn(RUN, dir.path(), 160, 48, &[("USER", "operator")]);
+    term.wait_for("Review queue · 1 waiting", 30);
+    term.wait_for("sent back to plan after 1 rounds: too short", 10);
+    // Tasks → Detail → Review queue, then send back with a person's feedback.
+    term.send("\t\t");
+    term.wait_for("Detail · t1", 10);
+    term.send("f");
+    term.wait_for("feedback", 10);
+    term.send("list the risks\r");
+    // The plan runs again with it; the reviewer objects once more.
+    term.wait_until("the granted round to come back to the queue", 30, |s| {
+        s.contains("Review queue · 1 waiting") && s.contains("with feedback: list the risks")
+    });
+    term.send("a");
+    term.wait_for("1 completed", 10);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    let t1 = show(dir.path(), "t1");
+    assert_eq!(t1["state"], "completed");
+    assert_eq!(t1["phases"][0]["output"]["heard"], "list the risks");
+    assert_eq!(
+        attempts(&t1, 0),
+        3,
+        "first run, the agent's round, the granted round"
+    );
+    assert_eq!(t1["phases"][1]["rounds"], 2);
+    assert_eq!(t1["decisions"][0]["action"]["action"], "send_back");
+    assert_eq!(t1["decisions"][1]["action"]["action"], "approve");
+}
+
+#[test]
+fn a_decision_from_another_terminal_reaches_the_run_on_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let mut term = Term::spawn(RUN, dir.path(), 120, 40, &[("USER", "operator")]);
+    term.wait_for("Review queue · 1 waiting", 30);
+    // The control socket is served either way: the CLI reaches the engine.
+    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["approve", "t1", "--state-dir", "state"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    term.wait_for("1 completed", 30);
+    term.send("q");
+    assert_eq!(term.wait_exit(30), 0);
+    assert_eq!(show(dir.path(), "t1")["state"], "completed");
 }

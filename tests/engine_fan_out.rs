@@ -251,10 +251,12 @@ async fn an_item_that_blocks_or_asks_for_review_fails_without_holding_the_task()
     let agent = Arc::new(Scripted::new(|r| match r.item_index {
         Some(1) => reply(Reply::Blocked {
             reason: "needs a credential".into(),
+            escalation: Default::default(),
         }),
         Some(2) => reply(Reply::Review {
             reason: "unsure".into(),
             output: json!({"i": 2}),
+            escalation: Default::default(),
         }),
         _ => ok(json!({"i": r.item_index})),
     }));

@@ -382,6 +382,7 @@ async fn review_always_and_agent_requests_hold_output_for_approval() {
             reply(Reply::Review {
                 reason: "low confidence".into(),
                 output: json!({"draft": 1}),
+                escalation: Default::default(),
             })
         } else {
             ok(json!({"phase": r.phase}))
@@ -425,6 +426,7 @@ async fn a_blocker_waits_and_each_resolution_does_what_it_says() {
         if r.phase == "b" && r.attempt == 1 {
             reply(Reply::Blocked {
                 reason: "needs the payer id".into(),
+                escalation: Default::default(),
             })
         } else {
             ok(json!({"attempt": r.attempt}))

@@ -30,6 +30,7 @@ fn spec(required: Vec<String>) -> PhaseSpec {
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: required,
+        output_schema: None,
         timeout: Duration::from_secs(30),
         retry: RetryPolicy {
             max_attempts: 3,
@@ -40,6 +41,8 @@ fn spec(required: Vec<String>) -> PhaseSpec {
         },
         disabled: None,
         fan_out: None,
+        cache: None,
+        send_back: None,
     }
 }
 

@@ -1,9 +1,9 @@
 //! http agents against local servers that speak each provider's wire
 //! format as documented: whole and streamed replies, usage with cache
 //! counts, every error class with its retries and `retry-after`, hangs,
-//! broken streams, bad JSON, the JSON contract fed back, refusals, the
-//! live progress of a streaming reply (and of a command agent's stderr),
-//! and http agents under routes, budgets and rate limits.
+//! broken streams, bad JSON, the JSON contract and the output schema fed
+//! back, refusals, the live progress of a streaming reply (and of a command
+//! agent's stderr), and http agents under routes, budgets and rate limits.
 
 #[path = "support/llm_server.rs"]
 mod llm_server;
@@ -558,6 +558,91 @@ async fn json_output_that_does_not_parse_is_retried_with_the_error_fed_back() {
         );
         assert_eq!(reqs[0].json()["messages"].as_array().unwrap().len(), 1);
     }
+}
+
+/// An inline schema for `sum`: a risk that is one of three words.
+const RISK_SCHEMA: &str = "output_schema = { type = \"object\", required = [\"risk\"], properties = { risk = { enum = [\"low\", \"medium\", \"high\"] } } }";
+
+#[tokio::test]
+async fn output_breaking_the_schema_is_asked_again_with_the_errors() {
+    for provider in ["openai", "anthropic"] {
+        let dir = tempfile::tempdir().unwrap();
+        let reply = |text: &str| match provider {
+            "openai" => openai_whole(text),
+            _ => anthropic_whole(text, "end_turn"),
+        };
+        let server = Server::start(vec![
+            Step::json(200, reply("{\"risk\": \"lowish\"}")),
+            Step::json(200, reply("{\"risk\": \"low\"}")),
+        ]);
+        let p = pipeline(
+            dir.path(),
+            &server,
+            provider,
+            "model = \"m\"\nstream = false\noutput = \"json\"",
+            RISK_SCHEMA,
+        );
+        let (task, _) = run_one(p, dir.path()).await;
+        assert_eq!(task.state, TaskState::Completed, "{provider}");
+        let (class, message) = failure(&task, 0);
+        assert_eq!(class, ErrorClass::Contract);
+        assert_eq!(
+            message,
+            "output breaks its schema (the inline schema): /risk: \"lowish\" is not one of \"low\", \"medium\" or \"high\""
+        );
+        assert_eq!(task.phases[0].output, Some(json!({"risk": "low"})));
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 2);
+        let messages = reqs[1].json()["messages"].clone();
+        let messages = messages.as_array().unwrap();
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert_eq!(
+            messages[1],
+            json!({"role": "assistant", "content": "{\"risk\": \"lowish\"}"})
+        );
+        assert_eq!(
+            messages[2]["content"],
+            "Your reply does not match the required JSON Schema:\n- /risk: \"lowish\" is not one of \"low\", \"medium\" or \"high\"\nReply again with only the corrected JSON, no other text."
+        );
+    }
+}
+
+#[tokio::test]
+async fn output_that_keeps_breaking_the_schema_fails_after_the_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(vec![
+        Step::json(200, openai_whole("{\"risk\": 1}")),
+        Step::json(200, openai_whole("{\"risk\": 2}")),
+        Step::json(200, openai_whole("{}")),
+    ]);
+    let p = pipeline(
+        dir.path(),
+        &server,
+        "openai",
+        "model = \"m\"\nstream = false\noutput = \"json\"",
+        RISK_SCHEMA,
+    );
+    let (task, _) = run_one(p, dir.path()).await;
+    assert_eq!(task.state, TaskState::Failed);
+    assert_eq!(task.phases[0].attempts.len(), 3, "max_attempts = 3");
+    let (class, message) = failure(&task, 2);
+    assert_eq!(class, ErrorClass::Contract);
+    assert_eq!(
+        message,
+        "output breaks its schema (the inline schema): (the output): \"risk\" is a required property"
+    );
+    // Each retry showed the model its last reply and what was wrong with it.
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 3);
+    let last = reqs[2].json()["messages"].clone();
+    assert_eq!(last[1]["content"], "{\"risk\": 2}");
+    assert!(
+        last[2]["content"]
+            .as_str()
+            .unwrap()
+            .contains("- /risk: 2 is not one of"),
+        "{last}"
+    );
 }
 
 #[tokio::test]

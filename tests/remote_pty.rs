@@ -339,9 +339,11 @@ fn quit_says_it_stops_the_engine_and_offers_detach_and_read_only_shows_no_action
     assert!(footer.contains("d detach"), "{footer}");
     assert!(footer.contains("a approve"), "{footer}");
     term.send("q");
-    let screen = term.wait_for("Quit the dashboard?", 10);
+    // The dialog can arrive over more than one read: wait for all of it.
+    let screen = term.wait_until("the whole quit dialog", 10, |s| {
+        s.contains("Quit the dashboard?") && s.contains("detach: leave it running")
+    });
     assert!(screen.contains("Quitting stops the engine"), "{screen}");
-    assert!(screen.contains("detach: leave it running"), "{screen}");
     term.send("d");
     assert_eq!(term.wait_exit(30), 0);
     assert!(term.contents().contains("detached"), "{}", term.contents());

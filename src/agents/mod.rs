@@ -3,7 +3,11 @@
 
 pub mod command;
 pub mod http;
+pub mod rust;
 pub mod sim;
+mod sim_schema;
+
+pub use rust::{Agents, Answer, FnAgent, agent_fn};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,9 +19,10 @@ use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
 use crate::engine::cost::Usage;
+use crate::engine::escalation::Escalation;
 use crate::engine::event::{ErrorClass, HttpInfo};
 use crate::engine::live::Progress;
-use crate::spec::model::{AgentKind, AgentSpec};
+use crate::spec::model::{AgentKind, AgentSpec, OutputSchema};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -42,6 +47,19 @@ pub struct AgentRequest {
     /// The item's place in its list, from 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_index: Option<u32>,
+    /// The phases this phase may send the task back to (its `send_back`),
+    /// with the rounds so far and the most allowed; absent when it may not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_back: Option<SendBackOffer>,
+}
+
+/// What a reviewer phase may do with `{"send_back": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendBackOffer {
+    pub to: Vec<String>,
+    /// Rounds this phase has already sent the task back.
+    pub rounds: u32,
+    pub max_rounds: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,11 +81,21 @@ pub enum Reply {
     },
     Blocked {
         reason: String,
+        escalation: Escalation,
     },
     /// Output that a person must look at before the task goes on.
     Review {
         reason: String,
         output: Value,
+        escalation: Escalation,
+    },
+    /// A reviewer's verdict: phase `to`, which ran before this one, runs
+    /// again with `feedback`; allowed where the phase has `send_back`.
+    SendBack {
+        to: String,
+        feedback: String,
+        /// The reviewer's own output, kept with its attempt.
+        output: Option<Value>,
     },
 }
 
@@ -126,6 +154,10 @@ pub struct CallContext {
     /// The reply as it grows, for whoever watches; never journaled, and
     /// may be dropped when nobody does.
     pub progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// The phase's `output_schema`: an http agent that gets output breaking
+    /// it asks the model again with the errors, and the simulator shapes
+    /// its output to fit it.
+    pub output_schema: Option<OutputSchema>,
 }
 
 impl CallContext {
@@ -135,6 +167,7 @@ impl CallContext {
             timeout,
             trace: None,
             progress: None,
+            output_schema: None,
         }
     }
 }
@@ -159,5 +192,9 @@ pub fn build(spec: &AgentSpec) -> Arc<dyn Agent> {
         AgentKind::Command(c) => Arc::new(command::CommandAgent::new(c.clone())),
         AgentKind::Sim(s) => Arc::new(sim::SimAgent::new(s.clone())),
         AgentKind::Http(h) => Arc::new(http::HttpAgent::new(&spec.name, h.clone())),
+        AgentKind::Rust { model } => Arc::new(rust::Unregistered {
+            name: spec.name.clone(),
+            model: model.clone(),
+        }),
     }
 }

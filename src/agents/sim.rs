@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Agent, AgentRequest, BoxFuture, CallContext, CallResult, Failure, Reply};
 use crate::engine::cost::Usage;
+use crate::engine::escalation::{Escalation, Severity};
 use crate::engine::event::ErrorClass;
 use crate::spec::model::SimSpec;
 
@@ -110,6 +111,13 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
                 "simulated blocker: {} needs information it lacks",
                 req.phase
             ),
+            escalation: Escalation {
+                attempted: vec![
+                    "searched the task's input".into(),
+                    "asked the earlier phases' outputs".into(),
+                ],
+                severity: Some(Severity::Medium),
+            },
         })
     } else if roll < {
         edge += spec.review_rate;
@@ -118,6 +126,21 @@ pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResul
         Ok(Reply::Review {
             reason: "simulated low confidence".into(),
             output: output(spec, req, output_tokens),
+            escalation: Escalation::default(),
+        })
+    } else if let Some(to) = req.send_back.as_ref().and_then(|s| s.to.first())
+        && roll < {
+            edge += spec.send_back_rate;
+            edge
+        }
+    {
+        Ok(Reply::SendBack {
+            to: to.clone(),
+            feedback: format!(
+                "simulated review: {to} misses the error cases (round {})",
+                req.send_back.as_ref().map_or(0, |s| s.rounds) + 1
+            ),
+            output: Some(output(spec, req, output_tokens)),
         })
     } else {
         Ok(Reply::Output {
@@ -179,7 +202,12 @@ impl Agent for SimAgent {
     fn call(&self, request: Arc<AgentRequest>, ctx: CallContext) -> BoxFuture<CallResult> {
         let spec = self.spec.clone();
         Box::pin(async move {
-            let (latency, result) = decide(&spec, &request);
+            let (latency, mut result) = decide(&spec, &request);
+            if let (Some(schema), Ok(Reply::Output { output } | Reply::Review { output, .. })) =
+                (&ctx.output_schema, &mut result.reply)
+            {
+                *output = super::sim_schema::fit(schema, std::mem::take(output));
+            }
             if latency > ctx.timeout {
                 tokio::time::sleep(ctx.timeout).await;
                 return CallResult::failed(
@@ -217,6 +245,7 @@ mod tests {
             fatal_rate: fatal,
             block_rate: block,
             review_rate: review,
+            send_back_rate: 0.0,
             model: "claude-sonnet-4-5".into(),
             seed: 7,
             output_fields: vec!["plan".into()],
@@ -236,6 +265,7 @@ mod tests {
             model: None,
             item: None,
             item_index: None,
+            send_back: None,
         }
     }
 
@@ -325,8 +355,31 @@ mod tests {
             timeout: Duration::from_millis(10),
             trace: None,
             progress: None,
+            output_schema: None,
         };
         let r = agent.call(Arc::new(req("t", 1)), ctx).await;
         assert_eq!(r.reply.unwrap_err().class, ErrorClass::Timeout);
+    }
+
+    #[tokio::test]
+    async fn the_output_is_shaped_to_the_phases_schema() {
+        let schema = crate::spec::model::OutputSchema::compile(
+            "s.json".into(),
+            json!({"type": "object", "required": ["groups"], "properties": {
+                "groups": {"type": "array", "items": {"type": "object", "required": ["intensity"],
+                    "properties": {"intensity": {"type": "number", "minimum": 0, "maximum": 1}}}}
+            }}),
+        )
+        .unwrap();
+        let mut ctx = CallContext::quiet(Duration::from_secs(1));
+        ctx.output_schema = Some(schema.clone());
+        let agent = SimAgent::new(spec(0.0, 0.0, 0.0, 0.0));
+        let r = agent.call(Arc::new(req("t", 1)), ctx).await;
+        let Ok(Reply::Output { output }) = r.reply else {
+            panic!("{:?}", r.reply)
+        };
+        assert!(schema.holds(&output), "{output}");
+        assert_eq!(output["groups"], json!([{"intensity": 0.5}]));
+        assert_eq!(output["plan"], "plan of t", "the usual fields stay");
     }
 }

@@ -17,6 +17,11 @@ pub struct DemoArgs {
     /// Print progress lines instead of opening the dashboard.
     #[arg(long)]
     headless: bool,
+    /// Run the engine inside the dashboard's process instead of in one of
+    /// its own: no detaching (`d` says so), quitting stops the run; the
+    /// control socket is served all the same.
+    #[arg(long, conflicts_with = "headless")]
+    in_process: bool,
     /// Where to keep the demo's files and state (default: a new folder under the system temp dir).
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
@@ -111,6 +116,7 @@ pub async fn run(args: DemoArgs) -> i32 {
             let code = super::run::run_headless(
                 Some(&pipeline_file),
                 pipeline,
+                &args.switches,
                 demo_tasks(args.tasks),
                 &state_dir,
                 false,
@@ -122,6 +128,31 @@ pub async fn run(args: DemoArgs) -> i32 {
         }
         super::run::Mode::Dashboard(opts) => opts,
     };
+    if args.in_process || super::in_process::by_default() {
+        let plan = super::in_process::InProcess {
+            pipeline_file: Some(&pipeline_file),
+            pipeline,
+            switches: &args.switches,
+            inputs: demo_tasks(args.tasks),
+            state_dir: &state_dir,
+        };
+        let code = super::in_process::run(plan, opts).await;
+        if temporary {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => eprintln!(
+                    "removed the demo folder {} (`baton demo --dir DIR` keeps the state and its run log)",
+                    dir.display()
+                ),
+                Err(e) => eprintln!(
+                    "warning: cannot remove the demo folder {}: {e}",
+                    dir.display()
+                ),
+            }
+        } else {
+            look_around();
+        }
+        return code;
+    }
     // The engine runs in its own process (see `background`): it reads the
     // tickets from a file like any run.
     let tickets = dir.join("tickets.jsonl");

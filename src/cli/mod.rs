@@ -8,10 +8,12 @@ mod allocator;
 mod attach;
 mod background;
 mod budget;
+mod cache;
 mod clean;
 mod decide;
 mod demo;
 mod fail;
+mod in_process;
 mod inspect;
 mod out;
 mod run;
@@ -19,6 +21,7 @@ mod run_log;
 mod source;
 mod state_meta;
 mod stats;
+mod switches;
 mod validate;
 
 use std::path::PathBuf;
@@ -130,6 +133,9 @@ enum Cmd {
     Cancel(decide::CancelArgs),
     /// Raise a task's budget, or the run's without TASK: in the running engine, or in the state folder.
     Budget(budget::BudgetArgs),
+    /// The shared step cache of phases with a cache_key: list its entries, or clear them.
+    #[command(subcommand)]
+    Cache(cache::CacheCmd),
 }
 
 pub fn main() -> i32 {
@@ -158,6 +164,7 @@ pub fn main() -> i32 {
             | Cmd::Summary { .. }
             | Cmd::Review { .. }
             | Cmd::Validate { .. }
+            | Cmd::Cache(cache::CacheCmd::List { .. })
     ) {
         out::die_quietly_on_a_closed_pipe();
     }
@@ -207,6 +214,7 @@ pub fn main() -> i32 {
             Cmd::Retry(args) => decide::retry(args).await,
             Cmd::Cancel(args) => decide::cancel(args).await,
             Cmd::Budget(args) => budget::raise(args).await,
+            Cmd::Cache(cmd) => cache::run(cmd).await,
         }
     })
 }

@@ -24,6 +24,11 @@ pub struct RunArgs {
     /// Print progress lines instead of opening the dashboard.
     #[arg(long)]
     headless: bool,
+    /// Run the engine inside the dashboard's process instead of in one of
+    /// its own: no detaching (`d` says so), quitting stops the run; the
+    /// control socket is served all the same.
+    #[arg(long, conflicts_with = "headless")]
+    in_process: bool,
     /// Keep running while tasks wait for a person, until every task is final
     /// or SIGTERM/SIGINT, serving `baton attach` and CLI decisions meanwhile.
     #[arg(long)]
@@ -47,32 +52,7 @@ pub struct RunArgs {
     dir: super::StateDir,
 }
 
-/// Phases switched off for one run: each task records them as skipped.
-#[derive(clap::Args, Clone, Default)]
-pub struct Switches {
-    /// Switch a phase off for this run (repeatable): it never runs, and each
-    /// task records it as skipped ("disabled by --disable").
-    #[arg(long, value_name = "PHASE")]
-    pub disable: Vec<String>,
-    /// Run only these phases; the others are recorded as skipped ("not in --only").
-    #[arg(long, value_name = "PHASE,...", value_delimiter = ',')]
-    pub only: Vec<String>,
-}
-
-impl Switches {
-    /// The same switches as command-line arguments, for an engine started
-    /// in the background.
-    pub fn to_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        for d in &self.disable {
-            args.extend(["--disable".to_string(), d.clone()]);
-        }
-        if !self.only.is_empty() {
-            args.extend(["--only".to_string(), self.only.join(",")]);
-        }
-        args
-    }
-}
+pub use super::switches::Switches;
 
 /// How the dashboard looks and answers keys.
 #[derive(clap::Args, Clone)]
@@ -172,7 +152,14 @@ pub async fn run(args: RunArgs) -> i32 {
         }
     };
     super::budget::apply(&mut pipeline, &args.budgets);
-    if let Err(mut e) = pipeline.switch_off(&args.switches.disable, &args.switches.only) {
+    let switches = match args.switches.for_run(&args.dir.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    if let Err(mut e) = pipeline.switch_off(&switches.disable, &switches.only) {
         if let Some(path) = &args.pipeline {
             e.file = path.clone();
         }
@@ -190,12 +177,22 @@ pub async fn run(args: RunArgs) -> i32 {
         None => Vec::new(),
     };
     if let Mode::Dashboard(opts) = mode {
+        if args.in_process || super::in_process::by_default() {
+            let plan = super::in_process::InProcess {
+                pipeline_file: args.pipeline.as_deref(),
+                pipeline,
+                switches: &switches,
+                inputs,
+                state_dir: &args.dir.state_dir,
+            };
+            return super::in_process::run(plan, opts).await;
+        }
         let plan = super::background::Plan {
             pipeline_file: args.pipeline.as_deref(),
             input: args.input.as_deref(),
             state_dir: &args.dir.state_dir,
             budgets: &args.budgets,
-            switches: &args.switches,
+            switches: &switches,
             linger: None,
         };
         return super::background::run(plan, opts).await.code();
@@ -207,6 +204,7 @@ pub async fn run(args: RunArgs) -> i32 {
     run_headless(
         args.pipeline.as_deref(),
         pipeline,
+        &switches,
         inputs,
         &args.dir.state_dir,
         args.wait,
@@ -267,6 +265,7 @@ pub fn init_logging_for(mode: &Mode) {
 pub async fn run_headless(
     pipeline_file: Option<&Path>,
     pipeline: spec::Pipeline,
+    switches: &Switches,
     inputs: Vec<InputTask>,
     state_dir: &Path,
     wait: bool,
@@ -287,8 +286,12 @@ pub async fn run_headless(
     };
     // A run given its file keeps a copy; one going on without it already has it.
     if let Some(file) = pipeline_file
-        && let Err(e) = state_meta::save(state_dir, file)
+        && let Err(e) = state_meta::save(state_dir, file, &engine.pipeline().schema_files())
     {
+        eprintln!("error: {e}");
+        return 2;
+    }
+    if let Err(e) = switches.keep(state_dir) {
         eprintln!("error: {e}");
         return 2;
     }

@@ -47,6 +47,15 @@ pub fn run(file: &Path, switches: &super::run::Switches) -> i32 {
             for (id, why) in p.disabled_phases() {
                 println!("  off: {id} ({why})");
             }
+            for phase in &p.phases {
+                if let Some(c) = &phase.cache {
+                    let kept = c.ttl.map_or("until cleared".to_string(), show_ttl);
+                    println!("  cached: {} by {}, kept {kept}", phase.id, c.text);
+                }
+                if let Some(schema) = &phase.output_schema {
+                    println!("  schema: {} ({})", phase.id, schema.label);
+                }
+            }
             for (whose, limits) in [
                 ("each task", p.defaults.task_budget),
                 ("the run", p.run_budget),
@@ -73,6 +82,23 @@ fn show_limits(l: spec::model::BudgetLimits) -> String {
         parts.push(format!("{t} tokens"));
     }
     parts.join(" and ")
+}
+
+/// A `cache_ttl` as a file would write it: whole days when it is.
+fn show_ttl(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    let unit = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+    ]
+    .into_iter()
+    .find(|(n, _)| ms.is_multiple_of(*n));
+    match unit {
+        Some((n, u)) => format!("{}{u}", ms / n),
+        None => format!("{ms}ms"),
+    }
 }
 
 /// Phases grouped by how deep their dependencies go: each wave can run

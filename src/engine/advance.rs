@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::event::{AttemptOutcome, EventKind, ReviewReason};
+use super::send_back;
 use super::state::{PhaseState, TaskState};
 use super::task::{PhaseRecord, Task};
 use crate::spec::model::{OnFailure, PhaseSpec, Pipeline, ReviewMode};
@@ -21,8 +22,11 @@ pub fn is_settled(p: &PhaseRecord, on_failure: OnFailure, needs_approval: bool) 
     }
 }
 
-fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
-    review == ReviewMode::Always || p.agent_asked_review()
+/// Its output waits for a person, or for its send-back to be carried out.
+/// A cached output was approved when it was stored, if it needed to be.
+pub fn needs_approval(p: &PhaseRecord, review: ReviewMode) -> bool {
+    p.cached.is_none()
+        && (review == ReviewMode::Always || p.agent_asked_review() || p.sent_back().is_some())
 }
 
 fn settled_at(task: &Task, pipeline: &Pipeline, idx: usize) -> bool {
@@ -84,14 +88,22 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 }
                 OnFailure::Continue => {}
             },
-            PhaseState::Completed if !p.approved && !held(task, id) => {
-                if let Some(AttemptOutcome::ReviewRequested { reason }) =
+            PhaseState::Completed if !p.approved && p.cached.is_none() && !held(task, id) => {
+                if p.sent_back().is_some() {
+                    // A round waits while a phase it would reset runs.
+                    match send_back::next(task, pipeline, idx) {
+                        Some(step) => return Some(step),
+                        None => continue,
+                    }
+                }
+                if let Some(AttemptOutcome::ReviewRequested { reason, escalation }) =
                     p.attempts.last().and_then(|a| a.outcome.as_ref())
                 {
                     return Some(EventKind::ReviewRequested {
                         phase: id.clone(),
                         reason: ReviewReason::AgentAsked {
                             reason: reason.clone(),
+                            escalation: escalation.clone(),
                         },
                     });
                 }
@@ -103,13 +115,14 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
                 }
             }
             PhaseState::Pending if !held(task, id) => {
-                if let Some(AttemptOutcome::Blocked { reason }) =
+                if let Some(AttemptOutcome::Blocked { reason, escalation }) =
                     p.attempts.last().and_then(|a| a.outcome.as_ref())
                     && p.tries > 0
                 {
                     return Some(EventKind::TaskBlocked {
                         phase: id.clone(),
                         reason: reason.clone(),
+                        escalation: escalation.clone(),
                     });
                 }
             }
@@ -185,13 +198,16 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
     if task.state.is_final() || !task.holds.is_empty() {
         return Vec::new();
     }
+    // A send-back about to reset phases: only retries already under way go on.
+    let round_due = send_back::awaits_round(task);
     let mut ready = Vec::new();
     for (idx, spec) in pipeline.phases.iter().enumerate() {
         let p = &task.phases[idx];
         let startable = match p.state {
             // A `for_each` phase starts items, not attempts (`fan_out::ready_items`).
             PhaseState::Pending => {
-                spec.fan_out.is_none()
+                !round_due
+                    && spec.fan_out.is_none()
                     && spec.disabled.is_none()
                     && deps_settled(task, pipeline, idx)
                     && (!p.attempts.is_empty() || when_fails(spec, &task.input).is_none())

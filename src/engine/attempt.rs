@@ -8,7 +8,6 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::advance::missing_fields;
 use super::clock;
 use super::cost::{PriceTable, Usage};
 use super::event::{AttemptOutcome, ErrorClass, EventKind, TaskId};
@@ -32,7 +31,12 @@ pub struct AttemptDone {
 
 /// The request for the next attempt of phase `idx`, on `model` when a
 /// routing rule chose one.
-pub fn request(task: &Task, idx: usize, model: Option<String>) -> AgentRequest {
+pub fn request(
+    task: &Task,
+    pipeline: &Pipeline,
+    idx: usize,
+    model: Option<String>,
+) -> AgentRequest {
     let p = &task.phases[idx];
     AgentRequest {
         task: TaskRef {
@@ -46,6 +50,7 @@ pub fn request(task: &Task, idx: usize, model: Option<String>) -> AgentRequest {
         model,
         item: None,
         item_index: None,
+        send_back: super::send_back::offer(task, pipeline, idx),
     }
 }
 
@@ -99,6 +104,7 @@ pub fn spawn(
             timeout,
             trace: Some(trace_tx),
             progress: Some(progress_tx),
+            output_schema: spec.output_schema.clone(),
         };
         let publish = |kind: LiveKind| {
             // Nobody watching: nothing to build.
@@ -187,23 +193,10 @@ pub fn finished(
         _ => (usage, None),
     };
     let cost_usd = usage.as_ref().and_then(|u| prices.cost(u));
-    let contract = |output: &serde_json::Value| -> Option<AttemptOutcome> {
-        if spec.required_output.is_empty() {
-            return None;
-        }
-        if !output.is_object() {
-            return Some(AttemptOutcome::Failed {
-                class: ErrorClass::Contract,
-                message: format!(
-                    "output is not an object with {}",
-                    spec.required_output.join(", ")
-                ),
-            });
-        }
-        let missing = missing_fields(output, &spec.required_output);
-        (!missing.is_empty()).then(|| AttemptOutcome::Failed {
+    let contract = |output: &serde_json::Value| {
+        super::contract::broken(spec, output).map(|message| AttemptOutcome::Failed {
             class: ErrorClass::Contract,
-            message: format!("output lacks required field(s): {}", missing.join(", ")),
+            message,
         })
     };
     let reply = match (reply, impossible) {
@@ -211,11 +204,17 @@ pub fn finished(
             ErrorClass::Protocol,
             format!("the agent reported usage no call can have: {why}"),
         )),
-        (Ok(Reply::Output { output } | Reply::Review { output, .. }), None)
-            if !output.is_object() =>
-        {
-            Err(Failure::new(ErrorClass::Protocol, not_an_object(&output)))
-        }
+        (
+            Ok(
+                Reply::Output { output }
+                | Reply::Review { output, .. }
+                | Reply::SendBack {
+                    output: Some(output),
+                    ..
+                },
+            ),
+            None,
+        ) if !output.is_object() => Err(Failure::new(ErrorClass::Protocol, not_an_object(&output))),
         (reply, None) => reply,
     };
     let (outcome, output) = match reply {
@@ -223,10 +222,28 @@ pub fn finished(
             contract(&output).unwrap_or(AttemptOutcome::Succeeded),
             Some(output),
         ),
-        Ok(Reply::Review { reason, output }) => (
-            contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason }),
+        Ok(Reply::Review {
+            reason,
+            output,
+            escalation,
+        }) => (
+            contract(&output).unwrap_or(AttemptOutcome::ReviewRequested { reason, escalation }),
             Some(output),
         ),
+        Ok(Reply::SendBack {
+            to,
+            feedback,
+            output,
+        }) => match super::send_back::refusal(spec, &to) {
+            Some(message) => (
+                AttemptOutcome::Failed {
+                    class: ErrorClass::Protocol,
+                    message,
+                },
+                None,
+            ),
+            None => (AttemptOutcome::SentBack { to, feedback }, output),
+        },
         Ok(Reply::Error { message, retryable }) => {
             let class = if retryable {
                 ErrorClass::Retryable
@@ -235,7 +252,9 @@ pub fn finished(
             };
             (AttemptOutcome::Failed { class, message }, None)
         }
-        Ok(Reply::Blocked { reason }) => (AttemptOutcome::Blocked { reason }, None),
+        Ok(Reply::Blocked { reason, escalation }) => {
+            (AttemptOutcome::Blocked { reason, escalation }, None)
+        }
         Err(failure) => (
             AttemptOutcome::Failed {
                 class: failure.class,
@@ -292,6 +311,7 @@ mod tests {
             on_failure: OnFailure::Stop,
             review: ReviewMode::Never,
             required_output: Vec::new(),
+            output_schema: None,
             timeout: Duration::from_secs(1),
             retry: RetryPolicy {
                 max_attempts: 1,
@@ -302,10 +322,20 @@ mod tests {
             },
             disabled: None,
             fan_out: None,
+            cache: None,
+            send_back: None,
         }
     }
 
     fn outcome_of(
+        reply: Reply,
+        usage: Option<Usage>,
+    ) -> (AttemptOutcome, Option<Usage>, Option<Value>) {
+        outcome_for(&spec(), reply, usage)
+    }
+
+    fn outcome_for(
+        spec: &PhaseSpec,
         reply: Reply,
         usage: Option<Usage>,
     ) -> (AttemptOutcome, Option<Usage>, Option<Value>) {
@@ -317,7 +347,7 @@ mod tests {
             retry_after: None,
         };
         let prices = PriceTable::built_in();
-        match finished(result, 1, Duration::MAX, &spec(), Some("gpt-4o"), &prices) {
+        match finished(result, 1, Duration::MAX, spec, Some("gpt-4o"), &prices) {
             EventKind::AttemptFinished {
                 outcome,
                 usage,
@@ -399,6 +429,7 @@ mod tests {
                 Reply::Review {
                     reason: "unsure".into(),
                     output,
+                    escalation: Default::default(),
                 },
                 None,
             );
@@ -412,5 +443,110 @@ mod tests {
         );
         assert_eq!(outcome, AttemptOutcome::Succeeded);
         assert_eq!(kept, Some(json!({"a": 1})));
+    }
+
+    fn contract_message(outcome: &AttemptOutcome) -> &str {
+        match outcome {
+            AttemptOutcome::Failed {
+                class: ErrorClass::Contract,
+                message,
+            } => message,
+            other => panic!("expected a contract error, got {other:?}"),
+        }
+    }
+
+    fn lighting() -> PhaseSpec {
+        let schema = json!({
+            "type": "object",
+            "required": ["groups"],
+            "properties": {"groups": {"type": "array", "items": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"intensity": {"type": "number", "minimum": 0, "maximum": 1}}
+            }}}
+        });
+        PhaseSpec {
+            output_schema: Some(
+                crate::spec::model::OutputSchema::compile("schemas/lighting.json".into(), schema)
+                    .unwrap(),
+            ),
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn an_output_breaking_the_schema_names_each_pointer_and_rule() {
+        let output = json!({"groups": [
+            {"id": "a", "intensity": 0.5},
+            {"id": "b", "intensity": 0.1},
+            {"id": "c", "intensity": 1.4},
+            {"intensity": -1}
+        ]});
+        let (outcome, _, kept) = outcome_for(
+            &lighting(),
+            Reply::Output {
+                output: output.clone(),
+            },
+            None,
+        );
+        assert_eq!(
+            contract_message(&outcome),
+            "output breaks its schema (schemas/lighting.json): /groups/2/intensity: 1.4 is greater than the maximum of 1; /groups/3: \"id\" is a required property; /groups/3/intensity: -1 is less than the minimum of 0"
+        );
+        assert_eq!(kept, Some(output), "the output is kept to look at");
+        // A review reply's output is held to the schema too.
+        let (outcome, ..) = outcome_for(
+            &lighting(),
+            Reply::Review {
+                reason: "unsure".into(),
+                output: json!({"groups": 3}),
+                escalation: Default::default(),
+            },
+            None,
+        );
+        assert_eq!(
+            contract_message(&outcome),
+            "output breaks its schema (schemas/lighting.json): /groups: 3 is not of type \"array\""
+        );
+        let (outcome, ..) = outcome_for(
+            &lighting(),
+            Reply::Output {
+                output: json!({"groups": [{"id": "a", "intensity": 1}]}),
+            },
+            None,
+        );
+        assert_eq!(outcome, AttemptOutcome::Succeeded);
+    }
+
+    #[test]
+    fn required_output_and_the_schema_both_apply() {
+        let spec = PhaseSpec {
+            required_output: vec!["summary".into()],
+            ..lighting()
+        };
+        let (outcome, ..) = outcome_for(&spec, Reply::Output { output: json!({}) }, None);
+        assert_eq!(
+            contract_message(&outcome),
+            "output lacks required field(s): summary; output breaks its schema (schemas/lighting.json): (the output): \"groups\" is a required property"
+        );
+        let (outcome, ..) = outcome_for(
+            &spec,
+            Reply::Output {
+                output: json!({"groups": []}),
+            },
+            None,
+        );
+        assert_eq!(
+            contract_message(&outcome),
+            "output lacks required field(s): summary"
+        );
+        let (outcome, ..) = outcome_for(
+            &spec,
+            Reply::Output {
+                output: json!({"groups": [], "summary": "s"}),
+            },
+            None,
+        );
+        assert_eq!(outcome, AttemptOutcome::Succeeded);
     }
 }

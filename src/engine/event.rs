@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cost::Usage;
+use super::escalation::Escalation;
 use super::state::TaskState;
 
 pub type TaskId = String;
@@ -81,6 +82,18 @@ pub enum EventKind {
         phase: String,
         reason: String,
     },
+    /// The phase took the shared step cache's output for its key instead
+    /// of running: no attempt, no tokens, no cost.
+    PhaseCached {
+        phase: String,
+        /// The phase's `cache_key` as rendered for this task.
+        key: String,
+        output: Value,
+        /// The task whose attempt made the output.
+        from_task: TaskId,
+        /// When the output was stored.
+        stored_at: Timestamp,
+    },
     ReviewRequested {
         phase: String,
         reason: ReviewReason,
@@ -88,6 +101,24 @@ pub enum EventKind {
     TaskBlocked {
         phase: String,
         reason: String,
+        #[serde(default, skip_serializing_if = "Escalation::is_empty")]
+        escalation: Escalation,
+    },
+    /// A reviewer phase sent the task back: `to` and every settled phase
+    /// after it (`reset`, which includes `phase`) run again, `to` with the
+    /// feedback.
+    LoopRound {
+        /// The phase whose agent sent the task back.
+        phase: String,
+        to: String,
+        feedback: String,
+        /// This round's number, from 1.
+        round: u32,
+        /// The phases made pending again, in pipeline order.
+        reset: Vec<String>,
+        /// A person granted this round after the agent's rounds ran out.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        granted: bool,
     },
     DecisionRecorded {
         decision: Decision,
@@ -201,6 +232,7 @@ impl EventKind {
             | EventKind::RetryScheduled { phase, .. }
             | EventKind::PhaseFailed { phase, .. }
             | EventKind::PhaseSkipped { phase, .. }
+            | EventKind::PhaseCached { phase, .. }
             | EventKind::ReviewRequested { phase, .. }
             | EventKind::TaskBlocked { phase, .. }
             | EventKind::ItemsListed { phase, .. }
@@ -208,7 +240,8 @@ impl EventKind {
             | EventKind::ItemFinished { phase, .. }
             | EventKind::ItemRetryScheduled { phase, .. }
             | EventKind::ItemFailed { phase, .. }
-            | EventKind::ItemsSettled { phase } => Some(phase),
+            | EventKind::ItemsSettled { phase }
+            | EventKind::LoopRound { phase, .. } => Some(phase),
             _ => None,
         }
     }
@@ -258,10 +291,20 @@ pub enum AttemptOutcome {
     },
     Blocked {
         reason: String,
+        #[serde(default, skip_serializing_if = "Escalation::is_empty")]
+        escalation: Escalation,
     },
     /// The agent produced output but asks for a person to look.
     ReviewRequested {
         reason: String,
+        #[serde(default, skip_serializing_if = "Escalation::is_empty")]
+        escalation: Escalation,
+    },
+    /// A reviewer's verdict: phase `to`, before this one, must run again
+    /// with this feedback. The attempt's output, if any, is kept.
+    SentBack {
+        to: String,
+        feedback: String,
     },
     /// Lost to a restart of the engine; the attempt runs again.
     Interrupted,
@@ -333,7 +376,19 @@ pub enum ReviewReason {
     /// `review = "always"`: the phase's output needs approval.
     Always,
     /// The agent asked for a person to look.
-    AgentAsked { reason: String },
+    AgentAsked {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Escalation::is_empty")]
+        escalation: Escalation,
+    },
+    /// A reviewer sent the task back once more after `max_rounds` rounds:
+    /// a person decides (approve goes on, send back grants another round
+    /// to `to` with their feedback, reject fails the task).
+    RoundsSpent {
+        to: String,
+        feedback: String,
+        rounds: u32,
+    },
     /// A budget is reached: no new attempt starts until it is raised and
     /// the hold approved.
     Budget { scope: BudgetScope, detail: String },
@@ -361,7 +416,12 @@ impl ReviewReason {
         match self {
             ReviewReason::PhaseFailed { error } => format!("phase failed: {error}"),
             ReviewReason::Always => "output needs approval".to_string(),
-            ReviewReason::AgentAsked { reason } => format!("agent asks: {reason}"),
+            ReviewReason::AgentAsked { reason, .. } => format!("agent asks: {reason}"),
+            ReviewReason::RoundsSpent {
+                to,
+                feedback,
+                rounds,
+            } => format!("sent back to {to} after {rounds} rounds: {feedback}"),
             ReviewReason::Budget { scope, detail } => {
                 format!("budget: {} {detail}", scope.as_str())
             }

@@ -358,6 +358,7 @@ pub fn request(
         model,
         item: Some(value),
         item_index: Some(item),
+        send_back: None,
     })
 }
 

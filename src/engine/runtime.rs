@@ -26,17 +26,19 @@ use super::route;
 use super::run_state::RunState;
 use super::state::TaskState;
 use super::task::{ApplyError, Task};
-use crate::agents::{self, Agent};
+use crate::agents::{self, Agent, Agents};
 use crate::secrets::Secrets;
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
 use crate::store::{Batch, RowChange, RunMeta, RunStore, SqliteStore, StoreError, TaskNo, TaskRow};
 use attempts::{Attempts, Running};
+use cache_flights::{CacheFlights, Gate};
 use checkpoint::Checkpoint;
 use retry_timers::RetryTimers;
 
 mod attempts;
 mod budget_gate;
+mod cache_flights;
 mod capacity;
 mod checkpoint;
 mod items;
@@ -202,6 +204,8 @@ pub struct Engine {
     secrets: Arc<Secrets>,
     /// Some phase runs once per item (`for_each`).
     has_fan_out: bool,
+    /// The shared step cache's flights (see `cache_flights`).
+    cache: CacheFlights,
 }
 
 impl Engine {
@@ -210,6 +214,43 @@ impl Engine {
         pipeline: Pipeline,
         state_dir: &Path,
         opts: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        Engine::open_with_agents(pipeline, state_dir, opts, Agents::new())
+    }
+
+    /// As [`Engine::open`], with Rust agents standing in for the pipeline's
+    /// agents of the same names: its `kind = "rust"` agents, which nothing
+    /// else can run, and any other it should not run its own way.
+    ///
+    /// ```
+    /// use baton::{Agents, Engine, EngineOptions, InputTask, PhaseBuilder, Pipeline, Reply, TaskState, agent_fn};
+    /// use serde_json::json;
+    ///
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let pipeline = Pipeline::builder("tickets")
+    ///     .rust_agent("planner")
+    ///     .phase(PhaseBuilder::new("plan", "planner"))
+    ///     .build()?;
+    /// let agents = Agents::new().with(
+    ///     "planner",
+    ///     agent_fn(|req| async move {
+    ///         Reply::output(json!({"plan": format!("steps for {}", req.task.id)}))
+    ///     }),
+    /// );
+    /// let state = tempfile::tempdir()?;
+    /// let mut engine = Engine::open_with_agents(pipeline, state.path(), EngineOptions::default(), agents)?;
+    /// engine.submit(vec![InputTask::new("T-1", json!({"title": "fix the login"}))]).await?;
+    /// let summary = engine.run().await?;
+    /// assert_eq!(summary.count(TaskState::Completed), 1);
+    /// assert_eq!(summary.exit_code(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn open_with_agents(
+        pipeline: Pipeline,
+        state_dir: &Path,
+        opts: EngineOptions,
+        registered: Agents,
     ) -> Result<Engine, EngineError> {
         let prices = load_prices(&pipeline)?;
         let (secrets, secret_warnings) = Secrets::of(&pipeline);
@@ -230,6 +271,22 @@ impl Engine {
                 average: Average::default(),
                 routes: spec.routes.clone(),
             });
+        }
+        for (name, agent) in registered.into_map() {
+            match by_name.get(&name) {
+                Some(&i) => agents[i].agent = agent,
+                None => {
+                    return Err(EngineError::AgentNotReady(format!(
+                        "a Rust agent is registered as \"{name}\", but the pipeline has no agent of that name (its agents: {}); declare it with [agents.{name}] kind = \"rust\", or register it under one of those names",
+                        pipeline
+                            .agents
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
         }
         let phase_agents: Vec<Vec<usize>> = pipeline
             .phases
@@ -288,6 +345,7 @@ impl Engine {
         }
         let reader = store.reader()?;
         let started_at = opts.clock.now();
+        let cache = CacheFlights::new(&pipeline);
         let mut engine = Engine {
             pipeline: Arc::new(pipeline),
             phase_ids,
@@ -325,6 +383,7 @@ impl Engine {
             reader,
             secrets,
             has_fan_out: false,
+            cache,
         };
         engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
@@ -341,6 +400,13 @@ impl Engine {
             }
             None => false,
         }
+    }
+
+    /// Whether `run` ends once nothing more can happen without a person
+    /// (`EngineOptions::exit_when_idle`); a dashboard in this process keeps
+    /// it up until the operator quits.
+    pub fn set_exit_when_idle(&mut self, exit: bool) {
+        self.opts.exit_when_idle = exit;
     }
 
     /// Warnings from recovery (quarantined files, events that did not apply).
@@ -521,6 +587,7 @@ impl Engine {
             self.advance_slotted();
         }
         loop {
+            self.run_cache_flights().await?;
             self.send_outbox().await?;
             if self.stopping || (self.opts.exit_when_idle && self.idle()) {
                 break;
@@ -598,6 +665,7 @@ impl Engine {
     /// changed; then lets go of tasks that are final and idle.
     async fn send_outbox(&mut self) -> Result<(), StoreError> {
         self.send_meta().await?;
+        self.send_cache_writes().await?;
         if self.checkpoint.is_empty() {
             return Ok(());
         }
@@ -800,6 +868,10 @@ impl Engine {
         if !task.holds.is_empty() || task.state.is_final() {
             return;
         }
+        // Before the budget: a cached output costs nothing.
+        if let Gate::Held = self.cache_gate(id, idx) {
+            return;
+        }
         if let Some((scope, detail)) = self.budget_reached(id) {
             self.hold_for_budget(id, idx, scope, detail);
             return;
@@ -816,7 +888,7 @@ impl Engine {
             Some((model, choice)) => (Some(model), Some(choice)),
             None => (None, None),
         };
-        let request = attempt::request(task, idx, model.clone());
+        let request = attempt::request(task, &pipeline, idx, model.clone());
         let agent = slot.agent.clone();
         let kind = EventKind::PhaseStarted {
             phase: spec.id.clone(),
@@ -902,6 +974,7 @@ impl Engine {
             }
             self.advance(&id);
         }
+        self.cache_settle(&id);
         self.start_waiting(a);
     }
 
@@ -1133,6 +1206,7 @@ impl Engine {
         if cancel {
             self.abort_task(&task);
         }
+        self.cache_after_decision(&task);
         self.advance(&task);
         Ok(())
     }
@@ -1149,6 +1223,7 @@ impl Engine {
                 slot.limiter.finished(r.ticket, None);
             }
         }
+        self.cache_forget(id);
         for a in 0..self.agents.len() {
             self.agents[a].waiting.retain(|(t, _)| t != id);
             self.start_waiting(a);

@@ -155,6 +155,8 @@ pub enum TaskSignal {
     HoldFailed,
     /// An operator asked for a phase to run again now.
     RetryRequested,
+    /// A reviewer's send-back: earlier phases run again.
+    LoopedBack,
     /// A running attempt was lost to a restart.
     Interrupted,
     Cancelled,
@@ -194,6 +196,7 @@ pub fn task_transition(
         }
         (AwaitingReview | Blocked, S::HoldFailed) => Failed,
         (Running | Retrying | Failed, S::RetryRequested) => Running,
+        (Running | Retrying | AwaitingReview | Blocked, S::LoopedBack) => from,
         (Running | Retrying | AwaitingReview | Blocked, S::Interrupted) => from,
         (Pending | Running | Retrying | AwaitingReview | Blocked, S::Cancelled) => Cancelled,
         (Pending | Running, S::Completed) => Completed,

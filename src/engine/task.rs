@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::budget::Raise;
 use super::cost::{CostTotal, Usage};
+use super::escalation::Escalation;
 use super::event::{
     Action, AttemptOutcome, Decision, Event, EventKind, HttpInfo, ReviewReason, RouteChoice, TaskId,
 };
@@ -77,6 +78,30 @@ pub struct PhaseRecord {
     /// A `for_each` phase's items, once listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<Box<ItemsRecord>>,
+    /// The output came from the shared step cache, not from an attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<CacheHit>,
+    /// Rounds this phase's agent has sent the task back (reviewer loops);
+    /// kept when the phase runs again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rounds: u32,
+    /// A person's feedback granting one more round after the rounds ran out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Where a phase's cached output came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheHit {
+    /// The phase's `cache_key` as rendered for the task.
+    pub key: String,
+    /// The task whose attempt made the output.
+    pub from_task: TaskId,
+    pub stored_at: Timestamp,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -138,6 +163,25 @@ pub struct Hold {
     pub reason: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<ReviewReason>,
+    /// What the agent tried and how severe it says the problem is.
+    #[serde(default, skip_serializing_if = "Escalation::is_empty")]
+    pub escalation: Escalation,
+}
+
+impl Hold {
+    /// The reason with what the agent tried and how severe it says the
+    /// problem is: "high · REASON · tried: a; b".
+    pub fn why(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.escalation.severity {
+            parts.push(s.as_str().to_string());
+        }
+        parts.push(self.reason.clone());
+        if !self.escalation.attempted.is_empty() {
+            parts.push(format!("tried: {}", self.escalation.attempted.join("; ")));
+        }
+        parts.join(" · ")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -361,6 +405,7 @@ impl Task {
                 let p = &mut self.phases[idx];
                 p.tries += 1;
                 p.retry_due = None;
+                p.cached = None;
                 p.started_at.get_or_insert(at);
                 p.finished_at = None;
                 // Most phases run once or twice: room for this attempt only,
@@ -411,7 +456,9 @@ impl Task {
                     );
                 }
                 let (phase_signal, task_signal) = match outcome {
-                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
+                    AttemptOutcome::Succeeded
+                    | AttemptOutcome::ReviewRequested { .. }
+                    | AttemptOutcome::SentBack { .. } => {
                         (PhaseSignal::Succeed, TaskSignal::AttemptFinished)
                     }
                     AttemptOutcome::Failed { .. } => {
@@ -431,7 +478,9 @@ impl Task {
                 self.phase_step(idx, phase_signal)?;
                 let p = &mut self.phases[idx];
                 match outcome {
-                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
+                    AttemptOutcome::Succeeded
+                    | AttemptOutcome::ReviewRequested { .. }
+                    | AttemptOutcome::SentBack { .. } => {
                         p.output = if copy { output.clone() } else { None };
                         p.error = None;
                         p.feedback = None;
@@ -439,7 +488,10 @@ impl Task {
                     }
                     AttemptOutcome::Failed { message, .. } => {
                         p.error = Some(message.clone());
-                        if output.is_some() && copy {
+                        // The phase shows what its latest attempt gave:
+                        // an output that broke its contract, or none, never
+                        // one left from before the phase was sent back.
+                        if copy {
                             p.output = output.clone();
                         }
                     }
@@ -512,6 +564,43 @@ impl Task {
                 p.finished_at = Some(at);
                 to
             }
+            EventKind::PhaseCached {
+                phase,
+                key,
+                output,
+                from_task,
+                stored_at,
+            } => {
+                let idx = self.index(phase)?;
+                // Pending, or between attempts: a retry may find the output
+                // another task's attempt stored meanwhile.
+                let p = &self.phases[idx];
+                let between = p.state == PhaseState::Running
+                    && !p.attempts.last().is_some_and(AttemptRecord::is_open);
+                if p.state != PhaseState::Pending && !between {
+                    return Err(self.refused(format!(
+                        "phase {phase} is {}{}; only a phase that is not running takes a cached output",
+                        p.state.as_str(),
+                        if p.state == PhaseState::Running { " an attempt" } else { "" }
+                    )));
+                }
+                let to = task_transition(self.state, TaskSignal::PhaseStarted)?;
+                self.phase_step(idx, PhaseSignal::Start)?;
+                self.phase_step(idx, PhaseSignal::Succeed)?;
+                let p = &mut self.phases[idx];
+                p.output = if copy { Some(output.clone()) } else { None };
+                p.error = None;
+                p.feedback = None;
+                p.retry_due = None;
+                p.started_at.get_or_insert(at);
+                p.finished_at = Some(at);
+                p.cached = Some(CacheHit {
+                    key: key.clone(),
+                    from_task: from_task.clone(),
+                    stored_at: *stored_at,
+                });
+                to
+            }
             EventKind::ReviewRequested { phase, reason } => self.open_hold(
                 HoldKind::Review,
                 phase,
@@ -519,9 +608,25 @@ impl Task {
                 Some(reason.clone()),
                 at,
             )?,
-            EventKind::TaskBlocked { phase, reason } => {
-                self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?
+            EventKind::TaskBlocked {
+                phase,
+                reason,
+                escalation,
+            } => {
+                let to = self.open_hold(HoldKind::Blocked, phase, reason.clone(), None, at)?;
+                if let Some(h) = self.holds.last_mut() {
+                    h.escalation = escalation.clone();
+                }
+                to
             }
+            EventKind::LoopRound {
+                phase,
+                to,
+                feedback,
+                round,
+                reset,
+                granted,
+            } => self.loop_round(phase, to, feedback, *round, reset, *granted, at)?,
             EventKind::DecisionRecorded { decision } => {
                 // Decisions touch several parts of a task; they are rare, so
                 // they work on a copy and replace the task only on success.
@@ -603,14 +708,63 @@ impl Task {
             TaskSignal::Hold(kind)
         };
         let to = task_transition(self.state, signal)?;
+        let escalation = match &review {
+            Some(ReviewReason::AgentAsked { escalation, .. }) => escalation.clone(),
+            _ => Escalation::default(),
+        };
         self.holds.push(Hold {
             kind,
             phase: phase.to_string(),
             since: at,
             reason,
             review,
+            escalation,
         });
         Ok(to)
+    }
+
+    /// A reviewer's send-back carried out: the phases in `reset` pending
+    /// again, `to` with the feedback, and the round counted on the reviewer.
+    #[allow(clippy::too_many_arguments)]
+    fn loop_round(
+        &mut self,
+        phase: &str,
+        to: &str,
+        feedback: &str,
+        round: u32,
+        reset: &[String],
+        granted: bool,
+        at: Timestamp,
+    ) -> Result<TaskState, ApplyError> {
+        let idx = self.index(phase)?;
+        let state = task_transition(self.state, TaskSignal::LoopedBack)?;
+        let p = &self.phases[idx];
+        if p.state != PhaseState::Completed || p.sent_back().is_none() || p.approved {
+            return Err(self.refused(format!("phase {phase} has no send-back to carry out")));
+        }
+        if granted != p.granted.is_some() || round != p.rounds.saturating_add(1) {
+            return Err(self.refused(format!(
+                "phase {phase}'s round {round} is out of order (it has sent back {} times)",
+                p.rounds
+            )));
+        }
+        self.index(to)?;
+        let mut next = self.clone();
+        for id in reset {
+            let i = next.index(id)?;
+            next.phase_step(i, PhaseSignal::Reset)?;
+            next.phases[i].reset((id == to).then(|| feedback.to_string()));
+            // A fan-out runs every item again: its list may have changed
+            // with the phases before it, and the feedback is for all.
+            next.phases[i].items = None;
+            next.phases[i].output = None;
+        }
+        let p = &mut next.phases[idx];
+        p.rounds = round;
+        p.granted = None;
+        next.updated_at = at;
+        *self = next;
+        Ok(state)
     }
 
     /// The hold a decision of `kind` settles: the named phase's, else the
@@ -721,6 +875,14 @@ impl Task {
                             None => format!("rejected at {}", hold.phase),
                         });
                         TaskSignal::HoldFailed
+                    }
+                    // The reviewer's rounds are spent: a person's feedback
+                    // grants one more, carried out as the agent's would be.
+                    Action::SendBack { feedback }
+                        if matches!(hold.review, Some(ReviewReason::RoundsSpent { .. })) =>
+                    {
+                        self.phases[idx].granted = Some(feedback.clone());
+                        self.settled()
                     }
                     Action::SendBack { feedback } => {
                         self.phase_step(idx, PhaseSignal::Reset)?;
@@ -880,6 +1042,9 @@ impl PhaseRecord {
             started_at: None,
             finished_at: None,
             items: None,
+            cached: None,
+            rounds: 0,
+            granted: None,
         }
     }
 
@@ -889,6 +1054,7 @@ impl PhaseRecord {
         if let Some(items) = self.items.as_deref_mut() {
             items.reopen(self.output.take());
         }
+        self.cached = None;
         self.feedback = feedback;
         self.approved = false;
         self.tries = 0;
@@ -926,6 +1092,18 @@ impl PhaseRecord {
 
     pub fn running_attempt(&self) -> Option<&AttemptRecord> {
         self.attempts.last().filter(|a| a.is_open())
+    }
+
+    /// Where and with what the last attempt sent the task back, if it did.
+    pub fn sent_back(&self) -> Option<(&str, &str)> {
+        if self.cached.is_some() {
+            // Served from the cache since: that verdict is over.
+            return None;
+        }
+        match self.attempts.last().and_then(|a| a.outcome.as_ref()) {
+            Some(AttemptOutcome::SentBack { to, feedback }) => Some((to, feedback)),
+            _ => None,
+        }
     }
 
     /// The last attempt asked for a person to look at its output.
@@ -1224,12 +1402,14 @@ mod tests {
                     1,
                     AttemptOutcome::ReviewRequested {
                         reason: "unsure".into(),
+                        escalation: Default::default(),
                     },
                 ),
                 EventKind::ReviewRequested {
                     phase: "a".into(),
                     reason: ReviewReason::AgentAsked {
                         reason: "unsure".into(),
+                        escalation: Default::default(),
                     },
                 },
                 finished(
@@ -1237,11 +1417,13 @@ mod tests {
                     1,
                     AttemptOutcome::Blocked {
                         reason: "no key".into(),
+                        escalation: Default::default(),
                     },
                 ),
                 EventKind::TaskBlocked {
                     phase: "b".into(),
                     reason: "no key".into(),
+                    escalation: Default::default(),
                 },
             ],
         );
@@ -1416,5 +1598,52 @@ mod tests {
         let json = serde_json::to_string(&t).unwrap();
         let back: Task = serde_json::from_str(&json).unwrap();
         assert_eq!(back, t);
+    }
+
+    fn cached(phase: &str) -> EventKind {
+        EventKind::PhaseCached {
+            phase: phase.into(),
+            key: "k".into(),
+            output: json!({"rows": 1}),
+            from_task: "t0".into(),
+            stored_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_cached_output_completes_a_phase_without_an_attempt_and_only_when_none_runs() {
+        let mut t = task();
+        run(&mut t, vec![cached("a")]);
+        let a = &t.phases[0];
+        assert_eq!(a.state, PhaseState::Completed);
+        assert!(a.attempts.is_empty() && a.tries == 0);
+        assert_eq!(a.output, Some(json!({"rows": 1})));
+        assert_eq!(a.cached.as_ref().unwrap().from_task, "t0");
+        assert_eq!(t.state, TaskState::Running);
+        assert_eq!(t.tokens(), 0);
+        // A completed phase, or one whose attempt runs, takes none.
+        refused_untouched(&t, cached("a"));
+        run(&mut t, vec![started("b", 1)]);
+        refused_untouched(&t, cached("b"));
+        // Between attempts, a retry may take one.
+        run(
+            &mut t,
+            vec![finished(
+                "b",
+                1,
+                AttemptOutcome::Failed {
+                    class: ErrorClass::Retryable,
+                    message: "busy".into(),
+                },
+            )],
+        );
+        run(&mut t, vec![cached("b")]);
+        assert_eq!(t.phases[1].state, PhaseState::Completed);
+        // A new attempt is its own again.
+        let mut again = task();
+        run(&mut again, vec![cached("a")]);
+        again.phases[0].state = PhaseState::Pending;
+        run(&mut again, vec![started("a", 1)]);
+        assert!(again.phases[0].cached.is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! Text for people and JSON for scripts, from state; never changes it.
 
+pub mod cache_list;
 pub mod format;
 pub mod item_progress;
 pub mod list;

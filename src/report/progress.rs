@@ -8,6 +8,7 @@ use jiff::Timestamp;
 
 use super::format::{between, duration, symbol, thousands};
 use super::list::short_cost;
+use super::markdown::one_line;
 use super::task_fold::{Figures, TaskFold};
 use crate::engine::{Event, FollowStart, RunSnapshot, Task, TaskState};
 
@@ -122,7 +123,8 @@ impl Progress {
     }
 }
 
-/// One line about a task at rest.
+/// One line about a task at rest; a reason over several lines (a test
+/// run's output) is put on it.
 pub fn rest_line(task: &Figures) -> String {
     let end = task.finished_at.unwrap_or(task.updated_at);
     let head = format!(
@@ -145,10 +147,29 @@ pub fn rest_line(task: &Figures) -> String {
                 "review"
             },
             phase,
-            reason
+            one_line(reason)
         ),
-        (None, Some(r)) if task.state != TaskState::Completed => format!("  {r}"),
+        (None, Some(r)) if task.state != TaskState::Completed => format!("  {}", one_line(r)),
         _ => String::new(),
     };
     format!("{head}{why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::HoldKind;
+    use crate::report::testing::{held, task};
+
+    #[test]
+    fn a_reason_over_several_lines_stays_on_the_task_line() {
+        let mut t = held(task("t1", 0), HoldKind::Review, 1, None);
+        t.holds[0].reason = "tests failed:\nFAIL: test_one\n\n  AssertionError: 1 != 2\n".into();
+        let line = rest_line(&Figures::of(&t));
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.ends_with("review at one: tests failed: FAIL: test_one AssertionError: 1 != 2"),
+            "{line}"
+        );
+    }
 }

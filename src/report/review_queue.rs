@@ -7,7 +7,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::format::{between, duration};
+use super::markdown::one_line;
 use crate::engine::Task;
+use crate::engine::escalation::Escalation;
 use crate::engine::event::ReviewReason;
 use crate::engine::state::HoldKind;
 use crate::engine::task::Hold;
@@ -24,6 +26,9 @@ pub struct Waiting<'a> {
     /// For reviews: why, as data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review: Option<&'a ReviewReason>,
+    /// What the agent tried and how severe it says the problem is.
+    #[serde(skip_serializing_if = "Escalation::is_empty")]
+    pub escalation: &'a Escalation,
     /// Since when (RFC 3339, UTC).
     pub since: String,
     pub waited_ms: u64,
@@ -57,6 +62,7 @@ pub fn from_holds<'a>(
                     phase: &h.phase,
                     reason: &h.reason,
                     review: h.review.as_ref(),
+                    escalation: &h.escalation,
                     since: h.since.to_string(),
                     waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                 },
@@ -65,6 +71,21 @@ pub fn from_holds<'a>(
         .collect();
     holds.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.task.cmp(y.task)).then(x.phase.cmp(y.phase)));
     holds.into_iter().map(|(_, w)| w).collect()
+}
+
+/// The reason, with the severity before it and what was tried after, on
+/// one line: a multi-line reason (a test run's output) keeps its row.
+fn why(w: &Waiting<'_>) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = w.escalation.severity {
+        parts.push(s.as_str().to_string());
+    }
+    parts.push(one_line(w.reason));
+    if !w.escalation.attempted.is_empty() {
+        let tried: Vec<String> = w.escalation.attempted.iter().map(|a| one_line(a)).collect();
+        parts.push(format!("tried: {}", tried.join("; ")));
+    }
+    parts.join(" · ")
 }
 
 pub fn text(queue: &[Waiting<'_>]) -> String {
@@ -95,7 +116,7 @@ pub fn text(queue: &[Waiting<'_>]) -> String {
             w.task,
             w.phase,
             duration(std::time::Duration::from_millis(w.waited_ms)),
-            w.reason
+            why(w)
         );
     }
     let reviews = queue.iter().filter(|w| w.kind == HoldKind::Review).count();
@@ -147,5 +168,26 @@ mod tests {
         assert_eq!(v[1]["review"]["kind"], "agent_asked");
         assert_eq!(v[0]["since"], "1970-01-01T00:00:40Z");
         assert_eq!(text(&[]), "nothing waits for a person\n");
+    }
+
+    #[test]
+    fn a_reason_over_several_lines_keeps_to_its_row() {
+        let mut t = held(task("t1", 0), HoldKind::Review, 1, None);
+        t.holds[0].reason = "tests failed:\nFAIL: test_one\n\n  AssertionError: 1 != 2\n".into();
+        t.holds[0].escalation.attempted = vec!["ran\nthe tests".into()];
+        let shown = text(&queue([&t], at(60)));
+        assert_eq!(shown.lines().count(), 3, "{shown}");
+        assert!(
+            shown.contains(
+                "tests failed: FAIL: test_one AssertionError: 1 != 2 · tried: ran the tests\n"
+            ),
+            "{shown}"
+        );
+        // The JSON keeps the reason as the agent gave it.
+        let v = serde_json::to_value(queue([&t], at(60))).unwrap();
+        assert_eq!(
+            v[0]["reason"],
+            "tests failed:\nFAIL: test_one\n\n  AssertionError: 1 != 2\n"
+        );
     }
 }

@@ -11,6 +11,7 @@ use super::format::{between, duration, thousands};
 use super::markdown::{cap, clock, code, json_head, one_line};
 use super::mask::Masker;
 use super::run_log::{EXCERPT_CHARS, MESSAGE_CHARS};
+use crate::engine::escalation::Escalation;
 use crate::engine::event::{AttemptOutcome, Decision, ReviewReason};
 use crate::engine::task::{AttemptRecord, Hold};
 use crate::engine::{Action, Event, EventKind, Task, TaskState};
@@ -93,23 +94,33 @@ pub(super) fn event_line(
                 .and_then(|p| p.attempts.iter().find(|a| a.number == *attempt));
             let figures = attempt_figures(record, *duration_ms, usage.as_ref(), *cost_usd);
             let output = match (outcome, output) {
-                (AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. }, Some(v)) => {
+                (
+                    AttemptOutcome::Succeeded
+                    | AttemptOutcome::ReviewRequested { .. }
+                    | AttemptOutcome::SentBack { .. },
+                    Some(v),
+                ) => {
                     format!(" · output {}", excerpt(m, v))
                 }
                 _ => String::new(),
             };
             let head = match outcome {
                 AttemptOutcome::Succeeded => format!("✓ `{phase}` #{attempt} succeeded"),
-                AttemptOutcome::ReviewRequested { reason } => format!(
+                // What the agent tried goes with the hold's line, once.
+                AttemptOutcome::ReviewRequested { reason, .. } => format!(
                     "✓ `{phase}` #{attempt} succeeded, asks for a review: {}",
                     quote(m, reason)
+                ),
+                AttemptOutcome::SentBack { to, feedback } => format!(
+                    "↩ `{phase}` #{attempt} sends the task back to `{to}`: {}",
+                    quote(m, feedback)
                 ),
                 AttemptOutcome::Failed { class, message } => format!(
                     "✗ `{phase}` #{attempt} failed ({}): {}",
                     class.as_str(),
                     quote(m, message)
                 ),
-                AttemptOutcome::Blocked { reason } => {
+                AttemptOutcome::Blocked { reason, .. } => {
                     format!("■ `{phase}` #{attempt} blocked: {}", quote(m, reason))
                 }
                 AttemptOutcome::Interrupted => format!(
@@ -148,15 +159,53 @@ pub(super) fn event_line(
         EventKind::PhaseSkipped { phase, reason } => {
             format!("· `{phase}` skipped: {}", quote(m, reason))
         }
+        EventKind::PhaseCached {
+            phase,
+            key,
+            output,
+            from_task,
+            ..
+        } => format!(
+            "✓ `{phase}` cached · key {} · from task {} · 0 tokens · $0 · output {}",
+            quote(m, key),
+            m.mask(from_task),
+            excerpt(m, output)
+        ),
         EventKind::ReviewRequested { phase, reason } => {
             format!(
                 "⏸ review requested at `{phase}`: {}",
                 review_reason(m, reason)
             )
         }
-        EventKind::TaskBlocked { phase, reason } => {
-            format!("⛔ blocked at `{phase}`: {}", quote(m, reason))
-        }
+        EventKind::TaskBlocked {
+            phase,
+            reason,
+            escalation,
+        } => format!(
+            "⛔ blocked at `{phase}`: {}{}",
+            quote(m, reason),
+            escalation_note(m, escalation)
+        ),
+        EventKind::LoopRound {
+            phase,
+            to,
+            round,
+            reset,
+            granted,
+            ..
+        } => format!(
+            "↩ round {round}: `{phase}` sent the task back to `{to}`{}; {} run again",
+            if *granted {
+                " (granted by a person)"
+            } else {
+                ""
+            },
+            reset
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         EventKind::DecisionRecorded { decision } => decision_line(m, holds_before, after, decision),
         EventKind::BudgetRaised {
             usd, tokens, by, ..
@@ -315,11 +364,36 @@ pub(super) fn end_line(t: &Task, at: Timestamp, m: &Masker) -> String {
     )
 }
 
+/// " · severity high · tried: …", or nothing when the agent said neither.
+fn escalation_note(m: &Masker, e: &Escalation) -> String {
+    let mut out = String::new();
+    if let Some(s) = e.severity {
+        out.push_str(&format!(" · severity {s}"));
+    }
+    if !e.attempted.is_empty() {
+        let tried: Vec<String> = e.attempted.iter().map(|a| quote(m, a)).collect();
+        out.push_str(&format!(" · tried: {}", tried.join("; ")));
+    }
+    out
+}
+
 pub(super) fn review_reason(m: &Masker, r: &ReviewReason) -> String {
     match r {
         ReviewReason::Always => "output needs approval".to_string(),
         ReviewReason::PhaseFailed { error } => format!("phase failed: {}", quote(m, error)),
-        ReviewReason::AgentAsked { reason } => format!("agent asks: {}", quote(m, reason)),
+        ReviewReason::AgentAsked { reason, escalation } => format!(
+            "agent asks: {}{}",
+            quote(m, reason),
+            escalation_note(m, escalation)
+        ),
+        ReviewReason::RoundsSpent {
+            to,
+            feedback,
+            rounds,
+        } => format!(
+            "sent back to `{to}` once more after {rounds} rounds: {}",
+            quote(m, feedback)
+        ),
         ReviewReason::Budget { scope, detail } => {
             format!("{} budget: {}", scope.as_str(), quote(m, detail))
         }

@@ -89,6 +89,7 @@ impl Feed {
                 attempt,
                 AttemptOutcome::ReviewRequested {
                     reason: "low confidence".into(),
+                    escalation: Default::default(),
                 },
                 10,
                 Some(0.01),
@@ -100,6 +101,7 @@ impl Feed {
                 phase: phase.into(),
                 reason: ReviewReason::AgentAsked {
                     reason: "low confidence".into(),
+                    escalation: Default::default(),
                 },
             },
         );
@@ -114,6 +116,7 @@ impl Feed {
                 1,
                 AttemptOutcome::Blocked {
                     reason: "needs a key".into(),
+                    escalation: Default::default(),
                 },
                 5,
                 None,
@@ -124,6 +127,7 @@ impl Feed {
             EventKind::TaskBlocked {
                 phase: "one".into(),
                 reason: "needs a key from ops@example.com".into(),
+                escalation: Default::default(),
             },
         );
         assert_eq!(
@@ -335,6 +339,7 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
             1,
             AttemptOutcome::ReviewRequested {
                 reason: "unsure".into(),
+                escalation: Default::default(),
             },
             10,
             Some(0.01),
@@ -350,6 +355,7 @@ fn reviews_and_decisions_say_who_when_how_long_and_why() {
             phase: "one".into(),
             reason: ReviewReason::AgentAsked {
                 reason: "unsure".into(),
+                escalation: Default::default(),
             },
         },
     );

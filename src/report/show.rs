@@ -51,9 +51,23 @@ pub fn text(task: &Task) -> String {
             "  waiting   {:?} at {} since {}: {}",
             h.kind, h.phase, h.since, h.reason
         );
+        if let Some(s) = h.escalation.severity {
+            let _ = writeln!(out, "  severity  {s}");
+        }
+        for tried in &h.escalation.attempted {
+            let _ = writeln!(out, "  tried     {tried}");
+        }
     }
     for p in &task.phases {
-        let _ = writeln!(out, "\nphase {}  {}", p.id, p.state);
+        let cached = if p.cached.is_some() { " (cached)" } else { "" };
+        let _ = writeln!(out, "\nphase {}  {}{cached}", p.id, p.state);
+        if let Some(hit) = &p.cached {
+            let _ = writeln!(
+                out,
+                "  cached    key {:?} · from task {} · stored {}",
+                hit.key, hit.from_task, hit.stored_at
+            );
+        }
         if let (Some(s), Some(f)) = (p.started_at, p.finished_at) {
             let _ = writeln!(out, "  duration  {}", duration(between(s, f)));
         }
@@ -81,6 +95,13 @@ pub fn text(task: &Task) -> String {
         if p.approved {
             let _ = writeln!(out, "  approved  yes");
         }
+        if p.rounds > 0 {
+            let _ = writeln!(
+                out,
+                "  rounds    {} (times its agent sent the task back)",
+                p.rounds
+            );
+        }
         if let Some(due) = p.retry_due {
             let _ = writeln!(out, "  next try  {due}");
         }
@@ -96,9 +117,14 @@ pub fn text(task: &Task) -> String {
                 Some(AttemptOutcome::Failed { class, message }) => {
                     format!("failed [{}] {message}", class.as_str())
                 }
-                Some(AttemptOutcome::Blocked { reason }) => format!("blocked: {reason}"),
-                Some(AttemptOutcome::ReviewRequested { reason }) => {
-                    format!("asked for review: {reason}")
+                Some(AttemptOutcome::Blocked { reason, escalation }) => {
+                    with_escalation(format!("blocked: {reason}"), escalation)
+                }
+                Some(AttemptOutcome::ReviewRequested { reason, escalation }) => {
+                    with_escalation(format!("asked for review: {reason}"), escalation)
+                }
+                Some(AttemptOutcome::SentBack { to, feedback }) => {
+                    format!("sent the task back to {to}: {feedback}")
                 }
                 Some(AttemptOutcome::Interrupted) => "interrupted (ran again)".to_string(),
                 Some(AttemptOutcome::Cancelled) => "cancelled".to_string(),
@@ -122,6 +148,9 @@ pub fn text(task: &Task) -> String {
                 "  #{} {} ({}) {}  {} tok  {}  {}",
                 a.number, a.agent, model, outcome, tokens, cost, took
             );
+            if let Some(f) = &a.feedback {
+                let _ = writeln!(out, "     ran with feedback: {f}");
+            }
             let mut chosen = Vec::new();
             if let Some(role) = &a.role {
                 chosen.push(format!("role {role}"));
@@ -199,6 +228,15 @@ pub fn text(task: &Task) -> String {
         }
     }
     out
+}
+
+/// "blocked: r (high · tried: a; b)", or the text alone.
+fn with_escalation(text: String, e: &crate::engine::escalation::Escalation) -> String {
+    if e.is_empty() {
+        text
+    } else {
+        format!("{text} ({})", e.describe())
+    }
 }
 
 fn compact(v: &serde_json::Value, max: usize) -> String {

@@ -112,6 +112,7 @@ pub fn held(mut t: Task, kind: HoldKind, tokens: u64, cost: Option<f64>) -> Task
                     1,
                     AttemptOutcome::ReviewRequested {
                         reason: reason.clone(),
+                        escalation: Default::default(),
                     },
                     tokens,
                     cost,
@@ -121,7 +122,10 @@ pub fn held(mut t: Task, kind: HoldKind, tokens: u64, cost: Option<f64>) -> Task
                 &mut t,
                 EventKind::ReviewRequested {
                     phase: "one".into(),
-                    reason: ReviewReason::AgentAsked { reason },
+                    reason: ReviewReason::AgentAsked {
+                        reason,
+                        escalation: Default::default(),
+                    },
                 },
             );
         }
@@ -134,6 +138,7 @@ pub fn held(mut t: Task, kind: HoldKind, tokens: u64, cost: Option<f64>) -> Task
                     1,
                     AttemptOutcome::Blocked {
                         reason: reason.clone(),
+                        escalation: Default::default(),
                     },
                     tokens,
                     cost,
@@ -144,6 +149,7 @@ pub fn held(mut t: Task, kind: HoldKind, tokens: u64, cost: Option<f64>) -> Task
                 EventKind::TaskBlocked {
                     phase: "one".into(),
                     reason,
+                    escalation: Default::default(),
                 },
             );
         }

@@ -3,6 +3,7 @@
 //! roles) and task ids are identifiers the engine works by, and are kept.
 
 use super::Secrets;
+use crate::engine::escalation::Escalation;
 use crate::engine::event::{
     Action, Actor, AttemptOutcome, Decision, EventKind, HttpInfo, ReviewReason,
 };
@@ -77,13 +78,33 @@ impl Secrets {
             | EventKind::ItemsListed {
                 error: Some(error), ..
             } => m(error),
+            EventKind::PhaseCached {
+                key,
+                output,
+                from_task,
+                ..
+            } => {
+                m(key);
+                m(from_task);
+                self.mask_value(output);
+            }
             EventKind::PhaseFailed { error: text, .. }
             | EventKind::PhaseSkipped { reason: text, .. }
-            | EventKind::TaskBlocked { reason: text, .. } => m(text),
+            | EventKind::LoopRound { feedback: text, .. } => m(text),
+            EventKind::TaskBlocked {
+                reason, escalation, ..
+            } => {
+                m(reason);
+                self.mask_escalation(escalation);
+            }
             EventKind::ReviewRequested { reason, .. } => match reason {
                 ReviewReason::PhaseFailed { error: text }
-                | ReviewReason::AgentAsked { reason: text }
+                | ReviewReason::RoundsSpent { feedback: text, .. }
                 | ReviewReason::Budget { detail: text, .. } => m(text),
+                ReviewReason::AgentAsked { reason, escalation } => {
+                    m(reason);
+                    self.mask_escalation(escalation);
+                }
                 ReviewReason::Always => {}
             },
             EventKind::DecisionRecorded { decision } => self.mask_decision(decision),
@@ -105,10 +126,26 @@ impl Secrets {
     fn mask_outcome(&self, outcome: &mut AttemptOutcome) {
         match outcome {
             AttemptOutcome::Failed { message: text, .. }
-            | AttemptOutcome::Blocked { reason: text }
-            | AttemptOutcome::ReviewRequested { reason: text } => self.mask_string(text),
+            | AttemptOutcome::SentBack { feedback: text, .. } => self.mask_string(text),
+            AttemptOutcome::Blocked {
+                reason: text,
+                escalation,
+            }
+            | AttemptOutcome::ReviewRequested {
+                reason: text,
+                escalation,
+            } => {
+                self.mask_string(text);
+                self.mask_escalation(escalation);
+            }
             AttemptOutcome::Succeeded | AttemptOutcome::Interrupted | AttemptOutcome::Cancelled => {
             }
+        }
+    }
+
+    fn mask_escalation(&self, e: &mut Escalation) {
+        for line in &mut e.attempted {
+            self.mask_string(line);
         }
     }
 

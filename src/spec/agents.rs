@@ -22,7 +22,10 @@ use super::range::{RangeError, parse_duration_range, parse_u64_range};
 use super::raw::{Table, integer_value};
 use super::suggest::did_you_mean;
 
-const KINDS: &[&str] = &["command", "sim", "http"];
+const KINDS: &[&str] = &["command", "sim", "http", "rust"];
+/// A `rust` agent is a function of the program that embeds baton: the file
+/// only names it and sets its limits.
+const RUST_KEYS: &[&str] = &["kind", "model", "max_parallel", "rpm", "tpm", "route"];
 const COMMAND_KEYS: &[&str] = &[
     "kind",
     "command",
@@ -43,6 +46,7 @@ const SIM_KEYS: &[&str] = &[
     "fatal_rate",
     "block_rate",
     "review_rate",
+    "send_back_rate",
     "model",
     "seed",
     "fields",
@@ -52,7 +56,13 @@ const SIM_KEYS: &[&str] = &[
     "route",
 ];
 const ROUTE_KEYS: &[&str] = &["when", "model"];
-const RATES: [&str; 4] = ["fail_rate", "fatal_rate", "block_rate", "review_rate"];
+const RATES: [&str; 5] = [
+    "fail_rate",
+    "fatal_rate",
+    "block_rate",
+    "review_rate",
+    "send_back_rate",
+];
 const DEFAULT_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
 /// The kind, other than `except`, that has key `k`, as a hint for a key
@@ -62,6 +72,7 @@ fn kind_with_key(k: &str, except: &str) -> Option<String> {
         ("command", COMMAND_KEYS),
         ("sim", SIM_KEYS),
         ("http", HTTP_KEYS),
+        ("rust", RUST_KEYS),
     ]
     .into_iter()
     .find(|(kind, keys)| *kind != except && keys.contains(&k))
@@ -114,7 +125,7 @@ fn read_agent(
     let kind = t.required_string(
         d,
         "kind",
-        "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API) or kind = \"sim\" (a simulated agent)",
+        "add kind = \"command\" (runs a program), kind = \"http\" (an LLM API), kind = \"sim\" (a simulated agent) or kind = \"rust\" (a function registered by a Rust program)",
     );
     let max_parallel = t
         .count(d, "max_parallel", 1, MAX_PARALLEL)
@@ -136,6 +147,12 @@ fn read_agent(
         Some("http") => {
             t.check_keys(d, HTTP_KEYS, |k| kind_with_key(k, "http"));
             read_http(d, name, t, refs).map(AgentKind::Http)
+        }
+        Some("rust") => {
+            t.check_keys(d, RUST_KEYS, |k| kind_with_key(k, "rust"));
+            Some(AgentKind::Rust {
+                model: t.string(d, "model").map(|m| m.get_ref().to_string()),
+            })
         }
         other => {
             if let (Some(k), Some(written)) = (kind.as_ref(), other) {
@@ -352,7 +369,7 @@ fn read_env(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<BTreeMap<String, Stri
 fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
     let latency = read_latency(d, t);
     let tokens = read_tokens(d, t);
-    let mut rates = [0.0f64; 4];
+    let mut rates = [0.0f64; RATES.len()];
     let mut rates_ok = true;
     for (rate, key) in rates.iter_mut().zip(RATES) {
         match (t.get(key), t.fraction(d, key)) {
@@ -371,7 +388,7 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
                 t.place,
                 (sum * 1e6).round() / 1e6
             ),
-            "fail_rate, fatal_rate, block_rate and review_rate are shares of the same calls; lower them so they add up to at most 1",
+            "fail_rate, fatal_rate, block_rate, review_rate and send_back_rate are shares of the same calls; lower them so they add up to at most 1",
         );
         rates_ok = false;
     }
@@ -388,7 +405,13 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
     if !rates_ok {
         return None;
     }
-    let [fail_rate, fatal_rate, block_rate, review_rate] = rates;
+    let [
+        fail_rate,
+        fatal_rate,
+        block_rate,
+        review_rate,
+        send_back_rate,
+    ] = rates;
     Some(SimSpec {
         latency: latency?,
         tokens: tokens?,
@@ -396,6 +419,7 @@ fn read_sim(d: &mut Diag<'_>, t: &Table<'_, '_>) -> Option<SimSpec> {
         fatal_rate,
         block_rate,
         review_rate,
+        send_back_rate,
         model: model.to_string(),
         seed,
         output_fields: fields?,
@@ -589,7 +613,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, seed, fields, provider, base_url, api_key_env, system, prompt, max_tokens, temperature, timeout, output, stream"),
+            err.ends_with("allowed keys here are: kind, command, cwd, env, max_output_bytes, model, max_parallel, rpm, tpm, route, latency, tokens, fail_rate, fatal_rate, block_rate, review_rate, send_back_rate, seed, fields, provider, base_url, api_key_env, system, prompt, max_tokens, temperature, timeout, output, stream"),
             "{err}"
         );
     }

@@ -8,7 +8,7 @@ use super::limits::{MAX_DURATION, show_max_duration};
 pub(crate) const DURATION_FORMS: &str = "write a whole number followed by ms, s, m or h, from 0s to 720h (30 days), e.g. \"250ms\", \"30s\", \"5m\", \"1h\"";
 
 /// Parses a whole number followed by a unit: `ms`, `s`, `m` or `h`, up to
-/// [`MAX_DURATION`] (30 days), the longest a pipeline file may hold.
+/// `MAX_DURATION` (30 days), the longest a pipeline file may hold.
 ///
 /// The error names what is wrong and the forms that are accepted.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {

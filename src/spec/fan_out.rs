@@ -270,6 +270,16 @@ pub(crate) fn link(
                 "use on_item_failure = \"stop\" or \"continue\" to say what a failed item does, and review the phase after the fan-in",
             );
         }
+        if spec.send_back.is_some() || spec.cache.is_some() {
+            d.error(
+                span.clone(),
+                format!(
+                    "phase \"{}\" runs once per item, so it can neither send the task back (`send_back`) nor share its output (`cache_key`)",
+                    ids[i]
+                ),
+                "put send_back on the phase after the fan-in, which sees every item's output; cache the phase that makes the list, or the fan-in",
+            );
+        }
         linked[i] = Some(FanOut {
             text: text.clone(),
             source,

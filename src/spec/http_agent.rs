@@ -234,7 +234,7 @@ fn read_template(
 
 /// Where the string's text starts in the file, when the written text is the
 /// text itself (no escapes), so that offsets in it are offsets in the file.
-fn content_start(file: &str, span: Range<usize>, text: &str) -> Option<usize> {
+pub(crate) fn content_start(file: &str, span: Range<usize>, text: &str) -> Option<usize> {
     let raw = file.get(span.clone())?;
     let quote = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
         3

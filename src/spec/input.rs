@@ -19,6 +19,28 @@ pub struct InputTask {
     pub origin: String,
 }
 
+impl InputTask {
+    /// A task made in code: its id and its input object (which carries the
+    /// id too, as a task read from a file does).
+    ///
+    /// ```
+    /// let t = baton::InputTask::new("T-1", serde_json::json!({"title": "fix the login"}));
+    /// assert_eq!(t.input["id"], "T-1");
+    /// ```
+    pub fn new(id: impl Into<String>, input: Value) -> InputTask {
+        let id = id.into();
+        let mut input = input;
+        if let Value::Object(obj) = &mut input {
+            obj.entry("id").or_insert_with(|| Value::String(id.clone()));
+        }
+        InputTask {
+            origin: format!("task {id} made in code"),
+            id: Some(id),
+            input,
+        }
+    }
+}
+
 /// What is wrong with the inputs, where, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}", self.render())]

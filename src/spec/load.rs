@@ -1,7 +1,8 @@
 //! From a file to a validated `Pipeline`: read, parse the TOML, check every
 //! part, and either build the pipeline or report all problems found.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
@@ -11,6 +12,7 @@ use super::error::{Diag, SpecError};
 use super::http_agent::check_phase_refs;
 use super::mask::{read_mask, read_secret_env};
 use super::model::{OutputUse, Pipeline};
+use super::output_schema::SchemaFiles;
 use super::paths::{base_dir_of, resolve};
 use super::phases::read_phases;
 use super::raw::Table;
@@ -68,8 +70,20 @@ fn not_utf8(path: &Path, bytes: &[u8], e: std::str::Utf8Error) -> SpecError {
 }
 
 /// Validates pipeline `text`; `path` names the file in messages and gives
-/// the folder relative paths are resolved against. The file is not read.
+/// the folder relative paths are resolved against. The file is not read;
+/// the schema files its phases name are.
 pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
+    parse_kept(text, path, &BTreeMap::new())
+}
+
+/// Like [`parse`], with the schema files a run kept (by resolved path):
+/// those are taken from `kept`, not read again (see
+/// [`Pipeline::schema_files`]).
+pub fn parse_kept(
+    text: &str,
+    path: &Path,
+    kept: &BTreeMap<PathBuf, String>,
+) -> Result<Pipeline, SpecError> {
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
     // What follows a syntax error may be misread, so stop at syntax.
     if !syntax_errors.is_empty() {
@@ -129,7 +143,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Pipeline, SpecError> {
     let mut phase_refs = Vec::new();
     let agents = read_agents(&mut d, &root, &base_dir, &mut phase_refs);
     let roles = read_roles(&mut d, &root, &agents);
-    let phases = read_phases(&mut d, &root, &defaults, &agents, &roles);
+    let schemas = SchemaFiles {
+        base_dir: &base_dir,
+        kept,
+    };
+    let phases = read_phases(&mut d, &root, &defaults, &agents, &roles, &schemas);
     // With problems in the phases, their ids may be incomplete.
     if d.is_empty() {
         let ids: Vec<&str> = phases.iter().map(|p| p.id.as_str()).collect();

@@ -2,6 +2,8 @@
 //! file:line:col and say how to fix them.
 
 mod agents;
+mod builder;
+mod cache;
 pub mod condition;
 mod defaults;
 mod duration;
@@ -14,20 +16,23 @@ mod limits;
 mod load;
 mod mask;
 pub mod model;
+mod output_schema;
 mod paths;
 mod phases;
 mod range;
 mod raw;
 mod roles;
+mod send_back;
 mod suggest;
 mod switch;
 
 #[cfg(test)]
 mod fixture_tests;
 
+pub use builder::{PhaseBuilder, PipelineBuilder};
 pub use duration::parse_duration;
 pub use error::{Problem, SpecError};
-pub use load::{load, parse};
+pub use load::{load, parse, parse_kept};
 pub use model::Pipeline;
 pub use switch::{BY_DISABLE, IN_FILE, NOT_IN_ONLY};
 

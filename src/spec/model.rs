@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::condition::Condition;
+pub use super::output_schema::OutputSchema;
 pub use crate::agents::http::template::Template;
 
 /// A pipeline after loading and validation.
@@ -52,6 +53,16 @@ pub struct OutputUse {
 impl Pipeline {
     pub fn phase_index(&self, id: &str) -> Option<usize> {
         self.phases.iter().position(|p| p.id == id)
+    }
+
+    /// The schema files the phases were loaded with, by resolved path, as
+    /// read: what a run keeps so that it goes on with the same contracts.
+    pub fn schema_files(&self) -> BTreeMap<PathBuf, String> {
+        self.phases
+            .iter()
+            .filter_map(|p| p.output_schema.as_ref())
+            .filter_map(|s| Some((s.file.clone()?, s.text.as_deref()?.to_string())))
+            .collect()
     }
 }
 
@@ -166,6 +177,12 @@ pub enum AgentKind {
     Command(CommandSpec),
     Sim(SimSpec),
     Http(HttpSpec),
+    /// A function of the program that embeds baton, registered with
+    /// [`crate::agents::Agents`]; `model` is what it reports when its
+    /// replies name none.
+    Rust {
+        model: Option<String>,
+    },
 }
 
 /// Which wire format an http agent speaks.
@@ -266,6 +283,9 @@ pub struct SimSpec {
     pub block_rate: f64,
     /// Share of calls that reply `review`.
     pub review_rate: f64,
+    /// Share of calls that send the task back, where the phase allows it
+    /// (`send_back`): to its first target, with made-up feedback.
+    pub send_back_rate: f64,
     pub model: String,
     pub seed: u64,
     /// Keys the output object carries, so that phases with a
@@ -310,6 +330,8 @@ pub struct PhaseSpec {
     pub review: ReviewMode,
     /// Top-level keys the output object must have.
     pub required_output: Vec<String>,
+    /// `output_schema`: a JSON Schema the output must satisfy, compiled at load.
+    pub output_schema: Option<OutputSchema>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
     /// Why the phase is switched off, if it is (`enabled = false`,
@@ -317,4 +339,29 @@ pub struct PhaseSpec {
     pub disabled: Option<String>,
     /// `for_each`: the phase runs once per item of a list.
     pub fan_out: Option<super::fan_out::FanOut>,
+    /// `cache_key` (and `cache_ttl`): tasks with the same key share one
+    /// output of this phase (see `engine::step_cache`).
+    pub cache: Option<CacheSpec>,
+    /// The phases this one's agent may send the task back to.
+    pub send_back: Option<SendBackSpec>,
+}
+
+/// A phase's shared step cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSpec {
+    /// Rendered per task; the same text means the same output.
+    pub key: Template,
+    /// The key as written, part of the phase's definition.
+    pub text: String,
+    /// Entries older than this are not reused; `None` keeps them until cleared.
+    pub ttl: Option<Duration>,
+}
+
+/// A reviewer loop: the phases a reviewer may send a task back to, and how
+/// many rounds it gets before a person decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendBackSpec {
+    /// Phase ids, each one that runs before the reviewer.
+    pub to: Vec<String>,
+    pub max_rounds: u32,
 }

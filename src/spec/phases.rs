@@ -8,11 +8,13 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::DeValue;
 
+use super::cache::{KeyRef, check_key_refs, read_cache};
 use super::condition::Condition;
 use super::defaults::read_retry;
 use super::error::Diag;
 use super::graph;
 use super::model::{AgentSpec, Defaults, OnFailure, PhaseSpec, ReviewMode, WrittenCondition};
+use super::output_schema::{SchemaFiles, read_output_schema};
 use super::raw::Table;
 use super::suggest::did_you_mean;
 
@@ -25,12 +27,16 @@ const PHASE_KEYS: &[&str] = &[
     "on_failure",
     "review",
     "required_output",
+    "output_schema",
     "timeout",
     "retry",
     "enabled",
     "for_each",
     "on_item_failure",
     "max_items_in_flight",
+    "cache_key",
+    "cache_ttl",
+    "send_back",
 ];
 
 /// A phase as read, before `after` is resolved.
@@ -43,6 +49,9 @@ struct Draft<'a> {
     /// `None` when absent: the phase then runs after the one before it.
     after: Option<Vec<Spanned<&'a str>>>,
     fan_out: super::fan_out::FanOutDraft,
+    /// Phases its `cache_key` names, checked once `after` is resolved.
+    key_refs: Vec<KeyRef>,
+    send_back: Option<super::send_back::Draft<'a>>,
     spec: PhaseSpec,
 }
 
@@ -56,6 +65,7 @@ pub(crate) fn read_phases(
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
     roles: &BTreeMap<String, Vec<String>>,
+    schemas: &SchemaFiles<'_>,
 ) -> Vec<PhaseSpec> {
     const ADD_A_PHASE: &str = "add a [[phases]] table with an id and an agent";
     let Some(value) = root.get("phases") else {
@@ -77,18 +87,44 @@ pub(crate) fn read_phases(
     let drafts: Vec<Draft<'_>> = items
         .iter()
         .enumerate()
-        .map(|(i, item)| read_phase(d, i, item, defaults, agents, roles))
+        .map(|(i, item)| read_phase(d, i, item, defaults, agents, roles, schemas))
         .collect();
     let first_by_id = check_unique_ids(d, &drafts);
     let edges = resolve_after(d, &drafts, &first_by_id);
     check_cycles(d, &drafts, &edges);
+    let after: Vec<Vec<usize>> = edges
+        .iter()
+        .map(|e| e.iter().map(|(to, _)| *to).collect())
+        .collect();
+    let ids: Vec<Option<&str>> = drafts
+        .iter()
+        .map(|p| p.id.as_ref().map(|id| *id.get_ref()))
+        .collect();
+    let loops: Vec<_> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, draft)| {
+            draft
+                .send_back
+                .as_ref()
+                .map(|s| super::send_back::resolve(d, i, &ids, s, &after, &first_by_id))
+        })
+        .collect();
+    let names: Vec<&str> = drafts
+        .iter()
+        .map(|p| p.id.as_ref().map_or("", |id| *id.get_ref()))
+        .collect();
+    let key_refs: Vec<Vec<KeyRef>> = drafts.iter().map(|p| p.key_refs.clone()).collect();
+    check_key_refs(d, &key_refs, &names, &after);
     let mut fan_outs = Vec::with_capacity(drafts.len());
     let mut specs: Vec<PhaseSpec> = drafts
         .into_iter()
-        .zip(edges)
-        .map(|(draft, edges)| {
+        .zip(after)
+        .zip(loops)
+        .map(|((draft, after), send_back)| {
             let mut spec = draft.spec;
-            spec.after = edges.into_iter().map(|(to, _)| to).collect();
+            spec.after = after;
+            spec.send_back = send_back;
             fan_outs.push(draft.fan_out);
             spec
         })
@@ -104,6 +140,7 @@ fn read_phase<'a>(
     defaults: &Defaults,
     agents: &BTreeMap<String, Option<AgentSpec>>,
     roles: &BTreeMap<String, Vec<String>>,
+    schemas: &SchemaFiles<'_>,
 ) -> Draft<'a> {
     let mut spec = PhaseSpec {
         id: String::new(),
@@ -115,10 +152,13 @@ fn read_phase<'a>(
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
+        output_schema: None,
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
         fan_out: None,
+        cache: None,
+        send_back: None,
     };
     let DeValue::Table(inner) = item.get_ref() else {
         d.error(
@@ -131,6 +171,8 @@ fn read_phase<'a>(
             id: None,
             after: None,
             fan_out: Default::default(),
+            key_refs: Vec::new(),
+            send_back: None,
             spec,
         };
     };
@@ -187,6 +229,7 @@ fn read_phase<'a>(
         _ => spec.when = list(d, "when"),
     }
     spec.required_output = list(d, "required_output");
+    spec.output_schema = read_output_schema(d, &t, schemas);
     if let Some(f) = t.choice(d, "on_failure", &["stop", "continue", "review"]) {
         spec.on_failure = match *f.get_ref() {
             "continue" => OnFailure::Continue,
@@ -218,11 +261,16 @@ fn read_phase<'a>(
         }
     }
     let fan_out = super::fan_out::read(d, &t);
+    let (cache, key_refs) = read_cache(d, &t);
+    spec.cache = cache;
+    let send_back = super::send_back::read(d, &t);
     Draft {
         span: item.span(),
         id,
         after,
         fan_out,
+        key_refs,
+        send_back,
         spec,
     }
 }

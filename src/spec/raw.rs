@@ -29,7 +29,7 @@ pub(crate) struct Table<'a, 'i> {
 }
 
 /// The article and name of a TOML type, for "must be X, not Y".
-fn a_type(v: &DeValue<'_>) -> &'static str {
+pub(crate) fn a_type(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",

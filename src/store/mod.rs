@@ -9,8 +9,9 @@
 //! never load the whole run.
 //!
 //! The embedded backend is SQLite ([`sqlite`]); folders of the old layout
-//! (journal and snapshots, [`legacy`]) are converted on first open.
+//! (journal and snapshots, `legacy`) are converted on first open.
 
+pub mod cache;
 pub mod clean;
 mod error;
 pub mod histogram;
@@ -40,6 +41,7 @@ pub use stats::{AttemptFigures, RunStats};
 
 use crate::engine::event::Event;
 use crate::engine::task::{Hold, Task};
+use cache::{CacheEntry, CacheFilter, CacheInfo, CacheKey, CacheWrite};
 
 /// Room in the broadcast channel; a subscriber further behind than this
 /// gets `RecvError::Lagged` and catches up with [`RunReader::events_after`].
@@ -83,6 +85,12 @@ pub trait RunReader: Send + Sync {
     fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)>;
     /// Where the run is kept, for messages.
     fn location(&self) -> String;
+    /// The step cache's entry at each key (`None` where there is none), in
+    /// the order asked, as committed; however old (the engine judges age).
+    fn cache_get<'a>(&'a self, keys: &'a [CacheKey]) -> StoreFuture<'a, Vec<Option<CacheEntry>>>;
+    /// Step cache entries matching `filter`, without their outputs, by
+    /// phase and newest first.
+    fn cache_list<'a>(&'a self, filter: &'a CacheFilter) -> StoreFuture<'a, Vec<CacheInfo>>;
 }
 
 /// The engine's side: the one writer of a run.
@@ -106,6 +114,11 @@ pub trait RunStore: RunReader {
     fn pending_after(&self, ord: TaskNo, limit: u64) -> StoreFuture<'_, Vec<(TaskNo, Task)>>;
     /// Which of `ids` are already in the run.
     fn existing<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<String>>;
+    /// Queues changes to the step cache; committed with the next group,
+    /// after the batches appended before it.
+    fn cache_write(&self, writes: Vec<CacheWrite>) -> StoreFuture<'_, ()>;
+    /// Removes the step cache entries matching `filter`, durably; says how many.
+    fn cache_clear(&self, filter: CacheFilter) -> StoreFuture<'_, u64>;
     /// A reader of this run of its own, for followers that fall behind the
     /// broadcast and catch up by sequence number.
     fn reader(&self) -> Result<Arc<dyn RunReader>, StoreError>;

@@ -1,6 +1,6 @@
 //! Figures per phase, agent and model, as the store keeps them: counted by
 //! the writer from each attempt's events in the same transaction as the
-//! events (see [`super::stats_fold`]), never recounted by reading tasks.
+//! events (see `stats_fold`), never recounted by reading tasks.
 
 use serde::Serialize;
 
@@ -112,9 +112,9 @@ impl AttemptFigures {
     ) {
         self.attempts += 1;
         match outcome {
-            AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
-                self.succeeded += 1
-            }
+            AttemptOutcome::Succeeded
+            | AttemptOutcome::ReviewRequested { .. }
+            | AttemptOutcome::SentBack { .. } => self.succeeded += 1,
             AttemptOutcome::Blocked { .. } => self.blocked += 1,
             AttemptOutcome::Failed { class, .. } => self.failed.add(*class),
             AttemptOutcome::Interrupted => self.interrupted += 1,

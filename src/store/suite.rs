@@ -10,6 +10,7 @@ use std::path::Path;
 use jiff::Timestamp;
 use serde_json::json;
 
+use super::cache::{CacheEntry, CacheFilter, CacheKey, CacheWrite};
 use super::{
     Batch, ListQuery, Recovered, RowChange, RunMeta, RunReader, RunStore, Sort, StoreError, TaskNo,
     TaskRow,
@@ -733,6 +734,111 @@ pub(crate) async fn a_reader_sees_whole_commits_only(
     assert_eq!(r.last_seq().await.unwrap(), d.seq);
 }
 
+fn cache_key(phase: &str, definition: &str, key: &str) -> CacheKey {
+    CacheKey {
+        phase: phase.into(),
+        definition: definition.into(),
+        key: key.into(),
+    }
+}
+
+fn cache_entry(key: CacheKey, output: serde_json::Value, at: Timestamp) -> CacheEntry {
+    CacheEntry {
+        key,
+        output,
+        task: "t1".into(),
+        created_at: at,
+    }
+}
+
+pub(crate) async fn the_step_cache_keeps_finds_counts_and_clears(
+    open_store: Open,
+    reader: fn(&Path) -> Box<dyn RunReader>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = open(open_store, dir.path()).await;
+    let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+    let q1 = cache_key("a", "def1", "q1");
+    let q2 = cache_key("a", "def1", "q2");
+    let other = cache_key("b", "def9", "q1");
+    d.store
+        .cache_write(vec![
+            CacheWrite::Put(cache_entry(q1.clone(), json!({"rows": [1, 2]}), at)),
+            CacheWrite::Put(cache_entry(q2.clone(), json!({"rows": []}), at)),
+            CacheWrite::Put(cache_entry(other.clone(), json!({"x": 1}), at)),
+            CacheWrite::Used {
+                key: q1.clone(),
+                n: 3,
+                at,
+            },
+        ])
+        .await
+        .unwrap();
+    d.store.flush().await.unwrap();
+    // Found only by all three parts: another definition is another entry.
+    let found = d
+        .store
+        .cache_get(&[q1.clone(), cache_key("a", "def2", "q1"), q2.clone()])
+        .await
+        .unwrap();
+    assert_eq!(found[0].as_ref().unwrap().output, json!({"rows": [1, 2]}));
+    assert_eq!(found[0].as_ref().unwrap().created_at, at);
+    assert_eq!(found[0].as_ref().unwrap().task, "t1");
+    assert!(found[1].is_none());
+    assert!(found[2].is_some());
+    let all = d.store.cache_list(&CacheFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let first = all.iter().find(|e| e.key == q1).unwrap();
+    assert_eq!((first.uses, first.size), (3, 14));
+    assert_eq!(first.last_used_at, Some(at));
+    // A reader beside the writer sees the same.
+    let r = reader(dir.path());
+    assert_eq!(r.cache_list(&CacheFilter::default()).await.unwrap(), all);
+    // Storing again at a key replaces the entry and starts its uses over.
+    let later: Timestamp = "2026-01-03T00:00:00Z".parse().unwrap();
+    d.store
+        .cache_write(vec![CacheWrite::Put(cache_entry(
+            q1.clone(),
+            json!({"rows": [3]}),
+            later,
+        ))])
+        .await
+        .unwrap();
+    d.store.flush().await.unwrap();
+    let again = d.store.cache_get(std::slice::from_ref(&q1)).await.unwrap();
+    assert_eq!(again[0].as_ref().unwrap().output, json!({"rows": [3]}));
+    let by_key = CacheFilter {
+        phase: None,
+        key: Some("q1".into()),
+    };
+    let listed = d.store.cache_list(&by_key).await.unwrap();
+    assert_eq!(listed.len(), 2, "q1 of phase a and of phase b");
+    assert_eq!(listed[0].uses, 0);
+    assert_eq!(listed[0].created_at, later);
+    // Clearing by phase and key, then by phase.
+    let both = CacheFilter {
+        phase: Some("a".into()),
+        key: Some("q1".into()),
+    };
+    assert_eq!(d.store.cache_clear(both).await.unwrap(), 1);
+    let by_phase = CacheFilter {
+        phase: Some("a".into()),
+        key: None,
+    };
+    assert_eq!(d.store.cache_clear(by_phase.clone()).await.unwrap(), 1);
+    assert_eq!(d.store.cache_clear(by_phase).await.unwrap(), 0);
+    // What is left survives a reopen.
+    drop(d);
+    let d = open(open_store, dir.path()).await;
+    let left = d.store.cache_list(&CacheFilter::default()).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].key, other);
+    assert_eq!(
+        d.store.cache_clear(CacheFilter::default()).await.unwrap(),
+        1
+    );
+}
+
 /// Every test of the suite, on one backend.
 macro_rules! store_suite {
     ($open:expr, $reader:expr) => {
@@ -779,6 +885,10 @@ macro_rules! store_suite {
         #[tokio::test]
         async fn a_reader_sees_whole_commits_only() {
             super::a_reader_sees_whole_commits_only($open, $reader).await
+        }
+        #[tokio::test]
+        async fn the_step_cache_keeps_finds_counts_and_clears() {
+            super::the_step_cache_keeps_finds_counts_and_clears($open, $reader).await
         }
         #[tokio::test]
         async fn figures_per_phase_agent_and_model_equal_a_recount() {

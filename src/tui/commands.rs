@@ -15,7 +15,7 @@ use super::ui::{Effect, Ui};
 use super::view_state::{Pane, Popup};
 
 /// Shown for `d` when the engine runs inside this dashboard's process.
-pub const DETACH_UNAVAILABLE: &str = "this engine runs inside the dashboard, so it cannot be left running: start it with `baton run` (not --headless) to detach";
+pub const DETACH_UNAVAILABLE: &str = "this engine runs inside this process (its agents may be functions of it), so it cannot be left running: start it with `baton run` (without --in-process) to detach";
 
 impl Ui {
     pub fn on_action(&mut self, action: Action) -> Effect {

@@ -17,6 +17,7 @@ pub mod bulk;
 pub mod color;
 pub mod commands;
 pub mod config_file;
+pub mod dashboard;
 pub mod fetch;
 pub mod figures_view;
 pub mod format;
@@ -47,6 +48,7 @@ pub mod view_state;
 pub mod widgets;
 
 pub use app::run;
+pub use dashboard::{Dashboard, DashboardError};
 pub use log_pane::tracing_layer;
 
 /// How the dashboard starts.
@@ -99,5 +101,7 @@ pub(crate) mod test_support;
 
 #[cfg(test)]
 mod fan_out_tests;
+#[cfg(test)]
+mod loop_view_tests;
 #[cfg(test)]
 mod snapshot_tests;

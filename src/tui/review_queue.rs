@@ -67,7 +67,7 @@ impl Widget for ReviewQueue<'_> {
                     .right_aligned(),
                 ),
                 // Cut with a mark: the detail shows the reason whole.
-                Cell::from(fit_words(first_line(e.reason), why_width, "…")),
+                Cell::from(fit_words(&why(&e), why_width, "…")),
             ]);
             if Some(n) == selected {
                 let scope = if self.focused {
@@ -100,4 +100,18 @@ impl Widget for ReviewQueue<'_> {
             Line::styled("nothing waiting for you", t.text("ui.text.dim")).render(inner, buf);
         }
     }
+}
+
+/// The Why cell: the agent's severity first, so it stands out in a cut
+/// column, then the reason's first line and what the agent tried.
+fn why(e: &super::view_model::ReviewEntry<'_>) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = e.escalation.severity {
+        parts.push(s.as_str().to_uppercase());
+    }
+    parts.push(first_line(e.reason).to_string());
+    if !e.escalation.attempted.is_empty() {
+        parts.push(format!("tried: {}", e.escalation.attempted.join("; ")));
+    }
+    parts.join(" · ")
 }

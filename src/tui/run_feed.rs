@@ -156,9 +156,34 @@ pub fn line_of(ev: &Event) -> Option<FeedLine> {
                 reason.describe()
             ),
         ),
-        EventKind::TaskBlocked { phase, reason } => (
+        EventKind::TaskBlocked {
+            phase,
+            reason,
+            escalation,
+        } if escalation.is_empty() => (
             Tone::Waiting,
             format!("{task} ■ blocked at {phase}: {reason}"),
+        ),
+        EventKind::TaskBlocked {
+            phase,
+            reason,
+            escalation,
+        } => (
+            Tone::Waiting,
+            format!(
+                "{task} ■ blocked at {phase}: {reason} ({})",
+                escalation.describe()
+            ),
+        ),
+        EventKind::LoopRound {
+            phase,
+            to,
+            feedback,
+            round,
+            ..
+        } => (
+            Tone::Waiting,
+            format!("{task} ↩ {phase} sent back to {to} (round {round}): “{feedback}”"),
         ),
         EventKind::DecisionRecorded { decision } => {
             let what = match &decision.action {

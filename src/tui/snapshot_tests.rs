@@ -485,3 +485,44 @@ fn task_detail_shows_a_streaming_reply_as_it_grows() {
     );
     assert!(!shown.contains("┆ line 3 "), "{shown}");
 }
+
+#[test]
+fn task_detail_marks_a_phase_taken_from_the_step_cache() {
+    use super::test_support::Journal;
+    use crate::engine::event::EventKind;
+    let phases = &run_phases();
+    let mut j = Journal::new();
+    j.submit("t-001", 0).push(
+        Some("t-001"),
+        5,
+        EventKind::PhaseCached {
+            phase: phases[0].clone(),
+            key: "topic-7".into(),
+            output: serde_json::json!({"summary": "shared"}),
+            from_task: "t-000".into(),
+            stored_at: super::test_support::t0(),
+        },
+    );
+    let run = StoredRun::new(&j.events);
+    let state = selected("t-001");
+    let view = view_of(&run, &state);
+    let (_, theme) = themes().into_iter().nth(1).expect("nocolor");
+    let buf = draw(&view, &state, &theme, 100, 30, |ctx, area, buf| {
+        TaskDetail { ctx, focused: true }.render(area, buf)
+    });
+    let shown: String = buf
+        .content()
+        .chunks(100)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
+        .collect();
+    let line = shown
+        .lines()
+        .find(|l| l.contains(&format!("▾ {}", phases[0])))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(line.contains("cached · from t-000 · 0 tok · $0"), "{line}");
+    assert!(shown.contains("shared"), "the output shows: {shown}");
+}
+
+fn run_phases() -> Vec<String> {
+    super::test_support::empty_overview().phases
+}

@@ -22,6 +22,15 @@ use super::widgets::{Ctx, pane_block, state_label};
 /// Lines of a streaming reply shown at most: its end, where it grows.
 const LIVE_TEXT_LINES: usize = 12;
 
+/// "blocked: r (high · tried: a; b)", or the text alone.
+fn escalated(text: String, e: &crate::engine::escalation::Escalation) -> String {
+    if e.is_empty() {
+        text
+    } else {
+        format!("{text} ({})", e.describe())
+    }
+}
+
 fn attempts(n: usize) -> String {
     if n == 1 {
         "1 attempt".into()
@@ -84,7 +93,7 @@ impl TaskDetail<'_> {
             };
             let waited = duration(ctx.now.duration_since(h.since));
             out.push(Line::styled(
-                format!("{sym} {what} at {} for {waited}: {}", h.phase, h.reason),
+                format!("{sym} {what} at {} for {waited}: {}", h.phase, h.why()),
                 t.task_state(h.kind.state()),
             ));
         }
@@ -218,7 +227,13 @@ impl TaskDetail<'_> {
             Span::styled(format!("▾ {}  ", p.id), t.text("ui.table.header")),
             Span::styled(state, state_style),
         ];
-        if let Some(a) = last {
+        if let Some(hit) = &p.cached {
+            line.push(Span::styled(
+                format!("  cached · from {} · 0 tok · $0", hit.from_task),
+                self.dim(),
+            ));
+        }
+        if let Some(a) = last.filter(|_| p.cached.is_none()) {
             let model = a.model.as_deref().unwrap_or("model unknown");
             let model = match (&a.role, &a.route) {
                 (Some(role), _) if a.route.is_none() => format!("{model} (role {role})"),
@@ -262,7 +277,7 @@ impl TaskDetail<'_> {
             };
             let waited = duration(ctx.now.duration_since(h.since));
             out.push(Line::styled(
-                format!("   {sym} {what} for {waited}: {}", h.reason),
+                format!("   {sym} {what} for {waited}: {}", h.why()),
                 t.task_state(h.kind.state()),
             ));
         }
@@ -314,13 +329,20 @@ impl TaskDetail<'_> {
                 format!("failed [{}] {message}", class.as_str()),
                 t.text("error"),
             ),
-            Some(AttemptOutcome::Blocked { reason }) => {
-                ("■", format!("blocked: {reason}"), t.text("state.blocked"))
-            }
-            Some(AttemptOutcome::ReviewRequested { reason }) => (
+            Some(AttemptOutcome::Blocked { reason, escalation }) => (
+                "■",
+                escalated(format!("blocked: {reason}"), escalation),
+                t.text("state.blocked"),
+            ),
+            Some(AttemptOutcome::ReviewRequested { reason, escalation }) => (
                 "⏸",
-                format!("asked for review: {reason}"),
+                escalated(format!("asked for review: {reason}"), escalation),
                 t.text("state.awaiting_review"),
+            ),
+            Some(AttemptOutcome::SentBack { to, feedback }) => (
+                "↩",
+                format!("sent back to {to}: {feedback}"),
+                t.text("state.retrying"),
             ),
             Some(AttemptOutcome::Interrupted) => (
                 "↯",

@@ -356,6 +356,7 @@ pub fn sample_events() -> Vec<Event> {
             1,
             AttemptOutcome::Blocked {
                 reason: "needs access to the paywalled source".into(),
+                escalation: Default::default(),
             },
             800,
             Some(0.003),
@@ -366,6 +367,7 @@ pub fn sample_events() -> Vec<Event> {
             EventKind::TaskBlocked {
                 phase: "research".into(),
                 reason: "needs access to the paywalled source".into(),
+                escalation: Default::default(),
             },
         );
     // Failed for good.

@@ -37,6 +37,8 @@ pub struct ReviewEntry<'a> {
     pub kind: HoldKind,
     pub phase: &'a str,
     pub reason: &'a str,
+    /// What the agent tried and how severe it says the problem is.
+    pub escalation: &'a crate::engine::escalation::Escalation,
     pub since: Timestamp,
 }
 
@@ -549,6 +551,7 @@ fn review_entry<'a>(index: usize, task: &'a str, hold: &'a Hold) -> ReviewEntry<
         kind: hold.kind,
         phase: &hold.phase,
         reason: &hold.reason,
+        escalation: &hold.escalation,
         since: hold.since,
     }
 }

@@ -95,8 +95,14 @@ elif action == "fatal":
     reply = {"error": {"message": "fatal trouble", "retryable": False}}
 elif action == "block":
     reply = {"blocked": {"reason": "needs a credential"}}
+elif action == "block_detail":
+    reply = {"blocked": {"reason": "needs a credential", "attempted": ["read the vault", "asked the ticket"], "severity": "high"}}
 elif action == "review" and feedback is None:
     reply = {"review": {"reason": "please check"}, "output": out}
+elif action.startswith("send_back:"):
+    rounds = (req.get("send_back") or {}).get("rounds", 0)
+    feedback_out = "round %d: cover the error cases" % (rounds + 1)
+    reply = {"send_back": {"to": action.split(":", 1)[1], "feedback": feedback_out}, "output": out}
 else:
     reply = {"output": out}
 

@@ -29,6 +29,7 @@ pub fn phase(id: &str) -> PhaseSpec {
         on_failure: OnFailure::Stop,
         review: ReviewMode::Never,
         required_output: Vec::new(),
+        output_schema: None,
         timeout: Duration::from_secs(30),
         retry: RetryPolicy {
             max_attempts: 3,
@@ -39,6 +40,8 @@ pub fn phase(id: &str) -> PhaseSpec {
         },
         disabled: None,
         fan_out: None,
+        cache: None,
+        send_back: None,
     }
 }
 
@@ -95,6 +98,7 @@ pub fn sim_agent(name: &str, output_tokens: u64, model: &str) -> AgentSpec {
             fatal_rate: 0.0,
             block_rate: 0.0,
             review_rate: 0.0,
+            send_back_rate: 0.0,
             model: model.into(),
             seed: 1,
             output_fields: Vec::new(),

@@ -40,6 +40,12 @@ pub fn setup_with(dir: &Path, pipeline: &str, tasks: &[&str]) {
     std::fs::write(dir.join("in.jsonl"), lines).unwrap();
 }
 
+/// The dashboard's tests compiled as `dashboard_pty_in_process` run baton
+/// with the engine inside the dashboard's process.
+pub fn in_process_suite() -> bool {
+    env!("CARGO_CRATE_NAME") == "dashboard_pty_in_process"
+}
+
 pub struct Term {
     master: Box<dyn MasterPty + Send>,
     writer: Box<dyn Write + Send>,
@@ -56,6 +62,18 @@ pub struct Term {
 impl Term {
     /// Starts `baton ARGS` in `cwd` on a `cols`x`rows` terminal with `env` set.
     pub fn spawn(args: &[&str], cwd: &Path, cols: u16, rows: u16, env: &[(&str, &str)]) -> Term {
+        Term::spawn_program(env!("CARGO_BIN_EXE_baton"), args, cwd, cols, rows, env)
+    }
+
+    /// Another program than baton (an example embedding it) in the terminal.
+    pub fn spawn_program(
+        program: &str,
+        args: &[&str],
+        cwd: &Path,
+        cols: u16,
+        rows: u16,
+        env: &[(&str, &str)],
+    ) -> Term {
         let pty = native_pty_system();
         let pair = pty
             .openpty(PtySize {
@@ -66,7 +84,12 @@ impl Term {
             })
             .expect("open a pseudo-terminal");
         let made = Made::before(args, cwd, env);
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_baton"));
+        let mut cmd = CommandBuilder::new(program);
+        if in_process_suite() {
+            cmd.env("BATON_IN_PROCESS", "1");
+        } else {
+            cmd.env_remove("BATON_IN_PROCESS");
+        }
         cmd.args(args);
         cmd.cwd(cwd);
         cmd.env("TERM", "xterm-256color");

@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use crate::agents::Reply;
 use crate::engine::cost::Usage;
+use crate::engine::escalation::Escalation;
 
 /// Characters of the received text quoted in error messages.
 const PREVIEW_CHARS: usize = 200;
@@ -11,7 +12,7 @@ const PREVIEW_CHARS: usize = 200;
 /// Top-level keys a reply may carry. The top level is closed so that a typo
 /// (say `"usgae"`) surfaces instead of silently losing data; the nested
 /// objects may carry extra keys for the agent's own use.
-const KNOWN_KEYS: [&str; 5] = ["output", "error", "blocked", "review", "usage"];
+const KNOWN_KEYS: [&str; 6] = ["output", "error", "blocked", "review", "send_back", "usage"];
 
 /// A reply and the usage that came with it.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,13 +42,15 @@ pub enum ReplyError {
         preview: String,
     },
     #[error(
-        "reply has unknown key \"{key}\" (allowed: output, error, blocked, review, usage); received {preview}"
+        "reply has unknown key \"{key}\" (allowed: output, error, blocked, review, send_back, usage); received {preview}"
     )]
     UnknownKey { key: String, preview: String },
-    #[error("reply has none of \"output\", \"error\", \"blocked\", \"review\"; received {preview}")]
+    #[error(
+        "reply has none of \"output\", \"error\", \"blocked\", \"review\", \"send_back\"; received {preview}"
+    )]
     NoShape { preview: String },
     #[error(
-        "reply mixes {keys}; send one of output, error, blocked, or review with output; received {preview}"
+        "reply mixes {keys}; send one of output, error, blocked, review with output, or send_back (with output or without); received {preview}"
     )]
     SeveralShapes { keys: String, preview: String },
     #[error("reply field \"{field}\" {problem}; received {preview}")]
@@ -62,7 +65,9 @@ pub enum ReplyError {
 /// reply names none.
 ///
 /// Shapes: `{"output": ANY}`, `{"error": {"message": str, "retryable": bool}}`,
-/// `{"blocked": {"reason": str}}`, `{"review": {"reason": str}, "output": ANY}`;
+/// `{"blocked": {"reason": str}}`, `{"review": {"reason": str}, "output": ANY}`,
+/// `{"send_back": {"to": str, "feedback": str}, "output"?: ANY}`; `blocked`
+/// and `review` may add `"attempted": str | [str]` and `"severity"`;
 /// each may also carry `"usage": {"model"?, "input_tokens", "output_tokens",
 /// "cost_usd"?}`.
 pub fn parse_reply(stdout: &[u8], default_model: Option<&str>) -> Result<ParsedReply, ReplyError> {
@@ -128,7 +133,7 @@ pub fn parse_reply(stdout: &[u8], default_model: Option<&str>) -> Result<ParsedR
         Some(_) => return Err(bad("usage", "must be an object")),
     };
 
-    let present: Vec<&str> = ["output", "error", "blocked", "review"]
+    let present: Vec<&str> = ["output", "error", "blocked", "review", "send_back"]
         .into_iter()
         .filter(|k| obj.contains_key(*k))
         .collect();
@@ -140,9 +145,21 @@ pub fn parse_reply(stdout: &[u8], default_model: Option<&str>) -> Result<ParsedR
         ["output", "review"] => {
             let review = obj.remove("review").unwrap_or(Value::Null);
             let reason = string_field(&review, "reason").map_err(|p| bad("review", &p))?;
+            let escalation = Escalation::from_reply(&review).map_err(|p| bad("review", &p))?;
             Reply::Review {
                 reason,
                 output: obj.remove("output").unwrap_or(Value::Null),
+                escalation,
+            }
+        }
+        ["send_back"] | ["output", "send_back"] => {
+            let verdict = obj.remove("send_back").unwrap_or(Value::Null);
+            let to = string_field(&verdict, "to").map_err(|p| bad("send_back", &p))?;
+            let feedback = string_field(&verdict, "feedback").map_err(|p| bad("send_back", &p))?;
+            Reply::SendBack {
+                to,
+                feedback,
+                output: obj.remove("output"),
             }
         }
         ["review"] => return Err(bad("review", "needs an \"output\" beside it")),
@@ -159,7 +176,8 @@ pub fn parse_reply(stdout: &[u8], default_model: Option<&str>) -> Result<ParsedR
         ["blocked"] => {
             let blocked = obj.remove("blocked").unwrap_or(Value::Null);
             let reason = string_field(&blocked, "reason").map_err(|p| bad("blocked", &p))?;
-            Reply::Blocked { reason }
+            let escalation = Escalation::from_reply(&blocked).map_err(|p| bad("blocked", &p))?;
+            Reply::Blocked { reason, escalation }
         }
         several => {
             return Err(ReplyError::SeveralShapes {
@@ -288,6 +306,49 @@ mod tests {
     }
 
     #[test]
+    fn send_back_with_or_without_output() {
+        let p = parse(r#"{"send_back": {"to": "plan", "feedback": "cover errors"}}"#).unwrap();
+        assert_eq!(
+            p.reply,
+            Reply::SendBack {
+                to: "plan".into(),
+                feedback: "cover errors".into(),
+                output: None
+            }
+        );
+        let p = parse(r#"{"send_back": {"to": "plan", "feedback": "f"}, "output": {"score": 2}}"#)
+            .unwrap();
+        assert!(
+            matches!(p.reply, Reply::SendBack { output: Some(o), .. } if o == json!({"score": 2}))
+        );
+        let e = parse(r#"{"send_back": {"to": "plan"}}"#).unwrap_err();
+        assert!(e.to_string().contains("lacks \"feedback\""), "{e}");
+        let e =
+            parse(r#"{"send_back": {"to": "plan", "feedback": "f"}, "blocked": {"reason": "r"}}"#)
+                .unwrap_err();
+        assert!(matches!(e, ReplyError::SeveralShapes { .. }), "{e}");
+    }
+
+    #[test]
+    fn blocked_and_review_carry_what_was_tried_and_how_severe() {
+        let p = parse(r#"{"blocked": {"reason": "no access", "attempted": ["ssh", "vpn"], "severity": "critical"}}"#)
+            .unwrap();
+        let Reply::Blocked { reason, escalation } = p.reply else {
+            panic!("not blocked");
+        };
+        assert_eq!(reason, "no access");
+        assert_eq!(escalation.describe(), "critical · tried: ssh; vpn");
+        let p =
+            parse(r#"{"review": {"reason": "unsure", "attempted": "two parses"}, "output": {}}"#)
+                .unwrap();
+        assert!(
+            matches!(p.reply, Reply::Review { escalation, .. } if escalation.attempted == ["two parses"])
+        );
+        let e = parse(r#"{"blocked": {"reason": "r", "severity": "meh"}}"#).unwrap_err();
+        assert!(e.to_string().contains("low, medium, high, critical"), "{e}");
+    }
+
+    #[test]
     fn usage_model_and_cost_are_kept() {
         let p = parse(r#"{"output": null, "usage": {"model": "m", "input_tokens": 1, "output_tokens": 2, "cost_usd": 0.25}}"#).unwrap();
         assert_eq!(
@@ -316,7 +377,10 @@ mod tests {
             parse(r#"{"blocked": {"reason": "no note"}, "usage": {"input_tokens": 1, "output_tokens": 0}}"#)
                 .unwrap()
                 .reply,
-            Reply::Blocked { reason: "no note".into() }
+            Reply::Blocked {
+                reason: "no note".into(),
+                escalation: Default::default()
+            }
         );
         assert_eq!(
             parse(r#"{"review": {"reason": "unsure", "extra": 1}, "output": [1]}"#)
@@ -324,7 +388,8 @@ mod tests {
                 .reply,
             Reply::Review {
                 reason: "unsure".into(),
-                output: json!([1])
+                output: json!([1]),
+                escalation: Default::default()
             }
         );
     }

@@ -22,7 +22,7 @@ use std::time::Duration;
 use super::{Agent, AgentRequest, BoxFuture, CallContext, CallResult, Failure, Reply};
 use crate::engine::cost::Usage;
 use crate::engine::event::ErrorClass;
-use crate::spec::model::{HttpSpec, OutputFormat};
+use crate::spec::model::{HttpSpec, OutputFormat, OutputSchema};
 use exchange::{CallError, Exchange};
 use wire::{Conversation, Role};
 
@@ -41,14 +41,15 @@ struct Inner {
     /// `Ok(None)`: no key is sent. `Err`: why the key is missing.
     key: Result<Option<String>, String>,
     /// The last reply of a (task, phase) that was not the JSON asked for,
-    /// fed back to the model in the next attempt.
+    /// or broke the phase's schema, fed back to the model in the next attempt.
     repairs: Mutex<HashMap<(String, String), Repair>>,
 }
 
 struct Repair {
     attempt: u32,
     reply: String,
-    error: String,
+    /// What the model is told about that reply.
+    ask: String,
 }
 
 impl HttpAgent {
@@ -149,7 +150,7 @@ impl Inner {
                     ex.trace
                         .push(format!("the reply was cut at the token limit ({f})"));
                 }
-                (self.reply(request, turn), usage)
+                (self.reply(request, turn, ctx.output_schema.as_ref()), usage)
             }
         };
         CallResult {
@@ -162,7 +163,8 @@ impl Inner {
     }
 
     /// The messages for this attempt: the prompt, and when the last attempt
-    /// of this phase was not the JSON asked for, that reply and why.
+    /// of this phase was not the JSON asked for or broke the phase's
+    /// schema, that reply and what was wrong with it.
     fn conversation(&self, request: &AgentRequest) -> Result<Conversation, String> {
         let system = match &self.spec.system {
             Some(t) => Some(t.render(request).map_err(|e| format!("system: {e}"))?),
@@ -177,18 +179,21 @@ impl Inner {
             .remove(&(request.task.id.clone(), request.phase.clone()));
         if let Some(r) = repair.filter(|r| r.attempt < request.attempt) {
             messages.push((Role::Assistant, r.reply));
-            messages.push((
-                Role::User,
-                format!(
-                    "Your reply could not be read as JSON ({}). Reply again with only the JSON, no other text.",
-                    r.error
-                ),
-            ));
+            messages.push((Role::User, r.ask));
         }
         Ok(Conversation { system, messages })
     }
 
-    fn reply(&self, request: &AgentRequest, turn: wire::Turn) -> Result<Reply, Failure> {
+    /// The output in the reply. JSON that cannot be read fails the attempt;
+    /// JSON that breaks the phase's schema goes to the engine, which fails
+    /// the attempt on it. Either way the next attempt shows the model its
+    /// reply and what was wrong with it.
+    fn reply(
+        &self,
+        request: &AgentRequest,
+        turn: wire::Turn,
+        schema: Option<&OutputSchema>,
+    ) -> Result<Reply, Failure> {
         if let Some(why) = turn.refusal {
             return Err(Failure::new(
                 ErrorClass::Fatal,
@@ -196,34 +201,57 @@ impl Inner {
             ));
         }
         match output::output(self.spec.output, &turn.text) {
-            Ok(output) => Ok(Reply::Output { output }),
+            Ok(output) => {
+                if let Some(broken) = schema.and_then(|s| s.violations(&output)) {
+                    self.remember(
+                        request,
+                        turn.text,
+                        format!(
+                            "Your reply does not match the required JSON Schema:\n- {}\nReply again with only the corrected JSON, no other text.",
+                            broken.join("\n- ")
+                        ),
+                    );
+                }
+                Ok(Reply::Output { output })
+            }
             Err(error) => {
                 debug_assert_eq!(self.spec.output, OutputFormat::Json);
-                let mut reply = turn.text;
-                if reply.len() > MAX_REPAIR_TEXT {
-                    let mut end = MAX_REPAIR_TEXT;
-                    while !reply.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    reply.truncate(end);
-                }
-                self.repairs
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        (request.task.id.clone(), request.phase.clone()),
-                        Repair {
-                            attempt: request.attempt,
-                            reply,
-                            error: error.clone(),
-                        },
-                    );
+                self.remember(
+                    request,
+                    turn.text,
+                    format!(
+                        "Your reply could not be read as JSON ({error}). Reply again with only the JSON, no other text."
+                    ),
+                );
                 Err(Failure::new(
                     ErrorClass::Contract,
                     format!("{error} (agent \"{}\" has output = \"json\")", self.name),
                 ))
             }
         }
+    }
+
+    /// Keeps a reply that was not what the phase needs, cut to a bounded
+    /// size, for the next attempt of its (task, phase).
+    fn remember(&self, request: &AgentRequest, mut reply: String, ask: String) {
+        if reply.len() > MAX_REPAIR_TEXT {
+            let mut end = MAX_REPAIR_TEXT;
+            while !reply.is_char_boundary(end) {
+                end -= 1;
+            }
+            reply.truncate(end);
+        }
+        self.repairs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (request.task.id.clone(), request.phase.clone()),
+                Repair {
+                    attempt: request.attempt,
+                    reply,
+                    ask,
+                },
+            );
     }
 }
 

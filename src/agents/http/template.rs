@@ -138,6 +138,11 @@ impl Template {
         &self.phase_refs
     }
 
+    /// Whether the template has a `{{feedback}}` place.
+    pub fn uses_feedback(&self) -> bool {
+        self.parts.contains(&Part::Feedback)
+    }
+
     /// The text for one request. A place whose value the request lacks is
     /// an error naming it.
     pub fn render(&self, request: &AgentRequest) -> Result<String, String> {
@@ -241,6 +246,7 @@ mod tests {
             model: None,
             item: None,
             item_index: None,
+            send_back: None,
         }
     }
 

@@ -453,8 +453,11 @@ impl Task {
 fn describe(outcome: &AttemptOutcome) -> String {
     match outcome {
         AttemptOutcome::Failed { class, message } => format!("{}: {message}", class.as_str()),
-        AttemptOutcome::Blocked { reason } => format!("blocked: {reason}"),
-        AttemptOutcome::ReviewRequested { reason } => format!("asked for a review: {reason}"),
+        AttemptOutcome::Blocked { reason, .. } => format!("blocked: {reason}"),
+        AttemptOutcome::ReviewRequested { reason, .. } => format!("asked for a review: {reason}"),
+        AttemptOutcome::SentBack { to, feedback } => {
+            format!("sent back to {to}: {feedback}")
+        }
         AttemptOutcome::Succeeded => "succeeded".into(),
         AttemptOutcome::Interrupted => "interrupted".into(),
         AttemptOutcome::Cancelled => "cancelled".into(),

@@ -2,6 +2,7 @@
 //! folder, in WAL mode so that readers (the CLI, dashboards) never block the
 //! engine's writer and never see a half-written batch.
 
+mod cache;
 mod convert;
 pub(crate) mod read;
 pub(crate) mod schema;
@@ -16,6 +17,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::cache::{CacheEntry, CacheFilter, CacheInfo, CacheKey, CacheWrite};
 use super::error::{IoContext, StoreError};
 use super::legacy::{self, layout::Layout};
 use super::lock::StateLock;
@@ -193,6 +195,24 @@ macro_rules! impl_reader {
             }
             fn location(&self) -> String {
                 self.dir.display().to_string()
+            }
+            fn cache_get<'a>(
+                &'a self,
+                keys: &'a [CacheKey],
+            ) -> StoreFuture<'a, Vec<Option<CacheEntry>>> {
+                Box::pin(async move {
+                    self.needs_version(cache::CACHE_VERSION, "the step cache")?;
+                    self.with(|c| cache::get(c, keys))
+                })
+            }
+            fn cache_list<'a>(
+                &'a self,
+                filter: &'a CacheFilter,
+            ) -> StoreFuture<'a, Vec<CacheInfo>> {
+                Box::pin(async move {
+                    self.needs_version(cache::CACHE_VERSION, "the step cache")?;
+                    self.with(|c| cache::list(c, filter))
+                })
             }
         }
     };
@@ -418,6 +438,29 @@ impl RunStore for SqliteStore {
 
     fn existing<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<String>> {
         Box::pin(async move { self.with(|c| read::existing(c, ids)) })
+    }
+
+    fn cache_write(&self, writes: Vec<CacheWrite>) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            if writes.is_empty() {
+                return Ok(());
+            }
+            let tx = self.sender()?;
+            tx.send(Msg::Cache(writes))
+                .await
+                .map_err(|_| StoreError::Closed)
+        })
+    }
+
+    fn cache_clear(&self, filter: CacheFilter) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let tx = self.sender()?;
+            let (reply, rx) = oneshot::channel();
+            tx.send(Msg::CacheClear(filter, reply))
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
     }
 
     fn reader(&self) -> Result<Arc<dyn RunReader>, StoreError> {

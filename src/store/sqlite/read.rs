@@ -164,7 +164,7 @@ fn with_holds(conn: &Connection, rows: Vec<(TaskRow, i64)>) -> rusqlite::Result<
 
 pub fn holds_of(conn: &Connection, ord: TaskNo) -> rusqlite::Result<Vec<Hold>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, phase, since, reason, review FROM holds WHERE task = ?1 ORDER BY pos",
+        "SELECT kind, phase, since, reason, review, escalation FROM holds WHERE task = ?1 ORDER BY pos",
     )?;
     let rows = stmt.query_map([ord], hold)?;
     rows.collect()
@@ -178,6 +178,7 @@ fn hold(r: &Row<'_>) -> rusqlite::Result<Hold> {
         other => return Err(bad_text(format!("unknown hold kind {other:?}"))),
     };
     let review: Option<String> = r.get(4)?;
+    let escalation: Option<String> = r.get(5)?;
     Ok(Hold {
         kind,
         phase: r.get(1)?,
@@ -186,6 +187,10 @@ fn hold(r: &Row<'_>) -> rusqlite::Result<Hold> {
         review: review
             .map(|s| serde_json::from_str(&s).map_err(json_err))
             .transpose()?,
+        escalation: escalation
+            .map(|s| serde_json::from_str(&s).map_err(json_err))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -466,12 +471,12 @@ pub fn waiting(
 ) -> rusqlite::Result<Vec<(String, Hold)>> {
     let limit = limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
     let mut stmt = conn.prepare_cached(
-        "SELECT h.kind, h.phase, h.since, h.reason, h.review, t.id FROM holds h \
+        "SELECT h.kind, h.phase, h.since, h.reason, h.review, h.escalation, t.id FROM holds h \
          JOIN tasks t ON t.ord = h.task \
          ORDER BY h.since, t.id, h.phase LIMIT ?1 OFFSET ?2",
     )?;
     let rows = stmt.query_map(params![limit, offset.min(i64::MAX as u64) as i64], |r| {
-        Ok((r.get::<_, String>(5)?, hold(r)?))
+        Ok((r.get::<_, String>(6)?, hold(r)?))
     })?;
     rows.collect()
 }

@@ -159,6 +159,27 @@ const MIGRATIONS: &[Migration] = &[
     "#,
         then: Some(super::stats::fill),
     },
+    // 7: what an agent tried, and how severe it says the problem is, for
+    // the holds it opened (JSON; NULL when it said neither).
+    sql(r#"
+    ALTER TABLE holds ADD COLUMN escalation TEXT;
+    "#),
+    // 8: the shared step cache (`cache_key` on a phase, `baton cache`): one
+    // output per phase, phase definition and rendered key.
+    sql(r#"
+    CREATE TABLE step_cache (
+        phase        TEXT NOT NULL,
+        definition   TEXT NOT NULL,     -- hash of the phase's definition
+        key          TEXT NOT NULL,     -- the cache_key as rendered for a task
+        output       TEXT NOT NULL,     -- JSON
+        size         INTEGER NOT NULL,  -- bytes of output
+        task         TEXT NOT NULL,     -- the task whose attempt made it
+        created_at   TEXT NOT NULL,     -- RFC 3339, UTC; a TTL counts from here
+        uses         INTEGER NOT NULL,  -- tasks that reused it
+        last_used_at TEXT,
+        PRIMARY KEY (phase, definition, key)
+    );
+    "#),
 ];
 
 /// The version this build writes.

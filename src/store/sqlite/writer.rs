@@ -22,6 +22,7 @@ use super::read::{json_err, ts};
 use super::shared::Shared;
 use crate::engine::event::Event;
 use crate::engine::state::HoldKind;
+use crate::store::cache::{CacheFilter, CacheWrite};
 use crate::store::error::StoreError;
 use crate::store::model::{Batch, RowChange, RunMeta, TaskNo, Totals};
 use crate::store::stats_fold::StatsFold;
@@ -35,6 +36,10 @@ const MAX_EVENTS_PER_COMMIT: usize = 16_384;
 pub(crate) enum Msg {
     Batch(Batch),
     Meta(RunMeta),
+    /// Step cache changes, committed with the events around them.
+    Cache(Vec<CacheWrite>),
+    /// Removes step cache entries; answered with how many once durable.
+    CacheClear(CacheFilter, oneshot::Sender<Result<u64, StoreError>>),
     /// Answered once everything queued before it is durable.
     Flush(oneshot::Sender<Result<u64, StoreError>>),
 }
@@ -43,6 +48,7 @@ impl Msg {
     fn events(&self) -> usize {
         match self {
             Msg::Batch(b) => b.events.len() + b.rows.len(),
+            Msg::Cache(w) => w.len(),
             _ => 0,
         }
     }
@@ -119,6 +125,8 @@ impl Writer {
         let mut events: Vec<(Option<TaskNo>, Event)> = Vec::new();
         let mut rows: Vec<RowChange> = Vec::new();
         let mut metas = Vec::new();
+        let mut cache: Vec<CacheWrite> = Vec::new();
+        let mut clears = Vec::new();
         let mut waiters = Vec::new();
         for m in msgs {
             match m {
@@ -127,16 +135,24 @@ impl Writer {
                     rows.append(&mut b.rows);
                 }
                 Msg::Meta(meta) => metas.push(meta),
+                Msg::Cache(mut w) => cache.append(&mut w),
+                Msg::CacheClear(filter, tx) => clears.push((filter, tx)),
                 Msg::Flush(tx) => waiters.push(tx),
             }
         }
-        if (!events.is_empty() || !rows.is_empty() || !metas.is_empty())
+        if (!events.is_empty() || !rows.is_empty() || !metas.is_empty() || !cache.is_empty())
             && self.shared.check().is_ok()
         {
             let mut totals = self.totals.clone();
             let rows = coalesce(rows);
             let stats = &mut self.stats;
-            match commit(&mut self.conn, &events, &rows, &metas, &mut totals, stats) {
+            let parts = Parts {
+                events: &events,
+                rows: &rows,
+                metas: &metas,
+                cache: &cache,
+            };
+            match commit(&mut self.conn, parts, &mut totals, stats) {
                 Ok(()) => {
                     self.totals = totals;
                     if let Some((_, last)) = events.last() {
@@ -152,6 +168,12 @@ impl Writer {
                 }
                 Err(e) => self.fail(e, events.first().map(|(_, e)| e.seq)),
             }
+        }
+        for (filter, tx) in clears {
+            let done = self.shared.check().and_then(|()| {
+                super::cache::clear(&self.conn, &filter).map_err(|e| StoreError::db(&self.path, e))
+            });
+            let _ = tx.send(done);
         }
         for w in waiters {
             let _ = w.send(self.shared.check().map(|()| self.shared.durable()));
@@ -192,15 +214,28 @@ fn coalesce(rows: Vec<RowChange>) -> Vec<RowChange> {
     out
 }
 
+/// What one commit writes.
+struct Parts<'a> {
+    events: &'a [(Option<TaskNo>, Event)],
+    rows: &'a [RowChange],
+    metas: &'a [RunMeta],
+    cache: &'a [CacheWrite],
+}
+
 fn commit(
     conn: &mut Connection,
-    events: &[(Option<TaskNo>, Event)],
-    rows: &[RowChange],
-    metas: &[RunMeta],
+    parts: Parts<'_>,
     totals: &mut Totals,
     stats: &mut StatsFold,
 ) -> rusqlite::Result<()> {
+    let Parts {
+        events,
+        rows,
+        metas,
+        cache,
+    } = parts;
     let tx = conn.transaction()?;
+    super::cache::write(&tx, cache)?;
     write_events(&tx, events, totals, stats)?;
     write_rows(&tx, rows, totals)?;
     for meta in metas {
@@ -265,8 +300,8 @@ pub(crate) fn write_rows(
     let mut clear = tx.prepare_cached("DELETE FROM holds WHERE task = ?1")?;
     let mut new_id = tx.prepare_cached("INSERT INTO task_ids(rowid, id) VALUES (?1, ?2)")?;
     let mut hold = tx.prepare_cached(
-        "INSERT INTO holds(task, pos, kind, phase, since, reason, review) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO holds(task, pos, kind, phase, since, reason, review, escalation) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for change in rows {
         let r = &change.new;
@@ -312,6 +347,10 @@ pub(crate) fn write_rows(
                     .map(serde_json::to_string)
                     .transpose()
                     .map_err(json_err)?;
+                let escalation = (!h.escalation.is_empty())
+                    .then(|| serde_json::to_string(&h.escalation))
+                    .transpose()
+                    .map_err(json_err)?;
                 hold.execute(params![
                     r.ord,
                     pos as i64,
@@ -319,7 +358,8 @@ pub(crate) fn write_rows(
                     h.phase,
                     ts(h.since),
                     h.reason,
-                    review
+                    review,
+                    escalation
                 ])?;
             }
         }

@@ -115,9 +115,9 @@ fn recount(tasks: &[Task]) -> BTreeMap<(String, String, String), AttemptFigures>
                     .or_insert_with(|| AttemptFigures::new(&p.id, &a.agent, &model));
                 f.attempts += 1;
                 match outcome {
-                    AttemptOutcome::Succeeded | AttemptOutcome::ReviewRequested { .. } => {
-                        f.succeeded += 1
-                    }
+                    AttemptOutcome::Succeeded
+                    | AttemptOutcome::ReviewRequested { .. }
+                    | AttemptOutcome::SentBack { .. } => f.succeeded += 1,
                     AttemptOutcome::Blocked { .. } => f.blocked += 1,
                     AttemptOutcome::Failed { class, .. } => {
                         f.failed.set(*class, f.failed.get(*class) + 1)
@@ -282,6 +282,7 @@ pub(crate) async fn figures_per_phase_agent_and_model_equal_a_recount(open_store
     d.start("t2", "a", "x", Some("m1"));
     let review = AttemptOutcome::ReviewRequested {
         reason: "look".into(),
+        escalation: Default::default(),
     };
     d.end("t2", "a", review, Some(("m1", [9, 9, 0])), Some(0.5), 3000);
     // t3: cancelled with an attempt under way.
@@ -292,6 +293,7 @@ pub(crate) async fn figures_per_phase_agent_and_model_equal_a_recount(open_store
     d.start("t4", "a", "x", Some("m1"));
     let blocked = AttemptOutcome::Blocked {
         reason: "needs data".into(),
+        escalation: Default::default(),
     };
     d.end("t4", "a", blocked, None, None, 77);
     d.start("t5", "a", "w", Some("m4"));
@@ -371,8 +373,12 @@ pub(crate) async fn a_database_before_the_figures_gets_them_from_its_events(open
     let kept = d.store.run_stats().await.unwrap();
     d.store.close().await.unwrap();
     let conn = rusqlite::Connection::open(crate::store::sqlite::db_path(dir.path())).unwrap();
-    conn.execute_batch("DROP TABLE attempt_stats; DROP TABLE phase_ends; PRAGMA user_version = 5;")
-        .unwrap();
+    // As a schema 5 folder was: what migrations 6 and later add, taken away.
+    conn.execute_batch(
+        "DROP TABLE attempt_stats; DROP TABLE phase_ends; DROP TABLE step_cache; \
+         ALTER TABLE holds DROP COLUMN escalation; PRAGMA user_version = 5;",
+    )
+    .unwrap();
     drop(conn);
     let (store, _) = open_store(dir.path()).unwrap();
     assert_eq!(store.run_stats().await.unwrap(), kept);
