@@ -239,6 +239,8 @@ async fn the_pipeline_points_at_the_scripts() {
         outputs: Map::new(),
         feedback: None,
         model: None,
+        item: None,
+        item_index: None,
         send_back: None,
     };
     let ctx = CallContext {

@@ -42,6 +42,8 @@ fn request(input: Value) -> Arc<AgentRequest> {
         outputs: Map::new(),
         feedback: Some("use the newer codes".into()),
         model: None,
+        item: None,
+        item_index: None,
         send_back: None,
     })
 }

@@ -40,6 +40,7 @@ fn spec(required: Vec<String>) -> PhaseSpec {
             jitter: 0.2,
         },
         disabled: None,
+        fan_out: None,
         cache: None,
         send_back: None,
     }

@@ -40,6 +40,13 @@ pub struct AgentRequest {
     /// when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// For a `for_each` phase: the item this call is for (the list itself
+    /// is left out of `task.input` and `outputs`, so a request stays small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<Value>,
+    /// The item's place in its list, from 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_index: Option<u32>,
     /// The phases this phase may send the task back to (its `send_back`),
     /// with the rounds so far and the most allowed; absent when it may not.
     #[serde(default, skip_serializing_if = "Option::is_none")]

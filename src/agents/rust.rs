@@ -244,6 +244,8 @@ mod tests {
             feedback: None,
             model: None,
             send_back: None,
+            item: None,
+            item_index: None,
         })
     }
 

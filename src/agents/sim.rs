@@ -69,14 +69,14 @@ fn seed_for(seed: u64, parts: &[&[u8]]) -> u64 {
 
 /// What the simulator decides for one call, before any waiting.
 pub(crate) fn decide(spec: &SimSpec, req: &AgentRequest) -> (Duration, CallResult) {
-    let mut rng = Rng(seed_for(
-        spec.seed,
-        &[
-            req.task.id.as_bytes(),
-            req.phase.as_bytes(),
-            &req.attempt.to_le_bytes(),
-        ],
-    ));
+    let attempt = req.attempt.to_le_bytes();
+    let item = req.item_index.map(u32::to_le_bytes);
+    let mut parts: Vec<&[u8]> = vec![req.task.id.as_bytes(), req.phase.as_bytes(), &attempt];
+    // Each item of a `for_each` phase draws its own.
+    if let Some(item) = &item {
+        parts.push(item);
+    }
+    let mut rng = Rng(seed_for(spec.seed, &parts));
     let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let latency =
         Duration::from_micros(rng.between(micros(spec.latency.lo), micros(spec.latency.hi)));
@@ -185,6 +185,9 @@ fn output(spec: &SimSpec, req: &AgentRequest, tokens: u64) -> Value {
         out.insert(field.clone(), json!(format!("{field} of {}", req.task.id)));
     }
     out.insert("tokens".into(), json!(tokens));
+    if let Some(i) = req.item_index {
+        out.insert("item_index".into(), json!(i));
+    }
     if let Some(feedback) = &req.feedback {
         out.insert("addressed_feedback".into(), json!(feedback));
     }
@@ -260,6 +263,8 @@ mod tests {
             outputs: Map::new(),
             feedback: None,
             model: None,
+            item: None,
+            item_index: None,
             send_back: None,
         }
     }

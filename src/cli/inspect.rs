@@ -126,9 +126,22 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
         );
     };
     if json {
+        let mut value = serde_json::to_value(&task).unwrap_or_default();
+        // `for_each` phases: how far their items have got, failures listed.
+        let items: Vec<_> = task
+            .phases
+            .iter()
+            .filter_map(baton::report::item_progress::ItemProgress::of)
+            .collect();
+        if let (false, Some(obj)) = (items.is_empty(), value.as_object_mut()) {
+            obj.insert(
+                "item_progress".into(),
+                serde_json::to_value(items).unwrap_or_default(),
+            );
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&task).unwrap_or_default()
+            serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
         print!("{}", show_report::text(&task));

@@ -25,6 +25,25 @@ pub fn run(file: &Path, switches: &super::run::Switches) -> i32 {
             for (i, wave) in waves(&p).iter().enumerate() {
                 println!("  wave {}: {}", i + 1, wave.join(", "));
             }
+            for phase in &p.phases {
+                let Some(f) = &phase.fan_out else { continue };
+                let chain = f
+                    .chain_prev
+                    .map(|prev| format!(", after {} in its chain", p.phases[prev].id))
+                    .unwrap_or_default();
+                let bound = f
+                    .max_items_in_flight
+                    .map(|n| format!("; at most {n} items in flight"))
+                    .unwrap_or_default();
+                let on_failure = match f.on_item_failure {
+                    spec::fan_out::ItemFailure::Stop => "stop",
+                    spec::fan_out::ItemFailure::Continue => "continue",
+                };
+                println!(
+                    "  for each: {} over {}{chain} (on item failure: {on_failure}{bound})",
+                    phase.id, f.text
+                );
+            }
             for (id, why) in p.disabled_phases() {
                 println!("  off: {id} ({why})");
             }

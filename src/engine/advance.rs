@@ -143,6 +143,9 @@ pub fn follow_up(task: &Task, pipeline: &Pipeline) -> Option<EventKind> {
             _ => {}
         }
     }
+    if let Some(kind) = super::fan_out::follow_up(task, pipeline) {
+        return Some(kind);
+    }
     if !task.holds.is_empty() {
         return None;
     }
@@ -201,8 +204,10 @@ pub fn ready_phases(task: &Task, pipeline: &Pipeline, now: Timestamp) -> Vec<usi
     for (idx, spec) in pipeline.phases.iter().enumerate() {
         let p = &task.phases[idx];
         let startable = match p.state {
+            // A `for_each` phase starts items, not attempts (`fan_out::ready_items`).
             PhaseState::Pending => {
                 !round_due
+                    && spec.fan_out.is_none()
                     && spec.disabled.is_none()
                     && deps_settled(task, pipeline, idx)
                     && (!p.attempts.is_empty() || when_fails(spec, &task.input).is_none())

@@ -23,6 +23,8 @@ use crate::spec::model::PhaseSpec;
 pub struct AttemptDone {
     pub task: TaskId,
     pub phase: usize,
+    /// The item, for a `for_each` phase.
+    pub item: Option<u32>,
     /// An `AttemptFinished` event, priced and checked against the contract.
     pub event: EventKind,
 }
@@ -46,6 +48,8 @@ pub fn request(
         outputs: completed_outputs(task),
         feedback: p.feedback.clone(),
         model,
+        item: None,
+        item_index: None,
         send_back: super::send_back::offer(task, pipeline, idx),
     }
 }
@@ -88,6 +92,7 @@ pub fn spawn(
         secrets,
     } = outlets;
     let attempt = request.attempt;
+    let item = request.item_index;
     let handle = tokio::spawn(async move {
         let spec = &pipeline.phases[phase];
         let task = request.task.id.clone();
@@ -140,7 +145,12 @@ pub fn spawn(
         };
         let model = request.model.as_deref().or(agent.model());
         let event = finished(result, attempt, started.elapsed(), spec, model, &prices);
-        let _ = results.send(AttemptDone { task, phase, event });
+        let _ = results.send(AttemptDone {
+            task,
+            phase,
+            item,
+            event,
+        });
     });
     handle.abort_handle()
 }
@@ -311,6 +321,7 @@ mod tests {
                 jitter: 0.0,
             },
             disabled: None,
+            fan_out: None,
             cache: None,
             send_back: None,
         }

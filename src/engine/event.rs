@@ -147,6 +147,61 @@ pub enum EventKind {
         accept_unknown: u32,
         by: Actor,
     },
+    /// A `for_each` phase's list, read when its turn came: `count` items;
+    /// or, with `error`, why there is no list (the phase fails).
+    ItemsListed {
+        phase: String,
+        count: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// One attempt of one item of a `for_each` phase started.
+    ItemStarted {
+        phase: String,
+        item: u32,
+        attempt: u32,
+        agent: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+    },
+    /// One attempt of one item ended; fields as for `AttemptFinished`.
+    ItemFinished {
+        phase: String,
+        item: u32,
+        attempt: u32,
+        /// The agent that ran it, for the figures per phase; empty for an
+        /// attempt found interrupted when the engine restarted.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        agent: String,
+        duration_ms: u64,
+        outcome: AttemptOutcome,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_usd: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+    },
+    ItemRetryScheduled {
+        phase: String,
+        item: u32,
+        /// The attempt that will run.
+        attempt: u32,
+        delay_ms: u64,
+        due: Timestamp,
+    },
+    /// An item failed for good (after its retries, or blocked, or asking
+    /// for a review, which an item cannot hold its task for).
+    ItemFailed {
+        phase: String,
+        item: u32,
+        error: String,
+    },
+    /// Every item of a `for_each` phase is done or failed: the phase is
+    /// complete, its output the list of the items' outputs in item order.
+    ItemsSettled {
+        phase: String,
+    },
 }
 
 /// Which routing rule of an agent chose the model of an attempt.
@@ -180,6 +235,12 @@ impl EventKind {
             | EventKind::PhaseCached { phase, .. }
             | EventKind::ReviewRequested { phase, .. }
             | EventKind::TaskBlocked { phase, .. }
+            | EventKind::ItemsListed { phase, .. }
+            | EventKind::ItemStarted { phase, .. }
+            | EventKind::ItemFinished { phase, .. }
+            | EventKind::ItemRetryScheduled { phase, .. }
+            | EventKind::ItemFailed { phase, .. }
+            | EventKind::ItemsSettled { phase }
             | EventKind::LoopRound { phase, .. } => Some(phase),
             _ => None,
         }

@@ -14,6 +14,7 @@ pub mod cost;
 pub mod escalation;
 pub mod event;
 pub mod exit_status;
+pub mod fan_out;
 pub mod handle;
 pub mod live;
 pub mod rate_limit;

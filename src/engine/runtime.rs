@@ -41,6 +41,7 @@ mod budget_gate;
 mod cache_flights;
 mod capacity;
 mod checkpoint;
+mod items;
 mod retry_timers;
 
 /// Pending tasks read from the store at a time, as slots free up.
@@ -201,6 +202,8 @@ pub struct Engine {
     reader: Arc<dyn crate::store::RunReader>,
     /// Masked out of events and of what running attempts show.
     secrets: Arc<Secrets>,
+    /// Some phase runs once per item (`for_each`).
+    has_fan_out: bool,
     /// The shared step cache's flights (see `cache_flights`).
     cache: CacheFlights,
 }
@@ -379,8 +382,10 @@ impl Engine {
                 .collect(),
             reader,
             secrets,
+            has_fan_out: false,
             cache,
         };
+        engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
         Ok(engine)
     }
@@ -470,6 +475,7 @@ impl Engine {
             for (phase, attempt) in open {
                 self.emit_logged(&id, recovery::interrupted(phase, attempt));
             }
+            self.resume_items(&id, now);
             let dues: Vec<Timestamp> = self.tasks[&id]
                 .phases
                 .iter()
@@ -640,6 +646,7 @@ impl Engine {
                 );
             }
         }
+        self.interrupt_items();
         self.send_outbox().await?;
         self.store.flush().await?;
         let totals = self.store.totals().await?;
@@ -794,7 +801,8 @@ impl Engine {
 
     /// Emits whatever the task's state calls for, then starts what is ready.
     fn advance(&mut self, id: &TaskId) {
-        for _ in 0..(4 * self.phase_ids.len() + 8) {
+        let items_waiting = self.tasks.get(id).map_or(0, super::fan_out::waiting);
+        for _ in 0..(4 * self.phase_ids.len() + 8 + items_waiting) {
             let Some(task) = self.tasks.get(id) else {
                 return;
             };
@@ -812,6 +820,9 @@ impl Engine {
         };
         let state = task.state;
         if state.is_final() || state.needs_human() {
+            if state.is_final() {
+                self.abort_items(id);
+            }
             self.slots.remove(id);
             self.running.release(id);
             return;
@@ -835,6 +846,7 @@ impl Engine {
         for idx in ready_phases(task, &self.pipeline, now) {
             self.start_phase(id, idx);
         }
+        self.start_items(id);
     }
 
     /// Advances every task that holds a slot: at start, and on resume.
@@ -908,6 +920,7 @@ impl Engine {
         );
         let running = Running {
             phase: idx,
+            item: None,
             agent: a,
             ticket,
             handle,
@@ -916,31 +929,19 @@ impl Engine {
     }
 
     fn on_result(&mut self, done: AttemptDone) {
+        if let Some(item) = done.item {
+            return self.on_item_result(done, item);
+        }
         let Some(run) = self.running.take(&done.task, done.phase) else {
             return; // cancelled while it finished
         };
         let a = run.agent;
-        if let EventKind::AttemptFinished {
-            usage, cost_usd, ..
-        } = &done.event
-        {
-            let slot = &mut self.agents[a];
-            slot.inflight -= 1;
-            slot.limiter
-                .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
-            if usage.is_some() || cost_usd.is_some() {
-                slot.average.add(usage.as_ref(), *cost_usd);
-            }
-            self.run_spend.add_attempt(usage.as_ref(), *cost_usd);
-        } else {
-            let slot = &mut self.agents[a];
-            slot.inflight -= 1;
-            slot.limiter.finished(run.ticket, None);
-        }
+        self.agent_done(&run, &done.event);
         let AttemptDone {
             task: id,
             phase: idx,
             event: kind,
+            ..
         } = done;
         let (retry, retry_after) = match &kind {
             EventKind::AttemptFinished {
@@ -977,6 +978,25 @@ impl Engine {
         self.start_waiting(a);
     }
 
+    /// Gives back the agent's place an attempt took, and counts what it spent.
+    fn agent_done(&mut self, run: &Running, event: &EventKind) {
+        let slot = &mut self.agents[run.agent];
+        slot.inflight -= 1;
+        if let EventKind::AttemptFinished {
+            usage, cost_usd, ..
+        } = event
+        {
+            slot.limiter
+                .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
+            if usage.is_some() || cost_usd.is_some() {
+                slot.average.add(usage.as_ref(), *cost_usd);
+            }
+            self.run_spend.add_attempt(usage.as_ref(), *cost_usd);
+        } else {
+            slot.limiter.finished(run.ticket, None);
+        }
+    }
+
     /// Starts phases that waited for this agent, as far as its capacity and
     /// rate limits allow.
     fn start_waiting(&mut self, a: usize) {
@@ -997,6 +1017,12 @@ impl Engine {
             let Some((id, idx)) = self.agents[a].waiting.pop_front() else {
                 break;
             };
+            if self.pipeline.phases[idx].fan_out.is_some() {
+                if self.slots.contains(&id) {
+                    self.start_items(&id);
+                }
+                continue;
+            }
             let still_ready = self
                 .tasks
                 .get(&id)
@@ -1188,6 +1214,7 @@ impl Engine {
     /// Stops a cancelled task's attempts; dropping their futures kills any
     /// child processes.
     fn abort_task(&mut self, id: &TaskId) {
+        self.abort_items(id);
         for idx in 0..self.phase_ids.len() {
             if let Some(r) = self.running.take(id, idx) {
                 r.handle.abort();

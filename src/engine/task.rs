@@ -16,6 +16,9 @@ use super::state::{
     TaskState, phase_transition, task_transition,
 };
 
+mod items;
+pub use items::{ItemRecord, ItemState, ItemsRecord};
+
 /// Trace lines kept per attempt; later ones are counted, not kept.
 pub const MAX_TRACE_LINES: usize = 200;
 
@@ -72,6 +75,9 @@ pub struct PhaseRecord {
     pub started_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Timestamp>,
+    /// A `for_each` phase's items, once listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<Box<ItemsRecord>>,
     /// The output came from the shared step cache, not from an attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<CacheHit>,
@@ -253,7 +259,10 @@ impl Task {
     }
 
     pub fn attempts(&self) -> usize {
-        self.phases.iter().map(|p| p.attempts.len()).sum()
+        self.phases
+            .iter()
+            .map(|p| p.attempts.len() + p.items.as_ref().map_or(0, |i| i.attempts as usize))
+            .sum()
     }
 
     /// The phase to show as current: running first, then held, then the last touched.
@@ -350,6 +359,12 @@ impl Task {
         let at = ev.at;
         let to = match &ev.kind {
             EventKind::TaskSubmitted { .. } => return Err(self.refused("was already submitted")),
+            kind @ (EventKind::ItemsListed { .. }
+            | EventKind::ItemStarted { .. }
+            | EventKind::ItemFinished { .. }
+            | EventKind::ItemRetryScheduled { .. }
+            | EventKind::ItemFailed { .. }
+            | EventKind::ItemsSettled { .. }) => self.apply_item(kind, at, payloads)?,
             EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => {
                 return Err(self.refused("run events do not apply to a task"));
             }
@@ -644,6 +659,13 @@ impl Task {
                 }
                 self.finish_reason = reason.clone();
                 self.finished_at = Some(at);
+                for items in self
+                    .phases
+                    .iter_mut()
+                    .filter_map(|p| p.items.as_deref_mut())
+                {
+                    items.stop_running();
+                }
                 to
             }
         };
@@ -732,6 +754,10 @@ impl Task {
             let i = next.index(id)?;
             next.phase_step(i, PhaseSignal::Reset)?;
             next.phases[i].reset((id == to).then(|| feedback.to_string()));
+            // A fan-out runs every item again: its list may have changed
+            // with the phases before it, and the feedback is for all.
+            next.phases[i].items = None;
+            next.phases[i].output = None;
         }
         let p = &mut next.phases[idx];
         p.rounds = round;
@@ -926,6 +952,9 @@ impl Task {
                         )?;
                         p.retry_due = None;
                     }
+                    if let Some(items) = p.items.as_deref_mut() {
+                        items.stop_running();
+                    }
                 }
                 self.holds.clear();
                 self.finished_at = Some(at);
@@ -1012,14 +1041,19 @@ impl PhaseRecord {
             retry_due: None,
             started_at: None,
             finished_at: None,
+            items: None,
             cached: None,
             rounds: 0,
             granted: None,
         }
     }
 
-    /// Back to a fresh series of attempts, keeping the history.
+    /// Back to a fresh series of attempts, keeping the history. A
+    /// `for_each` phase keeps its finished items and runs the others again.
     fn reset(&mut self, feedback: Option<String>) {
+        if let Some(items) = self.items.as_deref_mut() {
+            items.reopen(self.output.take());
+        }
         self.cached = None;
         self.feedback = feedback;
         self.approved = false;
@@ -1029,17 +1063,23 @@ impl PhaseRecord {
         self.error = None;
     }
 
-    /// Tokens over every attempt; saturates rather than wraps.
+    /// Tokens over every attempt, items' included; saturates rather than wraps.
     pub fn tokens(&self) -> u64 {
         self.attempts
             .iter()
             .filter_map(|a| a.usage.as_ref())
             .map(Usage::tokens)
-            .fold(0, u64::saturating_add)
+            .fold(
+                self.items.as_ref().map_or(0, |i| i.tokens),
+                u64::saturating_add,
+            )
     }
 
     pub fn cost(&self) -> CostTotal {
-        let mut total = CostTotal::default();
+        let mut total = self
+            .items
+            .as_ref()
+            .map_or_else(CostTotal::default, |i| i.cost);
         for a in self
             .attempts
             .iter()

@@ -2,6 +2,7 @@
 
 pub mod cache_list;
 pub mod format;
+pub mod item_progress;
 pub mod list;
 pub mod markdown;
 pub mod mask;

@@ -26,6 +26,32 @@ pub(super) fn event_line(
     Some(match &ev.kind {
         EventKind::TaskSubmitted { .. } | EventKind::TaskFinished { .. } => return None,
         EventKind::RunPaused { .. } | EventKind::RunResumed { .. } => return None,
+        // One line per item would drown the log: the listing, each item
+        // that fails for good, and the fan-in are what a reader needs.
+        EventKind::ItemStarted { .. }
+        | EventKind::ItemFinished { .. }
+        | EventKind::ItemRetryScheduled { .. } => return None,
+        EventKind::ItemsListed {
+            phase,
+            error: Some(error),
+            ..
+        } => format!("✗ `{phase}` has no list of items: {}", quote(m, error)),
+        EventKind::ItemsListed { phase, count, .. } => {
+            format!(
+                "▶ `{phase}` runs once per item: {} items",
+                thousands(*count as u64)
+            )
+        }
+        EventKind::ItemFailed { phase, item, error } => {
+            format!("✗ `{phase}` item {item} failed: {}", quote(m, error))
+        }
+        EventKind::ItemsSettled { phase } => {
+            let (done, failed) = after
+                .phase(phase)
+                .and_then(|p| p.items.as_deref())
+                .map_or((0, 0), |i| (i.done, i.failed));
+            format!("✓ `{phase}` items settled: {done} done, {failed} failed")
+        }
         EventKind::PhaseStarted {
             phase,
             attempt,

@@ -83,6 +83,12 @@ pub fn text(task: &Task) -> String {
         if let Some(e) = &p.error {
             let _ = writeln!(out, "  error     {e}");
         }
+        if let Some(items) = super::item_progress::ItemProgress::of(p) {
+            let _ = writeln!(out, "  items     {}", items.line());
+            for line in items.failure_lines() {
+                let _ = writeln!(out, "  failed    {line}");
+            }
+        }
         if let Some(f) = &p.feedback {
             let _ = writeln!(out, "  feedback  {f}");
         }

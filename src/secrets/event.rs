@@ -55,7 +55,29 @@ impl Secrets {
                     mo(request_id);
                 }
             }
-            EventKind::RetryScheduled { .. } => {}
+            EventKind::RetryScheduled { .. }
+            | EventKind::ItemsListed { error: None, .. }
+            | EventKind::ItemRetryScheduled { .. }
+            | EventKind::ItemsSettled { .. } => {}
+            EventKind::ItemStarted { model, .. } => mo(model),
+            EventKind::ItemFinished {
+                outcome,
+                usage,
+                output,
+                ..
+            } => {
+                self.mask_outcome(outcome);
+                if let Some(u) = usage {
+                    mo(&mut u.model);
+                }
+                if let Some(o) = output {
+                    self.mask_value(o);
+                }
+            }
+            EventKind::ItemFailed { error, .. }
+            | EventKind::ItemsListed {
+                error: Some(error), ..
+            } => m(error),
             EventKind::PhaseCached {
                 key,
                 output,

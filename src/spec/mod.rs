@@ -8,6 +8,7 @@ pub mod condition;
 mod defaults;
 mod duration;
 mod error;
+pub mod fan_out;
 mod graph;
 mod http_agent;
 pub mod input;

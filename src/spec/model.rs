@@ -337,6 +337,8 @@ pub struct PhaseSpec {
     /// Why the phase is switched off, if it is (`enabled = false`,
     /// `--disable`, `--only`): each task records it as skipped with this reason.
     pub disabled: Option<String>,
+    /// `for_each`: the phase runs once per item of a list.
+    pub fan_out: Option<super::fan_out::FanOut>,
     /// `cache_key` (and `cache_ttl`): tasks with the same key share one
     /// output of this phase (see `engine::step_cache`).
     pub cache: Option<CacheSpec>,

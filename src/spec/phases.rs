@@ -31,6 +31,9 @@ const PHASE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "enabled",
+    "for_each",
+    "on_item_failure",
+    "max_items_in_flight",
     "cache_key",
     "cache_ttl",
     "send_back",
@@ -45,6 +48,7 @@ struct Draft<'a> {
     id: Option<Spanned<&'a str>>,
     /// `None` when absent: the phase then runs after the one before it.
     after: Option<Vec<Spanned<&'a str>>>,
+    fan_out: super::fan_out::FanOutDraft,
     /// Phases its `cache_key` names, checked once `after` is resolved.
     key_refs: Vec<KeyRef>,
     send_back: Option<super::send_back::Draft<'a>>,
@@ -112,7 +116,8 @@ pub(crate) fn read_phases(
         .collect();
     let key_refs: Vec<Vec<KeyRef>> = drafts.iter().map(|p| p.key_refs.clone()).collect();
     check_key_refs(d, &key_refs, &names, &after);
-    drafts
+    let mut fan_outs = Vec::with_capacity(drafts.len());
+    let mut specs: Vec<PhaseSpec> = drafts
         .into_iter()
         .zip(after)
         .zip(loops)
@@ -120,9 +125,12 @@ pub(crate) fn read_phases(
             let mut spec = draft.spec;
             spec.after = after;
             spec.send_back = send_back;
+            fan_outs.push(draft.fan_out);
             spec
         })
-        .collect()
+        .collect();
+    super::fan_out::link(d, &mut specs, fan_outs, &first_by_id);
+    specs
 }
 
 fn read_phase<'a>(
@@ -148,6 +156,7 @@ fn read_phase<'a>(
         timeout: defaults.timeout,
         retry: defaults.retry.clone(),
         disabled: None,
+        fan_out: None,
         cache: None,
         send_back: None,
     };
@@ -161,6 +170,7 @@ fn read_phase<'a>(
             span: item.span(),
             id: None,
             after: None,
+            fan_out: Default::default(),
             key_refs: Vec::new(),
             send_back: None,
             spec,
@@ -250,6 +260,7 @@ fn read_phase<'a>(
             ),
         }
     }
+    let fan_out = super::fan_out::read(d, &t);
     let (cache, key_refs) = read_cache(d, &t);
     spec.cache = cache;
     let send_back = super::send_back::read(d, &t);
@@ -257,6 +268,7 @@ fn read_phase<'a>(
         span: item.span(),
         id,
         after,
+        fan_out,
         key_refs,
         send_back,
         spec,

@@ -147,6 +147,22 @@ impl StatsFold {
                 self.stats.attempts[i].count(outcome, usage.as_ref(), *cost_usd, *duration_ms);
                 self.changed_rows.insert(i);
             }
+            // An item's attempt, counted under its phase like any attempt;
+            // one found interrupted at a restart names no agent and is not.
+            EventKind::ItemFinished {
+                phase,
+                agent,
+                outcome,
+                usage,
+                cost_usd,
+                duration_ms,
+                ..
+            } if !agent.is_empty() => {
+                let model = model_of(None, usage.as_ref());
+                let i = self.stats.row_of(phase, agent, model);
+                self.stats.attempts[i].count(outcome, usage.as_ref(), *cost_usd, *duration_ms);
+                self.changed_rows.insert(i);
+            }
             EventKind::PhaseSkipped { phase, .. } => self.count_end(phase, |e| e.skipped += 1),
             EventKind::PhaseFailed { phase, .. } => self.count_end(phase, |e| e.failed += 1),
             EventKind::DecisionRecorded { decision } => match (&decision.action, &decision.phase) {

@@ -100,6 +100,8 @@ pub enum Exit {
 pub(crate) mod test_support;
 
 #[cfg(test)]
+mod fan_out_tests;
+#[cfg(test)]
 mod loop_view_tests;
 #[cfg(test)]
 mod snapshot_tests;

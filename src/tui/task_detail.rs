@@ -259,6 +259,16 @@ impl TaskDetail<'_> {
             line.push(self.cost(p.cost()));
         }
         out.push(Line::from(line));
+        // A `for_each` phase: its items' progress, as `baton show` says it.
+        if let Some(items) = crate::report::item_progress::ItemProgress::of(p) {
+            out.push(Line::styled(
+                format!("   items {}", items.line()),
+                self.dim(),
+            ));
+            for failure in items.failure_lines() {
+                out.push(Line::styled(format!("   ✗ {failure}"), t.text("error")));
+            }
+        }
         // What this phase waits for, beside its output.
         for h in self.holds_at(&p.id) {
             let (sym, what) = match h.kind {

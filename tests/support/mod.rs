@@ -39,6 +39,7 @@ pub fn phase(id: &str) -> PhaseSpec {
             jitter: 0.0,
         },
         disabled: None,
+        fan_out: None,
         cache: None,
         send_back: None,
     }

@@ -3,6 +3,8 @@
 //! - `{{input}}`: the task input as JSON; `{{input.a.b}}`: a field of it
 //! - `{{outputs.PHASE}}`: an earlier phase's output; `{{outputs.PHASE.f}}`: a field of it
 //! - `{{feedback}}`: a reviewer's feedback, or nothing
+//! - `{{item}}`, `{{item.f}}`, `{{item_index}}`: in a `for_each` phase, the
+//!   item this call is for, a field of it, and its place in the list from 0
 //!
 //! Strings are put in as they are; other values as compact JSON. Parsing
 //! happens when the pipeline loads, so that a bad place is reported with
@@ -22,6 +24,9 @@ enum Part {
         path: Vec<String>,
     },
     Feedback,
+    /// An empty path is the whole item.
+    Item(Vec<String>),
+    ItemIndex,
 }
 
 /// A parsed template.
@@ -41,7 +46,7 @@ pub struct TemplateError {
     pub help: String,
 }
 
-const FORMS: &str = "places are {{input}}, {{input.FIELD}}, {{outputs.PHASE}}, {{outputs.PHASE.FIELD}} and {{feedback}}";
+const FORMS: &str = "places are {{input}}, {{input.FIELD}}, {{outputs.PHASE}}, {{outputs.PHASE.FIELD}}, {{feedback}}, and in a for_each phase {{item}}, {{item.FIELD}} and {{item_index}}";
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
@@ -100,6 +105,8 @@ impl Template {
             let part = match segments[0] {
                 "input" => Part::Input(path(1)?),
                 "feedback" if segments.len() == 1 => Part::Feedback,
+                "item" => Part::Item(path(1)?),
+                "item_index" if segments.len() == 1 => Part::ItemIndex,
                 "outputs" if segments.len() >= 2 => {
                     let p = path(1)?;
                     phase_refs.push((start, p[0].clone()));
@@ -144,6 +151,26 @@ impl Template {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Feedback => out.push_str(request.feedback.as_deref().unwrap_or("")),
+                Part::Item(path) => {
+                    let item = request
+                        .item
+                        .as_ref()
+                        .ok_or_else(|| no_item(request, "item"))?;
+                    let v = lookup(item, path).ok_or_else(|| {
+                        format!(
+                            "the prompt uses item.{}, which item {} does not have",
+                            path.join("."),
+                            request.item_index.unwrap_or_default()
+                        )
+                    })?;
+                    put(&mut out, v);
+                }
+                Part::ItemIndex => {
+                    let i = request
+                        .item_index
+                        .ok_or_else(|| no_item(request, "item_index"))?;
+                    out.push_str(&i.to_string());
+                }
                 Part::Input(path) => {
                     let v = lookup(&request.task.input, path).ok_or_else(|| {
                         format!(
@@ -172,6 +199,14 @@ impl Template {
         }
         Ok(out)
     }
+}
+
+/// A place for an item in a phase that does not run per item.
+fn no_item(request: &AgentRequest, place: &str) -> String {
+    format!(
+        "the prompt uses {place}, but phase {} does not run per item; give it for_each = \"...\"",
+        request.phase
+    )
 }
 
 fn lookup<'v>(v: &'v Value, path: &[String]) -> Option<&'v Value> {
@@ -209,6 +244,8 @@ mod tests {
             outputs,
             feedback: Some("shorter".into()),
             model: None,
+            item: None,
+            item_index: None,
             send_back: None,
         }
     }
@@ -225,6 +262,17 @@ mod tests {
         );
         assert_eq!(t.phase_refs().len(), 3);
         assert_eq!(t.phase_refs()[0].1, "plan");
+    }
+
+    #[test]
+    fn an_item_and_its_index_fill_their_places() {
+        let t = Template::parse("Scene {{item_index}}: {{item.title}} {{item}}").unwrap();
+        let mut r = request();
+        let err = t.render(&r).unwrap_err();
+        assert!(err.contains("does not run per item"), "{err}");
+        r.item = Some(json!({"title": "Dawn"}));
+        r.item_index = Some(3);
+        assert_eq!(t.render(&r).unwrap(), "Scene 3: Dawn {\"title\":\"Dawn\"}");
     }
 
     #[test]

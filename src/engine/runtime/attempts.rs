@@ -11,6 +11,8 @@ use crate::engine::event::TaskId;
 /// An attempt in flight.
 pub(super) struct Running {
     pub(super) phase: usize,
+    /// The item, for a `for_each` phase.
+    pub(super) item: Option<u32>,
     /// The agent running it, an index into the engine's agents.
     pub(super) agent: usize,
     /// Its place in the agent's rate limiter.
@@ -38,7 +40,9 @@ impl Attempts {
     /// Takes the attempt of phase `idx` of task `id` out, if one runs.
     pub(super) fn take(&mut self, id: &str, idx: usize) -> Option<Running> {
         let list = self.by_task.get_mut(id)?;
-        let pos = list.iter().position(|r| r.phase == idx)?;
+        let pos = list
+            .iter()
+            .position(|r| r.phase == idx && r.item.is_none())?;
         let running = list.swap_remove(pos);
         self.count -= 1;
         Some(running)
@@ -50,7 +54,30 @@ impl Attempts {
     }
 
     pub(super) fn runs(&self, id: &str, idx: usize) -> bool {
-        self.of(id).any(|r| r.phase == idx)
+        self.of(id).any(|r| r.phase == idx && r.item.is_none())
+    }
+
+    /// Takes the attempt of item `item` of phase `idx` of task `id` out, if one runs.
+    pub(super) fn take_item(&mut self, id: &str, idx: usize, item: u32) -> Option<Running> {
+        let list = self.by_task.get_mut(id)?;
+        let pos = list
+            .iter()
+            .position(|r| r.phase == idx && r.item == Some(item))?;
+        let running = list.swap_remove(pos);
+        self.count -= 1;
+        Some(running)
+    }
+
+    /// Takes every item attempt of task `id` out.
+    pub(super) fn take_items(&mut self, id: &str) -> Vec<Running> {
+        let Some(list) = self.by_task.get_mut(id) else {
+            return Vec::new();
+        };
+        let (items, rest): (Vec<Running>, Vec<Running>) =
+            list.drain(..).partition(|r| r.item.is_some());
+        *list = rest;
+        self.count -= items.len();
+        items
     }
 
     /// Whether the engine still keeps room for task `id`'s attempts (it
@@ -71,11 +98,24 @@ impl Attempts {
         self.count
     }
 
-    /// Every attempt in flight, as (task, phase).
+    /// Every phase attempt in flight (items aside), as (task, phase).
     pub(super) fn all(&self) -> Vec<(TaskId, usize)> {
         self.by_task
             .iter()
-            .flat_map(|(id, list)| list.iter().map(move |r| (id.clone(), r.phase)))
+            .flat_map(|(id, list)| {
+                list.iter()
+                    .filter(|r| r.item.is_none())
+                    .map(move |r| (id.clone(), r.phase))
+            })
+            .collect()
+    }
+
+    /// Tasks with an item attempt in flight.
+    pub(super) fn tasks_with_items(&self) -> Vec<TaskId> {
+        self.by_task
+            .iter()
+            .filter(|(_, list)| list.iter().any(|r| r.item.is_some()))
+            .map(|(id, _)| id.clone())
             .collect()
     }
 }
