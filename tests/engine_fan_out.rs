@@ -125,6 +125,41 @@ async fn with_continue_a_failed_item_is_skipped_and_its_slot_is_null() {
 }
 
 #[tokio::test]
+async fn an_item_failed_early_in_a_long_chain_holds_back_no_item_after_it() {
+    // Three item phases: the item that fails in the first never reaches the
+    // second, whose cursor stays at it; the third must still run the rest.
+    let dir = tempfile::tempdir().unwrap();
+    let phases = CHAIN
+        .replace(
+            "max_items_in_flight = 3\n",
+            "max_items_in_flight = 3\non_item_failure = \"continue\"\n",
+        )
+        .replace(
+            "[[phases]]\nid = \"metrics\"",
+            "on_item_failure = \"continue\"\n[[phases]]\nid = \"preview\"\nagent = \"scripted\"\nfor_each = \"outputs.parse.scenes\"\non_item_failure = \"continue\"\n[[phases]]\nid = \"metrics\"",
+        );
+    let agent = Arc::new(Scripted::new(|r| match (r.phase.as_str(), r.item_index) {
+        ("parse", _) => ok(scenes(6)),
+        ("enrich", Some(1)) => fatal("scene 1 is unreadable"),
+        (_, Some(i)) => ok(json!({"i": i})),
+        _ => ok(json!({"merged": r.outputs["preview"].clone()})),
+    }));
+    let (summary, tasks) =
+        run_to_idle(parsed(&phases), dir.path(), agent.clone(), tasks(&["t1"])).await;
+    assert_eq!(
+        summary.count(TaskState::Completed),
+        1,
+        "{:?}",
+        tasks[0].phases
+    );
+    assert_eq!(agent.requests_for("preview").len(), 5);
+    assert_eq!(
+        agent.requests_for("metrics")[0].outputs["preview"],
+        json!([{"i": 0}, null, {"i": 2}, {"i": 3}, {"i": 4}, {"i": 5}])
+    );
+}
+
+#[tokio::test]
 async fn with_stop_one_item_failing_for_good_fails_the_task_after_its_retries() {
     let dir = tempfile::tempdir().unwrap();
     let agent = Arc::new(Scripted::new(|r| match (r.phase.as_str(), r.item_index) {

@@ -275,8 +275,13 @@ pub fn ready_items(
             }
             if let Some(prev) = prev {
                 let there = &prev.items[i as usize];
-                // Past the phase before's first pending item, none is done yet.
+                // Past the phase before's first pending item, none is done
+                // yet, unless that item never runs there: it failed earlier
+                // in the chain (and holds that phase's cursor back for good).
                 if i >= prev.cursor && there.state == ItemState::Pending {
+                    if dead(task, pipeline, idx, i) {
+                        continue;
+                    }
                     break;
                 }
                 if there.state != ItemState::Done {
