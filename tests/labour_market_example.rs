@@ -366,3 +366,73 @@ fn bad_queries_fail_their_task_with_the_reason() {
         [("riverside".to_string(), "fine".to_string())]
     );
 }
+
+/// Runs one of the example's agents directly with `request` on stdin, from an
+/// unrelated folder, and returns its stdout.
+fn agent(script: &str, request: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("python3")
+        .arg(root().join("examples/labour_market/agents").join(script))
+        .current_dir(std::env::temp_dir())
+        .env_remove("LABOUR_PREFETCH_LOG")
+        .env_remove("LABOUR_RENDEZVOUS_DIR")
+        .env_remove("LABOUR_ANALYST_DELAY_MS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(request.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{script}: {out:?}");
+    String::from_utf8(out.stdout).expect("UTF-8 reply")
+}
+
+#[test]
+fn the_merge_gives_the_same_bytes_whatever_order_the_reports_arrive_in() {
+    let task = json!({"id": "q", "input": {"region": "uplands", "occupation": "electrician"}});
+    let ask = |phase: &str, outputs: &str| {
+        format!(
+            r#"{{"task": {task}, "phase": "{phase}", "attempt": 1, "outputs": {{{outputs}}}, "feedback": null}}"#
+        )
+    };
+    let reply: Value = serde_json::from_str(&agent("prefetch.py", &ask("prefetch", ""))).unwrap();
+    let prefetch = format!(r#""prefetch": {}"#, reply["output"]);
+    let mut reports = Vec::new();
+    for analyst in ["demand", "wages", "skills"] {
+        let reply: Value =
+            serde_json::from_str(&agent(&format!("{analyst}.py"), &ask(analyst, &prefetch)))
+                .unwrap();
+        reports.push(format!(r#""{analyst}": {}"#, reply["output"]));
+    }
+    let orders: [[usize; 3]; 3] = [[0, 1, 2], [2, 1, 0], [1, 2, 0]];
+    let merged: Vec<String> = orders
+        .iter()
+        .map(|order| {
+            let mut parts: Vec<&str> = order.iter().map(|&i| reports[i].as_str()).collect();
+            parts.insert(order[0], &prefetch);
+            agent("merge.py", &ask("merge", &parts.join(", ")))
+        })
+        .collect();
+    assert_eq!(merged[0], merged[1]);
+    assert_eq!(merged[0], merged[2]);
+    let reply: Value = serde_json::from_str(&merged[0]).unwrap();
+    let report = reply["output"]["report"].as_str().unwrap();
+    assert!(report.starts_with("# Labour market: electrician in Uplands valleys (2026-Q3)\n"));
+    // The posting listed twice is reported once; so is the note two
+    // analysts were given.
+    assert_eq!(report.matches("(U-202); contact").count(), 1, "{report}");
+    assert_eq!(
+        report.matches("Renewable energy projects").count(),
+        1,
+        "{report}"
+    );
+    assert!(
+        !report.contains('@') && !report.contains("960 118"),
+        "{report}"
+    );
+    assert_eq!(reply["output"]["duplicates_removed"], 3);
+}
