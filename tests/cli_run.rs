@@ -130,6 +130,49 @@ fn a_failed_task_exits_1_and_its_later_phases_do_not_run() {
 }
 
 #[test]
+fn a_phase_that_fails_the_task_stops_the_phases_running_beside_it() {
+    let sandbox = Sandbox::new();
+    sandbox.pipeline(
+        r#"
+[defaults]
+timeout = "10m"
+retry = { max_attempts = 1 }
+
+[[phases]]
+id = "one"
+agent = "a"
+
+[[phases]]
+id = "fails"
+agent = "a"
+after = ["one"]
+
+[[phases]]
+id = "hangs"
+agent = "a"
+after = ["one"]
+"#,
+    );
+    sandbox.inputs(&[json!({
+        "id": "t",
+        "do": {"fails": ["fatal", "ok"], "hangs": ["hang", "ok"]},
+    })]);
+    // The run ends with the task, not ten minutes later with the hanging
+    // phase, and its agent does not outlive it.
+    let out = sandbox.run();
+    out.expect(1);
+    assert_eq!(out.rest_lines(), [("t".into(), "failed".into())], "{out}");
+    assert!(!out.stderr.contains("refused its own event"), "{out}");
+    sandbox.wait_for_no_stray_agents();
+    // Retried, the task runs the stopped phase again and completes.
+    sandbox.cli(&["retry", "t"]).expect(0);
+    sandbox.resume().expect(0);
+    let shown = sandbox.show("t");
+    assert_eq!(shown["state"], "completed", "{shown}");
+    assert_eq!(sandbox.runs_of("t", "hangs"), 1);
+}
+
+#[test]
 fn a_task_awaiting_review_exits_3() {
     let sandbox = Sandbox::new();
     sandbox.pipeline(TWO_PHASES);

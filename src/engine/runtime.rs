@@ -821,7 +821,14 @@ impl Engine {
         let state = task.state;
         if state.is_final() || state.needs_human() {
             if state.is_final() {
-                self.abort_items(id);
+                if self.running.of(id).next().is_some() {
+                    // A phase failed the task while others ran beside it:
+                    // their results could no longer be recorded, so they
+                    // stop now rather than hold the run until they end.
+                    self.abort_task(id);
+                } else {
+                    self.abort_items(id);
+                }
             }
             self.slots.remove(id);
             self.running.release(id);
@@ -1211,8 +1218,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops a cancelled task's attempts; dropping their futures kills any
-    /// child processes.
+    /// Stops the attempts of a cancelled or finished task; dropping their
+    /// futures kills any child processes.
     fn abort_task(&mut self, id: &TaskId) {
         self.abort_items(id);
         for idx in 0..self.phase_ids.len() {
