@@ -29,8 +29,11 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// What an agent is asked, as written to a command agent's stdin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentRequest {
+    /// The task: its id and its input object.
     pub task: TaskRef,
+    /// The phase this call is for.
     pub phase: String,
+    /// From 1; a retry, a send-back or a person's retry counts on.
     pub attempt: u32,
     /// Earlier phases' outputs, by phase id.
     pub outputs: Map<String, Value>,
@@ -65,22 +68,21 @@ pub struct SendBackOffer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRef {
     pub id: String,
+    /// The task's input object, as submitted.
     pub input: Value,
 }
 
 /// A well-formed answer from an agent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
-    Output {
-        output: Value,
-    },
+    /// The phase's output: an object whose fields later phases read.
+    Output { output: Value },
     /// The agent failed and says whether trying again may help.
-    Error {
-        message: String,
-        retryable: bool,
-    },
+    Error { message: String, retryable: bool },
+    /// The agent cannot go on without a person: the task waits, blocked.
     Blocked {
         reason: String,
+        /// What it tried and how severe it says the problem is.
         escalation: Escalation,
     },
     /// Output that a person must look at before the task goes on.

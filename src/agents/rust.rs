@@ -18,7 +18,10 @@ use crate::engine::event::ErrorClass;
 /// when it called a model (priced like a command agent's `usage`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
+    /// What the phase gets: an output, a review request, a blocker, an
+    /// error or a send-back.
     pub reply: Reply,
+    /// Tokens and model of the call, priced by the pipeline's price table.
     pub usage: Option<Usage>,
 }
 
@@ -167,6 +170,7 @@ pub struct Agents {
 }
 
 impl Agents {
+    /// No agents yet; add them with `with`.
     pub fn new() -> Agents {
         Agents::default()
     }

@@ -27,9 +27,11 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
+    /// A task entered the run with this input.
     TaskSubmitted {
         input: Value,
     },
+    /// An attempt of a phase began.
     PhaseStarted {
         phase: String,
         attempt: u32,
@@ -45,6 +47,7 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         role: Option<String>,
     },
+    /// An attempt ended, with its outcome, usage, cost and output.
     AttemptFinished {
         phase: String,
         attempt: u32,
@@ -74,10 +77,12 @@ pub enum EventKind {
         /// When it will run (wall clock).
         due: Timestamp,
     },
+    /// A phase failed for good (retries spent, or a fatal error).
     PhaseFailed {
         phase: String,
         error: String,
     },
+    /// A phase will not run: its condition, a switch or a person.
     PhaseSkipped {
         phase: String,
         reason: String,
@@ -94,10 +99,12 @@ pub enum EventKind {
         /// When the output was stored.
         stored_at: Timestamp,
     },
+    /// The task waits for a person to decide on a phase.
     ReviewRequested {
         phase: String,
         reason: ReviewReason,
     },
+    /// An agent cannot go on without a person.
     TaskBlocked {
         phase: String,
         reason: String,
@@ -120,9 +127,11 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         granted: bool,
     },
+    /// A person's (or the engine's policy's) decision.
     DecisionRecorded {
         decision: Decision,
     },
+    /// The task ended: completed or failed.
     TaskFinished {
         state: TaskState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -629,6 +638,8 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
+    /// A person's decision on one task (approve, reject, send back,
+    /// resolve, retry, cancel).
     Act {
         task: TaskId,
         action: Action,
@@ -639,6 +650,7 @@ pub enum Command {
         note: Option<String>,
         by: Actor,
     },
+    /// Start no new attempts until resumed.
     Pause {
         by: Actor,
     },

@@ -414,6 +414,7 @@ impl Engine {
         &self.warnings
     }
 
+    /// The pipeline this engine runs, with its switches and budgets applied.
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
@@ -424,6 +425,7 @@ impl Engine {
         self.tasks.values()
     }
 
+    /// One of the tasks this engine holds now (see `tasks`).
     pub fn task(&self, id: &str) -> Option<&Task> {
         self.tasks.get(id)
     }
@@ -442,6 +444,8 @@ impl Engine {
         self.store.stats()
     }
 
+    /// A handle for watchers and operators: the event stream
+    /// (`subscribe`) and commands (`send`), usable while `run` goes on.
     pub fn handle(&self) -> EngineHandle {
         EngineHandle {
             requests: self.requests_tx.clone(),

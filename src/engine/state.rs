@@ -8,10 +8,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
+    /// Submitted, no phase started yet.
     Pending,
+    /// A phase's attempt runs, or the next phase is about to start.
     Running,
+    /// Waiting out a retry's delay.
     Retrying,
+    /// A person must approve, reject or send back a phase's output.
     AwaitingReview,
+    /// An agent cannot go on without a person (`baton resolve`).
     Blocked,
     Completed,
     Failed,

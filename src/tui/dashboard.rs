@@ -11,10 +11,13 @@ use crate::engine::{Command, Engine, EngineError, RunSummary};
 /// Why the in-process dashboard stopped short.
 #[derive(Debug, thiserror::Error)]
 pub enum DashboardError {
+    /// The terminal could not be drawn on or read from.
     #[error("the dashboard failed: {0:#}")]
     Terminal(anyhow::Error),
+    /// The engine stopped with an error (its store, say).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The engine's task panicked.
     #[error("the engine stopped unexpectedly: {0}")]
     Panicked(String),
 }
@@ -37,6 +40,8 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
+    /// The dashboard with its default options (theme, keys, notices from
+    /// the config folder).
     pub fn new() -> Dashboard {
         Dashboard::default()
     }
