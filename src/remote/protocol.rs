@@ -22,8 +22,10 @@ use crate::engine::event::{Command, Event};
 use crate::engine::handle::RunOverview;
 use crate::engine::live::LiveEvent;
 
-/// The protocol version this build speaks.
-pub const VERSION: u32 = 2;
+/// The protocol version this build speaks. 3: events of reviewer loops
+/// (`loop_round`), the step cache (`phase_cached`) and fan-out (`item_*`),
+/// which a version 2 client could not read.
+pub const VERSION: u32 = 3;
 
 /// The longest line the server accepts from a client, newline included.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -159,7 +161,7 @@ mod tests {
     #[test]
     fn messages_are_tagged_by_type() {
         let hello = ClientMsg::Hello {
-            version: 2,
+            version: VERSION,
             read_only: false,
             logs: false,
             live: false,
@@ -168,7 +170,7 @@ mod tests {
         let text = String::from_utf8(encode(&hello)).unwrap();
         assert_eq!(
             text,
-            "{\"type\":\"hello\",\"version\":2,\"read_only\":false,\"logs\":false,\"live\":false,\"hold\":false}\n"
+            "{\"type\":\"hello\",\"version\":3,\"read_only\":false,\"logs\":false,\"live\":false,\"hold\":false}\n"
         );
         let cmd: ClientMsg = serde_json::from_str(
             r#"{"type":"command","id":7,"command":{"command":"act","task":"t1","action":{"action":"approve"},"by":{"user":"ann"}}}"#,

@@ -20,7 +20,7 @@ use crate::cli::{Live, Sandbox, baton, wait_for};
 pub const DEADLINE: Duration = Duration::from_secs(45);
 
 /// The protocol version these tests speak.
-pub const VERSION: u64 = 2;
+pub const VERSION: u64 = 3;
 
 /// The socket of a state folder (short paths keep it inside the folder).
 pub fn socket_of(state: &Path) -> PathBuf {
