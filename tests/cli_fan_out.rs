@@ -244,8 +244,12 @@ fn sigterm_mid_fan_out_records_running_items_as_interrupted_and_the_next_run_fin
     let sandbox = sandbox();
     sandbox.inputs(&[json!({"id": "t", "count": 12, "sleep_ms": 200})]);
     let live = sandbox.spawn_run(true);
-    wait_for("a few items to finish", || {
-        (sandbox.side_log_lines().len() >= 2).then_some(())
+    // An agent's reply is in the side log before the engine records it:
+    // wait for an item the state folder says is done.
+    wait_for("an item recorded as done", || {
+        let out = sandbox.cli(&["show", "t", "--json"]);
+        let task: Value = serde_json::from_str(&out.stdout).ok()?;
+        (out.code() == 0 && !done_items(&task).is_empty()).then_some(())
     });
     live.signal(libc::SIGTERM);
     live.wait().expect(143);
