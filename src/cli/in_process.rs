@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use baton::engine::{Engine, EngineOptions};
 use baton::run_log_writer::Session;
 use baton::spec::{self, input::InputTask};
 use baton::tui::{Dashboard, TuiOptions};
@@ -39,39 +38,11 @@ pub async fn run(plan: InProcess<'_>, opts: TuiOptions) -> i32 {
         inputs,
         state_dir,
     } = plan;
-    // Orphans of the agents' processes come here, to be killed with their attempts.
-    baton::agents::command::own_all_children();
-    let opts_engine = EngineOptions {
-        exit_when_idle: false,
-        ..EngineOptions::default()
-    };
-    let mut engine = match Engine::open(pipeline, state_dir, opts_engine) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    if let Some(file) = pipeline_file
-        && let Err(e) = state_meta::save(state_dir, file, &engine.pipeline().schema_files())
-    {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    if let Err(e) = switches.keep(state_dir) {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    for w in engine.warnings() {
-        eprintln!("warning: {w}");
-    }
-    let start = match engine.follow_start().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
+    let (mut engine, start) =
+        match super::run::open_engine(pipeline_file, pipeline, switches, state_dir, false).await {
+            Ok(opened) => opened,
+            Err(code) => return code,
+        };
     let kept = state_meta::copy_path(state_dir);
     let run_log = super::run_log::start(
         &engine,

@@ -213,6 +213,42 @@ pub async fn run(args: RunArgs) -> i32 {
     .await
 }
 
+/// Opens the engine on the state folder for a start of `run` or `demo`:
+/// takes in the agents' orphaned processes (to be killed with their
+/// attempts), keeps the pipeline's copy (a run given its file; one going on
+/// without it already has it) and the switches with the run, says what
+/// recovery warned of, and gives the run as it is before this start adds to
+/// it, for the log and the progress lines to follow from. On failure the
+/// reason was said; the exit status is returned.
+pub async fn open_engine(
+    pipeline_file: Option<&Path>,
+    pipeline: spec::Pipeline,
+    switches: &Switches,
+    state_dir: &Path,
+    exit_when_idle: bool,
+) -> Result<(Engine, baton::engine::FollowStart), i32> {
+    baton::agents::command::own_all_children();
+    let opts = EngineOptions {
+        exit_when_idle,
+        ..EngineOptions::default()
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {e}");
+        2
+    };
+    let mut engine = Engine::open(pipeline, state_dir, opts).map_err(|e| fail(&e))?;
+    if let Some(file) = pipeline_file {
+        state_meta::save(state_dir, file, &engine.pipeline().schema_files())
+            .map_err(|e| fail(&e))?;
+    }
+    switches.keep(state_dir).map_err(|e| fail(&e))?;
+    for w in engine.warnings() {
+        eprintln!("warning: {w}");
+    }
+    let start = engine.follow_start().await.map_err(|e| fail(&e))?;
+    Ok((engine, start))
+}
+
 /// How a `--wait` engine nobody watches ends: once no dashboard holds the
 /// run and nothing is left to run without a person, after `after`; then
 /// `remove` (a demo's temporary folder) goes.
@@ -271,42 +307,11 @@ pub async fn run_headless(
     wait: bool,
     linger: Option<Linger>,
 ) -> i32 {
-    // Orphans of the agents' processes come here, to be killed with their attempts.
-    baton::agents::command::own_all_children();
-    let opts = EngineOptions {
-        exit_when_idle: !wait,
-        ..EngineOptions::default()
-    };
-    let mut engine = match Engine::open(pipeline, state_dir, opts) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
-    // A run given its file keeps a copy; one going on without it already has it.
-    if let Some(file) = pipeline_file
-        && let Err(e) = state_meta::save(state_dir, file, &engine.pipeline().schema_files())
-    {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    if let Err(e) = switches.keep(state_dir) {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    for w in engine.warnings() {
-        eprintln!("warning: {w}");
-    }
-    // The run as it is before this start adds to it: the log and the
-    // progress lines follow it from here.
-    let start = match engine.follow_start().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
-    };
+    let (mut engine, start) =
+        match open_engine(pipeline_file, pipeline, switches, state_dir, !wait).await {
+            Ok(opened) => opened,
+            Err(code) => return code,
+        };
     let resumed = start.totals.tasks;
     let handle = engine.handle();
     let mut events = handle.subscribe();

@@ -115,6 +115,36 @@ impl Escalation {
         }
     }
 
+    /// `reason` between the severity and what was tried: "high · REASON ·
+    /// tried: a; b", leaving out what is absent. Each view writes the
+    /// severity and the tried entries its own way (`severity`, `entry`).
+    pub fn around(
+        &self,
+        reason: &str,
+        severity: impl Fn(Severity) -> String,
+        entry: impl Fn(&str) -> String,
+    ) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.severity {
+            parts.push(severity(s));
+        }
+        parts.push(reason.to_string());
+        if !self.attempted.is_empty() {
+            let tried: Vec<String> = self.attempted.iter().map(|a| entry(a)).collect();
+            parts.push(format!("tried: {}", tried.join("; ")));
+        }
+        parts.join(" · ")
+    }
+
+    /// `text (high · tried: a; b)`, or `text` alone when the agent said neither.
+    pub fn after(&self, text: String) -> String {
+        if self.is_empty() {
+            text
+        } else {
+            format!("{text} ({})", self.describe())
+        }
+    }
+
     /// "high · tried: a; b", leaving out what is absent; empty when nothing is.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();

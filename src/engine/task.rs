@@ -172,15 +172,8 @@ impl Hold {
     /// The reason with what the agent tried and how severe it says the
     /// problem is: "high · REASON · tried: a; b".
     pub fn why(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(s) = self.escalation.severity {
-            parts.push(s.as_str().to_string());
-        }
-        parts.push(self.reason.clone());
-        if !self.escalation.attempted.is_empty() {
-            parts.push(format!("tried: {}", self.escalation.attempted.join("; ")));
-        }
-        parts.join(" · ")
+        self.escalation
+            .around(&self.reason, |s| s.as_str().to_string(), str::to_string)
     }
 }
 

@@ -76,16 +76,8 @@ pub fn from_holds<'a>(
 /// The reason, with the severity before it and what was tried after, on
 /// one line: a multi-line reason (a test run's output) keeps its row.
 fn why(w: &Waiting<'_>) -> String {
-    let mut parts = Vec::new();
-    if let Some(s) = w.escalation.severity {
-        parts.push(s.as_str().to_string());
-    }
-    parts.push(one_line(w.reason));
-    if !w.escalation.attempted.is_empty() {
-        let tried: Vec<String> = w.escalation.attempted.iter().map(|a| one_line(a)).collect();
-        parts.push(format!("tried: {}", tried.join("; ")));
-    }
-    parts.join(" · ")
+    w.escalation
+        .around(&one_line(w.reason), |s| s.as_str().to_string(), one_line)
 }
 
 pub fn text(queue: &[Waiting<'_>]) -> String {

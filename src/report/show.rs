@@ -118,10 +118,10 @@ pub fn text(task: &Task) -> String {
                     format!("failed [{}] {message}", class.as_str())
                 }
                 Some(AttemptOutcome::Blocked { reason, escalation }) => {
-                    with_escalation(format!("blocked: {reason}"), escalation)
+                    escalation.after(format!("blocked: {reason}"))
                 }
                 Some(AttemptOutcome::ReviewRequested { reason, escalation }) => {
-                    with_escalation(format!("asked for review: {reason}"), escalation)
+                    escalation.after(format!("asked for review: {reason}"))
                 }
                 Some(AttemptOutcome::SentBack { to, feedback }) => {
                     format!("sent the task back to {to}: {feedback}")
@@ -228,15 +228,6 @@ pub fn text(task: &Task) -> String {
         }
     }
     out
-}
-
-/// "blocked: r (high · tried: a; b)", or the text alone.
-fn with_escalation(text: String, e: &crate::engine::escalation::Escalation) -> String {
-    if e.is_empty() {
-        text
-    } else {
-        format!("{text} ({})", e.describe())
-    }
 }
 
 fn compact(v: &serde_json::Value, max: usize) -> String {

@@ -105,13 +105,9 @@ impl Widget for ReviewQueue<'_> {
 /// The Why cell: the agent's severity first, so it stands out in a cut
 /// column, then the reason's first line and what the agent tried.
 fn why(e: &super::view_model::ReviewEntry<'_>) -> String {
-    let mut parts = Vec::new();
-    if let Some(s) = e.escalation.severity {
-        parts.push(s.as_str().to_uppercase());
-    }
-    parts.push(first_line(e.reason).to_string());
-    if !e.escalation.attempted.is_empty() {
-        parts.push(format!("tried: {}", e.escalation.attempted.join("; ")));
-    }
-    parts.join(" · ")
+    e.escalation.around(
+        first_line(e.reason),
+        |s| s.as_str().to_uppercase(),
+        str::to_string,
+    )
 }

@@ -22,15 +22,6 @@ use super::widgets::{Ctx, pane_block, state_label};
 /// Lines of a streaming reply shown at most: its end, where it grows.
 const LIVE_TEXT_LINES: usize = 12;
 
-/// "blocked: r (high · tried: a; b)", or the text alone.
-fn escalated(text: String, e: &crate::engine::escalation::Escalation) -> String {
-    if e.is_empty() {
-        text
-    } else {
-        format!("{text} ({})", e.describe())
-    }
-}
-
 fn attempts(n: usize) -> String {
     if n == 1 {
         "1 attempt".into()
@@ -331,12 +322,12 @@ impl TaskDetail<'_> {
             ),
             Some(AttemptOutcome::Blocked { reason, escalation }) => (
                 "■",
-                escalated(format!("blocked: {reason}"), escalation),
+                escalation.after(format!("blocked: {reason}")),
                 t.text("state.blocked"),
             ),
             Some(AttemptOutcome::ReviewRequested { reason, escalation }) => (
                 "⏸",
-                escalated(format!("asked for review: {reason}"), escalation),
+                escalation.after(format!("asked for review: {reason}")),
                 t.text("state.awaiting_review"),
             ),
             Some(AttemptOutcome::SentBack { to, feedback }) => (
