@@ -18,6 +18,7 @@ pub mod histogram;
 pub(crate) mod legacy;
 mod lock;
 pub mod model;
+pub mod postgres;
 pub mod private;
 pub mod sqlite;
 pub mod stats;

@@ -1,0 +1,204 @@
+//! The run's tables in PostgreSQL, created and migrated by numbered steps.
+//!
+//! A run lives in one PostgreSQL schema (`baton` unless the store address
+//! names another), so one database can hold several runs side by side. The
+//! version is the row of `schema_version`; each step moves it up by one
+//! inside a transaction that first takes an advisory lock, so engines that
+//! start together migrate once, and a crash mid-step leaves the previous
+//! version.
+//!
+//! Timestamps are RFC 3339 text in UTC, as in the embedded store, so that
+//! both backends read and write them through the same code and compare them
+//! as text.
+
+use tokio_postgres::Client;
+
+/// Migrations in order; `MIGRATIONS[i]` takes version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: everything the embedded store has at its version 8.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Every event, in order; the truth the rest is derived from.
+    CREATE TABLE events (
+        seq  BIGINT PRIMARY KEY,
+        task BIGINT,               -- tasks.ord; NULL for run-level events
+        at   TEXT NOT NULL,        -- RFC 3339, UTC
+        kind TEXT NOT NULL,        -- the event's name, e.g. attempt_finished
+        body TEXT NOT NULL         -- the event as JSON
+    );
+    CREATE INDEX events_by_task ON events(task, seq) WHERE task IS NOT NULL;
+    CREATE INDEX events_of_run ON events(seq) WHERE task IS NULL;
+    -- One row per task, updated in the same transaction as its events.
+    CREATE TABLE tasks (
+        ord           BIGINT PRIMARY KEY,   -- submission order, from 1
+        id            TEXT NOT NULL UNIQUE,
+        state         TEXT NOT NULL,
+        phase         TEXT,
+        phases_done   BIGINT NOT NULL,
+        phases_total  BIGINT NOT NULL,
+        attempts      BIGINT NOT NULL,
+        tokens        BIGINT NOT NULL,
+        cost_usd      DOUBLE PRECISION NOT NULL,
+        cost_unknown  BIGINT NOT NULL,
+        holds         BIGINT NOT NULL,
+        waiting_since TEXT,                 -- the oldest open hold
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL,
+        finished_at   TEXT,
+        finish_reason TEXT,
+        seq           BIGINT NOT NULL,      -- the last event applied
+        attention     BIGINT NOT NULL,      -- how much the state asks of a person
+        phase_pos     BIGINT NOT NULL,      -- the phase's place; 4294967295 for none
+        agent         TEXT,                 -- of the latest attempt
+        model         TEXT
+    );
+    CREATE INDEX tasks_by_state ON tasks(state, ord);
+    CREATE INDEX tasks_by_phase ON tasks(phase, ord);
+    CREATE INDEX tasks_by_update ON tasks(updated_at, ord);
+    CREATE INDEX tasks_by_tokens ON tasks(tokens, ord);
+    CREATE INDEX tasks_by_cost ON tasks(cost_usd, ord);
+    CREATE INDEX tasks_by_attention ON tasks(attention, ord);
+    CREATE INDEX tasks_by_phase_pos ON tasks(phase_pos, ord);
+    CREATE INDEX tasks_by_finish ON tasks(finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX tasks_by_progress ON tasks(phases_done, ord);
+    CREATE INDEX tasks_by_attempts ON tasks(attempts, ord);
+    CREATE INDEX tasks_by_id ON tasks(id text_pattern_ops);
+    -- Open reviews and blockers: the review queue.
+    CREATE TABLE holds (
+        task       BIGINT NOT NULL,         -- tasks.ord
+        pos        BIGINT NOT NULL,         -- among the task's holds, oldest first
+        kind       TEXT NOT NULL,           -- review | blocked
+        phase      TEXT NOT NULL,
+        since      TEXT NOT NULL,
+        reason     TEXT NOT NULL,
+        review     TEXT,                    -- why, as JSON, for reviews
+        escalation TEXT,                    -- what was tried and how severe, as JSON
+        PRIMARY KEY (task, pos)
+    );
+    CREATE INDEX holds_by_age ON holds(since, task, pos);
+    -- Running totals: counts per state, tokens, dollars, per-phase figures.
+    CREATE TABLE totals (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    -- Figures per phase, agent and model (`baton stats`).
+    CREATE TABLE attempt_stats (
+        phase              TEXT NOT NULL,
+        agent              TEXT NOT NULL,
+        model              TEXT NOT NULL,
+        attempts           BIGINT NOT NULL,
+        succeeded          BIGINT NOT NULL,
+        blocked            BIGINT NOT NULL,
+        failed_retryable   BIGINT NOT NULL,
+        failed_fatal       BIGINT NOT NULL,
+        failed_timeout     BIGINT NOT NULL,
+        failed_crashed     BIGINT NOT NULL,
+        failed_contract    BIGINT NOT NULL,
+        failed_protocol    BIGINT NOT NULL,
+        failed_spawn       BIGINT NOT NULL,
+        interrupted        BIGINT NOT NULL,
+        cancelled          BIGINT NOT NULL,
+        input_tokens       BIGINT NOT NULL,
+        output_tokens      BIGINT NOT NULL,
+        cache_read_tokens  BIGINT NOT NULL,
+        cache_write_tokens BIGINT NOT NULL,
+        cost_nano          BIGINT NOT NULL,
+        cost_sq            DOUBLE PRECISION NOT NULL,
+        cost_unknown       BIGINT NOT NULL,
+        duration_ms        TEXT NOT NULL,   -- histogram: JSON [[bucket, count], ...]
+        PRIMARY KEY (phase, agent, model)
+    );
+    CREATE TABLE phase_ends (
+        phase   TEXT PRIMARY KEY,
+        skipped BIGINT NOT NULL,
+        failed  BIGINT NOT NULL
+    );
+    -- The shared step cache (`cache_key` on a phase, `baton cache`).
+    CREATE TABLE step_cache (
+        phase        TEXT NOT NULL,
+        definition   TEXT NOT NULL,
+        key          TEXT NOT NULL,
+        output       TEXT NOT NULL,
+        size         BIGINT NOT NULL,
+        task         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        uses         BIGINT NOT NULL,
+        last_used_at TEXT,
+        PRIMARY KEY (phase, definition, key)
+    );
+    "#,
+];
+
+/// The version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The advisory lock migrations take, the same number in every database:
+/// steps of different runs in one database wait for each other, which is
+/// rare and short.
+const MIGRATION_LOCK: i64 = 0x6261_746f_6e00_0001;
+
+/// Quotes an identifier for SQL (`"name"`, inner quotes doubled).
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The schema's version; 0 when the schema or its version table is not there.
+pub async fn version(client: &Client, schema: &str) -> Result<i64, tokio_postgres::Error> {
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = $1 AND table_name = 'schema_version')",
+            &[&schema],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client
+        .query_opt(
+            &format!("SELECT version FROM {}.schema_version", ident(schema)),
+            &[],
+        )
+        .await?;
+    Ok(row.map_or(0, |r| r.get(0)))
+}
+
+/// Creates the schema when missing and brings it to `VERSION`. The caller
+/// refuses a schema newer than this build before calling.
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<(), tokio_postgres::Error> {
+    let s = ident(schema);
+    loop {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s}; \
+             CREATE TABLE IF NOT EXISTS {s}.schema_version (version BIGINT NOT NULL); \
+             SET LOCAL search_path TO {s}"
+        ))
+        .await?;
+        let at: Option<i64> = tx
+            .query_opt("SELECT version FROM schema_version", &[])
+            .await?
+            .map(|r| r.get(0));
+        let at = match at {
+            Some(v) => v,
+            None => {
+                tx.execute("INSERT INTO schema_version VALUES (0)", &[])
+                    .await?;
+                0
+            }
+        };
+        if at >= VERSION {
+            return tx.commit().await;
+        }
+        tx.batch_execute(MIGRATIONS[at as usize]).await?;
+        tx.execute("UPDATE schema_version SET version = $1", &[&(at + 1)])
+            .await?;
+        tx.commit().await?;
+    }
+}
