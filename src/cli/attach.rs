@@ -74,7 +74,7 @@ async fn look_at_stored(state_dir: &std::path::Path, opts: baton::tui::TuiOption
             return 2;
         }
     };
-    let overview = match stored_overview(state_dir, &reader).await {
+    let overview = match stored_overview(state_dir, reader.as_ref()).await {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {e}");
@@ -82,7 +82,7 @@ async fn look_at_stored(state_dir: &std::path::Path, opts: baton::tui::TuiOption
         }
     };
     init_logging_for(&Mode::Dashboard(opts.clone()));
-    match baton::tui::app::run_stored(std::sync::Arc::new(reader), overview, opts).await {
+    match baton::tui::app::run_stored(reader, overview, opts).await {
         Ok(_) => 0,
         Err(e) => {
             eprintln!("error: the dashboard failed: {e:#}");
@@ -95,7 +95,7 @@ async fn look_at_stored(state_dir: &std::path::Path, opts: baton::tui::TuiOption
 /// copy the run left: name, phases, pause, budgets and raises.
 async fn stored_overview(
     state_dir: &std::path::Path,
-    reader: &baton::store::SqliteReader,
+    reader: &dyn baton::store::RunReader,
 ) -> Result<baton::engine::handle::RunOverview, String> {
     use baton::store::RunReader;
     let meta = reader

@@ -225,6 +225,11 @@ fn spawn(plan: &Plan<'_>) -> std::io::Result<(tokio::process::Child, PathBuf, u6
     }
     cmd.args(["--headless", "--wait", "--state-dir"])
         .arg(plan.state_dir);
+    // The store's address by the environment, where other users cannot
+    // read it (a password in it would show in `ps` as an argument).
+    if let Some(address) = super::place::address() {
+        cmd.env("BATON_STORE", address);
+    }
     if let Some(input) = plan.input {
         cmd.arg("--input").arg(input);
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use baton::report::cache_list;
 use baton::store::cache::{CacheFilter, CacheInfo};
-use baton::store::{RunReader, RunStore, SqliteStore, StoreError};
+use baton::store::{RunReader, StoreError};
 
 use super::{StateDir, source};
 
@@ -86,19 +86,23 @@ async fn clear(state_dir: &Path, filter: CacheFilter) -> Result<(), String> {
             )
         })?;
     drop(reader);
-    let store = match SqliteStore::open(state_dir, &meta) {
+    let place = super::place::get();
+    let store = match place.open(state_dir, &meta) {
         Ok((store, _, _)) => store,
-        Err(StoreError::Locked { pid, .. }) => {
-            let by = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        Err(e @ (StoreError::Locked { .. } | StoreError::RunHeld { .. })) => {
+            let by = e
+                .holder_pid()
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default();
             return Err(format!(
                 "an engine runs on {}{by}; the cache is cleared only when none does, so that no task is served an entry being removed\n  help: run `baton cache clear` again once the run stops",
-                state_dir.display()
+                place.describe(state_dir)
             ));
         }
         Err(e) => return Err(e.to_string()),
     };
     let removed = store.cache_clear(filter.clone()).await;
-    let closed = Box::new(store).close().await;
+    let closed = store.close().await;
     let removed = removed.map_err(|e| e.to_string())?;
     closed.map_err(|e| e.to_string())?;
     let mut which = Vec::new();

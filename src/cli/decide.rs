@@ -186,7 +186,7 @@ async fn act_on(
         filter: Some(filter),
         ..Default::default()
     };
-    let rows = match baton::store::RunReader::list(&reader, &query).await {
+    let rows = match reader.list(&query).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

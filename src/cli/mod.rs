@@ -16,6 +16,7 @@ mod fail;
 mod in_process;
 mod inspect;
 mod out;
+mod place;
 mod run;
 mod run_log;
 mod source;
@@ -35,6 +36,17 @@ use clap::{Parser, Subcommand};
     about = "Runs multi-agent pipelines and lets an operator steer them"
 )]
 struct Cli {
+    /// Where the run is kept: the state folder's database (the default), or
+    /// PostgreSQL (`postgres://USER@HOST:PORT/DATABASE[?schema=NAME]`), shared
+    /// by engines and operators on any machine.
+    #[arg(
+        long,
+        global = true,
+        env = "BATON_STORE",
+        hide_env_values = true,
+        value_name = "ADDRESS"
+    )]
+    store: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -146,6 +158,10 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    if let Err(e) = place::set(cli.store.as_deref()) {
+        eprintln!("{}", baton::store::postgres::target::redact(&e));
+        return 2;
+    }
     let draws_a_dashboard = match &cli.command {
         Cmd::Attach(_) => true,
         Cmd::Run(args) => args.draws_a_dashboard(),

@@ -230,6 +230,7 @@ pub async fn open_engine(
     baton::agents::command::own_all_children();
     let opts = EngineOptions {
         exit_when_idle,
+        store: super::place::get().clone(),
         ..EngineOptions::default()
     };
     let fail = |e: &dyn std::fmt::Display| {

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use baton::engine::{Command, Engine, EngineError, EngineOptions};
 use baton::remote::{ClientOptions, ConnectError, Connection, connect_dir};
 use baton::run_log_writer::Session;
-use baton::store::{RunMeta, SqliteReader, SqliteStore, StoreError};
+use std::sync::Arc;
+
+use baton::store::{RunMeta, RunReader, SqliteReader, SqliteStore, StoreError};
 
 use super::state_meta;
 
@@ -35,17 +37,22 @@ impl Source {
     }
 }
 
-/// The folder's run for reading: its database, read without taking the
+/// The run for reading: the folder's database, read without taking the
 /// folder, so it works the same beside a running engine (whose commits it
-/// sees whole) and on a stopped folder. A folder of the old layout is
-/// converted first, once, when no engine holds it.
-pub fn reader(state_dir: &Path) -> Result<SqliteReader, String> {
+/// sees whole) and on a stopped folder; or the run in PostgreSQL when
+/// `--store` names one. A folder of the old layout is converted first,
+/// once, when no engine holds it.
+pub fn reader(state_dir: &Path) -> Result<Arc<dyn RunReader>, String> {
+    let place = super::place::get();
+    if !place.is_folder() {
+        return place.reader(state_dir).map_err(|e| e.to_string());
+    }
     if !state_dir.is_dir() {
         // Says where runs come from, as every command does.
         state_meta::load(state_dir)?;
     }
     match SqliteReader::open(state_dir) {
-        Ok(r) => Ok(r),
+        Ok(r) => Ok(Arc::new(r)),
         Err(StoreError::NeedsConversion { .. }) => {
             let pipeline = state_meta::load(state_dir)?;
             let meta = RunMeta {
@@ -58,22 +65,34 @@ pub fn reader(state_dir: &Path) -> Result<SqliteReader, String> {
                 eprintln!("warning: {w}");
             }
             drop(store);
-            SqliteReader::open(state_dir).map_err(|e| e.to_string())
+            Ok(Arc::new(
+                SqliteReader::open(state_dir).map_err(|e| e.to_string())?,
+            ))
         }
         Err(e) => Err(e.to_string()),
     }
 }
 
-/// The folder's run for reading, its database upgraded first when an
-/// older baton wrote it and no engine holds it (an engine that does has
-/// upgraded it already, unless it is an older baton itself).
-pub async fn current_reader(state_dir: &Path) -> Result<SqliteReader, String> {
-    use baton::store::RunReader;
-    let reader = reader(state_dir)?;
-    if reader.is_current() || baton::store::engine_holds(state_dir) {
-        return Ok(reader);
+/// The run for reading, its database upgraded first when an older baton
+/// wrote it and no engine holds it (an engine that does has upgraded it
+/// already, unless it is an older baton itself). A run in PostgreSQL is
+/// upgraded by the engine that opens it.
+pub async fn current_reader(state_dir: &Path) -> Result<Arc<dyn RunReader>, String> {
+    if !super::place::get().is_folder() {
+        return reader(state_dir);
     }
-    let meta = match reader.meta().await.map_err(|e| e.to_string())? {
+    if !state_dir.is_dir() {
+        state_meta::load(state_dir)?;
+    }
+    let folder = match SqliteReader::open(state_dir) {
+        Ok(r) => r,
+        Err(StoreError::NeedsConversion { .. }) => return reader(state_dir),
+        Err(e) => return Err(e.to_string()),
+    };
+    if folder.is_current() || baton::store::engine_holds(state_dir) {
+        return Ok(Arc::new(folder));
+    }
+    let meta = match folder.meta().await.map_err(|e| e.to_string())? {
         Some(m) => m,
         None => {
             let pipeline = state_meta::load(state_dir)?;
@@ -83,10 +102,12 @@ pub async fn current_reader(state_dir: &Path) -> Result<SqliteReader, String> {
             }
         }
     };
-    drop(reader);
+    drop(folder);
     let (store, _, _) = SqliteStore::open(state_dir, &meta).map_err(|e| e.to_string())?;
     drop(store);
-    SqliteReader::open(state_dir).map_err(|e| e.to_string())
+    Ok(Arc::new(
+        SqliteReader::open(state_dir).map_err(|e| e.to_string())?,
+    ))
 }
 
 /// Where a command was carried out.
@@ -148,11 +169,12 @@ async fn apply_offline(state_dir: &Path, command: Command, log_as: &str) -> Resu
     let opts = EngineOptions {
         dispatch: false,
         exit_when_idle: false,
+        store: super::place::get().clone(),
         ..EngineOptions::default()
     };
     let engine = match Engine::open(pipeline, state_dir, opts) {
         Ok(e) => e,
-        Err(e @ EngineError::Store(StoreError::Locked { .. })) => {
+        Err(e @ EngineError::Store(StoreError::Locked { .. } | StoreError::RunHeld { .. })) => {
             return Err(Offline::Locked(e.to_string()));
         }
         Err(e) => return Err(Offline::Not(NotApplied::Failed(e.to_string()))),

@@ -30,7 +30,7 @@ use crate::agents::{self, Agent, Agents};
 use crate::secrets::Secrets;
 use crate::spec::Pipeline;
 use crate::spec::input::InputTask;
-use crate::store::{Batch, RowChange, RunMeta, RunStore, SqliteStore, StoreError, TaskNo, TaskRow};
+use crate::store::{Batch, RowChange, RunMeta, RunStore, StoreError, TaskNo, TaskRow};
 use attempts::{Attempts, Running};
 use cache_flights::{CacheFlights, Gate};
 use checkpoint::Checkpoint;
@@ -61,6 +61,8 @@ pub struct EngineOptions {
     pub rate_window: Duration,
     /// The wall clock events are stamped with (see [`super::clock`]).
     pub clock: Arc<dyn Clock>,
+    /// Where the run is kept: the state folder unless told otherwise.
+    pub store: crate::store::Place,
 }
 
 impl Default for EngineOptions {
@@ -70,6 +72,7 @@ impl Default for EngineOptions {
             exit_when_idle: true,
             rate_window: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            store: crate::store::Place::Folder,
         }
     }
 }
@@ -308,7 +311,7 @@ impl Engine {
             pipeline: pipeline.name.clone(),
             phases: phase_ids.clone(),
         };
-        let (store, recovered, stored) = SqliteStore::open(state_dir, &meta)?;
+        let (store, recovered, stored) = opts.store.open(state_dir, &meta)?;
         if let Some(stored) = &stored
             && stored.phases != phase_ids
         {
@@ -352,7 +355,7 @@ impl Engine {
             agents,
             phase_agents,
             prices: Arc::new(prices),
-            store: Box::new(store),
+            store,
             state_dir: state_dir.to_path_buf(),
             opts,
             tasks,

@@ -21,7 +21,7 @@ use super::waiter::{Waiter, read_all_tasks};
 use crate::engine::handle::{EngineHandle, Link, Refusal, Request, RunOverview, RunSnapshot};
 use crate::engine::live::{LIVE_CAPACITY, LiveEvent};
 use crate::engine::task::Task;
-use crate::store::{RunReader, SqliteReader};
+use crate::store::{Place, RunReader};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
@@ -68,10 +68,20 @@ pub async fn attach(
     ))
 }
 
-/// The state folder's database, read-only, beside the engine that writes it.
+/// The run the engine keeps, read beside it: the state folder's database,
+/// or the PostgreSQL database its hello names (with this user's own
+/// credentials: the engine never sends a password).
 fn open_reader(state_dir: &Path, store: &str) -> Result<Arc<dyn RunReader>, ConnectError> {
-    match SqliteReader::open(state_dir) {
-        Ok(reader) => Ok(Arc::new(reader)),
+    let place = if store.starts_with("postgres://") {
+        Place::parse(Some(store)).map_err(|message| ConnectError::Broken {
+            path: PathBuf::from(store),
+            message,
+        })?
+    } else {
+        Place::Folder
+    };
+    match place.reader(state_dir) {
+        Ok(reader) => Ok(reader),
         Err(e) => Err(ConnectError::Broken {
             path: PathBuf::from(store),
             message: format!("cannot read the run the engine keeps: {e}"),

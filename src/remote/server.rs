@@ -46,12 +46,19 @@ impl Server {
         }
         let (holders_tx, holders) = watch::channel(0usize);
         let (live, following) = LiveCache::follow(&handle);
-        let store = crate::store::sqlite::db_path(&super::path::absolute(state_dir));
+        // Where clients read the run: the folder's database, or the
+        // PostgreSQL address (without its password).
+        let store = match handle.reader().map(|r| r.location()) {
+            Some(at) if at.starts_with("postgres://") => at,
+            _ => crate::store::sqlite::db_path(&super::path::absolute(state_dir))
+                .display()
+                .to_string(),
+        };
         let ctx = Arc::new(Context {
             handle,
             live,
             holders: Arc::new(holders_tx),
-            store: store.display().to_string(),
+            store,
             stall: WRITE_STALL,
         });
         let accept = tokio::spawn(accept_loop(listener, ctx));

@@ -98,6 +98,31 @@ pub enum StoreError {
         me: String,
     },
 
+    /// Another engine holds a run kept in PostgreSQL.
+    #[error(
+        "the run at {at} is in use by baton on {holder}; stop that engine, or keep this run apart with `?schema=NAME` in --store"
+    )]
+    RunHeld {
+        at: String,
+        /// "host, pid N".
+        holder: String,
+        pid: Option<u32>,
+    },
+
+    /// The PostgreSQL server did not answer when the store opened.
+    #[error(
+        "cannot reach the run's database at {host} ({at}): {reason}\n  help: check that PostgreSQL runs there and takes connections from this machine (`pg_isready -h HOST -p PORT`), and the address in --store or BATON_STORE"
+    )]
+    Unreachable {
+        at: String,
+        host: String,
+        reason: String,
+    },
+
+    /// A query on the run's PostgreSQL database failed.
+    #[error("the run's database at {at}: {reason}")]
+    Postgres { at: String, reason: String },
+
     /// The journal only takes events in increasing `seq` order.
     #[error(
         "event seq {seq} was appended after seq {after}; events must be appended in increasing seq order"
@@ -120,6 +145,14 @@ fn describe_pid(pid: Option<u32>) -> String {
 }
 
 impl StoreError {
+    /// The process that holds the run, when another one does.
+    pub fn holder_pid(&self) -> Option<u32> {
+        match self {
+            StoreError::Locked { pid, .. } | StoreError::RunHeld { pid, .. } => *pid,
+            _ => None,
+        }
+    }
+
     pub(crate) fn db(path: impl AsRef<Path>, source: rusqlite::Error) -> StoreError {
         let help = match source.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => "free space on its disk, then run baton again",

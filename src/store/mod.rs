@@ -18,6 +18,7 @@ pub mod histogram;
 pub(crate) mod legacy;
 mod lock;
 pub mod model;
+pub mod place;
 pub mod postgres;
 pub mod private;
 pub mod sqlite;
@@ -33,6 +34,7 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use lock::held as engine_holds;
+pub use place::Place;
 pub use model::{
     Batch, ListQuery, PhaseTotals, Recovered, RowChange, RunMeta, Sort, StoreStats, TaskNo,
     TaskRow, Totals,

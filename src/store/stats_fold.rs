@@ -26,7 +26,7 @@ struct Open {
     model: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct StatsFold {
     stats: RunStats,
     /// Attempts under way, per task.
@@ -57,6 +57,14 @@ impl StatsFold {
             fold.hold_open(*ord, task);
         }
         fold
+    }
+
+    /// Carries on from `stats` as stored now (written meanwhile by other
+    /// engines of a fleet), keeping the attempts under way.
+    pub(crate) fn reset_stats(&mut self, stats: RunStats) {
+        self.stats = stats;
+        self.changed_rows.clear();
+        self.changed_ends.clear();
     }
 
     pub(crate) fn stats(&self) -> &RunStats {

@@ -710,7 +710,9 @@ pub(crate) async fn a_second_writer_is_refused(open_store: Open) {
     let dir = tempfile::tempdir().unwrap();
     let (_held, _) = open_store(dir.path()).unwrap();
     match open_store(dir.path()) {
-        Err(StoreError::Locked { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+        Err(e @ (StoreError::Locked { .. } | StoreError::RunHeld { .. })) => {
+            assert_eq!(e.holder_pid(), Some(std::process::id()), "{e}")
+        }
         Err(e) => panic!("expected Locked, got {e}"),
         Ok(_) => panic!("expected Locked, got a second store"),
     }
@@ -841,57 +843,96 @@ pub(crate) async fn the_step_cache_keeps_finds_counts_and_clears(
 
 /// Every test of the suite, on one backend.
 macro_rules! store_suite {
-    ($open:expr, $reader:expr) => {
+    ($open:expr, $reader:expr, $ready:expr) => {
         #[tokio::test]
         async fn events_are_durable_in_order_and_read_back_by_seq() {
+            if !($ready)() {
+                return;
+            }
             super::events_are_durable_in_order_and_read_back_by_seq($open).await
         }
         #[tokio::test]
         async fn out_of_order_seqs_are_refused() {
+            if !($ready)() {
+                return;
+            }
             super::out_of_order_seqs_are_refused($open).await
         }
         #[tokio::test]
         async fn rows_and_totals_follow_every_change() {
+            if !($ready)() {
+                return;
+            }
             super::rows_and_totals_follow_every_change($open).await
         }
         #[tokio::test]
         async fn list_filters_sorts_and_pages() {
+            if !($ready)() {
+                return;
+            }
             super::list_filters_sorts_and_pages($open).await
         }
         #[tokio::test]
         async fn every_sort_and_the_text_filter_agree_with_a_recount() {
+            if !($ready)() {
+                return;
+            }
             super::every_sort_and_the_text_filter_agree_with_a_recount($open).await
         }
         #[tokio::test]
         async fn the_filter_language_agrees_with_a_recount() {
+            if !($ready)() {
+                return;
+            }
             super::the_filter_language_agrees_with_a_recount($open).await
         }
         #[tokio::test]
         async fn the_review_queue_is_oldest_first() {
+            if !($ready)() {
+                return;
+            }
             super::the_review_queue_is_oldest_first($open).await
         }
         #[tokio::test]
         async fn a_task_reads_back_whole() {
+            if !($ready)() {
+                return;
+            }
             super::a_task_reads_back_whole($open).await
         }
         #[tokio::test]
         async fn a_reopened_store_gives_back_only_the_work_in_flight() {
+            if !($ready)() {
+                return;
+            }
             super::a_reopened_store_gives_back_only_the_work_in_flight($open).await
         }
         #[tokio::test]
         async fn a_second_writer_is_refused() {
+            if !($ready)() {
+                return;
+            }
             super::a_second_writer_is_refused($open).await
         }
         #[tokio::test]
         async fn a_reader_sees_whole_commits_only() {
+            if !($ready)() {
+                return;
+            }
             super::a_reader_sees_whole_commits_only($open, $reader).await
         }
         #[tokio::test]
         async fn the_step_cache_keeps_finds_counts_and_clears() {
+            if !($ready)() {
+                return;
+            }
             super::the_step_cache_keeps_finds_counts_and_clears($open, $reader).await
         }
         #[tokio::test]
         async fn figures_per_phase_agent_and_model_equal_a_recount() {
+            if !($ready)() {
+                return;
+            }
             super::figures::figures_per_phase_agent_and_model_equal_a_recount($open).await
         }
     };
@@ -911,7 +952,7 @@ mod sqlite {
         Box::new(SqliteReader::open(dir).unwrap())
     }
 
-    store_suite!(open, reader);
+    store_suite!(open, reader, || true);
 
     #[tokio::test]
     async fn a_database_before_the_figures_gets_them_from_its_events() {
@@ -953,4 +994,53 @@ mod sqlite {
             "{stats:?}: the 49 queued batches share a commit"
         );
     }
+}
+
+/// The suite on PostgreSQL: a cluster the tests start (see
+/// `tests/support/pg_cluster.rs`), one database for this test binary and a
+/// schema per test folder. Without PostgreSQL installed the tests say so and
+/// pass, unless `BATON_REQUIRE_PG=1` (as in CI) makes that a failure.
+mod postgres {
+    use std::path::Path;
+    use std::sync::OnceLock;
+
+    #[path = "../../../tests/support/pg_cluster.rs"]
+    #[allow(dead_code)]
+    mod pg_cluster;
+
+    use crate::store::postgres::{PgReader, PgStore, PgTarget};
+    use crate::store::{Recovered, RunReader, RunStore, StoreError};
+
+    /// The database of this test binary, once a cluster runs.
+    fn database() -> Option<&'static str> {
+        static DB: OnceLock<Option<String>> = OnceLock::new();
+        DB.get_or_init(|| pg_cluster::cluster().map(|c| c.fresh_db()))
+            .as_deref()
+    }
+
+    fn ready() -> bool {
+        database().is_some()
+    }
+
+    /// The run of a test folder: a schema named after the folder.
+    pub(super) fn target(dir: &Path) -> PgTarget {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in dir.as_os_str().as_encoded_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let url = database().expect("a PostgreSQL cluster for the tests");
+        PgTarget::parse(&format!("{url}?schema=run_{h:016x}")).expect("the test cluster's address")
+    }
+
+    fn open(dir: &Path) -> Result<(Box<dyn RunStore>, Recovered), StoreError> {
+        let (store, recovered, _) = PgStore::open(&target(dir), &super::meta())?;
+        Ok((Box::new(store), recovered))
+    }
+
+    fn reader(dir: &Path) -> Box<dyn RunReader> {
+        Box::new(PgReader::open(&target(dir)).unwrap())
+    }
+
+    store_suite!(open, reader, ready);
 }

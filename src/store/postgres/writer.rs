@@ -1,0 +1,541 @@
+//! The one writer of an engine: a task on the backend's runtime that owns a
+//! connection and commits in groups, as the embedded store's writer does.
+//!
+//! It waits for the next message, takes whatever else is already queued,
+//! and writes all of it in one transaction: the events, the task rows they
+//! changed, the holds, the totals and the figures per phase, agent and
+//! model. Only once PostgreSQL has committed are the events broadcast and
+//! `flush` callers released.
+//!
+//! The totals and figures are read inside the transaction, under a lock
+//! every writer of the run takes, and the group's changes are added to
+//! them: several engines can share a run without writing over each
+//! other's counts.
+//!
+//! When the connection is lost the writer keeps the group, reconnects with
+//! backoff and commits it then; a commit whose answer was lost is
+//! recognised by its events being there already. Nothing queued is dropped:
+//! appends wait once the queue is full.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_postgres::Client;
+
+use super::fail::{PgFail, PgResult};
+use super::target::PgTarget;
+use super::{cache, read, runtime, stats};
+use crate::engine::event::Event;
+use crate::engine::state::HoldKind;
+use crate::store::cache::{CacheFilter, CacheWrite};
+use crate::store::error::StoreError;
+use crate::store::model::{Batch, RowChange, RunMeta, TaskNo, Totals};
+use crate::store::sqlite::read::ts;
+use crate::store::sqlite::shared::Shared;
+use crate::store::stats_fold::StatsFold;
+
+/// Batches the queue holds before `append` waits: the backpressure point.
+pub(crate) const QUEUE_BATCHES: usize = 1024;
+/// At most this many events share one commit.
+const MAX_EVENTS_PER_COMMIT: usize = 16_384;
+/// The longest wait between attempts to reconnect.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub(crate) enum Msg {
+    Batch(Batch),
+    Meta(RunMeta),
+    Cache(Vec<CacheWrite>),
+    CacheClear(CacheFilter, oneshot::Sender<Result<u64, StoreError>>),
+    Flush(oneshot::Sender<Result<u64, StoreError>>),
+}
+
+impl Msg {
+    fn events(&self) -> usize {
+        match self {
+            Msg::Batch(b) => b.events.len() + b.rows.len(),
+            Msg::Cache(w) => w.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// What the writer shares with the store's handle besides `Shared`.
+#[derive(Debug)]
+pub(crate) struct Link {
+    /// Whether the writer's connection answers; false while it reconnects.
+    pub online: AtomicBool,
+}
+
+pub(crate) struct Writer {
+    pub client: Client,
+    pub target: PgTarget,
+    pub shared: Arc<Shared>,
+    pub link: Arc<Link>,
+    pub broadcast: broadcast::Sender<Arc<Event>>,
+    pub fold: StatsFold,
+    /// The advisory lock every writer of this run takes for each commit.
+    pub commit_lock: i64,
+    /// The advisory lock of the engine that holds the run, on this
+    /// writer's connection: taken again after a reconnect.
+    pub hold_lock: i64,
+}
+
+/// What one commit writes.
+struct Group {
+    events: Vec<(Option<TaskNo>, Event)>,
+    rows: Vec<RowChange>,
+    metas: Vec<RunMeta>,
+    cache: Vec<CacheWrite>,
+}
+
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.rows.is_empty() && self.metas.is_empty() && self.cache.is_empty()
+    }
+}
+
+impl Writer {
+    /// Runs until every sender is gone, committing what was queued first.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        while let Some(first) = rx.recv().await {
+            let mut n = first.events();
+            let mut msgs = vec![first];
+            while n < MAX_EVENTS_PER_COMMIT {
+                match rx.try_recv() {
+                    Ok(m) => {
+                        n += m.events();
+                        msgs.push(m);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.process(msgs).await;
+        }
+        // Lets the next engine take the run at once, rather than when the
+        // server notices this connection is gone.
+        if let Err(e) = self
+            .client
+            .execute("SELECT pg_advisory_unlock_all()", &[])
+            .await
+        {
+            tracing::debug!("releasing the run at {}: {e}", self.target);
+        }
+    }
+
+    async fn process(&mut self, msgs: Vec<Msg>) {
+        let mut group = Group {
+            events: Vec::new(),
+            rows: Vec::new(),
+            metas: Vec::new(),
+            cache: Vec::new(),
+        };
+        let mut clears = Vec::new();
+        let mut waiters = Vec::new();
+        for m in msgs {
+            match m {
+                Msg::Batch(mut b) => {
+                    group.events.append(&mut b.events);
+                    group.rows.append(&mut b.rows);
+                }
+                Msg::Meta(meta) => group.metas.push(meta),
+                Msg::Cache(mut w) => group.cache.append(&mut w),
+                Msg::CacheClear(filter, tx) => clears.push((filter, tx)),
+                Msg::Flush(tx) => waiters.push(tx),
+            }
+        }
+        if !group.is_empty() && self.shared.check().is_ok() {
+            group.rows = coalesce(std::mem::take(&mut group.rows));
+            match self.commit_surely(&group).await {
+                Ok(fold) => {
+                    self.fold = fold;
+                    if let Some((_, last)) = group.events.last() {
+                        self.shared.durable_seq.store(last.seq, Ordering::Release);
+                    }
+                    Shared::add(&self.shared.batches, 1);
+                    Shared::add(&self.shared.events_written, group.events.len() as u64);
+                    Shared::add(&self.shared.rows_written, group.rows.len() as u64);
+                    for (_, e) in group.events {
+                        let _ = self.broadcast.send(Arc::new(e));
+                    }
+                }
+                Err(e) => self.fail(e, group.events.first().map(|(_, e)| e.seq)),
+            }
+        }
+        for (filter, tx) in clears {
+            let done = match self.shared.check() {
+                Err(e) => Err(e),
+                Ok(()) => loop {
+                    match cache::clear(&self.client, &filter).await {
+                        Ok(n) => break Ok(n),
+                        Err(e) if e.is_connection() && self.shared.check().is_ok() => {
+                            self.reconnect().await
+                        }
+                        Err(e) => break Err(self.error(&e)),
+                    }
+                },
+            };
+            let _ = tx.send(done);
+        }
+        for w in waiters {
+            let _ = w.send(self.shared.check().map(|()| self.shared.durable()));
+        }
+    }
+
+    /// Commits `group`, reconnecting and trying again for as long as the
+    /// connection is what fails; gives the figures as committed.
+    async fn commit_surely(&mut self, group: &Group) -> PgResult<StatsFold> {
+        loop {
+            let mut fold = self.fold.clone();
+            match commit(&mut self.client, group, &mut fold, self.commit_lock).await {
+                Ok(()) => return Ok(fold),
+                Err(e) if e.is_connection() => {
+                    tracing::warn!(
+                        "the store at {} stopped answering ({e}); reconnecting, and nothing new starts meanwhile",
+                        self.target
+                    );
+                    self.reconnect().await;
+                    if self.shared.check().is_err() {
+                        return Err(e);
+                    }
+                    // The answer to COMMIT may be what was lost.
+                    if let Some((_, last)) = group.events.last()
+                        && landed(&self.client, last.seq).await?
+                    {
+                        let mut fold = self.fold.clone();
+                        for (ord, e) in &group.events {
+                            fold.apply_event(*ord, &e.kind);
+                        }
+                        return Ok(fold);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Connects again, waiting longer after each failure, up to
+    /// `MAX_BACKOFF`; returns once a connection answers.
+    async fn reconnect(&mut self) {
+        self.link.online.store(false, Ordering::Release);
+        let mut wait = Duration::from_millis(100);
+        loop {
+            tokio::time::sleep(wait).await;
+            match runtime::connect(&self.target).await {
+                Ok(client) => {
+                    // The run was held by the lost connection's lock; take
+                    // it again, unless another engine took it meanwhile.
+                    match client
+                        .query_one("SELECT pg_try_advisory_lock($1)", &[&self.hold_lock])
+                        .await
+                    {
+                        Ok(row) if row.get::<_, bool>(0) => {}
+                        Ok(_) => {
+                            self.fail(
+                                PgFail::Bad(
+                                    "another engine took the run while this one was cut off"
+                                        .into(),
+                                ),
+                                None,
+                            );
+                            self.client = client;
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::debug!("reconnecting to {}: {e}", self.target);
+                            wait = (wait * 2).min(MAX_BACKOFF);
+                            continue;
+                        }
+                    }
+                    self.client = client;
+                    self.link.online.store(true, Ordering::Release);
+                    tracing::info!("the store at {} answers again", self.target);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("reconnecting to {}: {e}", self.target);
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn error(&self, e: &PgFail) -> StoreError {
+        StoreError::Postgres {
+            at: self.target.to_string(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// Stops all further writes: the engine has applied events that are not
+    /// committed, so it must not go on as if they were.
+    fn fail(&mut self, e: PgFail, first: Option<u64>) {
+        tracing::error!(
+            "the store at {}: {e}; nothing from seq {} on was written, and the store takes no more events",
+            self.target,
+            first.unwrap_or(0)
+        );
+        self.shared
+            .fail(std::path::PathBuf::from(self.target.to_string()), e.to_string());
+    }
+}
+
+/// Whether the event with `seq` is committed.
+async fn landed(client: &Client, seq: u64) -> PgResult<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM events WHERE seq = $1)",
+            &[&(seq as i64)],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// One change per task: its row before the first change and after the last.
+fn coalesce(rows: Vec<RowChange>) -> Vec<RowChange> {
+    let mut at: HashMap<TaskNo, usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<RowChange> = Vec::with_capacity(rows.len());
+    for change in rows {
+        match at.get(&change.new.ord) {
+            Some(&i) => out[i].new = change.new,
+            None => {
+                at.insert(change.new.ord, out.len());
+                out.push(change);
+            }
+        }
+    }
+    out
+}
+
+async fn commit(
+    client: &mut Client,
+    group: &Group,
+    fold: &mut StatsFold,
+    commit_lock: i64,
+) -> PgResult<()> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&commit_lock])
+        .await?;
+    // The counts as every writer of the run left them.
+    let mut totals = read::totals(&tx).await?;
+    fold.reset_stats(stats::read(&tx).await?);
+    cache::write(&tx, &group.cache).await?;
+    write_events(&tx, &group.events, &mut totals, fold).await?;
+    write_rows(&tx, &group.rows, &mut totals).await?;
+    for meta in &group.metas {
+        let text = serde_json::to_string(meta)?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('run', $1) \
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            &[&text],
+        )
+        .await?;
+    }
+    write_totals(&tx, &totals).await?;
+    stats::write(&tx, fold).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// `{"event":"phase_started",...}` → `phase_started`: serde writes the tag first.
+fn event_name(body: &str) -> &str {
+    body.strip_prefix("{\"event\":\"")
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("")
+}
+
+async fn write_events(
+    tx: &tokio_postgres::Transaction<'_>,
+    events: &[(Option<TaskNo>, Event)],
+    totals: &mut Totals,
+    fold: &mut StatsFold,
+) -> PgResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut seqs = Vec::with_capacity(events.len());
+    let mut tasks = Vec::with_capacity(events.len());
+    let mut ats = Vec::with_capacity(events.len());
+    let mut kinds = Vec::with_capacity(events.len());
+    let mut bodies = Vec::with_capacity(events.len());
+    for (ord, e) in events {
+        let body = serde_json::to_string(&e.kind)?;
+        kinds.push(event_name(&body).to_string());
+        bodies.push(body);
+        seqs.push(e.seq.min(i64::MAX as u64) as i64);
+        tasks.push(*ord);
+        ats.push(ts(e.at));
+        totals.apply_event(e);
+        fold.apply_event(*ord, &e.kind);
+    }
+    tx.execute(
+        "INSERT INTO events(seq, task, at, kind, body) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[])",
+        &[&seqs, &tasks, &ats, &kinds, &bodies],
+    )
+    .await?;
+    Ok(())
+}
+
+async fn write_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    rows: &[RowChange],
+    totals: &mut Totals,
+) -> PgResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let mut ord = Vec::with_capacity(n);
+    let mut id = Vec::with_capacity(n);
+    let mut state = Vec::with_capacity(n);
+    let mut phase = Vec::with_capacity(n);
+    let mut done = Vec::with_capacity(n);
+    let mut total = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(n);
+    let mut cost = Vec::with_capacity(n);
+    let mut unknown = Vec::with_capacity(n);
+    let mut holds = Vec::with_capacity(n);
+    let mut waiting = Vec::with_capacity(n);
+    let mut created = Vec::with_capacity(n);
+    let mut updated = Vec::with_capacity(n);
+    let mut finished = Vec::with_capacity(n);
+    let mut reason = Vec::with_capacity(n);
+    let mut seq = Vec::with_capacity(n);
+    let mut attention = Vec::with_capacity(n);
+    let mut pos = Vec::with_capacity(n);
+    let mut agent = Vec::with_capacity(n);
+    let mut model = Vec::with_capacity(n);
+    // Holds: the tasks whose holds are replaced, and the new ones.
+    let mut cleared: Vec<i64> = Vec::new();
+    let mut h_task = Vec::new();
+    let mut h_pos = Vec::new();
+    let mut h_kind = Vec::new();
+    let mut h_phase = Vec::new();
+    let mut h_since = Vec::new();
+    let mut h_reason = Vec::new();
+    let mut h_review: Vec<Option<String>> = Vec::new();
+    let mut h_escalation: Vec<Option<String>> = Vec::new();
+    for change in rows {
+        let r = &change.new;
+        ord.push(r.ord);
+        id.push(r.id.as_str());
+        state.push(r.state.as_str());
+        phase.push(r.phase.as_deref());
+        done.push(i64::from(r.phases_done));
+        total.push(i64::from(r.phases_total));
+        attempts.push(i64::from(r.attempts));
+        tokens.push(r.tokens.min(i64::MAX as u64) as i64);
+        cost.push(r.cost_usd);
+        unknown.push(i64::from(r.cost_unknown));
+        holds.push(r.holds.len() as i64);
+        waiting.push(r.holds.first().map(|h| ts(h.since)));
+        created.push(ts(r.created_at));
+        updated.push(ts(r.updated_at));
+        finished.push(r.finished_at.map(ts));
+        reason.push(r.finish_reason.as_deref());
+        seq.push(r.seq.min(i64::MAX as u64) as i64);
+        attention.push(i64::from(r.state.attention()));
+        pos.push(i64::from(r.phase_pos.unwrap_or(u32::MAX)));
+        agent.push(r.agent.as_deref());
+        model.push(r.model.as_deref());
+        let had = change.old.as_ref().is_none_or(|o| !o.holds.is_empty());
+        if had {
+            cleared.push(r.ord);
+        }
+        for (i, h) in r.holds.iter().enumerate() {
+            h_task.push(r.ord);
+            h_pos.push(i as i64);
+            h_kind.push(match h.kind {
+                HoldKind::Review => "review",
+                HoldKind::Blocked => "blocked",
+            });
+            h_phase.push(h.phase.as_str());
+            h_since.push(ts(h.since));
+            h_reason.push(h.reason.as_str());
+            h_review.push(h.review.as_ref().map(serde_json::to_string).transpose()?);
+            h_escalation.push(
+                (!h.escalation.is_empty())
+                    .then(|| serde_json::to_string(&h.escalation))
+                    .transpose()?,
+            );
+        }
+        totals.apply_row(change);
+    }
+    tx.execute(
+        "INSERT INTO tasks(ord, id, state, phase, phases_done, phases_total, attempts, tokens, \
+           cost_usd, cost_unknown, holds, waiting_since, created_at, updated_at, finished_at, \
+           finish_reason, seq, attention, phase_pos, agent, model) \
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+           $6::bigint[], $7::bigint[], $8::bigint[], $9::float8[], $10::bigint[], $11::bigint[], \
+           $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], \
+           $18::bigint[], $19::bigint[], $20::text[], $21::text[]) \
+         ON CONFLICT(ord) DO UPDATE SET state = excluded.state, phase = excluded.phase, \
+           phases_done = excluded.phases_done, attempts = excluded.attempts, \
+           tokens = excluded.tokens, cost_usd = excluded.cost_usd, \
+           cost_unknown = excluded.cost_unknown, holds = excluded.holds, \
+           waiting_since = excluded.waiting_since, updated_at = excluded.updated_at, \
+           finished_at = excluded.finished_at, finish_reason = excluded.finish_reason, \
+           seq = excluded.seq, attention = excluded.attention, phase_pos = excluded.phase_pos, \
+           agent = excluded.agent, model = excluded.model",
+        &[
+            &ord, &id, &state, &phase, &done, &total, &attempts, &tokens, &cost, &unknown, &holds,
+            &waiting, &created, &updated, &finished, &reason, &seq, &attention, &pos, &agent,
+            &model,
+        ],
+    )
+    .await?;
+    if !cleared.is_empty() {
+        tx.execute("DELETE FROM holds WHERE task = ANY($1)", &[&cleared])
+            .await?;
+    }
+    if !h_task.is_empty() {
+        tx.execute(
+            "INSERT INTO holds(task, pos, kind, phase, since, reason, review, escalation) \
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+               $6::text[], $7::text[], $8::text[])",
+            &[
+                &h_task, &h_pos, &h_kind, &h_phase, &h_since, &h_reason, &h_review, &h_escalation,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_totals(tx: &tokio_postgres::Transaction<'_>, t: &Totals) -> PgResult<()> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut values: Vec<String> = Vec::new();
+    let mut put = |k: String, v: String| {
+        keys.push(k);
+        values.push(v);
+    };
+    put("tasks".into(), t.tasks.to_string());
+    for (state, n) in crate::engine::TaskState::ALL.iter().zip(t.states) {
+        put(format!("state.{}", state.as_str()), n.to_string());
+    }
+    put("attempts".into(), t.attempts.to_string());
+    put("tokens".into(), t.tokens.to_string());
+    put("cost_nano".into(), t.cost_nano.to_string());
+    put("cost_unknown".into(), t.cost_unknown.to_string());
+    put("holds".into(), t.holds.to_string());
+    if let Some(f) = t.first_submitted_at {
+        put("first_submitted_at".into(), ts(f));
+    }
+    if let Some(l) = t.last_change_at {
+        put("last_change_at".into(), ts(l));
+    }
+    for (i, p) in t.phases.iter().enumerate() {
+        put(format!("phase.{i}.figures"), serde_json::to_string(p)?);
+    }
+    tx.execute(
+        "INSERT INTO totals(key, value) SELECT * FROM unnest($1::text[], $2::text[]) \
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        &[&keys, &values],
+    )
+    .await?;
+    Ok(())
+}
