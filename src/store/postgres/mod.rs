@@ -2,7 +2,13 @@
 //! machines and operators anywhere (`--store postgres://…`).
 
 pub mod fail;
+#[allow(dead_code)]
+pub(crate) mod read;
 pub mod schema;
 pub mod target;
+#[cfg(test)]
+mod test_db;
+#[allow(dead_code)]
+pub(crate) mod text;
 
 pub use target::PgTarget;
