@@ -5,6 +5,8 @@ pub mod fail;
 #[allow(dead_code)]
 pub(crate) mod read;
 pub mod schema;
+#[allow(dead_code)]
+pub(crate) mod stats;
 pub mod target;
 #[cfg(test)]
 mod test_db;
