@@ -1,6 +1,8 @@
 //! The fleet's backend: a run kept in PostgreSQL, for engines on several
 //! machines and operators anywhere (`--store postgres://…`).
 
+#[allow(dead_code)]
+pub(crate) mod cache;
 pub mod fail;
 #[allow(dead_code)]
 pub(crate) mod read;
