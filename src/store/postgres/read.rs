@@ -1426,6 +1426,28 @@ mod tests {
         db.drop().await;
     }
 
+    /// The store hands these out as boxed futures that cross threads.
+    #[allow(dead_code)]
+    fn futures_are_send(c: &tokio_postgres::Client, tx: &tokio_postgres::Transaction<'_>) {
+        fn send<T: Send>(_: T) {}
+        let q = ListQuery::default();
+        send(list(c, &q));
+        send(count(tx, &q));
+        send(row_by_id(c, "a"));
+        send(waiting(c, 0, None));
+        send(events_after(c, 0, 1));
+        send(task(tx, "a", &[]));
+        send(unfinished(c, &[]));
+        send(all_tasks(c, &[]));
+        send(totals(c));
+        send(crate::store::postgres::stats::read(c));
+        send(crate::store::postgres::cache::get(c, &[]));
+        send(crate::store::postgres::cache::clear(
+            tx,
+            &Default::default(),
+        ));
+    }
+
     #[test]
     fn patterns_take_postgresql_words_for_boundaries() {
         assert_eq!(pg_pattern(r"\bcat\b"), r"\ycat\y");
