@@ -97,7 +97,6 @@ async fn stored_overview(
     state_dir: &std::path::Path,
     reader: &dyn baton::store::RunReader,
 ) -> Result<baton::engine::handle::RunOverview, String> {
-    use baton::store::RunReader;
     let meta = reader
         .meta()
         .await

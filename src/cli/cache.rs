@@ -6,7 +6,7 @@ use std::path::Path;
 
 use baton::report::cache_list;
 use baton::store::cache::{CacheFilter, CacheInfo};
-use baton::store::{RunReader, StoreError};
+use baton::store::StoreError;
 
 use super::{StateDir, source};
 

@@ -8,7 +8,7 @@ use baton::engine::TaskState;
 use baton::report::{
     list as list_report, review_queue, show as show_report, summary as summary_report,
 };
-use baton::store::{ListQuery, RunReader, Sort};
+use baton::store::{ListQuery, Sort};
 use serde::Serialize;
 
 use super::{fail, source};

@@ -6,7 +6,6 @@ use std::path::Path;
 
 use baton::engine::run_state::RunState;
 use baton::report::{stats as stats_report, stats_text};
-use baton::store::RunReader;
 
 use super::{source, state_meta};
 
@@ -36,7 +35,7 @@ async fn report(state_dir: &Path) -> Result<stats_report::StatsReport, String> {
     let budget_usd = state_meta::load(state_dir)
         .ok()
         .and_then(|p| run.raise.over(p.run_budget).usd);
-    stats_report::from_reader(&reader, &state_dir.display().to_string(), budget_usd)
+    stats_report::from_reader(reader.as_ref(), &state_dir.display().to_string(), budget_usd)
         .await
         .map_err(err)
 }

@@ -13,6 +13,9 @@ pub mod runtime;
 pub mod schema;
 mod stats;
 pub mod target;
+#[cfg(test)]
+mod test_db;
+mod text;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,7 +215,7 @@ pub struct PgStore {
     last_queued: Mutex<u64>,
     writer: Option<tokio::task::JoinHandle<()>>,
     /// Told when the writer has stopped, for `Drop`, which cannot await.
-    stopped: Option<std::sync::mpsc::Receiver<()>>,
+    stopped: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     reader: Arc<PgReader>,
 }
 
@@ -277,7 +280,7 @@ impl PgStore {
             broadcast,
             last_queued: Mutex::new(recovered.last_seq),
             writer: Some(writer),
-            stopped: Some(stopped),
+            stopped: Mutex::new(Some(stopped)),
             reader: Arc::new(reader),
         };
         Ok((store, recovered, stored))
@@ -365,7 +368,12 @@ async fn open(target: PgTarget, meta: RunMeta) -> Result<Opened, StoreError> {
 impl PgStore {
     fn stop(&mut self) {
         drop(self.tx.take());
-        if let Some(stopped) = self.stopped.take() {
+        let stopped = self
+            .stopped
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(stopped) = stopped {
             let _ = stopped.recv();
         }
         self.writer.take();
@@ -548,7 +556,10 @@ impl RunStore for PgStore {
             if let Some(writer) = self.writer.take() {
                 let _ = writer.await;
             }
-            self.stopped.take();
+            self.stopped
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
             let shared = self.shared.clone();
             drop(self);
             shared.check()?;
