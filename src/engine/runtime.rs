@@ -48,6 +48,8 @@ mod retry_timers;
 const PENDING_BATCH: u64 = 256;
 /// Tasks submitted per transaction when adding inputs.
 const SUBMIT_CHUNK: usize = 4096;
+/// How often an engine whose store lost its connection looks again.
+const OFFLINE_RECHECK: Duration = Duration::from_millis(250);
 
 /// How an engine behaves; the defaults suit `baton run`.
 #[derive(Debug, Clone)]
@@ -209,6 +211,9 @@ pub struct Engine {
     has_fan_out: bool,
     /// The shared step cache's flights (see `cache_flights`).
     cache: CacheFlights,
+    /// Attempts were held back because the store's connection was lost:
+    /// the loop looks again until it answers.
+    held_offline: bool,
 }
 
 impl Engine {
@@ -387,6 +392,7 @@ impl Engine {
             secrets,
             has_fan_out: false,
             cache,
+            held_offline: false,
         };
         engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
@@ -611,6 +617,13 @@ impl Engine {
                 _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
                     self.fire_timers();
                 }
+                _ = tokio::time::sleep(OFFLINE_RECHECK), if self.held_offline => {
+                    if self.store.online() {
+                        self.held_offline = false;
+                        tracing::info!("the store answers again: attempts start again");
+                        self.advance_slotted();
+                    }
+                }
                 _ = tokio::time::sleep_until(self.rate_wake.unwrap_or_else(Instant::now)), if self.rate_wake.is_some() => {
                     self.rate_wake = None;
                     for a in 0..self.agents.len() {
@@ -626,6 +639,7 @@ impl Engine {
     fn idle(&self) -> bool {
         !self.opts.dispatch
             || (self.running.count() == 0
+                && !self.held_offline
                 && self.timers.is_empty()
                 && self.queue.is_empty()
                 && (!self.pending_left || self.run.paused)
@@ -863,6 +877,20 @@ impl Engine {
         self.start_items(id);
     }
 
+    /// Whether the store cannot commit now (its connection is lost): no
+    /// attempt starts, since its outcome could not be recorded; those under
+    /// way go on, and their results wait in the store's queue.
+    pub(super) fn offline(&mut self) -> bool {
+        if self.store.online() {
+            return false;
+        }
+        if !self.held_offline {
+            tracing::warn!("the store does not answer: no new attempt starts until it does");
+        }
+        self.held_offline = true;
+        true
+    }
+
     /// Advances every task that holds a slot: at start, and on resume.
     fn advance_slotted(&mut self) {
         let slotted: Vec<TaskId> = self.slots.iter().cloned().collect();
@@ -873,6 +901,9 @@ impl Engine {
 
     fn start_phase(&mut self, id: &TaskId, idx: usize) {
         if !self.opts.dispatch || self.run.paused || self.stopping || self.running.runs(id, idx) {
+            return;
+        }
+        if self.offline() {
             return;
         }
         let Some(task) = self.tasks.get(id) else {

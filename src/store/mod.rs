@@ -125,6 +125,12 @@ pub trait RunStore: RunReader {
     /// A reader of this run of its own, for followers that fall behind the
     /// broadcast and catch up by sequence number.
     fn reader(&self) -> Result<Arc<dyn RunReader>, StoreError>;
+    /// Whether the store can commit now. A server-backed store that lost
+    /// its connection says no while it reconnects; what is appended
+    /// meanwhile waits in its queue.
+    fn online(&self) -> bool {
+        true
+    }
     /// What the store did since it opened.
     fn stats(&self) -> StoreStats;
     /// Commits what was appended, stops the writer and releases the run.

@@ -16,7 +16,7 @@ pub enum Place {
     #[default]
     Folder,
     /// A schema in a PostgreSQL database, shared by engines anywhere.
-    Postgres(PgTarget),
+    Postgres(Box<PgTarget>),
 }
 
 /// A store, what it gave back, and the run's pipeline as stored.
@@ -29,7 +29,7 @@ impl Place {
         match address.map(str::trim).filter(|a| !a.is_empty()) {
             None => Ok(Place::Folder),
             Some(a) if a == "folder" || a == "sqlite" => Ok(Place::Folder),
-            Some(a) => PgTarget::parse(a).map(Place::Postgres),
+            Some(a) => PgTarget::parse(a).map(|t| Place::Postgres(Box::new(t))),
         }
     }
 
@@ -45,7 +45,11 @@ impl Place {
                 Ok((Box::new(store), recovered, stored))
             }
             Place::Postgres(target) => {
-                let (store, recovered, stored) = PgStore::open(target, meta)?;
+                // The folder still holds what is this engine's own: its
+                // control socket, the run log, the pipeline's copy.
+                let tightened = super::private::secure(state_dir)?;
+                let (store, mut recovered, stored) = PgStore::open(target, meta)?;
+                recovered.warnings.extend(tightened);
                 Ok((Box::new(store), recovered, stored))
             }
         }

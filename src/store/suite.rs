@@ -1004,7 +1004,7 @@ mod postgres {
     use std::path::Path;
     use std::sync::OnceLock;
 
-    #[path = "../../../tests/support/pg_cluster.rs"]
+    #[path = "../../../../tests/support/pg_cluster.rs"]
     #[allow(dead_code)]
     mod pg_cluster;
 

@@ -21,7 +21,12 @@ use super::attempts::Running;
 impl Engine {
     /// Starts the items of task `id` that may start now.
     pub(super) fn start_items(&mut self, id: &TaskId) {
-        if !self.opts.dispatch || self.run.paused || self.stopping || !self.has_fan_out {
+        if !self.opts.dispatch
+            || self.run.paused
+            || self.stopping
+            || !self.has_fan_out
+            || self.offline()
+        {
             return;
         }
         let Some(task) = self.tasks.get(id) else {

@@ -286,11 +286,6 @@ impl PgStore {
         Ok((store, recovered, stored))
     }
 
-    /// Whether the writer's connection answers now.
-    pub fn online(&self) -> bool {
-        self.link.online.load(Ordering::Acquire)
-    }
-
     fn sender(&self) -> Result<&mpsc::Sender<Msg>, StoreError> {
         self.shared.check()?;
         self.tx.as_ref().ok_or(StoreError::Closed)
@@ -548,6 +543,10 @@ impl RunStore for PgStore {
 
     fn stats(&self) -> StoreStats {
         self.shared.stats()
+    }
+
+    fn online(&self) -> bool {
+        self.link.online.load(Ordering::Acquire)
     }
 
     fn close(mut self: Box<Self>) -> StoreFuture<'static, StoreStats> {
