@@ -148,9 +148,16 @@ for f in "$dir/server.pid" "$dir/data/postmaster.pid"; do
   if [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" != postgres ]; then continue; fi
   kill -QUIT "$pid" 2>/dev/null && pids="$pids $pid"
 done
+# Running, and not a zombie that its new parent has yet to reap.
+running() {
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0
+  read -r _ _ state _ <"/proc/$1/stat"
+  [ "$state" != Z ]
+}
 n=0
 for pid in $pids; do
-  while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+  while running "$pid" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
   kill -KILL "$pid" 2>/dev/null
 done
 rm -rf "$dir"
@@ -446,8 +453,9 @@ impl Drop for Cluster {
             .unwrap_or_else(|p| p.into_inner())
             .take()
         {
-            let _ = Command::new("kill")
-                .args(["-QUIT", &child.id().to_string()])
+            // The shell's own `kill`: /bin/kill is not on every machine.
+            let _ = Command::new("sh")
+                .args(["-c", "kill -QUIT \"$1\"", "sh", &child.id().to_string()])
                 .status();
             let _ = child.wait();
             let _ = std::fs::remove_file(self.dir.join("server.pid"));
