@@ -128,6 +128,17 @@ fn fresh_databases_are_apart_and_made_outside_a_runtime_too() {
 }
 
 #[test]
+fn many_tests_take_databases_at_once() {
+    let Some(c) = cluster() else { return };
+    let urls: Vec<String> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..16).map(|_| s.spawn(|| c.fresh_db())).collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = urls.iter().collect();
+    assert_eq!(distinct.len(), urls.len());
+}
+
+#[test]
 fn the_shared_cluster_cannot_be_stopped() {
     let Some(c) = cluster() else { return };
     let stop = std::panic::catch_unwind(|| c.stop());
