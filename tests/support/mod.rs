@@ -2,6 +2,8 @@
 //! scripts, and a running engine a test can steer and watch.
 #![allow(dead_code)]
 
+pub mod pg_cluster;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
