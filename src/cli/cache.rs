@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use baton::report::cache_list;
-use baton::store::cache::{CacheFilter, CacheInfo};
 use baton::store::StoreError;
+use baton::store::cache::{CacheFilter, CacheInfo};
 
 use super::{StateDir, source};
 

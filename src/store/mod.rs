@@ -34,11 +34,11 @@ use tokio::sync::broadcast;
 
 pub use error::StoreError;
 pub use lock::held as engine_holds;
-pub use place::Place;
 pub use model::{
     Batch, ListQuery, PhaseTotals, Recovered, RowChange, RunMeta, Sort, StoreStats, TaskNo,
     TaskRow, Totals,
 };
+pub use place::Place;
 pub use sqlite::{SqliteReader, SqliteStore};
 pub use stats::{AttemptFigures, RunStats};
 

@@ -3,6 +3,9 @@
 //! folder (see the bottom of this file).
 
 mod figures;
+/// The PostgreSQL cluster the tests start, shared with the integration tests.
+#[path = "../../tests/support/pg_cluster.rs"]
+pub(crate) mod pg_cluster;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -1004,10 +1007,7 @@ mod postgres {
     use std::path::Path;
     use std::sync::OnceLock;
 
-    #[path = "../../../../tests/support/pg_cluster.rs"]
-    #[allow(dead_code)]
-    mod pg_cluster;
-
+    use super::pg_cluster;
     use crate::store::postgres::{PgReader, PgStore, PgTarget};
     use crate::store::{Recovered, RunReader, RunStore, StoreError};
 

@@ -171,9 +171,11 @@ impl RunReader for PgReader {
     }
     fn task_before<'a>(&'a self, id: &'a str, seq: u64) -> StoreFuture<'a, Option<Task>> {
         let id = id.to_string();
-        Box::pin(self.with(move |c, phases| async move {
-            read::task_before(&**c, &id, seq, &phases).await
-        }))
+        Box::pin(
+            self.with(
+                move |c, phases| async move { read::task_before(&**c, &id, seq, &phases).await },
+            ),
+        )
     }
     fn waiting(&self, offset: u64, limit: Option<u64>) -> StoreFuture<'_, Vec<(String, Hold)>> {
         Box::pin(self.with(move |c, _| async move { read::waiting(&**c, offset, limit).await }))
@@ -353,10 +355,7 @@ async fn open(target: PgTarget, meta: RunMeta) -> Result<Opened, StoreError> {
         totals: read::totals(&client).await.map_err(at)?,
         warnings: Vec::new(),
     };
-    let fold = StatsFold::new(
-        stats::read(&client).await.map_err(at)?,
-        &recovered.tasks,
-    );
+    let fold = StatsFold::new(stats::read(&client).await.map_err(at)?, &recovered.tasks);
     Ok((client, recovered, stored, fold))
 }
 

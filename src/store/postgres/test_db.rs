@@ -1,5 +1,6 @@
-//! A schema of its own for each test, on the server `BATON_TEST_PG` names
-//! (`postgres://user@host:port/db`); tests that need one skip without it.
+//! A schema of its own for each test, in the cluster the tests start
+//! (`tests/support/pg_cluster.rs`); without PostgreSQL installed the tests
+//! that need one say so and pass, unless `BATON_REQUIRE_PG=1`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,16 +14,23 @@ pub(crate) struct TestDb {
     schema: String,
 }
 
-/// A fresh schema, or `None` (said on stderr) when no server is named.
+/// The database these tests share, once the cluster runs.
+fn database() -> Option<String> {
+    static DB: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    DB.get_or_init(|| crate::store::suite::pg_cluster::cluster().map(|c| c.fresh_db()))
+        .clone()
+}
+
+/// A fresh schema, or `None` (said on stderr) when PostgreSQL is missing.
 pub(crate) async fn connect(test: &str) -> Option<TestDb> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let Ok(url) = std::env::var("BATON_TEST_PG") else {
-        eprintln!("{test}: skipped, BATON_TEST_PG is not set");
+    let Some(url) = database() else {
+        eprintln!("{test}: skipped, PostgreSQL is not installed");
         return None;
     };
     let (client, conn) = tokio_postgres::connect(&url, NoTls)
         .await
-        .expect("BATON_TEST_PG answers");
+        .expect("the test cluster answers");
     tokio::spawn(conn);
     let schema = format!(
         "test_{test}_{}_{}",

@@ -93,7 +93,10 @@ struct Group {
 
 impl Group {
     fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.rows.is_empty() && self.metas.is_empty() && self.cache.is_empty()
+        self.events.is_empty()
+            && self.rows.is_empty()
+            && self.metas.is_empty()
+            && self.cache.is_empty()
     }
 }
 
@@ -235,8 +238,7 @@ impl Writer {
                         Ok(_) => {
                             self.fail(
                                 PgFail::Bad(
-                                    "another engine took the run while this one was cut off"
-                                        .into(),
+                                    "another engine took the run while this one was cut off".into(),
                                 ),
                                 None,
                             );
@@ -277,8 +279,10 @@ impl Writer {
             self.target,
             first.unwrap_or(0)
         );
-        self.shared
-            .fail(std::path::PathBuf::from(self.target.to_string()), e.to_string());
+        self.shared.fail(
+            std::path::PathBuf::from(self.target.to_string()),
+            e.to_string(),
+        );
     }
 }
 
@@ -498,7 +502,14 @@ async fn write_rows(
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
                $6::text[], $7::text[], $8::text[])",
             &[
-                &h_task, &h_pos, &h_kind, &h_phase, &h_since, &h_reason, &h_review, &h_escalation,
+                &h_task,
+                &h_pos,
+                &h_kind,
+                &h_phase,
+                &h_since,
+                &h_reason,
+                &h_review,
+                &h_escalation,
             ],
         )
         .await?;
