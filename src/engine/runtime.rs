@@ -41,6 +41,7 @@ mod budget_gate;
 mod cache_flights;
 mod capacity;
 mod checkpoint;
+mod fleet;
 mod items;
 mod retry_timers;
 
@@ -214,6 +215,9 @@ pub struct Engine {
     /// Attempts were held back because the store's connection was lost:
     /// the loop looks again until it answers.
     held_offline: bool,
+    /// In a fleet: when to look for work others left, and for what the
+    /// others changed in the run (a pause, a budget raise).
+    fleet_every: Option<tokio::time::Interval>,
 }
 
 impl Engine {
@@ -393,9 +397,13 @@ impl Engine {
             has_fan_out: false,
             cache,
             held_offline: false,
+            fleet_every: None,
         };
         engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
+        if engine.store.is_shared() {
+            engine.fleet_every = Some(fleet::interval());
+        }
         Ok(engine)
     }
 
@@ -477,33 +485,42 @@ impl Engine {
             .collect();
         held.sort_unstable();
         for (_, id) in held {
-            let Some(task) = self.tasks.get(&id) else {
-                continue;
-            };
-            let open: Vec<(String, u32)> = task
-                .phases
-                .iter()
-                .filter_map(|p| p.running_attempt().map(|a| (p.id.clone(), a.number)))
-                .collect();
-            for (phase, attempt) in open {
-                self.emit_logged(&id, recovery::interrupted(phase, attempt));
+            if self.resume_task(&id, now) {
+                self.queue.push_back(id.clone());
             }
-            self.resume_items(&id, now);
-            let dues: Vec<Timestamp> = self.tasks[&id]
-                .phases
-                .iter()
-                .filter_map(|p| p.retry_due)
-                .collect();
-            for due in dues {
-                self.timers.add(id.clone(), clock::until(now, due), due);
+        }
+    }
+
+    /// Puts one task taken up again back in motion (see
+    /// `resume_recovered`); `true` when it waits for a slot as pending.
+    fn resume_task(&mut self, id: &TaskId, now: Timestamp) -> bool {
+        let Some(task) = self.tasks.get(id) else {
+            return false;
+        };
+        let open: Vec<(String, u32)> = task
+            .phases
+            .iter()
+            .filter_map(|p| p.running_attempt().map(|a| (p.id.clone(), a.number)))
+            .collect();
+        for (phase, attempt) in open {
+            self.emit_logged(id, recovery::interrupted(phase, attempt));
+        }
+        self.resume_items(id, now);
+        let dues: Vec<Timestamp> = self.tasks[id]
+            .phases
+            .iter()
+            .filter_map(|p| p.retry_due)
+            .collect();
+        for due in dues {
+            self.timers.add(id.clone(), clock::until(now, due), due);
+        }
+        match self.tasks[id].state {
+            TaskState::Pending => true,
+            s if s.is_active() => {
+                self.slots.insert(id.clone());
+                false
             }
-            match self.tasks[&id].state {
-                TaskState::Pending => self.queue.push_back(id.clone()),
-                s if s.is_active() => {
-                    self.slots.insert(id.clone());
-                }
-                _ => {}
-            }
+            _ => false,
         }
     }
 
@@ -571,6 +588,8 @@ impl Engine {
                     old: None,
                     new: TaskRow::of(&task, self.last_ord),
                 });
+                // Not held: a fleet's engines claim it when they have room.
+                batch.released.push(self.last_ord);
                 batch.events.push((Some(self.last_ord), ev));
                 seen.insert(name);
                 result.added += 1;
@@ -602,7 +621,9 @@ impl Engine {
         loop {
             self.run_cache_flights().await?;
             self.send_outbox().await?;
-            if self.stopping || (self.opts.exit_when_idle && self.idle()) {
+            if self.stopping
+                || (self.opts.exit_when_idle && self.idle() && !self.fleet_busy().await?)
+            {
                 break;
             }
             let next_timer = self.timers.next_at();
@@ -617,6 +638,7 @@ impl Engine {
                 _ = tokio::time::sleep_until(next_timer.unwrap_or_else(Instant::now)), if next_timer.is_some() => {
                     self.fire_timers();
                 }
+                _ = fleet::tick(&mut self.fleet_every) => self.fleet_tick().await?,
                 _ = tokio::time::sleep(OFFLINE_RECHECK), if self.held_offline => {
                     if self.store.online() {
                         self.held_offline = false;
@@ -691,9 +713,15 @@ impl Engine {
             return Ok(());
         }
         let running = &self.running;
-        let (batch, done) = self
-            .checkpoint
-            .take(&self.tasks, |t| t.state.is_final() && !running.keeps(&t.id));
+        // In a fleet a task that waits for a person is put down too: the
+        // engine that receives the decision takes it up.
+        let shared = self.store.is_shared();
+        let (batch, done) = self.checkpoint.take(&self.tasks, |t| {
+            !running.keeps(&t.id)
+                && (t.state.is_final()
+                    || (shared
+                        && matches!(t.state, TaskState::AwaitingReview | TaskState::Blocked)))
+        });
         for id in done {
             self.tasks.remove(&id);
             self.slots.remove(&id);
@@ -717,23 +745,41 @@ impl Engine {
         if self.store.durable_seq() < self.checkpoint.seq() {
             self.store.flush().await?;
         }
-        let found = self
-            .store
-            .pending_after(self.pending_cursor, PENDING_BATCH)
-            .await?;
-        if (found.len() as u64) < PENDING_BATCH {
+        // A fleet's engine claims only what it has room for, leaving the
+        // rest to the others.
+        let batch = if self.store.is_shared() {
+            let room = self
+                .pipeline
+                .defaults
+                .concurrency
+                .saturating_sub(self.slots.len() + self.queue.len());
+            (room as u64).clamp(1, PENDING_BATCH)
+        } else {
+            PENDING_BATCH
+        };
+        let found = self.store.pending_after(self.pending_cursor, batch).await?;
+        if (found.len() as u64) < batch {
             self.pending_left = false;
         }
+        let now = self.opts.clock.now();
         for (ord, task) in found {
             self.pending_cursor = self.pending_cursor.max(ord);
             if self.tasks.contains_key(&task.id) {
                 continue;
             }
             let id = task.id.clone();
+            let pending = task.state == TaskState::Pending;
             self.checkpoint
                 .hold(id.clone(), ord, TaskRow::of(&task, ord));
             self.tasks.insert(id.clone(), task);
-            self.queue.push_back(id);
+            // Work another engine left under way (it stopped, or its lease
+            // ran out): its open attempts run again.
+            if pending || self.resume_task(&id, now) {
+                self.queue.push_back(id);
+            } else {
+                self.checkpoint.touch(&id);
+                self.advance(&id);
+            }
         }
         Ok(())
     }
@@ -1139,7 +1185,12 @@ impl Engine {
     pub async fn follow_start(&mut self) -> Result<FollowStart, StoreError> {
         self.send_outbox().await?;
         self.store.flush().await?;
-        let totals = self.store.totals().await?;
+        let (totals, seq) = self.store.totals_at().await?;
+        let mut overview = self.snapshot_head().overview();
+        if self.store.is_shared() {
+            // Others' events up to `seq` are in the totals already.
+            overview.seq = seq;
+        }
         let mut tasks: Vec<Task> = self
             .tasks
             .values()
@@ -1148,7 +1199,7 @@ impl Engine {
             .collect();
         tasks.sort_by_key(|t| self.checkpoint.ord(&t.id).unwrap_or(i64::MAX));
         Ok(FollowStart {
-            overview: self.snapshot_head().overview(),
+            overview,
             tasks,
             totals,
         })
@@ -1163,7 +1214,11 @@ impl Engine {
             started_at: self.started_at,
             paused: self.run.paused,
             tasks: Vec::new(),
-            seq: self.checkpoint.seq(),
+            seq: if self.store.is_shared() {
+                self.store.published_seq()
+            } else {
+                self.checkpoint.seq()
+            },
             budget: BudgetSnapshot {
                 task: self.pipeline.defaults.task_budget,
                 run: self.pipeline.run_budget,
@@ -1186,8 +1241,11 @@ impl Engine {
                 note,
                 by,
             } => {
-                if !self.hold(&task).await? {
-                    return Ok(Err(Refusal(format!("no task {task} in this run"))));
+                match self.hold(&task).await {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(Err(Refusal(format!("no task {task} in this run")))),
+                    Err(StoreError::HeldElsewhere { reason }) => return Ok(Err(Refusal(reason))),
+                    Err(e) => return Err(e),
                 }
                 self.act(task, action, phase, note, by)
             }
@@ -1197,10 +1255,15 @@ impl Engine {
                 tokens,
                 by,
             } => {
-                if let Some(id) = &task
-                    && !self.hold(id).await?
-                {
-                    return Ok(Err(Refusal(format!("no task {id} in this run"))));
+                if let Some(id) = &task {
+                    match self.hold(id).await {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(Err(Refusal(format!("no task {id} in this run")))),
+                        Err(StoreError::HeldElsewhere { reason }) => {
+                            return Ok(Err(Refusal(reason)));
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
                 self.raise_budget(task, usd, tokens, by)
             }

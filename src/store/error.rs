@@ -119,6 +119,10 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// Another engine of the fleet holds the task a decision concerns.
+    #[error("{reason}")]
+    HeldElsewhere { reason: String },
+
     /// A query on the run's PostgreSQL database failed.
     #[error("the run's database at {at}: {reason}")]
     Postgres { at: String, reason: String },

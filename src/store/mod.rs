@@ -83,6 +83,11 @@ pub trait RunReader: Send + Sync {
     fn run_events(&self) -> StoreFuture<'_, Vec<Event>>;
     /// The highest seq committed.
     fn last_seq(&self) -> StoreFuture<'_, u64>;
+    /// The totals and the highest seq they reflect, read together: where a
+    /// follower starts when other engines commit meanwhile.
+    fn totals_at(&self) -> StoreFuture<'_, (Totals, u64)> {
+        Box::pin(async move { Ok((self.totals().await?, self.last_seq().await?)) })
+    }
     /// Every task whole, in submission order, with the seq they reflect:
     /// for views that still take the whole run at once.
     fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)>;
@@ -130,6 +135,25 @@ pub trait RunStore: RunReader {
     /// meanwhile waits in its queue.
     fn online(&self) -> bool {
         true
+    }
+    /// The last seq published to subscribers, by the run's numbers; the
+    /// same as `durable_seq` unless engines share the run.
+    fn published_seq(&self) -> u64 {
+        self.durable_seq()
+    }
+    /// Whether other engines may serve this run too (a fleet's store): the
+    /// engine then claims its work, puts tasks that wait for a person down,
+    /// and looks for new work now and then.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Tasks another engine took over since last asked; the engine drops them.
+    fn take_lost(&self) -> Vec<TaskNo> {
+        Vec::new()
+    }
+    /// Whether tasks are pending or under way anywhere in the run.
+    fn work_left(&self) -> StoreFuture<'_, bool> {
+        Box::pin(async { Ok(false) })
     }
     /// What the store did since it opened.
     fn stats(&self) -> StoreStats;

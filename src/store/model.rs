@@ -110,11 +110,15 @@ pub struct RowChange {
 pub struct Batch {
     pub events: Vec<(Option<TaskNo>, Event)>,
     pub rows: Vec<RowChange>,
+    /// Tasks the engine put down with this batch (finished, or waiting for
+    /// a person with nothing under way): a fleet's store lets go of their
+    /// leases once the batch is committed.
+    pub released: Vec<TaskNo>,
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.rows.is_empty()
+        self.events.is_empty() && self.rows.is_empty() && self.released.is_empty()
     }
 }
 

@@ -72,7 +72,7 @@ impl StatsFold {
     }
 
     /// Remembers the attempts under way in `task`.
-    fn hold_open(&mut self, ord: TaskNo, task: &Task) {
+    pub(crate) fn hold_open(&mut self, ord: TaskNo, task: &Task) {
         for p in &task.phases {
             if let Some(a) = p.running_attempt() {
                 self.open.entry(ord).or_default().push(Open {

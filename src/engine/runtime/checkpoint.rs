@@ -83,6 +83,12 @@ impl Checkpoint {
         self.touched.push(id.clone());
     }
 
+    /// Lets go of a task without a row for it: another engine holds it now.
+    pub(super) fn forget(&mut self, id: &TaskId) {
+        self.rows.remove(id);
+        self.touched.retain(|t| t != id);
+    }
+
     pub(super) fn ord(&self, id: &str) -> Option<TaskNo> {
         self.rows.get(id).map(|(ord, _)| *ord)
     }
@@ -106,6 +112,7 @@ impl Checkpoint {
     ) -> (Batch, Vec<TaskId>) {
         let mut rows = Vec::with_capacity(self.touched.len());
         let mut finished = Vec::new();
+        let mut released = Vec::new();
         for id in std::mem::take(&mut self.touched) {
             let (Some(task), Some((ord, last))) = (tasks.get(&id), self.rows.get_mut(&id)) else {
                 continue;
@@ -118,12 +125,20 @@ impl Checkpoint {
                 });
             }
             if done(task) {
+                released.push(*ord);
                 self.rows.remove(&id);
                 finished.push(id);
             }
         }
         let events = std::mem::take(&mut self.events);
-        (Batch { events, rows }, finished)
+        (
+            Batch {
+                events,
+                rows,
+                released,
+            },
+            finished,
+        )
     }
 }
 

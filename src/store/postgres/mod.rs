@@ -8,6 +8,7 @@
 
 mod cache;
 pub mod fail;
+pub mod fleet;
 mod read;
 pub mod runtime;
 pub mod schema;
@@ -18,8 +19,9 @@ mod test_db;
 mod text;
 mod writer;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -37,22 +39,19 @@ use super::{BROADCAST_CAPACITY, RunReader, RunStore, StoreFuture};
 use crate::engine::event::Event;
 use crate::engine::task::{Hold, Task};
 use fail::{PgFail, PgResult};
+use fleet::{Claim, Held};
 use writer::{Link, Msg, QUEUE_BATCHES, Writer};
 
-/// A number of the run's own for PostgreSQL's advisory locks: one for the
-/// engine that holds the run, one taken by every commit.
-fn lock_key(schema: &str, purpose: u8) -> i64 {
-    // FNV-1a over the schema's name and the purpose.
+/// The run's own number for the advisory lock every commit takes.
+fn commit_lock(schema: &str) -> i64 {
+    // FNV-1a over the schema's name.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in schema.bytes().chain([0, purpose]) {
+    for b in schema.bytes().chain([0, 2]) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h as i64
 }
-
-const HOLD_LOCK: u8 = 1;
-const COMMIT_LOCK: u8 = 2;
 
 fn failed(target: &PgTarget, e: PgFail) -> StoreError {
     StoreError::Postgres {
@@ -189,6 +188,21 @@ impl RunReader for PgReader {
     fn last_seq(&self) -> StoreFuture<'_, u64> {
         Box::pin(self.with(|c, _| async move { read::last_seq(&**c).await }))
     }
+    fn totals_at(&self) -> StoreFuture<'_, (Totals, u64)> {
+        Box::pin(self.with(|mut c, _| async move {
+            // One snapshot: totals and seq from the same commits.
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let totals = read::totals(&*tx).await?;
+            let seq = read::last_seq(&*tx).await?;
+            tx.commit().await?;
+            Ok((totals, seq))
+        }))
+    }
     fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)> {
         Box::pin(self.with(|c, phases| async move { read::all_tasks(&**c, &phases).await }))
     }
@@ -219,33 +233,35 @@ pub struct PgStore {
     /// Told when the writer has stopped, for `Drop`, which cannot await.
     stopped: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     reader: Arc<PgReader>,
-}
-
-/// Who holds a run: this host and process.
-fn holder() -> serde_json::Value {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this host".into());
-    serde_json::json!({ "host": host, "pid": std::process::id() })
+    /// This engine's number in the run's `engines`.
+    me: i64,
+    held: Arc<Held>,
+    lease: Duration,
+    /// Renews this engine's leases until the store closes.
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
 impl PgStore {
-    /// Connects, creates or migrates the run's tables, takes the run (one
-    /// engine at a time), and reads back what the engine needs to carry on.
+    /// Connects, creates or migrates the run's tables, joins the run's
+    /// engines, and reads back what the engine needs to carry on. Tasks come
+    /// to the engine only by claiming them (`pending_after`, `load`), so
+    /// nothing is handed over here: the others' work stays theirs.
     pub fn open(
         target: &PgTarget,
         meta: &RunMeta,
     ) -> Result<(PgStore, Recovered, Option<RunMeta>), StoreError> {
         let t = target.clone();
         let given_phases = meta.phases.clone();
-        let meta = meta.clone();
-        let opened = runtime::block_on(async move { Ok(open(t, meta).await) })
+        let lease = fleet::lease();
+        let opened = runtime::block_on(async move { Ok(open(t, lease).await) })
             .map_err(|e| failed(target, e))??;
-        let (client, recovered, stored, fold) = opened;
+        let (client, recovered, stored, fold, me) = opened;
         let shared = Arc::new(Shared::new(recovered.last_seq));
         let link = Arc::new(Link {
             online: AtomicBool::new(true),
+            published: AtomicU64::new(recovered.last_seq),
         });
+        let held = Arc::new(Held::default());
         let (broadcast, _) = broadcast::channel(BROADCAST_CAPACITY);
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let (stopped_tx, stopped) = std::sync::mpsc::sync_channel(1);
@@ -256,24 +272,26 @@ impl PgStore {
             link: link.clone(),
             broadcast: broadcast.clone(),
             fold,
-            commit_lock: lock_key(&target.schema, COMMIT_LOCK),
-            hold_lock: lock_key(&target.schema, HOLD_LOCK),
+            commit_lock: commit_lock(&target.schema),
+            me,
+            held: held.clone(),
+            commits: 0,
+            lease,
         };
         let writer = runtime::spawn(async move {
             writer.run(rx).await;
             let _ = stopped_tx.send(());
         });
-        let mut reader = PgReader {
+        let phases = stored
+            .as_ref()
+            .map(|m| m.phases.clone())
+            .unwrap_or(given_phases);
+        let reader = PgReader {
             target: target.clone(),
             pool: runtime::pool(target).map_err(|e| failed(target, e))?,
-            phases: Arc::new(Vec::new()),
+            phases: Arc::new(phases),
         };
-        reader.phases = Arc::new(
-            stored
-                .as_ref()
-                .map(|m| m.phases.clone())
-                .unwrap_or(given_phases),
-        );
+        let heartbeat = runtime::spawn(beat(reader.pool.clone(), me, lease));
         let store = PgStore {
             target: target.clone(),
             shared,
@@ -284,8 +302,37 @@ impl PgStore {
             writer: Some(writer),
             stopped: Mutex::new(Some(stopped)),
             reader: Arc::new(reader),
+            me,
+            held,
+            lease,
+            heartbeat,
         };
         Ok((store, recovered, stored))
+    }
+
+    /// Runs `f` on the backend's runtime with a pooled connection, this
+    /// engine's number, its leases and the lease's length.
+    async fn claim<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(deadpool_postgres::Object, Arc<Vec<String>>, i64, Arc<Held>, Duration) -> Fut
+            + Send
+            + 'static,
+        Fut: Future<Output = PgResult<T>> + Send,
+        T: Send + 'static,
+    {
+        let (me, held, lease) = (self.me, self.held.clone(), self.lease);
+        self.reader
+            .with(move |c, phases| f(c, phases, me, held, lease))
+            .await
+    }
+
+    /// Hands the writer the attempts under way in tasks just claimed,
+    /// before anything the engine appends about them.
+    async fn tell_claimed(&self, tasks: Vec<(TaskNo, Task)>) -> Result<(), StoreError> {
+        self.sender()?
+            .send(Msg::Claimed(tasks))
+            .await
+            .map_err(|_| StoreError::Closed)
     }
 
     fn sender(&self) -> Result<&mpsc::Sender<Msg>, StoreError> {
@@ -294,9 +341,9 @@ impl PgStore {
     }
 }
 
-type Opened = (Client, Recovered, Option<RunMeta>, StatsFold);
+type Opened = (Client, Recovered, Option<RunMeta>, StatsFold, i64);
 
-async fn open(target: PgTarget, meta: RunMeta) -> Result<Opened, StoreError> {
+async fn open(target: PgTarget, lease: Duration) -> Result<Opened, StoreError> {
     let mut client = first_connection(&target).await?;
     let at = |e: PgFail| failed(&target, e);
     let found = schema::version(&client, &target.schema)
@@ -308,59 +355,40 @@ async fn open(target: PgTarget, meta: RunMeta) -> Result<Opened, StoreError> {
     schema::migrate(&mut client, &target.schema)
         .await
         .map_err(|e| at(e.into()))?;
-    let key = lock_key(&target.schema, HOLD_LOCK);
-    let took: bool = client
-        .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-        .await
-        .map_err(|e| at(e.into()))?
-        .get(0);
-    if !took {
-        let held: Option<String> = client
-            .query_opt("SELECT value FROM meta WHERE key = 'holder'", &[])
-            .await
-            .map_err(|e| at(e.into()))?
-            .map(|r| r.get(0));
-        let held: serde_json::Value = held
-            .and_then(|h| serde_json::from_str(&h).ok())
-            .unwrap_or_default();
-        let pid = held["pid"].as_u64().and_then(|p| u32::try_from(p).ok());
-        return Err(StoreError::RunHeld {
-            at: target.to_string(),
-            holder: format!(
-                "{}, pid {}",
-                held["host"].as_str().unwrap_or("another host"),
-                pid.map_or("unknown".to_string(), |p| p.to_string())
-            ),
-            pid,
-        });
-    }
-    client
-        .execute(
-            "INSERT INTO meta(key, value) VALUES ('holder', $1) \
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            &[&holder().to_string()],
-        )
-        .await
-        .map_err(|e| at(e.into()))?;
+    let me = fleet::register(&client, lease).await.map_err(at)?;
     let stored = read::meta(&client).await.map_err(at)?;
-    let phases = stored
-        .as_ref()
-        .map(|m| m.phases.clone())
-        .unwrap_or_else(|| meta.phases.clone());
     let recovered = Recovered {
-        tasks: read::unfinished(&client, &phases).await.map_err(at)?,
+        tasks: Vec::new(),
         run_events: read::run_events(&client).await.map_err(at)?,
         last_seq: read::last_seq(&client).await.map_err(at)?,
         last_ord: read::last_ord(&client).await.map_err(at)?,
         totals: read::totals(&client).await.map_err(at)?,
         warnings: Vec::new(),
     };
-    let fold = StatsFold::new(stats::read(&client).await.map_err(at)?, &recovered.tasks);
-    Ok((client, recovered, stored, fold))
+    let fold = StatsFold::new(stats::read(&client).await.map_err(at)?, &[]);
+    Ok((client, recovered, stored, fold, me))
+}
+
+/// Renews the engine's leases every third of a lease, on a connection of
+/// the pool; a missed beat is tried again at the next.
+async fn beat(pool: Pool, me: i64, lease: Duration) {
+    let every = lease / 3;
+    loop {
+        tokio::time::sleep(every).await;
+        let done = async {
+            let c = runtime::pooled(&pool).await?;
+            fleet::heartbeat(&c, me, lease).await
+        }
+        .await;
+        if let Err(e) = done {
+            tracing::warn!("renewing this engine's leases: {e}");
+        }
+    }
 }
 
 impl PgStore {
     fn stop(&mut self) {
+        self.heartbeat.abort();
         drop(self.tx.take());
         let stopped = self
             .stopped
@@ -416,6 +444,9 @@ impl RunReader for PgStore {
     }
     fn last_seq(&self) -> StoreFuture<'_, u64> {
         self.reader.last_seq()
+    }
+    fn totals_at(&self) -> StoreFuture<'_, (Totals, u64)> {
+        self.reader.totals_at()
     }
     fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)> {
         self.reader.all_tasks()
@@ -493,16 +524,56 @@ impl RunStore for PgStore {
 
     fn load<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<(TaskNo, Task)>> {
         let id = id.to_string();
-        Box::pin(
-            self.reader
-                .with(move |c, phases| async move { read::task(&**c, &id, &phases).await }),
-        )
+        Box::pin(async move {
+            let claimed = self
+                .claim(move |c, phases, me, held, lease| async move {
+                    match fleet::claim_task(&c, me, lease, &id).await? {
+                        Claim::Taken(ord, generation) => {
+                            held.hold(ord, generation);
+                            let found = read::fold_ords(&**c, &[ord], &phases)
+                                .await?
+                                .into_iter()
+                                .next();
+                            Ok(Ok(found))
+                        }
+                        Claim::Missing => Ok(Ok(None)),
+                        Claim::HeldBy(who) => Ok(Err(who)),
+                    }
+                })
+                .await?;
+            let found = claimed.map_err(|reason| StoreError::HeldElsewhere { reason })?;
+            if let Some((ord, task)) = &found {
+                self.tell_claimed(vec![(*ord, task.clone())]).await?;
+            }
+            Ok(found)
+        })
     }
 
-    fn pending_after(&self, ord: TaskNo, limit: u64) -> StoreFuture<'_, Vec<(TaskNo, Task)>> {
-        Box::pin(self.reader.with(move |c, phases| async move {
-            read::pending_after(&**c, ord, limit, &phases).await
-        }))
+    fn pending_after(&self, _ord: TaskNo, limit: u64) -> StoreFuture<'_, Vec<(TaskNo, Task)>> {
+        Box::pin(async move {
+            let found = self
+                .claim(move |c, phases, me, held, lease| async move {
+                    let claimed = fleet::claim_work(&c, me, lease, limit).await?;
+                    if claimed.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ords: Vec<TaskNo> = claimed.iter().map(|(o, _)| *o).collect();
+                    for (ord, generation) in claimed {
+                        held.hold(ord, generation);
+                    }
+                    read::fold_ords(&**c, &ords, &phases).await
+                })
+                .await?;
+            let under_way: Vec<(TaskNo, Task)> = found
+                .iter()
+                .filter(|(_, t)| t.phases.iter().any(|p| p.running_attempt().is_some()))
+                .cloned()
+                .collect();
+            if !under_way.is_empty() {
+                self.tell_claimed(under_way).await?;
+            }
+            Ok(found)
+        })
     }
 
     fn existing<'a>(&'a self, ids: &'a [String]) -> StoreFuture<'a, Vec<String>> {
@@ -548,12 +619,32 @@ impl RunStore for PgStore {
         self.link.online.load(Ordering::Acquire)
     }
 
+    fn published_seq(&self) -> u64 {
+        self.link.published.load(Ordering::Acquire)
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn take_lost(&self) -> Vec<TaskNo> {
+        self.held.take_lost()
+    }
+
+    fn work_left(&self) -> StoreFuture<'_, bool> {
+        Box::pin(
+            self.reader
+                .with(|c, _| async move { fleet::work_left(&c).await }),
+        )
+    }
+
     fn close(mut self: Box<Self>) -> StoreFuture<'static, StoreStats> {
         Box::pin(async move {
             drop(self.tx.take());
             if let Some(writer) = self.writer.take() {
                 let _ = writer.await;
             }
+            self.heartbeat.abort();
             self.stopped
                 .get_mut()
                 .unwrap_or_else(PoisonError::into_inner)

@@ -742,7 +742,17 @@ pub async fn task_before(
     Ok(found.into_iter().next().map(|(_, t)| t))
 }
 
+/// The tasks with these ords, folded, in submission order.
+pub async fn fold_ords(
+    c: &impl GenericClient,
+    ords: &[TaskNo],
+    phases: &[String],
+) -> PgResult<Vec<(TaskNo, Task)>> {
+    fold_where(c, "t.ord = ANY($1)", &[&ords], phases).await
+}
+
 /// Tasks neither final nor pending: what the engine holds in memory.
+#[cfg(test)]
 pub async fn unfinished(
     c: &impl GenericClient,
     phases: &[String],
@@ -757,6 +767,7 @@ pub async fn unfinished(
 }
 
 /// Pending tasks after `ord`, in submission order.
+#[cfg(test)]
 pub async fn pending_after(
     c: &impl GenericClient,
     ord: TaskNo,

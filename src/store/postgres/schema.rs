@@ -130,6 +130,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (phase, definition, key)
     );
     "#,
+    // 2: a fleet: the engines serving the run, and each task's lease — the
+    // engine that holds it, until when (by the database's clock), and a
+    // generation that every new holder raises, so that an engine that lost
+    // a task can never write over its new holder's work.
+    r#"
+    CREATE TABLE engines (
+        id           BIGSERIAL PRIMARY KEY,
+        host         TEXT NOT NULL,
+        pid          BIGINT NOT NULL,
+        started_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        lease_until  TIMESTAMPTZ NOT NULL,   -- past this, its tasks are anyone's
+        stopped_at   TIMESTAMPTZ,            -- set when it stopped cleanly
+        commits      BIGINT NOT NULL DEFAULT 0  -- its writer's commits, to tell one whose answer was lost
+    );
+    ALTER TABLE tasks ADD COLUMN owner BIGINT;           -- engines.id, while it holds the task
+    ALTER TABLE tasks ADD COLUMN lease_gen BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN lease_until TIMESTAMPTZ;
+    -- Work an engine may take: pending, or under way with no live holder.
+    CREATE INDEX tasks_to_claim ON tasks(ord) WHERE state IN ('pending', 'running', 'retrying');
+    CREATE INDEX tasks_by_owner ON tasks(owner) WHERE owner IS NOT NULL;
+    "#,
 ];
 
 /// The version this build writes.

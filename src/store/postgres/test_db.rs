@@ -41,7 +41,7 @@ pub(crate) async fn connect(test: &str) -> Option<TestDb> {
     client
         .batch_execute(&format!(
             "DROP SCHEMA IF EXISTS {s} CASCADE; CREATE SCHEMA {s}; SET search_path TO {s}; {}",
-            MIGRATIONS[0]
+            MIGRATIONS.concat()
         ))
         .await
         .expect("the schema is made");

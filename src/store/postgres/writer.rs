@@ -12,20 +12,31 @@
 //! them: several engines can share a run without writing over each
 //! other's counts.
 //!
+//! Several engines may write one run (see [`super::fleet`]). Under the
+//! commit lock the writer numbers the group's events after the last event
+//! committed by anyone, and new tasks after the last task, so that the run
+//! has one order; the engine's own numbers stay its own (`durable_seq`).
+//! It writes only the tasks whose lease this engine still holds: events of
+//! a task another engine took meanwhile are dropped, and the engine is told
+//! it lost the task. Events committed by the other engines are read back in
+//! order and published with this engine's own, so every follower sees the
+//! whole run.
+//!
 //! When the connection is lost the writer keeps the group, reconnects with
 //! backoff and commits it then; a commit whose answer was lost is
-//! recognised by its events being there already. Nothing queued is dropped:
+//! recognised by the engine's commit count. Nothing queued is dropped:
 //! appends wait once the queue is full.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_postgres::Client;
 
 use super::fail::{PgFail, PgResult};
+use super::fleet::Held;
 use super::target::PgTarget;
 use super::{cache, read, runtime, stats};
 use crate::engine::event::Event;
@@ -43,6 +54,10 @@ pub(crate) const QUEUE_BATCHES: usize = 1024;
 const MAX_EVENTS_PER_COMMIT: usize = 16_384;
 /// The longest wait between attempts to reconnect.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an idle writer looks for events the other engines committed.
+const TAIL_EVERY: Duration = Duration::from_millis(250);
+/// Events read back at most at once when publishing others' events.
+const TAIL_BATCH: u64 = 8192;
 
 pub(crate) enum Msg {
     Batch(Batch),
@@ -50,6 +65,9 @@ pub(crate) enum Msg {
     Cache(Vec<CacheWrite>),
     CacheClear(CacheFilter, oneshot::Sender<Result<u64, StoreError>>),
     Flush(oneshot::Sender<Result<u64, StoreError>>),
+    /// Tasks the engine claimed: the attempts under way in them, for the
+    /// figures (only their start names their agent and model).
+    Claimed(Vec<(TaskNo, crate::engine::task::Task)>),
 }
 
 impl Msg {
@@ -67,6 +85,8 @@ impl Msg {
 pub(crate) struct Link {
     /// Whether the writer's connection answers; false while it reconnects.
     pub online: AtomicBool,
+    /// The run's last event published to subscribers, by the run's numbers.
+    pub published: AtomicU64,
 }
 
 pub(crate) struct Writer {
@@ -78,32 +98,65 @@ pub(crate) struct Writer {
     pub fold: StatsFold,
     /// The advisory lock every writer of this run takes for each commit.
     pub commit_lock: i64,
-    /// The advisory lock of the engine that holds the run, on this
-    /// writer's connection: taken again after a reconnect.
-    pub hold_lock: i64,
+    /// This engine's number in the run's `engines`.
+    pub me: i64,
+    /// The tasks whose leases this engine holds.
+    pub held: Arc<Held>,
+    /// This engine's commits so far, as `engines.commits` counts them.
+    pub commits: i64,
+    /// How long a lease lasts.
+    pub lease: Duration,
 }
 
 /// What one commit writes.
 struct Group {
     events: Vec<(Option<TaskNo>, Event)>,
     rows: Vec<RowChange>,
+    released: Vec<TaskNo>,
     metas: Vec<RunMeta>,
     cache: Vec<CacheWrite>,
+}
+
+/// What a commit did.
+struct Committed {
+    fold: StatsFold,
+    /// The run's last seq before this group's events, and the group's
+    /// events as numbered in the run; `None` when a lost answer left them
+    /// to be read back.
+    own: Option<(u64, Vec<Event>)>,
+    /// Tasks another engine holds now: their events were dropped.
+    lost: Vec<TaskNo>,
 }
 
 impl Group {
     fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.rows.is_empty()
+            && self.released.is_empty()
             && self.metas.is_empty()
             && self.cache.is_empty()
     }
 }
 
 impl Writer {
-    /// Runs until every sender is gone, committing what was queued first.
+    /// Runs until every sender is gone, committing what was queued first;
+    /// meanwhile publishes what the other engines commit.
     pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        while let Some(first) = rx.recv().await {
+        loop {
+            let first = tokio::select! {
+                m = rx.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                _ = tokio::time::sleep(TAIL_EVERY) => {
+                    if self.shared.check().is_ok()
+                        && let Err(e) = self.publish_others(None).await
+                    {
+                        tracing::debug!("reading the fleet's events from {}: {e}", self.target);
+                    }
+                    continue;
+                }
+            };
             let mut n = first.events();
             let mut msgs = vec![first];
             while n < MAX_EVENTS_PER_COMMIT {
@@ -117,14 +170,32 @@ impl Writer {
             }
             self.process(msgs).await;
         }
-        // Lets the next engine take the run at once, rather than when the
-        // server notices this connection is gone.
-        if let Err(e) = self
-            .client
-            .execute("SELECT pg_advisory_unlock_all()", &[])
-            .await
-        {
-            tracing::debug!("releasing the run at {}: {e}", self.target);
+        // Lets the others take this engine's tasks at once, rather than when
+        // its leases run out.
+        if let Err(e) = super::fleet::stop(&self.client, self.me).await {
+            tracing::debug!("letting go of the run at {}: {e}", self.target);
+        }
+    }
+
+    /// Publishes events after the last published, up to `until` (all when
+    /// `None`), in the run's order.
+    async fn publish_others(&mut self, until: Option<u64>) -> PgResult<()> {
+        loop {
+            let from = self.link.published.load(Ordering::Acquire);
+            if until.is_some_and(|u| from >= u) {
+                return Ok(());
+            }
+            let mut events = read::events_after(&self.client, from, TAIL_BATCH).await?;
+            if let Some(u) = until {
+                events.retain(|e| e.seq <= u);
+            }
+            let Some(last) = events.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            for e in events {
+                let _ = self.broadcast.send(Arc::new(e));
+            }
+            self.link.published.store(last, Ordering::Release);
         }
     }
 
@@ -132,6 +203,7 @@ impl Writer {
         let mut group = Group {
             events: Vec::new(),
             rows: Vec::new(),
+            released: Vec::new(),
             metas: Vec::new(),
             cache: Vec::new(),
         };
@@ -142,26 +214,54 @@ impl Writer {
                 Msg::Batch(mut b) => {
                     group.events.append(&mut b.events);
                     group.rows.append(&mut b.rows);
+                    group.released.append(&mut b.released);
                 }
                 Msg::Meta(meta) => group.metas.push(meta),
                 Msg::Cache(mut w) => group.cache.append(&mut w),
                 Msg::CacheClear(filter, tx) => clears.push((filter, tx)),
                 Msg::Flush(tx) => waiters.push(tx),
+                Msg::Claimed(tasks) => {
+                    for (ord, task) in &tasks {
+                        self.fold.hold_open(*ord, task);
+                    }
+                }
             }
         }
         if !group.is_empty() && self.shared.check().is_ok() {
             group.rows = coalesce(std::mem::take(&mut group.rows));
             match self.commit_surely(&group).await {
-                Ok(fold) => {
-                    self.fold = fold;
+                Ok(done) => {
+                    self.fold = done.fold;
                     if let Some((_, last)) = group.events.last() {
                         self.shared.durable_seq.store(last.seq, Ordering::Release);
                     }
                     Shared::add(&self.shared.batches, 1);
                     Shared::add(&self.shared.events_written, group.events.len() as u64);
                     Shared::add(&self.shared.rows_written, group.rows.len() as u64);
-                    for (_, e) in group.events {
-                        let _ = self.broadcast.send(Arc::new(e));
+                    if !done.lost.is_empty() {
+                        tracing::warn!(
+                            "{} task(s) were taken over by another engine while this one could not renew its leases; their latest events here were dropped",
+                            done.lost.len()
+                        );
+                        self.held.lose(&done.lost);
+                    }
+                    let published = match done.own {
+                        Some((base, own)) => {
+                            self.publish_others(Some(base)).await.map(|()| (base, own))
+                        }
+                        None => self.publish_others(None).await.map(|()| (0, Vec::new())),
+                    };
+                    match published {
+                        Ok((_, own)) => {
+                            if let Some(last) = own.last().map(|e| e.seq) {
+                                for e in own {
+                                    let _ = self.broadcast.send(Arc::new(e));
+                                }
+                                self.link.published.store(last, Ordering::Release);
+                            }
+                        }
+                        // Followers read what they missed by seq.
+                        Err(e) => tracing::debug!("publishing from {}: {e}", self.target),
                     }
                 }
                 Err(e) => self.fail(e, group.events.first().map(|(_, e)| e.seq)),
@@ -188,12 +288,25 @@ impl Writer {
     }
 
     /// Commits `group`, reconnecting and trying again for as long as the
-    /// connection is what fails; gives the figures as committed.
-    async fn commit_surely(&mut self, group: &Group) -> PgResult<StatsFold> {
+    /// connection is what fails.
+    async fn commit_surely(&mut self, group: &Group) -> PgResult<Committed> {
         loop {
             let mut fold = self.fold.clone();
-            match commit(&mut self.client, group, &mut fold, self.commit_lock).await {
-                Ok(()) => return Ok(fold),
+            let me = Fleet {
+                commit_lock: self.commit_lock,
+                me: self.me,
+                held: &self.held,
+                lease: self.lease,
+            };
+            match commit(&mut self.client, group, &mut fold, me).await {
+                Ok((own, lost, commits)) => {
+                    self.commits = commits;
+                    return Ok(Committed {
+                        fold,
+                        own: Some(own),
+                        lost,
+                    });
+                }
                 Err(e) if e.is_connection() => {
                     tracing::warn!(
                         "the store at {} stopped answering ({e}); reconnecting, and nothing new starts meanwhile",
@@ -204,14 +317,18 @@ impl Writer {
                         return Err(e);
                     }
                     // The answer to COMMIT may be what was lost.
-                    if let Some((_, last)) = group.events.last()
-                        && landed(&self.client, last.seq).await?
-                    {
+                    let commits = commits_of(&self.client, self.me).await?;
+                    if commits > self.commits {
+                        self.commits = commits;
                         let mut fold = self.fold.clone();
                         for (ord, e) in &group.events {
                             fold.apply_event(*ord, &e.kind);
                         }
-                        return Ok(fold);
+                        return Ok(Committed {
+                            fold,
+                            own: None,
+                            lost: Vec::new(),
+                        });
                     }
                 }
                 Err(e) => return Err(e),
@@ -228,29 +345,6 @@ impl Writer {
             tokio::time::sleep(wait).await;
             match runtime::connect(&self.target).await {
                 Ok(client) => {
-                    // The run was held by the lost connection's lock; take
-                    // it again, unless another engine took it meanwhile.
-                    match client
-                        .query_one("SELECT pg_try_advisory_lock($1)", &[&self.hold_lock])
-                        .await
-                    {
-                        Ok(row) if row.get::<_, bool>(0) => {}
-                        Ok(_) => {
-                            self.fail(
-                                PgFail::Bad(
-                                    "another engine took the run while this one was cut off".into(),
-                                ),
-                                None,
-                            );
-                            self.client = client;
-                            return;
-                        }
-                        Err(e) => {
-                            tracing::debug!("reconnecting to {}: {e}", self.target);
-                            wait = (wait * 2).min(MAX_BACKOFF);
-                            continue;
-                        }
-                    }
                     self.client = client;
                     self.link.online.store(true, Ordering::Release);
                     tracing::info!("the store at {} answers again", self.target);
@@ -286,13 +380,10 @@ impl Writer {
     }
 }
 
-/// Whether the event with `seq` is committed.
-async fn landed(client: &Client, seq: u64) -> PgResult<bool> {
+/// How many commits `engines` counts for this engine.
+async fn commits_of(client: &Client, me: i64) -> PgResult<i64> {
     let row = client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM events WHERE seq = $1)",
-            &[&(seq as i64)],
-        )
+        .query_one("SELECT commits FROM engines WHERE id = $1", &[&me])
         .await?;
     Ok(row.get(0))
 }
@@ -313,21 +404,126 @@ fn coalesce(rows: Vec<RowChange>) -> Vec<RowChange> {
     out
 }
 
+/// Who commits: the run's commit lock, this engine and its leases.
+struct Fleet<'a> {
+    commit_lock: i64,
+    me: i64,
+    held: &'a Held,
+    lease: Duration,
+}
+
+/// Commits `group`: gives the run's last seq before it with its events as
+/// numbered in the run, the tasks it lost, and the engine's commit count.
 async fn commit(
     client: &mut Client,
     group: &Group,
     fold: &mut StatsFold,
-    commit_lock: i64,
-) -> PgResult<()> {
+    fleet: Fleet<'_>,
+) -> PgResult<((u64, Vec<Event>), Vec<TaskNo>, i64)> {
     let tx = client.transaction().await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&commit_lock])
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&fleet.commit_lock])
         .await?;
+    // Fencing: tasks whose lease is not this engine's generation any more.
+    let known: Vec<TaskNo> = group
+        .rows
+        .iter()
+        .filter(|r| r.old.is_some())
+        .map(|r| r.new.ord)
+        .collect();
+    let mut lost: Vec<TaskNo> = Vec::new();
+    if !known.is_empty() {
+        for r in tx
+            .query(
+                "SELECT ord, owner, lease_gen FROM tasks WHERE ord = ANY($1) FOR UPDATE",
+                &[&known],
+            )
+            .await?
+        {
+            let ord: TaskNo = r.get(0);
+            let owner: Option<i64> = r.get(1);
+            let generation: i64 = r.get(2);
+            if owner != Some(fleet.me) || fleet.held.generation(ord) != Some(generation) {
+                lost.push(ord);
+            }
+        }
+    }
+    let lost_set: HashSet<TaskNo> = lost.iter().copied().collect();
+    // The run's numbers: new tasks after the last task, events after the
+    // last event, whoever committed them.
+    let (last_ord, last_seq): (i64, i64) = {
+        let r = tx
+            .query_one(
+                "SELECT (SELECT coalesce(max(ord), 0) FROM tasks),                         (SELECT coalesce(max(seq), 0) FROM events)",
+                &[],
+            )
+            .await?;
+        (r.get(0), r.get(1))
+    };
+    let mut ords: HashMap<TaskNo, TaskNo> = HashMap::new();
+    let mut next_ord = last_ord;
+    for r in group.rows.iter().filter(|r| r.old.is_none()) {
+        next_ord += 1;
+        ords.insert(r.new.ord, next_ord);
+    }
+    let run_ord = |o: TaskNo| ords.get(&o).copied().unwrap_or(o);
+    let base = last_seq.max(0) as u64;
+    let mut events: Vec<(Option<TaskNo>, Event)> = Vec::with_capacity(group.events.len());
+    let mut last_of: HashMap<TaskNo, u64> = HashMap::new();
+    for (ord, e) in &group.events {
+        if ord.is_some_and(|o| lost_set.contains(&o)) {
+            continue;
+        }
+        let ord = ord.map(run_ord);
+        let mut e = e.clone();
+        e.seq = base + events.len() as u64 + 1;
+        if let Some(o) = ord {
+            last_of.insert(o, e.seq);
+        }
+        events.push((ord, e));
+    }
+    let rows: Vec<RowChange> = group
+        .rows
+        .iter()
+        .filter(|r| !lost_set.contains(&r.new.ord))
+        .map(|r| {
+            let mut r = r.clone();
+            r.new.ord = run_ord(r.new.ord);
+            // The row's last event, by the run's numbers; 0 keeps the one
+            // stored (GREATEST in the upsert).
+            r.new.seq = last_of.get(&r.new.ord).copied().unwrap_or(0);
+            r
+        })
+        .collect();
     // The counts as every writer of the run left them.
     let mut totals = read::totals(&tx).await?;
     fold.reset_stats(stats::read(&tx).await?);
     cache::write(&tx, &group.cache).await?;
-    write_events(&tx, &group.events, &mut totals, fold).await?;
-    write_rows(&tx, &group.rows, &mut totals).await?;
+    write_events(&tx, &events, &mut totals, fold).await?;
+    write_rows(&tx, &rows, &mut totals).await?;
+    // New tasks are this engine's until it puts them down (the engine does
+    // so with the batch that submits them).
+    let new: Vec<TaskNo> = ords.values().copied().collect();
+    if !new.is_empty() {
+        tx.execute(
+            "UPDATE tasks SET owner = $2, lease_gen = 1, \
+               lease_until = now() + make_interval(secs => $3) WHERE ord = ANY($1)",
+            &[&new, &fleet.me, &fleet.lease.as_secs_f64()],
+        )
+        .await?;
+    }
+    let released: Vec<TaskNo> = group
+        .released
+        .iter()
+        .filter(|o| !lost_set.contains(o))
+        .map(|o| run_ord(*o))
+        .collect();
+    if !released.is_empty() {
+        tx.execute(
+            "UPDATE tasks SET owner = NULL, lease_until = NULL WHERE ord = ANY($1) AND owner = $2",
+            &[&released, &fleet.me],
+        )
+        .await?;
+    }
     for meta in &group.metas {
         let text = serde_json::to_string(meta)?;
         tx.execute(
@@ -339,8 +535,20 @@ async fn commit(
     }
     write_totals(&tx, &totals).await?;
     stats::write(&tx, fold).await?;
+    let commits: i64 = tx
+        .query_one(
+            "UPDATE engines SET commits = commits + 1 WHERE id = $1 RETURNING commits",
+            &[&fleet.me],
+        )
+        .await?
+        .get(0);
     tx.commit().await?;
-    Ok(())
+    for ord in new {
+        fleet.held.hold(ord, 1);
+    }
+    fleet.held.let_go(&released);
+    let own = events.into_iter().map(|(_, e)| e).collect();
+    Ok(((base, own), lost, commits))
 }
 
 /// `{"event":"phase_started",...}` → `phase_started`: serde writes the tag first.
@@ -483,8 +691,8 @@ async fn write_rows(
            cost_unknown = excluded.cost_unknown, holds = excluded.holds, \
            waiting_since = excluded.waiting_since, updated_at = excluded.updated_at, \
            finished_at = excluded.finished_at, finish_reason = excluded.finish_reason, \
-           seq = excluded.seq, attention = excluded.attention, phase_pos = excluded.phase_pos, \
-           agent = excluded.agent, model = excluded.model",
+           seq = GREATEST(tasks.seq, excluded.seq), attention = excluded.attention, \
+           phase_pos = excluded.phase_pos, agent = excluded.agent, model = excluded.model",
         &[
             &ord, &id, &state, &phase, &done, &total, &attempts, &tokens, &cost, &unknown, &holds,
             &waiting, &created, &updated, &finished, &reason, &seq, &attention, &pos, &agent,

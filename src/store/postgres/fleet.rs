@@ -1,0 +1,284 @@
+//! Several engines on one run: each registers in `engines`, claims work by
+//! taking tasks' leases, renews them with its heartbeat, and lets them go
+//! when it puts a task down. Every time is the database's (`now()`), so
+//! the clocks of the engines' machines do not matter.
+//!
+//! A lease is held until `lease_until`; an engine renews its leases every
+//! third of the lease. An engine that dies, or is cut off from the database
+//! for longer than a lease, loses its tasks to the others, which run their
+//! open attempts again (at least once). Each claim raises the task's
+//! `lease_gen`: the writer commits a task's events only while the
+//! generation it claimed is still the task's, so an engine that lost a task
+//! can never write over its new holder's work.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::fail::PgResult;
+use crate::engine::event::EventKind;
+use crate::store::model::TaskNo;
+
+/// How long a lease lasts unless `BATON_LEASE_SECS` says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+
+/// The lease length, from `BATON_LEASE_SECS` (1 to 3600 seconds).
+pub fn lease() -> Duration {
+    std::env::var("BATON_LEASE_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| (1.0..=3600.0).contains(s))
+        .map_or(DEFAULT_LEASE, Duration::from_secs_f64)
+}
+
+/// The tasks this engine holds, by their lease generation, and those it
+/// learnt it lost.
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    gens: Mutex<HashMap<TaskNo, i64>>,
+    lost: Mutex<Vec<TaskNo>>,
+}
+
+impl Held {
+    pub fn hold(&self, ord: TaskNo, generation: i64) {
+        lock(&self.gens).insert(ord, generation);
+    }
+    pub fn generation(&self, ord: TaskNo) -> Option<i64> {
+        lock(&self.gens).get(&ord).copied()
+    }
+    pub fn let_go(&self, ords: &[TaskNo]) {
+        let mut gens = lock(&self.gens);
+        for ord in ords {
+            gens.remove(ord);
+        }
+    }
+    pub fn lose(&self, ords: &[TaskNo]) {
+        self.let_go(ords);
+        lock(&self.lost).extend_from_slice(ords);
+    }
+    pub fn take_lost(&self) -> Vec<TaskNo> {
+        std::mem::take(&mut *lock(&self.lost))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// This machine's name, for `baton fleet` and messages.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Registers this engine; its number in the run.
+pub async fn register(c: &Client, lease: Duration) -> PgResult<i64> {
+    let row = c
+        .query_one(
+            "INSERT INTO engines(host, pid, lease_until) \
+             VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING id",
+            &[&host_name(), &i64::from(std::process::id()), &secs(lease)],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Renews this engine's heartbeat and every lease it holds.
+pub async fn heartbeat(c: &Client, me: i64, lease: Duration) -> PgResult<()> {
+    c.execute(
+        "UPDATE engines SET heartbeat_at = now(), lease_until = now() + make_interval(secs => $2) \
+         WHERE id = $1",
+        &[&me, &secs(lease)],
+    )
+    .await?;
+    c.execute(
+        "UPDATE tasks SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1",
+        &[&me, &secs(lease)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes up to `limit` tasks that nobody holds: pending ones, and ones
+/// under way whose holder let them go or stopped renewing. Their new
+/// generations are returned, in submission order.
+pub async fn claim_work(
+    c: &Client,
+    me: i64,
+    lease: Duration,
+    limit: u64,
+) -> PgResult<Vec<(TaskNo, i64)>> {
+    let rows = c
+        .query(
+            "WITH free AS (
+                 SELECT ord FROM tasks
+                 WHERE state IN ('pending', 'running', 'retrying')
+                   AND (owner IS NULL OR lease_until < now())
+                 ORDER BY ord LIMIT $3 FOR UPDATE SKIP LOCKED)
+             UPDATE tasks t SET owner = $1, lease_gen = t.lease_gen + 1,
+                 lease_until = now() + make_interval(secs => $2)
+             FROM free WHERE t.ord = free.ord
+             RETURNING t.ord, t.lease_gen",
+            &[&me, &secs(lease), &(limit.min(i64::MAX as u64) as i64)],
+        )
+        .await?;
+    let mut out: Vec<(TaskNo, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Whether a task could be claimed for a person's decision.
+pub enum Claim {
+    /// Now this engine's, with this generation.
+    Taken(TaskNo, i64),
+    /// The run has no such task.
+    Missing,
+    /// Another live engine holds it.
+    HeldBy(String),
+}
+
+/// Takes one task for a person's decision, unless another live engine
+/// holds it; then says which, and the last decision recorded on it.
+pub async fn claim_task(c: &Client, me: i64, lease: Duration, id: &str) -> PgResult<Claim> {
+    let row = c
+        .query_opt(
+            "UPDATE tasks SET owner = $1, lease_gen = lease_gen + 1,
+                 lease_until = now() + make_interval(secs => $2)
+             WHERE id = $3 AND (owner IS NULL OR owner = $1 OR lease_until < now())
+             RETURNING ord, lease_gen",
+            &[&me, &secs(lease), &id],
+        )
+        .await?;
+    if let Some(r) = row {
+        return Ok(Claim::Taken(r.get(0), r.get(1)));
+    }
+    let holder = c
+        .query_opt(
+            "SELECT t.ord, e.id, e.host, e.pid FROM tasks t LEFT JOIN engines e ON e.id = t.owner \
+             WHERE t.id = $1",
+            &[&id],
+        )
+        .await?;
+    let Some(h) = holder else {
+        return Ok(Claim::Missing);
+    };
+    let ord: TaskNo = h.get(0);
+    let engine = match (h.get::<_, Option<i64>>(1), h.get::<_, Option<String>>(2)) {
+        (Some(n), Some(host)) => format!("engine {n} on {host}, pid {}", h.get::<_, i64>(3)),
+        _ => "another engine".into(),
+    };
+    let decided = c
+        .query_opt(
+            "SELECT body FROM events WHERE task = $1 AND kind = 'decision_recorded' \
+             ORDER BY seq DESC LIMIT 1",
+            &[&ord],
+        )
+        .await?
+        .and_then(|r| {
+            let body: String = r.get(0);
+            match serde_json::from_str(&body).ok()? {
+                EventKind::DecisionRecorded { decision } => Some(format!(
+                    "; its last decision: {} by {} at {}",
+                    decision.action.name(),
+                    decision.by.user,
+                    decision.at.strftime("%H:%M:%S UTC")
+                )),
+                _ => None,
+            }
+        })
+        .unwrap_or_default();
+    Ok(Claim::HeldBy(format!(
+        "task {id} is held by {engine}, which carries out decisions on it first{decided}"
+    )))
+}
+
+/// A clean stop: lets go of every task and marks the engine stopped.
+pub async fn stop(c: &Client, me: i64) -> PgResult<()> {
+    c.execute(
+        "UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner = $1",
+        &[&me],
+    )
+    .await?;
+    c.execute(
+        "UPDATE engines SET stopped_at = now(), lease_until = now() WHERE id = $1",
+        &[&me],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether tasks are pending or under way anywhere in the run (held by any
+/// engine, or by none).
+pub async fn work_left(c: &Client) -> PgResult<bool> {
+    let row = c
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE state IN ('pending', 'running', 'retrying'))",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// One engine of the fleet, as `baton fleet` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EngineInfo {
+    pub id: i64,
+    pub host: String,
+    pub pid: i64,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    /// Seconds since its last heartbeat, by the database's clock.
+    pub heartbeat_age_secs: f64,
+    /// Whether its lease still holds (it heartbeats, and did not stop).
+    pub live: bool,
+    pub stopped_at: Option<String>,
+    /// Tasks whose lease it holds now.
+    pub tasks_held: i64,
+    /// Of those, tasks with an attempt under way or a retry waiting.
+    pub tasks_running: i64,
+}
+
+/// The engines of the run, newest first; stopped ones only when `all`.
+pub async fn engines(c: &Client, all: bool) -> PgResult<Vec<EngineInfo>> {
+    let rows = c
+        .query(
+            "SELECT e.id, e.host, e.pid,
+                    to_char(e.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    to_char(e.heartbeat_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    extract(epoch FROM now() - e.heartbeat_at)::float8,
+                    e.stopped_at IS NULL AND e.lease_until >= now(),
+                    to_char(e.stopped_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    (SELECT count(*) FROM tasks t WHERE t.owner = e.id AND t.lease_until >= now()),
+                    (SELECT count(*) FROM tasks t WHERE t.owner = e.id AND t.lease_until >= now()
+                        AND t.state IN ('running', 'retrying'))
+             FROM engines e
+             WHERE $1 OR (e.stopped_at IS NULL AND e.lease_until >= now() - interval '1 hour')
+             ORDER BY e.id DESC",
+            &[&all],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| EngineInfo {
+            id: r.get(0),
+            host: r.get(1),
+            pid: r.get(2),
+            started_at: r.get(3),
+            heartbeat_at: r.get(4),
+            heartbeat_age_secs: r.get(5),
+            live: r.get(6),
+            stopped_at: r.get(7),
+            tasks_held: r.get(8),
+            tasks_running: r.get(9),
+        })
+        .collect())
+}
