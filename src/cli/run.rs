@@ -269,7 +269,11 @@ pub fn init_logging_for(mode: &Mode) {
         Mode::Headless => {
             let filter =
                 tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error")
+                    // The reader pool's own words on a lost connection
+                    // repeat what the store's writer says of it.
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,baton::store::recover=error,deadpool=error",
+                    )
                 });
             let _ = tracing_subscriber::registry()
                 .with(
@@ -330,7 +334,7 @@ pub async fn run_headless(
                 eprintln!(
                     "{} task(s) already in {} were left as they are: {}",
                     s.already_present.len(),
-                    state_dir.display(),
+                    super::place::describe(state_dir),
                     s.already_present.join(", ")
                 );
             }
@@ -339,7 +343,7 @@ pub async fn run_headless(
                 engine.pipeline().name,
                 s.added,
                 resumed,
-                state_dir.display()
+                super::place::describe(state_dir)
             );
         }
         Err(e) => {
@@ -454,8 +458,8 @@ pub async fn run_headless(
         + progress.count(baton::engine::TaskState::Blocked);
     if waiting > 0 && stopped_by.is_none() && !wait {
         eprintln!(
-            "{waiting} task(s) wait for a person: see `baton list --state awaiting_review --state-dir {0}`, then `baton approve|reject|resolve TASK --state-dir {0}` and run again",
-            state_dir.display()
+            "{waiting} task(s) wait for a person: see `baton list --state awaiting_review {0}`, then `baton approve|reject|resolve TASK {0}` and run again",
+            super::place::flags(state_dir)
         );
     }
     stopped_by.unwrap_or_else(|| summary.exit_code())

@@ -253,7 +253,7 @@ impl Writer {
                     }
                     self.client = client;
                     self.link.online.store(true, Ordering::Release);
-                    tracing::info!("the store at {} answers again", self.target);
+                    tracing::warn!("the store at {} answers again", self.target);
                     return;
                 }
                 Err(e) => {
