@@ -11,6 +11,8 @@
 mod cli;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "support/pty.rs"]
+mod pty;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -658,4 +660,44 @@ fn without_a_store_the_run_is_kept_in_the_state_folder() {
             .get("store")
             .is_none()
     );
+}
+
+#[test]
+fn attach_reads_a_running_engines_run_from_postgres() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let slow = PIPELINE.replacen("latency = \"0ms..0ms\"", "latency = \"600s..600s\"", 1);
+    let sb = sandbox(&slow, 3);
+    let engine_dir = sb.path("engine");
+    let mut cmd = baton();
+    cmd.arg("run")
+        .arg(sb.path("pipeline.toml"))
+        .args(["--headless", "--wait", "--input"])
+        .arg(sb.path("tasks.jsonl"))
+        .arg("--state-dir")
+        .arg(&engine_dir)
+        .arg("--store")
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let engine = Live::from_child(cmd.spawn().expect("start baton"));
+    wait_for("the engine's control socket", || {
+        engine_dir.join("baton.sock").exists().then_some(())
+    });
+    let dir = engine_dir.to_str().unwrap();
+    let mut term = pty::Term::spawn(
+        &["attach", "--state-dir", dir, "--store", &db],
+        sb.root(),
+        140,
+        40,
+        &[],
+    );
+    // The table is read from the run's store: the tasks show.
+    let screen = term.wait_until("the tasks on screen", 60, |s| {
+        s.contains("t1") && s.contains("t2") && s.contains("t3")
+    });
+    assert!(!screen.contains("cannot read"), "{screen}");
+    term.send("q");
+    term.wait_exit(30);
+    drop(engine);
 }
