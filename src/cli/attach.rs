@@ -25,8 +25,8 @@ pub async fn run(args: AttachArgs) -> i32 {
     let state_dir = &args.dir.state_dir;
     if !std::io::stdout().is_terminal() {
         eprintln!(
-            "error: attach opens a dashboard and needs a terminal\n  help: `baton list --state-dir {0}` and `baton show TASK --state-dir {0}` ask the engine without one",
-            state_dir.display()
+            "error: attach opens a dashboard and needs a terminal\n  help: `baton list {0}` and `baton show TASK {0}` ask the engine without one",
+            super::place::flags(state_dir)
         );
         return 2;
     }
@@ -68,8 +68,9 @@ async fn look_at_stored(state_dir: &std::path::Path, opts: baton::tui::TuiOption
         Ok(r) => r,
         Err(e) => {
             eprintln!(
-                "error: no engine is running on {0}, and its stored run cannot be read: {e}\n  help: start one with `baton run PIPELINE --headless --wait --state-dir {0}`",
-                state_dir.display()
+                "error: no engine is running on {}, and its stored run cannot be read: {e}\n  help: start one with `baton run PIPELINE --headless --wait {}`",
+                super::place::describe(state_dir),
+                super::place::flags(state_dir)
             );
             return 2;
         }

@@ -203,7 +203,7 @@ pub async fn run(plan: Plan<'_>, opts: TuiOptions) -> Ended {
         } else {
             said.join(", ")
         },
-        state_dir.display()
+        super::place::describe(state_dir)
     );
     Ended::Stopped(code)
 }

@@ -64,7 +64,7 @@ async fn list(state_dir: &Path, phase: Option<String>, json: bool) -> Result<(),
             serde_json::to_string_pretty(&entries).unwrap_or_default()
         );
     } else {
-        let location = state_dir.display().to_string();
+        let location = super::place::describe(state_dir);
         print!(
             "{}",
             cache_list::text(&entries, jiff::Timestamp::now(), &location)
@@ -82,7 +82,7 @@ async fn clear(state_dir: &Path, filter: CacheFilter) -> Result<(), String> {
         .ok_or_else(|| {
             format!(
                 "{} holds no run yet, so no cache\n  help: pass the state folder of a run with --state-dir",
-                state_dir.display()
+                super::place::describe(state_dir)
             )
         })?;
     drop(reader);
@@ -119,7 +119,7 @@ async fn clear(state_dir: &Path, filter: CacheFilter) -> Result<(), String> {
     println!(
         "removed {removed} step cache entr{}{which} from {}",
         if removed == 1 { "y" } else { "ies" },
-        state_dir.display()
+        super::place::describe(state_dir)
     );
     Ok(())
 }

@@ -253,9 +253,13 @@ async fn act(
                 Applied::Live(pid) => {
                     eprintln!("the running engine (pid {pid}) carries on from here")
                 }
-                Applied::Folder => {
+                Applied::Folder if super::place::get().is_folder() => {
                     eprintln!("`baton run` on this state folder carries on from here")
                 }
+                Applied::Folder => eprintln!(
+                    "`baton run` on the run at {} carries on from here",
+                    super::place::describe(&out.dir.state_dir)
+                ),
             }
             0
         }

@@ -56,7 +56,7 @@ pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
             Ok(None) => {
                 return fail::error(&format!(
                     "--after {after}: no such task in {}\n  help: give the id of the last task of the previous page",
-                    state_dir.display()
+                    super::place::describe(state_dir)
                 ));
             }
             Err(e) => {
@@ -119,7 +119,7 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
         return fail::error_code(
             &format!(
                 "no task \"{id}\" in {}\n  help: tasks there include: {}",
-                state_dir.display(),
+                super::place::describe(state_dir),
                 known.join(", ")
             ),
             1,
@@ -149,11 +149,14 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
     0
 }
 
-/// `baton summary --json`: the pipeline, the folder, then the totals.
+/// `baton summary --json`: the pipeline, the folder (and the database
+/// when the run is in PostgreSQL), then the totals.
 #[derive(Serialize)]
 struct SummaryJson<'a> {
     pipeline: &'a str,
     state_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
     #[serde(flatten)]
     summary: summary_report::Summary,
 }
@@ -177,11 +180,16 @@ pub async fn summary(state_dir: &Path, json: bool) -> i32 {
         let out = SummaryJson {
             pipeline: &meta.pipeline,
             state_dir: state_dir.display().to_string(),
+            store: store_address(state_dir),
             summary,
         };
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        println!("pipeline   {}  ({})", meta.pipeline, state_dir.display());
+        println!(
+            "pipeline   {}  ({})",
+            meta.pipeline,
+            super::place::describe(state_dir)
+        );
         print!("{}", summary_report::text(&summary));
     }
     0
@@ -214,10 +222,17 @@ pub async fn review(state_dir: &Path, json: bool) -> i32 {
         print!("{}", review_queue::text(&queue));
         if !queue.is_empty() {
             println!(
-                "settle them with `baton approve|reject|resolve TASK --state-dir {}`",
-                state_dir.display()
+                "settle them with `baton approve|reject|resolve TASK {}`",
+                super::place::flags(state_dir)
             );
         }
     }
     0
+}
+
+/// The database's address (without its password) when the run is in
+/// PostgreSQL, for the JSON reports.
+pub fn store_address(state_dir: &Path) -> Option<String> {
+    let place = super::place::get();
+    (!place.is_folder()).then(|| place.describe(state_dir))
 }

@@ -13,6 +13,7 @@ mod clean;
 mod decide;
 mod demo;
 mod fail;
+mod fleet;
 mod in_process;
 mod inspect;
 mod out;
@@ -148,6 +149,16 @@ enum Cmd {
     /// The shared step cache of phases with a cache_key: list its entries, or clear them.
     #[command(subcommand)]
     Cache(cache::CacheCmd),
+    /// The engines serving a run kept in PostgreSQL: host, pid, tasks held, last heartbeat.
+    Fleet {
+        /// Also engines that stopped, or were lost long ago.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: StateDir,
+    },
 }
 
 pub fn main() -> i32 {
@@ -181,6 +192,7 @@ pub fn main() -> i32 {
             | Cmd::Review { .. }
             | Cmd::Validate { .. }
             | Cmd::Cache(cache::CacheCmd::List { .. })
+            | Cmd::Fleet { .. }
     ) {
         out::die_quietly_on_a_closed_pipe();
     }
@@ -231,6 +243,7 @@ pub fn main() -> i32 {
             Cmd::Cancel(args) => decide::cancel(args).await,
             Cmd::Budget(args) => budget::raise(args).await,
             Cmd::Cache(cmd) => cache::run(cmd).await,
+            Cmd::Fleet { all, json, .. } => fleet::run(all, json).await,
         }
     })
 }

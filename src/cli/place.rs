@@ -1,6 +1,7 @@
 //! Where this command's run is kept (`--store`, or `BATON_STORE`): read once
 //! at start, for every command.
 
+use std::path::Path;
 use std::sync::OnceLock;
 
 use baton::store::Place;
@@ -30,4 +31,23 @@ pub fn get() -> &'static Place {
 /// background; `None` for the state folder.
 pub fn address() -> Option<&'static str> {
     ADDRESS.get().map(String::as_str)
+}
+
+/// Where this command's run is, for messages: the state folder, or the
+/// database's address without its password.
+pub fn describe(state_dir: &Path) -> String {
+    get().describe(state_dir)
+}
+
+/// The options of a suggested command that reach this run again:
+/// `--state-dir DIR`, then `--store ADDRESS` (without its password) when
+/// the run is in PostgreSQL.
+pub fn flags(state_dir: &Path) -> String {
+    let place = get();
+    let dir = format!("--state-dir {}", state_dir.display());
+    if place.is_folder() {
+        dir
+    } else {
+        format!("{dir} --store {}", place.describe(state_dir))
+    }
 }

@@ -31,6 +31,7 @@ pub struct RunArgs {
     in_process: bool,
     /// Keep running while tasks wait for a person, until every task is final
     /// or SIGTERM/SIGINT, serving `baton attach` and CLI decisions meanwhile.
+    /// On a run in PostgreSQL (a fleet's engine): until SIGTERM/SIGINT.
     #[arg(long)]
     wait: bool,
     /// With --wait: end once no dashboard holds the run and nothing is left
@@ -269,7 +270,11 @@ pub fn init_logging_for(mode: &Mode) {
         Mode::Headless => {
             let filter =
                 tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new("warn,baton::store::recover=error")
+                    // The reader pool's own words on a lost connection
+                    // repeat what the store's writer says of it.
+                    tracing_subscriber::EnvFilter::new(
+                        "warn,baton::store::recover=error,deadpool=error",
+                    )
                 });
             let _ = tracing_subscriber::registry()
                 .with(
@@ -330,7 +335,7 @@ pub async fn run_headless(
                 eprintln!(
                     "{} task(s) already in {} were left as they are: {}",
                     s.already_present.len(),
-                    state_dir.display(),
+                    super::place::describe(state_dir),
                     s.already_present.join(", ")
                 );
             }
@@ -339,7 +344,7 @@ pub async fn run_headless(
                 engine.pipeline().name,
                 s.added,
                 resumed,
-                state_dir.display()
+                super::place::describe(state_dir)
             );
         }
         Err(e) => {
@@ -377,9 +382,12 @@ pub async fn run_headless(
     let mut idle_since: Option<tokio::time::Instant> = None;
     let mut lingered = false;
     let summary = loop {
-        // With --wait, the end is when every task is final and nobody holds the run.
+        // With --wait, the end is when every task is final and nobody holds
+        // the run; an engine of a fleet (a run in PostgreSQL) serves until
+        // it is stopped, since work may come from others at any time.
         let held = holders.as_ref().is_some_and(|h| *h.borrow() > 0);
-        if wait && !stop_asked && !held && progress.unfinished() == 0 {
+        let fleet = !super::place::get().is_folder();
+        if wait && !fleet && !stop_asked && !held && progress.unfinished() == 0 {
             stop_asked = true;
             let _ = handle.send(Command::Shutdown).await;
         }
@@ -454,8 +462,8 @@ pub async fn run_headless(
         + progress.count(baton::engine::TaskState::Blocked);
     if waiting > 0 && stopped_by.is_none() && !wait {
         eprintln!(
-            "{waiting} task(s) wait for a person: see `baton list --state awaiting_review --state-dir {0}`, then `baton approve|reject|resolve TASK --state-dir {0}` and run again",
-            state_dir.display()
+            "{waiting} task(s) wait for a person: see `baton list --state awaiting_review {0}`, then `baton approve|reject|resolve TASK {0}` and run again",
+            super::place::flags(state_dir)
         );
     }
     stopped_by.unwrap_or_else(|| summary.exit_code())

@@ -35,11 +35,13 @@ async fn report(state_dir: &Path) -> Result<stats_report::StatsReport, String> {
     let budget_usd = state_meta::load(state_dir)
         .ok()
         .and_then(|p| run.raise.over(p.run_budget).usd);
-    stats_report::from_reader(
+    let mut report = stats_report::from_reader(
         reader.as_ref(),
         &state_dir.display().to_string(),
         budget_usd,
     )
     .await
-    .map_err(err)
+    .map_err(err)?;
+    report.store = super::inspect::store_address(state_dir);
+    Ok(report)
 }

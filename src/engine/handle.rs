@@ -63,6 +63,9 @@ pub struct RunOverview {
 #[derive(Debug, Clone, Default)]
 pub struct FollowStart {
     pub overview: RunOverview,
+    /// Where the run is kept when not in the state folder: the database's
+    /// address, without its password.
+    pub store: Option<String>,
     /// Tasks that have started and are not final, whole.
     pub tasks: Vec<Task>,
     pub totals: crate::store::Totals,

@@ -642,7 +642,7 @@ impl Engine {
                 _ = tokio::time::sleep(OFFLINE_RECHECK), if self.held_offline => {
                     if self.store.online() {
                         self.held_offline = false;
-                        tracing::info!("the store answers again: attempts start again");
+                        tracing::warn!("the store answers again: attempts start again");
                         self.advance_slotted();
                     }
                 }
@@ -1198,8 +1198,11 @@ impl Engine {
             .cloned()
             .collect();
         tasks.sort_by_key(|t| self.checkpoint.ord(&t.id).unwrap_or(i64::MAX));
+        let store =
+            (!self.opts.store.is_folder()).then(|| self.opts.store.describe(&self.state_dir));
         Ok(FollowStart {
             overview,
+            store,
             tasks,
             totals,
         })

@@ -48,6 +48,8 @@ pub struct RunLog {
     masker: Masker,
     pipeline: String,
     state_dir: String,
+    /// Where the run is kept when not in the state folder.
+    store: Option<String>,
     session_started: Timestamp,
     tasks: TaskFold,
     /// Events at or below this seq are already in `tasks`.
@@ -64,6 +66,7 @@ impl RunLog {
             masker,
             pipeline: snapshot.pipeline,
             state_dir: snapshot.state_dir,
+            store: None,
             session_started: snapshot.started_at,
             tasks: TaskFold::of(snapshot.phases, snapshot.tasks),
             seq: snapshot.seq,
@@ -78,6 +81,7 @@ impl RunLog {
             masker,
             pipeline: start.overview.pipeline,
             state_dir: start.overview.state_dir,
+            store: start.store,
             session_started: start.overview.started_at,
             tasks: TaskFold::resume(start.overview.phases, start.tasks, start.totals),
             seq: start.overview.seq,
@@ -119,6 +123,9 @@ impl RunLog {
             .unwrap_or_default();
         let _ = writeln!(out, "- pipeline: {}{file}", self.pipeline);
         let _ = writeln!(out, "- state folder: {}", code(&self.state_dir));
+        if let Some(store) = &self.store {
+            let _ = writeln!(out, "- run kept in: {}", code(store));
+        }
         let who = match opening {
             Opening::Started => "started by",
             Opening::Resumed => "resumed by",
@@ -136,7 +143,12 @@ impl RunLog {
         } else {
             format!(": {}", states.join(", "))
         };
-        let _ = writeln!(out, "- tasks in the folder: {}{states}\n", summary.tasks);
+        let kept = if self.store.is_some() {
+            "the run"
+        } else {
+            "the folder"
+        };
+        let _ = writeln!(out, "- tasks in {kept}: {}{states}\n", summary.tasks);
         self.day = Some(day_of(at));
         out
     }

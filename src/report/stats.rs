@@ -137,6 +137,10 @@ pub struct Spend {
 pub struct StatsReport {
     pub pipeline: String,
     pub state_dir: String,
+    /// Where the run is kept when not in the state folder: the database's
+    /// address, without its password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     pub tasks: TaskCounts,
     /// In pipeline order.
     pub phases: Vec<PhaseStats>,
@@ -214,6 +218,7 @@ pub fn build(i: Inputs<'_>) -> StatsReport {
     StatsReport {
         pipeline: meta.pipeline.clone(),
         state_dir: state_dir.to_string(),
+        store: None,
         tasks: TaskCounts {
             total: totals.tasks,
             completed: totals.count(TaskState::Completed),

@@ -113,7 +113,8 @@ fn share(total: f64, budget: f64) -> String {
 pub fn text(r: &StatsReport) -> String {
     let mut out = String::new();
     let t = &r.tasks;
-    let _ = writeln!(out, "pipeline   {}  ({})", r.pipeline, r.state_dir);
+    let place = r.store.as_deref().unwrap_or(&r.state_dir);
+    let _ = writeln!(out, "pipeline   {}  ({place})", r.pipeline);
     let _ = writeln!(
         out,
         "tasks      {}: {} completed, {} failed, {} cancelled, {} not done",

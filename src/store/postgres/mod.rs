@@ -130,6 +130,14 @@ impl PgReader {
     }
 }
 
+impl PgReader {
+    /// The run's engines, newest first; stopped ones too when `all`.
+    pub async fn engines(&self, all: bool) -> Result<Vec<fleet::EngineInfo>, StoreError> {
+        self.with(move |c, _| async move { fleet::engines(&c, all).await })
+            .await
+    }
+}
+
 fn newer(target: &PgTarget, found: i64) -> StoreError {
     StoreError::Postgres {
         at: target.to_string(),

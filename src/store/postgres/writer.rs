@@ -347,7 +347,7 @@ impl Writer {
                 Ok(client) => {
                     self.client = client;
                     self.link.online.store(true, Ordering::Release);
-                    tracing::info!("the store at {} answers again", self.target);
+                    tracing::warn!("the store at {} answers again", self.target);
                     return;
                 }
                 Err(e) => {
