@@ -66,6 +66,11 @@ impl RateLimiter {
         }
     }
 
+    /// Starts allowed per window, if limited.
+    pub fn rpm(&self) -> Option<u32> {
+        self.rpm
+    }
+
     /// No limit to keep.
     pub fn is_unlimited(&self) -> bool {
         self.rpm.is_none() && self.tpm.is_none()

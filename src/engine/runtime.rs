@@ -119,11 +119,15 @@ struct AgentSlot {
     /// What its finished attempts spent, to estimate those in flight.
     average: Average,
     routes: Vec<crate::spec::model::Route>,
+    /// Its share of a fleet's limits (see `fleet`).
+    fleet: fleet::AgentShare,
 }
 
 impl AgentSlot {
     fn full(&self) -> bool {
-        self.limit.is_some_and(|limit| self.inflight >= limit)
+        self.limit
+            .map(|limit| self.fleet.places(limit))
+            .is_some_and(|limit| self.inflight >= limit)
     }
 }
 
@@ -218,6 +222,9 @@ pub struct Engine {
     /// In a fleet: when to look for work others left, and for what the
     /// others changed in the run (a pause, a budget raise).
     fleet_every: Option<tokio::time::Interval>,
+    /// This engine's share of the fleet's `concurrency` and whether a
+    /// limit wants more of its share (see `fleet`).
+    fleet_share: fleet::RunShare,
 }
 
 impl Engine {
@@ -282,6 +289,7 @@ impl Engine {
                 limiter: RateLimiter::new(spec.rpm, spec.tpm, opts.rate_window),
                 average: Average::default(),
                 routes: spec.routes.clone(),
+                fleet: fleet::AgentShare::default(),
             });
         }
         for (name, agent) in registered.into_map() {
@@ -398,11 +406,16 @@ impl Engine {
             cache,
             held_offline: false,
             fleet_every: None,
+            fleet_share: fleet::RunShare::default(),
         };
         engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
         if engine.store.is_shared() {
             engine.fleet_every = Some(fleet::interval());
+            engine.fleet_share.shared = true;
+            for slot in &mut engine.agents {
+                slot.fleet = fleet::AgentShare::shared(slot.limit, slot.limiter.rpm());
+            }
         }
         Ok(engine)
     }
@@ -654,6 +667,12 @@ impl Engine {
                 }
             }
             self.pump().await?;
+            if self.fleet_share.wants {
+                self.fleet_refill().await?;
+            }
+            if self.fleet_share.shared {
+                self.fleet_give_back().await?;
+            }
         }
         self.shut_down().await
     }
@@ -749,9 +768,7 @@ impl Engine {
         // rest to the others.
         let batch = if self.store.is_shared() {
             let room = self
-                .pipeline
-                .defaults
-                .concurrency
+                .task_cap()
                 .saturating_sub(self.slots.len() + self.queue.len());
             (room as u64).clamp(1, PENDING_BATCH)
         } else {
@@ -847,7 +864,10 @@ impl Engine {
         if !self.opts.dispatch || self.run.paused || self.stopping {
             return Ok(());
         }
-        while self.slots.len() < self.pipeline.defaults.concurrency {
+        if self.fleet_share.shared {
+            self.fleet_run_places().await?;
+        }
+        while self.slots.len() < self.task_cap() {
             if self.queue.is_empty() && self.pending_left {
                 self.pull_pending().await?;
             }
@@ -902,7 +922,7 @@ impl Engine {
             return;
         }
         if state.is_active() && !self.slots.contains(id) {
-            if self.slots.len() < self.pipeline.defaults.concurrency || !self.opts.dispatch {
+            if self.slots.len() < self.task_cap() || !self.opts.dispatch {
                 self.slots.insert(id.clone());
             } else {
                 // Resumed by a person while every slot is taken (after a
@@ -996,6 +1016,7 @@ impl Engine {
         }
         let slot = &mut self.agents[a];
         slot.inflight += 1;
+        slot.fleet.use_grant();
         let ticket = slot.limiter.started(at);
         let handle = attempt::spawn(
             agent,
@@ -1093,7 +1114,13 @@ impl Engine {
     fn start_waiting(&mut self, a: usize) {
         loop {
             let slot = &mut self.agents[a];
-            if slot.full() || slot.waiting.is_empty() {
+            if slot.waiting.is_empty() {
+                break;
+            }
+            if slot.full() || !slot.fleet.may_start() {
+                if slot.fleet.wants_more(slot.inflight) {
+                    self.fleet_share.wants = true;
+                }
                 break;
             }
             let at = slot.limiter.clock(self.opts.clock.now());

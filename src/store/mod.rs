@@ -46,6 +46,14 @@ use crate::engine::event::Event;
 use crate::engine::task::{Hold, Task};
 use cache::{CacheEntry, CacheFilter, CacheInfo, CacheKey, CacheWrite};
 
+/// Starts of an agent granted out of its `rpm` for the current window.
+#[derive(Debug, Clone, Copy)]
+pub struct RateGrant {
+    pub granted: u32,
+    /// Until the window ends.
+    pub left: std::time::Duration,
+}
+
 /// Room in the broadcast channel; a subscriber further behind than this
 /// gets `RecvError::Lagged` and catches up with [`RunReader::events_after`].
 pub const BROADCAST_CAPACITY: usize = 16_384;
@@ -154,6 +162,43 @@ pub trait RunStore: RunReader {
     /// Whether tasks are pending or under way anywhere in the run.
     fn work_left(&self) -> StoreFuture<'_, bool> {
         Box::pin(async { Ok(false) })
+    }
+    /// A fleet's limits: leases up to `want` of the `cap` places of a
+    /// limit (`run` for `concurrency`, `agent:NAME` for `max_parallel`)
+    /// that no engine holds; says how many it got. An engine on its own
+    /// has every place.
+    fn acquire_slots<'a>(
+        &'a self,
+        _resource: &'a str,
+        _cap: u32,
+        want: u32,
+    ) -> StoreFuture<'a, u32> {
+        Box::pin(async move { Ok(want) })
+    }
+    /// Gives back `count` places of a limit.
+    fn release_slots<'a>(&'a self, _resource: &'a str, _count: u32) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Grants up to `want` starts of an agent out of its `rpm` for the
+    /// current window, counted across the fleet.
+    fn grant_requests<'a>(
+        &'a self,
+        _agent: &'a str,
+        _rpm: u32,
+        window: std::time::Duration,
+        want: u32,
+    ) -> StoreFuture<'a, RateGrant> {
+        Box::pin(async move {
+            Ok(RateGrant {
+                granted: want,
+                left: window,
+            })
+        })
+    }
+    /// Engines serving the run now, this one included: what a fair share of a
+    /// fleet's limit is cut by.
+    fn busy_engines(&self) -> StoreFuture<'_, u32> {
+        Box::pin(async { Ok(1) })
     }
     /// What the store did since it opened.
     fn stats(&self) -> StoreStats;

@@ -18,7 +18,10 @@ impl Engine {
         let mut wake: Option<Timestamp> = None;
         for &a in &self.phase_agents[idx] {
             let slot = &mut self.agents[a];
-            if slot.full() {
+            if slot.full() || !slot.fleet.may_start() {
+                if slot.fleet.wants_more(slot.inflight) {
+                    self.fleet_share.wants = true;
+                }
                 continue;
             }
             let at = slot.limiter.clock(now);

@@ -3,8 +3,17 @@
 //! or submitted, and takes up what they changed in the run (a pause, a
 //! budget raise); and it stays up while the run has work anywhere, to take
 //! over an engine that dies.
+//!
+//! Limits hold across the fleet, not per engine. `concurrency` and each
+//! agent's `max_parallel` are places the engines lease from the store, like
+//! tasks: an engine runs only as many tasks (or attempts of the agent) as
+//! it holds places, takes up to its fair share (the limit cut by the
+//! engines that have work) when it has more to do, and gives back what it
+//! does not use. An agent's `rpm` is granted by the store per window of the
+//! database's clock, never more than `rpm` in a window across the fleet:
+//! an engine starts an attempt only with a grant in hand.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::Engine;
 use crate::engine::run_state::RunState;
@@ -12,6 +21,71 @@ use crate::store::StoreError;
 
 /// How often a fleet's engine looks around.
 const EVERY: Duration = Duration::from_secs(1);
+/// A grant is not used this close to its window's end, so that an attempt
+/// it lets start is counted in the window that granted it.
+const GRANT_MARGIN: Duration = Duration::from_millis(20);
+
+/// The engine's share of the run's `concurrency`.
+#[derive(Debug, Default)]
+pub(super) struct RunShare {
+    /// The store is a fleet's: the places below count.
+    pub shared: bool,
+    /// Places of `concurrency` this engine holds.
+    pub held: usize,
+    /// Engines with work, this one included.
+    pub busy: u32,
+    /// A limit stopped a start for want of this engine's share: ask the
+    /// store for more before waiting.
+    pub wants: bool,
+}
+
+/// An agent's share of its `max_parallel` and `rpm` in a fleet.
+#[derive(Debug, Default, Clone)]
+pub(super) struct AgentShare {
+    /// Places of its `max_parallel` held; `None` on its own, or unlimited.
+    pub held: Option<usize>,
+    /// Its `rpm`, when a fleet counts it.
+    pub rpm: Option<u32>,
+    /// Starts granted and not used yet, until `until`.
+    pub grant: u32,
+    pub until: Option<Instant>,
+}
+
+impl AgentShare {
+    pub fn shared(limit: Option<usize>, rpm: Option<u32>) -> AgentShare {
+        AgentShare {
+            held: limit.map(|_| 0),
+            rpm,
+            ..AgentShare::default()
+        }
+    }
+
+    /// The places it may use of `limit`.
+    pub fn places(&self, limit: usize) -> usize {
+        self.held.map_or(limit, |h| h.min(limit))
+    }
+
+    /// Whether the `rpm` lets an attempt start now.
+    pub fn may_start(&self) -> bool {
+        self.rpm.is_none() || (self.grant > 0 && self.until.is_some_and(|u| Instant::now() < u))
+    }
+
+    pub fn use_grant(&mut self) {
+        if self.rpm.is_some() {
+            self.grant = self.grant.saturating_sub(1);
+        }
+    }
+
+    /// Whether more of the fleet's places or grants would let it start.
+    pub fn wants_more(&self, inflight: usize) -> bool {
+        self.held.is_some_and(|h| inflight >= h) || !self.may_start()
+    }
+}
+
+/// A fair share of `cap` among `busy` engines: at least one.
+fn share(cap: usize, busy: u32) -> usize {
+    cap.div_ceil(busy.max(1) as usize).max(1)
+}
 
 pub(super) fn interval() -> tokio::time::Interval {
     let mut every = tokio::time::interval(EVERY);
@@ -30,6 +104,147 @@ pub(super) async fn tick(every: &mut Option<tokio::time::Interval>) {
 }
 
 impl Engine {
+    /// How many tasks may hold a slot here: the pipeline's `concurrency`,
+    /// or in a fleet the places of it this engine holds.
+    pub(super) fn task_cap(&self) -> usize {
+        let cap = self.pipeline.defaults.concurrency;
+        if self.fleet_share.shared {
+            // No more than a fair share: as its tasks end, an engine holding
+            // more gives places back to engines that joined.
+            self.fleet_share.held.min(share(cap, self.fleet_share.busy))
+        } else {
+            cap
+        }
+    }
+
+    /// Takes places of `concurrency` up to this engine's fair share while
+    /// it has tasks to start and every place it holds is taken.
+    pub(super) async fn fleet_run_places(&mut self) -> Result<(), StoreError> {
+        let cap = self.pipeline.defaults.concurrency;
+        let share = &self.fleet_share;
+        let target = self::share(cap, share.busy);
+        let demand = !self.queue.is_empty() || self.pending_left;
+        if !demand || share.held >= target || self.slots.len() < share.held {
+            return Ok(());
+        }
+        let want = (target - share.held) as u32;
+        let got = self
+            .store
+            .acquire_slots("run", cap.min(u32::MAX as usize) as u32, want)
+            .await?;
+        self.fleet_share.held += got as usize;
+        Ok(())
+    }
+
+    /// Gives back at once the places of `concurrency` beyond this engine's
+    /// share that its tasks no longer use, for engines that joined.
+    pub(super) async fn fleet_give_back(&mut self) -> Result<(), StoreError> {
+        let keep = self.slots.len().max(self.task_cap());
+        if self.fleet_share.held > keep {
+            let spare = (self.fleet_share.held - keep) as u32;
+            self.store.release_slots("run", spare).await?;
+            self.fleet_share.held = keep;
+        }
+        Ok(())
+    }
+
+    /// Asks the store for the places and grants the agents' limits want.
+    pub(super) async fn fleet_refill(&mut self) -> Result<(), StoreError> {
+        self.fleet_share.wants = false;
+        let busy = self.fleet_share.busy;
+        let window = self.opts.rate_window;
+        let mut woken = Vec::new();
+        let mut wake: Option<Duration> = None;
+        for a in 0..self.agents.len() {
+            let slot = &self.agents[a];
+            if slot.waiting.is_empty() {
+                continue;
+            }
+            let resource = format!("agent:{}", slot.name);
+            if let (Some(limit), Some(held)) = (slot.limit, slot.fleet.held)
+                && slot.inflight >= held
+                && held < limit
+            {
+                let target = share(limit, busy).max(held + 1).min(limit);
+                let got = self
+                    .store
+                    .acquire_slots(&resource, limit as u32, (target - held) as u32)
+                    .await?;
+                self.agents[a].fleet.held = Some(held + got as usize);
+                if got > 0 {
+                    woken.push(a);
+                }
+            }
+            let slot = &self.agents[a];
+            if let Some(rpm) = slot.fleet.rpm
+                && !slot.fleet.may_start()
+            {
+                let want = (slot.waiting.len() as u32).clamp(1, rpm);
+                let grant = self
+                    .store
+                    .grant_requests(&slot.name, rpm, window, want)
+                    .await?;
+                let share = &mut self.agents[a].fleet;
+                share.grant = grant.granted;
+                share.until = Some(Instant::now() + grant.left.saturating_sub(GRANT_MARGIN));
+                if grant.granted > 0 {
+                    woken.push(a);
+                } else {
+                    // Spent for this window: look again when it ends.
+                    wake = Some(wake.map_or(grant.left, |w| w.min(grant.left)));
+                }
+            }
+        }
+        if let Some(w) = wake {
+            let at = crate::engine::clock::after(self.opts.clock.now(), w);
+            self.wake_at(at);
+        }
+        for a in woken {
+            self.start_waiting(a);
+        }
+        Ok(())
+    }
+
+    /// Gives back the places this engine holds and does not need, and
+    /// learns how many engines share the work.
+    async fn fleet_release(&mut self) -> Result<(), StoreError> {
+        self.fleet_share.busy = self.store.busy_engines().await?;
+        let cap = self.pipeline.defaults.concurrency;
+        let target = share(cap, self.fleet_share.busy);
+        let in_use = self.slots.len();
+        let demand = !self.queue.is_empty() || self.pending_left;
+        let keep = if demand {
+            in_use.max(self.fleet_share.held.min(target))
+        } else {
+            in_use
+        };
+        if self.fleet_share.held > keep {
+            let spare = (self.fleet_share.held - keep) as u32;
+            self.store.release_slots("run", spare).await?;
+            self.fleet_share.held = keep;
+        }
+        for a in 0..self.agents.len() {
+            let slot = &self.agents[a];
+            let (Some(held), Some(limit)) = (slot.fleet.held, slot.limit) else {
+                continue;
+            };
+            let keep = if slot.waiting.is_empty() {
+                slot.inflight
+            } else {
+                slot.inflight
+                    .max(held.min(share(limit, self.fleet_share.busy)))
+            };
+            if held > keep {
+                let resource = format!("agent:{}", slot.name);
+                self.store
+                    .release_slots(&resource, (held - keep) as u32)
+                    .await?;
+                self.agents[a].fleet.held = Some(keep);
+            }
+        }
+        Ok(())
+    }
+
     pub(super) async fn fleet_tick(&mut self) -> Result<(), StoreError> {
         for ord in self.store.take_lost() {
             self.drop_lost(ord);
@@ -43,8 +258,16 @@ impl Engine {
         if resumed {
             self.advance_slotted();
         }
+        // The run's spend, whichever engine spent it, for its budget.
+        let totals = self.store.totals().await?;
+        self.run_spend = crate::engine::budget::Spend {
+            cost: totals.cost(),
+            tokens: totals.tokens,
+        };
         self.pending_left = true;
-        self.pump().await
+        self.fleet_release().await?;
+        self.pump().await?;
+        self.fleet_refill().await
     }
 
     /// Whether the run has work left anywhere that this engine might yet

@@ -19,6 +19,7 @@ use tokio_postgres::Client;
 
 use super::fail::PgResult;
 use crate::engine::event::EventKind;
+use crate::store::RateGrant;
 use crate::store::model::TaskNo;
 
 /// How long a lease lasts unless `BATON_LEASE_SECS` says otherwise.
@@ -105,7 +106,116 @@ pub async fn heartbeat(c: &Client, me: i64, lease: Duration) -> PgResult<()> {
         &[&me, &secs(lease)],
     )
     .await?;
+    c.execute(
+        "UPDATE slots SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1",
+        &[&me, &secs(lease)],
+    )
+    .await?;
     Ok(())
+}
+
+/// Leases up to `want` places of `resource` (of `cap` in all) nobody holds;
+/// gives how many it got.
+pub async fn acquire_slots(
+    c: &Client,
+    me: i64,
+    lease: Duration,
+    resource: &str,
+    cap: u32,
+    want: u32,
+) -> PgResult<u32> {
+    if want == 0 {
+        return Ok(0);
+    }
+    c.execute(
+        "INSERT INTO slots(resource, n) SELECT $1, g FROM generate_series(1, $2::bigint) g \
+         ON CONFLICT DO NOTHING",
+        &[&resource, &i64::from(cap)],
+    )
+    .await?;
+    let got = c
+        .execute(
+            "WITH free AS (
+                 SELECT resource, n FROM slots
+                 WHERE resource = $2 AND n <= $3 AND (owner IS NULL OR lease_until < now())
+                 ORDER BY n LIMIT $4 FOR UPDATE SKIP LOCKED)
+             UPDATE slots s SET owner = $1, lease_until = now() + make_interval(secs => $5)
+             FROM free WHERE s.resource = free.resource AND s.n = free.n",
+            &[
+                &me,
+                &resource,
+                &i64::from(cap),
+                &i64::from(want),
+                &secs(lease),
+            ],
+        )
+        .await?;
+    Ok(got as u32)
+}
+
+/// Gives back `count` places of `resource` this engine holds.
+pub async fn release_slots(c: &Client, me: i64, resource: &str, count: u32) -> PgResult<()> {
+    c.execute(
+        "UPDATE slots SET owner = NULL, lease_until = NULL WHERE (resource, n) IN ( \
+           SELECT resource, n FROM slots WHERE resource = $2 AND owner = $1 \
+           ORDER BY n DESC LIMIT $3)",
+        &[&me, &resource, &i64::from(count)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Grants up to `want` of the agent's `rpm` in the current `window`; never
+/// more than `rpm` in one window across the fleet.
+pub async fn grant_requests(
+    c: &Client,
+    agent: &str,
+    rpm: u32,
+    window: Duration,
+    want: u32,
+) -> PgResult<RateGrant> {
+    let w = window.as_secs_f64().max(0.001);
+    let row = c
+        .query_one(
+            "WITH t AS (SELECT extract(epoch FROM now())::float8 AS s),
+                  w AS (SELECT floor(t.s / $2::float8)::bigint AS no,
+                               $2::float8 - (t.s - floor(t.s / $2::float8) * $2::float8) AS left_s
+                        FROM t),
+                  ins AS (INSERT INTO rate_windows(agent, window_no) SELECT $1, no FROM w
+                          ON CONFLICT DO NOTHING)
+             SELECT no, left_s FROM w",
+            &[&agent, &w],
+        )
+        .await?;
+    let no: i64 = row.get(0);
+    let left: f64 = row.get(1);
+    // Both sides of SET see the row as it was: `last_grant` is this grant.
+    let granted = c
+        .query_one(
+            "UPDATE rate_windows SET last_grant = LEAST($3, GREATEST($4 - requests, 0)),
+                 requests = requests + LEAST($3, GREATEST($4 - requests, 0))
+             WHERE agent = $1 AND window_no = $2 RETURNING last_grant",
+            &[&agent, &no, &i64::from(want), &i64::from(rpm)],
+        )
+        .await?
+        .get::<_, i64>(0);
+    Ok(RateGrant {
+        granted: granted.clamp(0, i64::from(u32::MAX)) as u32,
+        left: Duration::from_secs_f64(left.clamp(0.0, w)),
+    })
+}
+
+/// Engines serving the run now, counting this one: what fair shares of the
+/// fleet's limits are cut by.
+pub async fn busy_engines(c: &Client, me: i64) -> PgResult<u32> {
+    let row = c
+        .query_one(
+            "SELECT count(*) FROM engines e \
+             WHERE e.id = $1 OR (e.stopped_at IS NULL AND e.lease_until >= now())",
+            &[&me],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0).max(1) as u32)
 }
 
 /// Takes up to `limit` tasks that nobody holds: pending ones, and ones
@@ -205,6 +315,11 @@ pub async fn claim_task(c: &Client, me: i64, lease: Duration, id: &str) -> PgRes
 pub async fn stop(c: &Client, me: i64) -> PgResult<()> {
     c.execute(
         "UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner = $1",
+        &[&me],
+    )
+    .await?;
+    c.execute(
+        "UPDATE slots SET owner = NULL, lease_until = NULL WHERE owner = $1",
         &[&me],
     )
     .await?;

@@ -639,6 +639,37 @@ impl RunStore for PgStore {
         self.held.take_lost()
     }
 
+    fn acquire_slots<'a>(&'a self, resource: &'a str, cap: u32, want: u32) -> StoreFuture<'a, u32> {
+        let resource = resource.to_string();
+        Box::pin(self.claim(move |c, _, me, _, lease| async move {
+            fleet::acquire_slots(&c, me, lease, &resource, cap, want).await
+        }))
+    }
+
+    fn release_slots<'a>(&'a self, resource: &'a str, count: u32) -> StoreFuture<'a, ()> {
+        let resource = resource.to_string();
+        Box::pin(self.claim(move |c, _, me, _, _| async move {
+            fleet::release_slots(&c, me, &resource, count).await
+        }))
+    }
+
+    fn grant_requests<'a>(
+        &'a self,
+        agent: &'a str,
+        rpm: u32,
+        window: Duration,
+        want: u32,
+    ) -> StoreFuture<'a, crate::store::RateGrant> {
+        let agent = agent.to_string();
+        Box::pin(self.reader.with(move |c, _| async move {
+            fleet::grant_requests(&c, &agent, rpm, window, want).await
+        }))
+    }
+
+    fn busy_engines(&self) -> StoreFuture<'_, u32> {
+        Box::pin(self.claim(move |c, _, me, _, _| async move { fleet::busy_engines(&c, me).await }))
+    }
+
     fn work_left(&self) -> StoreFuture<'_, bool> {
         Box::pin(
             self.reader

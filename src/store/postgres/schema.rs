@@ -152,6 +152,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX tasks_to_claim ON tasks(ord) WHERE state IN ('pending', 'running', 'retrying');
     CREATE INDEX tasks_by_owner ON tasks(owner) WHERE owner IS NOT NULL;
     "#,
+    // 3: limits that hold across the fleet. `slots` are places an engine
+    // leases, like tasks: `run` has one row per unit of the pipeline's
+    // `concurrency`, `agent:NAME` one per unit of its `max_parallel`.
+    // `rate_windows` counts the requests granted to engines per agent and
+    // window of the database's clock, never more than its `rpm`, and the
+    // tokens its attempts used, for `tpm`.
+    r#"
+    CREATE TABLE slots (
+        resource    TEXT NOT NULL,
+        n           BIGINT NOT NULL,
+        owner       BIGINT,                 -- engines.id
+        lease_until TIMESTAMPTZ,
+        PRIMARY KEY (resource, n)
+    );
+    CREATE TABLE rate_windows (
+        agent     TEXT NOT NULL,
+        window_no BIGINT NOT NULL,          -- seconds since 1970 / the window's seconds
+        requests  BIGINT NOT NULL DEFAULT 0,
+        last_grant BIGINT NOT NULL DEFAULT 0, -- what the latest grant gave
+        tokens    BIGINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (agent, window_no)
+    );
+    "#,
 ];
 
 /// The version this build writes.

@@ -1,0 +1,264 @@
+//! Limits hold across a fleet, not per engine: three engines on one run in
+//! PostgreSQL never run more tasks at once than the pipeline's
+//! `concurrency`, nor more attempts of an agent than its `max_parallel`,
+//! nor start more attempts of an agent in a window than its `rpm`. Checked
+//! from the run's events, whichever engine recorded them. Skipped without
+//! PostgreSQL (unless `BATON_REQUIRE_PG=1`).
+
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use baton::store::Place;
+use baton::{Engine, EngineOptions, InputTask, Pipeline};
+use cli::{Live, Sandbox, baton};
+use pg_cluster::cluster;
+use serde_json::{Value, json};
+
+/// Rows of a query, each as JSON.
+fn query(db: &str, sql: &str) -> Vec<Value> {
+    let (db, sql) = (db.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+                tokio::spawn(conn);
+                client
+                    .query(&format!("SELECT to_json(q)::text FROM ({sql}) q"), &[])
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                    .iter()
+                    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
+                    .collect()
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+/// The most attempts under way at once, by the times the events carry:
+/// each attempt from its start to its end; `agent` narrows to one agent.
+fn most_at_once(db: &str, agent: Option<&str>) -> usize {
+    let rows = query(
+        db,
+        "SELECT e.task, e.kind, e.at, e.body::json->>'phase' AS phase, \
+                e.body::json->>'agent' AS agent \
+         FROM baton.events e WHERE e.kind IN ('phase_started', 'attempt_finished') ORDER BY e.seq",
+    );
+    // An attempt's agent is named by its start only.
+    let mut agent_of: BTreeMap<(i64, String), String> = BTreeMap::new();
+    let mut edges: Vec<(String, i32)> = Vec::new();
+    for r in &rows {
+        let key = (
+            r["task"].as_i64().unwrap(),
+            r["phase"].as_str().unwrap().to_string(),
+        );
+        let at = r["at"].as_str().unwrap().to_string();
+        let who = if r["kind"] == "phase_started" {
+            let a = r["agent"].as_str().unwrap_or("").to_string();
+            agent_of.insert(key.clone(), a.clone());
+            a
+        } else {
+            agent_of.get(&key).cloned().unwrap_or_default()
+        };
+        if agent.is_some_and(|want| want != who) {
+            continue;
+        }
+        // Ends sort before starts at the same instant.
+        edges.push((at, if r["kind"] == "phase_started" { 1 } else { -1 }));
+    }
+    edges.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[test]
+fn concurrency_and_max_parallel_hold_across_three_engines() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    sb.write(
+        "pipeline.toml",
+        r#"
+name = "limits"
+
+[defaults]
+concurrency = 6
+
+[agents.quick]
+kind = "sim"
+latency = "80ms..120ms"
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[agents.scarce]
+kind = "sim"
+latency = "80ms..120ms"
+max_parallel = 2
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "a"
+agent = "quick"
+
+[[phases]]
+id = "b"
+agent = "scarce"
+"#,
+    );
+    let tasks: Vec<Value> = (1..=150)
+        .map(|i| json!({"id": format!("t{i:03}")}))
+        .collect();
+    sb.inputs(&tasks);
+    let start = |name: &str, input: bool| {
+        let mut cmd = baton();
+        cmd.env("BATON_STORE", &db)
+            .env("BATON_LEASE_SECS", "5")
+            .arg("run")
+            .arg(sb.path("pipeline.toml"))
+            .arg("--headless")
+            .arg("--state-dir")
+            .arg(sb.path(name))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if input {
+            cmd.arg("--input").arg(sb.path("tasks.jsonl"));
+        }
+        Live::from_child(cmd.spawn().expect("start baton"))
+    };
+    let first = start("e1", true);
+    // The others join once the tasks are in the run.
+    cli::wait_for("the tasks to be submitted", || {
+        let out = cli::output(
+            baton()
+                .env("BATON_STORE", &db)
+                .args(["summary", "--json", "--state-dir"])
+                .arg(sb.path("reader")),
+        );
+        (out.code() == 0
+            && serde_json::from_str::<Value>(&out.stdout).is_ok_and(|v| v["tasks"] == 150))
+        .then_some(())
+    });
+    let engines = [first, start("e2", false), start("e3", false)];
+    for e in engines {
+        e.wait().expect(0);
+    }
+    let done = query(
+        &db,
+        "SELECT count(*) AS n FROM baton.tasks WHERE state = 'completed'",
+    );
+    assert_eq!(done[0]["n"], 150);
+    let engines_that_worked = query(
+        &db,
+        "SELECT count(*) AS n FROM baton.engines WHERE commits > 1",
+    );
+    assert!(
+        engines_that_worked[0]["n"].as_i64() >= Some(2),
+        "the work was shared"
+    );
+    let all = most_at_once(&db, None);
+    assert!(all <= 6, "{all} attempts at once; concurrency is 6");
+    assert!(all >= 2, "the engines ran side by side ({all})");
+    let scarce = most_at_once(&db, Some("scarce"));
+    assert!(
+        scarce <= 2,
+        "{scarce} attempts of scarce at once; its max_parallel is 2"
+    );
+}
+
+#[test]
+fn an_agents_rpm_holds_across_three_engines_in_every_window() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "pipeline.toml",
+        r#"
+name = "rpm"
+
+[defaults]
+concurrency = 30
+
+[agents.metered]
+kind = "sim"
+latency = "0ms..0ms"
+rpm = 10
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "a"
+agent = "metered"
+"#,
+    );
+    // A window of a second, so that the test sees several.
+    const WINDOW: Duration = Duration::from_millis(1000);
+    let place = Place::parse(Some(&db)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut running = Vec::new();
+        for n in 0..3 {
+            let opts = EngineOptions {
+                store: place.clone(),
+                rate_window: WINDOW,
+                ..EngineOptions::default()
+            };
+            let pipeline = Pipeline::from_file(&file).unwrap();
+            let dir = sb.path(&format!("e{n}"));
+            let mut engine = tokio::task::spawn_blocking(move || {
+                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
+            })
+            .await
+            .unwrap();
+            if n == 0 {
+                let tasks = (1..=45)
+                    .map(|i| InputTask::new(format!("t{i:02}"), json!({})))
+                    .collect();
+                engine.submit(tasks).await.unwrap();
+            }
+            running.push(tokio::spawn(engine.run()));
+        }
+        for r in running {
+            r.await.unwrap().expect("the engine ends well");
+        }
+    });
+    let per_window = query(
+        &db,
+        &format!(
+            "SELECT floor(extract(epoch FROM at::timestamptz) * 1000 / {})::bigint AS w, count(*) AS n \
+             FROM baton.events WHERE kind = 'phase_started' GROUP BY 1 ORDER BY 1",
+            WINDOW.as_millis()
+        ),
+    );
+    let counts: Vec<i64> = per_window
+        .iter()
+        .map(|r| r["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<i64>(), 45, "{per_window:?}");
+    assert!(
+        counts.iter().all(|&n| n <= 10),
+        "no window starts more than the rpm of 10: {counts:?}"
+    );
+    assert!(
+        counts.iter().filter(|&&n| n == 10).count() >= 2,
+        "the limit is used, not just kept: {counts:?}"
+    );
+}
