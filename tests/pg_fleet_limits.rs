@@ -262,3 +262,76 @@ agent = "metered"
         "the limit is used, not just kept: {counts:?}"
     );
 }
+
+#[test]
+fn a_run_budget_holds_across_three_engines() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    // Each attempt uses 175 tokens (100 out, 75 in): the budget is twenty.
+    sb.write(
+        "pipeline.toml",
+        r#"
+name = "budget"
+
+[defaults]
+concurrency = 6
+
+[run_budget]
+tokens = 3500
+
+[agents.sim]
+kind = "sim"
+latency = "30ms..50ms"
+tokens = "100..100"
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "a"
+agent = "sim"
+"#,
+    );
+    let tasks: Vec<Value> = (1..=100)
+        .map(|i| json!({"id": format!("t{i:03}")}))
+        .collect();
+    sb.inputs(&tasks);
+    let start = |name: &str, input: bool| {
+        let mut cmd = baton();
+        cmd.env("BATON_STORE", &db)
+            .arg("run")
+            .arg(sb.path("pipeline.toml"))
+            .arg("--headless")
+            .arg("--state-dir")
+            .arg(sb.path(name))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if input {
+            cmd.arg("--input").arg(sb.path("tasks.jsonl"));
+        }
+        Live::from_child(cmd.spawn().expect("start baton"))
+    };
+    // All three from the start: the budget is spent within moments.
+    let engines = [start("e1", true), start("e2", false), start("e3", false)];
+    for e in engines {
+        // Tasks wait for a person once the budget is reached.
+        let out = e.wait();
+        assert!(matches!(out.code(), 0 | 3), "{out}");
+    }
+    let started = query(
+        &db,
+        "SELECT count(*) AS n FROM baton.events WHERE kind = 'phase_started'",
+    );
+    let tokens = query(&db, "SELECT sum(tokens)::bigint AS n FROM baton.tasks");
+    assert_eq!(
+        (started[0]["n"].as_i64(), tokens[0]["n"].as_i64()),
+        (Some(20), Some(3500)),
+        "the twenty attempts the budget allows, across the engines"
+    );
+    let held = query(
+        &db,
+        "SELECT count(*) AS n FROM baton.holds WHERE reason LIKE '%reached%'",
+    );
+    assert_eq!(held[0]["n"], 80, "every other task waits on the budget");
+}

@@ -225,6 +225,8 @@ pub struct Engine {
     /// This engine's share of the fleet's `concurrency` and whether a
     /// limit wants more of its share (see `fleet`).
     fleet_share: fleet::RunShare,
+    /// Reservations of a fleet's run budget: asked, granted, given back.
+    fleet_budget: fleet::BudgetGate,
 }
 
 impl Engine {
@@ -407,6 +409,7 @@ impl Engine {
             held_offline: false,
             fleet_every: None,
             fleet_share: fleet::RunShare::default(),
+            fleet_budget: fleet::BudgetGate::default(),
         };
         engine.has_fan_out = engine.pipeline.phases.iter().any(|p| p.fan_out.is_some());
         engine.resume_recovered();
@@ -735,7 +738,7 @@ impl Engine {
         // In a fleet a task that waits for a person is put down too: the
         // engine that receives the decision takes it up.
         let shared = self.store.is_shared();
-        let (batch, done) = self.checkpoint.take(&self.tasks, |t| {
+        let (mut batch, done) = self.checkpoint.take(&self.tasks, |t| {
             !running.keeps(&t.id)
                 && (t.state.is_final()
                     || (shared
@@ -746,6 +749,7 @@ impl Engine {
             self.slots.remove(&id);
             self.timers.forget(&id);
         }
+        batch.unreserved = std::mem::take(&mut self.fleet_budget.unreserve);
         self.store.append(batch).await
     }
 
@@ -990,6 +994,10 @@ impl Engine {
         let Some((a, at)) = self.pick_agent(id, idx) else {
             return;
         };
+        // A fleet's run budget: an attempt starts with a reservation of it.
+        let Some(reserved) = self.fleet_reservation(id, idx, a) else {
+            return;
+        };
         let task = &self.tasks[id];
         let pipeline = self.pipeline.clone();
         let spec = &pipeline.phases[idx];
@@ -1036,6 +1044,7 @@ impl Engine {
             agent: a,
             ticket,
             handle,
+            reserved,
         };
         self.running.add(id, running);
     }
@@ -1092,6 +1101,7 @@ impl Engine {
 
     /// Gives back the agent's place an attempt took, and counts what it spent.
     fn agent_done(&mut self, run: &Running, event: &EventKind) {
+        self.fleet_budget.unreserve.add(run.reserved);
         let slot = &mut self.agents[run.agent];
         slot.inflight -= 1;
         if let EventKind::AttemptFinished {
@@ -1356,12 +1366,14 @@ impl Engine {
         for idx in 0..self.phase_ids.len() {
             if let Some(r) = self.running.take(id, idx) {
                 r.handle.abort();
+                self.fleet_budget.unreserve.add(r.reserved);
                 let slot = &mut self.agents[r.agent];
                 slot.inflight -= 1;
                 slot.limiter.finished(r.ticket, None);
             }
         }
         self.cache_forget(id);
+        self.fleet_budget.forget(id);
         for a in 0..self.agents.len() {
             self.agents[a].waiting.retain(|(t, _)| t != id);
             self.start_waiting(a);

@@ -35,8 +35,8 @@ use tokio::sync::broadcast;
 pub use error::StoreError;
 pub use lock::held as engine_holds;
 pub use model::{
-    Batch, ListQuery, PhaseTotals, Recovered, RowChange, RunMeta, Sort, StoreStats, TaskNo,
-    TaskRow, Totals,
+    Batch, ListQuery, PhaseTotals, Recovered, Reserved, RowChange, RunMeta, Sort, StoreStats,
+    TaskNo, TaskRow, Totals,
 };
 pub use place::Place;
 pub use sqlite::{SqliteReader, SqliteStore};
@@ -194,6 +194,19 @@ pub trait RunStore: RunReader {
                 left: window,
             })
         })
+    }
+    /// A fleet's run budget: reserves, in order, what each attempt about to
+    /// start is expected to spend (by the fleet's average for its agent, or
+    /// `wants`' own estimate), as long as the run's spend and every live
+    /// engine's reservations stay under `limits` (the rule one engine keeps
+    /// with its own attempts in flight). Gives the reservations made (a
+    /// prefix of `wants`) and, when one was refused, why.
+    fn reserve_budget<'a>(
+        &'a self,
+        _limits: crate::spec::model::BudgetLimits,
+        wants: Vec<(String, Reserved)>,
+    ) -> StoreFuture<'a, (Vec<Reserved>, Option<String>)> {
+        Box::pin(async move { Ok((wants.into_iter().map(|(_, r)| r).collect(), None)) })
     }
     /// Engines serving the run now, this one included: what a fair share of a
     /// fleet's limit is cut by.

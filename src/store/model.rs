@@ -114,11 +114,34 @@ pub struct Batch {
     /// a person with nothing under way): a fleet's store lets go of their
     /// leases once the batch is committed.
     pub released: Vec<TaskNo>,
+    /// What the attempts that ended in this batch had reserved of a fleet's
+    /// run budget: given back in the same commit as their spend.
+    pub unreserved: Reserved,
+}
+
+/// Dollars and tokens reserved of a run's budget.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Reserved {
+    pub usd: f64,
+    pub tokens: u64,
+}
+
+impl Reserved {
+    pub fn is_zero(&self) -> bool {
+        self.usd == 0.0 && self.tokens == 0
+    }
+    pub fn add(&mut self, other: Reserved) {
+        self.usd += other.usd;
+        self.tokens = self.tokens.saturating_add(other.tokens);
+    }
 }
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.rows.is_empty() && self.released.is_empty()
+        self.events.is_empty()
+            && self.rows.is_empty()
+            && self.released.is_empty()
+            && self.unreserved.is_zero()
     }
 }
 

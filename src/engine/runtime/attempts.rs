@@ -18,6 +18,8 @@ pub(super) struct Running {
     /// Its place in the agent's rate limiter.
     pub(super) ticket: u64,
     pub(super) handle: AbortHandle,
+    /// What it reserved of a fleet's run budget, given back when it ends.
+    pub(super) reserved: crate::store::Reserved,
 }
 
 #[derive(Default)]

@@ -136,6 +136,7 @@ impl Checkpoint {
                 events,
                 rows,
                 released,
+                ..Batch::default()
             },
             finished,
         )

@@ -15,9 +15,12 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use super::Engine;
+use crate::engine::event::{BudgetScope, TaskId};
 use crate::engine::run_state::RunState;
-use crate::store::StoreError;
+use crate::store::{Reserved, StoreError};
 
 /// How often a fleet's engine looks around.
 const EVERY: Duration = Duration::from_secs(1);
@@ -79,6 +82,35 @@ impl AgentShare {
     /// Whether more of the fleet's places or grants would let it start.
     pub fn wants_more(&self, inflight: usize) -> bool {
         self.held.is_some_and(|h| inflight >= h) || !self.may_start()
+    }
+}
+
+/// A fleet's run budget, from the engine's side: starts waiting for a
+/// reservation, reservations granted and not used yet, and what ended
+/// attempts give back with the next batch.
+#[derive(Debug, Default)]
+pub(super) struct BudgetGate {
+    asked: Vec<(TaskId, usize, String, Reserved)>,
+    granted: HashMap<(TaskId, usize), Reserved>,
+    pub unreserve: Reserved,
+}
+
+impl BudgetGate {
+    /// A task that ended or was cancelled: reservations it did not use go
+    /// back with the next batch.
+    pub fn forget(&mut self, id: &TaskId) {
+        self.asked.retain(|(t, ..)| t != id);
+        let unused: Vec<(TaskId, usize)> = self
+            .granted
+            .keys()
+            .filter(|(t, _)| t == id)
+            .cloned()
+            .collect();
+        for key in unused {
+            if let Some(r) = self.granted.remove(&key) {
+                self.unreserve.add(r);
+            }
+        }
     }
 }
 
@@ -148,9 +180,69 @@ impl Engine {
         Ok(())
     }
 
-    /// Asks the store for the places and grants the agents' limits want.
+    /// What an attempt of phase `idx` by agent `a` reserves of a fleet's
+    /// run budget: nothing on its own or without a run budget; `None` while
+    /// it waits for the store to reserve it (then it starts from there).
+    pub(super) fn fleet_reservation(
+        &mut self,
+        id: &TaskId,
+        idx: usize,
+        a: usize,
+    ) -> Option<Reserved> {
+        if !self.fleet_share.shared || self.run_limits().is_none() {
+            return Some(Reserved::default());
+        }
+        if let Some(r) = self.fleet_budget.granted.remove(&(id.clone(), idx)) {
+            return Some(r);
+        }
+        let gate = &mut self.fleet_budget;
+        if !gate.asked.iter().any(|(t, i, ..)| t == id && *i == idx) {
+            let est = self.agents[a].average.estimate(1);
+            gate.asked.push((
+                id.clone(),
+                idx,
+                self.agents[a].name.clone(),
+                Reserved {
+                    usd: est.usd,
+                    tokens: est.tokens,
+                },
+            ));
+        }
+        self.fleet_share.wants = true;
+        None
+    }
+
+    /// Reserves the run budget for the starts that wait for it; those the
+    /// budget has no room for wait for a person, as on one engine.
+    async fn fleet_reserve(&mut self) -> Result<(), StoreError> {
+        let asked = std::mem::take(&mut self.fleet_budget.asked);
+        if asked.is_empty() {
+            return Ok(());
+        }
+        let wants = asked.iter().map(|(_, _, a, r)| (a.clone(), *r)).collect();
+        let (given, refused) = self.store.reserve_budget(self.run_limits(), wants).await?;
+        for (i, (id, idx, ..)) in asked.into_iter().enumerate() {
+            match given.get(i) {
+                Some(r) => {
+                    self.fleet_budget.granted.insert((id.clone(), idx), *r);
+                    self.start_phase(&id, idx);
+                }
+                None => {
+                    let why = refused.clone().unwrap_or_default();
+                    if self.tasks.contains_key(&id) {
+                        self.hold_for_budget(&id, idx, BudgetScope::Run, why);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the store for the places, grants and reservations the fleet's
+    /// limits want.
     pub(super) async fn fleet_refill(&mut self) -> Result<(), StoreError> {
         self.fleet_share.wants = false;
+        self.fleet_reserve().await?;
         let busy = self.fleet_share.busy;
         let window = self.opts.rate_window;
         let mut woken = Vec::new();

@@ -105,6 +105,7 @@ impl Engine {
                 agent: a,
                 ticket,
                 handle,
+                reserved: crate::store::Reserved::default(),
             },
         );
         true
@@ -167,6 +168,7 @@ impl Engine {
     pub(super) fn abort_items(&mut self, id: &TaskId) {
         for r in self.running.take_items(id) {
             r.handle.abort();
+            self.fleet_budget.unreserve.add(r.reserved);
             let slot = &mut self.agents[r.agent];
             slot.inflight -= 1;
             slot.limiter.finished(r.ticket, None);

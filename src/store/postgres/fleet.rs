@@ -19,8 +19,8 @@ use tokio_postgres::Client;
 
 use super::fail::PgResult;
 use crate::engine::event::EventKind;
-use crate::store::RateGrant;
 use crate::store::model::TaskNo;
+use crate::store::{RateGrant, Reserved};
 
 /// How long a lease lasts unless `BATON_LEASE_SECS` says otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
@@ -324,7 +324,8 @@ pub async fn stop(c: &Client, me: i64) -> PgResult<()> {
     )
     .await?;
     c.execute(
-        "UPDATE engines SET stopped_at = now(), lease_until = now() WHERE id = $1",
+        "UPDATE engines SET stopped_at = now(), lease_until = now(), reserved_usd = 0, \
+         reserved_tokens = 0 WHERE id = $1",
         &[&me],
     )
     .await?;
@@ -396,4 +397,116 @@ pub async fn engines(c: &Client, all: bool) -> PgResult<Vec<EngineInfo>> {
             tasks_running: r.get(9),
         })
         .collect())
+}
+
+/// Reserves what attempts about to start are expected to spend of the
+/// run's budget (see `RunStore::reserve_budget`). Holds the commit lock
+/// meanwhile, so that the spend and every engine's reservations are read
+/// as one commit left them and no other engine reserves at the same time.
+pub async fn reserve_budget(
+    c: &mut Client,
+    me: i64,
+    commit_lock: i64,
+    limits: crate::spec::model::BudgetLimits,
+    wants: Vec<(String, Reserved)>,
+) -> PgResult<(Vec<Reserved>, Option<String>)> {
+    c.execute("SELECT pg_advisory_lock($1)", &[&commit_lock])
+        .await?;
+    let done = reserve_locked(c, me, limits, wants).await;
+    let unlocked = c
+        .execute("SELECT pg_advisory_unlock($1)", &[&commit_lock])
+        .await;
+    let done = done?;
+    unlocked?;
+    Ok(done)
+}
+
+async fn reserve_locked(
+    c: &mut Client,
+    me: i64,
+    limits: crate::spec::model::BudgetLimits,
+    wants: Vec<(String, Reserved)>,
+) -> PgResult<(Vec<Reserved>, Option<String>)> {
+    let tx = c.transaction().await?;
+    let totals = super::read::totals(&tx).await?;
+    let row = tx
+        .query_one(
+            "SELECT coalesce(sum(reserved_usd), 0)::float8, coalesce(sum(reserved_tokens), 0)::bigint \
+             FROM engines WHERE id = $1 OR (stopped_at IS NULL AND lease_until >= now())",
+            &[&me],
+        )
+        .await?;
+    let mut reserved = Reserved {
+        usd: row.get(0),
+        tokens: row.get::<_, i64>(1).max(0) as u64,
+    };
+    // The fleet's average per attempt of each agent, from the figures.
+    let mut average: HashMap<String, Reserved> = HashMap::new();
+    for r in tx
+        .query(
+            "SELECT agent, sum(attempts - interrupted - cancelled)::bigint, \
+                    sum(input_tokens + output_tokens + cache_read_tokens + cache_write_tokens)::bigint, \
+                    sum(cost_nano)::bigint \
+             FROM attempt_stats GROUP BY agent",
+            &[],
+        )
+        .await?
+    {
+        let n: i64 = r.get(1);
+        if n > 0 {
+            let tokens: i64 = r.get(2);
+            let nano: i64 = r.get(3);
+            average.insert(
+                r.get(0),
+                Reserved {
+                    usd: nano as f64 / 1e9 / n as f64,
+                    tokens: (tokens / n).max(0) as u64,
+                },
+            );
+        }
+    }
+    let spent_usd = totals.cost().usd;
+    let mut given = Vec::new();
+    let mut refused = None;
+    for (agent, own) in wants {
+        let usd_over = limits.usd.is_some_and(|l| spent_usd + reserved.usd >= l);
+        let tokens_over = limits
+            .tokens
+            .is_some_and(|l| totals.tokens.saturating_add(reserved.tokens) >= l);
+        if usd_over || tokens_over {
+            refused = Some(if tokens_over {
+                format!(
+                    "{} tokens reached across the fleet: {} used + {} reserved by attempts under way",
+                    limits.tokens.unwrap_or(0),
+                    totals.tokens,
+                    reserved.tokens
+                )
+            } else {
+                format!(
+                    "${:.4} reached across the fleet: ${:.4} spent + ${:.4} reserved by attempts under way",
+                    limits.usd.unwrap_or(0.0),
+                    spent_usd,
+                    reserved.usd
+                )
+            });
+            break;
+        }
+        let r = average.get(&agent).copied().unwrap_or(own);
+        reserved.add(r);
+        given.push(r);
+    }
+    let total = given.iter().fold(Reserved::default(), |mut t, r| {
+        t.add(*r);
+        t
+    });
+    if !total.is_zero() {
+        tx.execute(
+            "UPDATE engines SET reserved_usd = reserved_usd + $2, \
+             reserved_tokens = reserved_tokens + $3 WHERE id = $1",
+            &[&me, &total.usd, &(total.tokens.min(i64::MAX as u64) as i64)],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok((given, refused))
 }

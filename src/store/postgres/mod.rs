@@ -245,6 +245,8 @@ pub struct PgStore {
     me: i64,
     held: Arc<Held>,
     lease: Duration,
+    /// The run's commit lock, which reservations of its budget take too.
+    commit_lock: i64,
     /// Renews this engine's leases until the store closes.
     heartbeat: tokio::task::JoinHandle<()>,
 }
@@ -313,6 +315,7 @@ impl PgStore {
             me,
             held,
             lease,
+            commit_lock: commit_lock(&target.schema),
             heartbeat,
         };
         Ok((store, recovered, stored))
@@ -663,6 +666,17 @@ impl RunStore for PgStore {
         let agent = agent.to_string();
         Box::pin(self.reader.with(move |c, _| async move {
             fleet::grant_requests(&c, &agent, rpm, window, want).await
+        }))
+    }
+
+    fn reserve_budget<'a>(
+        &'a self,
+        limits: crate::spec::model::BudgetLimits,
+        wants: Vec<(String, crate::store::Reserved)>,
+    ) -> StoreFuture<'a, (Vec<crate::store::Reserved>, Option<String>)> {
+        let lock = self.commit_lock;
+        Box::pin(self.claim(move |mut c, _, me, _, _| async move {
+            fleet::reserve_budget(&mut c, me, lock, limits, wants).await
         }))
     }
 

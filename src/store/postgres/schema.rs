@@ -166,6 +166,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         lease_until TIMESTAMPTZ,
         PRIMARY KEY (resource, n)
     );
+    -- What each engine has reserved of the run's budget for its attempts
+    -- under way; the writer gives it back with the attempts' spend.
+    ALTER TABLE engines ADD COLUMN reserved_usd DOUBLE PRECISION NOT NULL DEFAULT 0;
+    ALTER TABLE engines ADD COLUMN reserved_tokens BIGINT NOT NULL DEFAULT 0;
     CREATE TABLE rate_windows (
         agent     TEXT NOT NULL,
         window_no BIGINT NOT NULL,          -- seconds since 1970 / the window's seconds

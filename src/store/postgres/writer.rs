@@ -43,7 +43,7 @@ use crate::engine::event::Event;
 use crate::engine::state::HoldKind;
 use crate::store::cache::{CacheFilter, CacheWrite};
 use crate::store::error::StoreError;
-use crate::store::model::{Batch, RowChange, RunMeta, TaskNo, Totals};
+use crate::store::model::{Batch, Reserved, RowChange, RunMeta, TaskNo, Totals};
 use crate::store::sqlite::read::ts;
 use crate::store::sqlite::shared::Shared;
 use crate::store::stats_fold::StatsFold;
@@ -113,6 +113,7 @@ struct Group {
     events: Vec<(Option<TaskNo>, Event)>,
     rows: Vec<RowChange>,
     released: Vec<TaskNo>,
+    unreserved: Reserved,
     metas: Vec<RunMeta>,
     cache: Vec<CacheWrite>,
 }
@@ -133,6 +134,7 @@ impl Group {
         self.events.is_empty()
             && self.rows.is_empty()
             && self.released.is_empty()
+            && self.unreserved.is_zero()
             && self.metas.is_empty()
             && self.cache.is_empty()
     }
@@ -204,6 +206,7 @@ impl Writer {
             events: Vec::new(),
             rows: Vec::new(),
             released: Vec::new(),
+            unreserved: Reserved::default(),
             metas: Vec::new(),
             cache: Vec::new(),
         };
@@ -215,6 +218,7 @@ impl Writer {
                     group.events.append(&mut b.events);
                     group.rows.append(&mut b.rows);
                     group.released.append(&mut b.released);
+                    group.unreserved.add(b.unreserved);
                 }
                 Msg::Meta(meta) => group.metas.push(meta),
                 Msg::Cache(mut w) => group.cache.append(&mut w),
@@ -537,8 +541,15 @@ async fn commit(
     stats::write(&tx, fold).await?;
     let commits: i64 = tx
         .query_one(
-            "UPDATE engines SET commits = commits + 1 WHERE id = $1 RETURNING commits",
-            &[&fleet.me],
+            "UPDATE engines SET commits = commits + 1, \
+               reserved_usd = GREATEST(reserved_usd - $2, 0), \
+               reserved_tokens = GREATEST(reserved_tokens - $3, 0) \
+             WHERE id = $1 RETURNING commits",
+            &[
+                &fleet.me,
+                &group.unreserved.usd,
+                &(group.unreserved.tokens.min(i64::MAX as u64) as i64),
+            ],
         )
         .await?
         .get(0);
