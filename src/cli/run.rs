@@ -16,7 +16,8 @@ use super::state_meta;
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The pipeline file. Without it, the run in --state-dir goes on with
-    /// the pipeline kept in the folder (its `pipeline.toml`).
+    /// the pipeline kept in the folder (its `pipeline.toml`); a run in
+    /// PostgreSQL, with the one kept with the run.
     pipeline: Option<PathBuf>,
     /// Tasks to add: a JSON Lines file (one task per line) or a folder of .json files.
     #[arg(long, value_name = "FILE|DIR")]

@@ -146,8 +146,9 @@ pub fn kept(state_dir: &Path) -> Result<(Kept, String), String> {
             e
         } else {
             format!(
-                "the run in {} keeps no pipeline yet, and {e}\n  help: start the run with its pipeline file: `baton run PIPELINE {}`",
+                "the run in {} keeps no pipeline, nor does {} hold a copy\n  help: start the run with its pipeline file: `baton run PIPELINE {}`",
                 place.describe(state_dir),
+                state_dir.display(),
                 super::place::flags(state_dir)
             )
         }
