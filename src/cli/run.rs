@@ -16,7 +16,8 @@ use super::state_meta;
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// The pipeline file. Without it, the run in --state-dir goes on with
-    /// the pipeline kept in the folder (its `pipeline.toml`).
+    /// the pipeline kept in the folder (its `pipeline.toml`); a run in
+    /// PostgreSQL, with the one kept with the run.
     pipeline: Option<PathBuf>,
     /// Tasks to add: a JSON Lines file (one task per line) or a folder of .json files.
     #[arg(long, value_name = "FILE|DIR")]
@@ -128,22 +129,19 @@ pub async fn run(args: RunArgs) -> i32 {
     init_logging_for(&mode);
     let loaded = match &args.pipeline {
         Some(path) => spec::load(path).map_err(|e| e.to_string()),
-        None => {
-            let kept = state_meta::load(&args.dir.state_dir);
-            if let Ok(p) = &kept {
+        None => state_meta::kept(&args.dir.state_dir)
+            .and_then(|(kept, at)| {
+                let p = kept.parse(&at)?;
                 eprintln!(
-                    "{}: going on with the pipeline kept in {} ({})",
+                    "{}: going on with the pipeline kept {at} (first run from {})",
                     p.name,
-                    state_meta::copy_path(&args.dir.state_dir).display(),
-                    state_meta::source(&args.dir.state_dir)
-                        .map(|s| format!("first run from {}", s.display()))
-                        .unwrap_or_else(|| "where it was first run from is not recorded".into())
+                    kept.source.display()
                 );
-            }
-            kept.map_err(|e| {
-                format!("error: {e}\n  help: give the pipeline file: `baton run PIPELINE --state-dir DIR`")
+                Ok(p)
             })
-        }
+            .map_err(|e| {
+                format!("error: {e}\n  help: give the pipeline file: `baton run PIPELINE --state-dir DIR`")
+            }),
     };
     let mut pipeline = match loaded {
         Ok(p) => p,
@@ -238,10 +236,30 @@ pub async fn open_engine(
         eprintln!("error: {e}");
         2
     };
+    // What the folder keeps: the file given; going on without one, the
+    // run's pipeline (a run in PostgreSQL may have begun elsewhere), or
+    // the folder's copy, kept as it is.
+    let kept = match pipeline_file {
+        Some(file) => {
+            Some(state_meta::Kept::of_file(file, pipeline.schema_files()).map_err(|e| fail(&e))?)
+        }
+        None if !opts.store.is_folder() => {
+            Some(state_meta::kept(state_dir).map_err(|e| fail(&e))?.0)
+        }
+        None => None,
+    };
+    // On a run in PostgreSQL, one pipeline for every engine of the fleet.
+    let joining = match &kept {
+        Some(k) => super::run_pipeline::join(state_dir, &pipeline.name, k, switches)
+            .map_err(|e| fail(&e))?,
+        None => None,
+    };
     let mut engine = Engine::open(pipeline, state_dir, opts).map_err(|e| fail(&e))?;
-    if let Some(file) = pipeline_file {
-        state_meta::save(state_dir, file, &engine.pipeline().schema_files())
-            .map_err(|e| fail(&e))?;
+    if let Some(joining) = joining {
+        joining.keep().map_err(|e| fail(&e))?;
+    }
+    if let Some(k) = &kept {
+        state_meta::save(state_dir, k).map_err(|e| fail(&e))?;
     }
     switches.keep(state_dir).map_err(|e| fail(&e))?;
     for w in engine.warnings() {

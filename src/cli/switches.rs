@@ -1,7 +1,7 @@
 //! Phases switched off for a run (`--disable`, `--only`), kept in its state
-//! folder so that going on later, with or without the pipeline file, runs
-//! the same phases. New switches replace the kept ones; `--all-phases`
-//! clears them.
+//! folder (and with a run in PostgreSQL, see `run_pipeline`) so that going
+//! on later, with or without the pipeline file, runs the same phases. New
+//! switches replace the kept ones; `--all-phases` clears them.
 
 use std::path::{Path, PathBuf};
 
@@ -87,8 +87,12 @@ fn kept_path(state_dir: &Path) -> PathBuf {
     state_dir.join(KEPT)
 }
 
-/// The switches kept in a state folder, if any.
+/// The switches kept with the run (in PostgreSQL), else in the state
+/// folder, if any.
 fn kept(state_dir: &Path) -> Result<Option<Switches>, String> {
+    if let Some((_, switches)) = super::run_pipeline::read()? {
+        return Ok(Some(switches));
+    }
     let path = kept_path(state_dir);
     match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {

@@ -9,6 +9,7 @@
 mod cache;
 pub mod fail;
 pub mod fleet;
+pub mod kept;
 mod read;
 pub mod runtime;
 pub mod schema;
@@ -44,9 +45,15 @@ use writer::{Link, Msg, QUEUE_BATCHES, Writer};
 
 /// The run's own number for the advisory lock every commit takes.
 fn commit_lock(schema: &str) -> i64 {
+    run_lock(schema, 2)
+}
+
+/// The run's own number for one of its advisory locks (`which`: 2 for
+/// commits, 3 for the pipeline).
+fn run_lock(schema: &str, which: u8) -> i64 {
     // FNV-1a over the schema's name.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in schema.bytes().chain([0, 2]) {
+    for b in schema.bytes().chain([0, which]) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -57,3 +57,22 @@ impl TestDb {
             .expect("the schema is dropped");
     }
 }
+
+/// The address of a fresh schema with no run in it, or `None` (said on
+/// stderr) when PostgreSQL is missing.
+pub(crate) fn target(test: &str) -> Option<super::PgTarget> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let Some(url) = database() else {
+        eprintln!("{test}: skipped, PostgreSQL is not installed");
+        return None;
+    };
+    let schema = format!(
+        "target_{test}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    Some(
+        super::PgTarget::parse(&format!("{url}?schema={schema}"))
+            .expect("the test cluster's address"),
+    )
+}
