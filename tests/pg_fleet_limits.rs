@@ -335,3 +335,88 @@ agent = "sim"
     );
     assert_eq!(held[0]["n"], 80, "every other task waits on the budget");
 }
+
+#[test]
+fn an_agents_tpm_holds_across_three_engines_but_for_attempts_under_way() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    // 175 tokens an attempt; ten attempts' worth a window.
+    let file = sb.write(
+        "pipeline.toml",
+        r#"
+name = "tpm"
+
+[defaults]
+concurrency = 3
+
+[agents.metered]
+kind = "sim"
+latency = "10ms..10ms"
+tokens = "100..100"
+tpm = 1750
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "a"
+agent = "metered"
+"#,
+    );
+    const WINDOW: Duration = Duration::from_millis(1000);
+    let place = Place::parse(Some(&db)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut running = Vec::new();
+        for n in 0..3 {
+            let opts = EngineOptions {
+                store: place.clone(),
+                rate_window: WINDOW,
+                ..EngineOptions::default()
+            };
+            let pipeline = Pipeline::from_file(&file).unwrap();
+            let dir = sb.path(&format!("e{n}"));
+            let mut engine = tokio::task::spawn_blocking(move || {
+                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
+            })
+            .await
+            .unwrap();
+            if n == 0 {
+                let tasks = (1..=40)
+                    .map(|i| InputTask::new(format!("t{i:02}"), json!({})))
+                    .collect();
+                engine.submit(tasks).await.unwrap();
+            }
+            running.push(tokio::spawn(engine.run()));
+        }
+        for r in running {
+            r.await.unwrap().expect("the engine ends well");
+        }
+    });
+    // Tokens by the window their attempt started in.
+    let per_window = query(
+        &db,
+        &format!(
+            "SELECT floor(extract(epoch FROM s.at::timestamptz) * 1000 / {})::bigint AS w, count(*) AS n \
+             FROM baton.events s WHERE s.kind = 'phase_started' GROUP BY 1 ORDER BY 1",
+            WINDOW.as_millis()
+        ),
+    );
+    let counts: Vec<i64> = per_window
+        .iter()
+        .map(|r| r["n"].as_i64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<i64>(), 40, "{per_window:?}");
+    // Ten attempts fill a window; the attempts under way when it fills
+    // (at most the concurrency of 3) may still take it over, as on one
+    // engine.
+    assert!(
+        counts.iter().all(|&n| n <= 10 + 3),
+        "no window goes past the tpm by more than the attempts under way: {counts:?}"
+    );
+    assert!(
+        counts.len() >= 3,
+        "the tpm spread the work over windows: {counts:?}"
+    );
+}

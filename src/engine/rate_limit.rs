@@ -71,6 +71,11 @@ impl RateLimiter {
         self.rpm
     }
 
+    /// Tokens allowed per window, if limited.
+    pub fn tpm(&self) -> Option<u64> {
+        self.tpm
+    }
+
     /// No limit to keep.
     pub fn is_unlimited(&self) -> bool {
         self.rpm.is_none() && self.tpm.is_none()

@@ -417,7 +417,8 @@ impl Engine {
             engine.fleet_every = Some(fleet::interval());
             engine.fleet_share.shared = true;
             for slot in &mut engine.agents {
-                slot.fleet = fleet::AgentShare::shared(slot.limit, slot.limiter.rpm());
+                slot.fleet =
+                    fleet::AgentShare::shared(slot.limit, slot.limiter.rpm(), slot.limiter.tpm());
             }
         }
         Ok(engine)
@@ -1110,6 +1111,7 @@ impl Engine {
         {
             slot.limiter
                 .finished(run.ticket, usage.as_ref().map(|u| u.tokens()));
+            slot.fleet.used(usage.as_ref().map_or(0, |u| u.tokens()));
             if usage.is_some() || cost_usd.is_some() {
                 slot.average.add(usage.as_ref(), *cost_usd);
             }

@@ -52,6 +52,8 @@ pub struct RateGrant {
     pub granted: u32,
     /// Until the window ends.
     pub left: std::time::Duration,
+    /// Tokens the agent's attempts used in the window, across the fleet.
+    pub tokens: u64,
 }
 
 /// Room in the broadcast channel; a subscriber further behind than this
@@ -179,19 +181,23 @@ pub trait RunStore: RunReader {
     fn release_slots<'a>(&'a self, _resource: &'a str, _count: u32) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
     }
-    /// Grants up to `want` starts of an agent out of its `rpm` for the
-    /// current window, counted across the fleet.
+    /// Grants up to `want` starts of an agent out of its `rpm` (all when
+    /// `None`) for the current window, counted across the fleet; adds
+    /// `used_tokens` (what its attempts used since last asked) to the
+    /// window's tokens, and says how many the window has, for its `tpm`.
     fn grant_requests<'a>(
         &'a self,
         _agent: &'a str,
-        _rpm: u32,
+        _rpm: Option<u32>,
         window: std::time::Duration,
         want: u32,
+        _used_tokens: u64,
     ) -> StoreFuture<'a, RateGrant> {
         Box::pin(async move {
             Ok(RateGrant {
                 granted: want,
                 left: window,
+                tokens: 0,
             })
         })
     }

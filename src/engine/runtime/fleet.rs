@@ -42,23 +42,32 @@ pub(super) struct RunShare {
     pub wants: bool,
 }
 
-/// An agent's share of its `max_parallel` and `rpm` in a fleet.
+/// An agent's share of its `max_parallel`, `rpm` and `tpm` in a fleet.
 #[derive(Debug, Default, Clone)]
 pub(super) struct AgentShare {
     /// Places of its `max_parallel` held; `None` on its own, or unlimited.
     pub held: Option<usize>,
     /// Its `rpm`, when a fleet counts it.
     pub rpm: Option<u32>,
-    /// Starts granted and not used yet, until `until`.
+    /// Its `tpm`, when a fleet counts it.
+    pub tpm: Option<u64>,
+    /// Starts granted and not used yet, until `until` (the window's end).
     pub grant: u32,
     pub until: Option<Instant>,
+    /// Tokens the window has used across the fleet, as last heard, plus
+    /// this engine's since; and this engine's not told yet.
+    pub window_tokens: u64,
+    pub unsent_tokens: u64,
+    /// The others' tokens are to be heard before the next start.
+    pub refresh: bool,
 }
 
 impl AgentShare {
-    pub fn shared(limit: Option<usize>, rpm: Option<u32>) -> AgentShare {
+    pub fn shared(limit: Option<usize>, rpm: Option<u32>, tpm: Option<u64>) -> AgentShare {
         AgentShare {
             held: limit.map(|_| 0),
             rpm,
+            tpm,
             ..AgentShare::default()
         }
     }
@@ -68,9 +77,34 @@ impl AgentShare {
         self.held.map_or(limit, |h| h.min(limit))
     }
 
-    /// Whether the `rpm` lets an attempt start now.
+    /// Whether the window counts this agent (it has an `rpm` or a `tpm`).
+    fn metered(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some()
+    }
+
+    /// Whether the `rpm` and `tpm` let an attempt start now: a grant in
+    /// hand within its window, and tokens left in the window. Like one
+    /// engine's `tpm`, attempts under way may still take the window over.
     pub fn may_start(&self) -> bool {
-        self.rpm.is_none() || (self.grant > 0 && self.until.is_some_and(|u| Instant::now() < u))
+        if !self.metered() {
+            return true;
+        }
+        let in_window = self.until.is_some_and(|u| Instant::now() < u);
+        let requests = self.rpm.is_none() || self.grant > 0;
+        let tokens = self.tpm.is_none_or(|t| self.window_tokens < t);
+        in_window && requests && tokens && !self.refresh
+    }
+
+    /// Counts an ended attempt's tokens against the window: the engine
+    /// tells the store (and hears the others' tokens) before its next
+    /// start, so that the fleet goes past the `tpm` by no more than the
+    /// attempts under way when the window filled, as one engine does.
+    pub fn used(&mut self, tokens: u64) {
+        if self.tpm.is_some() {
+            self.window_tokens = self.window_tokens.saturating_add(tokens);
+            self.unsent_tokens = self.unsent_tokens.saturating_add(tokens);
+            self.refresh = true;
+        }
     }
 
     pub fn use_grant(&mut self) {
@@ -268,18 +302,28 @@ impl Engine {
                 }
             }
             let slot = &self.agents[a];
-            if let Some(rpm) = slot.fleet.rpm
-                && !slot.fleet.may_start()
-            {
-                let want = (slot.waiting.len() as u32).clamp(1, rpm);
+            if slot.fleet.metered() && !slot.fleet.may_start() {
+                let rpm = slot.fleet.rpm;
+                let want = (slot.waiting.len() as u32).clamp(1, rpm.unwrap_or(u32::MAX));
+                let used = slot.fleet.unsent_tokens;
                 let grant = self
                     .store
-                    .grant_requests(&slot.name, rpm, window, want)
+                    .grant_requests(&slot.name, rpm, window, want, used)
                     .await?;
                 let share = &mut self.agents[a].fleet;
-                share.grant = grant.granted;
+                share.unsent_tokens -= used;
+                share.refresh = false;
+                // Grants left of the same window stay usable.
+                let same_window = share.until.is_some_and(|u| Instant::now() < u);
+                let kept = if same_window { share.grant } else { 0 };
+                share.grant = if rpm.is_some() {
+                    kept + grant.granted
+                } else {
+                    0
+                };
+                share.window_tokens = grant.tokens;
                 share.until = Some(Instant::now() + grant.left.saturating_sub(GRANT_MARGIN));
-                if grant.granted > 0 {
+                if share.may_start() {
                     woken.push(a);
                 } else {
                     // Spent for this window: look again when it ends.

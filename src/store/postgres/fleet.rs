@@ -170,9 +170,10 @@ pub async fn release_slots(c: &Client, me: i64, resource: &str, count: u32) -> P
 pub async fn grant_requests(
     c: &Client,
     agent: &str,
-    rpm: u32,
+    rpm: Option<u32>,
     window: Duration,
     want: u32,
+    used_tokens: u64,
 ) -> PgResult<RateGrant> {
     let w = window.as_secs_f64().max(0.001);
     let row = c
@@ -189,19 +190,29 @@ pub async fn grant_requests(
         .await?;
     let no: i64 = row.get(0);
     let left: f64 = row.get(1);
+    let rpm = rpm.map_or(i64::MAX, i64::from);
     // Both sides of SET see the row as it was: `last_grant` is this grant.
-    let granted = c
+    let row = c
         .query_one(
             "UPDATE rate_windows SET last_grant = LEAST($3, GREATEST($4 - requests, 0)),
-                 requests = requests + LEAST($3, GREATEST($4 - requests, 0))
-             WHERE agent = $1 AND window_no = $2 RETURNING last_grant",
-            &[&agent, &no, &i64::from(want), &i64::from(rpm)],
+                 requests = requests + LEAST($3, GREATEST($4 - requests, 0)),
+                 tokens = tokens + $5
+             WHERE agent = $1 AND window_no = $2 RETURNING last_grant, tokens",
+            &[
+                &agent,
+                &no,
+                &i64::from(want),
+                &rpm,
+                &(used_tokens.min(i64::MAX as u64) as i64),
+            ],
         )
-        .await?
-        .get::<_, i64>(0);
+        .await?;
+    let granted: i64 = row.get(0);
+    let tokens: i64 = row.get(1);
     Ok(RateGrant {
         granted: granted.clamp(0, i64::from(u32::MAX)) as u32,
         left: Duration::from_secs_f64(left.clamp(0.0, w)),
+        tokens: tokens.max(0) as u64,
     })
 }
 

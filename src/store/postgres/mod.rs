@@ -666,13 +666,14 @@ impl RunStore for PgStore {
     fn grant_requests<'a>(
         &'a self,
         agent: &'a str,
-        rpm: u32,
+        rpm: Option<u32>,
         window: Duration,
         want: u32,
+        used_tokens: u64,
     ) -> StoreFuture<'a, crate::store::RateGrant> {
         let agent = agent.to_string();
         Box::pin(self.reader.with(move |c, _| async move {
-            fleet::grant_requests(&c, &agent, rpm, window, want).await
+            fleet::grant_requests(&c, &agent, rpm, window, want, used_tokens).await
         }))
     }
 
