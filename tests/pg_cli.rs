@@ -646,6 +646,12 @@ fn attach_reads_a_running_engines_run_from_postgres() {
         s.contains("t1") && s.contains("t2") && s.contains("t3")
     });
     assert!(!screen.contains("cannot read"), "{screen}");
+    // The detail of the selected task names the engine that runs it.
+    term.wait_until(
+        "the engine holding the task in the detail's title",
+        60,
+        |s| s.contains(&format!("pid {}", engine.pid())) && s.contains("Detail · t"),
+    );
     term.send("q");
     term.wait_exit(30);
     drop(engine);

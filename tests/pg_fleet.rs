@@ -330,6 +330,19 @@ agent = "slow"
     );
     assert_eq!(decisions, 1, "one decision recorded: {task}");
     assert_eq!(task["state"], "running", "{task}");
+    // Which engine runs it, from anywhere.
+    let held_by = task["held_by"].as_str().unwrap_or_default();
+    assert!(
+        held_by.starts_with("engine ") && held_by.ends_with(&format!("pid {}", one.pid())),
+        "{task}"
+    );
+    let text = at(&db, &sb.path("reader"), &["show", "t0001"]);
+    assert!(
+        text.expect(0)
+            .stdout
+            .contains(&format!("held by   {held_by}")),
+        "{text}"
+    );
     for e in [one, two] {
         e.signal(libc::SIGTERM);
         e.wait();

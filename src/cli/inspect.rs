@@ -125,8 +125,13 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
             1,
         );
     };
+    // In a fleet: the engine that runs it now.
+    let held_by = reader.holder(id).await.ok().flatten();
     if json {
         let mut value = serde_json::to_value(&task).unwrap_or_default();
+        if let (Some(h), Some(obj)) = (&held_by, value.as_object_mut()) {
+            obj.insert("held_by".into(), serde_json::Value::String(h.clone()));
+        }
         // `for_each` phases: how far their items have got, failures listed.
         let items: Vec<_> = task
             .phases
@@ -144,7 +149,15 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
             serde_json::to_string_pretty(&value).unwrap_or_default()
         );
     } else {
-        print!("{}", show_report::text(&task));
+        let text = show_report::text(&task);
+        match &held_by {
+            // After the task's first line, which names it and its state.
+            Some(h) => match text.split_once('\n') {
+                Some((first, rest)) => print!("{first}\n  held by   {h}\n{rest}"),
+                None => print!("{text}  held by   {h}\n"),
+            },
+            None => print!("{text}"),
+        }
     }
     0
 }

@@ -103,6 +103,11 @@ pub trait RunReader: Send + Sync {
     fn all_tasks(&self) -> StoreFuture<'_, (Vec<Task>, u64)>;
     /// Where the run is kept, for messages.
     fn location(&self) -> String;
+    /// The engine of a fleet that holds the task now (`engine 2 on HOST,
+    /// pid N`); `None` when none does, or the run has one engine.
+    fn holder<'a>(&'a self, _id: &'a str) -> StoreFuture<'a, Option<String>> {
+        Box::pin(async { Ok(None) })
+    }
     /// The step cache's entry at each key (`None` where there is none), in
     /// the order asked, as committed; however old (the engine judges age).
     fn cache_get<'a>(&'a self, keys: &'a [CacheKey]) -> StoreFuture<'a, Vec<Option<CacheEntry>>>;

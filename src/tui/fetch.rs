@@ -36,6 +36,8 @@ pub struct Page {
     /// Since when the longest-waiting hold of the run has waited.
     pub oldest_wait: Option<jiff::Timestamp>,
     pub selected: Option<Task>,
+    /// In a fleet: the engine that holds the selected task now.
+    pub holder: Option<String>,
     /// Tasks finished since `want.finished_since`, when asked.
     pub finished_recently: Option<u64>,
     /// The highest seq committed when the page was read (read first, so
@@ -92,6 +94,10 @@ pub async fn fetch(reader: &dyn RunReader, want: Want) -> Result<Page, StoreErro
         Some(id) => reader.task(id).await?,
         None => None,
     };
+    let holder = match &want.selected {
+        Some(id) => reader.holder(id).await?,
+        None => None,
+    };
     let finished_recently = match want.finished_since {
         Some(since) => Some(
             reader
@@ -112,6 +118,7 @@ pub async fn fetch(reader: &dyn RunReader, want: Want) -> Result<Page, StoreErro
         queue_spent,
         oldest_wait,
         selected,
+        holder,
         finished_recently,
         seq,
     })

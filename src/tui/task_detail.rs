@@ -510,7 +510,11 @@ impl Widget for TaskDetail<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let t = self.ctx.theme;
         let title = match &self.ctx.state.selected {
-            Some(id) => format!(" Detail · {id} "),
+            Some(id) => match self.ctx.view.holder(id) {
+                // In a fleet: which engine runs it.
+                Some(engine) => format!(" Detail · {id} · {engine} "),
+                None => format!(" Detail · {id} "),
+            },
             None => " Detail ".to_string(),
         };
         Paragraph::new(self.lines())

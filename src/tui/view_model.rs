@@ -476,6 +476,13 @@ impl RunView {
         last.saturating_sub(first) as f64 * 60.0 / span.as_secs_f64()
     }
 
+    /// In a fleet: the engine that holds task `id` now, as last read.
+    pub fn holder(&self, id: &str) -> Option<&str> {
+        (self.page.want.selected.as_deref() == Some(id))
+            .then_some(self.page.holder.as_deref())
+            .flatten()
+    }
+
     /// Since when the run's longest-waiting hold has waited.
     pub fn oldest_wait(&self) -> Option<Timestamp> {
         self.page.oldest_wait

@@ -521,3 +521,22 @@ async fn reserve_locked(
     tx.commit().await?;
     Ok((given, refused))
 }
+
+/// The live engine holding task `id`, for people: `engine 2 on HOST, pid N`.
+pub async fn holder(c: &Client, id: &str) -> PgResult<Option<String>> {
+    let row = c
+        .query_opt(
+            "SELECT e.id, e.host, e.pid FROM tasks t JOIN engines e ON e.id = t.owner \
+             WHERE t.id = $1 AND t.lease_until >= now()",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|r| {
+        format!(
+            "engine {} on {}, pid {}",
+            r.get::<_, i64>(0),
+            r.get::<_, String>(1),
+            r.get::<_, i64>(2)
+        )
+    }))
+}

@@ -156,6 +156,10 @@ fn newer(target: &PgTarget, found: i64) -> StoreError {
 }
 
 impl RunReader for PgReader {
+    fn holder<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<String>> {
+        let id = id.to_string();
+        Box::pin(self.with(move |c, _| async move { fleet::holder(&c, &id).await }))
+    }
     fn meta(&self) -> StoreFuture<'_, Option<RunMeta>> {
         Box::pin(self.with(|c, _| async move { read::meta(&**c).await }))
     }
@@ -427,6 +431,9 @@ impl Drop for PgStore {
 }
 
 impl RunReader for PgStore {
+    fn holder<'a>(&'a self, id: &'a str) -> StoreFuture<'a, Option<String>> {
+        self.reader.holder(id)
+    }
     fn meta(&self) -> StoreFuture<'_, Option<RunMeta>> {
         self.reader.meta()
     }
