@@ -154,7 +154,7 @@ pub async fn show(state_dir: &Path, id: &str, json: bool) -> i32 {
             // After the task's first line, which names it and its state.
             Some(h) => match text.split_once('\n') {
                 Some((first, rest)) => print!("{first}\n  held by   {h}\n{rest}"),
-                None => print!("{text}  held by   {h}\n"),
+                None => println!("{text}  held by   {h}"),
             },
             None => print!("{text}"),
         }
