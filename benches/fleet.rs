@@ -14,7 +14,9 @@
 //!   until none of its tasks is held by it and all run elsewhere, how long
 //!   until the run completes, and how many attempts under way ran again;
 //! - the cost curve: agents that answer at once, 1 and 3 engines, TASKS and
-//!   BIG tasks (30,000 unless given; 0 leaves the curve out).
+//!   BIG tasks (10,000 unless given, which keeps the whole bench near two
+//!   minutes on 2 cores; `-- curve 3000 30000` for the README's figures; 0
+//!   leaves the curve out).
 //!
 //! What is timed: engine 1 starts with `--input` and submits every task
 //! before it runs any; the moment all of them are in the run (polled every
@@ -23,11 +25,16 @@
 //! time until every engine exited (each looks around once a second and
 //! ends when the run has no work left) is printed too.
 //!
-//! cargo bench --bench fleet [-- TASKS [BIG]]
+//! cargo bench --bench fleet [-- [throughput] [takeover] [curve] [TASKS [BIG]]]
 //!
-//! Engines' output goes to files in the round's temporary folder, shown
-//! when an engine fails. Without PostgreSQL's server programs it says so
-//! and exits 0.
+//! Naming parts runs only those.
+//!
+//! Every run is checked afterwards: all tasks completed, no phase of a
+//! task completed twice. Engines' output goes to files in the round's
+//! temporary folder; when an engine fails, a check fails or a run takes far
+//! too long, their last lines and the server's log from its first error
+//! are printed, the bench goes on with the next measurement and exits 1 at
+//! the end. Without PostgreSQL's server programs it says so and exits 0.
 
 #[path = "../tests/support/pg_cluster.rs"]
 mod pg_cluster;
@@ -168,7 +175,7 @@ impl EngineProc {
         let tail = |p: &Path| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
-            lines[lines.len().saturating_sub(15)..].join("\n")
+            lines[lines.len().saturating_sub(12)..].join("\n")
         };
         format!(
             "--- {} ({}) stdout, last lines:\n{}\n--- stderr, last lines:\n{}",
@@ -253,11 +260,18 @@ impl Run {
         let mut first = self.engine(1, true);
         let deadline = Instant::now() + Duration::from_secs(120 + self.tasks as u64 / 100);
         loop {
-            // Before the first engine made the schema, the query fails.
-            let n = self
+            // Counted once the first engine made the table.
+            let made = self
                 .db
-                .number("SELECT count(*) FROM baton.tasks")
+                .number("SELECT (to_regclass('baton.tasks') IS NOT NULL)::int")
                 .unwrap_or(0.0);
+            let n = if made > 0.0 {
+                self.db
+                    .number("SELECT count(*) FROM baton.tasks")
+                    .unwrap_or(0.0)
+            } else {
+                0.0
+            };
             if n as usize >= self.tasks {
                 break;
             }
@@ -542,12 +556,16 @@ fn takeover(cluster: &Cluster, lease_secs: u64, tasks: usize) -> Result<Takeover
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let parts: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| ["throughput", "takeover", "curve"].contains(a))
         .collect();
+    let part = |p: &str| parts.is_empty() || parts.contains(&p);
     let tasks = sizes.first().copied().unwrap_or(3_000).max(1);
-    let big = sizes.get(1).copied().unwrap_or(30_000);
+    let big = sizes.get(1).copied().unwrap_or(10_000);
     let Some(cluster) = private_cluster() else {
         println!(
             "fleet: PostgreSQL is not installed (no initdb, postgres, pg_ctl): nothing measured"
@@ -564,14 +582,24 @@ fn main() {
          task's completion; `exited` is until every engine ended\n"
     );
     let mut failures = 0;
+    let mut log_seen = 0;
     let mut fail = |what: &str, why: String| {
         failures += 1;
         println!("FAILED {what}: {why}");
+        // What the server said since, from its first error on.
+        let log = cluster.server_log();
+        let new = log.get(log_seen..).unwrap_or_default();
+        log_seen = log.len();
+        if let Some(at) = new.find("ERROR:") {
+            let start = new[..at].rfind('\n').map_or(0, |n| n + 1);
+            let lines: Vec<&str> = new[start..].lines().take(40).collect();
+            println!(
+                "--- the server's log from its first error:\n{}",
+                lines.join("\n")
+            );
+        }
     };
 
-    println!(
-        "throughput (concurrency per engine: {FAST_CONCURRENCY} at 0 ms, {SLOW_CONCURRENCY} at 50 ms; lease 10 s)"
-    );
     let header = || {
         println!(
             "  {:>7} {:>7} {:>7} {:>7} {:>7} {:>8} {:>7}  commits by engine",
@@ -591,12 +619,20 @@ fn main() {
             t.shares
         )
     };
-    header();
     let mut fast = Vec::new();
-    for (latency, concurrency, n) in [
-        (0, FAST_CONCURRENCY, tasks),
-        (50, SLOW_CONCURRENCY, SLOW_TASKS),
-    ] {
+    let throughput_runs = if part("throughput") {
+        println!(
+            "throughput (concurrency per engine: {FAST_CONCURRENCY} at 0 ms, {SLOW_CONCURRENCY} at 50 ms; lease 10 s)"
+        );
+        header();
+        vec![
+            (0, FAST_CONCURRENCY, tasks),
+            (50, SLOW_CONCURRENCY, SLOW_TASKS),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (latency, concurrency, n) in throughput_runs {
         for engines in 1..=3 {
             match throughput(&cluster, engines, latency, concurrency, n) {
                 Ok(t) => {
@@ -610,15 +646,25 @@ fn main() {
         }
     }
 
-    println!(
-        "\ntakeover: 3 engines, 50 ms agents, concurrency {SLOW_CONCURRENCY}, {TAKEOVER_TASKS} tasks; \
-         engine 2 killed (SIGKILL) while it runs tasks, 1 s after it registered"
-    );
-    println!(
-        "  {:>5} {:>6} {:>10} {:>8} {:>11} {:>12} {:>11} {:>7}",
-        "lease", "held", "lease left", "freed", "all resumed", "run complete", "interrupted", "run"
-    );
-    for lease in [2, 5] {
+    let leases: &[u64] = if part("takeover") { &[2, 5] } else { &[] };
+    if !leases.is_empty() {
+        println!(
+            "\ntakeover: 3 engines, 50 ms agents, concurrency {SLOW_CONCURRENCY}, {TAKEOVER_TASKS} tasks; \
+             engine 2 killed (SIGKILL) while it runs tasks, 1 s after it registered"
+        );
+        println!(
+            "  {:>5} {:>6} {:>10} {:>8} {:>11} {:>12} {:>11} {:>7}",
+            "lease",
+            "held",
+            "lease left",
+            "freed",
+            "all resumed",
+            "run complete",
+            "interrupted",
+            "run"
+        );
+    }
+    for &lease in leases {
         match takeover(&cluster, lease, TAKEOVER_TASKS) {
             Ok(t) => println!(
                 "  {:>4}s {:>6} {:>9.2}s {:>7.2}s {:>10.2}s {:>11.2}s {:>11} {:>6.2}s",
@@ -634,22 +680,27 @@ fn main() {
             Err(why) => fail(&format!("takeover, lease {lease} s"), why),
         }
     }
-    println!(
-        "  held: the killed engine's tasks; lease left: of their lease at the kill; freed: until it \
-         holds none; all resumed: until each is held by another engine (or done); run complete: \
-         from the kill to the last completion; interrupted: attempts under way that ran again"
-    );
+    if !leases.is_empty() {
+        println!(
+            "  held: the killed engine's tasks; lease left: of their lease at the kill; freed: until it \
+             holds none; all resumed: until each is held by another engine (or done); run complete: \
+             from the kill to the last completion; interrupted: attempts under way that ran again"
+        );
+    }
 
-    if big > 0 {
+    if part("curve") && big > 0 {
         println!("\ncost curve: 0 ms agents, concurrency {FAST_CONCURRENCY} per engine");
         header();
-        for t in &fast {
-            row(t);
-        }
-        for engines in [1, 3] {
-            match throughput(&cluster, engines, 0, FAST_CONCURRENCY, big) {
-                Ok(t) => row(&t),
-                Err(why) => fail(&format!("{engines} engine(s), {big} tasks"), why),
+        for n in [tasks, big] {
+            for engines in [1, 3] {
+                if let Some(t) = fast.iter().find(|t| t.engines == engines && t.tasks == n) {
+                    row(t);
+                    continue;
+                }
+                match throughput(&cluster, engines, 0, FAST_CONCURRENCY, n) {
+                    Ok(t) => row(&t),
+                    Err(why) => fail(&format!("{engines} engine(s), {n} tasks"), why),
+                }
             }
         }
     }
