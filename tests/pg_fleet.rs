@@ -151,7 +151,22 @@ fn three_engines_share_a_thousand_tasks_and_no_phase_completes_twice() {
     let second = engine(&sb, &db, "e2", false, false, "10");
     let third = engine(&sb, &db, "e3", false, false, "10");
     for e in [first, second, third] {
-        e.wait().expect(0);
+        let out = e.wait();
+        out.expect(0);
+        // Each engine's followers see every engine's events: it prints the
+        // tasks the others finished too (the last few may come after it
+        // ended).
+        let seen: std::collections::HashSet<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.contains(" completed "))
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert!(
+            seen.len() >= 900,
+            "an engine followed the whole run: {} tasks seen\n{out}",
+            seen.len()
+        );
     }
     assert_eq!(
         count(

@@ -2,7 +2,9 @@
 //! PostgreSQL never run more tasks at once than the pipeline's
 //! `concurrency`, nor more attempts of an agent than its `max_parallel`,
 //! nor start more attempts of an agent in a window than its `rpm`. Checked
-//! from the run's events, whichever engine recorded them. Skipped without
+//! from the run's events, whichever engine recorded them; and engines
+//! whose clocks disagree by hours share a run without taking each other's
+//! tasks (leases go by the database's clock). Skipped without
 //! PostgreSQL (unless `BATON_REQUIRE_PG=1`).
 
 #[path = "support/cli.rs"]
@@ -418,5 +420,88 @@ agent = "metered"
     assert!(
         counts.len() >= 3,
         "the tpm spread the work over windows: {counts:?}"
+    );
+}
+
+#[test]
+fn engines_whose_clocks_disagree_by_hours_never_take_each_others_tasks() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "pipeline.toml",
+        r#"
+name = "clocks"
+
+[defaults]
+concurrency = 8
+
+[agents.sim]
+kind = "sim"
+latency = "20ms..40ms"
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "a"
+agent = "sim"
+
+[[phases]]
+id = "b"
+agent = "sim"
+"#,
+    );
+    let place = Place::parse(Some(&db)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut running = Vec::new();
+        // One engine's clock two hours ahead, the other's two hours behind:
+        // were leases judged by them, each would find every lease of the
+        // other long expired, or its own never due.
+        for (n, hours) in [(0, 2), (1, -2)] {
+            let clock = std::sync::Arc::new(baton::engine::clock::SteppedClock::new());
+            clock.step(jiff::SignedDuration::from_hours(hours));
+            let opts = EngineOptions {
+                store: place.clone(),
+                clock,
+                ..EngineOptions::default()
+            };
+            let pipeline = Pipeline::from_file(&file).unwrap();
+            let dir = sb.path(&format!("e{n}"));
+            let mut engine = tokio::task::spawn_blocking(move || {
+                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
+            })
+            .await
+            .unwrap();
+            if n == 0 {
+                let tasks = (1..=200)
+                    .map(|i| InputTask::new(format!("t{i:03}"), json!({})))
+                    .collect();
+                engine.submit(tasks).await.unwrap();
+            }
+            running.push(tokio::spawn(engine.run()));
+        }
+        for r in running {
+            r.await.unwrap().expect("the engine ends well");
+        }
+    });
+    let n = |sql: &str| query(&db, sql)[0]["n"].as_i64().unwrap();
+    assert_eq!(
+        n("SELECT count(*) AS n FROM baton.tasks WHERE state = 'completed'"),
+        200
+    );
+    assert_eq!(
+        n(
+            "SELECT count(*) AS n FROM baton.events WHERE kind = 'attempt_finished' \
+           AND body::json->'outcome'->>'result' = 'interrupted'"
+        ),
+        0,
+        "no task was taken from a live engine"
+    );
+    assert_eq!(
+        n("SELECT count(*) AS n FROM baton.engines WHERE commits > 1"),
+        2,
+        "both engines worked"
     );
 }

@@ -107,8 +107,8 @@ pub async fn run(args: DemoArgs) -> i32 {
     eprintln!("demo files and state in {}", dir.display());
     let look_around = || {
         eprintln!(
-            "look around: baton list --state-dir {0}   baton show TASK --state-dir {0}   baton summary --state-dir {0}",
-            state_dir.display()
+            "look around: baton list {0}   baton show TASK {0}   baton summary {0}",
+            super::place::flags(&state_dir)
         )
     };
     let opts = match mode {

@@ -123,6 +123,17 @@ pub enum StoreError {
     #[error("{reason}")]
     HeldElsewhere { reason: String },
 
+    /// A commit to the run's PostgreSQL database was refused. The engine
+    /// stops writing: it has applied events that are not committed.
+    #[error(
+        "the run's database at {at} refused a commit ({reason}); this engine's events after its seq {durable} are not committed, and it stops\n  help: start the engine again once the cause is fixed: it carries on from the last commit (at-least-once: attempts under way run again)"
+    )]
+    RunWriteFailed {
+        at: String,
+        reason: String,
+        durable: u64,
+    },
+
     /// A query on the run's PostgreSQL database failed.
     #[error("the run's database at {at}: {reason}")]
     Postgres { at: String, reason: String },

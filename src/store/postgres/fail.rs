@@ -42,6 +42,16 @@ impl std::fmt::Display for PgFail {
 }
 
 impl PgFail {
+    /// Whether the transaction lost to another one (a deadlock, a
+    /// serialization failure) and can simply be run again.
+    pub fn is_transient(&self) -> bool {
+        let PgFail::Db(e) = self else {
+            return false;
+        };
+        e.as_db_error()
+            .is_some_and(|db| matches!(db.code().code(), "40P01" | "40001"))
+    }
+
     /// Whether the connection, not the query, failed: worth retrying once
     /// the server answers again.
     pub fn is_connection(&self) -> bool {

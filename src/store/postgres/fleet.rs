@@ -93,24 +93,30 @@ pub async fn register(c: &Client, lease: Duration) -> PgResult<i64> {
     Ok(row.get(0))
 }
 
-/// Renews this engine's heartbeat and every lease it holds.
-pub async fn heartbeat(c: &Client, me: i64, lease: Duration) -> PgResult<()> {
-    c.execute(
+/// Renews this engine's heartbeat and every lease it holds, under the
+/// run's commit lock: a commit locks the rows of the tasks it writes, and
+/// the renewal must not take them in another order meanwhile.
+pub async fn heartbeat(c: &mut Client, me: i64, lease: Duration, commit_lock: i64) -> PgResult<()> {
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&commit_lock])
+        .await?;
+    tx.execute(
         "UPDATE engines SET heartbeat_at = now(), lease_until = now() + make_interval(secs => $2) \
          WHERE id = $1",
         &[&me, &secs(lease)],
     )
     .await?;
-    c.execute(
+    tx.execute(
         "UPDATE tasks SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1",
         &[&me, &secs(lease)],
     )
     .await?;
-    c.execute(
+    tx.execute(
         "UPDATE slots SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1",
         &[&me, &secs(lease)],
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -153,15 +159,26 @@ pub async fn acquire_slots(
     Ok(got as u32)
 }
 
-/// Gives back `count` places of `resource` this engine holds.
-pub async fn release_slots(c: &Client, me: i64, resource: &str, count: u32) -> PgResult<()> {
-    c.execute(
+/// Gives back `count` places of `resource` this engine holds (under the
+/// commit lock, as the heartbeat renews them).
+pub async fn release_slots(
+    c: &mut Client,
+    me: i64,
+    resource: &str,
+    count: u32,
+    commit_lock: i64,
+) -> PgResult<()> {
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&commit_lock])
+        .await?;
+    tx.execute(
         "UPDATE slots SET owner = NULL, lease_until = NULL WHERE (resource, n) IN ( \
            SELECT resource, n FROM slots WHERE resource = $2 AND owner = $1 \
            ORDER BY n DESC LIMIT $3)",
         &[&me, &resource, &i64::from(count)],
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -322,24 +339,29 @@ pub async fn claim_task(c: &Client, me: i64, lease: Duration, id: &str) -> PgRes
     )))
 }
 
-/// A clean stop: lets go of every task and marks the engine stopped.
-pub async fn stop(c: &Client, me: i64) -> PgResult<()> {
-    c.execute(
+/// A clean stop: lets go of every task and marks the engine stopped
+/// (under the commit lock, as every write of many task rows).
+pub async fn stop(c: &mut Client, me: i64, commit_lock: i64) -> PgResult<()> {
+    let tx = c.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&commit_lock])
+        .await?;
+    tx.execute(
         "UPDATE tasks SET owner = NULL, lease_until = NULL WHERE owner = $1",
         &[&me],
     )
     .await?;
-    c.execute(
+    tx.execute(
         "UPDATE slots SET owner = NULL, lease_until = NULL WHERE owner = $1",
         &[&me],
     )
     .await?;
-    c.execute(
+    tx.execute(
         "UPDATE engines SET stopped_at = now(), lease_until = now(), reserved_usd = 0, \
          reserved_tokens = 0 WHERE id = $1",
         &[&me],
     )
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

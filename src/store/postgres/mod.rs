@@ -312,7 +312,12 @@ impl PgStore {
             pool: runtime::pool(target).map_err(|e| failed(target, e))?,
             phases: Arc::new(phases),
         };
-        let heartbeat = runtime::spawn(beat(reader.pool.clone(), me, lease));
+        let heartbeat = runtime::spawn(beat(
+            reader.pool.clone(),
+            me,
+            lease,
+            commit_lock(&target.schema),
+        ));
         let store = PgStore {
             target: target.clone(),
             shared,
@@ -393,13 +398,13 @@ async fn open(target: PgTarget, lease: Duration) -> Result<Opened, StoreError> {
 
 /// Renews the engine's leases every third of a lease, on a connection of
 /// the pool; a missed beat is tried again at the next.
-async fn beat(pool: Pool, me: i64, lease: Duration) {
+async fn beat(pool: Pool, me: i64, lease: Duration, commit_lock: i64) {
     let every = lease / 3;
     loop {
         tokio::time::sleep(every).await;
         let done = async {
-            let c = runtime::pooled(&pool).await?;
-            fleet::heartbeat(&c, me, lease).await
+            let mut c = runtime::pooled(&pool).await?;
+            fleet::heartbeat(&mut c, me, lease, commit_lock).await
         }
         .await;
         if let Err(e) = done {
@@ -665,8 +670,9 @@ impl RunStore for PgStore {
 
     fn release_slots<'a>(&'a self, resource: &'a str, count: u32) -> StoreFuture<'a, ()> {
         let resource = resource.to_string();
-        Box::pin(self.claim(move |c, _, me, _, _| async move {
-            fleet::release_slots(&c, me, &resource, count).await
+        let lock = self.commit_lock;
+        Box::pin(self.claim(move |mut c, _, me, _, _| async move {
+            fleet::release_slots(&mut c, me, &resource, count, lock).await
         }))
     }
 

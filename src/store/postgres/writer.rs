@@ -174,7 +174,13 @@ impl Writer {
         }
         // Lets the others take this engine's tasks at once, rather than when
         // its leases run out.
-        if let Err(e) = super::fleet::stop(&self.client, self.me).await {
+        // Others' events up to now, for followers, before this engine ends.
+        if self.shared.check().is_ok()
+            && let Err(e) = self.publish_others(None).await
+        {
+            tracing::debug!("reading the fleet's events from {}: {e}", self.target);
+        }
+        if let Err(e) = super::fleet::stop(&mut self.client, self.me, self.commit_lock).await {
             tracing::debug!("letting go of the run at {}: {e}", self.target);
         }
     }
@@ -311,6 +317,11 @@ impl Writer {
                         lost,
                     });
                 }
+                // Another transaction won a lock first: the commit was
+                // rolled back whole; it is simply made again.
+                Err(e) if e.is_transient() => {
+                    tracing::debug!("committing to {} again: {e}", self.target);
+                }
                 Err(e) if e.is_connection() => {
                     tracing::warn!(
                         "the store at {} stopped answering ({e}); reconnecting, and nothing new starts meanwhile",
@@ -377,10 +388,8 @@ impl Writer {
             self.target,
             first.unwrap_or(0)
         );
-        self.shared.fail(
-            std::path::PathBuf::from(self.target.to_string()),
-            e.to_string(),
-        );
+        self.shared
+            .fail_database(self.target.to_string(), e.to_string());
     }
 }
 

@@ -13,6 +13,8 @@ struct Failure {
     path: PathBuf,
     reason: String,
     durable: u64,
+    /// A database server's (PostgreSQL), not a file's.
+    server: bool,
 }
 
 #[derive(Debug)]
@@ -52,6 +54,17 @@ impl Shared {
             path,
             reason,
             durable: self.durable(),
+            server: false,
+        });
+    }
+
+    /// Records a database server's refusal (`at` names it, without password).
+    pub(crate) fn fail_database(&self, at: String, reason: String) {
+        let _ = self.failure.set(Failure {
+            path: PathBuf::from(at),
+            reason,
+            durable: self.durable(),
+            server: true,
         });
     }
 
@@ -59,6 +72,11 @@ impl Shared {
     pub(crate) fn check(&self) -> Result<(), StoreError> {
         match self.failure.get() {
             None => Ok(()),
+            Some(f) if f.server => Err(StoreError::RunWriteFailed {
+                at: f.path.display().to_string(),
+                reason: f.reason.clone(),
+                durable: f.durable,
+            }),
             Some(f) => Err(StoreError::WriteFailed {
                 path: f.path.clone(),
                 reason: f.reason.clone(),
