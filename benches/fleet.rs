@@ -6,9 +6,10 @@
 //! Prints three tables:
 //!
 //! - throughput: phases per second with 1, 2 and 3 engines, for agents that
-//!   answer at once (TASKS tasks, 3,000 unless given, concurrency 16 per
-//!   engine) and for agents that take 50 ms (3,000 tasks, concurrency 50
-//!   per engine), and each engine's share of the run's commits;
+//!   answer at once (TASKS tasks, 3,000 unless given, a concurrency of 48)
+//!   and for agents that take 50 ms (3,000 tasks, a concurrency of 150),
+//!   and each engine's share of the run's commits. The concurrency is the
+//!   run's, shared by the engines (a fleet's limits hold across it);
 //! - takeover: 3 engines on 50 ms agents with a lease of 2 s, then 5 s; one
 //!   is killed with SIGKILL while it runs tasks, and it prints how long
 //!   until none of its tasks is held by it and all run elsewhere, how long
@@ -49,10 +50,10 @@ use pg_cluster::{Cluster, private_cluster};
 
 const BIN: &str = env!("CARGO_BIN_EXE_baton");
 const PHASES: usize = 3;
-/// Per engine, for agents that answer at once.
-const FAST_CONCURRENCY: usize = 16;
-/// Per engine, for 50 ms agents.
-const SLOW_CONCURRENCY: usize = 50;
+/// The run's, shared by its engines, for agents that answer at once.
+const FAST_CONCURRENCY: usize = 48;
+/// The run's, shared by its engines, for 50 ms agents.
+const SLOW_CONCURRENCY: usize = 150;
 const SLOW_TASKS: usize = 3_000;
 const TAKEOVER_TASKS: usize = 3_000;
 
@@ -622,7 +623,7 @@ fn main() {
     let mut fast = Vec::new();
     let throughput_runs = if part("throughput") {
         println!(
-            "throughput (concurrency per engine: {FAST_CONCURRENCY} at 0 ms, {SLOW_CONCURRENCY} at 50 ms; lease 10 s)"
+            "throughput (the run's concurrency, shared by its engines: {FAST_CONCURRENCY} at 0 ms, {SLOW_CONCURRENCY} at 50 ms; lease 10 s)"
         );
         header();
         vec![
@@ -689,7 +690,7 @@ fn main() {
     }
 
     if part("curve") && big > 0 {
-        println!("\ncost curve: 0 ms agents, concurrency {FAST_CONCURRENCY} per engine");
+        println!("\ncost curve: 0 ms agents, the run's concurrency {FAST_CONCURRENCY}");
         header();
         for n in [tasks, big] {
             for engines in [1, 3] {
