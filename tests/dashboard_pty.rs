@@ -665,13 +665,23 @@ fn the_review_queue_has_a_cursor_that_moves_on_after_each_decision() {
     // Tasks → Detail → Review queue.
     term.send("\t\t");
     term.wait_for("Detail · t1", 10);
-    for (n, id) in ["t1", "t2", "t3"].iter().enumerate() {
-        term.wait_for(&format!("Detail · {id}"), 10);
+    // The queue is oldest first, and tasks held within the same moment may
+    // come in any order: after each decision the cursor is on one of the
+    // tasks still waiting, whichever the queue shows next.
+    let mut left: Vec<&str> = vec!["t1", "t2", "t3"];
+    while !left.is_empty() {
+        let screen = term.wait_until("the detail on a task still waiting", 10, |s| {
+            left.iter().any(|id| s.contains(&format!("Detail · {id} ")))
+        });
+        let id = *left
+            .iter()
+            .find(|id| screen.contains(&format!("Detail · {id} ")))
+            .unwrap();
         term.send("a");
         term.wait_for(&format!("approve {id}: done"), 10);
-        let left = 2 - n;
-        if left > 0 {
-            term.wait_for(&format!("{left} need you"), 10);
+        left.retain(|t| *t != id);
+        if !left.is_empty() {
+            term.wait_for(&format!("{} need you", left.len()), 10);
         }
     }
     term.wait_for("3 completed", 30);
