@@ -10,13 +10,13 @@
 mod cli;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "support/pg_fleet.rs"]
+mod pg_fleet;
 
-use std::path::Path;
-use std::process::Stdio;
-
-use cli::{Live, Out, Sandbox, baton, output, wait_for};
+use cli::{Live, Sandbox, wait_for};
 use pg_cluster::cluster;
-use serde_json::{Value, json};
+use pg_fleet::{at, count, query, sandbox, wait_for_tasks};
+use serde_json::Value;
 
 /// Three phases on a simulated agent that always succeeds.
 fn pipeline(latency: &str, concurrency: usize) -> String {
@@ -50,76 +50,17 @@ agent = "sim"
     )
 }
 
-fn sandbox(pipeline: &str, n: usize) -> Sandbox {
-    let sb = Sandbox::new();
-    sb.write("pipeline.toml", pipeline);
-    let tasks: Vec<Value> = (1..=n)
-        .map(|i| json!({"id": format!("t{i:04}"), "n": i}))
-        .collect();
-    sb.inputs(&tasks);
-    sb
-}
-
-/// An engine: `baton run PIPELINE --headless [--input] [--wait]` in a
-/// state folder of its own, on the run at `db`.
-fn engine(sb: &Sandbox, db: &str, name: &str, input: bool, wait: bool, lease: &str) -> Live {
-    let mut cmd = baton();
-    cmd.env("BATON_STORE", db)
-        .env("BATON_LEASE_SECS", lease)
-        .arg("run")
-        .arg(sb.path("pipeline.toml"))
-        .arg("--headless")
-        .arg("--state-dir")
-        .arg(sb.path(name))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if input {
-        cmd.arg("--input").arg(sb.path("tasks.jsonl"));
-    }
-    if wait {
-        cmd.arg("--wait");
-    }
-    Live::from_child(cmd.spawn().expect("start baton"))
-}
-
-/// `baton ARGS` on the run at `db`, from a state folder `state`.
-fn at(db: &str, state: &Path, args: &[&str]) -> Out {
-    let mut cmd = baton();
-    cmd.env("BATON_STORE", db)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state);
-    output(&mut cmd)
-}
-
-/// Rows of a query on the run's schema, each as JSON text.
-fn query(db: &str, sql: &str) -> Vec<Value> {
-    let (db, sql) = (db.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(conn);
-                client
-                    .query(&format!("SELECT to_json(q)::text FROM ({sql}) q"), &[])
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .iter()
-                    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
-                    .collect()
-            })
-    })
-    .join()
-    .unwrap()
-}
-
-fn count(db: &str, sql: &str) -> i64 {
-    query(db, sql)[0]["n"].as_i64().unwrap()
+/// An engine in the state folder `name` of `sb`, on its pipeline.
+fn start(sb: &Sandbox, db: &str, name: &str, input: bool, wait: bool, lease: &str) -> Live {
+    let tasks = sb.path("tasks.jsonl");
+    pg_fleet::engine(
+        db,
+        Some(&sb.path("pipeline.toml")),
+        &sb.path(name),
+        input.then_some(tasks.as_path()),
+        wait,
+        Some(lease),
+    )
 }
 
 /// Successful attempts per task and phase beyond the first: none may be.
@@ -139,17 +80,11 @@ fn three_engines_share_a_thousand_tasks_and_no_phase_completes_twice() {
     let Some(c) = cluster() else { return };
     let db = c.fresh_db();
     let sb = sandbox(&pipeline("2ms..10ms", 16), 1000);
-    let first = engine(&sb, &db, "e1", true, false, "10");
+    let first = start(&sb, &db, "e1", true, false, "10");
     // The others join once the tasks are in the run.
-    wait_for("the tasks to be submitted", || {
-        let out = at(&db, &sb.path("reader"), &["summary", "--json"]);
-        (out.code() == 0
-            && serde_json::from_str::<Value>(&out.stdout)
-                .is_ok_and(|v| v["tasks"].as_u64() == Some(1000)))
-        .then_some(())
-    });
-    let second = engine(&sb, &db, "e2", false, false, "10");
-    let third = engine(&sb, &db, "e3", false, false, "10");
+    wait_for_tasks(&db, &sb.path("reader"), 1000);
+    let second = start(&sb, &db, "e2", false, false, "10");
+    let third = start(&sb, &db, "e3", false, false, "10");
     for e in [first, second, third] {
         let out = e.wait();
         out.expect(0);
@@ -215,16 +150,10 @@ fn an_engine_killed_mid_run_loses_its_tasks_to_the_others_after_its_lease() {
     let Some(c) = cluster() else { return };
     let db = c.fresh_db();
     let sb = sandbox(&pipeline("40ms..60ms", 8), 240);
-    let first = engine(&sb, &db, "e1", true, false, "2");
-    wait_for("the tasks to be submitted", || {
-        let out = at(&db, &sb.path("reader"), &["summary", "--json"]);
-        (out.code() == 0
-            && serde_json::from_str::<Value>(&out.stdout)
-                .is_ok_and(|v| v["tasks"].as_u64() == Some(240)))
-        .then_some(())
-    });
-    let doomed = engine(&sb, &db, "e2", false, false, "2");
-    let third = engine(&sb, &db, "e3", false, false, "2");
+    let first = start(&sb, &db, "e1", true, false, "2");
+    wait_for_tasks(&db, &sb.path("reader"), 240);
+    let doomed = start(&sb, &db, "e2", false, false, "2");
+    let third = start(&sb, &db, "e3", false, false, "2");
     let doomed_pid = i64::from(doomed.pid());
     // Killed while it holds attempts under way.
     wait_for("the doomed engine to hold running tasks", || {
@@ -300,8 +229,8 @@ id = "sign"
 agent = "slow"
 "#;
     let sb = sandbox(pipeline, 1);
-    let one = engine(&sb, &db, "e1", true, true, "10");
-    let two = engine(&sb, &db, "e2", false, true, "10");
+    let one = start(&sb, &db, "e1", true, true, "10");
+    let two = start(&sb, &db, "e2", false, true, "10");
     wait_for("the task to wait for review", || {
         let out = at(&db, &sb.path("reader"), &["show", "t0001", "--json"]);
         (out.code() == 0 && out.stdout.contains("\"awaiting_review\"")).then_some(())

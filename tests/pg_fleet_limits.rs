@@ -11,41 +11,67 @@
 mod cli;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "support/pg_fleet.rs"]
+mod pg_fleet;
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use baton::store::Place;
 use baton::{Engine, EngineOptions, InputTask, Pipeline};
-use cli::{Live, Sandbox, baton};
+use cli::Sandbox;
 use pg_cluster::cluster;
+use pg_fleet::{engine, query, wait_for_tasks};
 use serde_json::{Value, json};
 
-/// Rows of a query, each as JSON.
-fn query(db: &str, sql: &str) -> Vec<Value> {
-    let (db, sql) = (db.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(conn);
-                client
-                    .query(&format!("SELECT to_json(q)::text FROM ({sql}) q"), &[])
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .iter()
-                    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
-                    .collect()
+/// Engines in this process on the run at `db`, one per `options` (its
+/// store set to the run), each in a state folder of its own; the first
+/// submits `tasks` tasks. Returns once every engine has ended.
+fn run_in_process(sb: &Sandbox, db: &str, file: &Path, options: Vec<EngineOptions>, tasks: usize) {
+    let place = Place::parse(Some(db)).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut running = Vec::new();
+        for (n, opts) in options.into_iter().enumerate() {
+            let opts = EngineOptions {
+                store: place.clone(),
+                ..opts
+            };
+            let pipeline = Pipeline::from_file(file).unwrap();
+            let dir = sb.path(&format!("e{n}"));
+            let mut engine = tokio::task::spawn_blocking(move || {
+                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
             })
-    })
-    .join()
-    .unwrap()
+            .await
+            .unwrap();
+            if n == 0 {
+                let inputs = (1..=tasks)
+                    .map(|i| InputTask::new(format!("t{i:03}"), json!({})))
+                    .collect();
+                engine.submit(inputs).await.unwrap();
+            }
+            running.push(tokio::spawn(engine.run()));
+        }
+        for r in running {
+            r.await.unwrap().expect("the engine ends well");
+        }
+    });
+}
+
+/// Attempts started per window of `window`, by the times their events carry.
+fn starts_per_window(db: &str, window: Duration) -> Vec<i64> {
+    query(
+        db,
+        &format!(
+            "SELECT floor(extract(epoch FROM at::timestamptz) * 1000 / {})::bigint AS w, count(*) AS n \
+             FROM baton.events WHERE kind = 'phase_started' GROUP BY 1 ORDER BY 1",
+            window.as_millis()
+        ),
+    )
+    .iter()
+    .map(|r| r["n"].as_i64().unwrap())
+    .collect()
 }
 
 /// The most attempts under way at once, by the times the events carry:
@@ -130,34 +156,19 @@ agent = "scarce"
         .collect();
     sb.inputs(&tasks);
     let start = |name: &str, input: bool| {
-        let mut cmd = baton();
-        cmd.env("BATON_STORE", &db)
-            .env("BATON_LEASE_SECS", "5")
-            .arg("run")
-            .arg(sb.path("pipeline.toml"))
-            .arg("--headless")
-            .arg("--state-dir")
-            .arg(sb.path(name))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if input {
-            cmd.arg("--input").arg(sb.path("tasks.jsonl"));
-        }
-        Live::from_child(cmd.spawn().expect("start baton"))
+        let tasks = sb.path("tasks.jsonl");
+        engine(
+            &db,
+            Some(&sb.path("pipeline.toml")),
+            &sb.path(name),
+            input.then_some(tasks.as_path()),
+            false,
+            Some("5"),
+        )
     };
     let first = start("e1", true);
     // The others join once the tasks are in the run.
-    cli::wait_for("the tasks to be submitted", || {
-        let out = cli::output(
-            baton()
-                .env("BATON_STORE", &db)
-                .args(["summary", "--json", "--state-dir"])
-                .arg(sb.path("reader")),
-        );
-        (out.code() == 0
-            && serde_json::from_str::<Value>(&out.stdout).is_ok_and(|v| v["tasks"] == 150))
-        .then_some(())
-    });
+    wait_for_tasks(&db, &sb.path("reader"), 150);
     let engines = [first, start("e2", false), start("e3", false)];
     for e in engines {
         e.wait().expect(0);
@@ -213,48 +224,20 @@ agent = "metered"
     );
     // A window of a second, so that the test sees several.
     const WINDOW: Duration = Duration::from_millis(1000);
-    let place = Place::parse(Some(&db)).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut running = Vec::new();
-        for n in 0..3 {
-            let opts = EngineOptions {
-                store: place.clone(),
+    run_in_process(
+        &sb,
+        &db,
+        &file,
+        (0..3)
+            .map(|_| EngineOptions {
                 rate_window: WINDOW,
                 ..EngineOptions::default()
-            };
-            let pipeline = Pipeline::from_file(&file).unwrap();
-            let dir = sb.path(&format!("e{n}"));
-            let mut engine = tokio::task::spawn_blocking(move || {
-                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
             })
-            .await
-            .unwrap();
-            if n == 0 {
-                let tasks = (1..=45)
-                    .map(|i| InputTask::new(format!("t{i:02}"), json!({})))
-                    .collect();
-                engine.submit(tasks).await.unwrap();
-            }
-            running.push(tokio::spawn(engine.run()));
-        }
-        for r in running {
-            r.await.unwrap().expect("the engine ends well");
-        }
-    });
-    let per_window = query(
-        &db,
-        &format!(
-            "SELECT floor(extract(epoch FROM at::timestamptz) * 1000 / {})::bigint AS w, count(*) AS n \
-             FROM baton.events WHERE kind = 'phase_started' GROUP BY 1 ORDER BY 1",
-            WINDOW.as_millis()
-        ),
+            .collect(),
+        45,
     );
-    let counts: Vec<i64> = per_window
-        .iter()
-        .map(|r| r["n"].as_i64().unwrap())
-        .collect();
-    assert_eq!(counts.iter().sum::<i64>(), 45, "{per_window:?}");
+    let counts = starts_per_window(&db, WINDOW);
+    assert_eq!(counts.iter().sum::<i64>(), 45, "{counts:?}");
     assert!(
         counts.iter().all(|&n| n <= 10),
         "no window starts more than the rpm of 10: {counts:?}"
@@ -300,19 +283,15 @@ agent = "sim"
         .collect();
     sb.inputs(&tasks);
     let start = |name: &str, input: bool| {
-        let mut cmd = baton();
-        cmd.env("BATON_STORE", &db)
-            .arg("run")
-            .arg(sb.path("pipeline.toml"))
-            .arg("--headless")
-            .arg("--state-dir")
-            .arg(sb.path(name))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if input {
-            cmd.arg("--input").arg(sb.path("tasks.jsonl"));
-        }
-        Live::from_child(cmd.spawn().expect("start baton"))
+        let tasks = sb.path("tasks.jsonl");
+        engine(
+            &db,
+            Some(&sb.path("pipeline.toml")),
+            &sb.path(name),
+            input.then_some(tasks.as_path()),
+            false,
+            None,
+        )
     };
     // All three from the start: the budget is spent within moments.
     let engines = [start("e1", true), start("e2", false), start("e3", false)];
@@ -367,49 +346,21 @@ agent = "metered"
 "#,
     );
     const WINDOW: Duration = Duration::from_millis(1000);
-    let place = Place::parse(Some(&db)).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut running = Vec::new();
-        for n in 0..3 {
-            let opts = EngineOptions {
-                store: place.clone(),
+    run_in_process(
+        &sb,
+        &db,
+        &file,
+        (0..3)
+            .map(|_| EngineOptions {
                 rate_window: WINDOW,
                 ..EngineOptions::default()
-            };
-            let pipeline = Pipeline::from_file(&file).unwrap();
-            let dir = sb.path(&format!("e{n}"));
-            let mut engine = tokio::task::spawn_blocking(move || {
-                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
             })
-            .await
-            .unwrap();
-            if n == 0 {
-                let tasks = (1..=40)
-                    .map(|i| InputTask::new(format!("t{i:02}"), json!({})))
-                    .collect();
-                engine.submit(tasks).await.unwrap();
-            }
-            running.push(tokio::spawn(engine.run()));
-        }
-        for r in running {
-            r.await.unwrap().expect("the engine ends well");
-        }
-    });
-    // Tokens by the window their attempt started in.
-    let per_window = query(
-        &db,
-        &format!(
-            "SELECT floor(extract(epoch FROM s.at::timestamptz) * 1000 / {})::bigint AS w, count(*) AS n \
-             FROM baton.events s WHERE s.kind = 'phase_started' GROUP BY 1 ORDER BY 1",
-            WINDOW.as_millis()
-        ),
+            .collect(),
+        40,
     );
-    let counts: Vec<i64> = per_window
-        .iter()
-        .map(|r| r["n"].as_i64().unwrap())
-        .collect();
-    assert_eq!(counts.iter().sum::<i64>(), 40, "{per_window:?}");
+    // Attempts by the window they started in.
+    let counts = starts_per_window(&db, WINDOW);
+    assert_eq!(counts.iter().sum::<i64>(), 40, "{counts:?}");
     // Ten attempts fill a window; the attempts under way when it fills
     // (at most the concurrency of 3) may still take it over, as on one
     // engine.
@@ -452,40 +403,21 @@ id = "b"
 agent = "sim"
 "#,
     );
-    let place = Place::parse(Some(&db)).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let mut running = Vec::new();
-        // One engine's clock two hours ahead, the other's two hours behind:
-        // were leases judged by them, each would find every lease of the
-        // other long expired, or its own never due.
-        for (n, hours) in [(0, 2), (1, -2)] {
+    // One engine's clock two hours ahead, the other's two hours behind:
+    // were leases judged by them, each would find every lease of the
+    // other long expired, or its own never due.
+    let skewed = [2, -2]
+        .into_iter()
+        .map(|hours| {
             let clock = std::sync::Arc::new(baton::engine::clock::SteppedClock::new());
             clock.step(jiff::SignedDuration::from_hours(hours));
-            let opts = EngineOptions {
-                store: place.clone(),
+            EngineOptions {
                 clock,
                 ..EngineOptions::default()
-            };
-            let pipeline = Pipeline::from_file(&file).unwrap();
-            let dir = sb.path(&format!("e{n}"));
-            let mut engine = tokio::task::spawn_blocking(move || {
-                Engine::open(pipeline, &dir, opts).expect("an engine on the run")
-            })
-            .await
-            .unwrap();
-            if n == 0 {
-                let tasks = (1..=200)
-                    .map(|i| InputTask::new(format!("t{i:03}"), json!({})))
-                    .collect();
-                engine.submit(tasks).await.unwrap();
             }
-            running.push(tokio::spawn(engine.run()));
-        }
-        for r in running {
-            r.await.unwrap().expect("the engine ends well");
-        }
-    });
+        })
+        .collect();
+    run_in_process(&sb, &db, &file, skewed, 200);
     let n = |sql: &str| query(&db, sql)[0]["n"].as_i64().unwrap();
     assert_eq!(
         n("SELECT count(*) AS n FROM baton.tasks WHERE state = 'completed'"),

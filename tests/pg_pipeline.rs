@@ -9,13 +9,13 @@
 mod cli;
 #[path = "support/pg_cluster.rs"]
 mod pg_cluster;
+#[path = "support/pg_fleet.rs"]
+mod pg_fleet;
 
-use std::path::Path;
-use std::process::Stdio;
-
-use cli::{Live, Out, Sandbox, baton, output, wait_for};
+use cli::{Sandbox, wait_for};
 use pg_cluster::cluster;
-use serde_json::{Value, json};
+use pg_fleet::{at, count, engine, query, sandbox, wait_for_tasks};
+use serde_json::Value;
 
 /// Three phases on a simulated agent that always succeeds.
 fn pipeline(latency: &str, concurrency: usize) -> String {
@@ -47,81 +47,11 @@ agent = "sim"
     )
 }
 
-fn sandbox(pipeline: &str, n: usize) -> Sandbox {
-    let sb = Sandbox::new();
-    sb.write("pipeline.toml", pipeline);
-    let tasks: Vec<Value> = (1..=n)
-        .map(|i| json!({"id": format!("t{i:04}"), "n": i}))
-        .collect();
-    sb.inputs(&tasks);
-    sb
-}
-
-/// `baton run [PIPELINE] --headless [--input] [--wait] --state-dir DIR` on
-/// the run at `db`.
-fn engine(db: &str, file: Option<&Path>, dir: &Path, input: Option<&Path>, wait: bool) -> Live {
-    let mut cmd = baton();
-    cmd.env("BATON_STORE", db).arg("run");
-    if let Some(f) = file {
-        cmd.arg(f);
-    }
-    cmd.arg("--headless")
-        .arg("--state-dir")
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(i) = input {
-        cmd.arg("--input").arg(i);
-    }
-    if wait {
-        cmd.arg("--wait");
-    }
-    Live::from_child(cmd.spawn().expect("start baton"))
-}
-
-/// `baton ARGS --state-dir STATE` on the run at `db`.
-fn at(db: &str, state: &Path, args: &[&str]) -> Out {
-    let mut cmd = baton();
-    cmd.env("BATON_STORE", db)
-        .args(args)
-        .arg("--state-dir")
-        .arg(state);
-    output(&mut cmd)
-}
-
-/// Rows of a query on the run's schema, each as JSON.
-fn query(db: &str, sql: &str) -> Vec<Value> {
-    let (db, sql) = (db.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(conn);
-                client
-                    .query(&format!("SELECT to_json(q)::text FROM ({sql}) q"), &[])
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .iter()
-                    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
-                    .collect()
-            })
-    })
-    .join()
-    .unwrap()
-}
-
 fn completed(db: &str) -> i64 {
-    query(
+    count(
         db,
         "SELECT count(*) AS n FROM baton.tasks WHERE state = 'completed'",
-    )[0]["n"]
-        .as_i64()
-        .unwrap()
+    )
 }
 
 fn run_pipeline_text(db: &str) -> String {
@@ -145,6 +75,7 @@ fn an_engine_with_another_pipeline_is_refused_naming_the_difference_while_the_ru
         &sb.path("e1"),
         Some(&sb.path("tasks.jsonl")),
         true,
+        None,
     );
     wait_for("the run to keep its pipeline", || {
         let rows = query(
@@ -161,7 +92,7 @@ fn an_engine_with_another_pipeline_is_refused_naming_the_difference_while_the_ru
         .then_some(())
     });
     let other = sb.write("other.toml", &pipeline("1ms..2ms", 2));
-    let refused = engine(&db, Some(&other), &sb.path("e2"), None, true).wait();
+    let refused = engine(&db, Some(&other), &sb.path("e2"), None, true, None).wait();
     assert_eq!(refused.code(), 2, "{refused}");
     for said in [
         "this pipeline is not the run's, and an engine serves the run in ",
@@ -178,7 +109,7 @@ fn an_engine_with_another_pipeline_is_refused_naming_the_difference_while_the_ru
         "commented.toml",
         &format!("# the same pipeline\n{}", pipeline("20ms..40ms", 2)).replace(" = ", "   =   "),
     );
-    let same = engine(&db, Some(&commented), &sb.path("e3"), None, false).wait();
+    let same = engine(&db, Some(&commented), &sb.path("e3"), None, false, None).wait();
     assert_eq!(same.code(), 0, "{same}");
     // The first goes on, and finishes the run.
     wait_for("every task to complete", || {
@@ -193,7 +124,7 @@ fn an_engine_with_another_pipeline_is_refused_naming_the_difference_while_the_ru
         "the run's pipeline is the first engine's"
     );
     // Once no engine serves the run, another pipeline becomes the run's.
-    let alone = engine(&db, Some(&other), &sb.path("e2"), None, false).wait();
+    let alone = engine(&db, Some(&other), &sb.path("e2"), None, false, None).wait();
     assert_eq!(alone.code(), 0, "{alone}");
     assert!(
         alone.stderr.contains("no engine serves the run in ")
@@ -214,17 +145,12 @@ fn an_engine_without_a_file_serves_the_run_with_its_pipeline() {
         &sb.path("e1"),
         Some(&sb.path("tasks.jsonl")),
         false,
+        None,
     );
-    wait_for("the tasks to be submitted", || {
-        let out = at(&db, &sb.path("reader"), &["summary", "--json"]);
-        (out.code() == 0
-            && serde_json::from_str::<Value>(&out.stdout)
-                .is_ok_and(|v| v["tasks"].as_u64() == Some(80)))
-        .then_some(())
-    });
+    wait_for_tasks(&db, &sb.path("reader"), 80);
     // Another machine: no pipeline file, an empty state folder.
     let elsewhere = Sandbox::new();
-    let second = engine(&db, None, &elsewhere.path("e2"), None, false);
+    let second = engine(&db, None, &elsewhere.path("e2"), None, false, None);
     let second_pid = second.pid();
     let second = second.wait();
     first.wait().expect(0);
@@ -293,6 +219,7 @@ agent = "sim"
         &sb.path("e1"),
         Some(&sb.path("tasks.jsonl")),
         false,
+        None,
     )
     .wait();
     assert_eq!(ran.code(), 3, "the tasks wait for review\n{ran}");
@@ -313,7 +240,7 @@ agent = "sim"
     let task: Value = serde_json::from_str(&shown.expect(0).stdout).unwrap();
     assert_ne!(task["state"], "awaiting_review", "{task}");
     // The next engine, anywhere, carries the decision on.
-    let again = engine(&db, None, &elsewhere.path("e2"), None, false).wait();
+    let again = engine(&db, None, &elsewhere.path("e2"), None, false, None).wait();
     assert_eq!(again.code(), 3, "t0002 still waits\n{again}");
     let shown = at(&db, &empty, &["show", "t0001", "--json"]);
     let task: Value = serde_json::from_str(&shown.expect(0).stdout).unwrap();
