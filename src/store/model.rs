@@ -137,6 +137,24 @@ impl Reserved {
 }
 
 impl Batch {
+    /// Checks that the batch's events come after `last` (the seq of the
+    /// last event queued), in increasing order, and moves `last` past them;
+    /// `last` is left as it was when they do not.
+    pub(crate) fn follow(&self, last: &mut u64) -> Result<(), super::StoreError> {
+        let mut prev = *last;
+        for (_, e) in &self.events {
+            if e.seq <= prev {
+                return Err(super::StoreError::OutOfOrder {
+                    seq: e.seq,
+                    after: prev,
+                });
+            }
+            prev = e.seq;
+        }
+        *last = prev;
+        Ok(())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
             && self.rows.is_empty()

@@ -59,6 +59,11 @@ impl Held {
         self.let_go(ords);
         lock(&self.lost).extend_from_slice(ords);
     }
+    /// The tasks held now.
+    pub fn ords(&self) -> Vec<TaskNo> {
+        lock(&self.gens).keys().copied().collect()
+    }
+
     pub fn take_lost(&self) -> Vec<TaskNo> {
         std::mem::take(&mut *lock(&self.lost))
     }
@@ -93,10 +98,18 @@ pub async fn register(c: &Client, lease: Duration) -> PgResult<i64> {
     Ok(row.get(0))
 }
 
-/// Renews this engine's heartbeat and every lease it holds, under the
-/// run's commit lock: a commit locks the rows of the tasks it writes, and
-/// the renewal must not take them in another order meanwhile.
-pub async fn heartbeat(c: &mut Client, me: i64, lease: Duration, commit_lock: i64) -> PgResult<()> {
+/// Renews this engine's heartbeat and the leases of the tasks it knows it
+/// holds (`held`: a claim whose answer was lost is left to run out, and
+/// the task to another engine), under the run's commit lock: a commit
+/// locks the rows of the tasks it writes, and the renewal must not take
+/// them in another order meanwhile.
+pub async fn heartbeat(
+    c: &mut Client,
+    me: i64,
+    lease: Duration,
+    commit_lock: i64,
+    held: &[TaskNo],
+) -> PgResult<()> {
     let tx = c.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&commit_lock])
         .await?;
@@ -107,8 +120,9 @@ pub async fn heartbeat(c: &mut Client, me: i64, lease: Duration, commit_lock: i6
     )
     .await?;
     tx.execute(
-        "UPDATE tasks SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1",
-        &[&me, &secs(lease)],
+        "UPDATE tasks SET lease_until = now() + make_interval(secs => $2) \
+         WHERE owner = $1 AND ord = ANY($3)",
+        &[&me, &secs(lease), &held],
     )
     .await?;
     tx.execute(

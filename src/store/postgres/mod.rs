@@ -85,7 +85,13 @@ pub struct PgReader {
     target: PgTarget,
     pool: Pool,
     phases: Arc<Vec<String>>,
+    /// An engine's reads wait out a lost connection (as its writer does)
+    /// rather than fail the engine; a command's fail at once.
+    patient: bool,
 }
+
+/// The longest an engine's read waits for a lost server before failing.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl PgReader {
     /// Connects, and checks that the schema holds a run this build reads.
@@ -116,21 +122,38 @@ impl PgReader {
             target: target.clone(),
             pool: runtime::pool(target).map_err(|e| failed(target, e))?,
             phases: Arc::new(phases),
+            patient: false,
         })
     }
 
     /// Runs `f` with a pooled connection on the backend's runtime.
+    /// For a patient reader, a query the connection failed is asked again,
+    /// waiting longer each time, until the server answers (up to
+    /// `PATIENCE`).
     async fn with<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_postgres::Object, Arc<Vec<String>>) -> Fut + Send + 'static,
+        F: FnOnce(deadpool_postgres::Object, Arc<Vec<String>>) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = PgResult<T>> + Send,
         T: Send + 'static,
     {
-        let pool = self.pool.clone();
-        let phases = self.phases.clone();
+        let (pool, phases, patient) = (self.pool.clone(), self.phases.clone(), self.patient);
         runtime::run(async move {
-            let conn = runtime::pooled(&pool).await?;
-            f(conn, phases).await
+            let started = std::time::Instant::now();
+            let mut wait = std::time::Duration::from_millis(100);
+            loop {
+                let attempt = f.clone();
+                let done = match runtime::pooled(&pool).await {
+                    Ok(conn) => attempt(conn, phases.clone()).await,
+                    Err(e) => Err(e),
+                };
+                match done {
+                    Err(e) if patient && e.is_connection() && started.elapsed() < PATIENCE => {
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                    }
+                    done => return done,
+                }
+            }
         })
         .await
         .map_err(|e| failed(&self.target, e))
@@ -311,12 +334,14 @@ impl PgStore {
             target: target.clone(),
             pool: runtime::pool(target).map_err(|e| failed(target, e))?,
             phases: Arc::new(phases),
+            patient: true,
         };
         let heartbeat = runtime::spawn(beat(
             reader.pool.clone(),
             me,
             lease,
             commit_lock(&target.schema),
+            held.clone(),
         ));
         let store = PgStore {
             target: target.clone(),
@@ -342,6 +367,7 @@ impl PgStore {
     async fn claim<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(deadpool_postgres::Object, Arc<Vec<String>>, i64, Arc<Held>, Duration) -> Fut
+            + Clone
             + Send
             + 'static,
         Fut: Future<Output = PgResult<T>> + Send,
@@ -398,13 +424,13 @@ async fn open(target: PgTarget, lease: Duration) -> Result<Opened, StoreError> {
 
 /// Renews the engine's leases every third of a lease, on a connection of
 /// the pool; a missed beat is tried again at the next.
-async fn beat(pool: Pool, me: i64, lease: Duration, commit_lock: i64) {
+async fn beat(pool: Pool, me: i64, lease: Duration, commit_lock: i64, held: Arc<Held>) {
     let every = lease / 3;
     loop {
         tokio::time::sleep(every).await;
         let done = async {
             let mut c = runtime::pooled(&pool).await?;
-            fleet::heartbeat(&mut c, me, lease, commit_lock).await
+            fleet::heartbeat(&mut c, me, lease, commit_lock, &held.ords()).await
         }
         .await;
         if let Err(e) = done {
@@ -504,17 +530,7 @@ impl RunStore for PgStore {
                 .last_queued
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let mut prev = *last;
-            for (_, e) in &batch.events {
-                if e.seq <= prev {
-                    return Err(StoreError::OutOfOrder {
-                        seq: e.seq,
-                        after: prev,
-                    });
-                }
-                prev = e.seq;
-            }
-            *last = prev;
+            batch.follow(&mut last)?;
             permit.send(Msg::Batch(batch));
             Ok(())
         })

@@ -46,6 +46,7 @@ use crate::store::error::StoreError;
 use crate::store::model::{Batch, Reserved, RowChange, RunMeta, TaskNo, Totals};
 use crate::store::sqlite::read::ts;
 use crate::store::sqlite::shared::Shared;
+use crate::store::sqlite::writer::{coalesce, event_name};
 use crate::store::stats_fold::StatsFold;
 
 /// Batches the queue holds before `append` waits: the backpressure point.
@@ -401,22 +402,6 @@ async fn commits_of(client: &Client, me: i64) -> PgResult<i64> {
     Ok(row.get(0))
 }
 
-/// One change per task: its row before the first change and after the last.
-fn coalesce(rows: Vec<RowChange>) -> Vec<RowChange> {
-    let mut at: HashMap<TaskNo, usize> = HashMap::with_capacity(rows.len());
-    let mut out: Vec<RowChange> = Vec::with_capacity(rows.len());
-    for change in rows {
-        match at.get(&change.new.ord) {
-            Some(&i) => out[i].new = change.new,
-            None => {
-                at.insert(change.new.ord, out.len());
-                out.push(change);
-            }
-        }
-    }
-    out
-}
-
 /// Who commits: the run's commit lock, this engine and its leases.
 struct Fleet<'a> {
     commit_lock: i64,
@@ -569,13 +554,6 @@ async fn commit(
     fleet.held.let_go(&released);
     let own = events.into_iter().map(|(_, e)| e).collect();
     Ok(((base, own), lost, commits))
-}
-
-/// `{"event":"phase_started",...}` → `phase_started`: serde writes the tag first.
-fn event_name(body: &str) -> &str {
-    body.strip_prefix("{\"event\":\"")
-        .and_then(|rest| rest.split('"').next())
-        .unwrap_or("")
 }
 
 async fn write_events(

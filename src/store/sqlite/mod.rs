@@ -8,7 +8,7 @@ pub(crate) mod read;
 pub(crate) mod schema;
 pub(crate) mod shared;
 mod stats;
-mod writer;
+pub(crate) mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -380,17 +380,7 @@ impl RunStore for SqliteStore {
                 .last_queued
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let mut prev = *last;
-            for (_, e) in &batch.events {
-                if e.seq <= prev {
-                    return Err(StoreError::OutOfOrder {
-                        seq: e.seq,
-                        after: prev,
-                    });
-                }
-                prev = e.seq;
-            }
-            *last = prev;
+            batch.follow(&mut last)?;
             permit.send(Msg::Batch(batch));
             Ok(())
         })

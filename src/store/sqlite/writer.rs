@@ -199,7 +199,7 @@ impl Writer {
 }
 
 /// One change per task: its row before the first change and after the last.
-fn coalesce(rows: Vec<RowChange>) -> Vec<RowChange> {
+pub(crate) fn coalesce(rows: Vec<RowChange>) -> Vec<RowChange> {
     let mut at: HashMap<TaskNo, usize> = HashMap::with_capacity(rows.len());
     let mut out: Vec<RowChange> = Vec::with_capacity(rows.len());
     for change in rows {
@@ -271,7 +271,7 @@ pub(crate) fn write_events(
 }
 
 /// `{"event":"phase_started",...}` → `phase_started`: serde writes the tag first.
-fn event_name(body: &str) -> &str {
+pub(crate) fn event_name(body: &str) -> &str {
     body.strip_prefix("{\"event\":\"")
         .and_then(|rest| rest.split('"').next())
         .unwrap_or("")
