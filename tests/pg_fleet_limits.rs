@@ -293,8 +293,11 @@ agent = "sim"
             None,
         )
     };
-    // All three from the start: the budget is spent within moments.
-    let engines = [start("e1", true), start("e2", false), start("e3", false)];
+    // The others join once the tasks are in the run (an engine that finds
+    // the run empty ends at once).
+    let first = start("e1", true);
+    wait_for_tasks(&db, &sb.path("reader"), 100);
+    let engines = [first, start("e2", false), start("e3", false)];
     for e in engines {
         // Tasks wait for a person once the budget is reached.
         let out = e.wait();
