@@ -164,6 +164,21 @@ after = ["one"]
     assert_eq!(out.rest_lines(), [("t".into(), "failed".into())], "{out}");
     assert!(!out.stderr.contains("refused its own event"), "{out}");
     sandbox.wait_for_no_stray_agents();
+    // The stopped phase is not shown as running: its attempt ended with the
+    // task, as a cancelled one does.
+    let shown = sandbox.show("t");
+    let hangs = shown["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "hangs")
+        .unwrap();
+    assert_eq!(hangs["state"], "pending", "{shown}");
+    assert_eq!(
+        hangs["attempts"][0]["outcome"]["result"], "cancelled",
+        "{shown}"
+    );
+    assert!(!hangs["attempts"][0]["finished_at"].is_null(), "{shown}");
     // Retried, the task runs the stopped phase again and completes.
     sandbox.cli(&["retry", "t"]).expect(0);
     sandbox.resume().expect(0);

@@ -650,19 +650,49 @@ impl Task {
                         p.id, p.state
                     )));
                 }
+                // A phase failed the task while others ran beside it: the
+                // engine stops them, and their attempts end with the task.
+                self.stop_running_phases(at)?;
                 self.finish_reason = reason.clone();
                 self.finished_at = Some(at);
-                for items in self
-                    .phases
-                    .iter_mut()
-                    .filter_map(|p| p.items.as_deref_mut())
-                {
-                    items.stop_running();
-                }
                 to
             }
         };
         Ok(to)
+    }
+
+    /// Ends every attempt still open as cancelled and puts its phase back
+    /// to pending (so a retry runs it again), and stops the items under way:
+    /// for a task that ends while phases run, cancelled or failed by one of
+    /// them.
+    fn stop_running_phases(&mut self, at: Timestamp) -> Result<(), ApplyError> {
+        // Checked first, so that a refusal leaves the task as it was.
+        for p in &self.phases {
+            if p.state == PhaseState::Running {
+                phase_transition(p.state, PhaseSignal::Interrupt).map_err(|source| {
+                    ApplyError::Phase {
+                        phase: p.id.clone(),
+                        source,
+                    }
+                })?;
+            }
+        }
+        for p in &mut self.phases {
+            if let Some(a) = p.attempts.last_mut().filter(|a| a.is_open()) {
+                a.outcome = Some(AttemptOutcome::Cancelled);
+                a.finished_at = Some(at);
+            }
+            if p.state == PhaseState::Running
+                && let Ok(next) = phase_transition(p.state, PhaseSignal::Interrupt)
+            {
+                p.state = next;
+                p.retry_due = None;
+            }
+            if let Some(items) = p.items.as_deref_mut() {
+                items.stop_running();
+            }
+        }
+        Ok(())
     }
 
     fn open_hold(
@@ -931,24 +961,7 @@ impl Task {
                 TaskSignal::RetryRequested
             }
             Action::Cancel => {
-                for p in &mut self.phases {
-                    if let Some(a) = p.attempts.last_mut().filter(|a| a.is_open()) {
-                        a.outcome = Some(AttemptOutcome::Cancelled);
-                        a.finished_at = Some(at);
-                    }
-                    if p.state == PhaseState::Running {
-                        p.state = phase_transition(p.state, PhaseSignal::Interrupt).map_err(
-                            |source| ApplyError::Phase {
-                                phase: p.id.clone(),
-                                source,
-                            },
-                        )?;
-                        p.retry_due = None;
-                    }
-                    if let Some(items) = p.items.as_deref_mut() {
-                        items.stop_running();
-                    }
-                }
+                self.stop_running_phases(at)?;
                 self.holds.clear();
                 self.finished_at = Some(at);
                 self.finish_reason = Some(match &d.note {
@@ -1479,6 +1492,42 @@ mod tests {
         );
         assert_eq!(t.phases[0].state, PhaseState::Pending);
         assert!(t.finish_reason.as_deref().unwrap().contains("ann"));
+    }
+
+    #[test]
+    fn a_task_failed_by_one_phase_ends_the_attempts_running_beside_it() {
+        let mut t = task();
+        run(
+            &mut t,
+            vec![
+                started("a", 1),
+                started("b", 1),
+                finished(
+                    "a",
+                    1,
+                    AttemptOutcome::Failed {
+                        class: ErrorClass::Fatal,
+                        message: "no".into(),
+                    },
+                ),
+                EventKind::PhaseFailed {
+                    phase: "a".into(),
+                    error: "no".into(),
+                },
+                EventKind::TaskFinished {
+                    state: TaskState::Failed,
+                    reason: Some("phase a failed".into()),
+                },
+            ],
+        );
+        assert_eq!(t.state, TaskState::Failed);
+        assert_eq!(t.phases[0].state, PhaseState::Failed);
+        let b = &t.phases[1];
+        assert_eq!(b.state, PhaseState::Pending);
+        assert_eq!(b.attempts[0].outcome, Some(AttemptOutcome::Cancelled));
+        assert!(b.attempts[0].finished_at.is_some());
+        // Its late result is refused: the attempt is over.
+        refused_untouched(&t, finished("b", 1, AttemptOutcome::Succeeded));
     }
 
     fn budget_hold(phase: &str) -> EventKind {
