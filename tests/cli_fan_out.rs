@@ -168,16 +168,20 @@ fn show_gives_item_progress_and_lists_failed_items() {
     let out = sandbox.cli(&["show", "t"]);
     out.expect(0);
     for want in [
-        "items     4/6 items · 2 failed\n",
+        "items     4/6 scenes · 2 failed\n",
         "failed    item 2: fatal: scene 2 is unreadable\n",
         "failed    item 4: fatal: scene 4 is unreadable\n",
-        "items     4/6 items · 2 skipped\n",
+        "items     4/6 scenes · 2 skipped\n",
+        // Six items' outputs: five shown, the rest in `show --json`.
+        "    … and 1 more (baton show t --json gives them all)\n",
     ] {
         assert!(out.stdout.contains(want), "missing {want:?} in\n{out}");
     }
     let task = sandbox.show("t");
     let progress = &task["item_progress"];
     assert_eq!(progress[0]["phase"], "enrich");
+    assert_eq!(progress[0]["name"], "scenes");
+    assert_eq!(task["phases"][1]["output"].as_array().unwrap().len(), 6);
     assert_eq!(progress[0]["done"], 4);
     assert_eq!(progress[0]["total"], 6);
     assert_eq!(

@@ -163,6 +163,10 @@ pub enum EventKind {
         count: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// What the items are called: the list's field name (`scenes`),
+        /// for progress lines such as `37/120 scenes`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
     },
     /// One attempt of one item of a `for_each` phase started.
     ItemStarted {

@@ -62,6 +62,7 @@ fn list(
         phase: p.id.clone(),
         count,
         error,
+        name: fan_out.source.name().map(str::to_string),
     })
 }
 

@@ -1,4 +1,4 @@
-//! How far a `for_each` phase's items have got: `37/120 items`, with the
+//! How far a `for_each` phase's items have got: `37/120 scenes`, with the
 //! failed ones by item number. One source for `show`, `show --json` and the
 //! dashboard's detail, so that they say the same.
 
@@ -13,6 +13,9 @@ pub const FAILURES_SHOWN: usize = 10;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemProgress {
     pub phase: String,
+    /// What the items are called: the list's field name (`scenes`), or
+    /// `items`.
+    pub name: String,
     pub done: u32,
     pub total: u32,
     pub running: u32,
@@ -54,6 +57,7 @@ impl ItemProgress {
         };
         Some(ItemProgress {
             phase: p.id.clone(),
+            name: items.name.clone().unwrap_or_else(|| "items".into()),
             done: items.done,
             total: items.count(),
             running: items.running,
@@ -62,9 +66,9 @@ impl ItemProgress {
         })
     }
 
-    /// `37/120 items · 2 failed · 3 running`, leaving out what is zero.
+    /// `37/120 scenes · 2 failed · 3 running`, leaving out what is zero.
     pub fn line(&self) -> String {
-        let mut parts = vec![format!("{}/{} items", self.done, self.total)];
+        let mut parts = vec![format!("{}/{} {}", self.done, self.total, self.name)];
         if !self.failed.is_empty() {
             parts.push(format!("{} failed", self.failed.len()));
         }
@@ -132,6 +136,7 @@ mod tests {
                 phase: "each".into(),
                 count: 120,
                 error: None,
+                name: None,
             },
         );
         for i in 0..13 {

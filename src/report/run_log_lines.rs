@@ -36,10 +36,13 @@ pub(super) fn event_line(
             error: Some(error),
             ..
         } => format!("✗ `{phase}` has no list of items: {}", quote(m, error)),
-        EventKind::ItemsListed { phase, count, .. } => {
+        EventKind::ItemsListed {
+            phase, count, name, ..
+        } => {
             format!(
-                "▶ `{phase}` runs once per item: {} items",
-                thousands(*count as u64)
+                "▶ `{phase}` runs once per item: {} {}",
+                thousands(*count as u64),
+                name.as_deref().unwrap_or("items")
             )
         }
         EventKind::ItemFailed { phase, item, error } => {

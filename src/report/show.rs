@@ -6,6 +6,9 @@ use super::format::{between, duration, symbol, thousands};
 use crate::engine::Task;
 use crate::engine::event::AttemptOutcome;
 
+/// Items of a `for_each` phase's output shown in text.
+pub const OUTPUT_ITEMS_SHOWN: usize = 5;
+
 pub fn text(task: &Task) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -197,10 +200,31 @@ pub fn text(task: &Task) -> String {
             }
         }
         if let Some(o) = &p.output {
-            let pretty = serde_json::to_string_pretty(o).unwrap_or_default();
+            // A `for_each` phase's output is every item's: the first few
+            // are shown, `show --json` gives them all.
+            let (pretty, more) = match o {
+                serde_json::Value::Array(items)
+                    if p.items.is_some() && items.len() > OUTPUT_ITEMS_SHOWN =>
+                {
+                    (
+                        serde_json::to_string_pretty(&items[..OUTPUT_ITEMS_SHOWN]),
+                        items.len() - OUTPUT_ITEMS_SHOWN,
+                    )
+                }
+                _ => (serde_json::to_string_pretty(o), 0),
+            };
+            let pretty = pretty.unwrap_or_default();
             let _ = writeln!(out, "  output");
             for line in pretty.lines() {
                 let _ = writeln!(out, "    {line}");
+            }
+            if more > 0 {
+                let _ = writeln!(
+                    out,
+                    "    … and {} more (baton show {} --json gives them all)",
+                    thousands(more as u64),
+                    task.id
+                );
             }
         }
     }

@@ -55,6 +55,16 @@ pub enum ItemFailure {
 }
 
 impl ItemSource {
+    /// What the items are called: the list's field name, as in
+    /// `outputs.parse.scenes` (`scenes`); `None` for a phase's whole output.
+    pub fn name(&self) -> Option<&str> {
+        let path = match self {
+            ItemSource::Input(path) => path,
+            ItemSource::Output { path, .. } => path,
+        };
+        path.last().map(String::as_str)
+    }
+
     /// The list for a task, or why there is none.
     pub fn items<'v>(
         &self,

@@ -43,6 +43,7 @@ fn fanned_out() -> StoredRun {
             phase: "draft".into(),
             count: 120,
             error: None,
+            name: Some("scenes".into()),
         },
     );
     for item in 0..42 {
@@ -140,8 +141,15 @@ fn the_detail_shows_the_items_progress_and_the_failed_items() {
         .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
         .collect();
     assert!(
-        text.contains("items 37/120 items · 2 failed · 3 running"),
+        text.contains("items 37/120 scenes · 2 failed · 3 running"),
         "{text}"
     );
+    // Its attempts are its items': the timeline shows it running since its
+    // list was read.
+    let bar = text
+        .lines()
+        .find(|l| l.contains("draft    ▕"))
+        .expect("a timeline row for draft");
+    assert!(bar.contains("███"), "{text}");
     insta::assert_snapshot!("fan_out_task_detail_80x30", text);
 }

@@ -104,7 +104,12 @@ impl TaskDetail<'_> {
         let start = task.created_at;
         let end = task.finished_at.unwrap_or(ctx.now).max(start);
         let span = end.duration_since(start).as_secs_f64();
-        if task.phases.iter().all(|p| p.attempts.is_empty()) || span <= 0.0 {
+        if task
+            .phases
+            .iter()
+            .all(|p| p.attempts.is_empty() && p.items.is_none())
+            || span <= 0.0
+        {
             return;
         }
         let label = task
@@ -171,6 +176,13 @@ impl TaskDetail<'_> {
                         .unwrap_or(end);
                     paint(finished, decided, '▒');
                 }
+            }
+            // A `for_each` phase's attempts are its items': running from
+            // its list to its last item.
+            if p.items.is_some()
+                && let Some(from) = p.started_at
+            {
+                paint(from, p.finished_at.unwrap_or(end), '█');
             }
             // Held by a budget before the attempt started: from the hold on.
             for h in task.holds.iter().filter(|h| h.phase == p.id) {

@@ -30,6 +30,10 @@ pub struct ItemsRecord {
     /// item to start begins.
     #[serde(default)]
     pub cursor: u32,
+    /// What the items are called (`scenes`), when the list's field has a
+    /// name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +172,8 @@ impl Task {
                 phase,
                 count,
                 error,
-            } => self.items_listed(phase, *count, error.as_deref(), at),
+                name,
+            } => self.items_listed(phase, *count, error.as_deref(), name.as_deref(), at),
             EventKind::ItemStarted {
                 phase,
                 item,
@@ -253,6 +258,7 @@ impl Task {
         phase: &str,
         count: u32,
         error: Option<&str>,
+        name: Option<&str>,
         at: Timestamp,
     ) -> Result<TaskState, ApplyError> {
         let idx = self.index(phase)?;
@@ -276,7 +282,11 @@ impl Task {
                 p.error = Some(error.to_string());
                 p.finished_at = Some(at);
             }
-            None => self.phases[idx].items = Some(Box::new(ItemsRecord::new(count))),
+            None => {
+                let mut items = ItemsRecord::new(count);
+                items.name = name.map(str::to_string);
+                self.phases[idx].items = Some(Box::new(items));
+            }
         }
         Ok(to)
     }
@@ -522,6 +532,7 @@ mod tests {
                 phase: "each".into(),
                 count,
                 error: None,
+                name: None,
             },
         ))
         .unwrap();
@@ -599,6 +610,7 @@ mod tests {
                 phase: "each".into(),
                 count: 4,
                 error: None,
+                name: None,
             },
         );
         apply(&mut t, started(0, 1));
@@ -637,6 +649,7 @@ mod tests {
                 phase: "each".into(),
                 count: 0,
                 error: Some("no such field".into()),
+                name: None,
             },
         );
         assert_eq!(t.phases[0].state, PhaseState::Failed);
