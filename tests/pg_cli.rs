@@ -646,6 +646,10 @@ fn attach_reads_a_running_engines_run_from_postgres() {
         s.contains("t1") && s.contains("t2") && s.contains("t3")
     });
     assert!(!screen.contains("cannot read"), "{screen}");
+    // The header says where the run is: the database, not the folder.
+    let header: String = screen.lines().take(3).collect::<Vec<_>>().join("\n");
+    assert!(header.contains("postgres://"), "{header}");
+    assert!(!header.contains(dir), "{header}");
     // The detail of the selected task names the engine that runs it.
     term.wait_until(
         "the engine holding the task in the detail's title",

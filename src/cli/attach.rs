@@ -119,6 +119,7 @@ async fn stored_overview(
         pipeline: meta.pipeline,
         phases: meta.phases,
         state_dir: state_dir.display().to_string(),
+        store: super::inspect::store_address(state_dir),
         started_at: totals
             .first_submitted_at
             .unwrap_or_else(jiff::Timestamp::now),

@@ -20,6 +20,10 @@ pub struct RunSnapshot {
     /// Phase ids in pipeline order.
     pub phases: Vec<String>,
     pub state_dir: String,
+    /// Where the run is kept when not in the state folder: the database's
+    /// address, without its password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     pub started_at: Timestamp,
     pub paused: bool,
     /// Every task as of `seq`; events after `seq` apply on top.
@@ -44,6 +48,10 @@ pub struct RunOverview {
     /// Phase ids in pipeline order.
     pub phases: Vec<String>,
     pub state_dir: String,
+    /// Where the run is kept when not in the state folder: the database's
+    /// address, without its password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<String>,
     pub started_at: Timestamp,
     pub paused: bool,
     /// Everything up to `seq` is committed; events after it follow.
@@ -63,9 +71,6 @@ pub struct RunOverview {
 #[derive(Debug, Clone, Default)]
 pub struct FollowStart {
     pub overview: RunOverview,
-    /// Where the run is kept when not in the state folder: the database's
-    /// address, without its password.
-    pub store: Option<String>,
     /// Tasks that have started and are not final, whole.
     pub tasks: Vec<Task>,
     pub totals: crate::store::Totals,
@@ -78,6 +83,7 @@ impl RunSnapshot {
             pipeline: self.pipeline.clone(),
             phases: self.phases.clone(),
             state_dir: self.state_dir.clone(),
+            store: self.store.clone(),
             started_at: self.started_at,
             paused: self.paused,
             seq: self.seq,

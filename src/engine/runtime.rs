@@ -1237,11 +1237,8 @@ impl Engine {
             .cloned()
             .collect();
         tasks.sort_by_key(|t| self.checkpoint.ord(&t.id).unwrap_or(i64::MAX));
-        let store =
-            (!self.opts.store.is_folder()).then(|| self.opts.store.describe(&self.state_dir));
         Ok(FollowStart {
             overview,
-            store,
             tasks,
             totals,
         })
@@ -1253,6 +1250,8 @@ impl Engine {
             pipeline: self.pipeline.name.clone(),
             phases: self.phase_ids.clone(),
             state_dir: self.state_dir.display().to_string(),
+            store: (!self.opts.store.is_folder())
+                .then(|| self.opts.store.describe(&self.state_dir)),
             started_at: self.started_at,
             paused: self.run.paused,
             tasks: Vec::new(),

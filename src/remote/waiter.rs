@@ -52,6 +52,7 @@ pub fn compose(overview: &RunOverview, tasks: Vec<Task>, seq: u64) -> RunSnapsho
         pipeline: o.pipeline,
         phases: o.phases,
         state_dir: o.state_dir,
+        store: o.store,
         started_at: o.started_at,
         paused: o.paused,
         tasks,

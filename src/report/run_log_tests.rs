@@ -17,6 +17,7 @@ fn snapshot(tasks: Vec<Task>, seq: u64) -> RunSnapshot {
         pipeline: "demo".into(),
         phases: PHASES.iter().map(|p| p.to_string()).collect(),
         state_dir: "/srv/state".into(),
+        store: None,
         started_at: at(1000),
         paused: false,
         tasks,

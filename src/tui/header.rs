@@ -174,19 +174,28 @@ impl Header<'_> {
         // Labels in full when they fit, else the short forms.
         // The last five minutes, a character a slice: tasks finished, dollars spent.
         let (done, spent) = ctx.view.recent(ctx.now, 10);
+        // Where the run is: its database when it is kept in one, else the
+        // state folder.
+        let (place_label, place) = match &ctx.view.store {
+            Some(address) => ("store", address),
+            None => ("state", &ctx.view.state_dir),
+        };
         let full = [
             format!(" tokens {toks}   cost "),
             format!(
-                "   {rate:.1} tasks/min {} $ {}   state ",
+                "   {rate:.1} tasks/min {} $ {}   {place_label} ",
                 sparkline(&done),
                 sparkline(&spent)
             ),
         ];
         let short = [format!(" {toks} tok  "), format!("  {rate:.1}/min  ")];
         let len = |p: &[String; 2], b: &str| {
-            p[0].len() + p[1].len() + cost.chars().count() + b.chars().count()
+            p[0].chars().count() + p[1].chars().count() + cost.chars().count() + b.chars().count()
         };
-        let (parts, budget) = if len(&full, &budget_full) + 12 <= width {
+        // The full labels only when the place still shows (up to 40
+        // characters of it).
+        let place_room = place.chars().count().clamp(12, 40);
+        let (parts, budget) = if len(&full, &budget_full) + place_room <= width {
             (full, budget_full)
         } else {
             (short, budget_short)
@@ -211,7 +220,7 @@ impl Header<'_> {
             Span::styled(cost, cost_style),
             Span::styled(budget, budget_style),
             Span::styled(rate, dim),
-            Span::styled(fit(&ctx.view.state_dir, room), t.text("ui.text")),
+            Span::styled(fit(place, room), t.text("ui.text")),
         ])
     }
 }

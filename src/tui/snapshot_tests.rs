@@ -168,6 +168,27 @@ fn header() {
 }
 
 #[test]
+fn the_header_names_the_database_of_a_run_kept_in_one() {
+    let mut state = selected("t-003");
+    state.status = None;
+    let mut view = sample_for(&state);
+    view.store = Some("postgres://baton@db.internal:5432/runs?schema=notes".into());
+    let (_, theme) = themes().into_iter().nth(1).expect("no-colour theme");
+    let buf = draw(&view, &state, &theme, 160, 48, |ctx, area, buf| {
+        Header { ctx }.render(Rect { height: 3, ..area }, buf)
+    });
+    let rows: Vec<String> = (0..3)
+        .map(|y| (0..160).map(|x| buf[(x, y)].symbol()).collect())
+        .collect();
+    let text = rows.join("\n");
+    assert!(
+        text.contains("postgres://baton@db.internal:5432/runs?schema=notes"),
+        "{text}"
+    );
+    assert!(!text.contains(&view.state_dir), "{text}");
+}
+
+#[test]
 fn task_table() {
     snapshot_all("task_table", selected("t-004"), |ctx, area, buf| {
         TaskTable { ctx, focused: true }.render(area, buf)

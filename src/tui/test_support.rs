@@ -39,6 +39,7 @@ pub fn empty_overview() -> RunOverview {
         pipeline: "article-pipeline".into(),
         phases: PHASES.iter().map(|p| p.to_string()).collect(),
         state_dir: "./state/run-42".into(),
+        store: None,
         started_at: t0(),
         paused: false,
         seq: 0,

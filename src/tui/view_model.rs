@@ -84,6 +84,9 @@ pub struct RunView {
     /// Phase ids in pipeline order.
     pub phases: Vec<String>,
     pub state_dir: String,
+    /// The database the run is kept in (its address without a password),
+    /// when it is not in the state folder.
+    pub store: Option<String>,
     pub started_at: Timestamp,
     pub paused: bool,
     /// Budgets as configured, and the run's raises.
@@ -111,6 +114,7 @@ impl RunView {
             pipeline: overview.pipeline,
             phases: overview.phases,
             state_dir: overview.state_dir,
+            store: overview.store,
             started_at: overview.started_at,
             paused: overview.paused,
             budget: overview.budget,
