@@ -110,7 +110,27 @@ fn an_approval_waits_for_a_raise_of_a_budget_in_the_file() {
     let out = sandbox.cli(&["budget", "t", "--tokens", "100"]);
     out.expect(1);
     assert!(out.stderr.contains("budgets only go up"), "{out}");
-    sandbox.cli(&["budget", "t", "--tokens", "525"]).expect(0);
+    // The same with --json: one object saying what was asked and why not.
+    let out = sandbox.cli(&["budget", "t", "--tokens", "100", "--json"]);
+    out.expect(1);
+    let said: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(said["task"], "t", "{out}");
+    assert_eq!(said["tokens"], 100, "{out}");
+    assert_eq!(said["usd"], serde_json::Value::Null, "{out}");
+    assert_eq!(said["recorded"], false, "{out}");
+    assert!(
+        said["refusal"]
+            .as_str()
+            .unwrap()
+            .contains("budgets only go up"),
+        "{out}"
+    );
+    let out = sandbox.cli(&["budget", "t", "--tokens", "525", "--json"]);
+    out.expect(0);
+    let said: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(said["recorded"], true, "{out}");
+    assert_eq!(said["refusal"], serde_json::Value::Null, "{out}");
+    assert_eq!(sandbox.show("t")["budget"]["tokens"], 525);
     sandbox.cli(&["approve", "t"]).expect(0);
     sandbox.resume().expect(0);
     assert_eq!(str_at(&sandbox.show("t"), "state"), "completed");

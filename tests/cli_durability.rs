@@ -416,6 +416,21 @@ fn a_killed_run_leaves_a_database_that_reads_and_resumes() {
         "{list}"
     );
     assert!(!list.stdout.contains(" running "), "{list}");
+    // The summary counts them the same way; its JSON keeps the recorded
+    // states and says how many of them were interrupted.
+    let summary = sandbox.cli(&["summary"]);
+    summary.expect(0);
+    let before: Value = serde_json::from_str(&before.stdout).unwrap();
+    assert_eq!(before["interrupted"], under_way, "{before}");
+    if under_way > 0 {
+        assert!(
+            summary.stdout.contains(&format!(
+                "  interrupted      {under_way} (no engine serves the run"
+            )),
+            "{summary}"
+        );
+        assert!(!summary.stdout.contains("  running "), "{summary}");
+    }
     sandbox.resume().expect(0);
     let states = sandbox.states();
     assert_eq!(states.len(), 40);

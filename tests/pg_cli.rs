@@ -658,5 +658,24 @@ fn attach_reads_a_running_engines_run_from_postgres() {
     );
     term.send("q");
     term.wait_exit(30);
+    // An engine serves the run: its tasks under way are running, not
+    // interrupted, for a command on another machine (an empty folder).
+    let elsewhere = sb.path("elsewhere");
+    let list = output(
+        baton()
+            .args(["list", "--state-dir"])
+            .arg(&elsewhere)
+            .args(["--store", &db]),
+    );
+    assert!(list.stdout.contains("running"), "{list}");
+    assert!(!list.stdout.contains("interrupted"), "{list}");
+    let summary = output(
+        baton()
+            .args(["summary", "--json", "--state-dir"])
+            .arg(&elsewhere)
+            .args(["--store", &db]),
+    );
+    let summary: Value = serde_json::from_str(&summary.stdout).expect("summary JSON");
+    assert_eq!(summary["interrupted"], 0, "{summary}");
     drop(engine);
 }

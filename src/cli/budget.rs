@@ -8,7 +8,7 @@ use baton::spec::Pipeline;
 use baton::spec::model::BudgetLimits;
 
 use super::StateDir;
-use super::source::{self, Applied, NotApplied};
+use super::source::{self, NotApplied};
 
 const FORM: &str = "write SCOPE.UNIT=VALUE, where SCOPE is task or run and UNIT is usd or tokens, e.g. task.usd=0.50 or run.tokens=2000000";
 
@@ -111,12 +111,17 @@ pub struct BudgetArgs {
     /// The new token limit.
     #[arg(long, value_parser = parse_tokens, value_name = "N")]
     tokens: Option<u64>,
+    /// Print the outcome as one JSON object: task, usd, tokens, recorded,
+    /// refusal.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     dir: StateDir,
 }
 
 /// `baton budget [TASK] --usd X --tokens N`.
 pub async fn raise(a: BudgetArgs) -> i32 {
+    super::fail::json_errors(a.json);
     let whose = match &a.task {
         Some(t) => format!("task {t}"),
         None => "the run".to_string(),
@@ -131,11 +136,23 @@ pub async fn raise(a: BudgetArgs) -> i32 {
         Some(t) => format!("baton budget {t}"),
         None => "baton budget".to_string(),
     };
-    match source::apply(&a.dir.state_dir, command, &log_as).await {
-        Err(NotApplied::Failed(e)) => {
-            eprintln!("error: {e}");
-            2
-        }
+    let result = source::apply(&a.dir.state_dir, command, &log_as).await;
+    if a.json {
+        let (recorded, refusal) = match &result {
+            Ok(_) => (true, None),
+            Err(NotApplied::Refused(why)) => (false, Some(why.as_str())),
+            Err(NotApplied::Failed(e)) => return super::fail::error(e),
+        };
+        super::out::line(serde_json::json!({
+            "task": a.task,
+            "usd": a.usd,
+            "tokens": a.tokens,
+            "recorded": recorded,
+            "refusal": refusal,
+        }));
+    }
+    match result {
+        Err(NotApplied::Failed(e)) => super::fail::error(&e),
         Ok(applied) => {
             let mut parts = Vec::new();
             if let Some(u) = a.usd {
@@ -148,18 +165,13 @@ pub async fn raise(a: BudgetArgs) -> i32 {
                 Some(t) => format!("`baton approve {t}`"),
                 None => "`baton approve TASK`".to_string(),
             };
-            println!(
-                "budget of {whose} raised to {}; a task held for its budget goes on once approved ({approve})",
-                parts.join(" and ")
-            );
-            match applied {
-                Applied::Live(pid) => {
-                    eprintln!("the running engine (pid {pid}) carries on from here")
-                }
-                Applied::Folder => {
-                    eprintln!("`baton run` on this state folder carries on from here")
-                }
+            if !a.json {
+                println!(
+                    "budget of {whose} raised to {}; a task held for its budget goes on once approved ({approve})",
+                    parts.join(" and ")
+                );
             }
+            source::say_who_carries_on(&applied, &a.dir.state_dir);
             0
         }
         Err(NotApplied::Refused(refusal)) => {

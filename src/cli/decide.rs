@@ -5,7 +5,7 @@
 use baton::engine::{Action, Actor, Command};
 
 use super::StateDir;
-use super::source::{self, Applied, NotApplied};
+use super::source::{self, NotApplied};
 
 /// Options every decision takes.
 #[derive(clap::Args)]
@@ -249,18 +249,7 @@ async fn act(
             if !out.json {
                 super::out::line(format!("{name}: recorded for task {task}"));
             }
-            match applied {
-                Applied::Live(pid) => {
-                    eprintln!("the running engine (pid {pid}) carries on from here")
-                }
-                Applied::Folder if super::place::get().is_folder() => {
-                    eprintln!("`baton run` on this state folder carries on from here")
-                }
-                Applied::Folder => eprintln!(
-                    "`baton run` on the run at {} carries on from here",
-                    super::place::describe(&out.dir.state_dir)
-                ),
-            }
+            source::say_who_carries_on(&applied, &out.dir.state_dir);
             0
         }
         Err(_) => {

@@ -86,7 +86,7 @@ pub async fn list(state_dir: &Path, args: ListArgs) -> i32 {
             serde_json::to_string_pretty(&rows).unwrap_or_default()
         );
     } else {
-        let stopped = !baton::store::engine_holds(state_dir);
+        let stopped = source::no_engine_serves(state_dir).await;
         print!("{}", list_report::text(rows.iter(), stopped));
     }
     0
@@ -172,6 +172,9 @@ struct SummaryJson<'a> {
     store: Option<String>,
     #[serde(flatten)]
     summary: summary_report::Summary,
+    /// Tasks recorded as running or retrying while no engine serves the
+    /// run: they were interrupted, and go on with the next `baton run`.
+    interrupted: usize,
 }
 
 pub async fn summary(state_dir: &Path, json: bool) -> i32 {
@@ -189,11 +192,13 @@ pub async fn summary(state_dir: &Path, json: bool) -> i32 {
         }
     };
     let summary = summary_report::from_totals(&totals);
+    let stopped = source::no_engine_serves(state_dir).await;
     if json {
         let out = SummaryJson {
             pipeline: &meta.pipeline,
             state_dir: state_dir.display().to_string(),
             store: store_address(state_dir),
+            interrupted: summary_report::interrupted(&summary, stopped),
             summary,
         };
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -203,7 +208,7 @@ pub async fn summary(state_dir: &Path, json: bool) -> i32 {
             meta.pipeline,
             super::place::describe(state_dir)
         );
-        print!("{}", summary_report::text(&summary));
+        print!("{}", summary_report::text(&summary, stopped));
     }
     0
 }

@@ -37,6 +37,31 @@ impl Source {
     }
 }
 
+/// Whether no engine serves the run now, so that tasks recorded as under
+/// way were interrupted (they go on with the next `baton run`): no engine
+/// holds the state folder, or, for a run in PostgreSQL, no engine of the
+/// fleet is live. When that cannot be told (the database does not answer),
+/// `false`: nothing is called interrupted that may be running.
+pub async fn no_engine_serves(state_dir: &Path) -> bool {
+    match super::place::get() {
+        baton::store::Place::Folder => !baton::store::engine_holds(state_dir),
+        baton::store::Place::Postgres(target) => {
+            let target = (**target).clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                baton::store::postgres::PgReader::open(&target)
+            })
+            .await;
+            match opened {
+                Ok(Ok(reader)) => reader
+                    .engines(false)
+                    .await
+                    .is_ok_and(|live| live.is_empty()),
+                _ => false,
+            }
+        }
+    }
+}
+
 /// The run for reading: the folder's database, read without taking the
 /// folder, so it works the same beside a running engine (whose commits it
 /// sees whole) and on a stopped folder; or the run in PostgreSQL when
@@ -116,6 +141,21 @@ pub enum Applied {
     Live(u32),
     /// In the folder; the next `baton run` carries on from it.
     Folder,
+}
+
+/// Tells, on standard error, who goes on from a command carried out: the
+/// engine that took it, or the next `baton run` on the folder or the run.
+pub fn say_who_carries_on(applied: &Applied, state_dir: &Path) {
+    match applied {
+        Applied::Live(pid) => eprintln!("the running engine (pid {pid}) carries on from here"),
+        Applied::Folder if super::place::get().is_folder() => {
+            eprintln!("`baton run` on this state folder carries on from here")
+        }
+        Applied::Folder => eprintln!(
+            "`baton run` on the run at {} carries on from here",
+            super::place::describe(state_dir)
+        ),
+    }
 }
 
 /// Why a command was not carried out.

@@ -170,14 +170,37 @@ pub fn cost_words(cost: CostTotal) -> String {
     }
 }
 
-pub fn text(s: &Summary) -> String {
+/// Tasks recorded as under way that were interrupted: with `stopped` (no
+/// engine serves the run), every running or retrying task.
+pub fn interrupted(s: &Summary, stopped: bool) -> usize {
+    match stopped {
+        true => s.states.running + s.states.retrying,
+        false => 0,
+    }
+}
+
+/// The summary for people. With `stopped` (no engine serves the run), tasks
+/// recorded as running or retrying are counted as interrupted, as `baton
+/// list` shows them: they go on with the next `baton run`.
+pub fn text(s: &Summary, stopped: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "tasks      {}", s.tasks);
+    let interrupted = interrupted(s, stopped);
     for state in TaskState::ALL {
         let n = s.states.get(state);
+        if interrupted > 0 && matches!(state, TaskState::Running | TaskState::Retrying) {
+            continue;
+        }
         if n > 0 {
             let _ = writeln!(out, "  {:<16} {n}", state.as_str());
         }
+    }
+    if interrupted > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<16} {interrupted} (no engine serves the run: they go on with the next `baton run`)",
+            "interrupted"
+        );
     }
     let _ = writeln!(
         out,
@@ -235,7 +258,7 @@ mod tests {
             cost_words(s.cost()),
             "$0.5000 + unknown (1 unpriced) (a lower bound)"
         );
-        let shown = text(&s);
+        let shown = text(&s, false);
         assert!(shown.contains("  awaiting_review  1\n"), "{shown}");
         assert!(!shown.contains("running"), "{shown}");
         assert!(
@@ -262,6 +285,29 @@ mod tests {
         let s = summarize([]);
         assert_eq!(s.tasks, 0);
         assert_eq!(s.run_time_ms, 0);
-        assert!(text(&s).contains("cost       $0.0000"));
+        assert!(text(&s, false).contains("cost       $0.0000"));
+    }
+
+    #[test]
+    fn tasks_under_way_with_no_engine_are_interrupted() {
+        let mut s = summarize([]);
+        s.tasks = 5;
+        s.states.running = 2;
+        s.states.retrying = 1;
+        s.states.completed = 2;
+        let live = text(&s, false);
+        assert!(live.contains("  running          2\n"), "{live}");
+        assert!(live.contains("  retrying         1\n"), "{live}");
+        assert!(!live.contains("interrupted"), "{live}");
+        assert_eq!(interrupted(&s, false), 0);
+        let stopped = text(&s, true);
+        assert!(!stopped.contains("running "), "{stopped}");
+        assert!(!stopped.contains("retrying "), "{stopped}");
+        assert!(
+            stopped.contains("  interrupted      3 (no engine serves the run: they go on with the next `baton run`)\n"),
+            "{stopped}"
+        );
+        assert!(stopped.contains("  completed        2\n"), "{stopped}");
+        assert_eq!(interrupted(&s, true), 3);
     }
 }
