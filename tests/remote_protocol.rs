@@ -437,8 +437,10 @@ agent = "sim"
 review = "always"
 "#,
     );
-    // More events than the engine's broadcast keeps, with the socket's buffer.
-    let tasks = 8000;
+    // More events than the engine's broadcast keeps, with the socket's
+    // buffer, even when the client connects after the engine has run a
+    // good part of them (on a loaded machine, it may).
+    let tasks = 16_000;
     let inputs: Vec<Value> = (1..=tasks)
         .map(|i| json!({"id": format!("t{i}")}))
         .collect();
@@ -479,7 +481,17 @@ review = "always"
     let covered = overview["seq"].as_u64().unwrap();
     assert!(covered > seen + keeps, "{covered} after {seen}");
 
-    remote::wait_for_state(&sandbox.state(), "t1", "awaiting_review");
+    // Every task held: the engine is quiet. Catch up with the stream (this
+    // client may fall behind again meanwhile, and be sent another overview),
+    // so that the approval's event is not covered by one.
+    wait_all(&sandbox.state(), "awaiting_review");
+    let last = remote::last_seq(&sandbox.state());
+    slow.wait_for("the stream to catch up", |m| {
+        m["event"]["seq"]
+            .as_u64()
+            .or_else(|| m["overview"]["seq"].as_u64())
+            .is_some_and(|seq| seq >= last)
+    });
     let id = slow.command(act("t1", "approve", "ann"));
     // The event is durable, and sent, before the reply.
     let approval = slow.wait_for("t1's approval", |m| is_decision(m, "t1", "ann"));

@@ -79,6 +79,9 @@ fn detach_leaves_the_run_going_and_attach_comes_back_to_it() {
     let attach = ["attach", "--state-dir", "state"];
     let mut term = Term::spawn(&attach, dir.path(), 120, 40, &[("USER", "operator")]);
     term.wait_for("1 need you", 30);
+    // The header counts before the table's first page is read: the keys
+    // below act on the selected task, so wait until t1 is selected.
+    term.wait_for("Detail · t1", 30);
     // Keys act through the socket: B raises t1's budget in the engine.
     term.send("B");
     term.wait_for("Raise the budget of t1", 10);
@@ -302,6 +305,7 @@ fn a_finished_run_says_finished_not_engine_gone() {
     let attach = ["attach", "--state-dir", "state"];
     let mut term = Term::spawn(&attach, sandbox.root(), 160, 40, &[]);
     term.wait_for("1 need you", 30);
+    term.wait_for("Detail · t1", 30);
     term.send("a");
     let screen = term.wait_until("the run to finish", 60, |s| s.contains("FINISHED"));
     assert!(!screen.contains("ENGINE GONE"), "{screen}");
