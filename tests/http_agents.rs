@@ -607,6 +607,95 @@ async fn output_breaking_the_schema_is_asked_again_with_the_errors() {
     }
 }
 
+/// A drafter and a reviewer that may send the draft back, both models.
+fn review_loop(dir: &Path, server: &Server, provider: &str) -> Pipeline {
+    let base = match provider {
+        "openai" => server.url("/v1"),
+        _ => server.url(""),
+    };
+    let text = format!(
+        "name = \"http-loop\"\n\
+         [agents.llm]\nkind = \"http\"\nprovider = \"{provider}\"\nbase_url = \"{base}\"\n\
+         model = \"m\"\nstream = false\noutput = \"json\"\n\
+         prompt = \"Work on: {{{{input.note}}}}. Feedback, if any: {{{{feedback}}}}\"\n\
+         [[phases]]\nid = \"draft\"\nagent = \"llm\"\n\
+         [[phases]]\nid = \"review\"\nagent = \"llm\"\nafter = [\"draft\"]\n\
+         send_back = {{ to = [\"draft\"], max_rounds = 2 }}\n"
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, &text).unwrap();
+    baton::spec::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[tokio::test]
+async fn a_model_reviewer_sends_the_draft_back_with_its_feedback() {
+    for provider in ["openai", "anthropic"] {
+        let dir = tempfile::tempdir().unwrap();
+        let reply = |text: &str| match provider {
+            "openai" => openai_whole(text),
+            _ => anthropic_whole(text, "end_turn"),
+        };
+        let server = Server::start(vec![
+            Step::json(200, reply("{\"text\": \"first draft\"}")),
+            // The verdict, as a command agent gives it, in a fenced block.
+            Step::json(
+                200,
+                reply(
+                    "Not yet.\n```json\n{\"send_back\": {\"to\": \"draft\", \"feedback\": \"name the risks\"}, \"output\": {\"score\": 2}}\n```",
+                ),
+            ),
+            Step::json(200, reply("{\"text\": \"second draft, with the risks\"}")),
+            Step::json(200, reply("{\"score\": 5}")),
+        ]);
+        let p = review_loop(dir.path(), &server, provider);
+        let (task, _) = run_one(p, dir.path()).await;
+        assert_eq!(task.state, TaskState::Completed, "{provider}");
+        let draft = &task.phases[0];
+        let review = &task.phases[1];
+        assert_eq!(review.rounds, 1, "{provider}");
+        assert_eq!(draft.attempts.len(), 2, "{provider}");
+        assert_eq!(
+            draft.output,
+            Some(json!({"text": "second draft, with the risks"}))
+        );
+        assert_eq!(review.output, Some(json!({"score": 5})));
+        assert!(matches!(
+            &review.attempts[0].outcome,
+            Some(AttemptOutcome::SentBack { to, feedback }) if to == "draft" && feedback == "name the risks"
+        ));
+        // The drafter was asked again with the reviewer's words.
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 4, "{provider}");
+        let asked = reqs[2].json()["messages"].to_string();
+        assert!(
+            asked.contains("Feedback, if any: name the risks"),
+            "{asked}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_send_back_the_reviewer_gets_wrong_is_asked_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(vec![
+        Step::json(200, openai_whole("{\"text\": \"draft\"}")),
+        Step::json(200, openai_whole("{\"send_back\": {\"to\": \"draft\"}}")),
+        Step::json(200, openai_whole("{\"score\": 4}")),
+    ]);
+    let p = review_loop(dir.path(), &server, "openai");
+    let (task, _) = run_one(p, dir.path()).await;
+    assert_eq!(task.state, TaskState::Completed);
+    let review = &task.phases[1];
+    assert_eq!(review.rounds, 0);
+    assert!(matches!(
+        &review.attempts[0].outcome,
+        Some(AttemptOutcome::Failed { class: ErrorClass::Contract, message }) if message == "the reply's send_back lacks \"feedback\""
+    ));
+    let reqs = server.requests();
+    let asked = reqs[2].json()["messages"].to_string();
+    assert!(asked.contains("send_back lacks"), "{asked}");
+}
+
 #[tokio::test]
 async fn output_that_keeps_breaking_the_schema_fails_after_the_retries() {
     let dir = tempfile::tempdir().unwrap();

@@ -201,6 +201,24 @@ impl Inner {
             ));
         }
         match output::output(self.spec.output, &turn.text) {
+            // A reviewer whose phase may send the task back, replying as a
+            // command agent does: `{"send_back": {"to", "feedback"}}`.
+            Ok(output) if request.send_back.is_some() && output.get("send_back").is_some() => {
+                match output::send_back(output) {
+                    Ok(reply) => Ok(reply),
+                    Err(error) => {
+                        self.remember(
+                            request,
+                            turn.text,
+                            format!("Your reply's send_back {error}. Reply again with only the corrected JSON, no other text."),
+                        );
+                        Err(Failure::new(
+                            ErrorClass::Contract,
+                            format!("the reply's send_back {error}"),
+                        ))
+                    }
+                }
+            }
             Ok(output) => {
                 if let Some(broken) = schema.and_then(|s| s.violations(&output)) {
                     self.remember(
