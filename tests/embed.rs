@@ -199,3 +199,64 @@ fn a_registered_agent_the_pipeline_lacks_is_refused_before_the_folder_is_touched
     assert!(e.contains("its agents: triage"), "{e}");
     assert!(!state.exists(), "nothing was written");
 }
+
+#[tokio::test]
+async fn a_rust_agent_s_version_decides_whether_its_cached_outputs_are_reused() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use baton::{
+        Agents, Engine, EngineOptions, InputTask, PhaseBuilder, Pipeline, Reply, agent_fn,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let calls = Arc::new(AtomicUsize::new(0));
+    // One run of two tasks sharing a key, with the agent at `version`.
+    let run = |version: &'static str, run: usize| {
+        let (state, calls) = (state.clone(), calls.clone());
+        async move {
+            let pipeline = Pipeline::builder("cached")
+                .rust_agent_version("fetch", version)
+                .phase(PhaseBuilder::new("fetch", "fetch").cache_key("{{input.region}}"))
+                .build()
+                .unwrap();
+            let agents = Agents::new().with(
+                "fetch",
+                agent_fn(move |_| {
+                    let calls = calls.clone();
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        Reply::output(serde_json::json!({"rows": 3}))
+                    }
+                }),
+            );
+            let mut engine =
+                Engine::open_with_agents(pipeline, &state, EngineOptions::default(), agents)
+                    .unwrap();
+            let tasks = (0..2)
+                .map(|n| {
+                    InputTask::new(
+                        format!("r{run}-{n}"),
+                        serde_json::json!({"region": "north"}),
+                    )
+                })
+                .collect();
+            engine.submit(tasks).await.unwrap();
+            engine.run().await.unwrap();
+        }
+    };
+    run("1", 1).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "two tasks, one key: one call"
+    );
+    run("1", 2).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the same version reuses the entry"
+    );
+    run("2", 3).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "a new version runs again");
+}

@@ -194,7 +194,7 @@ pub fn build(spec: &AgentSpec) -> Arc<dyn Agent> {
         AgentKind::Command(c) => Arc::new(command::CommandAgent::new(c.clone())),
         AgentKind::Sim(s) => Arc::new(sim::SimAgent::new(s.clone())),
         AgentKind::Http(h) => Arc::new(http::HttpAgent::new(&spec.name, h.clone())),
-        AgentKind::Rust { model } => Arc::new(rust::Unregistered {
+        AgentKind::Rust { model, .. } => Arc::new(rust::Unregistered {
             name: spec.name.clone(),
             model: model.clone(),
         }),

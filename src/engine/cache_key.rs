@@ -94,8 +94,12 @@ fn agent_text(out: &mut String, agent: &AgentSpec) {
         ),
         AgentKind::Sim(s) => writeln!(out, "sim {s:?}"),
         // A function of the embedding program: its code is out of sight,
-        // so only its name and model are part of the definition.
-        AgentKind::Rust { model } => writeln!(out, "rust model {model:?}"),
+        // so its name, model and the version its program gives it are the
+        // definition (without a version, the text is as it always was).
+        AgentKind::Rust { model, version } => match version {
+            None => writeln!(out, "rust model {model:?}"),
+            Some(v) => writeln!(out, "rust model {model:?} version {v:?}"),
+        },
     };
 }
 
@@ -159,6 +163,23 @@ timeout = "10s"
         ] {
             assert_ne!(base, hash(&changed), "{changed}");
         }
+    }
+
+    #[test]
+    fn a_rust_agent_s_version_is_part_of_the_definition() {
+        let rust = FILE.replace(
+            "kind = \"command\"\ncommand = [\"./fetch.sh\", \"--fast\"]",
+            "kind = \"rust\"",
+        );
+        let p = parse(&rust, Path::new("/p/p.toml")).unwrap();
+        // Without a version, the definition reads as it always has, so the
+        // entries stored before versions existed are still found.
+        assert!(definition_text(&p, 0).contains("rust model Some(\"m1\")\n"));
+        let unversioned = hash(&rust);
+        let v1 = hash(&rust.replace("model = \"m1\"", "model = \"m1\"\nversion = \"1\""));
+        let v2 = hash(&rust.replace("model = \"m1\"", "model = \"m1\"\nversion = \"2\""));
+        assert_ne!(unversioned, v1);
+        assert_ne!(v1, v2);
     }
 
     #[test]

@@ -25,7 +25,15 @@ use super::suggest::did_you_mean;
 const KINDS: &[&str] = &["command", "sim", "http", "rust"];
 /// A `rust` agent is a function of the program that embeds baton: the file
 /// only names it and sets its limits.
-const RUST_KEYS: &[&str] = &["kind", "model", "max_parallel", "rpm", "tpm", "route"];
+const RUST_KEYS: &[&str] = &[
+    "kind",
+    "model",
+    "version",
+    "max_parallel",
+    "rpm",
+    "tpm",
+    "route",
+];
 const COMMAND_KEYS: &[&str] = &[
     "kind",
     "command",
@@ -152,6 +160,7 @@ fn read_agent(
             t.check_keys(d, RUST_KEYS, |k| kind_with_key(k, "rust"));
             Some(AgentKind::Rust {
                 model: t.string(d, "model").map(|m| m.get_ref().to_string()),
+                version: t.string(d, "version").map(|v| v.get_ref().to_string()),
             })
         }
         other => {

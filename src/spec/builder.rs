@@ -78,6 +78,20 @@ impl PipelineBuilder {
         self.agent_table(name, t)
     }
 
+    /// A Rust agent with a version, which you change when its function
+    /// changes: a phase with a `cache_key` then runs again instead of
+    /// reusing what the older function stored.
+    pub fn rust_agent_version(
+        self,
+        name: impl Into<String>,
+        version: impl Into<String>,
+    ) -> PipelineBuilder {
+        let mut t = Table::new();
+        t.insert("kind".into(), "rust".into());
+        t.insert("version".into(), Value::String(version.into()));
+        self.agent_table(name, t)
+    }
+
     /// An agent of any kind, as its `[agents.NAME]` table would be
     /// written: `kind = "sim"` with its rates, `kind = "command"` with
     /// its command, `max_parallel`, `rpm`, and so on.
@@ -230,6 +244,13 @@ impl PhaseBuilder {
     /// Switched off: each task records it as skipped.
     pub fn disabled(self) -> PhaseBuilder {
         self.set("enabled", Value::Boolean(false))
+    }
+
+    /// Shares the phase's output between tasks with the same key, in this
+    /// run and later ones (see the README's step cache): `template` as
+    /// `cache_key` takes it, e.g. `"{{input.region}}"`.
+    pub fn cache_key(self, template: &str) -> PhaseBuilder {
+        self.set("cache_key", Value::String(template.into()))
     }
 
     /// Any other key of a `[[phases]]` table, as the file would write it.

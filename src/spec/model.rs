@@ -179,9 +179,11 @@ pub enum AgentKind {
     Http(HttpSpec),
     /// A function of the program that embeds baton, registered with
     /// [`crate::agents::Agents`]; `model` is what it reports when its
-    /// replies name none.
+    /// replies name none; `version`, which the program bumps when the
+    /// function changes, is part of a cached phase's definition.
     Rust {
         model: Option<String>,
+        version: Option<String>,
     },
 }
 
