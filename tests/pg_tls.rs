@@ -322,7 +322,13 @@ fn require_without_a_root_encrypts_without_checking() {
     let db = c.fresh_db();
     let store = with(&db, "sslmode=require");
     run(&sb, &store).expect(0);
-    for line in batons_connections(c, db_of(&db)) {
+    let lines = batons_connections(c, db_of(&db));
+    assert!(
+        !lines.is_empty(),
+        "no connection logged:\n{}",
+        c.server_log()
+    );
+    for line in &lines {
         assert!(line.contains("SSL enabled"), "in the clear: {line}");
     }
     assert_eq!(session(&store, &home(&sb)), Ok((true, None)));

@@ -10,7 +10,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::NoTls;
@@ -31,7 +30,7 @@ const NO_TLS_OFFERED: &str = "server does not support TLS";
 /// files read once, when it is made.
 #[derive(Clone)]
 pub struct Connector {
-    settings: Arc<TlsSettings>,
+    mode: TlsMode,
     /// `None` under `sslmode=disable`, which reads no file.
     tls: Option<MakeRustlsConnect>,
 }
@@ -44,14 +43,9 @@ impl Connector {
             _ => Some(MakeRustlsConnect::new(client_config(settings)?)),
         };
         Ok(Connector {
-            settings: Arc::new(settings.clone()),
+            mode: settings.mode,
             tls,
         })
-    }
-
-    /// The settings this connector was made from.
-    pub fn settings(&self) -> &TlsSettings {
-        &self.settings
     }
 
     /// One connection to the first host of `config` that takes it, with
@@ -63,7 +57,7 @@ impl Connector {
         let mode = if only_sockets(config) {
             TlsMode::Disable
         } else {
-            self.settings.mode
+            self.mode
         };
         match mode {
             TlsMode::Disable => self.attempt(config, SslMode::Disable).await,
@@ -212,9 +206,7 @@ fn explain(e: &rustls::Error, settings: &TlsSettings, host: &str) -> String {
              sslmode={mode} checks that it is\n  help: connect by a name the certificate holds, \
              or use sslmode=verify-ca to check only that {roots} vouches for it"
         ),
-        rustls::Error::InvalidCertificate(
-            C::UnknownIssuer | C::BadSignature | C::BadEncoding | C::UnhandledCriticalExtension,
-        ) => {
+        rustls::Error::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
             let help = match &settings.roots {
                 Some(Roots::System) => "the server's certificate must come from a CA this \
                      machine trusts, or name the CA's file with sslrootcert=PATH"
