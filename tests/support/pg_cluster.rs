@@ -8,7 +8,11 @@
 //! parallel. A test that stops or restarts the server takes a cluster of
 //! its own ([`private_cluster`]), stopped when dropped.
 //!
-//! Without PostgreSQL's server programs, both return `None` and say why once,
+//! A test of TLS takes a cluster that serves it ([`tls_cluster`]), with the
+//! certificate and key it is given, and logs each connection, so that the
+//! log says which ones were encrypted.
+//!
+//! Without PostgreSQL's server programs, all return `None` and say why once,
 //! so the tests that need them skip; with `BATON_REQUIRE_PG=1` (as in CI)
 //! they panic instead, so that skipping never hides a failure.
 //!
@@ -47,6 +51,8 @@ pub struct Cluster {
     run_as: Option<String>,
     /// The cluster of [`cluster`], which no test may stop.
     shared: bool,
+    /// What the server is started with beyond the common settings (TLS).
+    extra_args: Vec<String>,
     server: Mutex<Option<Child>>,
     watchdog: Mutex<Option<Child>>,
 }
@@ -56,14 +62,33 @@ pub struct Cluster {
 pub fn cluster() -> Option<&'static Cluster> {
     static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
     SHARED
-        .get_or_init(|| available().map(|bin| Cluster::start_new(bin, true)))
+        .get_or_init(|| available().map(|bin| Cluster::start_new(bin, true, None)))
         .as_ref()
 }
 
 /// A cluster of the caller's own, for tests that stop or restart the
 /// server; stopped and removed when dropped. `None` as for [`cluster`].
 pub fn private_cluster() -> Option<Cluster> {
-    available().map(|bin| Cluster::start_new(bin, false))
+    available().map(|bin| Cluster::start_new(bin, false, None))
+}
+
+/// What a [`tls_cluster`] serves TLS with, as PEM text.
+pub struct ServerTls {
+    /// The server's certificate, with any intermediates after it.
+    pub cert: String,
+    /// Its private key.
+    pub key: String,
+    /// The CA certificates a client's certificate is checked against
+    /// (`ssl_ca_file`); with them the server asks every client for one,
+    /// and shows its subject in `pg_stat_ssl.client_dn`.
+    pub client_ca: Option<String>,
+}
+
+/// A cluster of the caller's own with `ssl = on` (connections without TLS
+/// are still taken) and `log_connections = on`, whose log lines say
+/// whether each connection is encrypted. `None` as for [`cluster`].
+pub fn tls_cluster(tls: &ServerTls) -> Option<Cluster> {
+    available().map(|bin| Cluster::start_new(bin, false, Some(tls)))
 }
 
 /// Where the server programs are, or `None` after saying once why not.
@@ -164,9 +189,10 @@ rm -rf "$dir"
 "#;
 
 impl Cluster {
-    fn start_new(bin: PathBuf, shared: bool) -> Cluster {
+    fn start_new(bin: PathBuf, shared: bool, tls: Option<&ServerTls>) -> Cluster {
         let run_as = is_root().then(|| "postgres".to_string());
         let dir = make_dir(run_as.as_deref());
+        let extra_args = tls.map_or_else(Vec::new, |tls| tls_args(&dir, run_as.as_deref(), tls));
         let watchdog = Command::new("sh")
             .arg("-c")
             .arg(WATCHDOG)
@@ -184,6 +210,7 @@ impl Cluster {
             port: 0,
             run_as,
             shared,
+            extra_args,
             server: Mutex::new(None),
             watchdog: Mutex::new(Some(watchdog)),
         };
@@ -385,6 +412,7 @@ impl Cluster {
             .arg(self.port.to_string())
             .args(["-F", "-c", "max_connections=300", "-c", "fsync=off"])
             .args(["-c", "shared_buffers=64MB"])
+            .args(&self.extra_args)
             .stdout(log.try_clone().expect("the log's handle"))
             .stderr(log)
             .process_group(0)
@@ -520,23 +548,53 @@ fn make_dir(owner: Option<&str>) -> PathBuf {
         .keep();
     std::fs::create_dir(dir.join("sock")).expect("the socket folder");
     if let Some(user) = owner {
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id")
-                .args([flag, user])
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run id: {e}"));
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("no account `{user}` to run PostgreSQL as (not root)"))
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
         for path in [dir.clone(), dir.join("sock")] {
-            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
-                .unwrap_or_else(|e| panic!("cannot give {} to {user}: {e}", path.display()));
+            give(&path, user);
         }
     }
     dir
+}
+
+/// Makes `path` `user`'s (and their group's).
+fn give(path: &Path, user: &str) {
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id")
+            .args([flag, user])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run id: {e}"));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("no account `{user}` to run PostgreSQL as (not root)"))
+    };
+    std::os::unix::fs::chown(path, Some(id("-u")), Some(id("-g")))
+        .unwrap_or_else(|e| panic!("cannot give {} to {user}: {e}", path.display()));
+}
+
+/// Writes the server's certificate files into `dir` (u=rw and the
+/// server's, which PostgreSQL insists on for the key) and returns the
+/// settings that serve TLS with them.
+fn tls_args(dir: &Path, owner: Option<&str>, tls: &ServerTls) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = vec![("ssl_cert_file", "server.crt", &tls.cert)];
+    files.push(("ssl_key_file", "server.key", &tls.key));
+    if let Some(ca) = &tls.client_ca {
+        files.push(("ssl_ca_file", "client_ca.crt", ca));
+    }
+    let mut args = vec!["-c".to_string(), "ssl=on".to_string()];
+    args.extend(["-c".to_string(), "log_connections=on".to_string()]);
+    for (setting, name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+        if let Some(user) = owner {
+            give(&path, user);
+        }
+        args.extend(["-c".to_string(), format!("{setting}={}", path.display())]);
+    }
+    args
 }
 
 /// Runs `fut` on a runtime of its own in a thread of its own, so that it

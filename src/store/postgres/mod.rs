@@ -18,6 +18,7 @@ pub mod target;
 #[cfg(test)]
 mod test_db;
 mod text;
+pub mod tls;
 mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

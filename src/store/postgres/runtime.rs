@@ -3,17 +3,22 @@
 //! single-threaded one, or code that is not async at all (opening a store
 //! happens in `Engine::open`, which is not). Every connection's driver task
 //! and every query runs here; callers only await the answer.
+//!
+//! Every connection, the engine's and every command's, is made here through
+//! one [`Connector`], under the address's `sslmode` (see [`super::tls`]).
 
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio_postgres::{Client, NoTls};
+use futures_util::future::BoxFuture;
+use tokio_postgres::Client;
 
 use super::fail::{PgFail, PgResult};
 use super::schema::ident;
 use super::target::PgTarget;
+use super::tls::{Connector, Driver, refusal};
 
 /// Connections a reader's pool keeps at most: the CLI asks one question at
 /// a time; a dashboard a few at once.
@@ -85,22 +90,53 @@ fn config(target: &PgTarget) -> tokio_postgres::Config {
 }
 
 /// One connection, its driver running on the backend's runtime. Must be
-/// called on that runtime (inside `run` or `block_on`).
+/// called on that runtime (inside `run` or `block_on`). The certificate
+/// files are read anew for each; a TLS failure is worded with what to do
+/// (a `PgFail::Bad`: trying again would not help).
 pub async fn connect(target: &PgTarget) -> PgResult<Client> {
-    let (client, connection) = config(target).connect(NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!("a PostgreSQL connection ended: {e}");
+    let tls = Connector::new(&target.tls).map_err(PgFail::Bad)?;
+    let (client, driver) = tls.connect(&config(target)).await.map_err(|e| {
+        match refusal(&e, &target.tls, &target.host_port()) {
+            Some(why) => PgFail::Bad(why),
+            None => PgFail::Db(e),
         }
-    });
+    })?;
+    drive(driver);
     Ok(client)
 }
 
-/// A small pool of connections for reading.
+/// Runs a connection's task until the connection ends.
+fn drive(driver: Driver) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = driver.await {
+            tracing::debug!("a PostgreSQL connection ended: {e}");
+        }
+    })
+}
+
+/// The pool's connections, made by the same [`Connector`] as [`connect`]'s.
+struct PoolConnect(Connector);
+
+impl deadpool_postgres::Connect for PoolConnect {
+    fn connect(
+        &self,
+        config: &tokio_postgres::Config,
+    ) -> BoxFuture<'_, Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>> {
+        let config = config.clone();
+        Box::pin(async move {
+            let (client, driver) = self.0.connect(&config).await?;
+            Ok((client, drive(driver)))
+        })
+    }
+}
+
+/// A small pool of connections for reading; the certificate files are read
+/// once, now.
 pub fn pool(target: &PgTarget) -> PgResult<Pool> {
-    let manager = Manager::from_config(
+    let tls = Connector::new(&target.tls).map_err(PgFail::Bad)?;
+    let manager = Manager::from_connect(
         config(target),
-        NoTls,
+        PoolConnect(tls),
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },

@@ -11,10 +11,10 @@
 //! reads `schema=NAME`, the schema the run's tables are in (`baton` by
 //! default).
 //!
-//! baton speaks to PostgreSQL without TLS: tokio-postgres does TLS only
-//! through an extra crate, which baton does not build with. `sslmode`
-//! `disable`, `allow` and `prefer` connect in the clear; `require` and the
-//! `verify-*` modes are refused with what to do instead.
+//! TLS is read as libpq reads it, `prefer` by default: `sslmode`, the
+//! certificate files (`sslrootcert`, `sslcert`, `sslkey`, `sslcrl`,
+//! `sslcrldir`) with their defaults under `~/.postgresql/`, and their
+//! `PGSSL…` variables; see [`super::tls`], which makes the connections.
 //!
 //! A password is never shown: not by `Display` or `Debug`, and not in an
 //! error, which quotes the address only through [`redact`].
@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::Host;
+
+use super::tls::{TLS_KEYS, TlsMode, TlsSettings};
 
 /// The schema a run lives in when the address names none.
 pub const DEFAULT_SCHEMA: &str = "baton";
@@ -46,11 +48,13 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 /// [`PgTarget::parse`], a table in tests.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// A run's place in PostgreSQL: how to connect, and the schema its tables
-/// are in. Its `Display` and `Debug` never show a password.
+/// A run's place in PostgreSQL: how to connect, how to speak TLS, and the
+/// schema its tables are in. Its `Display` and `Debug` never show a
+/// password.
 #[derive(Clone)]
 pub struct PgTarget {
     pub config: tokio_postgres::Config,
+    pub tls: TlsSettings,
     pub schema: String,
 }
 
@@ -80,24 +84,9 @@ const CONNECTION_KEYS: &[&str] = &[
 const OWN_KEYS: &[&str] = &[
     "schema",
     "service",
-    "sslmode",
     "gssencmode",
     "passfile",
     "fallback_application_name",
-];
-
-/// libpq's keys for TLS certificates: they matter only over TLS, which
-/// baton does not use, so they are accepted and left unused.
-const TLS_FILE_KEYS: &[&str] = &[
-    "sslcert",
-    "sslkey",
-    "sslrootcert",
-    "sslcrl",
-    "sslcrldir",
-    "sslpassword",
-    "sslsni",
-    "sslcompression",
-    "sslcertmode",
 ];
 
 /// The variables that fill a key the address and the service leave out.
@@ -112,6 +101,18 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("application_name", "PGAPPNAME"),
     ("connect_timeout", "PGCONNECT_TIMEOUT"),
     ("sslmode", "PGSSLMODE"),
+    ("sslnegotiation", "PGSSLNEGOTIATION"),
+    ("sslrootcert", "PGSSLROOTCERT"),
+    ("sslcert", "PGSSLCERT"),
+    ("sslkey", "PGSSLKEY"),
+    ("sslcrl", "PGSSLCRL"),
+    ("sslcrldir", "PGSSLCRLDIR"),
+    ("sslsni", "PGSSLSNI"),
+    ("sslcertmode", "PGSSLCERTMODE"),
+    ("sslcompression", "PGSSLCOMPRESSION"),
+    ("ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION"),
+    ("ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION"),
+    ("channel_binding", "PGCHANNELBINDING"),
     ("gssencmode", "PGGSSENCMODE"),
     ("target_session_attrs", "PGTARGETSESSIONATTRS"),
     ("passfile", "PGPASSFILE"),
@@ -152,11 +153,9 @@ impl PgTarget {
             Some(name) => check_schema(&name)?,
             None => DEFAULT_SCHEMA.to_string(),
         };
-        let ssl_mode = ssl_mode(params.remove("sslmode").as_deref())?;
+        let home = env("HOME").map(PathBuf::from);
+        let tls = TlsSettings::take_from(&mut params, home.as_deref())?;
         check_gssencmode(params.remove("gssencmode").as_deref())?;
-        for key in TLS_FILE_KEYS {
-            params.remove(*key);
-        }
 
         // The defaults.
         if !params.contains_key("user") {
@@ -202,8 +201,12 @@ impl PgTarget {
         }
 
         let mut config = build_config(&params, text)?;
-        config.ssl_mode(ssl_mode);
-        Ok(PgTarget { config, schema })
+        config.ssl_mode(tls.driver_mode());
+        Ok(PgTarget {
+            config,
+            tls,
+            schema,
+        })
     }
 
     /// `host:port` (or the socket folder) the first host names, for messages.
@@ -343,8 +346,16 @@ impl std::fmt::Display for PgTarget {
             }
         }
         write!(f, "/{}", encode(db))?;
+        let mut query = Vec::new();
         if self.schema != DEFAULT_SCHEMA {
-            write!(f, "?schema={}", self.schema)?;
+            query.push(format!("schema={}", self.schema));
+        }
+        // The default mode goes unsaid; any other is worth knowing.
+        if self.tls.mode != TlsMode::Prefer {
+            query.push(format!("sslmode={}", self.tls.mode));
+        }
+        if !query.is_empty() {
+            write!(f, "?{}", query.join("&"))?;
         }
         Ok(())
     }
@@ -403,7 +414,7 @@ fn parse_address(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// A key baton reads, or why not. A key is quoted only when it looks like
 /// one, so that a stray part of a password is never shown.
 fn check_key(key: &str) -> Result<(), String> {
-    if CONNECTION_KEYS.contains(&key) || OWN_KEYS.contains(&key) || TLS_FILE_KEYS.contains(&key) {
+    if CONNECTION_KEYS.contains(&key) || OWN_KEYS.contains(&key) || TLS_KEYS.contains(&key) {
         return Ok(());
     }
     let word = !key.is_empty()
@@ -592,26 +603,6 @@ fn check_schema(name: &str) -> Result<String, String> {
              {MAX_IDENTIFIER_BYTES} ASCII letters, digits and `_`, not starting with a digit",
             name.escape_debug()
         ))
-    }
-}
-
-const NO_TLS: &str = "baton connects to PostgreSQL without TLS; to reach a server on \
-     another machine, use a unix socket or a loopback address on that machine, or an SSH \
-     tunnel (`ssh -L 5433:localhost:5432 HOST`, then `postgres://USER@127.0.0.1:5433/DB`), \
-     with sslmode disable, allow or prefer";
-
-/// What `sslmode` can be without TLS.
-fn ssl_mode(mode: Option<&str>) -> Result<SslMode, String> {
-    match mode {
-        None | Some("prefer") => Ok(SslMode::Prefer),
-        Some("disable") | Some("allow") => Ok(SslMode::Disable),
-        Some(mode @ ("require" | "verify-ca" | "verify-full")) => {
-            Err(format!("sslmode={mode} needs TLS: {NO_TLS}"))
-        }
-        Some(other) => Err(format!(
-            "sslmode `{}` is not one of disable, allow, prefer, require, verify-ca, verify-full",
-            other.escape_debug()
-        )),
     }
 }
 
@@ -827,6 +818,7 @@ fn pgpass_fields(line: &str) -> Option<([(String, bool); 4], String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::postgres::tls::{Roots, TlsVersion};
     use std::os::unix::fs::PermissionsExt;
 
     /// An environment of `pairs` only, with a user so that no default
@@ -881,7 +873,10 @@ mod tests {
             t.config.get_connect_timeout(),
             Some(&Duration::from_secs(10))
         );
-        assert_eq!(t.config.get_ssl_mode(), SslMode::Prefer);
+        assert_eq!(
+            t.config.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Prefer
+        );
         assert_eq!(
             t.to_string(),
             "postgres://alice@db.example:5433/runs?schema=team_a"
@@ -996,7 +991,7 @@ mod tests {
             t.config.get_connect_timeout(),
             Some(&Duration::from_secs(4))
         );
-        assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
+        assert_eq!(t.tls.mode, TlsMode::Disable);
 
         // What the address gives wins.
         let t = parse("postgres://u:pw@h:1/d?application_name=a", &vars).unwrap();
@@ -1043,31 +1038,212 @@ mod tests {
     }
 
     #[test]
-    fn tls_modes_are_refused_with_what_to_do() {
-        for mode in ["disable", "allow"] {
-            let t = parse(&format!("host=h sslmode={mode}"), &[]).unwrap();
-            assert_eq!(t.config.get_ssl_mode(), SslMode::Disable);
-        }
-        let t = parse("postgres://h/d?sslmode=prefer", &[]).unwrap();
+    fn sslmode_is_libpqs_with_prefer_by_default() {
+        use tokio_postgres::config::SslMode;
+        let t = parse("host=h", &[]).unwrap();
+        assert_eq!(t.tls.mode, TlsMode::Prefer);
         assert_eq!(t.config.get_ssl_mode(), SslMode::Prefer);
-        for mode in ["require", "verify-ca", "verify-full"] {
-            for e in [
-                parse(&format!("postgres://h/d?sslmode={mode}"), &[]).unwrap_err(),
-                parse("host=h", &[("PGSSLMODE", mode)]).unwrap_err(),
+        assert_eq!(t.to_string(), "postgres://tester@h:5432/tester");
+        for (mode, want, driver) in [
+            ("disable", TlsMode::Disable, SslMode::Disable),
+            ("allow", TlsMode::Allow, SslMode::Prefer),
+            ("prefer", TlsMode::Prefer, SslMode::Prefer),
+            ("require", TlsMode::Require, SslMode::Require),
+        ] {
+            for t in [
+                parse(&format!("postgres://h/d?sslmode={mode}"), &[]).unwrap(),
+                parse(&format!("host=h dbname=d sslmode={mode}"), &[]).unwrap(),
+                parse("host=h dbname=d", &[("PGSSLMODE", mode)]).unwrap(),
             ] {
-                assert!(e.contains(&format!("sslmode={mode} needs TLS")), "{e}");
-                assert!(e.contains("without TLS"), "{e}");
-                assert!(e.contains("unix socket"), "{e}");
-                assert!(e.contains("loopback"), "{e}");
-                assert!(e.contains("SSH tunnel"), "{e}");
+                assert_eq!(t.tls.mode, want, "{mode}");
+                assert_eq!(t.config.get_ssl_mode(), driver, "{mode}");
+                // require checks nothing without a root file.
+                assert_eq!(t.tls.roots, None, "{mode}");
             }
         }
+        // The address wins over PGSSLMODE.
+        let t = parse(
+            "postgres://h/d?sslmode=disable",
+            &[("PGSSLMODE", "require")],
+        )
+        .unwrap();
+        assert_eq!(t.tls.mode, TlsMode::Disable);
+
         let e = parse("host=h sslmode=sometimes", &[]).unwrap_err();
-        assert!(e.contains("not one of"), "{e}");
+        assert!(e.contains("not one of disable, allow, prefer"), "{e}");
         let e = parse("host=h gssencmode=require", &[]).unwrap_err();
         assert!(e.contains("gssencmode=disable"), "{e}");
-        // Certificate files only matter over TLS: accepted, unused.
-        parse("host=h gssencmode=disable sslrootcert=/x/root.crt", &[]).unwrap();
+    }
+
+    #[test]
+    fn a_mode_other_than_prefer_shows_in_the_address() {
+        let t = parse(
+            "postgres://u@h/d?sslmode=verify-full&sslrootcert=/ca.crt",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.to_string(), "postgres://u@h:5432/d?sslmode=verify-full");
+        let t = parse("postgres://u:pw@h/d?schema=s&sslmode=disable", &[]).unwrap();
+        assert_eq!(
+            t.to_string(),
+            "postgres://u@h:5432/d?schema=s&sslmode=disable"
+        );
+        // Display reads back as the same place and mode.
+        let again = parse(&t.to_string(), &[]).unwrap();
+        assert_eq!(again.tls, t.tls);
+        assert_eq!(again.schema, "s");
+    }
+
+    #[test]
+    fn certificate_files_come_from_the_address_or_the_pgssl_variables() {
+        let t = parse(
+            "postgres://h/d?sslmode=verify-ca&sslrootcert=/etc/ca.crt&sslcert=/c/me.crt\
+             &sslkey=/c/me.key&sslcrl=/c/revoked.crl&sslcrldir=/c/crls&sslsni=0",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyCa);
+        assert_eq!(t.tls.roots, Some(Roots::File("/etc/ca.crt".into())));
+        assert_eq!(t.tls.cert, Some(PathBuf::from("/c/me.crt")));
+        assert_eq!(t.tls.key, Some(PathBuf::from("/c/me.key")));
+        assert_eq!(t.tls.crl, Some(PathBuf::from("/c/revoked.crl")));
+        assert_eq!(t.tls.crl_dir, Some(PathBuf::from("/c/crls")));
+        assert!(!t.tls.sni);
+        assert!(t.tls.checks_chain() && !t.tls.checks_name());
+
+        let vars = [
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", "/env/ca.crt"),
+            ("PGSSLCERT", "/env/me.crt"),
+            ("PGSSLKEY", "/env/me.key"),
+            ("PGSSLCRL", "/env/r.crl"),
+            ("PGSSLMINPROTOCOLVERSION", "TLSv1.3"),
+        ];
+        let t = parse("host=h", &vars).unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(t.tls.roots, Some(Roots::File("/env/ca.crt".into())));
+        assert_eq!(t.tls.cert, Some(PathBuf::from("/env/me.crt")));
+        assert_eq!(t.tls.key, Some(PathBuf::from("/env/me.key")));
+        assert_eq!(t.tls.crl, Some(PathBuf::from("/env/r.crl")));
+        assert_eq!(t.tls.min_version, TlsVersion::Tls13);
+        assert!(t.tls.checks_name());
+        // What the address gives wins over the variables.
+        let t = parse("host=h sslrootcert=/own/ca.crt sslmode=require", &vars).unwrap();
+        assert_eq!(t.tls.roots, Some(Roots::File("/own/ca.crt".into())));
+        assert_eq!(t.tls.mode, TlsMode::Require);
+        // Under disable no file matters.
+        let t = parse("host=h sslmode=disable", &vars).unwrap();
+        assert_eq!(t.tls.roots, None);
+        assert_eq!(t.tls.cert, None);
+        // sslcertmode=disable sends no client certificate.
+        let t = parse("host=h sslcertmode=disable", &vars).unwrap();
+        assert_eq!(t.tls.cert, None);
+        assert_eq!(t.tls.key, None);
+    }
+
+    #[test]
+    fn a_service_gives_tls_keys_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "services",
+            "[secure]\nhost=db.example\nsslmode=verify-full\nsslrootcert=/svc/ca.crt\n",
+            0o644,
+        );
+        let vars = [("PGSERVICEFILE", file.to_str().unwrap())];
+        let t = parse("service=secure", &vars).unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(t.tls.roots, Some(Roots::File("/svc/ca.crt".into())));
+        let t = parse("service=secure sslmode=verify-ca", &vars).unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyCa);
+    }
+
+    #[test]
+    fn files_under_dot_postgresql_are_the_defaults_when_they_exist() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join(".postgresql");
+        let vars = [("HOME", home.path().to_str().unwrap())];
+
+        // None there: require checks nothing, verify-* looks for root.crt.
+        let t = parse("host=h sslmode=require", &vars).unwrap();
+        assert_eq!(t.tls.roots, None);
+        assert_eq!(t.tls.cert, None);
+        let t = parse("host=h sslmode=verify-ca", &vars).unwrap();
+        assert_eq!(t.tls.roots, Some(Roots::File(dir.join("root.crt"))));
+        // With no home folder, verify-* must be told where the CA is.
+        let e = PgTarget::parse_with("host=h user=u sslmode=verify-full", &|_| None).unwrap_err();
+        assert!(e.contains("sslrootcert=PATH"), "{e}");
+
+        std::fs::create_dir(&dir).unwrap();
+        for name in ["root.crt", "root.crl", "postgresql.crt"] {
+            write_file(&dir, name, "", 0o644);
+        }
+        // A root file there is checked under require, as libpq does.
+        let t = parse("host=h sslmode=require", &vars).unwrap();
+        assert_eq!(t.tls.roots, Some(Roots::File(dir.join("root.crt"))));
+        assert_eq!(t.tls.crl, Some(dir.join("root.crl")));
+        assert_eq!(t.tls.cert, Some(dir.join("postgresql.crt")));
+        assert_eq!(t.tls.key, Some(dir.join("postgresql.key")));
+        // Given files win over the defaults.
+        let t = parse("host=h sslrootcert=/mine.crt sslcert=/me.crt", &vars).unwrap();
+        assert_eq!(t.tls.roots, Some(Roots::File("/mine.crt".into())));
+        assert_eq!(t.tls.crl, Some(dir.join("root.crl")));
+        assert_eq!(t.tls.cert, Some(PathBuf::from("/me.crt")));
+        assert_eq!(t.tls.key, Some(dir.join("postgresql.key")));
+    }
+
+    #[test]
+    fn system_roots_mean_verify_full() {
+        let t = parse("host=h sslrootcert=system", &[]).unwrap();
+        assert_eq!(t.tls.mode, TlsMode::VerifyFull);
+        assert_eq!(t.tls.roots, Some(Roots::System));
+        assert!(t.to_string().ends_with("?sslmode=verify-full"), "{t}");
+        for weak in ["disable", "prefer", "require", "verify-ca"] {
+            let e = parse(&format!("host=h sslrootcert=system sslmode={weak}"), &[]).unwrap_err();
+            assert!(
+                e.contains(&format!("sslmode={weak} may not be used")),
+                "{e}"
+            );
+            assert!(e.contains("verify-full"), "{e}");
+        }
+    }
+
+    #[test]
+    fn odd_tls_keys_are_refused_with_what_to_use() {
+        for (text, says) in [
+            ("host=h sslsni=yes", "sslsni `yes` is not 0 or 1"),
+            ("host=h sslcertmode=require", "sslcertmode=allow"),
+            (
+                "host=h sslcertmode=maybe",
+                "not one of disable, allow, require",
+            ),
+            ("host=h ssl_min_protocol_version=SSLv3", "not one of TLSv1"),
+            (
+                "host=h ssl_max_protocol_version=TLSv1.1",
+                "TLS 1.2 and 1.3 only",
+            ),
+            (
+                "host=h ssl_min_protocol_version=TLSv1.3 ssl_max_protocol_version=TLSv1.2",
+                "no protocol version is left",
+            ),
+            (
+                "host=h sslnegotiation=direct",
+                "sslmode=prefer may not be used with sslnegotiation=direct",
+            ),
+        ] {
+            let e = parse(text, &[]).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        // Accepted: libpq's keys for OpenSSL that change nothing here.
+        let t = parse(
+            "host=h sslmode=require sslnegotiation=direct sslpassword=x sslcompression=1 \
+             ssl_min_protocol_version=tlsv1",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.tls.min_version, TlsVersion::Tls12);
+        assert_eq!(t.tls.max_version, TlsVersion::Tls13);
+        assert!(!t.to_string().contains("sslpassword"), "{t}");
     }
 
     #[test]
@@ -1245,7 +1421,11 @@ mod tests {
             ("host=h password='s3 cret' schema=1x", "s3 cret"),
             ("host=h password='s3cret", "s3cret"),
             ("host=h password s3cret", "s3cret"),
-            ("postgres://u:s3cret@h/d?sslmode=require", "s3cret"),
+            ("postgres://u:s3cret@h/d?sslmode=never", "s3cret"),
+            (
+                "postgres://u:s3cret@h/d?sslrootcert=system&sslmode=require",
+                "s3cret",
+            ),
         ] {
             let e = parse(text, &[]).unwrap_err();
             assert!(!e.contains(secret), "{text}: {e}");
@@ -1305,7 +1485,7 @@ mod tests {
         assert!(from_env_or_arg_with(None, &folder).is_none());
         assert!(from_env_or_arg_with(None, &none).is_none());
         assert!(
-            from_env_or_arg_with(Some("postgres://h/d?sslmode=require"), &none)
+            from_env_or_arg_with(Some("postgres://h/d?sslmode=never"), &none)
                 .unwrap()
                 .is_err()
         );
