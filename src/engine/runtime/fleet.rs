@@ -187,6 +187,11 @@ impl Engine {
     /// it has tasks to start and every place it holds is taken.
     pub(super) async fn fleet_run_places(&mut self) -> Result<(), StoreError> {
         let cap = self.pipeline.defaults.concurrency;
+        if self.fleet_share.busy == 0 {
+            // An engine that joins takes its share from its first look,
+            // not the whole limit until its first tick.
+            self.fleet_share.busy = self.store.busy_engines().await?;
+        }
         let share = &self.fleet_share;
         let target = self::share(cap, share.busy);
         let demand = !self.queue.is_empty() || self.pending_left;
