@@ -423,6 +423,12 @@ impl Engine {
         self.store.work_left().await
     }
 
+    /// Task `id` is put down (it waits for a person, or is final): it
+    /// leaves the step cache's flights here (see `cache_claims`).
+    pub(super) fn fleet_put_down(&mut self, id: &TaskId) {
+        self.cache_put_down(id);
+    }
+
     /// A task another engine took over: its attempts here stop and it
     /// leaves this engine.
     fn drop_lost(&mut self, ord: crate::store::TaskNo) {
