@@ -1004,7 +1004,7 @@ impl Engine {
             return;
         };
         // A fleet's run budget: an attempt starts with a reservation of it.
-        let Some(reserved) = self.fleet_reservation(id, idx, a) else {
+        let Some(reserved) = self.fleet_reservation(id, idx, None, a) else {
             return;
         };
         let task = &self.tasks[id];
