@@ -119,8 +119,8 @@ impl AgentShare {
     }
 }
 
-/// What a reservation of the run budget is for: phase `usize` of a task,
-/// and the item for a `for_each` phase.
+/// What a reservation of the run budget is for: a task's phase (by its
+/// place in the pipeline), and the item for a `for_each` phase.
 type Start = (TaskId, usize, Option<u32>);
 
 /// A fleet's run budget, from the engine's side: starts waiting for a
