@@ -4,8 +4,9 @@
 //! nor start more attempts of an agent in a window than its `rpm`. Checked
 //! from the run's events, whichever engine recorded them; and engines
 //! whose clocks disagree by hours share a run without taking each other's
-//! tasks (leases go by the database's clock). Skipped without
-//! PostgreSQL (unless `BATON_REQUIRE_PG=1`).
+//! tasks (leases go by the database's clock). A run budget holds across
+//! the fleet for the items of a `for_each` phase as for phases. Skipped
+//! without PostgreSQL (unless `BATON_REQUIRE_PG=1`).
 
 #[path = "support/cli.rs"]
 mod cli;
@@ -22,13 +23,21 @@ use baton::store::Place;
 use baton::{Engine, EngineOptions, InputTask, Pipeline};
 use cli::Sandbox;
 use pg_cluster::cluster;
-use pg_fleet::{engine, query, wait_for_tasks};
+use pg_fleet::{engine, query, three_engines, wait_for_tasks};
 use serde_json::{Value, json};
 
 /// Engines in this process on the run at `db`, one per `options` (its
 /// store set to the run), each in a state folder of its own; the first
-/// submits `tasks` tasks. Returns once every engine has ended.
-fn run_in_process(sb: &Sandbox, db: &str, file: &Path, options: Vec<EngineOptions>, tasks: usize) {
+/// submits `tasks` tasks, each with `input`. Returns once every engine has
+/// ended.
+fn run_in_process(
+    sb: &Sandbox,
+    db: &str,
+    file: &Path,
+    options: Vec<EngineOptions>,
+    tasks: usize,
+    input: Value,
+) {
     let place = Place::parse(Some(db)).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
@@ -47,7 +56,7 @@ fn run_in_process(sb: &Sandbox, db: &str, file: &Path, options: Vec<EngineOption
             .unwrap();
             if n == 0 {
                 let inputs = (1..=tasks)
-                    .map(|i| InputTask::new(format!("t{i:03}"), json!({})))
+                    .map(|i| InputTask::new(format!("t{i:03}"), input.clone()))
                     .collect();
                 engine.submit(inputs).await.unwrap();
             }
@@ -59,13 +68,14 @@ fn run_in_process(sb: &Sandbox, db: &str, file: &Path, options: Vec<EngineOption
     });
 }
 
-/// Attempts started per window of `window`, by the times their events carry.
-fn starts_per_window(db: &str, window: Duration) -> Vec<i64> {
+/// Attempts started per window of `window`, by the times their events
+/// carry: phases' (`phase_started`) or items' (`item_started`).
+fn starts_per_window(db: &str, window: Duration, kind: &str) -> Vec<i64> {
     query(
         db,
         &format!(
             "SELECT floor(extract(epoch FROM at::timestamptz) * 1000 / {})::bigint AS w, count(*) AS n \
-             FROM baton.events WHERE kind = 'phase_started' GROUP BY 1 ORDER BY 1",
+             FROM baton.events WHERE kind = '{kind}' GROUP BY 1 ORDER BY 1",
             window.as_millis()
         ),
     )
@@ -235,8 +245,9 @@ agent = "metered"
             })
             .collect(),
         45,
+        json!({}),
     );
-    let counts = starts_per_window(&db, WINDOW);
+    let counts = starts_per_window(&db, WINDOW, "phase_started");
     assert_eq!(counts.iter().sum::<i64>(), 45, "{counts:?}");
     assert!(
         counts.iter().all(|&n| n <= 10),
@@ -245,6 +256,63 @@ agent = "metered"
     assert!(
         counts.iter().filter(|&&n| n == 10).count() >= 2,
         "the limit is used, not just kept: {counts:?}"
+    );
+}
+
+#[test]
+fn an_agents_rpm_holds_across_three_engines_for_the_items_of_a_fan_out() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    let file = sb.write(
+        "pipeline.toml",
+        r#"
+name = "rpm-items"
+
+[defaults]
+concurrency = 3
+
+[agents.metered]
+kind = "sim"
+latency = "0ms..0ms"
+rpm = 10
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "scenes"
+agent = "metered"
+for_each = "input.scenes"
+"#,
+    );
+    const WINDOW: Duration = Duration::from_millis(1000);
+    run_in_process(
+        &sb,
+        &db,
+        &file,
+        (0..3)
+            .map(|_| EngineOptions {
+                rate_window: WINDOW,
+                ..EngineOptions::default()
+            })
+            .collect(),
+        15,
+        json!({"scenes": [1, 2, 3]}),
+    );
+    let counts = starts_per_window(&db, WINDOW, "item_started");
+    assert_eq!(counts.iter().sum::<i64>(), 45, "{counts:?}");
+    assert!(
+        counts.iter().all(|&n| n <= 10),
+        "no window starts more items than the rpm of 10: {counts:?}"
+    );
+    let worked = query(
+        &db,
+        "SELECT count(*) AS n FROM baton.engines WHERE commits > 1",
+    );
+    assert!(
+        worked[0]["n"].as_i64() >= Some(2),
+        "the engines shared the work"
     );
 }
 
@@ -321,6 +389,85 @@ agent = "sim"
 }
 
 #[test]
+fn a_run_budget_holds_across_three_engines_running_fan_outs() {
+    let Some(c) = cluster() else { return };
+    let db = c.fresh_db();
+    let sb = Sandbox::new();
+    // Each item's attempt uses 175 tokens (100 out, 75 in): the budget is
+    // twenty, and 30 tasks have three items each.
+    let file = sb.write(
+        "pipeline.toml",
+        r#"
+name = "fan-out-budget"
+
+[defaults]
+concurrency = 6
+
+[run_budget]
+tokens = 3500
+
+[agents.sim]
+kind = "sim"
+latency = "150ms..250ms"
+tokens = "100..100"
+fail_rate = 0.0
+review_rate = 0.0
+block_rate = 0.0
+
+[[phases]]
+id = "scenes"
+agent = "sim"
+for_each = "input.scenes"
+max_items_in_flight = 2
+"#,
+    );
+    // A first task on its own gives the fleet its average per attempt, by
+    // which every later attempt reserves (before any attempt ended, one
+    // reserves nothing, as one engine estimates nothing for it).
+    let warm = sb.write("warm.jsonl", "{\"id\": \"w\", \"scenes\": [0]}\n");
+    engine(&db, Some(&file), &sb.path("e0"), Some(&warm), false, None)
+        .wait()
+        .expect(0);
+    let tasks: Vec<Value> = (1..=30)
+        .map(|i| json!({"id": format!("t{i:03}"), "scenes": [1, 2, 3]}))
+        .collect();
+    sb.inputs(&tasks);
+    let mut engines = three_engines(&sb, &db, false, None).into_iter();
+    // Tasks wait for a person once the budget is reached.
+    engines.next().unwrap().wait().expect(3);
+    for e in engines {
+        e.signal(libc::SIGTERM);
+        e.wait();
+    }
+    let n = |sql: &str| query(&db, sql)[0]["n"].as_i64().unwrap();
+    let items = n("SELECT count(*) AS n FROM baton.events WHERE kind = 'item_started'");
+    let tokens = n("SELECT sum(tokens)::bigint AS n FROM baton.tasks");
+    assert_eq!(
+        (items, tokens),
+        (20, 3500),
+        "the twenty item attempts the budget allows, across the engines"
+    );
+    let by_engine = query(
+        &db,
+        "SELECT count(*) AS n FROM baton.engines WHERE commits > 1",
+    );
+    assert!(
+        by_engine[0]["n"].as_i64() >= Some(3),
+        "the engines shared the work"
+    );
+    // The rest waits for the budget, as on one engine: every task not
+    // completed is held for it, none failed.
+    let open = n("SELECT count(*) AS n FROM baton.tasks WHERE state <> 'completed'");
+    let held = n(
+        "SELECT count(*) AS n FROM baton.tasks t WHERE state = 'awaiting_review' \
+                  AND EXISTS (SELECT 1 FROM baton.holds h WHERE h.task = t.ord \
+                              AND h.reason LIKE '%reached%')",
+    );
+    assert!(open > 0);
+    assert_eq!(held, open, "every task left waits on the budget");
+}
+
+#[test]
 fn an_agents_tpm_holds_across_three_engines_but_for_attempts_under_way() {
     let Some(c) = cluster() else { return };
     let db = c.fresh_db();
@@ -360,9 +507,10 @@ agent = "metered"
             })
             .collect(),
         40,
+        json!({}),
     );
     // Attempts by the window they started in.
-    let counts = starts_per_window(&db, WINDOW);
+    let counts = starts_per_window(&db, WINDOW, "phase_started");
     assert_eq!(counts.iter().sum::<i64>(), 40, "{counts:?}");
     // Ten attempts fill a window; the attempts under way when it fills
     // (at most the concurrency of 3) may still take it over, as on one
@@ -420,7 +568,7 @@ agent = "sim"
             }
         })
         .collect();
-    run_in_process(&sb, &db, &file, skewed, 200);
+    run_in_process(&sb, &db, &file, skewed, 200, json!({}));
     let n = |sql: &str| query(&db, sql)[0]["n"].as_i64().unwrap();
     assert_eq!(
         n("SELECT count(*) AS n FROM baton.tasks WHERE state = 'completed'"),

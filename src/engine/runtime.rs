@@ -38,6 +38,7 @@ use retry_timers::RetryTimers;
 
 mod attempts;
 mod budget_gate;
+mod cache_claims;
 mod cache_flights;
 mod capacity;
 mod checkpoint;
@@ -644,6 +645,7 @@ impl Engine {
                 break;
             }
             let next_timer = self.timers.next_at();
+            let recheck = self.cache_recheck_at();
             tokio::select! {
                 Some(done) = self.results_rx.recv() => {
                     self.on_result(done);
@@ -656,6 +658,9 @@ impl Engine {
                     self.fire_timers();
                 }
                 _ = fleet::tick(&mut self.fleet_every) => self.fleet_tick().await?,
+                _ = tokio::time::sleep_until(recheck.unwrap_or_else(Instant::now)), if recheck.is_some() => {
+                    self.cache_recheck();
+                }
                 _ = tokio::time::sleep(OFFLINE_RECHECK), if self.held_offline => {
                     if self.store.online() {
                         self.held_offline = false;
@@ -746,6 +751,9 @@ impl Engine {
                         && matches!(t.state, TaskState::AwaitingReview | TaskState::Blocked)))
         });
         for id in done {
+            if shared {
+                self.fleet_put_down(&id);
+            }
             self.tasks.remove(&id);
             self.slots.remove(&id);
             self.timers.forget(&id);
@@ -996,7 +1004,7 @@ impl Engine {
             return;
         };
         // A fleet's run budget: an attempt starts with a reservation of it.
-        let Some(reserved) = self.fleet_reservation(id, idx, a) else {
+        let Some(reserved) = self.fleet_reservation(id, idx, None, a) else {
             return;
         };
         let task = &self.tasks[id];

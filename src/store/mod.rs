@@ -142,6 +142,21 @@ pub trait RunStore: RunReader {
     fn cache_write(&self, writes: Vec<CacheWrite>) -> StoreFuture<'_, ()>;
     /// Removes the step cache entries matching `filter`, durably; says how many.
     fn cache_clear(&self, filter: CacheFilter) -> StoreFuture<'_, u64>;
+    /// A fleet's step cache: claims each key (with the task whose attempt
+    /// would fill it) before this engine runs the key's attempt, unless
+    /// another live engine's attempt holds the key, or a person's review of
+    /// the output that would fill it; says, in the order asked, which keys
+    /// it got. A claim ends with the entry stored at its key, or with
+    /// `cache_release`, or when its engine's lease runs out. An engine on
+    /// its own has every key.
+    fn cache_claim<'a>(&'a self, claims: &'a [(CacheKey, String)]) -> StoreFuture<'a, Vec<bool>> {
+        Box::pin(async move { Ok(vec![true; claims.len()]) })
+    }
+    /// Lets go of this engine's claims on `keys`: their attempts came to
+    /// nothing, or their entries were found stored.
+    fn cache_release(&self, _keys: Vec<CacheKey>) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
     /// A reader of this run of its own, for followers that fall behind the
     /// broadcast and catch up by sequence number.
     fn reader(&self) -> Result<Arc<dyn RunReader>, StoreError>;

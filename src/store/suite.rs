@@ -869,6 +869,82 @@ pub(crate) async fn the_step_cache_keeps_finds_counts_and_clears(
     );
 }
 
+/// A claim of `key` for `task`, as the engine asks for one.
+fn claim(key: &CacheKey, task: &str) -> (CacheKey, String) {
+    (key.clone(), task.to_string())
+}
+
+pub(crate) async fn a_cache_key_is_claimed_by_one_engine_at_a_time(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = open(open_store, dir.path()).await;
+    a.submit("t1");
+    a.submit("t2");
+    a.commit().await;
+    let (q1, q2, q3) = (
+        cache_key("a", "def1", "q1"),
+        cache_key("a", "def1", "q2"),
+        cache_key("a", "def1", "q3"),
+    );
+    // Free keys are claimed; the engine holding one may claim it again,
+    // for another of its tasks.
+    let asked = [claim(&q1, "t1"), claim(&q2, "t2")];
+    let got = a.store.cache_claim(&asked).await.unwrap();
+    assert_eq!(got, [true, true]);
+    let got = a.store.cache_claim(&[claim(&q1, "t2")]).await.unwrap();
+    assert_eq!(got, [true]);
+    assert_eq!(a.store.cache_claim(&[]).await.unwrap(), Vec::<bool>::new());
+    if !a.store.is_shared() {
+        // An engine on its own has every key, and nothing to let go.
+        a.store.cache_release(vec![q1.clone()]).await.unwrap();
+        return;
+    }
+    // A second engine on the run waits for the keys the first one runs.
+    let (store, recovered) = open_store(dir.path()).unwrap();
+    let mut b = Driver::new(store, &recovered);
+    b.submit("t3");
+    b.commit().await;
+    let asked = [claim(&q1, "t3"), claim(&q3, "t3")];
+    let got = b.store.cache_claim(&asked).await.unwrap();
+    assert_eq!(got, [false, true], "q1 is held by the first");
+    let got = a.store.cache_claim(&[claim(&q3, "t1")]).await.unwrap();
+    assert_eq!(got, [false], "and q3 by the second");
+    // Let go, a key is the next asker's.
+    a.store.cache_release(vec![q1.clone()]).await.unwrap();
+    let got = b.store.cache_claim(&[claim(&q1, "t3")]).await.unwrap();
+    assert_eq!(got, [true]);
+    // A release lets go of the engine's own claims only.
+    a.store.cache_release(vec![q1.clone()]).await.unwrap();
+    let got = a.store.cache_claim(&[claim(&q1, "t1")]).await.unwrap();
+    assert_eq!(got, [false], "still the second engine's");
+    // The entry stored at a key ends its claim, whoever stored it.
+    let at: Timestamp = "2026-01-02T03:04:05Z".parse().unwrap();
+    let entry = cache_entry(q1.clone(), json!({"rows": [1]}), at);
+    a.store
+        .cache_write(vec![CacheWrite::Put(entry)])
+        .await
+        .unwrap();
+    a.store.flush().await.unwrap();
+    let got = a.store.cache_claim(&[claim(&q1, "t1")]).await.unwrap();
+    assert_eq!(got, [true], "the entry ended the second engine's claim");
+    // An output that waits for a person's review holds its key, even
+    // against its own engine and once the task is put down.
+    a.hold("t2");
+    let t2 = a.tasks["t2"].0;
+    a.batch.released.push(t2);
+    a.commit().await;
+    let got = b.store.cache_claim(&[claim(&q2, "t3")]).await.unwrap();
+    assert_eq!(got, [false], "t2's review holds q2");
+    let got = a.store.cache_claim(&[claim(&q2, "t1")]).await.unwrap();
+    assert_eq!(got, [false]);
+    // An engine that stops lets go of what its attempts held, not of what
+    // waits for a person.
+    let Driver { store, .. } = a;
+    store.close().await.unwrap();
+    let asked = [claim(&q1, "t3"), claim(&q2, "t3")];
+    let got = b.store.cache_claim(&asked).await.unwrap();
+    assert_eq!(got, [true, false]);
+}
+
 /// Every test of the suite, on one backend.
 macro_rules! store_suite {
     ($open:expr, $reader:expr, $ready:expr) => {
@@ -955,6 +1031,13 @@ macro_rules! store_suite {
                 return;
             }
             super::the_step_cache_keeps_finds_counts_and_clears($open, $reader).await
+        }
+        #[tokio::test]
+        async fn a_cache_key_is_claimed_by_one_engine_at_a_time() {
+            if !($ready)() {
+                return;
+            }
+            super::a_cache_key_is_claimed_by_one_engine_at_a_time($open).await
         }
         #[tokio::test]
         async fn figures_per_phase_agent_and_model_equal_a_recount() {

@@ -17,6 +17,11 @@
 //! An attempt with reviewer feedback belongs to its task: it neither reads
 //! nor fills the cache. Flights live in memory; a restart starts them over
 //! from the store.
+//!
+//! In a fleet (a store other engines share) a flight is one engine's, so
+//! the single flight across engines is kept in the store: a miss claims
+//! the key before its attempt may start, and a key another engine holds
+//! makes the flight wait for that engine's entry (see `cache_claims`).
 
 use std::collections::HashMap;
 
@@ -32,11 +37,17 @@ use crate::store::cache::{CacheEntry, CacheKey, CacheWrite};
 
 /// One key's work in flight: the phase that looks it up or runs it, and
 /// the phases waiting for its output.
-struct Flight {
-    owner: (TaskId, usize),
-    /// The store has not answered yet.
-    looking: bool,
-    waiters: Vec<(TaskId, usize)>,
+pub(super) struct Flight {
+    pub(super) owner: (TaskId, usize),
+    /// The store has not answered yet (or, in a fleet, another engine
+    /// holds the key).
+    pub(super) looking: bool,
+    pub(super) waiters: Vec<(TaskId, usize)>,
+    /// In a fleet: this engine holds the key's claim in the store.
+    pub(super) claimed: bool,
+    /// In a fleet: another engine holds the key's claim; the flight looks
+    /// again at the next recheck.
+    pub(super) elsewhere: bool,
 }
 
 /// The step cache's state in the engine.
@@ -44,19 +55,23 @@ struct Flight {
 pub(super) struct CacheFlights {
     /// Each phase's definition hash; `None` for phases without a cache.
     definitions: Vec<Option<String>>,
-    flights: HashMap<CacheKey, Flight>,
+    pub(super) flights: HashMap<CacheKey, Flight>,
     /// The key each flight owner works for.
-    owners: HashMap<(TaskId, usize), CacheKey>,
+    pub(super) owners: HashMap<(TaskId, usize), CacheKey>,
     /// Flights whose store lookup is due.
-    lookups: Vec<CacheKey>,
+    pub(super) lookups: Vec<CacheKey>,
     /// Tasks to advance once the current step is done: a served waiter, an
     /// owner whose lookup missed.
-    wake: Vec<TaskId>,
+    pub(super) wake: Vec<TaskId>,
     /// Changes for the store, sent with the next outbox.
     writes: Vec<CacheWrite>,
     /// An entry was handed to the store since its last flush: a lookup
     /// waits for that commit, so that it finds the entry.
     stored_unflushed: bool,
+    /// In a fleet: claims to let go, sent with the next outbox.
+    pub(super) releases: Vec<CacheKey>,
+    /// In a fleet: when the flights waiting for another engine look again.
+    pub(super) recheck_at: Option<tokio::time::Instant>,
 }
 
 impl CacheFlights {
@@ -131,6 +146,8 @@ impl Engine {
                         owner: me.clone(),
                         looking: true,
                         waiters: Vec::new(),
+                        claimed: false,
+                        elsewhere: false,
                     },
                 );
                 self.cache.owners.insert(me, ck.clone());
@@ -200,31 +217,61 @@ impl Engine {
             }
             let found = self.store.cache_get(&keys).await?;
             let now = self.opts.clock.now();
+            let mut missed = Vec::new();
             for (ck, entry) in keys.into_iter().zip(found) {
-                let idx = self.pipeline.phase_index(&ck.phase);
-                let ttl = idx.and_then(|i| self.pipeline.phases[i].cache.as_ref()?.ttl);
-                let fresh =
-                    entry.filter(|e| ttl.is_none_or(|ttl| clock::after(e.created_at, ttl) > now));
-                match fresh {
+                match self.fresh(&ck, entry, now) {
                     Some(entry) => self.serve_flight(&ck, &entry, None),
-                    None => {
-                        if let Some(f) = self.cache.flights.get_mut(&ck) {
-                            f.looking = false;
-                            self.cache.wake.push(f.owner.0.clone());
-                        }
-                    }
+                    None => missed.push(ck),
+                }
+            }
+            if self.store.is_shared() {
+                self.claim_missed(missed).await?;
+            } else {
+                for ck in missed {
+                    self.run_owner(&ck);
                 }
             }
         }
     }
 
+    /// `entry` when it may be reused at `now`: no older than its phase's
+    /// `cache_ttl`.
+    pub(super) fn fresh(
+        &self,
+        ck: &CacheKey,
+        entry: Option<CacheEntry>,
+        now: jiff::Timestamp,
+    ) -> Option<CacheEntry> {
+        let idx = self.pipeline.phase_index(&ck.phase);
+        let ttl = idx.and_then(|i| self.pipeline.phases[i].cache.as_ref()?.ttl);
+        entry.filter(|e| ttl.is_none_or(|ttl| clock::after(e.created_at, ttl) > now))
+    }
+
+    /// The key has no entry: the flight's owner starts its attempt.
+    pub(super) fn run_owner(&mut self, ck: &CacheKey) {
+        if let Some(f) = self.cache.flights.get_mut(ck) {
+            f.looking = false;
+            self.cache.wake.push(f.owner.0.clone());
+        }
+    }
+
     /// Completes every phase in the flight at `ck` with `entry`'s output,
     /// but `made_by`, whose own attempt made it; ends the flight.
-    fn serve_flight(&mut self, ck: &CacheKey, entry: &CacheEntry, made_by: Option<&TaskId>) {
+    pub(super) fn serve_flight(
+        &mut self,
+        ck: &CacheKey,
+        entry: &CacheEntry,
+        made_by: Option<&TaskId>,
+    ) {
         let Some(f) = self.cache.flights.remove(ck) else {
             return;
         };
         self.cache.owners.remove(&f.owner);
+        if f.claimed && made_by.is_none() {
+            // Found stored by another engine: the claim is not needed. (An
+            // entry this engine stores ends its claim in the same commit.)
+            self.cache.releases.push(ck.clone());
+        }
         let mut served = 0;
         for (id, idx) in std::iter::once(f.owner).chain(f.waiters) {
             if Some(&id) == made_by || !self.may_take_cached(&id, idx) {
@@ -374,12 +421,18 @@ impl Engine {
     }
 
     /// The flight's attempt came to nothing: its first waiter runs its own.
-    fn hand_over(&mut self, ck: &CacheKey) {
+    /// In a fleet the waiter looks in the store first (another engine may
+    /// have stored the key meanwhile) and takes this engine's claim over;
+    /// with no waiter, the claim is let go for the other engines' tasks.
+    pub(super) fn hand_over(&mut self, ck: &CacheKey) {
         let Some(f) = self.cache.flights.get_mut(ck) else {
             return;
         };
         let old = f.owner.clone();
         if f.waiters.is_empty() {
+            if f.claimed {
+                self.cache.releases.push(ck.clone());
+            }
             self.cache.flights.remove(ck);
             self.cache.owners.remove(&old);
             return;
@@ -390,7 +443,13 @@ impl Engine {
         let looking = f.looking;
         self.cache.owners.remove(&old);
         self.cache.owners.insert(next.clone(), ck.clone());
-        if !looking {
+        if looking {
+            return;
+        }
+        if self.store.is_shared() {
+            f.looking = true;
+            self.cache.lookups.push(ck.clone());
+        } else {
             self.cache.wake.push(next.0);
         }
     }
@@ -411,6 +470,10 @@ impl Engine {
 
     /// Hands the store what the cache changed.
     pub(super) async fn send_cache_writes(&mut self) -> Result<(), StoreError> {
+        if !self.cache.releases.is_empty() {
+            let keys = std::mem::take(&mut self.cache.releases);
+            self.store.cache_release(keys).await?;
+        }
         if self.cache.writes.is_empty() {
             return Ok(());
         }

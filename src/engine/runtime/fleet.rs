@@ -119,25 +119,30 @@ impl AgentShare {
     }
 }
 
+/// What a reservation of the run budget is for: a task's phase (by its
+/// place in the pipeline), and the item for a `for_each` phase.
+type Start = (TaskId, usize, Option<u32>);
+
 /// A fleet's run budget, from the engine's side: starts waiting for a
 /// reservation, reservations granted and not used yet, and what ended
-/// attempts give back with the next batch.
+/// attempts give back with the next batch. Phases' attempts and items'
+/// reserve alike.
 #[derive(Debug, Default)]
 pub(super) struct BudgetGate {
-    asked: Vec<(TaskId, usize, String, Reserved)>,
-    granted: HashMap<(TaskId, usize), Reserved>,
+    asked: Vec<(Start, String, Reserved)>,
+    granted: HashMap<Start, Reserved>,
     pub unreserve: Reserved,
 }
 
 impl BudgetGate {
-    /// A task that ended or was cancelled: reservations it did not use go
-    /// back with the next batch.
+    /// A task that ended, was cancelled or put down: reservations it did
+    /// not use go back with the next batch.
     pub fn forget(&mut self, id: &TaskId) {
-        self.asked.retain(|(t, ..)| t != id);
-        let unused: Vec<(TaskId, usize)> = self
+        self.asked.retain(|((t, ..), ..)| t != id);
+        let unused: Vec<Start> = self
             .granted
             .keys()
-            .filter(|(t, _)| t == id)
+            .filter(|(t, ..)| t == id)
             .cloned()
             .collect();
         for key in unused {
@@ -187,6 +192,11 @@ impl Engine {
     /// it has tasks to start and every place it holds is taken.
     pub(super) async fn fleet_run_places(&mut self) -> Result<(), StoreError> {
         let cap = self.pipeline.defaults.concurrency;
+        if self.fleet_share.busy == 0 {
+            // An engine that joins takes its share from its first look,
+            // not the whole limit until its first tick.
+            self.fleet_share.busy = self.store.busy_engines().await?;
+        }
         let share = &self.fleet_share;
         let target = self::share(cap, share.busy);
         let demand = !self.queue.is_empty() || self.pending_left;
@@ -214,27 +224,29 @@ impl Engine {
         Ok(())
     }
 
-    /// What an attempt of phase `idx` by agent `a` reserves of a fleet's
-    /// run budget: nothing on its own or without a run budget; `None` while
-    /// it waits for the store to reserve it (then it starts from there).
+    /// What an attempt of phase `idx` (of its `item`, for a `for_each`
+    /// phase) by agent `a` reserves of a fleet's run budget: nothing on its
+    /// own or without a run budget; `None` while it waits for the store to
+    /// reserve it (then it starts from there).
     pub(super) fn fleet_reservation(
         &mut self,
         id: &TaskId,
         idx: usize,
+        item: Option<u32>,
         a: usize,
     ) -> Option<Reserved> {
         if !self.fleet_share.shared || self.run_limits().is_none() {
             return Some(Reserved::default());
         }
-        if let Some(r) = self.fleet_budget.granted.remove(&(id.clone(), idx)) {
+        let start = (id.clone(), idx, item);
+        if let Some(r) = self.fleet_budget.granted.remove(&start) {
             return Some(r);
         }
         let gate = &mut self.fleet_budget;
-        if !gate.asked.iter().any(|(t, i, ..)| t == id && *i == idx) {
+        if !gate.asked.iter().any(|(s, ..)| *s == start) {
             let est = self.agents[a].average.estimate(1);
             gate.asked.push((
-                id.clone(),
-                idx,
+                start,
                 self.agents[a].name.clone(),
                 Reserved {
                     usd: est.usd,
@@ -253,21 +265,37 @@ impl Engine {
         if asked.is_empty() {
             return Ok(());
         }
-        let wants = asked.iter().map(|(_, _, a, r)| (a.clone(), *r)).collect();
+        let wants = asked.iter().map(|(_, a, r)| (a.clone(), *r)).collect();
         let (given, refused) = self.store.reserve_budget(self.run_limits(), wants).await?;
-        for (i, (id, idx, ..)) in asked.into_iter().enumerate() {
+        let mut held = Vec::new();
+        for (i, ((id, idx, item), ..)) in asked.into_iter().enumerate() {
             match given.get(i) {
                 Some(r) => {
-                    self.fleet_budget.granted.insert((id.clone(), idx), *r);
-                    self.start_phase(&id, idx);
+                    self.fleet_budget
+                        .granted
+                        .insert((id.clone(), idx, item), *r);
+                    match item {
+                        None => self.start_phase(&id, idx),
+                        Some(_) => self.start_items(&id),
+                    }
                 }
                 None => {
                     let why = refused.clone().unwrap_or_default();
-                    if self.tasks.contains_key(&id) {
+                    let free = self
+                        .tasks
+                        .get(&id)
+                        .is_some_and(|t| t.holds.is_empty() && !t.state.is_final());
+                    if free {
                         self.hold_for_budget(&id, idx, BudgetScope::Run, why);
+                        held.push(id);
                     }
                 }
             }
+        }
+        // A task held for the budget starts nothing more: what it was
+        // granted goes back.
+        for id in held {
+            self.fleet_budget.forget(&id);
         }
         Ok(())
     }
@@ -416,6 +444,15 @@ impl Engine {
         self.send_outbox().await?;
         self.store.flush().await?;
         self.store.work_left().await
+    }
+
+    /// Task `id` is put down (it waits for a person, or is final): it
+    /// leaves the step cache's flights here (see `cache_claims`), and gives
+    /// back what it reserved of the run budget and did not use.
+    pub(super) fn fleet_put_down(&mut self, id: &TaskId) {
+        self.cache_put_down(id);
+        // Reservations it did not use go back with this batch.
+        self.fleet_budget.forget(id);
     }
 
     /// A task another engine took over: its attempts here stop and it

@@ -46,8 +46,10 @@ impl Engine {
         }
     }
 
-    /// Starts one item's attempt; `false` when nothing more can start now
-    /// (no agent has room, a budget is reached, the task is held).
+    /// Starts one item's attempt, or asks a fleet's store to reserve the
+    /// run budget for it (it starts once reserved); `false` when nothing
+    /// more can start now (no agent has room, a budget is reached, the task
+    /// is held).
     fn start_item(&mut self, id: &TaskId, idx: usize, item: u32) -> bool {
         let Some(task) = self.tasks.get(id) else {
             return false;
@@ -62,12 +64,18 @@ impl Engine {
         let Some((a, at)) = self.pick_agent(id, idx) else {
             return false;
         };
+        // A fleet's run budget: an item's attempt starts with a reservation
+        // of it, as a phase's does; the next items ask in the same round.
+        let Some(reserved) = self.fleet_reservation(id, idx, Some(item), a) else {
+            return true;
+        };
         let pipeline = self.pipeline.clone();
         let task = &self.tasks[id];
         let slot = &self.agents[a];
         let model = route::choose(&slot.routes, &task.input).map(|(model, _)| model);
         let Some(request) = fan_out::request(task, &pipeline, idx, item, model.clone()) else {
             tracing::error!(task = %id, "no request for item {item} of phase {}", self.phase_ids[idx]);
+            self.fleet_budget.unreserve.add(reserved);
             return false;
         };
         let agent = slot.agent.clone();
@@ -80,10 +88,12 @@ impl Engine {
         };
         if let Err(e) = self.emit_at(id, kind, at) {
             tracing::error!(task = %id, "engine refused its own start of an item: {e}");
+            self.fleet_budget.unreserve.add(reserved);
             return false;
         }
         let slot = &mut self.agents[a];
         slot.inflight += 1;
+        slot.fleet.use_grant();
         let ticket = slot.limiter.started(at);
         let handle = attempt::spawn(
             agent,
@@ -105,7 +115,7 @@ impl Engine {
                 agent: a,
                 ticket,
                 handle,
-                reserved: crate::store::Reserved::default(),
+                reserved,
             },
         );
         true

@@ -80,7 +80,10 @@ pub async fn list(c: &impl GenericClient, filter: &CacheFilter) -> PgResult<Vec<
 
 /// Applies the engine's changes, inside the writer's transaction: the
 /// entries stored (the last one of each key), then the uses counted since
-/// each key was last stored. The same end as applying them one by one.
+/// each key was last stored. The same end as applying them one by one. An
+/// entry stored ends its key's claim (`cache_claims`) in the same commit,
+/// so that an engine waiting for the key finds the entry before the claim
+/// is free.
 pub async fn write(tx: &Transaction<'_>, writes: &[CacheWrite]) -> PgResult<()> {
     let mut puts: HashMap<&CacheKey, &CacheEntry> = HashMap::new();
     let mut used: HashMap<&CacheKey, (u64, Timestamp)> = HashMap::new();
@@ -135,6 +138,8 @@ pub async fn write(tx: &Transaction<'_>, writes: &[CacheWrite]) -> PgResult<()> 
             &params,
         )
         .await?;
+        let keys: Vec<&CacheKey> = puts.keys().copied().collect();
+        super::cache_claims::end(tx, &keys).await?;
     }
     if !used.is_empty() {
         let mut phases = Vec::new();

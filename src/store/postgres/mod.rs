@@ -7,6 +7,7 @@
 //! connection lives on the backend's own runtime ([`runtime`]).
 
 mod cache;
+mod cache_claims;
 pub mod fail;
 pub mod fleet;
 pub mod kept;
@@ -652,6 +653,19 @@ impl RunStore for PgStore {
                 .map_err(|_| StoreError::Closed)?;
             rx.await.map_err(|_| StoreError::Closed)?
         })
+    }
+
+    fn cache_claim<'a>(&'a self, claims: &'a [(CacheKey, String)]) -> StoreFuture<'a, Vec<bool>> {
+        let claims = claims.to_vec();
+        Box::pin(self.claim(move |c, _, me, _, _| async move {
+            cache_claims::claim(&**c, me, &claims).await
+        }))
+    }
+
+    fn cache_release(&self, keys: Vec<CacheKey>) -> StoreFuture<'_, ()> {
+        Box::pin(self.claim(move |c, _, me, _, _| async move {
+            cache_claims::release(&**c, me, &keys).await
+        }))
     }
 
     fn reader(&self) -> Result<Arc<dyn RunReader>, StoreError> {

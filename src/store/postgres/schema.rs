@@ -179,6 +179,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (agent, window_no)
     );
     "#,
+    // 4: the step cache's single flight across the fleet. An engine that
+    // finds no entry at a key claims it here before running the key's
+    // attempt, for the task that runs it; the others wait for the entry.
+    // A claim holds while its engine is live and holds that task's lease,
+    // or while the task waits for a person's review at the claim's phase
+    // (the output waits for approval); otherwise another engine takes it
+    // over. Storing the entry ends the claim in the same commit.
+    r#"
+    CREATE TABLE cache_claims (
+        phase      TEXT NOT NULL,
+        key_hash   TEXT NOT NULL,           -- md5 of the definition, a newline and the key
+        definition TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        engine     BIGINT NOT NULL,         -- engines.id
+        task       TEXT NOT NULL,           -- tasks.id: the task whose attempt fills it
+        claimed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (phase, key_hash)
+    );
+    "#,
 ];
 
 /// The version this build writes.
