@@ -53,6 +53,9 @@ const PENDING_BATCH: u64 = 256;
 const SUBMIT_CHUNK: usize = 4096;
 /// How often an engine whose store lost its connection looks again.
 const OFFLINE_RECHECK: Duration = Duration::from_millis(250);
+/// Attempt results taken in one turn of the engine's loop, before what
+/// they made is handed to the store and the other inputs get their turn.
+const RESULTS_PER_TURN: usize = 1024;
 
 /// How an engine behaves; the defaults suit `baton run`.
 #[derive(Debug, Clone)]
@@ -456,7 +459,14 @@ impl Engine {
             tokio::select! {
                 Some(done) = self.results_rx.recv() => {
                     self.on_result(done);
-                    while let Ok(done) = self.results_rx.try_recv() {
+                    // Those that are in already, up to a turn's worth: agents
+                    // that answer at once would otherwise keep the turn going
+                    // (each result starts the next attempt), holding every
+                    // event in memory, uncommitted, and commands waiting.
+                    for _ in 1..RESULTS_PER_TURN {
+                        let Ok(done) = self.results_rx.try_recv() else {
+                            break;
+                        };
                         self.on_result(done);
                     }
                 }
