@@ -207,25 +207,44 @@ impl Engine {
         };
         if self.emit_logged(&id, kind) {
             let tries = self.tasks[&id].phases[idx].tries;
-            let policy = self.pipeline.phases[idx].retry.clone();
-            if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
-                // The service's own `retry-after` wins over a shorter backoff.
-                let wait = delay(&policy, tries, self.jitter.unit()).max(retry_after);
-                let due = clock::after(self.opts.clock.now(), wait);
-                let kind = EventKind::RetryScheduled {
-                    phase: self.phase_ids[idx].clone(),
-                    attempt: attempt.saturating_add(1),
-                    delay_ms: clock::millis(wait),
-                    due,
-                };
-                if self.emit_logged(&id, kind) {
-                    self.timers.add(id.clone(), wait, due);
-                }
+            if let Some(attempt) = retry {
+                self.schedule_retry(&id, idx, tries, retry_after, |phase, delay_ms, due| {
+                    EventKind::RetryScheduled {
+                        phase,
+                        attempt: attempt.saturating_add(1),
+                        delay_ms,
+                        due,
+                    }
+                });
             }
             self.advance(&id);
         }
         self.cache_settle(&id);
         self.start_waiting(a);
+    }
+
+    /// After a retryable failure, when phase `idx`'s policy allows another
+    /// try after `tries`: records the event `scheduled` makes of the phase,
+    /// the delay and the due time, and sets its timer. The service's own
+    /// `retry-after` wins over a shorter backoff.
+    pub(super) fn schedule_retry(
+        &mut self,
+        id: &TaskId,
+        idx: usize,
+        tries: u32,
+        retry_after: Duration,
+        scheduled: impl FnOnce(String, u64, Timestamp) -> EventKind,
+    ) {
+        let policy = &self.pipeline.phases[idx].retry;
+        if tries >= policy.max_attempts {
+            return;
+        }
+        let wait = delay(policy, tries, self.jitter.unit()).max(retry_after);
+        let due = clock::after(self.opts.clock.now(), wait);
+        let kind = scheduled(self.phase_ids[idx].clone(), clock::millis(wait), due);
+        if self.emit_logged(id, kind) {
+            self.timers.add(id.clone(), wait, due);
+        }
     }
 
     /// Gives back the agent's place an attempt took, and counts what it spent.

@@ -9,7 +9,6 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::super::attempt;
-use super::super::backoff::delay;
 use super::super::clock;
 use super::super::event::{AttemptOutcome, EventKind, TaskId};
 use super::super::fan_out;
@@ -153,21 +152,16 @@ impl Engine {
                 .items
                 .as_deref()
                 .map_or(0, |x| x.items[item as usize].tries);
-            let policy = self.pipeline.phases[idx].retry.clone();
-            if let Some(attempt) = retry.filter(|_| tries < policy.max_attempts) {
-                // The service's own `retry-after` wins over a shorter backoff.
-                let wait = delay(&policy, tries, self.jitter.unit()).max(retry_after);
-                let due = clock::after(self.opts.clock.now(), wait);
-                let kind = EventKind::ItemRetryScheduled {
-                    phase: self.phase_ids[idx].clone(),
-                    item,
-                    attempt: attempt.saturating_add(1),
-                    delay_ms: clock::millis(wait),
-                    due,
-                };
-                if self.emit_logged(&id, kind) {
-                    self.timers.add(id.clone(), wait, due);
-                }
+            if let Some(attempt) = retry {
+                self.schedule_retry(&id, idx, tries, retry_after, |phase, delay_ms, due| {
+                    EventKind::ItemRetryScheduled {
+                        phase,
+                        item,
+                        attempt: attempt.saturating_add(1),
+                        delay_ms,
+                        due,
+                    }
+                });
             }
             self.advance(&id);
         }
