@@ -68,6 +68,20 @@ fn run_in_process(
     });
 }
 
+/// The rate limits' window in these tests: a second, so that a test sees
+/// several.
+const WINDOW: Duration = Duration::from_millis(1000);
+
+/// Options for three engines whose rate limits count per `WINDOW`.
+fn three_windowed() -> Vec<EngineOptions> {
+    (0..3)
+        .map(|_| EngineOptions {
+            rate_window: WINDOW,
+            ..EngineOptions::default()
+        })
+        .collect()
+}
+
 /// Attempts started per window of `window`, by the times their events
 /// carry: phases' (`phase_started`) or items' (`item_started`).
 fn starts_per_window(db: &str, window: Duration, kind: &str) -> Vec<i64> {
@@ -232,21 +246,7 @@ id = "a"
 agent = "metered"
 "#,
     );
-    // A window of a second, so that the test sees several.
-    const WINDOW: Duration = Duration::from_millis(1000);
-    run_in_process(
-        &sb,
-        &db,
-        &file,
-        (0..3)
-            .map(|_| EngineOptions {
-                rate_window: WINDOW,
-                ..EngineOptions::default()
-            })
-            .collect(),
-        45,
-        json!({}),
-    );
+    run_in_process(&sb, &db, &file, three_windowed(), 45, json!({}));
     let counts = starts_per_window(&db, WINDOW, "phase_started");
     assert_eq!(counts.iter().sum::<i64>(), 45, "{counts:?}");
     assert!(
@@ -286,17 +286,11 @@ agent = "metered"
 for_each = "input.scenes"
 "#,
     );
-    const WINDOW: Duration = Duration::from_millis(1000);
     run_in_process(
         &sb,
         &db,
         &file,
-        (0..3)
-            .map(|_| EngineOptions {
-                rate_window: WINDOW,
-                ..EngineOptions::default()
-            })
-            .collect(),
+        three_windowed(),
         15,
         json!({"scenes": [1, 2, 3]}),
     );
@@ -495,20 +489,7 @@ id = "a"
 agent = "metered"
 "#,
     );
-    const WINDOW: Duration = Duration::from_millis(1000);
-    run_in_process(
-        &sb,
-        &db,
-        &file,
-        (0..3)
-            .map(|_| EngineOptions {
-                rate_window: WINDOW,
-                ..EngineOptions::default()
-            })
-            .collect(),
-        40,
-        json!({}),
-    );
+    run_in_process(&sb, &db, &file, three_windowed(), 40, json!({}));
     // Attempts by the window they started in.
     let counts = starts_per_window(&db, WINDOW, "phase_started");
     assert_eq!(counts.iter().sum::<i64>(), 40, "{counts:?}");

@@ -79,28 +79,7 @@ pub fn wait_for_tasks(db: &str, reader: &Path, n: u64) {
 
 /// Rows of a query on the run's tables, each as JSON.
 pub fn query(db: &str, sql: &str) -> Vec<Value> {
-    let (db, sql) = (db.to_string(), sql.to_string());
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
-                    .await
-                    .expect("connect");
-                tokio::spawn(conn);
-                client
-                    .query(&format!("SELECT to_json(q)::text FROM ({sql}) q"), &[])
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                    .iter()
-                    .map(|r| serde_json::from_str(&r.get::<_, String>(0)).unwrap())
-                    .collect()
-            })
-    })
-    .join()
-    .unwrap()
+    try_query(db, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// The `n` of a query's first row.
