@@ -122,6 +122,14 @@ fn anthropic_whole(text: &str, stop: &str) -> Value {
            "usage": {"input_tokens": 10, "output_tokens": 3}})
 }
 
+/// A whole (not streamed) reply of `text` in `provider`'s format.
+fn whole(provider: &str, text: &str) -> Value {
+    match provider {
+        "openai" => openai_whole(text),
+        _ => anthropic_whole(text, "end_turn"),
+    }
+}
+
 #[tokio::test]
 async fn openai_stream_gives_text_usage_with_cache_and_a_price() {
     let dir = tempfile::tempdir().unwrap();
@@ -567,10 +575,7 @@ const RISK_SCHEMA: &str = "output_schema = { type = \"object\", required = [\"ri
 async fn output_breaking_the_schema_is_asked_again_with_the_errors() {
     for provider in ["openai", "anthropic"] {
         let dir = tempfile::tempdir().unwrap();
-        let reply = |text: &str| match provider {
-            "openai" => openai_whole(text),
-            _ => anthropic_whole(text, "end_turn"),
-        };
+        let reply = |text: &str| whole(provider, text);
         let server = Server::start(vec![
             Step::json(200, reply("{\"risk\": \"lowish\"}")),
             Step::json(200, reply("{\"risk\": \"low\"}")),
@@ -631,10 +636,7 @@ fn review_loop(dir: &Path, server: &Server, provider: &str) -> Pipeline {
 async fn a_model_reviewer_sends_the_draft_back_with_its_feedback() {
     for provider in ["openai", "anthropic"] {
         let dir = tempfile::tempdir().unwrap();
-        let reply = |text: &str| match provider {
-            "openai" => openai_whole(text),
-            _ => anthropic_whole(text, "end_turn"),
-        };
+        let reply = |text: &str| whole(provider, text);
         let server = Server::start(vec![
             Step::json(200, reply("{\"text\": \"first draft\"}")),
             // The verdict, as a command agent gives it, in a fenced block.
