@@ -178,8 +178,12 @@ pub async fn converse(
     peer: Peer,
 ) -> Result<(), Ended> {
     let handle = &ctx.handle;
-    // Subscribe before the overview so that no event falls between them.
+    // Subscribe before the overview so that no event falls between them;
+    // live updates too, kept if the client's hello asks for them (an update
+    // the overview holds may then come once more: each reply carries the
+    // whole text so far, and a missed one could leave a held stream blank).
     let events = handle.subscribe();
+    let mut early_live = Some(handle.subscribe_live());
     let Some(first) = overview(handle, &ctx.live).await else {
         return Ok(());
     };
@@ -257,9 +261,7 @@ pub async fn converse(
                         if want_logs {
                             logs = Some(log_feed::subscribe());
                         }
-                        if want_live {
-                            live = Some(handle.subscribe_live());
-                        }
+                        live = early_live.take().filter(|_| want_live);
                         if hold {
                             _hold = Some(Hold::new(ctx.holders.clone()));
                         }

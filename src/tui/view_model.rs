@@ -181,9 +181,8 @@ impl RunView {
             self.spent.push_back((now, cost));
         }
         if let Some(task) = &page.selected {
-            self.live.retain(|(t, phase), l| {
-                t != &task.id || running_attempt(task, phase) == Some(l.attempt)
-            });
+            self.live
+                .retain(|(t, phase), l| t != &task.id || !attempt_is_over(task, phase, l.attempt));
         }
         self.page = page;
         self.version += 1;
@@ -236,11 +235,12 @@ impl RunView {
     /// Folds a live update in; `false` when it cannot be shown (an attempt
     /// the selected task has finished already).
     pub fn apply_live(&mut self, ev: &LiveEvent) -> bool {
-        // The selected task, read whole, says which attempt runs: others'
-        // updates are late (or early: the next read shows the new attempt,
-        // and the next update carries the whole reply so far).
+        // The selected task, read whole, says which attempts are over: their
+        // updates are late. An attempt the read does not show yet is early
+        // (the store lags the stream) and kept: its stream may say nothing
+        // more for a long while.
         if let Some(task) = self.page.selected.as_ref().filter(|t| t.id == ev.task)
-            && running_attempt(task, &ev.phase) != Some(ev.attempt)
+            && attempt_is_over(task, &ev.phase, ev.attempt)
         {
             return false;
         }
@@ -567,12 +567,14 @@ fn review_entry<'a>(index: usize, task: &'a str, hold: &'a Hold) -> ReviewEntry<
     }
 }
 
-fn running_attempt(task: &Task, phase: &str) -> Option<u32> {
-    task.phases
-        .iter()
-        .find(|p| p.id == phase)?
-        .running_attempt()
-        .map(|a| a.number)
+/// Whether the read of `task` shows `attempt` of `phase` finished, or a later
+/// attempt begun. An attempt it does not show yet is not over.
+fn attempt_is_over(task: &Task, phase: &str, attempt: u32) -> bool {
+    task.phases.iter().find(|p| p.id == phase).is_some_and(|p| {
+        p.attempts
+            .iter()
+            .any(|a| a.number > attempt || (a.number == attempt && !a.is_open()))
+    })
 }
 
 #[cfg(test)]

@@ -239,10 +239,20 @@ fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
     // Live updates are not journal events: the view's position stays.
     assert_eq!(view.version(), version);
 
-    // Not the running attempt of the selected task: another attempt, a
-    // finished phase.
-    assert!(!view.apply_live(&live("t-002", "draft", 2, progress("x", 1))));
+    // An attempt the selected task's read shows over is late; one it does
+    // not show yet is early (the store lags the stream) and kept, and a
+    // read that still lags does not drop it.
     assert!(!view.apply_live(&live("t-002", "research", 1, progress("x", 1))));
+    assert!(view.apply_live(&live("t-002", "edit", 1, progress("early", 1))));
+    view.set_page(run.page(want_all(Some("t-002"))), now());
+    assert_eq!(
+        view.live("t-002", "edit").map(|l| l.text.as_str()),
+        Some("early")
+    );
+    assert_eq!(
+        view.live("t-002", "draft").map(|l| l.text.as_str()),
+        Some("Once upon")
+    );
     // Other tasks' attempts are kept (bounded) for when they are selected.
     assert!(view.apply_live(&live("t-999", "draft", 1, progress("x", 1))));
 
