@@ -13,6 +13,7 @@
 
 pub mod cache;
 pub mod clean;
+pub(crate) mod elapsed;
 mod error;
 pub mod histogram;
 pub(crate) mod legacy;

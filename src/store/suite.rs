@@ -41,6 +41,8 @@ struct Driver {
     ord: TaskNo,
     tasks: HashMap<String, (TaskNo, Task, Option<TaskRow>)>,
     batch: Batch,
+    /// When the events happen; `None`: the time now.
+    clock: Option<Timestamp>,
 }
 
 impl Driver {
@@ -55,7 +57,12 @@ impl Driver {
                 .map(|(ord, t)| (t.id.clone(), (*ord, t.clone(), Some(TaskRow::of(t, *ord)))))
                 .collect(),
             batch: Batch::default(),
+            clock: None,
         }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.unwrap_or_else(Timestamp::now)
     }
 
     fn submit(&mut self, id: &str) {
@@ -63,7 +70,7 @@ impl Driver {
         self.ord += 1;
         let ev = Event {
             seq: self.seq,
-            at: Timestamp::now(),
+            at: self.now(),
             task: Some(id.into()),
             kind: EventKind::TaskSubmitted {
                 input: json!({"id": id}),
@@ -79,7 +86,7 @@ impl Driver {
         self.seq += 1;
         let ev = Event {
             seq: self.seq,
-            at: Timestamp::now(),
+            at: self.now(),
             task: Some(id.into()),
             kind,
         };
@@ -95,7 +102,7 @@ impl Driver {
             None,
             Event {
                 seq: self.seq,
-                at: Timestamp::now(),
+                at: self.now(),
                 task: None,
                 kind,
             },
@@ -473,6 +480,117 @@ pub(crate) async fn every_sort_and_the_text_filter_agree_with_a_recount(open_sto
             }
         }
     }
+}
+
+fn ids(rows: Vec<TaskRow>) -> Vec<String> {
+    rows.into_iter().map(|r| r.id).collect()
+}
+
+/// Elapsed time is a finished task's time and an unfinished one's age: the
+/// two interleave in one order, both ways, paged by key or by offset, with
+/// a filter, equal times broken by submission order.
+pub(crate) async fn the_elapsed_sort_interleaves_finished_and_unfinished_tasks(open_store: Open) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = open(open_store, dir.path()).await;
+    let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+    // (id, created, finished): ages in years, as of this test's years.
+    let tasks = [
+        ("U1", "1990-01-01T00:00:00Z", None),
+        ("F1", "2000-01-01T00:00:00Z", Some("2025-01-01T00:00:00Z")),
+        ("U2", "2010-01-01T00:00:00.5Z", None),
+        ("U3", "2010-01-01T00:00:00.5Z", None),
+        ("F2", "2020-01-01T00:00:00Z", Some("2030-01-01T00:00:00Z")),
+        ("F3", "2020-01-01T00:00:00Z", Some("2030-01-01T00:00:00Z")),
+        ("U4", "2026-01-01T00:00:00Z", None),
+        (
+            "F4",
+            "2026-01-01T00:00:00Z",
+            Some("2026-01-01T01:00:00.000000001Z"),
+        ),
+    ];
+    for (id, created, _) in tasks {
+        d.clock = Some(t(created));
+        d.submit(id);
+    }
+    for (id, _, finished) in tasks {
+        if let Some(at) = finished {
+            d.clock = Some(t(at));
+            d.finish(id);
+        }
+    }
+    d.commit().await;
+    let longest_first = ["U1", "F1", "U3", "U2", "F3", "F2", "U4", "F4"];
+    for reverse in [false, true] {
+        let mut want: Vec<&str> = longest_first.to_vec();
+        if reverse {
+            want.reverse();
+        }
+        for only_unfinished in [false, true] {
+            let want: Vec<&str> = want
+                .iter()
+                .copied()
+                .filter(|id| !only_unfinished || id.starts_with('U'))
+                .collect();
+            let q = ListQuery {
+                sort: Sort::Elapsed,
+                reverse,
+                filter: only_unfinished.then(|| crate::filter::Filter::parse("id:U*").unwrap()),
+                ..ListQuery::default()
+            };
+            let what = format!("reverse={reverse} only_unfinished={only_unfinished}");
+            assert_eq!(ids(d.store.list(&q).await.unwrap()), want, "{what}");
+            for page in [1, 2, 3] {
+                let mut seen = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let rows = d
+                        .store
+                        .list(&ListQuery {
+                            after: after.clone(),
+                            limit: Some(page),
+                            ..q.clone()
+                        })
+                        .await
+                        .unwrap();
+                    if rows.is_empty() {
+                        break;
+                    }
+                    after = rows.last().map(|r| r.id.clone());
+                    seen.extend(ids(rows));
+                }
+                assert_eq!(seen, want, "{what}, by key, {page} a page");
+            }
+            for offset in 0..=want.len() + 1 {
+                let window = ListQuery {
+                    offset: offset as u64,
+                    limit: Some(3),
+                    ..q.clone()
+                };
+                let got = ids(d.store.list(&window).await.unwrap());
+                let end = (offset + 3).min(want.len());
+                let expected = want.get(offset..end).unwrap_or(&[]);
+                assert_eq!(got, expected, "{what}, from {offset}");
+            }
+            // An offset after a key counts from the key.
+            let got = ids(d
+                .store
+                .list(&ListQuery {
+                    after: Some(want[0].to_string()),
+                    offset: 1,
+                    limit: Some(2),
+                    ..q.clone()
+                })
+                .await
+                .unwrap());
+            assert_eq!(got, want[2..4.min(want.len())], "{what}, after and offset");
+        }
+    }
+    let nobody = ListQuery {
+        sort: Sort::Elapsed,
+        after: Some("nobody".into()),
+        ..ListQuery::default()
+    };
+    assert!(d.store.list(&nobody).await.unwrap().is_empty());
 }
 
 /// The filter language's terms, one by one and together, keep what an
@@ -982,6 +1100,13 @@ macro_rules! store_suite {
                 return;
             }
             super::every_sort_and_the_text_filter_agree_with_a_recount($open).await
+        }
+        #[tokio::test]
+        async fn the_elapsed_sort_interleaves_finished_and_unfinished_tasks() {
+            if !($ready)() {
+                return;
+            }
+            super::the_elapsed_sort_interleaves_finished_and_unfinished_tasks($open).await
         }
         #[tokio::test]
         async fn the_filter_language_agrees_with_a_recount() {

@@ -21,6 +21,7 @@ use crate::engine::TaskState;
 use crate::engine::event::{Event, EventKind};
 use crate::engine::state::HoldKind;
 use crate::engine::task::{Hold, Task};
+use crate::store::elapsed::{self, Arm};
 use crate::store::model::{ListQuery, PhaseTotals, RunMeta, Sort, TaskNo, TaskRow, Totals};
 
 /// The parameters of a statement built as text, numbered as pushed.
@@ -233,8 +234,9 @@ fn hold(r: &Row) -> PgResult<Hold> {
 }
 
 /// The column or expression a sort orders by, and whether its natural
-/// direction is descending. Every sort but elapsed (which depends on the
-/// time now) is an index scan; elapsed reads every row.
+/// direction is descending. Every sort is an index scan; elapsed, which
+/// depends on the time now, merges two (`list_elapsed`), and is this
+/// expression only for counts and tables older than its indexes.
 fn sort_key(sort: Sort) -> (&'static str, bool) {
     match sort {
         Sort::Submitted => ("ord", false),
@@ -437,14 +439,15 @@ async fn filter_clause(
     Ok(format!("({})", parts.join(" AND ")))
 }
 
-/// The WHERE clause and ORDER BY of a list query, with its parameters.
-async fn list_sql(
+/// The conditions of a list query's state, phase, text, filter and finish
+/// time, with their parameters in `args`.
+async fn filter_clauses(
     c: &impl GenericClient,
     q: &ListQuery,
     refused: &HashSet<String>,
-) -> PgResult<(String, String, Args)> {
+    args: &mut Args,
+) -> PgResult<Vec<String>> {
     let mut clauses = Vec::new();
-    let mut args = Args::default();
     if let Some(state) = q.state {
         clauses.push(format!("state = {}", args.push(state.as_str())));
     }
@@ -452,14 +455,25 @@ async fn list_sql(
         clauses.push(format!("phase = {}", args.push(phase.clone())));
     }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
-        clauses.push(text_clause(c, text, &mut args).await?);
+        clauses.push(text_clause(c, text, args).await?);
     }
     if let Some(filter) = q.filter.as_ref().filter(|f| !f.is_empty()) {
-        clauses.push(filter_clause(c, filter, refused, &mut args).await?);
+        clauses.push(filter_clause(c, filter, refused, args).await?);
     }
     if let Some(since) = q.finished_since {
         clauses.push(format!("finished_at >= {}", args.push(ts(since))));
     }
+    Ok(clauses)
+}
+
+/// The WHERE clause and ORDER BY of a list query, with its parameters.
+async fn list_sql(
+    c: &impl GenericClient,
+    q: &ListQuery,
+    refused: &HashSet<String>,
+) -> PgResult<(String, String, Args)> {
+    let mut args = Args::default();
+    let mut clauses = filter_clauses(c, q, refused, &mut args).await?;
     let (key, natural_desc) = sort_key(q.sort);
     let desc = natural_desc != q.reverse;
     if let Some(after) = &q.after {
@@ -530,7 +544,22 @@ async fn find_refused(
 /// Task rows matching `q`, in its order, from its offset, up to its limit.
 pub async fn list(c: &impl GenericClient, q: &ListQuery) -> PgResult<Vec<TaskRow>> {
     let mut refused = HashSet::new();
+    // Tables older than the elapsed sort's indexes (a reader of an older
+    // run) sort by the expression.
+    let mut indexed_elapsed = q.sort == Sort::Elapsed;
     loop {
+        if indexed_elapsed {
+            match list_elapsed(c, q, &refused).await {
+                Ok(rows) => return with_holds(c, rows).await,
+                Err(PgFail::Db(e))
+                    if regex_refused(&e) && find_refused(c, q, &mut refused).await? => {}
+                Err(PgFail::Db(e)) if e.code() == Some(&SqlState::UNDEFINED_COLUMN) => {
+                    indexed_elapsed = false;
+                }
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
         let (filter, order, args) = list_sql(c, q, &refused).await?;
         let limit = q
             .limit
@@ -548,6 +577,126 @@ pub async fn list(c: &impl GenericClient, q: &ListQuery) -> PgResult<Vec<TaskRow
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// A list query sorted by elapsed time: the unfinished tasks' age index and
+/// the finished tasks' time index read in order and merged (see
+/// `store::elapsed`); an offset is skipped by the indexes' keys alone.
+async fn list_elapsed(
+    c: &impl GenericClient,
+    q: &ListQuery,
+    refused: &HashSet<String>,
+) -> PgResult<Vec<(TaskRow, i64)>> {
+    let now = Timestamp::now();
+    let desc = !q.reverse;
+    let mut anchor = None;
+    if let Some(after) = &q.after {
+        let found = c
+            .query_opt(
+                "SELECT created_at, took_ns, ord FROM tasks WHERE id = $1",
+                &[after],
+            )
+            .await?;
+        match found {
+            Some(r) => anchor = Some(place(&r, 0, now)?),
+            None => return Ok(Vec::new()),
+        }
+    }
+    if q.offset > 0 {
+        let mut arms = Vec::new();
+        for arm in Arm::BOTH {
+            let found = arm_query(
+                c,
+                q,
+                refused,
+                arm,
+                anchor,
+                now,
+                "created_at, took_ns, ord",
+                Some(int(q.offset)),
+            )
+            .await?;
+            let places = found
+                .iter()
+                .map(|r| Ok((place(r, 0, now)?, ())))
+                .collect::<PgResult<Vec<_>>>()?;
+            arms.push(places);
+        }
+        let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+        match elapsed::merge(a, b, desc, q.offset as usize - 1, Some(1)).first() {
+            Some((p, ())) => anchor = Some(*p),
+            None => return Ok(Vec::new()),
+        }
+    }
+    let columns = format!("{ROW_COLUMNS}, took_ns");
+    let limit = q.limit.map(int);
+    let mut arms = Vec::new();
+    for arm in Arm::BOTH {
+        let found = arm_query(c, q, refused, arm, anchor, now, &columns, limit).await?;
+        let rows = found
+            .iter()
+            .map(|r| {
+                let (row, holds) = row(r)?;
+                let took: Option<i64> = r.try_get(19)?;
+                Ok((
+                    elapsed::Place::new(row.created_at, took, row.ord, now),
+                    (row, holds),
+                ))
+            })
+            .collect::<PgResult<Vec<_>>>()?;
+        arms.push(rows);
+    }
+    let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+    let take = q.limit.map(|l| l.min(usize::MAX as u64) as usize);
+    Ok(elapsed::merge(a, b, desc, 0, take)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect())
+}
+
+/// A row's place in the elapsed order, from its created_at, took_ns and ord
+/// at `first` and the two columns after it.
+fn place(r: &Row, first: usize, now: Timestamp) -> PgResult<elapsed::Place> {
+    let created = parse_ts(r.try_get(first)?)?;
+    Ok(elapsed::Place::new(
+        created,
+        r.try_get(first + 1)?,
+        r.try_get(first + 2)?,
+        now,
+    ))
+}
+
+/// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in
+/// that arm, after `anchor`, in the arm's order, at most `limit`.
+#[allow(clippy::too_many_arguments)]
+async fn arm_query(
+    c: &impl GenericClient,
+    q: &ListQuery,
+    refused: &HashSet<String>,
+    arm: Arm,
+    anchor: Option<elapsed::Place>,
+    now: Timestamp,
+    columns: &str,
+    limit: Option<i64>,
+) -> PgResult<Vec<Row>> {
+    let desc = !q.reverse;
+    let mut args = Args::default();
+    let mut clauses = filter_clauses(c, q, refused, &mut args).await?;
+    clauses.push(arm.condition().into());
+    if let Some(anchor) = anchor {
+        let mut param = |p: elapsed::Param| match p {
+            elapsed::Param::Int(i) => args.push(i),
+            elapsed::Param::Text(t) => args.push(t),
+        };
+        clauses.push(arm.after(anchor, desc, now, &mut param));
+    }
+    let limit = limit.map_or(String::new(), |l| format!(" LIMIT {l}"));
+    let sql = format!(
+        "SELECT {columns} FROM tasks WHERE {}{}{limit}",
+        clauses.join(" AND "),
+        arm.order(desc)
+    );
+    Ok(c.query(&sql, &args.refs()).await?)
 }
 
 /// How many rows `q` matches, ignoring its offset and limit.
@@ -1043,9 +1192,9 @@ mod tests {
             sql += &format!(
                 "INSERT INTO tasks(ord, id, state, phase, phases_done, phases_total, attempts, \
                  tokens, cost_usd, cost_unknown, holds, waiting_since, created_at, updated_at, \
-                 finished_at, finish_reason, seq, attention, phase_pos, agent, model) VALUES \
-                 ({ord}, {}, {}, {}, {}, 2, {}, {}, {}, 0, {holds}, {}, {}, {}, {}, {}, {}, {}, \
-                 {pos}, {}, {});",
+                 finished_at, finish_reason, seq, attention, phase_pos, agent, model, took_ns) \
+                 VALUES ({ord}, {}, {}, {}, {}, 2, {}, {}, {}, 0, {holds}, {}, {}, {}, {}, {}, {}, \
+                 {}, {pos}, {}, {}, {});",
                 lit(x.id),
                 lit(x.state),
                 opt(x.phase),
@@ -1066,6 +1215,8 @@ mod tests {
                 state.attention(),
                 opt(x.agent),
                 opt(x.model),
+                x.finished
+                    .map_or("NULL".into(), |m| (m * 60_000_000_000).to_string()),
             );
         }
         let review = serde_json::to_string(&ReviewReason::Always).unwrap();

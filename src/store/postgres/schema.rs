@@ -198,6 +198,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (phase, key_hash)
     );
     "#,
+    // 5: sorting by elapsed time through indexes (`store::elapsed`): a
+    // finished task's time, finished minus created in nanoseconds (filled
+    // in from the stored times, to the nanosecond where they have nine
+    // fraction digits), and the unfinished tasks by age.
+    r#"
+    ALTER TABLE tasks ADD COLUMN took_ns BIGINT;
+    UPDATE tasks SET took_ns = CASE
+        WHEN finished_at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$'
+         AND created_at ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$'
+        THEN (extract(epoch FROM left(finished_at, 19)::timestamp)
+              - extract(epoch FROM left(created_at, 19)::timestamp))::bigint * 1000000000
+             + substr(finished_at, 21, 9)::bigint - substr(created_at, 21, 9)::bigint
+        ELSE (extract(epoch FROM finished_at::timestamptz - created_at::timestamptz)
+              * 1000000000)::bigint
+    END
+    WHERE finished_at IS NOT NULL;
+    CREATE INDEX tasks_by_took ON tasks(took_ns, ord) WHERE took_ns IS NOT NULL;
+    CREATE INDEX tasks_unfinished_by_age ON tasks(created_at, ord DESC) WHERE took_ns IS NULL;
+    "#,
 ];
 
 /// The version this build writes.
@@ -268,5 +287,47 @@ pub async fn migrate(client: &mut Client, schema: &str) -> Result<(), tokio_post
         tx.execute("UPDATE schema_version SET version = $1", &[&(at + 1)])
             .await?;
         tx.commit().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tables written by version 4 get each finished task's time, to the
+    /// nanosecond, from its stored times; unfinished tasks have none.
+    #[tokio::test]
+    async fn version_five_fills_the_finished_tasks_times() {
+        let Some(db) = super::super::test_db::connect("took").await else {
+            return;
+        };
+        let c = &db.client;
+        c.batch_execute(
+            "DROP INDEX tasks_by_took; DROP INDEX tasks_unfinished_by_age; \
+             ALTER TABLE tasks DROP COLUMN took_ns;
+             INSERT INTO tasks(ord, id, state, phase, phases_done, phases_total, attempts, tokens,
+               cost_usd, cost_unknown, holds, created_at, updated_at, finished_at, seq,
+               attention, phase_pos)
+             VALUES (1, 'a', 'completed', NULL, 2, 2, 2, 0, 0, 0, 0,
+                     '2026-01-01T23:59:59.999999999Z', 't', '2026-01-02T00:00:01.000000001Z', 1,
+                     6, 0),
+                    (2, 'b', 'pending', NULL, 0, 2, 0, 0, 0, 0, 0,
+                     '2026-01-01T00:00:00.000000000Z', 't', NULL, 2, 5, 0),
+                    (3, 'c', 'failed', NULL, 0, 2, 0, 0, 0, 0, 0,
+                     '2026-01-01T00:00:00Z', 't', '2026-01-01T00:00:02.5Z', 3, 2, 0);",
+        )
+        .await
+        .unwrap();
+        c.batch_execute(MIGRATIONS[4]).await.unwrap();
+        let took: Vec<Option<i64>> = c
+            .query("SELECT took_ns FROM tasks ORDER BY ord", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        // Times printed another way are read as times, to the microsecond.
+        assert_eq!(took, [Some(1_000_000_002), None, Some(2_500_000_000)]);
+        db.drop().await;
     }
 }

@@ -619,6 +619,7 @@ async fn write_rows(
     let mut pos = Vec::with_capacity(n);
     let mut agent = Vec::with_capacity(n);
     let mut model = Vec::with_capacity(n);
+    let mut took: Vec<Option<i64>> = Vec::with_capacity(n);
     // Holds: the tasks whose holds are replaced, and the new ones.
     let mut cleared: Vec<i64> = Vec::new();
     let mut h_task = Vec::new();
@@ -652,6 +653,7 @@ async fn write_rows(
         pos.push(i64::from(r.phase_pos.unwrap_or(u32::MAX)));
         agent.push(r.agent.as_deref());
         model.push(r.model.as_deref());
+        took.push(crate::store::elapsed::took_ns(r));
         let had = change.old.as_ref().is_none_or(|o| !o.holds.is_empty());
         if had {
             cleared.push(r.ord);
@@ -678,11 +680,11 @@ async fn write_rows(
     tx.execute(
         "INSERT INTO tasks(ord, id, state, phase, phases_done, phases_total, attempts, tokens, \
            cost_usd, cost_unknown, holds, waiting_since, created_at, updated_at, finished_at, \
-           finish_reason, seq, attention, phase_pos, agent, model) \
+           finish_reason, seq, attention, phase_pos, agent, model, took_ns) \
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
            $6::bigint[], $7::bigint[], $8::bigint[], $9::float8[], $10::bigint[], $11::bigint[], \
            $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::bigint[], \
-           $18::bigint[], $19::bigint[], $20::text[], $21::text[]) \
+           $18::bigint[], $19::bigint[], $20::text[], $21::text[], $22::bigint[]) \
          ON CONFLICT(ord) DO UPDATE SET state = excluded.state, phase = excluded.phase, \
            phases_done = excluded.phases_done, attempts = excluded.attempts, \
            tokens = excluded.tokens, cost_usd = excluded.cost_usd, \
@@ -690,11 +692,12 @@ async fn write_rows(
            waiting_since = excluded.waiting_since, updated_at = excluded.updated_at, \
            finished_at = excluded.finished_at, finish_reason = excluded.finish_reason, \
            seq = GREATEST(tasks.seq, excluded.seq), attention = excluded.attention, \
-           phase_pos = excluded.phase_pos, agent = excluded.agent, model = excluded.model",
+           phase_pos = excluded.phase_pos, agent = excluded.agent, model = excluded.model, \
+           took_ns = excluded.took_ns",
         &[
             &ord, &id, &state, &phase, &done, &total, &attempts, &tokens, &cost, &unknown, &holds,
             &waiting, &created, &updated, &finished, &reason, &seq, &attention, &pos, &agent,
-            &model,
+            &model, &took,
         ],
     )
     .await?;

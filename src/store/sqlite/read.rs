@@ -5,10 +5,12 @@ use jiff::Timestamp;
 use jiff::fmt::temporal::DateTimePrinter;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
+use super::schema;
 use crate::engine::TaskState;
 use crate::engine::event::{Event, EventKind};
 use crate::engine::state::HoldKind;
 use crate::engine::task::{Hold, Task};
+use crate::store::elapsed::{self, Arm};
 use crate::store::model::{ListQuery, PhaseTotals, RunMeta, Sort, TaskNo, TaskRow, Totals};
 
 const PRINTER: DateTimePrinter = DateTimePrinter::new().precision(Some(9));
@@ -195,8 +197,9 @@ fn hold(r: &Row<'_>) -> rusqlite::Result<Hold> {
 }
 
 /// The column or expression a sort orders by, and whether its natural
-/// direction is descending. Every sort but elapsed (which depends on the
-/// time now) is an index scan; elapsed reads every row.
+/// direction is descending. Every sort is an index scan; elapsed, which
+/// depends on the time now, merges two (`list_elapsed`), and is this
+/// expression only for counts and databases older than its indexes.
 fn sort_key(sort: Sort) -> (&'static str, bool) {
     match sort {
         Sort::Submitted => ("ord", false),
@@ -355,14 +358,15 @@ fn filter_clause(
     Ok(format!("({})", parts.join(" AND ")))
 }
 
-/// The WHERE clause and ORDER BY of a list query, with its parameters.
-fn list_sql(
+/// The conditions of a list query's state, phase, text, filter and finish
+/// time, with their parameters in `args`.
+fn filter_clauses(
     conn: &Connection,
     q: &ListQuery,
-) -> rusqlite::Result<(String, String, Vec<rusqlite::types::Value>)> {
+    args: &mut Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<Vec<String>> {
     use rusqlite::types::Value;
     let mut clauses = Vec::new();
-    let mut args: Vec<Value> = Vec::new();
     if let Some(state) = q.state {
         args.push(Value::Text(state.as_str().into()));
         clauses.push(format!("state = ?{}", args.len()));
@@ -372,15 +376,26 @@ fn list_sql(
         clauses.push(format!("phase = ?{}", args.len()));
     }
     if let Some(text) = q.text.as_deref().filter(|t| !t.is_empty()) {
-        clauses.push(text_clause(conn, text, &mut args)?);
+        clauses.push(text_clause(conn, text, args)?);
     }
     if let Some(filter) = q.filter.as_ref().filter(|f| !f.is_empty()) {
-        clauses.push(filter_clause(conn, filter, &mut args)?);
+        clauses.push(filter_clause(conn, filter, args)?);
     }
     if let Some(since) = q.finished_since {
         args.push(Value::Text(ts(since)));
         clauses.push(format!("finished_at >= ?{}", args.len()));
     }
+    Ok(clauses)
+}
+
+/// The WHERE clause and ORDER BY of a list query, with its parameters.
+fn list_sql(
+    conn: &Connection,
+    q: &ListQuery,
+) -> rusqlite::Result<(String, String, Vec<rusqlite::types::Value>)> {
+    use rusqlite::types::Value;
+    let mut args: Vec<Value> = Vec::new();
+    let mut clauses = filter_clauses(conn, q, &mut args)?;
     let (key, natural_desc) = sort_key(q.sort);
     let desc = natural_desc != q.reverse;
     if let Some(after) = &q.after {
@@ -429,6 +444,9 @@ fn list_sql(
 }
 
 pub fn list(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRow>> {
+    if q.sort == Sort::Elapsed && schema::version(conn)? >= schema::ELAPSED_VERSION {
+        return list_elapsed(conn, q);
+    }
     let (filter, order, args) = list_sql(conn, q)?;
     let limit = q.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
     let sql = format!(
@@ -440,6 +458,128 @@ pub fn list(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRow>> 
         .query_map(params_from_iter(args.iter()), row)?
         .collect::<rusqlite::Result<_>>()?;
     with_holds(conn, rows)
+}
+
+/// A list query sorted by elapsed time: the unfinished tasks' age index and
+/// the finished tasks' time index read in order and merged (see
+/// `store::elapsed`); an offset is skipped by the indexes' keys alone.
+fn list_elapsed(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRow>> {
+    let now = Timestamp::now();
+    let desc = !q.reverse;
+    let mut anchor = None;
+    if let Some(after) = &q.after {
+        let found = conn
+            .query_row(
+                "SELECT created_at, took_ns, ord FROM tasks WHERE id = ?1",
+                [after],
+                |r| place(r, 0, now),
+            )
+            .optional()?;
+        match found {
+            Some(p) => anchor = Some(p),
+            None => return Ok(Vec::new()),
+        }
+    }
+    if q.offset > 0 {
+        let skip = q.offset.min(i64::MAX as u64) as i64;
+        let mut arms = Vec::new();
+        for arm in Arm::BOTH {
+            arms.push(arm_query(
+                conn,
+                q,
+                arm,
+                anchor,
+                now,
+                "created_at, took_ns, ord",
+                skip,
+                |r| Ok((place(r, 0, now)?, ())),
+            )?);
+        }
+        let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+        match elapsed::merge(a, b, desc, q.offset as usize - 1, Some(1)).first() {
+            Some((p, ())) => anchor = Some(*p),
+            None => return Ok(Vec::new()),
+        }
+    }
+    let limit = q.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+    let columns = format!("{ROW_COLUMNS}, took_ns");
+    let mut arms = Vec::new();
+    for arm in Arm::BOTH {
+        arms.push(arm_query(
+            conn,
+            q,
+            arm,
+            anchor,
+            now,
+            &columns,
+            limit,
+            |r| {
+                let (row, holds) = row(r)?;
+                let took: Option<i64> = r.get(19)?;
+                Ok((
+                    elapsed::Place::new(row.created_at, took, row.ord, now),
+                    (row, holds),
+                ))
+            },
+        )?);
+    }
+    let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+    let take = q.limit.map(|l| l.min(usize::MAX as u64) as usize);
+    let rows = elapsed::merge(a, b, desc, 0, take)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    with_holds(conn, rows)
+}
+
+/// A row's place in the elapsed order, from its created_at, took_ns and ord
+/// at `first` and the two columns after it.
+fn place(r: &Row<'_>, first: usize, now: Timestamp) -> rusqlite::Result<elapsed::Place> {
+    let created = parse_ts(&r.get::<_, String>(first)?)?;
+    Ok(elapsed::Place::new(
+        created,
+        r.get(first + 1)?,
+        r.get(first + 2)?,
+        now,
+    ))
+}
+
+/// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in
+/// that arm, after `anchor`, in the arm's order, at most `limit` (-1: all).
+#[allow(clippy::too_many_arguments)]
+fn arm_query<T>(
+    conn: &Connection,
+    q: &ListQuery,
+    arm: Arm,
+    anchor: Option<elapsed::Place>,
+    now: Timestamp,
+    columns: &str,
+    limit: i64,
+    read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    use rusqlite::types::Value;
+    let desc = !q.reverse;
+    let mut args = Vec::new();
+    let mut clauses = filter_clauses(conn, q, &mut args)?;
+    clauses.push(arm.condition().into());
+    if let Some(anchor) = anchor {
+        let mut param = |p: elapsed::Param| {
+            args.push(match p {
+                elapsed::Param::Int(i) => Value::Integer(i),
+                elapsed::Param::Text(t) => Value::Text(t),
+            });
+            format!("?{}", args.len())
+        };
+        clauses.push(arm.after(anchor, desc, now, &mut param));
+    }
+    let sql = format!(
+        "SELECT {columns} FROM tasks WHERE {}{} LIMIT {limit}",
+        clauses.join(" AND "),
+        arm.order(desc)
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), read)?;
+    rows.collect()
 }
 
 pub fn count(conn: &Connection, q: &ListQuery) -> rusqlite::Result<u64> {

@@ -285,9 +285,9 @@ pub(crate) fn write_rows(
     let mut upsert = tx.prepare_cached(
         "INSERT INTO tasks(ord, id, state, phase, phases_done, phases_total, attempts, tokens, \
            cost_usd, cost_unknown, holds, waiting_since, created_at, updated_at, finished_at, \
-           finish_reason, seq, attention, phase_pos, agent, model) \
+           finish_reason, seq, attention, phase_pos, agent, model, took_ns) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
-           ?18, ?19, ?20, ?21) \
+           ?18, ?19, ?20, ?21, ?22) \
          ON CONFLICT(ord) DO UPDATE SET state = excluded.state, phase = excluded.phase, \
            phases_done = excluded.phases_done, attempts = excluded.attempts, \
            tokens = excluded.tokens, cost_usd = excluded.cost_usd, \
@@ -295,7 +295,7 @@ pub(crate) fn write_rows(
            waiting_since = excluded.waiting_since, updated_at = excluded.updated_at, \
            finished_at = excluded.finished_at, finish_reason = excluded.finish_reason, \
            seq = excluded.seq, attention = excluded.attention, phase_pos = excluded.phase_pos, \
-           agent = excluded.agent, model = excluded.model",
+           agent = excluded.agent, model = excluded.model, took_ns = excluded.took_ns",
     )?;
     let mut clear = tx.prepare_cached("DELETE FROM holds WHERE task = ?1")?;
     let mut new_id = tx.prepare_cached("INSERT INTO task_ids(rowid, id) VALUES (?1, ?2)")?;
@@ -327,6 +327,7 @@ pub(crate) fn write_rows(
             r.phase_pos.unwrap_or(u32::MAX),
             r.agent,
             r.model,
+            crate::store::elapsed::took_ns(r),
         ])?;
         if change.old.is_none() {
             new_id.execute(params![r.ord, r.id])?;

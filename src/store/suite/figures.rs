@@ -380,7 +380,9 @@ pub(crate) async fn a_database_before_the_figures_gets_them_from_its_events(open
     // As a schema 5 folder was: what migrations 6 and later add, taken away.
     conn.execute_batch(
         "DROP TABLE attempt_stats; DROP TABLE phase_ends; DROP TABLE step_cache; \
-         ALTER TABLE holds DROP COLUMN escalation; PRAGMA user_version = 5;",
+         ALTER TABLE holds DROP COLUMN escalation; DROP INDEX tasks_by_took; \
+         DROP INDEX tasks_unfinished_by_age; ALTER TABLE tasks DROP COLUMN took_ns; \
+         PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);
