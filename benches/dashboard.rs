@@ -130,6 +130,15 @@ fn screens(tasks: usize) -> Vec<(String, Want)> {
             out.push((format!("sort {} {dir}", column.name()), window(sort, "", 0)));
         }
     }
+    // Elapsed time merges two indexes: an offset is skipped through both.
+    let elapsed = Sort {
+        column: SortColumn::Elapsed,
+        descending: true,
+    };
+    out.push((
+        "sort elapsed ▼, scrolled to the middle".into(),
+        window(elapsed, "", tasks / 2),
+    ));
     out
 }
 

@@ -27,6 +27,14 @@ impl Place {
         };
         Place { elapsed_ns, ord }
     }
+
+    /// The place of a finished task that took `took_ns`.
+    pub fn finished(took_ns: i64, ord: i64) -> Place {
+        Place {
+            elapsed_ns: i128::from(took_ns),
+            ord,
+        }
+    }
 }
 
 /// A finished task's elapsed time as its row keeps it: finished minus
@@ -52,6 +60,15 @@ impl Arm {
         match self {
             Arm::Unfinished => "took_ns IS NULL",
             Arm::Finished => "took_ns IS NOT NULL",
+        }
+    }
+
+    /// The columns `place` reads, from this arm's index alone: the age of
+    /// an unfinished task, the time of a finished one, and the ord.
+    pub fn key_columns(self) -> &'static str {
+        match self {
+            Arm::Unfinished => "created_at, CAST(NULL AS BIGINT), ord",
+            Arm::Finished => "CAST(NULL AS TEXT), took_ns, ord",
         }
     }
 

@@ -19,7 +19,7 @@ use super::{
     TaskRow,
 };
 use crate::engine::cost::Usage;
-use crate::engine::event::{AttemptOutcome, Event, EventKind, ReviewReason};
+use crate::engine::event::{AttemptOutcome, ErrorClass, Event, EventKind, ReviewReason};
 use crate::engine::task::Task;
 use crate::engine::{Actor, TaskState};
 
@@ -591,6 +591,50 @@ pub(crate) async fn the_elapsed_sort_interleaves_finished_and_unfinished_tasks(o
         ..ListQuery::default()
     };
     assert!(d.store.list(&nobody).await.unwrap().is_empty());
+
+    // The oldest task fails in a second: the shortest time of all. Run
+    // again, it is unfinished again, and the longest waiting.
+    d.clock = Some(t("1980-01-01T00:00:00Z"));
+    d.submit("R");
+    d.clock = Some(t("1980-01-01T00:00:01Z"));
+    d.start("R", "a", "sim", None);
+    d.end("R", "a", figures::failed(ErrorClass::Fatal), None, None, 5);
+    d.emit(
+        "R",
+        EventKind::PhaseFailed {
+            phase: "a".into(),
+            error: "no".into(),
+        },
+    );
+    d.emit(
+        "R",
+        EventKind::TaskFinished {
+            state: TaskState::Failed,
+            reason: None,
+        },
+    );
+    d.commit().await;
+    let longest = ListQuery {
+        sort: Sort::Elapsed,
+        ..ListQuery::default()
+    };
+    let got = ids(d.store.list(&longest).await.unwrap());
+    assert_eq!(got.last().map(String::as_str), Some("R"), "{got:?}");
+    d.emit(
+        "R",
+        EventKind::DecisionRecorded {
+            decision: crate::engine::event::Decision {
+                action: crate::engine::Action::Retry,
+                phase: Some("a".into()),
+                by: Actor::engine(),
+                at: t("1980-01-01T00:00:02Z"),
+                note: None,
+            },
+        },
+    );
+    d.commit().await;
+    let got = ids(d.store.list(&longest).await.unwrap());
+    assert_eq!(got.first().map(String::as_str), Some("R"), "{got:?}");
 }
 
 /// The filter language's terms, one by one and together, keep what an

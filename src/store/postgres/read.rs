@@ -612,7 +612,7 @@ async fn list_elapsed(
                 arm,
                 anchor,
                 now,
-                "created_at, took_ns, ord",
+                arm.key_columns(),
                 Some(int(q.offset)),
             )
             .await?;
@@ -657,13 +657,12 @@ async fn list_elapsed(
 /// A row's place in the elapsed order, from its created_at, took_ns and ord
 /// at `first` and the two columns after it.
 fn place(r: &Row, first: usize, now: Timestamp) -> PgResult<elapsed::Place> {
+    let ord = r.try_get(first + 2)?;
+    if let Some(took) = r.try_get(first + 1)? {
+        return Ok(elapsed::Place::finished(took, ord));
+    }
     let created = parse_ts(r.try_get(first)?)?;
-    Ok(elapsed::Place::new(
-        created,
-        r.try_get(first + 1)?,
-        r.try_get(first + 2)?,
-        now,
-    ))
+    Ok(elapsed::Place::new(created, None, ord, now))
 }
 
 /// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in

@@ -490,7 +490,7 @@ fn list_elapsed(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRo
                 arm,
                 anchor,
                 now,
-                "created_at, took_ns, ord",
+                arm.key_columns(),
                 skip,
                 |r| Ok((place(r, 0, now)?, ())),
             )?);
@@ -535,13 +535,12 @@ fn list_elapsed(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRo
 /// A row's place in the elapsed order, from its created_at, took_ns and ord
 /// at `first` and the two columns after it.
 fn place(r: &Row<'_>, first: usize, now: Timestamp) -> rusqlite::Result<elapsed::Place> {
+    let ord = r.get(first + 2)?;
+    if let Some(took) = r.get(first + 1)? {
+        return Ok(elapsed::Place::finished(took, ord));
+    }
     let created = parse_ts(&r.get::<_, String>(first)?)?;
-    Ok(elapsed::Place::new(
-        created,
-        r.get(first + 1)?,
-        r.get(first + 2)?,
-        now,
-    ))
+    Ok(elapsed::Place::new(created, None, ord, now))
 }
 
 /// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in

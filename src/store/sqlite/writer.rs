@@ -295,8 +295,13 @@ pub(crate) fn write_rows(
            waiting_since = excluded.waiting_since, updated_at = excluded.updated_at, \
            finished_at = excluded.finished_at, finish_reason = excluded.finish_reason, \
            seq = excluded.seq, attention = excluded.attention, phase_pos = excluded.phase_pos, \
-           agent = excluded.agent, model = excluded.model, took_ns = excluded.took_ns",
+           agent = excluded.agent, model = excluded.model",
     )?;
+    // Apart from the upsert, so that only a task that finishes (or is
+    // reopened) touches the elapsed sort's two partial indexes, not every
+    // change of every row.
+    let mut set_took =
+        tx.prepare_cached("UPDATE tasks SET took_ns = ?1 WHERE ord = ?2 AND took_ns IS NOT ?1")?;
     let mut clear = tx.prepare_cached("DELETE FROM holds WHERE task = ?1")?;
     let mut new_id = tx.prepare_cached("INSERT INTO task_ids(rowid, id) VALUES (?1, ?2)")?;
     let mut hold = tx.prepare_cached(
@@ -331,6 +336,13 @@ pub(crate) fn write_rows(
         ])?;
         if change.old.is_none() {
             new_id.execute(params![r.ord, r.id])?;
+        }
+        if change
+            .old
+            .as_ref()
+            .is_none_or(|o| o.finished_at != r.finished_at)
+        {
+            set_took.execute(params![crate::store::elapsed::took_ns(r), r.ord])?;
         }
         let had = change.old.as_ref().is_none_or(|o| !o.holds.is_empty());
         if had || !r.holds.is_empty() {

@@ -19,7 +19,7 @@ use crate::store::model::nano;
 use crate::store::stats::{AttemptFigures, RunStats};
 
 impl Driver {
-    fn start(&mut self, id: &str, phase: &str, agent: &str, model: Option<&str>) {
+    pub(super) fn start(&mut self, id: &str, phase: &str, agent: &str, model: Option<&str>) {
         let n = self.tasks[id].1.phase(phase).unwrap().attempts.len() as u32 + 1;
         self.emit(
             id,
@@ -37,7 +37,7 @@ impl Driver {
 
     /// Ends the phase's attempt under way; `tokens` of `usage_model` when
     /// given (input, output, cache read), with `usd` when priced.
-    fn end(
+    pub(super) fn end(
         &mut self,
         id: &str,
         phase: &str,
@@ -89,7 +89,7 @@ impl Driver {
     }
 }
 
-fn failed(class: ErrorClass) -> AttemptOutcome {
+pub(super) fn failed(class: ErrorClass) -> AttemptOutcome {
     AttemptOutcome::Failed {
         class,
         message: "no".into(),
