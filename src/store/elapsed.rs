@@ -48,8 +48,8 @@ pub(crate) fn took_ns(row: &TaskRow) -> Option<i64> {
 /// The two index scans a sort by elapsed time merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Arm {
-    Unfinished,
-    Finished,
+    Unfinished = 0,
+    Finished = 1,
 }
 
 impl Arm {
@@ -117,6 +117,29 @@ impl Arm {
             }
         }
     }
+}
+
+/// The two arms' queries as one statement, so that both read the same
+/// moment of the run (a task that finishes between two reads would be in
+/// both, or in neither).
+pub(crate) fn union(unfinished: &str, finished: &str) -> String {
+    format!(
+        "SELECT * FROM ({unfinished}) AS unfinished UNION ALL SELECT * FROM ({finished}) AS finished"
+    )
+}
+
+/// The rows of `union`'s statement, each with its arm and place, as the two
+/// lists `merge` takes, each in the sort's order.
+pub(crate) fn split<T>(rows: Vec<(Arm, Place, T)>, desc: bool) -> [Vec<(Place, T)>; 2] {
+    let mut arms = [Vec::new(), Vec::new()];
+    for (arm, place, row) in rows {
+        arms[arm as usize].push((place, row));
+    }
+    for list in &mut arms {
+        // In order already as read; a stable sort of sorted runs is one pass.
+        list.sort_by(|a, b| if desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+    }
+    arms
 }
 
 /// A value an arm's condition binds.

@@ -598,55 +598,44 @@ async fn list_elapsed(
             )
             .await?;
         match found {
-            Some(r) => anchor = Some(place(&r, 0, now)?),
+            Some(r) => anchor = Some(place(&r, 0, now)?.1),
             None => return Ok(Vec::new()),
         }
     }
     if q.offset > 0 {
-        let mut arms = Vec::new();
-        for arm in Arm::BOTH {
-            let found = arm_query(
-                c,
-                q,
-                refused,
-                arm,
-                anchor,
-                now,
-                arm.key_columns(),
-                Some(int(q.offset)),
-            )
-            .await?;
-            let places = found
-                .iter()
-                .map(|r| Ok((place(r, 0, now)?, ())))
-                .collect::<PgResult<Vec<_>>>()?;
-            arms.push(places);
-        }
-        let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+        let found = both_arms(
+            c,
+            q,
+            refused,
+            anchor,
+            now,
+            Arm::key_columns,
+            Some(int(q.offset)),
+        )
+        .await?;
+        let keys = found
+            .iter()
+            .map(|r| {
+                let (arm, p) = place(r, 0, now)?;
+                Ok((arm, p, ()))
+            })
+            .collect::<PgResult<Vec<_>>>()?;
+        let [a, b] = elapsed::split(keys, desc);
         match elapsed::merge(a, b, desc, q.offset as usize - 1, Some(1)).first() {
             Some((p, ())) => anchor = Some(*p),
             None => return Ok(Vec::new()),
         }
     }
-    let columns = format!("{ROW_COLUMNS}, took_ns");
-    let limit = q.limit.map(int);
-    let mut arms = Vec::new();
-    for arm in Arm::BOTH {
-        let found = arm_query(c, q, refused, arm, anchor, now, &columns, limit).await?;
-        let rows = found
-            .iter()
-            .map(|r| {
-                let (row, holds) = row(r)?;
-                let took: Option<i64> = r.try_get(19)?;
-                Ok((
-                    elapsed::Place::new(row.created_at, took, row.ord, now),
-                    (row, holds),
-                ))
-            })
-            .collect::<PgResult<Vec<_>>>()?;
-        arms.push(rows);
-    }
-    let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+    let columns = |_| format!("{ROW_COLUMNS}, created_at, took_ns, ord");
+    let found = both_arms(c, q, refused, anchor, now, columns, q.limit.map(int)).await?;
+    let rows = found
+        .iter()
+        .map(|r| {
+            let (arm, p) = place(r, 19, now)?;
+            Ok((arm, p, row(r)?))
+        })
+        .collect::<PgResult<Vec<_>>>()?;
+    let [a, b] = elapsed::split(rows, desc);
     let take = q.limit.map(|l| l.min(usize::MAX as u64) as usize);
     Ok(elapsed::merge(a, b, desc, 0, take)
         .into_iter()
@@ -654,47 +643,54 @@ async fn list_elapsed(
         .collect())
 }
 
-/// A row's place in the elapsed order, from its created_at, took_ns and ord
-/// at `first` and the two columns after it.
-fn place(r: &Row, first: usize, now: Timestamp) -> PgResult<elapsed::Place> {
+/// A row's arm and place in the elapsed order, from its created_at, took_ns
+/// and ord at `first` and the two columns after it.
+fn place(r: &Row, first: usize, now: Timestamp) -> PgResult<(Arm, elapsed::Place)> {
     let ord = r.try_get(first + 2)?;
     if let Some(took) = r.try_get(first + 1)? {
-        return Ok(elapsed::Place::finished(took, ord));
+        return Ok((Arm::Finished, elapsed::Place::finished(took, ord)));
     }
     let created = parse_ts(r.try_get(first)?)?;
-    Ok(elapsed::Place::new(created, None, ord, now))
+    Ok((
+        Arm::Unfinished,
+        elapsed::Place::new(created, None, ord, now),
+    ))
 }
 
-/// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in
-/// that arm, after `anchor`, in the arm's order, at most `limit`.
-#[allow(clippy::too_many_arguments)]
-async fn arm_query(
+/// Both arms of a sort by elapsed time, in one statement: `columns` of the
+/// rows `q` keeps in each, after `anchor`, in the arm's order, at most
+/// `limit` of each.
+async fn both_arms<C: Into<String>>(
     c: &impl GenericClient,
     q: &ListQuery,
     refused: &HashSet<String>,
-    arm: Arm,
     anchor: Option<elapsed::Place>,
     now: Timestamp,
-    columns: &str,
+    columns: impl Fn(Arm) -> C,
     limit: Option<i64>,
 ) -> PgResult<Vec<Row>> {
     let desc = !q.reverse;
     let mut args = Args::default();
-    let mut clauses = filter_clauses(c, q, refused, &mut args).await?;
-    clauses.push(arm.condition().into());
-    if let Some(anchor) = anchor {
-        let mut param = |p: elapsed::Param| match p {
-            elapsed::Param::Int(i) => args.push(i),
-            elapsed::Param::Text(t) => args.push(t),
-        };
-        clauses.push(arm.after(anchor, desc, now, &mut param));
+    let mut arms = Vec::new();
+    for arm in Arm::BOTH {
+        let mut clauses = filter_clauses(c, q, refused, &mut args).await?;
+        clauses.push(arm.condition().into());
+        if let Some(anchor) = anchor {
+            let mut param = |p: elapsed::Param| match p {
+                elapsed::Param::Int(i) => args.push(i),
+                elapsed::Param::Text(t) => args.push(t),
+            };
+            clauses.push(arm.after(anchor, desc, now, &mut param));
+        }
+        let limit = limit.map_or(String::new(), |l| format!(" LIMIT {l}"));
+        arms.push(format!(
+            "SELECT {} FROM tasks WHERE {}{}{limit}",
+            columns(arm).into(),
+            clauses.join(" AND "),
+            arm.order(desc)
+        ));
     }
-    let limit = limit.map_or(String::new(), |l| format!(" LIMIT {l}"));
-    let sql = format!(
-        "SELECT {columns} FROM tasks WHERE {}{}{limit}",
-        clauses.join(" AND "),
-        arm.order(desc)
-    );
+    let sql = elapsed::union(&arms[0], &arms[1]);
     Ok(c.query(&sql, &args.refs()).await?)
 }
 

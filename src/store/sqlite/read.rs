@@ -476,54 +476,29 @@ fn list_elapsed(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRo
             )
             .optional()?;
         match found {
-            Some(p) => anchor = Some(p),
+            Some((_, p)) => anchor = Some(p),
             None => return Ok(Vec::new()),
         }
     }
     if q.offset > 0 {
         let skip = q.offset.min(i64::MAX as u64) as i64;
-        let mut arms = Vec::new();
-        for arm in Arm::BOTH {
-            arms.push(arm_query(
-                conn,
-                q,
-                arm,
-                anchor,
-                now,
-                arm.key_columns(),
-                skip,
-                |r| Ok((place(r, 0, now)?, ())),
-            )?);
-        }
-        let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+        let keys = both_arms(conn, q, anchor, now, Arm::key_columns, skip, |r| {
+            let (arm, p) = place(r, 0, now)?;
+            Ok((arm, p, ()))
+        })?;
+        let [a, b] = elapsed::split(keys, desc);
         match elapsed::merge(a, b, desc, q.offset as usize - 1, Some(1)).first() {
             Some((p, ())) => anchor = Some(*p),
             None => return Ok(Vec::new()),
         }
     }
     let limit = q.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
-    let columns = format!("{ROW_COLUMNS}, took_ns");
-    let mut arms = Vec::new();
-    for arm in Arm::BOTH {
-        arms.push(arm_query(
-            conn,
-            q,
-            arm,
-            anchor,
-            now,
-            &columns,
-            limit,
-            |r| {
-                let (row, holds) = row(r)?;
-                let took: Option<i64> = r.get(19)?;
-                Ok((
-                    elapsed::Place::new(row.created_at, took, row.ord, now),
-                    (row, holds),
-                ))
-            },
-        )?);
-    }
-    let [a, b] = <[_; 2]>::try_from(arms).expect("two arms");
+    let columns = |_| format!("{ROW_COLUMNS}, created_at, took_ns, ord");
+    let rows = both_arms(conn, q, anchor, now, columns, limit, |r| {
+        let (arm, p) = place(r, 19, now)?;
+        Ok((arm, p, row(r)?))
+    })?;
+    let [a, b] = elapsed::split(rows, desc);
     let take = q.limit.map(|l| l.min(usize::MAX as u64) as usize);
     let rows = elapsed::merge(a, b, desc, 0, take)
         .into_iter()
@@ -532,50 +507,57 @@ fn list_elapsed(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRo
     with_holds(conn, rows)
 }
 
-/// A row's place in the elapsed order, from its created_at, took_ns and ord
-/// at `first` and the two columns after it.
-fn place(r: &Row<'_>, first: usize, now: Timestamp) -> rusqlite::Result<elapsed::Place> {
+/// A row's arm and place in the elapsed order, from its created_at, took_ns
+/// and ord at `first` and the two columns after it.
+fn place(r: &Row<'_>, first: usize, now: Timestamp) -> rusqlite::Result<(Arm, elapsed::Place)> {
     let ord = r.get(first + 2)?;
     if let Some(took) = r.get(first + 1)? {
-        return Ok(elapsed::Place::finished(took, ord));
+        return Ok((Arm::Finished, elapsed::Place::finished(took, ord)));
     }
     let created = parse_ts(&r.get::<_, String>(first)?)?;
-    Ok(elapsed::Place::new(created, None, ord, now))
+    Ok((
+        Arm::Unfinished,
+        elapsed::Place::new(created, None, ord, now),
+    ))
 }
 
-/// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in
-/// that arm, after `anchor`, in the arm's order, at most `limit` (-1: all).
-#[allow(clippy::too_many_arguments)]
-fn arm_query<T>(
+/// Both arms of a sort by elapsed time, in one statement: `columns` of the
+/// rows `q` keeps in each, after `anchor`, in the arm's order, at most
+/// `limit` of each (-1: all).
+fn both_arms<T, C: Into<String>>(
     conn: &Connection,
     q: &ListQuery,
-    arm: Arm,
     anchor: Option<elapsed::Place>,
     now: Timestamp,
-    columns: &str,
+    columns: impl Fn(Arm) -> C,
     limit: i64,
     read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
     use rusqlite::types::Value;
     let desc = !q.reverse;
     let mut args = Vec::new();
-    let mut clauses = filter_clauses(conn, q, &mut args)?;
-    clauses.push(arm.condition().into());
-    if let Some(anchor) = anchor {
-        let mut param = |p: elapsed::Param| {
-            args.push(match p {
-                elapsed::Param::Int(i) => Value::Integer(i),
-                elapsed::Param::Text(t) => Value::Text(t),
-            });
-            format!("?{}", args.len())
-        };
-        clauses.push(arm.after(anchor, desc, now, &mut param));
+    let mut arms = Vec::new();
+    for arm in Arm::BOTH {
+        let mut clauses = filter_clauses(conn, q, &mut args)?;
+        clauses.push(arm.condition().into());
+        if let Some(anchor) = anchor {
+            let mut param = |p: elapsed::Param| {
+                args.push(match p {
+                    elapsed::Param::Int(i) => Value::Integer(i),
+                    elapsed::Param::Text(t) => Value::Text(t),
+                });
+                format!("?{}", args.len())
+            };
+            clauses.push(arm.after(anchor, desc, now, &mut param));
+        }
+        arms.push(format!(
+            "SELECT {} FROM tasks WHERE {}{} LIMIT {limit}",
+            columns(arm).into(),
+            clauses.join(" AND "),
+            arm.order(desc)
+        ));
     }
-    let sql = format!(
-        "SELECT {columns} FROM tasks WHERE {}{} LIMIT {limit}",
-        clauses.join(" AND "),
-        arm.order(desc)
-    );
+    let sql = elapsed::union(&arms[0], &arms[1]);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), read)?;
     rows.collect()
