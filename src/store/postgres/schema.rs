@@ -201,7 +201,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 5: sorting by elapsed time through indexes (`store::elapsed`): a
     // finished task's time, finished minus created in nanoseconds (filled
     // in from the stored times, to the nanosecond where they have nine
-    // fraction digits), and the unfinished tasks by age.
+    // fraction digits), and the unfinished tasks by age (with took_ns,
+    // always NULL there, so that a scan of it reads nothing else).
     r#"
     ALTER TABLE tasks ADD COLUMN took_ns BIGINT;
     UPDATE tasks SET took_ns = CASE
@@ -215,7 +216,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END
     WHERE finished_at IS NOT NULL;
     CREATE INDEX tasks_by_took ON tasks(took_ns, ord) WHERE took_ns IS NOT NULL;
-    CREATE INDEX tasks_unfinished_by_age ON tasks(created_at, ord DESC) WHERE took_ns IS NULL;
+    CREATE INDEX tasks_unfinished_by_age ON tasks(created_at, ord DESC, took_ns) WHERE took_ns IS NULL;
     "#,
 ];
 

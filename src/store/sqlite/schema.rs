@@ -183,7 +183,8 @@ const MIGRATIONS: &[Migration] = &[
     // 9: sorting by elapsed time through indexes (`store::elapsed`): a
     // finished task's time, finished minus created in nanoseconds (filled
     // in from the stored times, which have nine fraction digits), and the
-    // unfinished tasks by age.
+    // unfinished tasks by age (with took_ns, always NULL there, so that a
+    // scan of it reads nothing else).
     sql(r#"
     ALTER TABLE tasks ADD COLUMN took_ns INTEGER;
     UPDATE tasks SET took_ns =
@@ -192,7 +193,7 @@ const MIGRATIONS: &[Migration] = &[
         + CAST(substr(finished_at, 21, 9) AS INTEGER) - CAST(substr(created_at, 21, 9) AS INTEGER)
     WHERE finished_at IS NOT NULL;
     CREATE INDEX tasks_by_took ON tasks(took_ns, ord) WHERE took_ns IS NOT NULL;
-    CREATE INDEX tasks_unfinished_by_age ON tasks(created_at, ord DESC) WHERE took_ns IS NULL;
+    CREATE INDEX tasks_unfinished_by_age ON tasks(created_at, ord DESC, took_ns) WHERE took_ns IS NULL;
     "#),
 ];
 
