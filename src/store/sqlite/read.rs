@@ -481,20 +481,14 @@ fn list_elapsed(conn: &Connection, q: &ListQuery) -> rusqlite::Result<Vec<TaskRo
         }
     }
     if q.offset > 0 {
-        let skip = q.offset.min(i64::MAX as u64) as i64;
-        let keys = both_arms(conn, q, anchor, now, Arm::key_columns, skip, |r| {
-            let (arm, p) = place(r, 0, now)?;
-            Ok((arm, p, ()))
-        })?;
-        let [a, b] = elapsed::split(keys, desc);
-        match elapsed::merge(a, b, desc, q.offset as usize - 1, Some(1)).first() {
-            Some((p, ())) => anchor = Some(*p),
+        match skip_elapsed(conn, q, anchor, now)? {
+            Some(p) => anchor = Some(p),
             None => return Ok(Vec::new()),
         }
     }
     let limit = q.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
-    let columns = |_| format!("{ROW_COLUMNS}, created_at, took_ns, ord");
-    let rows = both_arms(conn, q, anchor, now, columns, limit, |r| {
+    let columns = format!("{ROW_COLUMNS}, created_at, took_ns, ord");
+    let rows = both_arms(conn, q, anchor, now, &columns, limit, |r| {
         let (arm, p) = place(r, 19, now)?;
         Ok((arm, p, row(r)?))
     })?;
@@ -521,43 +515,127 @@ fn place(r: &Row<'_>, first: usize, now: Timestamp) -> rusqlite::Result<(Arm, el
     ))
 }
 
-/// Both arms of a sort by elapsed time, in one statement: `columns` of the
-/// rows `q` keeps in each, after `anchor`, in the arm's order, at most
-/// `limit` of each (-1: all).
-fn both_arms<T, C: Into<String>>(
+/// Where the elapsed order stands `q.offset` rows after `anchor` (`None`:
+/// it has fewer rows): the place of the last row skipped. Both arms' keys
+/// are stepped through in order, as a merge would, and none is kept.
+fn skip_elapsed(
     conn: &Connection,
     q: &ListQuery,
     anchor: Option<elapsed::Place>,
     now: Timestamp,
-    columns: impl Fn(Arm) -> C,
+) -> rusqlite::Result<Option<elapsed::Place>> {
+    let desc = !q.reverse;
+    let limit = q.offset.min(i64::MAX as u64) as i64;
+    let statement = |arm: Arm| -> rusqlite::Result<_> {
+        let mut args = Vec::new();
+        let sql = arm_sql(
+            conn,
+            q,
+            arm,
+            anchor,
+            now,
+            arm.key_columns(),
+            limit,
+            &mut args,
+        )?;
+        Ok((conn.prepare(&sql)?, args))
+    };
+    let (mut a, a_args) = statement(Arm::Unfinished)?;
+    let (mut b, b_args) = statement(Arm::Finished)?;
+    let mut a = a.query(params_from_iter(a_args.iter()))?;
+    let mut b = b.query(params_from_iter(b_args.iter()))?;
+    let next = |rows: &mut rusqlite::Rows<'_>| -> rusqlite::Result<Option<elapsed::Place>> {
+        rows.next()?.map(|r| Ok(place(r, 0, now)?.1)).transpose()
+    };
+    let (mut head_a, mut head_b) = (next(&mut a)?, next(&mut b)?);
+    let mut last = None;
+    for _ in 0..q.offset {
+        let from_a = match (head_a, head_b) {
+            (None, None) => return Ok(None),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(pa), Some(pb)) => (pa > pb) == desc,
+        };
+        if from_a {
+            last = head_a;
+            head_a = next(&mut a)?;
+        } else {
+            last = head_b;
+            head_b = next(&mut b)?;
+        }
+    }
+    Ok(last)
+}
+
+/// One arm of a sort by elapsed time: `columns` of the rows `q` keeps in
+/// it, after `anchor`, in the arm's order, at most `limit` (-1: all); its
+/// parameters go to `args`.
+#[allow(clippy::too_many_arguments)]
+fn arm_sql(
+    conn: &Connection,
+    q: &ListQuery,
+    arm: Arm,
+    anchor: Option<elapsed::Place>,
+    now: Timestamp,
+    columns: &str,
+    limit: i64,
+    args: &mut Vec<rusqlite::types::Value>,
+) -> rusqlite::Result<String> {
+    use rusqlite::types::Value;
+    let desc = !q.reverse;
+    let mut clauses = filter_clauses(conn, q, args)?;
+    clauses.push(arm.condition().into());
+    if let Some(anchor) = anchor {
+        let mut param = |p: elapsed::Param| {
+            args.push(match p {
+                elapsed::Param::Int(i) => Value::Integer(i),
+                elapsed::Param::Text(t) => Value::Text(t),
+            });
+            format!("?{}", args.len())
+        };
+        clauses.push(arm.after(anchor, desc, now, &mut param));
+    }
+    Ok(format!(
+        "SELECT {columns} FROM tasks WHERE {}{} LIMIT {limit}",
+        clauses.join(" AND "),
+        arm.order(desc)
+    ))
+}
+
+/// Both arms of a sort by elapsed time, in one statement: `columns` of the
+/// rows `q` keeps in each, after `anchor`, in the arm's order, at most
+/// `limit` of each (-1: all).
+fn both_arms<T>(
+    conn: &Connection,
+    q: &ListQuery,
+    anchor: Option<elapsed::Place>,
+    now: Timestamp,
+    columns: &str,
     limit: i64,
     read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
-    use rusqlite::types::Value;
-    let desc = !q.reverse;
     let mut args = Vec::new();
-    let mut arms = Vec::new();
-    for arm in Arm::BOTH {
-        let mut clauses = filter_clauses(conn, q, &mut args)?;
-        clauses.push(arm.condition().into());
-        if let Some(anchor) = anchor {
-            let mut param = |p: elapsed::Param| {
-                args.push(match p {
-                    elapsed::Param::Int(i) => Value::Integer(i),
-                    elapsed::Param::Text(t) => Value::Text(t),
-                });
-                format!("?{}", args.len())
-            };
-            clauses.push(arm.after(anchor, desc, now, &mut param));
-        }
-        arms.push(format!(
-            "SELECT {} FROM tasks WHERE {}{} LIMIT {limit}",
-            columns(arm).into(),
-            clauses.join(" AND "),
-            arm.order(desc)
-        ));
-    }
-    let sql = elapsed::union(&arms[0], &arms[1]);
+    let unfinished = arm_sql(
+        conn,
+        q,
+        Arm::Unfinished,
+        anchor,
+        now,
+        columns,
+        limit,
+        &mut args,
+    )?;
+    let finished = arm_sql(
+        conn,
+        q,
+        Arm::Finished,
+        anchor,
+        now,
+        columns,
+        limit,
+        &mut args,
+    )?;
+    let sql = elapsed::union(&unfinished, &finished);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), read)?;
     rows.collect()
