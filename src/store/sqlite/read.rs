@@ -549,20 +549,32 @@ fn skip_elapsed(
     };
     let (mut head_a, mut head_b) = (next(&mut a)?, next(&mut b)?);
     let mut last = None;
-    for _ in 0..q.offset {
-        let from_a = match (head_a, head_b) {
+    let mut left = q.offset;
+    while left > 0 {
+        let (from_a, rest) = match (head_a, head_b) {
             (None, None) => return Ok(None),
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (Some(pa), Some(pb)) => (pa > pb) == desc,
+            (Some(_), None) => (true, true),
+            (None, Some(_)) => (false, true),
+            (Some(pa), Some(pb)) => ((pa > pb) == desc, false),
         };
-        if from_a {
-            last = head_a;
-            head_a = next(&mut a)?;
+        let (rows, head) = if from_a {
+            (&mut a, &mut head_a)
         } else {
-            last = head_b;
-            head_b = next(&mut b)?;
+            (&mut b, &mut head_b)
+        };
+        if rest {
+            // One arm is done: the rest are the other's next rows, stepped
+            // over unread but for the last.
+            for _ in 1..left - 1 {
+                if rows.next()?.is_none() {
+                    return Ok(None);
+                }
+            }
+            return if left == 1 { Ok(*head) } else { next(rows) };
         }
+        last = *head;
+        *head = next(rows)?;
+        left -= 1;
     }
     Ok(last)
 }
