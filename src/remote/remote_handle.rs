@@ -253,6 +253,11 @@ impl Bridge {
                 let _ = self.events.send(Arc::new(*event));
             }
             ServerMsg::Live { live } => {
+                // The kept overview predates this update: a dashboard that
+                // subscribes after it came, then asks for the overview, must
+                // get the engine's, which carries it (a held stream may say
+                // nothing more).
+                self.fresh = None;
                 let _ = self.live.send(Arc::new(*live));
             }
             ServerMsg::Overview {

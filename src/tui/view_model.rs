@@ -138,10 +138,17 @@ impl RunView {
         let page = std::mem::take(&mut self.page);
         let finished = std::mem::take(&mut self.finished);
         let spent = std::mem::take(&mut self.spent);
+        let live = std::mem::take(&mut self.live);
         *self = RunView::new(overview);
         self.page = page;
         self.finished = finished;
         self.spent = spent;
+        // What running attempts showed is sent once: an overview taken
+        // before the last update must not blank it. Ended attempts go with
+        // their events, or when a read shows them over.
+        for (key, shown) in live {
+            self.live.entry(key).or_insert(shown);
+        }
         self.version += 1;
     }
 

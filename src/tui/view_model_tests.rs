@@ -278,6 +278,18 @@ fn live_updates_fold_into_the_running_attempt_until_it_finishes() {
 }
 
 #[test]
+fn a_fresh_overview_keeps_what_running_attempts_showed() {
+    let run = StoredRun::sample();
+    let mut view = RunView::new(run.overview.clone());
+    view.set_page(run.page(want_all(Some("t-002"))), now());
+    assert!(view.apply_live(&live("t-002", "draft", 1, progress("Once upon", 2))));
+    // Taken before that update: it has no live progress.
+    view.set_overview(run.overview.clone());
+    let l = view.live("t-002", "draft").expect("kept");
+    assert_eq!(l.text, "Once upon");
+}
+
+#[test]
 fn the_detail_reads_the_selected_task_whole() {
     let run = StoredRun::sample();
     let mut view = RunView::new(run.overview.clone());
