@@ -627,27 +627,13 @@ fn both_arms<T>(
     read: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<Vec<T>> {
     let mut args = Vec::new();
-    let unfinished = arm_sql(
-        conn,
-        q,
-        Arm::Unfinished,
-        anchor,
-        now,
-        columns,
-        limit,
-        &mut args,
-    )?;
-    let finished = arm_sql(
-        conn,
-        q,
-        Arm::Finished,
-        anchor,
-        now,
-        columns,
-        limit,
-        &mut args,
-    )?;
-    let sql = elapsed::union(&unfinished, &finished);
+    let mut arms = Vec::new();
+    for arm in Arm::BOTH {
+        arms.push(arm_sql(
+            conn, q, arm, anchor, now, columns, limit, &mut args,
+        )?);
+    }
+    let sql = elapsed::union(&arms[0], &arms[1]);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), read)?;
     rows.collect()
